@@ -1,0 +1,118 @@
+"""Loading, validating and describing keras_trainer configs.
+
+Example:
+
+>>> from keras_trainer.config import load_config
+>>> config = load_config("config/model_config.json")
+>>> config.training.batch_size
+32
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Union
+
+from keras_trainer.config.fields import from_dict, json_schema_for, option, to_dict
+from keras_trainer.config.schema import (
+    CheckpointConfig,
+    DataConfig,
+    FeatureConfig,
+    LoggingConfig,
+    LRScheduleConfig,
+    ModelConfig,
+    OptimizerConfig,
+    OutputConfig,
+    RuntimeMetricSpec,
+    TrainerConfig,
+    TrainingConfig,
+)
+from keras_trainer.errors import ConfigError
+
+ConfigSource = Union[str, os.PathLike, dict, TrainerConfig]
+
+
+def read_json_file(path: Union[str, os.PathLike], what: str = "config") -> Any:
+    """Reads a JSON file; malformed JSON raises an error naming file, line and column.
+
+    Args:
+        path: The file to read.
+        what: What the file is, for messages ("config", "dataset").
+
+    Returns:
+        The parsed JSON value.
+
+    Raises:
+        ConfigError: the file is missing or is not valid JSON.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} path is a directory, not a file: {path}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"{path}:{error.lineno}:{error.colno}: malformed JSON in {what} file: {error.msg}"
+        ) from None
+
+
+def load_config(source: ConfigSource) -> TrainerConfig:
+    """Loads and validates a config from a JSON file path, a dict or a `TrainerConfig`.
+
+    Args:
+        source: Path to a JSON file, a dict with the same content, or a config.
+
+    Returns:
+        The validated `TrainerConfig`, defaults filled in.
+
+    Raises:
+        ConfigError: naming the file, or the key path and bad value.
+    """
+    if isinstance(source, TrainerConfig):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        data = read_json_file(source)
+        try:
+            return TrainerConfig.from_dict(data)
+        except ConfigError as error:
+            raise ConfigError(f"{os.fspath(source)}: {error}") from None
+    if isinstance(source, dict):
+        return TrainerConfig.from_dict(source)
+    raise ConfigError(
+        f"config must be a path to a JSON file, a dict or a TrainerConfig, got {type(source).__name__}"
+    )
+
+
+def json_schema() -> dict:
+    """Returns the JSON Schema of a whole config file, for editors and validators."""
+    schema = json_schema_for(TrainerConfig)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "keras_trainer config"
+    return schema
+
+
+__all__ = [
+    "CheckpointConfig",
+    "ConfigSource",
+    "DataConfig",
+    "FeatureConfig",
+    "LRScheduleConfig",
+    "LoggingConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "OutputConfig",
+    "RuntimeMetricSpec",
+    "TrainerConfig",
+    "TrainingConfig",
+    "from_dict",
+    "json_schema",
+    "json_schema_for",
+    "load_config",
+    "option",
+    "read_json_file",
+    "to_dict",
+]

@@ -1,0 +1,315 @@
+"""Declaring config options once: `option()` plus a validating dataclass reader.
+
+Every option of every config section is a dataclass field declared with
+`option(...)`, which records its default, description and constraints. From that
+single declaration the library derives:
+
+* validation of user dicts into dataclasses (`from_dict`), with errors that name the
+  key path (`model.hidden_layers[1]`) and the bad value, and suggest the closest
+  valid key for a misspelling;
+* serialization back to plain dicts (`to_dict`);
+* a JSON Schema for editors (`json_schema_for`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Literal, Union, get_args, get_origin
+
+from keras_trainer.errors import ConfigError
+
+_MISSING = dataclasses.MISSING
+
+
+def option(
+    default: Any = _MISSING,
+    *,
+    description: str,
+    default_factory: Any = _MISSING,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: float | None = None,
+    exclusive_maximum: float | None = None,
+    min_items: int | None = None,
+) -> Any:
+    """Declares one config option: its default, its documentation and its range.
+
+    Args:
+        default: The default value. Leave out for a required option.
+        description: One sentence for users; it goes into the JSON Schema and docs.
+        default_factory: For mutable defaults (lists, nested sections).
+        minimum: Smallest allowed number (inclusive); for lists, of each item.
+        maximum: Largest allowed number (inclusive); for lists, of each item.
+        exclusive_minimum: Values must be greater than this.
+        exclusive_maximum: Values must be smaller than this.
+        min_items: For lists, the fewest items allowed.
+
+    Returns:
+        A `dataclasses.field` carrying the metadata.
+    """
+    metadata = {
+        "description": description,
+        "minimum": minimum,
+        "maximum": maximum,
+        "exclusive_minimum": exclusive_minimum,
+        "exclusive_maximum": exclusive_maximum,
+        "min_items": min_items,
+    }
+    if default_factory is not _MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(annotation))
+    if origin in (list, tuple):
+        (item,) = get_args(annotation)[:1]
+        return f"a list of {_type_name(item)}"
+    if origin is dict:
+        return "an object"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(annotation))
+    if dataclasses.is_dataclass(annotation):
+        return "an object"
+    return {
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        str: "a string",
+        type(None): "null",
+        Any: "any value",
+    }.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _check_range(value: float, meta: dict, path: str) -> None:
+    bounds = (
+        ("minimum", lambda v, b: v >= b, "at least"),
+        ("maximum", lambda v, b: v <= b, "at most"),
+        ("exclusive_minimum", lambda v, b: v > b, "greater than"),
+        ("exclusive_maximum", lambda v, b: v < b, "less than"),
+    )
+    for key, ok, words in bounds:
+        bound = meta.get(key)
+        if bound is not None and not ok(value, bound):
+            if key == "exclusive_minimum" and bound == 0 and isinstance(value, int):
+                raise ConfigError(f"{path}: must be a positive integer, got {_describe(value)}")
+            raise ConfigError(f"{path}: must be {words} {bound}, got {_describe(value)}")
+
+
+def _convert(annotation: Any, value: Any, path: str, meta: dict) -> Any:
+    origin = get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        options = get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for candidate in options:
+            if candidate is type(None):
+                continue
+            try:
+                return _convert(candidate, value, path, meta)
+            except ConfigError as error:
+                errors.append(error)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"{path}: must be {_type_name(annotation)}, got {_describe(value)}")
+    if origin is Literal:
+        choices = get_args(annotation)
+        if value in choices and type(value) is type(choices[choices.index(value)]):
+            return value
+        hint = ""
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
+            if close:
+                hint = f" (did you mean {close[0]!r}?)"
+        raise ConfigError(
+            f"{path}: must be one of {', '.join(repr(c) for c in choices)}, "
+            f"got {_describe(value)}{hint}"
+        )
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: must be {_type_name(annotation)}, got {_describe(value)}")
+        min_items = meta.get("min_items")
+        if min_items is not None and len(value) < min_items:
+            raise ConfigError(
+                f"{path}: must have at least {min_items} item(s), got {_describe(value)}"
+            )
+        (item_type,) = get_args(annotation)[:1]
+        return [_convert(item_type, item, f"{path}[{i}]", meta) for i, item in enumerate(value)]
+    if origin is dict:
+        key_type, value_type = get_args(annotation)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: must be an object, got {_describe(value)}")
+        return {
+            _convert(key_type, k, f"{path}.{k}", {}): _convert(value_type, v, f"{path}.{k}", meta)
+            for k, v in value.items()
+        }
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, path)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: must be a boolean (true or false), got {_describe(value)}")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ConfigError(f"{path}: must be an integer, got {_describe(value)}")
+        _check_range(value, meta, path)
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: must be a number, got {_describe(value)}")
+        if value != value:
+            raise ConfigError(f"{path}: must be a number, got NaN")
+        _check_range(value, meta, path)
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: must be a string, got {_describe(value)}")
+        return value
+    raise TypeError(f"Unsupported config annotation {annotation!r} at {path}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_dict(cls: type, data: Any, path: str = "") -> Any:
+    """Validates `data` against the dataclass `cls` and builds an instance.
+
+    Args:
+        cls: A dataclass whose fields were declared with `option()`.
+        data: The user's dict (e.g. parsed JSON), or an instance of `cls`.
+        path: Key path of `data` inside the whole config, used in messages.
+
+    Returns:
+        An instance of `cls` with defaults filled in.
+
+    Raises:
+        ConfigError: naming the key path of the first problem found.
+    """
+    if isinstance(data, cls):
+        data = to_dict(data)
+    where = path or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be an object, got {_describe(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = _hints(cls)
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            valid = ", ".join(sorted(fields))
+            raise ConfigError(
+                f"{_join(path, key)}: unknown key{hint} (valid keys here: {valid})"
+            )
+    values = {}
+    for name, field in fields.items():
+        key_path = _join(path, name)
+        if name in data:
+            values[name] = _convert(hints[name], data[name], key_path, dict(field.metadata))
+        elif field.default is _MISSING and field.default_factory is _MISSING:
+            raise ConfigError(f"{key_path}: required key is missing")
+    instance = cls(**values)
+    validate = getattr(instance, "validate", None)
+    if validate is not None:
+        validate(path)
+    return instance
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def to_dict(instance: Any) -> dict:
+    """Returns the plain-JSON dict form of a config dataclass (all keys)."""
+    return dataclasses.asdict(instance)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _schema_for_type(annotation: Any, meta: dict) -> dict:
+    origin = get_origin(annotation)
+    schema: dict[str, Any]
+    if annotation is Any:
+        schema = {}
+    elif origin in (Union, types.UnionType):
+        schema = {"anyOf": [_schema_for_type(a, meta) for a in get_args(annotation)]}
+    elif origin is Literal:
+        schema = {"enum": list(get_args(annotation))}
+    elif origin in (list, tuple):
+        (item,) = get_args(annotation)[:1]
+        schema = {"type": "array", "items": _schema_for_type(item, meta)}
+        if meta.get("min_items") is not None:
+            schema["minItems"] = meta["min_items"]
+    elif origin is dict:
+        _, value_type = get_args(annotation)
+        schema = {"type": "object", "additionalProperties": _schema_for_type(value_type, meta)}
+    elif dataclasses.is_dataclass(annotation):
+        schema = json_schema_for(annotation)
+    elif annotation is type(None):
+        schema = {"type": "null"}
+    else:
+        schema = {
+            bool: {"type": "boolean"},
+            int: {"type": "integer"},
+            float: {"type": "number"},
+            str: {"type": "string"},
+        }[annotation]
+        if annotation in (int, float):
+            for key, json_key in (
+                ("minimum", "minimum"),
+                ("maximum", "maximum"),
+                ("exclusive_minimum", "exclusiveMinimum"),
+                ("exclusive_maximum", "exclusiveMaximum"),
+            ):
+                if meta.get(key) is not None:
+                    schema[json_key] = meta[key]
+    return schema
+
+
+def json_schema_for(cls: type) -> dict:
+    """Builds the JSON Schema (draft 2020-12) of a config dataclass."""
+    hints = _hints(cls)
+    properties = {}
+    required = []
+    for field in dataclasses.fields(cls):
+        meta = dict(field.metadata)
+        prop = _schema_for_type(hints[field.name], meta)
+        prop["description"] = meta.get("description", "")
+        if field.default is not _MISSING:
+            prop["default"] = field.default
+        elif field.default_factory is not _MISSING:
+            prop["default"] = _plain(field.default_factory())
+        else:
+            required.append(field.name)
+        properties[field.name] = prop
+    schema = {
+        "type": "object",
+        "description": (cls.__doc__ or "").strip().split("\n\n")[0],
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema

@@ -1,0 +1,400 @@
+"""The config schema: every option of keras_trainer, declared once.
+
+A config is a JSON object with the sections below. Seed 000's
+`config/model_config.json` (only `model` and `training`, a handful of keys) is a
+valid config as is: everything it leaves out has the documented default.
+
+Example:
+
+>>> config = TrainerConfig.from_dict({"model": {"input_dim": 12}})
+>>> config.model.hidden_layers
+[64, 32]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+from keras_trainer.config.fields import from_dict, json_schema_for, option, to_dict
+from keras_trainer.errors import ConfigError
+
+Activation = Literal[
+    "relu", "tanh", "sigmoid", "gelu", "elu", "selu", "swish", "silu", "leaky_relu", "linear"
+]
+OutputActivation = Literal["softmax", "sigmoid", "linear"]
+Initializer = Literal[
+    "glorot_uniform",
+    "glorot_normal",
+    "xavier",
+    "he_uniform",
+    "he_normal",
+    "he",
+    "orthogonal",
+    "lecun_normal",
+]
+
+
+class _Section:
+    """Mixin giving every config section `from_dict`, `to_dict` and `json_schema`."""
+
+    @classmethod
+    def from_dict(cls, data: dict, path: str = ""):
+        """Validates a plain dict into this section; see `fields.from_dict`."""
+        return from_dict(cls, data, path)
+
+    def to_dict(self) -> dict:
+        """Returns the section as a plain, JSON-ready dict with every key."""
+        return to_dict(self)
+
+    @classmethod
+    def json_schema(cls) -> dict:
+        """Returns the JSON Schema of this section."""
+        return json_schema_for(cls)
+
+    def replace(self, **changes):
+        """Returns a copy with `changes` applied and validated again."""
+        data = self.to_dict()
+        data.update(changes)
+        return type(self).from_dict(data)
+
+
+@dataclasses.dataclass
+class ModelConfig(_Section):
+    """The network: its type, its sizes and its layers."""
+
+    type: str = option(
+        "mlp",
+        description=(
+            "Model builder name. 'mlp' is the JIT strategy network (seed 000); "
+            "families register more (e.g. 'feed_forward', 'lstm', 'cnn_lstm')."
+        ),
+    )
+    input_dim: Optional[int] = option(
+        None,
+        exclusive_minimum=0,
+        description="Number of input features; null takes it from the data.",
+    )
+    hidden_layers: list[int] = option(
+        default_factory=lambda: [64, 32],
+        exclusive_minimum=0,
+        description="Units of each hidden Dense layer, input side first.",
+    )
+    output_dim: int = option(5, exclusive_minimum=0, description="Number of outputs (classes).")
+    activation: Activation = option("relu", description="Activation of the hidden layers.")
+    output_activation: OutputActivation = option(
+        "softmax", description="Activation of the output layer."
+    )
+    dropout: float = option(
+        0.0, minimum=0.0, exclusive_maximum=1.0, description="Dropout rate after each hidden layer."
+    )
+    batch_norm: bool = option(
+        False, description="Batch normalization after each hidden Dense layer (before activation)."
+    )
+    kernel_initializer: Initializer = option(
+        "glorot_uniform",
+        description="Weight initializer of Dense layers ('xavier' = glorot_uniform, 'he' = he_normal).",
+    )
+    lstm_hidden_size: int = option(
+        64, exclusive_minimum=0, description="LSTM units (sequence models only)."
+    )
+    lstm_num_layers: int = option(
+        2, exclusive_minimum=0, description="Stacked LSTM layers (sequence models only)."
+    )
+    lstm_bidirectional: bool = option(
+        False, description="Bidirectional LSTM layers (sequence models only)."
+    )
+    cnn_channels: list[int] = option(
+        default_factory=lambda: [32, 64],
+        exclusive_minimum=0,
+        description="Filters of each Conv1D layer (cnn_lstm only).",
+    )
+    cnn_kernel_sizes: list[int] = option(
+        default_factory=lambda: [3, 3],
+        exclusive_minimum=0,
+        description="Kernel size of each Conv1D layer (cnn_lstm only).",
+    )
+    sequence_length: Optional[int] = option(
+        None,
+        exclusive_minimum=0,
+        description="Time steps per input window (sequence models); null takes it from the data.",
+    )
+
+    def validate(self, path: str) -> None:
+        if len(self.cnn_channels) != len(self.cnn_kernel_sizes):
+            raise ConfigError(
+                f"{_at(path, 'cnn_kernel_sizes')}: must have one entry per cnn_channels entry "
+                f"({len(self.cnn_channels)}), got {len(self.cnn_kernel_sizes)}"
+            )
+
+
+@dataclasses.dataclass
+class OptimizerConfig(_Section):
+    """The Keras optimizer and its settings."""
+
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = option(
+        "adam", description="Keras optimizer."
+    )
+    weight_decay: float = option(
+        0.0,
+        minimum=0.0,
+        description="Decoupled weight decay applied by the optimizer; 0 means none.",
+    )
+    momentum: float = option(
+        0.0, minimum=0.0, exclusive_maximum=1.0, description="Momentum (sgd and rmsprop)."
+    )
+    nesterov: bool = option(False, description="Nesterov momentum (sgd).")
+    beta_1: float = option(
+        0.9, exclusive_minimum=0.0, exclusive_maximum=1.0, description="Adam beta_1."
+    )
+    beta_2: float = option(
+        0.999, exclusive_minimum=0.0, exclusive_maximum=1.0, description="Adam beta_2."
+    )
+    epsilon: float = option(1e-7, exclusive_minimum=0.0, description="Numerical epsilon.")
+
+    def validate(self, path: str) -> None:
+        if self.nesterov and self.name != "sgd":
+            raise ConfigError(f"{_at(path, 'nesterov')}: only the 'sgd' optimizer has Nesterov momentum")
+        if self.momentum and self.name not in ("sgd", "rmsprop"):
+            raise ConfigError(
+                f"{_at(path, 'momentum')}: only 'sgd' and 'rmsprop' take momentum, "
+                f"optimizer is {self.name!r}"
+            )
+
+
+@dataclasses.dataclass
+class LRScheduleConfig(_Section):
+    """How the learning rate changes during training."""
+
+    name: Literal[
+        "none", "reduce_on_plateau", "cosine", "step", "exponential", "warmup_cosine"
+    ] = option("none", description="Schedule kind.")
+    factor: float = option(
+        0.5,
+        exclusive_minimum=0.0,
+        exclusive_maximum=1.0,
+        description="reduce_on_plateau: multiply the LR by this on a plateau.",
+    )
+    patience: int = option(
+        5, minimum=0, description="reduce_on_plateau: epochs without improvement first."
+    )
+    min_lr: float = option(1e-6, minimum=0.0, description="reduce_on_plateau: lowest LR.")
+    decay_steps: Optional[int] = option(
+        None,
+        exclusive_minimum=0,
+        description=(
+            "step/exponential: optimizer steps per decay; cosine/warmup_cosine: steps "
+            "of the decay (null: all training steps)."
+        ),
+    )
+    decay_rate: float = option(
+        0.5,
+        exclusive_minimum=0.0,
+        maximum=1.0,
+        description="step/exponential: LR multiplier per decay_steps.",
+    )
+    alpha: float = option(
+        0.0, minimum=0.0, maximum=1.0, description="cosine: final LR as a fraction of the initial."
+    )
+    warmup_steps: int = option(
+        0, minimum=0, description="warmup_cosine: optimizer steps of linear warm-up from 0."
+    )
+
+    def validate(self, path: str) -> None:
+        if self.name == "warmup_cosine" and self.warmup_steps == 0:
+            raise ConfigError(
+                f"{_at(path, 'warmup_steps')}: warmup_cosine needs warmup_steps > 0, got 0"
+            )
+        if self.name == "step" and self.decay_steps is None:
+            raise ConfigError(f"{_at(path, 'decay_steps')}: the 'step' schedule needs decay_steps")
+
+
+@dataclasses.dataclass
+class CheckpointConfig(_Section):
+    """Crash-safe checkpoints of the best and the latest epoch."""
+
+    directory: Optional[str] = option(
+        None, description="Where checkpoints go; null turns checkpointing off."
+    )
+    monitor: str = option("val_loss", description="Metric that decides the best checkpoint.")
+    mode: Literal["auto", "min", "max"] = option(
+        "auto", description="Whether lower or higher `monitor` is better ('auto' guesses)."
+    )
+    max_checkpoints: int = option(
+        3, exclusive_minimum=0, description="How many latest-epoch checkpoints to keep."
+    )
+    save_best: bool = option(True, description="Keep a separate best checkpoint.")
+
+
+@dataclasses.dataclass
+class LoggingConfig(_Section):
+    """Training logs written next to the checkpoints."""
+
+    directory: Optional[str] = option(
+        None, description="Log folder; null uses the checkpoint directory, or no logs."
+    )
+    tensorboard: bool = option(False, description="Write TensorBoard event files.")
+    csv: bool = option(True, description="Write history.csv (one row per epoch).")
+    json_history: bool = option(True, description="Write history.json after each epoch.")
+
+
+@dataclasses.dataclass
+class TrainingConfig(_Section):
+    """How `fit` trains: batches, epochs, optimizer, schedule, loss and safety nets."""
+
+    batch_size: int = option(32, exclusive_minimum=0, description="Samples per batch.")
+    epochs: int = option(100, exclusive_minimum=0, description="Maximum number of epochs.")
+    validation_split: float = option(
+        0.2,
+        minimum=0.0,
+        exclusive_maximum=1.0,
+        description="Fraction of training data held out for validation when none is given.",
+    )
+    learning_rate: float = option(0.001, exclusive_minimum=0.0, description="Initial learning rate.")
+    early_stopping_patience: int = option(
+        10, minimum=0, description="Epochs without improvement before stopping; 0 turns it off."
+    )
+    early_stopping_monitor: str = option("val_loss", description="Metric watched by early stopping.")
+    early_stopping_min_delta: float = option(
+        0.0, minimum=0.0, description="Smallest change that counts as an improvement."
+    )
+    restore_best_weights: bool = option(
+        True, description="After early stopping, restore the weights of the best epoch."
+    )
+    optimizer: OptimizerConfig = option(
+        default_factory=OptimizerConfig, description="Optimizer settings."
+    )
+    lr_schedule: LRScheduleConfig = option(
+        default_factory=LRScheduleConfig, description="Learning-rate schedule."
+    )
+    loss: str = option(
+        "categorical_crossentropy",
+        description=(
+            "Loss by name: categorical_crossentropy, sparse_categorical_crossentropy, "
+            "binary_crossentropy, focal, mse, mae, l1, huber, or a registered custom loss."
+        ),
+    )
+    label_smoothing: float = option(
+        0.0, minimum=0.0, exclusive_maximum=1.0, description="Label smoothing (cross-entropy, focal)."
+    )
+    focal_gamma: float = option(2.0, minimum=0.0, description="Focusing parameter of the focal loss.")
+    huber_delta: float = option(1.0, exclusive_minimum=0.0, description="Delta of the Huber loss.")
+    loss_weights: Optional[list[float]] = option(
+        None, minimum=0.0, description="Per-output weights of a multi-task loss (one per output column)."
+    )
+    metrics: list[str] = option(
+        default_factory=lambda: ["accuracy"], description="Keras metrics reported during training."
+    )
+    seed: Optional[int] = option(
+        42, minimum=0, description="Seeds Python, NumPy and the backend; null leaves them random."
+    )
+    shuffle: bool = option(True, description="Shuffle training data each epoch.")
+    verbose: Literal[0, 1, 2] = option(
+        1, description="0 silent, 1 progress bar, 2 one line per epoch."
+    )
+    gradient_clip_norm: Optional[float] = option(
+        None, exclusive_minimum=0.0, description="Clip each gradient to this L2 norm."
+    )
+    gradient_clip_value: Optional[float] = option(
+        None, exclusive_minimum=0.0, description="Clip gradient elements to [-value, value]."
+    )
+    gradient_accumulation_steps: int = option(
+        1, exclusive_minimum=0, description="Batches whose gradients are averaged per optimizer step."
+    )
+    mixed_precision: Literal["off", "float16", "bfloat16"] = option(
+        "off", description="Compute dtype policy; float16 uses loss scaling."
+    )
+    checkpoint: CheckpointConfig = option(
+        default_factory=CheckpointConfig, description="Checkpoint settings."
+    )
+    logging: LoggingConfig = option(default_factory=LoggingConfig, description="Log settings.")
+    resume: bool = option(
+        False, description="Continue from the latest checkpoint in checkpoint.directory."
+    )
+
+    def validate(self, path: str) -> None:
+        if self.gradient_clip_norm is not None and self.gradient_clip_value is not None:
+            raise ConfigError(
+                f"{_at(path, 'gradient_clip_value')}: set either gradient_clip_norm or "
+                "gradient_clip_value, not both"
+            )
+        if self.resume and self.checkpoint.directory is None:
+            raise ConfigError(
+                f"{_at(path, 'resume')}: resume needs checkpoint.directory to be set"
+            )
+
+
+@dataclasses.dataclass
+class RuntimeMetricSpec(_Section):
+    """One runtime metric used as a feature."""
+
+    key: str = option(description="Key in each runtime-metrics dict.")
+    transform: Literal["identity", "log1p"] = option(
+        "identity", description="Applied before normalization; log1p suits times and counts."
+    )
+
+
+def _default_runtime_metrics() -> list[RuntimeMetricSpec]:
+    return [
+        RuntimeMetricSpec("exec_time_ns", "log1p"),
+        RuntimeMetricSpec("compile_time_ms", "log1p"),
+        RuntimeMetricSpec("code_size_bytes", "log1p"),
+    ]
+
+
+@dataclasses.dataclass
+class FeatureConfig(_Section):
+    """Which features the JIT strategy model sees (static IR features + runtime metrics)."""
+
+    static_features: Literal["default", "autophase"] = option(
+        "default",
+        description=(
+            "Static IR feature set: 'default' (9 features, see docs/features.md) or "
+            "'autophase' (the 56 Autophase features)."
+        ),
+    )
+    runtime_metrics: list[RuntimeMetricSpec] = option(
+        default_factory=_default_runtime_metrics,
+        description="Runtime metrics appended after the static features, in order.",
+    )
+
+
+@dataclasses.dataclass
+class DataConfig(_Section):
+    """Where the CLI's `train` reads its dataset."""
+
+    path: Optional[str] = option(
+        None, description="Dataset JSON; null uses the bundled sample dataset."
+    )
+    test_split: float = option(
+        0.2,
+        minimum=0.0,
+        exclusive_maximum=1.0,
+        description="Fraction held out (stratified) for the final evaluation.",
+    )
+
+
+@dataclasses.dataclass
+class OutputConfig(_Section):
+    """Where results are written."""
+
+    model_path: str = option(
+        "models/jit_optimizer.keras", description="Saved model (.keras or .h5)."
+    )
+
+
+@dataclasses.dataclass
+class TrainerConfig(_Section):
+    """A whole keras_trainer config file."""
+
+    model: ModelConfig = option(default_factory=ModelConfig, description="The network.")
+    training: TrainingConfig = option(default_factory=TrainingConfig, description="Training.")
+    features: FeatureConfig = option(
+        default_factory=FeatureConfig, description="JIT feature extraction."
+    )
+    data: DataConfig = option(default_factory=DataConfig, description="Dataset location.")
+    output: OutputConfig = option(default_factory=OutputConfig, description="Output paths.")
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
