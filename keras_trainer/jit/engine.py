@@ -75,13 +75,28 @@ class CompiledFunction:
         self.argtypes = argtypes
         self.compile_time_ms = compile_time_ms
         self.code_size_bytes = code_size_bytes
+        self.probabilities = None
 
-    def __call__(self, *args):
+    def convert(self, args) -> list:
+        """Python values for `args`, checked against the entry's parameters."""
         if len(args) != len(self.argtypes):
             raise DataError(
                 f"'@{self.entry}' takes {len(self.argtypes)} argument(s), got {len(args)}"
             )
-        return self.cfunc(*args)
+        converted = []
+        for position, (value, ctype) in enumerate(zip(args, self.argtypes)):
+            floating = ctype in (ctypes.c_double, ctypes.c_float)
+            try:
+                converted.append(float(value) if floating else int(value))
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"'@{self.entry}' argument {position}: expected "
+                    f"{'a float' if floating else 'an integer'}, got {value!r}"
+                ) from None
+        return converted
+
+    def __call__(self, *args):
+        return self.cfunc(*self.convert(args))
 
     def __repr__(self):
         return f"CompiledFunction(entry={self.entry!r}, strategy={self.strategy!r})"
