@@ -29,7 +29,6 @@ import numpy as np
 from keras_trainer.errors import CheckpointError, DataError, ModelError
 from keras_trainer.jit.engine import CompiledFunction, compile_ir
 from keras_trainer.jit.features import FeatureExtractor
-from keras_trainer.jit.ir import parse_ir
 from keras_trainer.jit.strategies import STRATEGY_NAMES, get_strategy
 from keras_trainer.jit.worker import time_call
 
@@ -153,7 +152,6 @@ class AdaptiveJIT:
         Raises:
             IRParseError, DataError: bad IR, missing entry, wrong arguments.
         """
-        parse_ir(ir_text, entry=entry)
         row, baseline = self.features(ir_text, entry, args)
         probabilities = self.predict(row)[0]
         choice = self.class_names[int(np.argmax(probabilities))]

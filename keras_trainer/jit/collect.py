@@ -212,6 +212,7 @@ def save_dataset(dataset: dict, path: str) -> str:
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(dataset, f, separators=(",", ":"))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -63,6 +63,7 @@ def measure(job: dict) -> dict:
     for position, name in enumerate(names):
         functions[name] = compile_ir(job["ir"], job["entry"], name,
                                      measure_code_size=position == 0)
+    args = functions[names[0]].convert(args)
     results = {}
     for name, function in functions.items():
         for _ in range(max(warmup, 1)):
