@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from keras_trainer.jit.collect import collect_dataset, save_dataset
+from keras_trainer.jit.collect import collect_dataset, label_samples, read_dataset, save_dataset
 from keras_trainer.jit.corpus import generate_corpus
 
 DEFAULT_OUTPUT = os.path.join(
@@ -33,7 +33,18 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
+    parser.add_argument("--tie-tolerance", type=float, default=0.02)
+    parser.add_argument("--tie-break", choices=["overall", "cheapest"], default="overall")
+    parser.add_argument("--relabel-only", action="store_true",
+                        help="recompute the labels of --output from its recorded timings")
     args = parser.parse_args(argv)
+    if args.relabel_only:
+        dataset = label_samples(read_dataset(args.output), args.tie_tolerance, args.tie_break)
+        save_dataset(dataset, args.output)
+        labels = collections.Counter(s["label_name"] for s in dataset["samples"])
+        print(f"relabelled {args.output}: labels {dict(labels)}, "
+              f"tie preference {dataset['metadata']['tie_preference']}")
+        return 0
     kernels = generate_corpus(args.count, seed=args.seed)
     start = time.time()
 
@@ -43,7 +54,7 @@ def main(argv=None) -> int:
 
     dataset = collect_dataset(
         kernels, repeats=args.repeats, warmup=args.warmup, timeout_s=args.timeout,
-        progress=progress,
+        tie_tolerance=args.tie_tolerance, tie_break=args.tie_break, progress=progress,
         metadata={"corpus_seed": args.seed, "corpus_count": args.count,
                   "generator": "scripts/make_sample_dataset.py",
                   "collection_seconds": None},

@@ -48,7 +48,10 @@ def register(subparsers) -> None:
     collect.add_argument("--repeats", type=int, default=5)
     collect.add_argument("--warmup", type=int, default=1)
     collect.add_argument("--timeout", type=float, default=60.0, help="seconds per module")
-    collect.add_argument("--tie-tolerance", type=float, default=0.02)
+    collect.add_argument("--tie-tolerance", type=float, default=0.02,
+                         help="relative margin within which strategies tie")
+    collect.add_argument("--tie-break", choices=["overall", "cheapest"], default="overall",
+                         help="who wins a tie: the best strategy overall, or the cheapest")
     collect.add_argument("--workers", type=int, default=1)
     collect.set_defaults(handler=run_collect)
 
@@ -83,11 +86,15 @@ def run_collect(args) -> int:
             raise DataError("nothing to collect: give .ll files and/or --corpus N")
 
         def progress(done, total, record):
-            status = record.get("label_name") or f"FAILED ({record.get('reason')})"
+            if "reason" in record:
+                status = f"FAILED ({record['reason']})"
+            else:
+                status = "fastest " + min(record["timings_ns"], key=record["timings_ns"].get)
             print(f"[{done}/{total}] {record['name']}: {status}", flush=True)
 
         dataset = collect_dataset(modules, repeats=args.repeats, warmup=args.warmup,
                                   timeout_s=args.timeout, tie_tolerance=args.tie_tolerance,
+                                  tie_break=args.tie_break,
                                   workers=args.workers, progress=progress)
         save_dataset(dataset, args.output)
     except KerasTrainerError as error:

@@ -7,7 +7,10 @@ median of `repeats` round-robin runs). The record keeps the runtime metrics
 of the O0 baseline (what a JIT knows before it chooses: `exec_time_ns`,
 `compile_time_ms`, `code_size_bytes`) and the label: the fastest strategy,
 where strategies within `tie_tolerance` of the fastest count as tied and the
-first of them in `STRATEGIES` order (the cheapest to compile) wins. A module
+tie goes to the strategy that is best over the whole collection (lowest
+geometric-mean slowdown; `tie_break="overall"`) or to the cheapest to compile
+(`tie_break="cheapest"`); without a tie rule, timing noise between near-equal
+strategies would decide the label. A module
 whose worker crashes, hangs past `timeout_s`, or whose strategies disagree is
 recorded under "failed" and the collection goes on.
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import json
+import math
 import os
 import platform
 import signal
@@ -64,8 +68,15 @@ def _module_fields(module, index: int) -> dict:
     }
 
 
-def choose_label(timings_ns: dict, strategies: list, tie_tolerance: float) -> int:
-    """Index of the fastest strategy; ties within `tie_tolerance` go to the earliest.
+def choose_label(timings_ns: dict, strategies: list, tie_tolerance: float,
+                 preference: Optional[list] = None) -> int:
+    """Index of the fastest strategy; ties within `tie_tolerance` go by `preference`.
+
+    Args:
+        timings_ns: strategy name -> median time.
+        strategies: names in label order.
+        tie_tolerance: relative margin within which strategies tie.
+        preference: names in tie-break order (default: `strategies` order).
 
     Example:
 
@@ -73,10 +84,54 @@ def choose_label(timings_ns: dict, strategies: list, tie_tolerance: float) -> in
     1
     """
     best = min(timings_ns[name] for name in strategies)
-    for index, name in enumerate(strategies):
+    for name in preference or strategies:
         if timings_ns[name] <= best * (1.0 + tie_tolerance):
-            return index
+            return strategies.index(name)
     raise AssertionError("unreachable: the best strategy is within tolerance of itself")
+
+
+def overall_preference(samples: list, strategies: list) -> list:
+    """Strategies ranked by geometric-mean slowdown against each sample's fastest.
+
+    The strategy that is best over the whole collection comes first; it wins
+    ties, so that a label departs from it only where another strategy is
+    really faster.
+    """
+    def slowdown(name):
+        return sum(math.log(r["timings_ns"][name] / max(1, min(r["timings_ns"].values())))
+                   for r in samples)
+
+    return sorted(strategies, key=lambda name: (slowdown(name), strategies.index(name)))
+
+
+def label_samples(dataset: dict, tie_tolerance: float = 0.02, tie_break: str = "overall") -> dict:
+    """(Re)computes every sample's label from its recorded timings, in place.
+
+    Args:
+        dataset: a dataset dict (from `collect_dataset` or `read_dataset`).
+        tie_tolerance: relative margin within which strategies tie.
+        tie_break: "overall" (ties go to the strategy with the lowest
+            geometric-mean slowdown over the whole dataset) or "cheapest"
+            (ties go to the earliest strategy, the cheapest to compile).
+
+    Returns:
+        The same dataset, with "label", "label_name" and the labelling rule
+        in its metadata.
+    """
+    if tie_break not in ("overall", "cheapest"):
+        raise DataError(f"tie_break must be 'overall' or 'cheapest', got {tie_break!r}")
+    if tie_tolerance < 0:
+        raise DataError(f"tie_tolerance must be >= 0, got {tie_tolerance}")
+    names = dataset["strategies"]
+    samples = dataset["samples"]
+    preference = overall_preference(samples, names) if tie_break == "overall" else list(names)
+    for record in samples:
+        record["label"] = choose_label(record["timings_ns"], names, tie_tolerance, preference)
+        record["label_name"] = names[record["label"]]
+    dataset.setdefault("metadata", {}).update(
+        {"tie_tolerance": tie_tolerance, "tie_break": tie_break, "tie_preference": preference}
+    )
+    return dataset
 
 
 def run_worker(job: dict, timeout_s: float) -> dict:
@@ -114,6 +169,7 @@ def collect_dataset(
     warmup: int = 1,
     timeout_s: float = 60.0,
     tie_tolerance: float = 0.02,
+    tie_break: str = "overall",
     workers: int = 1,
     progress: Optional[Callable[[int, int, dict], None]] = None,
     metadata: Optional[dict] = None,
@@ -128,16 +184,19 @@ def collect_dataset(
         repeats: timed runs per strategy (the median is kept).
         warmup: untimed runs per strategy before timing.
         timeout_s: wall-clock limit of one module's worker.
-        tie_tolerance: relative margin within which strategies tie (the
-            earliest in `strategies` wins).
+        tie_tolerance: relative margin within which strategies tie.
+        tie_break: who wins a tie, see `label_samples`.
         workers: modules measured at once (1 gives the least timing noise).
-        progress: called as `progress(done, total, record)` after each module.
+        progress: called as `progress(done, total, record)` after each module
+            (labels are set once all modules are measured).
         metadata: extra entries for the dataset's "metadata".
 
     Returns:
         The dataset dict (see the module docstring).
     """
     names = [get_strategy(s).name for s in (strategies or STRATEGY_NAMES)]
+    if tie_break not in ("overall", "cheapest"):
+        raise DataError(f"tie_break must be 'overall' or 'cheapest', got {tie_break!r}")
     if repeats < 1 or warmup < 0 or timeout_s <= 0 or tie_tolerance < 0 or workers < 1:
         raise DataError(
             "collect_dataset: need repeats >= 1, warmup >= 0, timeout_s > 0, "
@@ -154,11 +213,10 @@ def collect_dataset(
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for done, (job, outcome) in enumerate(pool.map(work, jobs), start=1):
             if outcome.get("ok"):
-                label = choose_label(outcome["timings_ns"], names, tie_tolerance)
                 record = {
                     "name": job["name"], "ir": job["ir"], "entry": job["entry"],
-                    "args": job["args"], "runtime": outcome["runtime"], "label": label,
-                    "label_name": names[label], "timings_ns": outcome["timings_ns"],
+                    "args": job["args"], "runtime": outcome["runtime"], "label": None,
+                    "label_name": None, "timings_ns": outcome["timings_ns"],
                     "compile_times_ms": outcome["compile_times_ms"],
                     "result": outcome["result"],
                 }
@@ -178,12 +236,12 @@ def collect_dataset(
         "llvm_version": _llvm_version(),
         "repeats": repeats,
         "warmup": warmup,
-        "tie_tolerance": tie_tolerance,
         "runtime_baseline": names[0],
     }
     info.update(metadata or {})
-    return {"format": DATASET_FORMAT, "strategies": names, "metadata": info,
-            "samples": samples, "failed": failed}
+    dataset = {"format": DATASET_FORMAT, "strategies": names, "metadata": info,
+               "samples": samples, "failed": failed}
+    return label_samples(dataset, tie_tolerance, tie_break)
 
 
 def _host_cpu() -> str:

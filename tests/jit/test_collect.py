@@ -6,7 +6,7 @@ import pytest
 
 from keras_trainer.errors import DataError
 from keras_trainer.jit.collect import (
-    DATASET_FORMAT, choose_label, collect_dataset, load_dataset, save_dataset,
+    DATASET_FORMAT, choose_label, collect_dataset, label_samples, load_dataset, save_dataset,
 )
 from keras_trainer.jit.strategies import STRATEGY_NAMES
 
@@ -71,6 +71,25 @@ def test_choose_label_prefers_the_earliest_within_tolerance():
     timings = {"O0": 100, "O1": 50, "O2": 49, "O3": 60, "O3-scalar": 70}
     assert choose_label(timings, STRATEGY_NAMES, 0.05) == 1
     assert choose_label(timings, STRATEGY_NAMES, 0.0) == 2
+
+
+def test_overall_tie_break_prefers_the_strategy_best_over_the_collection():
+    names = ["O0", "O1", "O2"]
+    dataset = {"strategies": names, "samples": [
+        {"timings_ns": {"O0": 300, "O1": 100, "O2": 101}},
+        {"timings_ns": {"O0": 300, "O1": 200, "O2": 100}},
+        {"timings_ns": {"O0": 300, "O1": 100, "O2": 100}},
+    ]}
+    labelled = label_samples(dataset, tie_tolerance=0.02, tie_break="overall")
+    assert labelled["metadata"]["tie_preference"] == ["O2", "O1", "O0"]
+    assert [s["label_name"] for s in labelled["samples"]] == ["O2", "O2", "O2"]
+    cheapest = label_samples(dataset, tie_tolerance=0.02, tie_break="cheapest")
+    assert [s["label_name"] for s in cheapest["samples"]] == ["O1", "O2", "O1"]
+
+
+def test_unknown_tie_break_raises_dataerror():
+    with pytest.raises(DataError, match="tie_break"):
+        label_samples({"strategies": ["O0"], "samples": []}, tie_break="random")
 
 
 def test_saved_dataset_loads_as_three_lists(dataset, tmp_path):
