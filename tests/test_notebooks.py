@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_env
 
 NOTEBOOKS = sorted(
     name for name in os.listdir(os.path.join(ROOT, "notebooks")) if name.endswith(".ipynb")
@@ -14,7 +14,9 @@ NOTEBOOKS = sorted(
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_executes(name):
+def test_notebook_executes(name, monkeypatch):
+    # The kernel is a new process: make it import this checkout, installed or not.
+    monkeypatch.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
     path = os.path.join(ROOT, "notebooks", name)
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
