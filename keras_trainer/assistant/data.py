@@ -91,12 +91,21 @@ def load_pairs(path: Union[str, os.PathLike, None] = None) -> list[tuple[str, st
 
 
 def encode_batch(
-    tokenizer: AssistantTokenizer, texts: Sequence[str], warn: bool = False, what: str = "text"
+    tokenizer: AssistantTokenizer,
+    texts: Sequence[str],
+    warn: bool = False,
+    what: str = "text",
+    length: int | None = None,
 ) -> np.ndarray:
-    """Encodes texts into a `(len(texts), max_length)` int32 array padded with `<PAD>`."""
-    array = np.full((len(texts), tokenizer.max_length), PAD_ID, dtype="int32")
-    for row, text in enumerate(texts):
-        ids = tokenizer.encode(text, warn=warn, what=what)
+    """Encodes texts into a `(len(texts), length)` int32 array padded with `<PAD>`.
+
+    Args:
+        length: Columns; None uses `tokenizer.max_length`. Must fit the longest text.
+    """
+    encoded = [tokenizer.encode(text, warn=warn, what=what) for text in texts]
+    length = tokenizer.max_length if length is None else length
+    array = np.full((len(texts), length), PAD_ID, dtype="int32")
+    for row, ids in enumerate(encoded):
         array[row, : len(ids)] = ids
     return array
 
@@ -111,14 +120,17 @@ def make_training_arrays(
         tokenizer: The tokenizer.
 
     Returns:
-        `(inputs, targets)`: inputs `{"query": (n, L), "response_in": (n, L)}` where
+        `(inputs, targets)`: inputs `{"query": (n, L), "response_in": (n, L)}`, with L
+        the longest encoded text (at most `max_length`), where
         `response_in` is `<SOS>` + response; targets `(n, L)` are response + `<EOS>`,
         both padded with `<PAD>` (id 0, ignored by loss and metrics).
     """
     if not pairs:
         raise DataError("no pairs to train on: the dataset is empty")
-    queries = encode_batch(tokenizer, [q for q, _ in pairs])
-    targets = encode_batch(tokenizer, [r for _, r in pairs])
+    # Pad to the longest text, not max_length: padded steps still cost time.
+    longest = max(len(tokenizer.encode(t)) for pair in pairs for t in pair)
+    queries = encode_batch(tokenizer, [q for q, _ in pairs], length=longest)
+    targets = encode_batch(tokenizer, [r for _, r in pairs], length=longest)
     response_in = np.full_like(targets, PAD_ID)
     response_in[:, 0] = SOS_ID
     # Shift right by one; the <EOS> of a full-length target drops off the input.

@@ -145,8 +145,10 @@ class DualBiasLSTM(keras.layers.Layer):
     def compute_output_spec(self, inputs, padding_mask=None):
         batch, time = inputs.shape[0], inputs.shape[1]
         seq = keras.KerasTensor((batch, time, self.units), dtype=inputs.dtype)
-        state = keras.KerasTensor((batch, self.units), dtype=inputs.dtype)
-        return seq, state, state
+        # Distinct objects: a functional graph tells outputs apart by identity.
+        h = keras.KerasTensor((batch, self.units), dtype=inputs.dtype)
+        c = keras.KerasTensor((batch, self.units), dtype=inputs.dtype)
+        return seq, h, c
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "go_backwards": self.go_backwards}
@@ -205,10 +207,9 @@ class BidirectionalEncoder(keras.layers.Layer):
     def compute_output_spec(self, inputs, padding_mask=None, training=None):
         batch, time = inputs.shape[0], inputs.shape[1]
         width = 2 * self.units
-        state = keras.KerasTensor((batch, width), dtype=inputs.dtype)
         return (
             keras.KerasTensor((batch, time, width), dtype=inputs.dtype),
-            [state] * (2 * self.num_layers),
+            [keras.KerasTensor((batch, width), dtype=inputs.dtype) for _ in range(2 * self.num_layers)],
         )
 
     def get_config(self):
@@ -412,10 +413,12 @@ class AttentionDecoder(keras.layers.Layer):
 
     def compute_output_spec(self, embedded, encoder_outputs, encoder_mask, states, training=None):
         batch, time = embedded.shape[0], embedded.shape[1]
-        state = keras.KerasTensor((batch, self.units), dtype=embedded.dtype)
         return (
             keras.KerasTensor((batch, time, self.units), dtype=embedded.dtype),
-            [state] * (2 * self.num_layers),
+            [
+                keras.KerasTensor((batch, self.units), dtype=embedded.dtype)
+                for _ in range(2 * self.num_layers)
+            ],
         )
 
     def get_config(self):
