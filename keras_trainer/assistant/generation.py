@@ -23,6 +23,13 @@ from keras_trainer.errors import DataError, ModelError
 _NEG_INF = -1e9
 
 
+def _never_pad_or_sos(logits):
+    """`<PAD>` and `<SOS>` are never generated: their logits drop to -1e9."""
+    vocab = ops.arange(ops.shape(logits)[-1], dtype="int32")
+    banned = ops.logical_or(ops.equal(vocab, PAD_ID), ops.equal(vocab, SOS_ID))
+    return ops.where(banned, _NEG_INF, logits)
+
+
 class _Generator(keras.Model):
     """Holds the trained layers (tracked, so compiled calls read their current
     weights) and the math of one inference step."""
@@ -52,7 +59,7 @@ class _Generator(keras.Model):
         )
         hidden = ops.relu(ops.matmul(out, self.output_hidden.kernel) + self.output_hidden.bias)
         logits = ops.matmul(hidden, self.output_logits.kernel) + self.output_logits.bias
-        return logits, states
+        return _never_pad_or_sos(logits), states
 
 
 class GreedyGenerator(_Generator):
@@ -197,6 +204,7 @@ def reference_greedy_decode(model: keras.Model, query_ids: np.ndarray, max_lengt
             ops.convert_to_numpy(t)
             for t in step([previous, query_ids, values, *states], training=False)
         ]
+        logits[:, [PAD_ID, SOS_ID]] = _NEG_INF
         chosen = np.where(done, PAD_ID, logits.argmax(-1)).astype("int32")
         tokens[:, i] = chosen
         done |= chosen == EOS_ID

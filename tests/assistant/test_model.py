@@ -15,7 +15,13 @@ from keras_trainer.assistant.model import (
 
 def _model(dropout=0.0, vocab=23):
     keras.utils.set_random_seed(0)
-    return build_assistant_model(AssistantConfig(embedding_dim=6, hidden_dim=5, dropout=dropout), vocab)
+    model = build_assistant_model(AssistantConfig(embedding_dim=6, hidden_dim=5, dropout=dropout), vocab)
+    # Zero-initialized biases behind a dead ReLU give exactly tied logits, and
+    # argmax and top_k may break ties differently; random biases rule ties out.
+    for name in ("output_hidden", "output_logits"):
+        bias = model.get_layer(name).bias
+        bias.assign(np.random.default_rng(2).normal(size=bias.shape).astype("float32"))
+    return model
 
 
 def _queries():
