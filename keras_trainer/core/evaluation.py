@@ -497,9 +497,11 @@ def compare_models(
 
     Example:
 
-    >>> table = compare_models({"small": small, "large": large}, x_test, y_test)
-    >>> table.best("f1_macro")
-    'large'
+    ```python
+    table = compare_models({"small": small, "large": large}, x_test, y_test)
+    print(table.to_text())
+    table.best("f1_macro")  # -> "large" (the name of the best model)
+    ```
     """
     _check_task(task)
     if not models:

@@ -117,6 +117,50 @@ class WeightedMultiTaskLoss(keras.losses.Loss):
         return config
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FocalLoss(keras.losses.CategoricalFocalCrossentropy):
+    """Categorical focal loss, `-sum_c y_c * alpha * (1 - p_c)**gamma * log(p_c)`.
+
+    Keras's `CategoricalFocalCrossentropy` with `alpha=1.0` by default: the
+    config has no class-balance knob, and with `alpha=1` the focal loss at
+    `gamma=0` is exactly categorical cross-entropy (Keras's default 0.25 only
+    rescales the loss, i.e. the effective learning rate).
+
+    Args:
+        alpha: Constant weight of every class term. Defaults to 1.0.
+        gamma: Focusing parameter; larger values down-weight easy samples.
+            Defaults to 2.0.
+        from_logits: Whether `y_pred` holds logits. Defaults to False.
+        label_smoothing: Smoothing of one-hot targets towards uniform, in [0, 1).
+        name: Loss name. Defaults to `"focal"`.
+        **kwargs: Passed to `CategoricalFocalCrossentropy` (reduction, axis, dtype).
+
+    Example:
+
+    >>> loss = FocalLoss(gamma=0.0)
+    >>> round(float(loss([[0.0, 1.0]], [[0.5, 0.5]])), 4)
+    0.6931
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        gamma: float = 2.0,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        name: str = "focal",
+        **kwargs,
+    ):
+        super().__init__(
+            alpha=alpha,
+            gamma=gamma,
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            name=name,
+            **kwargs,
+        )
+
+
 # Built-in losses: name -> factory(training_config, from_logits) -> Keras loss.
 def _cce(config, from_logits):
     return keras.losses.CategoricalCrossentropy(
@@ -135,11 +179,7 @@ def _bce(config, from_logits):
 
 
 def _focal(config, from_logits):
-    # alpha=1: the config has no class-balance knob, and with alpha=1 focal loss
-    # at gamma=0 is exactly categorical cross-entropy (Keras defaults to 0.25,
-    # which only rescales the loss, i.e. the effective learning rate).
-    return keras.losses.CategoricalFocalCrossentropy(
-        alpha=1.0,
+    return FocalLoss(
         gamma=config.focal_gamma,
         from_logits=from_logits,
         label_smoothing=config.label_smoothing,

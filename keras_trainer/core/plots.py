@@ -7,8 +7,10 @@ atomically.
 
 Example:
 
->>> plot_training_curves({"loss": [1.0, 0.6], "val_loss": [1.1, 0.8]}, "curves.png")
-'/.../curves.png'
+```python
+plot_training_curves(history, "runs/curves.png")  # a dict or a TrainingHistory
+plot_confusion_matrix(report, "runs/confusion.png")  # an EvaluationReport
+```
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ def plot_training_curves(history: Any, path: str) -> str:
     columns = min(panels, 3)
     rows = math.ceil(panels / columns)
     figure = _figure(4.5 * columns, 3.2 * rows)
+    from matplotlib.ticker import MaxNLocator  # importable once _figure succeeded
+
     axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
     for axis, base in zip(axes, order):
         for name in sorted(groups[base], key=lambda n: n.startswith("val_")):
@@ -104,6 +108,7 @@ def plot_training_curves(history: Any, path: str) -> str:
             axis.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=label)
         axis.set_title(base)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend()
     if learning_rates:
@@ -113,6 +118,7 @@ def plot_training_curves(history: Any, path: str) -> str:
             axis.set_yscale("log")
         axis.set_title("learning rate")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
     for axis in axes[panels:]:
         axis.set_visible(False)

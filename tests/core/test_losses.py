@@ -8,6 +8,7 @@ import pytest
 
 from keras_trainer.config.schema import TrainingConfig
 from keras_trainer.core.losses import (
+    FocalLoss,
     WeightedMultiTaskLoss,
     available_losses,
     get_loss,
@@ -65,6 +66,12 @@ def test_focal_loss_matches_numpy_formula():
     y = smooth(Y_ONEHOT, 0.05)
     expected = np.mean(np.sum(-y * (1 - PROBS) ** 2.0 * np.log(PROBS), axis=1))
     assert value(loss, Y_ONEHOT, PROBS) == pytest.approx(expected, rel=1e-5)
+
+
+def test_focal_loss_has_configured_gamma_and_unit_alpha():
+    loss = get_loss("focal", TrainingConfig(focal_gamma=1.5))
+    assert isinstance(loss, FocalLoss)
+    assert (loss.gamma, loss.alpha) == (1.5, 1.0)
 
 
 def test_focal_loss_with_gamma_zero_equals_cross_entropy():
@@ -194,22 +201,37 @@ def test_registered_losses_are_available_by_name():
 
 def _tiny_model():
     inputs = keras.Input(shape=(3,))
-    return keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
 
 
-@pytest.mark.parametrize("loss_name", ["test_double_mse", "test_scaled_mae", "weighted_mae"])
+@pytest.mark.parametrize(
+    "loss_name", ["test_double_mse", "test_scaled_mae", "weighted_mae", "focal"]
+)
 def test_model_compiled_with_registered_loss_survives_save_and_safe_load(tmp_path, loss_name):
     model = _tiny_model()
     loss = get_loss(loss_name, TrainingConfig(loss_weights=[1.0, 2.0, 0.5]))
+    targets = np.eye(3, dtype="float32")[Y_IDX % 3] if loss_name == "focal" else REG_PRED
     model.compile(optimizer="sgd", loss=loss)
-    expected = model.evaluate(REG_TRUE, REG_PRED, verbose=0)
+    expected = model.evaluate(REG_TRUE, targets, verbose=0)
     path = os.path.join(tmp_path, "model.keras")
     model.save(path)
     restored = keras.saving.load_model(path, safe_mode=True)
-    assert restored.evaluate(REG_TRUE, REG_PRED, verbose=0) == pytest.approx(expected, rel=1e-6)
+    assert restored.evaluate(REG_TRUE, targets, verbose=0) == pytest.approx(expected, rel=1e-6)
     restored_loss = restored.loss
     if loss_name == "test_double_mse":
         assert restored_loss is double_mse
     else:
         assert type(restored_loss) is type(loss)
         assert restored_loss.get_config() == loss.get_config()
+
+
+def test_registered_loss_survives_keras_trainer_persistence(tmp_path):
+    persistence = pytest.importorskip("keras_trainer.core.persistence")
+    model = _tiny_model()
+    model.compile(optimizer="sgd", loss=get_loss("test_scaled_mae"))
+    expected = model.evaluate(REG_TRUE, REG_PRED, verbose=0)
+    path = persistence.save_model(model, os.path.join(tmp_path, "model.keras"), metadata={"k": 1})
+    restored, metadata = persistence.load_model(path)
+    assert metadata["k"] == 1
+    assert isinstance(restored.loss, ScaledMAE)
+    assert restored.evaluate(REG_TRUE, REG_PRED, verbose=0) == pytest.approx(expected, rel=1e-6)
