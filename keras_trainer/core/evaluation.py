@@ -160,7 +160,8 @@ class EvaluationReport:
                 )
         if self.confusion_matrix is not None:
             names = self.class_names or [str(i) for i in range(len(self.confusion_matrix))]
-            cell = max(6, max(len(n) for n in names), max(len(str(v)) for r in self.confusion_matrix for v in r))
+            widest = max(len(str(v)) for row in self.confusion_matrix for v in row)
+            cell = max(6, widest, max(len(n) for n in names))
             lines += ["", "  confusion matrix (rows: true, columns: predicted)"]
             lines.append("  " + " " * cell + "  " + "  ".join(f"{n:>{cell}}" for n in names))
             for name, row in zip(names, self.confusion_matrix):
@@ -237,36 +238,53 @@ class ModelEvaluator:
         n_x = _n_samples(x)
         if n_x is not None and n_x != len(y_true):
             raise DataError(f"x has {n_x} samples but y_true has {len(y_true)}")
-        return self.evaluate_predictions(y_true, self.predict(x, batch_size=batch_size))
+        predictions = self.predict(x, batch_size=batch_size)
+        return self.evaluate_predictions(y_true, predictions, prediction_type="scores")
 
-    def evaluate_predictions(self, y_true: Any, y_pred: Any) -> EvaluationReport:
+    def evaluate_predictions(
+        self, y_true: Any, y_pred: Any, prediction_type: str = "auto"
+    ) -> EvaluationReport:
         """Scores predictions you already have.
 
         For classification, `y_pred` is one of: class scores or probabilities
         `(n, classes)` (ROC-AUC included; label = argmax); positive-class
         probabilities `(n,)` or `(n, 1)` of a binary problem (label = p > 0.5;
-        ROC-AUC included); or integer class labels `(n,)` (no ROC-AUC). A float
-        vector holding only whole numbers counts as labels.
+        ROC-AUC included); or integer class labels `(n,)` (no ROC-AUC).
 
         Args:
             y_true: Targets (see `evaluate`).
             y_pred: Predictions, as above.
+            prediction_type: How to read a single column of classification
+                predictions: `"scores"` (probabilities), `"labels"` (class
+                indices), or `"auto"` (default): labels if every value is a
+                whole number, else probabilities. Model outputs are `"scores"`,
+                so a saturated sigmoid that outputs exact 0.0/1.0 keeps its ROC-AUC.
 
         Returns:
             An `EvaluationReport`.
         """
+        if prediction_type not in ("auto", "scores", "labels"):
+            raise ConfigError(
+                f"prediction_type: unknown {prediction_type!r}; choose 'auto', 'scores' or 'labels'"
+            )
         y_true = _as_array(y_true, "y_true")
         y_pred = _as_array(y_pred, "y_pred")
         _same_length(y_true, y_pred)
         if self.task == "regression":
             return self._regression(y_true, y_pred)
-        return self._classification(y_true, y_pred)
+        return self._classification(y_true, y_pred, prediction_type)
 
-    def _classification(self, y_true: np.ndarray, y_pred: np.ndarray) -> EvaluationReport:
+    def _classification(
+        self, y_true: np.ndarray, y_pred: np.ndarray, prediction_type: str
+    ) -> EvaluationReport:
         truth = _class_indices(y_true)
         declared = len(self.class_names) if self.class_names else None
         scores = None
         if y_pred.ndim == 2 and y_pred.shape[1] > 1:
+            if prediction_type == "labels":
+                raise DataError(
+                    f"y_pred: labels must have shape (n,) or (n, 1), got {y_pred.shape}"
+                )
             scores = y_pred.astype(np.float64)
             labels = np.argmax(scores, axis=1)
             if declared is not None and declared != scores.shape[1]:
@@ -280,7 +298,13 @@ class ModelEvaluator:
                 raise DataError(
                     f"y_pred: expected (n,), (n, 1) or (n, classes), got shape {y_pred.shape}"
                 )
-            if _is_integral(flat):
+            if prediction_type == "auto":
+                as_labels = _is_integral(flat)
+            else:
+                as_labels = prediction_type == "labels"
+            if as_labels:
+                if not _is_integral(flat):
+                    raise DataError("y_pred: class labels must be whole numbers")
                 labels = flat.astype(np.int64)
                 if labels.size and labels.min() < 0:
                     raise DataError("y_pred: class labels must be non-negative integers")
@@ -518,7 +542,7 @@ def compare_models(
         start = time.perf_counter()
         predictions = evaluator.predict(x, batch_size=batch_size)
         seconds = time.perf_counter() - start
-        report = evaluator.evaluate_predictions(y, predictions)
+        report = evaluator.evaluate_predictions(y, predictions, prediction_type="scores")
         reports[name] = report
         rows.append(
             ComparisonRow(

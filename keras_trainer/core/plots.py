@@ -158,7 +158,10 @@ def plot_confusion_matrix(report: Any, path: str, normalize: bool = False) -> st
     image = axis.imshow(shown, cmap="Blues", vmin=0.0)
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     ticks = np.arange(len(names))
-    axis.set_xticks(ticks, labels=names, rotation=45 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+    crowded = len(names) > 4  # slant long tick labels so they do not overlap
+    axis.set_xticks(
+        ticks, labels=names, rotation=45 if crowded else 0, ha="right" if crowded else "center"
+    )
     axis.set_yticks(ticks, labels=names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")

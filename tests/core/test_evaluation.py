@@ -341,3 +341,32 @@ def test_plot_confusion_matrix_of_regression_report_is_a_data_error(tmp_path):
     report = ModelEvaluator(task="regression").evaluate_predictions([1.0, 2.0], [1.0, 2.5])
     with pytest.raises(DataError, match="no confusion matrix"):
         plot_confusion_matrix(report, str(tmp_path / "cm.png"))
+
+
+def test_saturated_binary_scores_keep_roc_auc_when_read_as_scores():
+    y = np.array([0, 1, 1, 0, 1])
+    p = np.array([0.0, 1.0, 1.0, 0.0, 0.0])
+    as_scores = ModelEvaluator().evaluate_predictions(y, p, prediction_type="scores")
+    assert as_scores.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
+    assert "roc_auc" not in ModelEvaluator().evaluate_predictions(y, p).metrics
+
+
+def test_labels_prediction_type_rejects_fractional_values():
+    with pytest.raises(DataError, match="whole numbers"):
+        ModelEvaluator().evaluate_predictions([0, 1], [0.2, 0.9], prediction_type="labels")
+
+
+def test_unknown_prediction_type_is_a_config_error():
+    with pytest.raises(ConfigError, match="prediction_type"):
+        ModelEvaluator().evaluate_predictions([0, 1], [0, 1], prediction_type="probs")
+
+
+def test_evaluate_binary_sigmoid_model_reports_roc_auc():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input(shape=(5,))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    y = (DATA_X[:, 0] > 0).astype(int)
+    report = ModelEvaluator(model, class_names=["down", "up"]).evaluate(DATA_X, y)
+    p = keras.ops.convert_to_numpy(model(DATA_X))[:, 0]
+    assert report.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-6)
+    assert report.metrics["accuracy"] == pytest.approx(np.mean((p > 0.5) == y))
