@@ -79,6 +79,13 @@ def _is_integral(array: np.ndarray) -> bool:
 def _class_indices(y_true: np.ndarray) -> np.ndarray:
     """One-hot (n, k) or indices (n,) / (n, 1) -> int indices (n,)."""
     if y_true.ndim == 2 and y_true.shape[1] > 1:
+        # One-hot (or label-smoothed) rows; anything else is not a class target.
+        if y_true.min() < 0 or y_true.max() > 1:
+            raise DataError(
+                f"y_true: a 2-D target (shape {y_true.shape}) must hold one-hot rows with values "
+                f"in [0, 1], got range [{y_true.min()}, {y_true.max()}]; regression targets need "
+                "task='regression'"
+            )
         return np.argmax(y_true, axis=1)
     if y_true.ndim == 2:
         y_true = y_true[:, 0]

@@ -298,8 +298,9 @@ def get_loss(
     Args:
         name_or_obj: A loss name (see `available_losses()`), a `keras.losses.Loss`
             instance or a callable `fn(y_true, y_pred)`; objects are returned as is.
-        training_config: A `TrainingConfig` for `label_smoothing`, `focal_gamma`,
-            `huber_delta` and `loss_weights`; `None` uses the defaults.
+        training_config: A `TrainingConfig` (or its dict form) for
+            `label_smoothing`, `focal_gamma`, `huber_delta` and `loss_weights`;
+            `None` uses the defaults.
         from_logits: Whether the model outputs logits rather than probabilities
             (cross-entropy and focal losses only).
 
@@ -316,10 +317,12 @@ def get_loss(
     >>> get_loss("huber").__class__.__name__
     'Huber'
     """
-    if training_config is None:
-        from keras_trainer.config.schema import TrainingConfig
+    from keras_trainer.config.schema import TrainingConfig
 
+    if training_config is None:
         training_config = TrainingConfig()
+    elif isinstance(training_config, dict):
+        training_config = TrainingConfig.from_dict(training_config, "training")
     if not isinstance(name_or_obj, str):
         if isinstance(name_or_obj, keras.losses.Loss) or callable(name_or_obj):
             return name_or_obj

@@ -183,6 +183,7 @@ def test_r2_of_exact_prediction_of_constant_target_is_one():
         ("classification", [0, 1], [0.4, 1.7], r"\[0, 1\]"),
         ("classification", [0, -1], [0, 1], "non-negative"),
         ("classification", [], [], "empty"),
+        ("classification", [[0.5, 2.0], [1.0, 0.0]], [0, 1], "one-hot rows"),
     ],
 )
 def test_bad_input_raises_data_error_naming_the_problem(task, y_true, y_pred, match):

@@ -235,3 +235,31 @@ def test_registered_loss_survives_keras_trainer_persistence(tmp_path):
     assert metadata["k"] == 1
     assert isinstance(restored.loss, ScaledMAE)
     assert restored.evaluate(REG_TRUE, REG_PRED, verbose=0) == pytest.approx(expected, rel=1e-6)
+
+
+def test_training_config_may_be_given_as_a_dict():
+    loss = get_loss("huber", {"huber_delta": 0.25})
+    assert isinstance(loss, keras.losses.Huber)
+    assert value(loss, [[0.0]], [[1.0]]) == pytest.approx(0.25 * 1.0 - 0.5 * 0.25**2)
+    with pytest.raises(ConfigError, match="training.huber_delta"):
+        get_loss("huber", {"huber_delta": -1.0})
+
+
+@pytest.mark.parametrize(
+    "loss_name, targets",
+    [
+        ("focal", np.eye(3, dtype="float32")[Y_IDX % 3]),
+        ("weighted_huber", REG_PRED),
+        ("test_double_mse", REG_PRED),
+    ],
+)
+def test_losses_train_a_model(loss_name, targets):
+    keras.utils.set_random_seed(0)
+    model = _tiny_model()
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=get_loss(loss_name, TrainingConfig(loss_weights=[1.0, 1.0, 1.0])),
+    )
+    history = model.fit(REG_TRUE, targets, epochs=3, batch_size=8, verbose=0).history["loss"]
+    assert np.all(np.isfinite(history))
+    assert history[-1] < history[0]
