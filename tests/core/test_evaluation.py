@@ -221,11 +221,17 @@ def test_report_round_trips_through_json_file_written_atomically(tmp_path):
     assert os.listdir(path.parent) == ["report.json"]  # no temporary file left behind
 
 
+def seeded(seed):
+    # Seeded initializers, not keras.utils.set_random_seed: that one imports
+    # TensorFlow when it is installed, costing seconds under jax and torch.
+    return keras.initializers.GlorotUniform(seed=seed)
+
+
 def tiny_classifier(hidden, seed):
-    keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(5,))
-    h = keras.layers.Dense(hidden, activation="relu")(inputs)
-    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h))
+    h = keras.layers.Dense(hidden, activation="relu", kernel_initializer=seeded(seed))(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax", kernel_initializer=seeded(seed + 1))(h)
+    return keras.Model(inputs, outputs)
 
 
 DATA_X = np.random.default_rng(9).normal(size=(30, 5)).astype("float32")
@@ -275,7 +281,6 @@ def test_compare_models_tabulates_scores_size_and_speed():
 
 
 def test_comparison_best_prefers_lower_errors_for_regression():
-    keras.utils.set_random_seed(0)
     x = DATA_X
     y = x[:, :1] * 2.0
     inputs = keras.Input(shape=(5,))
@@ -363,9 +368,9 @@ def test_unknown_prediction_type_is_a_config_error():
 
 
 def test_evaluate_binary_sigmoid_model_reports_roc_auc():
-    keras.utils.set_random_seed(3)
     inputs = keras.Input(shape=(5,))
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    output = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=seeded(3))(inputs)
+    model = keras.Model(inputs, output)
     y = (DATA_X[:, 0] > 0).astype(int)
     report = ModelEvaluator(model, class_names=["down", "up"]).evaluate(DATA_X, y)
     p = keras.ops.convert_to_numpy(model(DATA_X))[:, 0]
