@@ -398,6 +398,11 @@ def _n_samples(x: Any) -> Optional[int]:
     return None
 
 
+# Columns `ComparisonTable.to_text` shows by default (the full set is wide).
+_HEADLINE = (
+    "accuracy", "f1_macro", "f1_weighted", "roc_auc", "roc_auc_ovr_macro",
+    "mse", "mae", "rmse", "r2", "n_params", "inference_ms_per_sample",
+)
 # Scores where lower is better; every other score is better when higher.
 _LOWER_IS_BETTER = {"mse", "mae", "rmse", "n_params", "inference_seconds", "inference_ms_per_sample"}
 
@@ -477,9 +482,24 @@ class ComparisonTable:
             "reports": {name: report.to_dict() for name, report in self.reports.items()},
         }
 
-    def to_text(self) -> str:
-        """Returns the table as aligned plain text, one line per model."""
-        columns = self.columns()
+    def to_text(self, columns: Optional[Sequence[str]] = None) -> str:
+        """Returns the table as aligned plain text, one line per model.
+
+        Args:
+            columns: Which columns to show (see `columns()`); `None` shows the
+                headline scores, the parameter count and ms per sample.
+
+        Returns:
+            The table text.
+        """
+        available = self.columns()
+        if columns is None:
+            columns = [c for c in available if c in _HEADLINE]
+        unknown = [c for c in columns if c not in available]
+        if unknown:
+            raise ConfigError(
+                f"columns: unknown {unknown}; choose from {', '.join(available)}"
+            )
         name_width = max(5, max(len(row.name) for row in self.rows))
         widths = [max(10, len(c)) for c in columns]
         header = f"{'model':<{name_width}}  " + "  ".join(

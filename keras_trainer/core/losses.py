@@ -264,6 +264,13 @@ def register_loss(name: str) -> Callable[[Any], Any]:
         )
 
     def decorator(obj):
+        taken = keras.saving.get_registered_object(f"{_PACKAGE}>{name}")
+        if taken is not None and name not in _CUSTOM:
+            # e.g. "FocalLoss": replacing a library class would break loading its models.
+            raise ConfigError(
+                f"register_loss: {name!r} is already a registered keras_trainer object "
+                f"({getattr(taken, '__name__', taken)}); choose another name"
+            )
         if inspect.isclass(obj):
             if not issubclass(obj, keras.losses.Loss):
                 raise ConfigError(

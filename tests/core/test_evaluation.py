@@ -277,6 +277,10 @@ def test_compare_models_tabulates_scores_size_and_speed():
     assert table.best("accuracy") == expected_best
     text = table.to_text()
     assert "small" in text and "large" in text and "f1_macro" in text
+    assert "precision_weighted" not in text
+    assert "precision_weighted" in table.to_text(columns=["precision_weighted"])
+    with pytest.raises(ConfigError, match="unknown \\['speed'\\]"):
+        table.to_text(columns=["speed"])
     json.dumps(table.to_dict())
 
 

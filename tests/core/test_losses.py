@@ -166,6 +166,14 @@ def test_register_loss_rejects_builtin_name():
         register_loss("mse")
 
 
+def test_register_loss_rejects_names_of_library_objects():
+    with pytest.raises(ConfigError, match="already a registered keras_trainer object"):
+        register_loss("WeightedMultiTaskLoss")(lambda y_true, y_pred: y_pred)
+    assert keras.saving.get_registered_object("keras_trainer>WeightedMultiTaskLoss") is (
+        WeightedMultiTaskLoss
+    )
+
+
 def test_register_loss_rejects_non_loss_class():
     with pytest.raises(ConfigError, match="keras.losses.Loss"):
         register_loss("not_a_loss")(dict)
