@@ -20,13 +20,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from keras_trainer.core import scoring
-from keras_trainer.core._atomic import write_bytes_atomic
+from keras_trainer.core.atomic import write_text_atomic
 # Re-exported for convenience; matplotlib itself is imported only when plotting.
 from keras_trainer.core.plots import plot_confusion_matrix, plot_training_curves  # noqa: F401
 from keras_trainer.errors import ConfigError, DataError, ModelError
@@ -148,7 +149,8 @@ class EvaluationReport:
         Returns:
             The absolute path written.
         """
-        return write_bytes_atomic(path, (self.to_json() + "\n").encode("utf-8"))
+        write_text_atomic(path, self.to_json() + "\n")
+        return os.path.abspath(os.fspath(path))
 
     def to_text(self) -> str:
         """Returns a readable plain-text report with aligned tables."""

@@ -15,13 +15,13 @@ plot_confusion_matrix(report, "runs/confusion.png")  # an EvaluationReport
 
 from __future__ import annotations
 
-import io
 import math
+import os
 from typing import Any, Mapping
 
 import numpy as np
 
-from keras_trainer.core._atomic import write_bytes_atomic
+from keras_trainer.core.atomic import atomic_path
 from keras_trainer.errors import DataError
 
 # History keys that hold the learning rate rather than a metric.
@@ -42,9 +42,9 @@ def _figure(width: float, height: float):
 
 
 def _save_png(figure, path: str) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    return write_bytes_atomic(path, buffer.getvalue())
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", bbox_inches="tight")
+    return os.path.abspath(os.fspath(path))
 
 
 def _history_dict(history: Any) -> tuple[dict, list]:

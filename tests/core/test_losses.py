@@ -243,7 +243,7 @@ def test_registered_loss_survives_keras_trainer_persistence(tmp_path):
     model.compile(optimizer="sgd", loss=get_loss("test_scaled_mae"))
     expected = model.evaluate(REG_TRUE, REG_PRED, verbose=0)
     path = persistence.save_model(model, os.path.join(tmp_path, "model.keras"), metadata={"k": 1})
-    restored, metadata = persistence.load_model(path)
+    restored, metadata = persistence.load_model(path, compile=True)
     assert metadata["k"] == 1
     assert isinstance(restored.loss, ScaledMAE)
     assert restored.evaluate(REG_TRUE, REG_PRED, verbose=0) == pytest.approx(expected, rel=1e-6)
