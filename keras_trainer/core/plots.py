@@ -47,9 +47,11 @@ def _save_png(figure, path: str) -> str:
     return os.path.abspath(os.fspath(path))
 
 
-def _history_dict(history: Any) -> tuple[dict, list]:
-    """Splits a history into metric series and a learning-rate series."""
+def _history_dict(history: Any) -> tuple[dict, list, list]:
+    """Splits a history into metric series, a learning-rate series and epoch numbers."""
     learning_rates = list(getattr(history, "learning_rates", None) or [])
+    # TrainingHistory numbers epochs from 0 (a resumed run may not start at 0).
+    epochs = [int(e) + 1 for e in (getattr(history, "epochs", None) or [])]
     if hasattr(history, "history") and not isinstance(history, Mapping):
         history = history.history
     if not isinstance(history, Mapping):
@@ -69,7 +71,11 @@ def _history_dict(history: Any) -> tuple[dict, list]:
             series[str(name)] = array
     if not series or all(len(v) == 0 for v in series.values()):
         raise DataError("history: has no per-epoch values to plot")
-    return series, learning_rates
+    return series, learning_rates, epochs
+
+
+def _x(epochs: list, n: int) -> np.ndarray:
+    return np.asarray(epochs) if len(epochs) == n else np.arange(1, n + 1)
 
 
 def plot_training_curves(history: Any, path: str) -> str:
@@ -87,7 +93,7 @@ def plot_training_curves(history: Any, path: str) -> str:
     Returns:
         The absolute path written.
     """
-    series, learning_rates = _history_dict(history)
+    series, learning_rates, epochs = _history_dict(history)
     groups: dict[str, list[str]] = {}
     for name in series:
         base = name[4:] if name.startswith("val_") else name
@@ -105,7 +111,7 @@ def plot_training_curves(history: Any, path: str) -> str:
         for name in sorted(groups[base], key=lambda n: n.startswith("val_")):
             values = series[name]
             label = "validation" if name.startswith("val_") else "train"
-            axis.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=label)
+            axis.plot(_x(epochs, len(values)), values, marker="o", markersize=3, label=label)
         axis.set_title(base)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -113,7 +119,7 @@ def plot_training_curves(history: Any, path: str) -> str:
         axis.legend()
     if learning_rates:
         axis = axes[len(order)]
-        axis.plot(np.arange(1, len(learning_rates) + 1), learning_rates, color="tab:green")
+        axis.plot(_x(epochs, len(learning_rates)), learning_rates, color="tab:green")
         if min(learning_rates) > 0:
             axis.set_yscale("log")
         axis.set_title("learning rate")

@@ -310,11 +310,14 @@ def read_png_shape(path):
     return image.imread(path).shape
 
 
-class FakeTrainingHistory:
-    """Shaped like keras_trainer.core.fit.TrainingHistory."""
+def resumed_training_history():
+    from keras_trainer.core.history import TrainingHistory
 
-    history = {"loss": [1.0, 0.7, 0.5], "val_loss": [1.1, 0.8, 0.7], "accuracy": [0.4, 0.6, 0.7]}
-    learning_rates = [1e-3, 5e-4, 2.5e-4]
+    return TrainingHistory(
+        history={"loss": [1.0, 0.7, 0.5], "val_loss": [1.1, 0.8, 0.7], "accuracy": [0.4, 0.6, 0.7]},
+        epochs=[4, 5, 6],
+        learning_rates=[1e-3, 5e-4, 2.5e-4],
+    )
 
 
 def test_plot_training_curves_writes_a_png(tmp_path):
@@ -329,7 +332,7 @@ def test_plot_training_curves_writes_a_png(tmp_path):
 
 
 def test_plot_training_curves_accepts_a_training_history_object(tmp_path):
-    path = plot_training_curves(FakeTrainingHistory(), str(tmp_path / "history.png"))
+    path = plot_training_curves(resumed_training_history(), str(tmp_path / "history.png"))
     read_png_shape(path)
 
 
@@ -380,3 +383,4 @@ def test_evaluate_binary_sigmoid_model_reports_roc_auc():
     p = keras.ops.convert_to_numpy(model(DATA_X))[:, 0]
     assert report.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-6)
     assert report.metrics["accuracy"] == pytest.approx(np.mean((p > 0.5) == y))
+

@@ -274,3 +274,16 @@ def test_losses_train_a_model(loss_name, targets):
     history = model.fit(REG_TRUE, targets, epochs=3, batch_size=8, verbose=0).history["loss"]
     assert np.all(np.isfinite(history))
     assert history[-1] < history[0]
+
+
+def test_fit_selects_the_configured_loss_by_name():
+    from keras_trainer.core.fit import fit
+
+    model = _tiny_model()
+    config = TrainingConfig(
+        epochs=2, batch_size=8, verbose=0, loss="test_scaled_mae", metrics=[],
+        validation_split=0.0, early_stopping_patience=0,
+    )
+    history = fit(model, REG_TRUE, REG_PRED, config=config)
+    assert isinstance(model.loss, ScaledMAE)
+    assert len(history.history["loss"]) == 2
