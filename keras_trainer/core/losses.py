@@ -258,7 +258,7 @@ def register_loss(name: str) -> Callable[[Any], Any]:
     """
     if not isinstance(name, str) or not name:
         raise ConfigError(f"register_loss: the name must be a non-empty string, got {name!r}")
-    if name in _BUILTIN:
+    if name.lower() in _BUILTIN:  # built-in names match case-insensitively
         raise ConfigError(
             f"register_loss: {name!r} is a built-in loss name; choose another name"
         )
@@ -281,6 +281,11 @@ def register_loss(name: str) -> Callable[[Any], Any]:
             raise ConfigError(
                 f"register_loss({name!r}): expected a function or a keras.losses.Loss "
                 f"subclass, got {type(obj).__name__}"
+            )
+        elif getattr(obj, "__name__", "") == "<lambda>":
+            # Keras saves lambdas as bytecode, which safe_mode loading refuses.
+            raise ConfigError(
+                f"register_loss({name!r}): a lambda cannot be saved safely; define it with def"
             )
         keras.saving.register_keras_serializable(package=_PACKAGE, name=name)(obj)
         _CUSTOM[name] = obj

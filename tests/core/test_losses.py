@@ -161,9 +161,15 @@ def test_loss_objects_pass_through():
     assert get_loss(loss) is loss
 
 
-def test_register_loss_rejects_builtin_name():
+@pytest.mark.parametrize("name", ["mse", "Focal"])
+def test_register_loss_rejects_builtin_name(name):
     with pytest.raises(ConfigError, match="built-in"):
-        register_loss("mse")
+        register_loss(name)
+
+
+def test_register_loss_rejects_lambdas():
+    with pytest.raises(ConfigError, match="lambda"):
+        register_loss("test_lambda_loss")(lambda y_true, y_pred: y_pred)
 
 
 def test_register_loss_rejects_names_of_library_objects():
