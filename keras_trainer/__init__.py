@@ -1,4 +1,15 @@
-"""keras_trainer: config-driven training, tuning, export and serving of Keras 3 models."""
+"""keras_trainer: config-driven training, tuning, export and serving of Keras 3 models.
+
+Public names are imported on first use, so `import keras_trainer` stays cheap (the
+JIT data collector's worker processes import the package without Keras).
+
+Example:
+
+>>> from keras_trainer import ModelTrainer
+>>> trainer = ModelTrainer("config/model_config.json")
+"""
+
+import importlib
 
 from keras_trainer.errors import (
     BackendNotSupportedError,
@@ -14,3 +25,61 @@ from keras_trainer.errors import (
     TuningError,
 )
 from keras_trainer.version import __version__
+
+_EXPORTS = {
+    # config
+    "TrainerConfig": "keras_trainer.config",
+    "ModelConfig": "keras_trainer.config",
+    "TrainingConfig": "keras_trainer.config",
+    "FeatureConfig": "keras_trainer.config",
+    "load_config": "keras_trainer.config",
+    "json_schema": "keras_trainer.config",
+    # core
+    "fit": "keras_trainer.core.fit",
+    "compile_model": "keras_trainer.core.fit",
+    "TrainingHistory": "keras_trainer.core.history",
+    "CheckpointManager": "keras_trainer.core.checkpoints",
+    "save_model": "keras_trainer.core.persistence",
+    "load_model": "keras_trainer.core.persistence",
+    "read_metadata": "keras_trainer.core.persistence",
+    "set_seed": "keras_trainer.core.seeding",
+    "build_model": "keras_trainer.core.models",
+    "register_model_builder": "keras_trainer.core.models",
+    # JIT family
+    "ModelTrainer": "keras_trainer.trainer",
+    "FeatureExtractor": "keras_trainer.jit",
+    "AdaptiveJIT": "keras_trainer.jit",
+    "collect_dataset": "keras_trainer.jit",
+    "load_dataset": "keras_trainer.jit",
+    "generate_corpus": "keras_trainer.jit",
+    "STRATEGIES": "keras_trainer.jit",
+    "STRATEGY_NAMES": "keras_trainer.jit",
+}
+
+__all__ = sorted(_EXPORTS) + [
+    "BackendNotSupportedError",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "ExportError",
+    "InferenceError",
+    "IRParseError",
+    "KerasTrainerError",
+    "ModelError",
+    "TrainingError",
+    "TuningError",
+    "__version__",
+]
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keras_trainer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

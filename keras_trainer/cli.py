@@ -45,9 +45,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 def _dataset_path(path: Optional[str]) -> str:
     if path:
         return path
-    from keras_trainer.jit import data
+    from keras_trainer.jit import SAMPLE_DATASET_PATH
 
-    return data.SAMPLE_DATASET
+    return SAMPLE_DATASET_PATH
 
 
 def _print_metrics(title: str, metrics: dict) -> None:
@@ -58,7 +58,7 @@ def _print_metrics(title: str, metrics: dict) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from keras_trainer.config import load_config
-    from keras_trainer.jit.collect import load_dataset
+    from keras_trainer.jit.collect import load_dataset, read_dataset
     from keras_trainer.trainer import ModelTrainer
 
     config = load_config(args.config)
@@ -73,7 +73,8 @@ def _train(args: argparse.Namespace) -> int:
         training.verbose = 0
     config = load_config(config.to_dict())  # re-validate the overrides
     data_path = _dataset_path(args.data or config.data.path)
-    ir_samples, runtime_data, labels, class_names = load_dataset(data_path)
+    ir_samples, runtime_data, labels = load_dataset(data_path)
+    class_names = read_dataset(data_path)["strategies"]
     train_idx, test_idx = stratified_split(np.asarray(labels), config.data.test_split, training.seed or 0)
     pick = lambda items, idx: [items[i] for i in idx]  # noqa: E731
 
@@ -128,7 +129,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from keras_trainer.jit.collect import load_dataset
 
     trainer = _load_trainer(args.model)
-    ir_samples, runtime_data, labels, _ = load_dataset(_dataset_path(args.data))
+    ir_samples, runtime_data, labels = load_dataset(_dataset_path(args.data))
     X, y = trainer.prepare_training_data(ir_samples, runtime_data, labels, fit_normalizer=False)
     _print_metrics(f"metrics on {len(labels)} samples:", _classification_metrics(trainer, X, y))
     return 0
@@ -152,7 +153,7 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         from keras_trainer.jit.collect import load_dataset
 
-        ir_samples, runtime_data, _, _ = load_dataset(_dataset_path(args.data))
+        ir_samples, runtime_data, _ = load_dataset(_dataset_path(args.data))
         probabilities = trainer.predict_ir(ir_samples, runtime_data)
         names = [f"sample {i}" for i in range(len(probabilities))]
     for name, row in zip(names, probabilities):

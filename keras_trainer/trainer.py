@@ -204,6 +204,10 @@ class ModelTrainer:
             raise DataError("prepare_training_data needs at least one sample, got none")
         labels = one_hot(optimization_results, self.config.model.output_dim)
         features = self.extract_features(ir_samples, runtime_data)
+        from keras_trainer.jit.strategies import STRATEGY_NAMES
+
+        if len(STRATEGY_NAMES) == self.config.model.output_dim:
+            self.class_names = list(STRATEGY_NAMES)
         if fit_normalizer:
             self.fit_normalizer(features)
         return self.normalize(features), labels

@@ -12,8 +12,10 @@ which refuses to deserialize code (lambdas), and never unpickles.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
 import zipfile
 from typing import Any, Optional
 
@@ -115,6 +117,35 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable model file ({error})") from None
 
 
+def _model_config_text(path: str) -> str:
+    if path.endswith(".keras"):
+        with zipfile.ZipFile(path) as archive:
+            return archive.read("config.json").decode("utf-8")
+    with h5py.File(path, "r") as handle:
+        text = handle.attrs.get("model_config", "")
+        return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+
+
+def import_serializable_modules(path: str) -> list[str]:
+    """Imports the keras_trainer modules whose classes a saved model uses.
+
+    Keras records each layer's defining module in the file; registered classes
+    are found only once their module is imported. Only modules of this package
+    are imported, so a file cannot make the loader import anything else.
+
+    Returns:
+        The module names imported.
+    """
+    try:
+        text = _model_config_text(path)
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return []  # keras.saving.load_model reports the broken file
+    modules = sorted(set(re.findall(r'"module":\s*"(keras_trainer(?:\.\w+)+)"', text)))
+    for module in modules:
+        importlib.import_module(module)
+    return modules
+
+
 def load_model(
     path: str | os.PathLike, custom_objects: Optional[dict] = None, compile: bool = False
 ) -> tuple[keras.Model, dict[str, Any]]:
@@ -136,8 +167,7 @@ def load_model(
     """
     path = os.fspath(path)
     metadata = read_metadata(path)
-    import keras_trainer  # noqa: F401  registers the library's serializable classes
-
+    import_serializable_modules(path)
     try:
         model = keras.saving.load_model(
             path, custom_objects=custom_objects, compile=compile, safe_mode=True

@@ -28,11 +28,33 @@ def set_seed(seed: int | None) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
-    keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        keras.utils.set_random_seed(seed)
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+        return
+    _seed_keras_without_tensorflow(seed)
+    if backend == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def _seed_keras_without_tensorflow(seed: int) -> None:
+    # keras.utils.set_random_seed also seeds TensorFlow whenever it is installed,
+    # importing it (seconds, and hundreds of MB) under the JAX and torch backends
+    # that never use it. This sets the same Keras global state without that.
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.random import seed_generator
+        from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+    except ImportError:  # Keras moved its internals: fall back to the public API
+        keras.utils.set_random_seed(seed)
+        return
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
 
 
 def capture_rng_state() -> tuple[dict, dict[str, np.ndarray]]:

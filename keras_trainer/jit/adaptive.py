@@ -35,31 +35,9 @@ from keras_trainer.jit.worker import time_call
 
 def _load(path: str):
     """`(model, metadata)` through the library's one loader (safe mode, no pickle)."""
-    try:
-        from keras_trainer.core.persistence import load_model
-    except ImportError:
-        return _load_keras_file(path)
+    from keras_trainer.core.persistence import load_model
+
     return load_model(path)
-
-
-def _load_keras_file(path: str):
-    # Same file format as keras_trainer.core.persistence (metadata in the
-    # `.keras` zip as keras_trainer.json); used only where that module is absent.
-    import json
-    import zipfile
-
-    import keras
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            metadata = (json.loads(archive.read("keras_trainer.json"))
-                        if "keras_trainer.json" in names else {})
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{path}: cannot load model ({type(error).__name__}: {error})"
-                              ) from None
-    return model, metadata
 
 
 class AdaptiveJIT:

@@ -75,7 +75,7 @@ def test_each_optimizer_trains(rng, name):
     [
         ({"name": "cosine"}, lambda lr: lr[0] > lr[1] > lr[2]),
         ({"name": "exponential", "decay_steps": 2, "decay_rate": 0.5}, lambda lr: lr[0] > lr[1] > lr[2]),
-        ({"name": "step", "decay_steps": 10, "decay_rate": 0.5}, lambda lr: lr[0] == 5e-4 and lr[2] < lr[0]),
+        ({"name": "step", "decay_steps": 10, "decay_rate": 0.5}, lambda lr: lr[0] > lr[1] == lr[2]),
         ({"name": "warmup_cosine", "warmup_steps": 10}, lambda lr: lr[0] < lr[1] and lr[1] > lr[2]),
     ],
 )

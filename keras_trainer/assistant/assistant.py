@@ -1,0 +1,244 @@
+"""The assistant workflow: train from a config, save into one file, load, chat.
+
+Example:
+
+>>> assistant, history = train_assistant({"epochs": 60, "hidden_dim": 64})
+>>> assistant.save("models/assistant.keras")
+>>> assistant = load_assistant("models/assistant.keras")
+>>> generate_response(assistant, "What is keras_trainer?")
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Literal, Optional, Sequence, Union
+
+import keras
+import numpy as np
+
+from keras_trainer.assistant.config import (
+    AssistantConfig,
+    config_to_dict,
+    load_assistant_config,
+)
+from keras_trainer.assistant.data import encode_batch, load_pairs, make_training_arrays
+from keras_trainer.assistant.generation import BeamSearchGenerator, GreedyGenerator, check_query
+from keras_trainer.assistant.model import MaskedTokenAccuracy, assistant_loss, build_assistant_model
+from keras_trainer.assistant.tokenizer import AssistantTokenizer
+from keras_trainer.errors import CheckpointError, DataError, ModelError
+
+TASK = "assistant"
+
+
+class Assistant:
+    """A trained assistant: the Keras model, its tokenizer and its config.
+
+    Args:
+        model: The model from `build_assistant_model`.
+        tokenizer: The tokenizer whose vocabulary the model was trained on.
+        config: The config it was built with.
+    """
+
+    def __init__(self, model: keras.Model, tokenizer: AssistantTokenizer, config: AssistantConfig):
+        if model.get_layer("output_logits").units != tokenizer.vocab_size:
+            raise ModelError(
+                f"model predicts {model.get_layer('output_logits').units} tokens but the "
+                f"vocabulary has {tokenizer.vocab_size}"
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self._generators: dict[tuple, keras.Model] = {}
+
+    def metadata(self) -> dict[str, Any]:
+        """What `save` stores inside the model file next to the weights."""
+        return {
+            "task": TASK,
+            "tokenizer": self.tokenizer.get_config(),
+            "config": config_to_dict(self.config),
+        }
+
+    def save(self, path: Union[str, os.PathLike]) -> str:
+        """Writes model, vocabulary and config into one `.keras` file, atomically."""
+        from keras_trainer.core.persistence import save_model
+
+        return save_model(self.model, path, metadata=self.metadata())
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Validates queries and encodes them `(n, max_length)`; long ones are cut with a warning."""
+        for index, query in enumerate(queries):
+            check_query(query, index if len(queries) > 1 else None)
+        return encode_batch(self.tokenizer, list(queries), warn=True, what="query")
+
+    def generator(self, method: str = "greedy", max_length: int = 64, beam_width: int = 4):
+        """Returns the (cached) compiled generator model for these settings."""
+        if method not in ("greedy", "beam"):
+            raise ValueError(f"method must be 'greedy' or 'beam', got {method!r}")
+        if not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+        if method == "beam" and (not isinstance(beam_width, int) or beam_width < 1):
+            raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
+        key = (method, max_length, beam_width if method == "beam" else None)
+        if key not in self._generators:
+            if method == "greedy":
+                self._generators[key] = GreedyGenerator(self.model, max_length)
+            else:
+                self._generators[key] = BeamSearchGenerator(self.model, max_length, beam_width)
+        return self._generators[key]
+
+    def generate_ids(self, query_ids: np.ndarray, **settings) -> np.ndarray:
+        """Runs the compiled generator on encoded queries; returns `(n, max_length)` ids."""
+        generator = self.generator(**settings)
+        return np.asarray(keras.ops.convert_to_numpy(generator.predict_on_batch(query_ids)))
+
+    def generate_batch(
+        self,
+        queries: Sequence[str],
+        max_length: int = 64,
+        method: Literal["greedy", "beam"] = "greedy",
+        beam_width: int = 4,
+    ) -> list[str]:
+        """Answers several queries in one compiled decoding loop."""
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise DataError(f"queries must be a list of strings, got {type(queries).__name__}")
+        if not queries:
+            return []
+        ids = self.generate_ids(
+            self.encode_queries(queries), method=method, max_length=max_length, beam_width=beam_width
+        )
+        return [self.tokenizer.decode(row) for row in ids]
+
+
+def generate_response(
+    assistant: Assistant,
+    query: str,
+    max_length: int = 64,
+    method: Literal["greedy", "beam"] = "greedy",
+    beam_width: int = 4,
+) -> str:
+    """Answers one query.
+
+    Args:
+        assistant: A trained or loaded `Assistant`.
+        query: The question; words outside the vocabulary become `<UNK>`, a query
+            longer than `max_length` tokens is cut with a warning.
+        max_length: Most tokens in the answer.
+        method: "greedy" or "beam".
+        beam_width: Beams for "beam".
+
+    Returns:
+        The answer text.
+
+    Raises:
+        DataError: the query is empty or not a string.
+    """
+    if not isinstance(assistant, Assistant):
+        raise ModelError(
+            f"generate_response needs an Assistant (train_assistant or load_assistant), "
+            f"got {type(assistant).__name__}"
+        )
+    check_query(query)
+    return assistant.generate_batch([query], max_length, method, beam_width)[0]
+
+
+def generate_batch(assistant: Assistant, queries: Sequence[str], **settings) -> list[str]:
+    """Answers several queries at once; see `Assistant.generate_batch`."""
+    return assistant.generate_batch(queries, **settings)
+
+
+class _KeepBest(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch in memory and puts them back at the end."""
+
+    def __init__(self, monitor: str):
+        super().__init__()
+        self.monitor = monitor
+        self.best = np.inf
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value < self.best:
+            self.best = float(value)
+            self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def train_assistant(
+    config: Union[str, os.PathLike, dict, AssistantConfig, None] = None,
+    pairs: Optional[Sequence[tuple[str, str]]] = None,
+):
+    """Builds the vocabulary and model from `config` and trains through the shared fit.
+
+    Teacher forcing (the decoder reads the response shifted by one), a loss and
+    token accuracy that ignore `<PAD>`, gradient clipping (`gradient_clip_norm`,
+    1.0 by default), and the best epoch's weights kept (and written to
+    `checkpoint_dir/best.keras` with the vocabulary when a directory is set).
+
+    Args:
+        config: Path to `assistant_config.json`, a dict, or an `AssistantConfig`.
+        pairs: `(query, response)` pairs; None reads `config.data_path` (or the
+            bundled dataset).
+
+    Returns:
+        `(assistant, history)`: the trained `Assistant` and the `TrainingHistory`.
+    """
+    from keras_trainer.core.fit import fit
+    from keras_trainer.core.seeding import set_seed
+
+    config = load_assistant_config(config)
+    if pairs is None:
+        pairs = load_pairs(config.data_path)
+    pairs = list(pairs)
+    if not pairs:
+        raise DataError("no pairs to train on: the dataset is empty")
+    tokenizer = AssistantTokenizer.build(
+        [text for pair in pairs for text in pair], config.max_length, config.min_freq
+    )
+    x, y = make_training_arrays(pairs, tokenizer)
+    set_seed(config.seed)
+    model = build_assistant_model(config, tokenizer.vocab_size)
+    assistant = Assistant(model, tokenizer, config)
+    training = config.to_training_config()
+
+    def save_best(model_to_save, path):
+        Assistant(model_to_save, tokenizer, config).save(path)
+
+    history = fit(
+        model,
+        x,
+        y,
+        config=training,
+        loss=assistant_loss(),
+        metrics=[MaskedTokenAccuracy()],
+        callbacks=[_KeepBest(training.early_stopping_monitor)],
+        save_model_fn=save_best,
+    )
+    return assistant, history
+
+
+def load_assistant(path: Union[str, os.PathLike]) -> Assistant:
+    """Loads an assistant saved by `Assistant.save` (or a `best.keras` checkpoint).
+
+    Returns:
+        The `Assistant`, with model, tokenizer and config from the one file.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt, or not an assistant model.
+    """
+    from keras_trainer.core.persistence import load_model
+
+    model, metadata = load_model(path)
+    if metadata.get("task") != TASK or "tokenizer" not in metadata:
+        raise CheckpointError(
+            f"{os.fspath(path)}: not an assistant model file (metadata task="
+            f"{metadata.get('task')!r}); save it with Assistant.save"
+        )
+    tokenizer = AssistantTokenizer.from_config(metadata["tokenizer"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = load_assistant_config(metadata.get("config", {}))
+    return Assistant(model, tokenizer, config)

@@ -1,0 +1,432 @@
+"""Layers of the seq2seq assistant: PyTorch-shaped LSTMs, additive attention, decoder.
+
+The seed model is PyTorch; its LSTMs carry two bias vectors (`b_ih`, `b_hh`) and
+order gates input, forget, cell, output. `DualBiasLSTMCell` keeps exactly those
+parameters so the parameter count (and a weight copy from the seed) match.
+Recurrences run in `keras.ops.scan`, so they compile to one loop on JAX and
+TensorFlow; the input projections of all steps are one matmul outside the loop.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+_NEG = -1e9
+
+
+def _scan(step, init, xs, y_init, reverse=False):
+    """`keras.ops.scan` returning `(final_carry, stacked_y)` on every backend.
+
+    TensorFlow's scan wants each step's output shaped like the carry, so the
+    output rides in the carry and the stacked carries are dropped (XLA removes them).
+    """
+
+    def body(carry, x):
+        new_state, y = step(carry[0], x)
+        return (new_state, y), (new_state, y)
+
+    (final, _), (_, ys) = ops.scan(body, (init, y_init), xs, reverse=reverse)
+    return final, ys
+
+
+def _dropout_mask(generator, shape, rate, dtype):
+    """A 0 or 1/(1-rate) mask drawn outside any loop (RNG state cannot live in one)."""
+    keep = ops.greater_equal(keras.random.uniform(shape, seed=generator), rate)
+    return ops.cast(keep, dtype) / (1.0 - rate)
+
+
+@keras.saving.register_keras_serializable(package="keras_trainer")
+class DualBiasLSTMCell(keras.layers.Layer):
+    """One LSTM cell with PyTorch's parameters: `W_ih`, `W_hh`, `b_ih`, `b_hh`.
+
+    Args:
+        units: State width.
+
+    Example:
+
+    >>> cell = DualBiasLSTMCell(8)
+    >>> cell.build((None, 4))
+    >>> len(cell.trainable_weights)
+    4
+    """
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        bound = 1.0 / self.units**0.5
+        # PyTorch's LSTM init: every parameter uniform in +-1/sqrt(units).
+        init = keras.initializers.RandomUniform(-bound, bound)
+        gates = 4 * self.units
+        self.kernel = self.add_weight(shape=(input_dim, gates), initializer=init, name="kernel")
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, gates), initializer=init, name="recurrent_kernel"
+        )
+        self.input_bias = self.add_weight(shape=(gates,), initializer=init, name="input_bias")
+        self.recurrent_bias = self.add_weight(
+            shape=(gates,), initializer=init, name="recurrent_bias"
+        )
+
+    def project(self, inputs, kernel_rows=None):
+        """Input part of the gates, both biases included: `x @ W_ih + b_ih + b_hh`.
+
+        Args:
+            inputs: `(..., input_dim)`, or a slice of the input features.
+            kernel_rows: `(start, stop)` rows of the kernel matching a feature slice;
+                the biases are then left out (add them once with `project_bias`).
+        """
+        if kernel_rows is not None:
+            return ops.matmul(inputs, self.kernel[kernel_rows[0] : kernel_rows[1]])
+        return ops.matmul(inputs, self.kernel) + self.input_bias + self.recurrent_bias
+
+    def step(self, projected, h, c):
+        """One step from the projected input and the previous `(h, c)`."""
+        gates = projected + ops.matmul(h, self.recurrent_kernel)
+        i, f, g, o = ops.split(gates, 4, axis=-1)
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return h, c
+
+    def call(self, inputs, states):
+        return self.step(self.project(inputs), *states)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="keras_trainer")
+class DualBiasLSTM(keras.layers.Layer):
+    """A whole-sequence LSTM over `DualBiasLSTMCell`, skipping padded steps.
+
+    At a padded step (mask False) the state is carried unchanged and the output
+    is zero, so results do not depend on how much padding follows a text.
+
+    Args:
+        units: State width.
+        go_backwards: Run from the last step to the first (outputs stay in order).
+
+    Returns (from `call`):
+        `(outputs (batch, time, units), h, c)`.
+    """
+
+    def __init__(self, units: int, go_backwards: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.go_backwards = bool(go_backwards)
+        self.cell = DualBiasLSTMCell(units, name="cell")
+
+    def build(self, input_shape):
+        self.cell.build(input_shape)
+
+    def call(self, inputs, padding_mask=None):
+        batch = ops.shape(inputs)[0]
+        projected = ops.transpose(self.cell.project(inputs), (1, 0, 2))
+        if padding_mask is None:
+            padding_mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
+        keep = ops.expand_dims(ops.transpose(ops.cast(padding_mask, inputs.dtype), (1, 0)), -1)
+        zeros = ops.zeros((batch, self.units), dtype=inputs.dtype)
+
+        def body(carry, xs):
+            h, c = carry
+            x_t, m_t = xs
+            h_new, c_new = self.cell.step(x_t, h, c)
+            h = m_t * h_new + (1.0 - m_t) * h
+            c = m_t * c_new + (1.0 - m_t) * c
+            return (h, c), m_t * h_new
+
+        (h, c), outputs = _scan(
+            body, (zeros, zeros), (projected, keep), zeros, reverse=self.go_backwards
+        )
+        return ops.transpose(outputs, (1, 0, 2)), h, c
+
+    def compute_output_spec(self, inputs, padding_mask=None):
+        batch, time = inputs.shape[0], inputs.shape[1]
+        seq = keras.KerasTensor((batch, time, self.units), dtype=inputs.dtype)
+        # Distinct objects: a functional graph tells outputs apart by identity.
+        h = keras.KerasTensor((batch, self.units), dtype=inputs.dtype)
+        c = keras.KerasTensor((batch, self.units), dtype=inputs.dtype)
+        return seq, h, c
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "go_backwards": self.go_backwards}
+
+
+@keras.saving.register_keras_serializable(package="keras_trainer")
+class BidirectionalEncoder(keras.layers.Layer):
+    """Stacked bidirectional LSTM encoder, like `nn.LSTM(bidirectional=True, num_layers=n)`.
+
+    Args:
+        units: Width per direction.
+        num_layers: Stacked layers (seed: 2).
+        dropout: Dropout on the outputs of every layer but the last (PyTorch's rule).
+        seed: Seed of the dropout RNG.
+
+    Returns (from `call(embedded, padding_mask)`):
+        `(outputs (batch, time, 2*units), states)` where `states` is a list
+        `[h_1, c_1, ..., h_n, c_n]`, each `(batch, 2*units)`: the last forward and
+        backward states of each layer side by side, the decoder's initial state.
+    """
+
+    def __init__(self, units: int, num_layers: int = 2, dropout: float = 0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.num_layers = int(num_layers)
+        self.dropout = float(dropout)
+        self.seed = seed
+        self.forward_layers = [
+            DualBiasLSTM(units, name=f"forward_{i}") for i in range(self.num_layers)
+        ]
+        self.backward_layers = [
+            DualBiasLSTM(units, go_backwards=True, name=f"backward_{i}")
+            for i in range(self.num_layers)
+        ]
+        self.dropout_layer = keras.layers.Dropout(self.dropout, seed=seed)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for forward, backward in zip(self.forward_layers, self.backward_layers):
+            forward.build(shape)
+            backward.build(shape)
+            shape = shape[:-1] + (2 * self.units,)
+
+    def call(self, inputs, padding_mask=None, training=None):
+        states = []
+        x = inputs
+        for index, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
+            out_f, h_f, c_f = forward(x, padding_mask=padding_mask)
+            out_b, h_b, c_b = backward(x, padding_mask=padding_mask)
+            x = ops.concatenate([out_f, out_b], axis=-1)
+            states += [ops.concatenate([h_f, h_b], -1), ops.concatenate([c_f, c_b], -1)]
+            if index < self.num_layers - 1:
+                x = self.dropout_layer(x, training=training)
+        return x, states
+
+    def compute_output_spec(self, inputs, padding_mask=None, training=None):
+        batch, time = inputs.shape[0], inputs.shape[1]
+        width = 2 * self.units
+        return (
+            keras.KerasTensor((batch, time, width), dtype=inputs.dtype),
+            [keras.KerasTensor((batch, width), dtype=inputs.dtype) for _ in range(2 * self.num_layers)],
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_trainer")
+class AdditiveAttention(keras.layers.Layer):
+    """The seed's attention: `Dense(4h->h), tanh, Dropout, Dense(h->1)`, softmax over steps.
+
+    The first Dense reads `[decoder_state; encoder_output]`; its kernel is split in
+    two so the encoder half is applied once per text (`project_keys`) instead of
+    once per decoder step. Same parameters, same result.
+
+    Args:
+        units: The hidden width `h` (the seed's `hidden_dim`).
+        dropout: Dropout rate after the tanh.
+    """
+
+    def __init__(self, units: int, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.dropout = float(dropout)
+
+    def build(self, query_shape, value_shape=None):
+        query_dim = query_shape[-1]
+        value_dim = value_shape[-1] if value_shape is not None else query_dim
+        self.query_dim = query_dim
+        self.kernel = self.add_weight(
+            shape=(query_dim + value_dim, self.units),
+            initializer="glorot_uniform",
+            name="kernel",
+        )
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+        self.score_kernel = self.add_weight(
+            shape=(self.units, 1), initializer="glorot_uniform", name="score_kernel"
+        )
+        self.score_bias = self.add_weight(shape=(1,), initializer="zeros", name="score_bias")
+
+    def project_keys(self, values):
+        """Encoder half of the first Dense, bias included: `(batch, steps, units)`."""
+        return ops.matmul(values, self.kernel[self.query_dim :]) + self.bias
+
+    def attend(self, query, keys, values, mask, dropout_mask=None):
+        """Context vector and weights for one decoder state.
+
+        Args:
+            query: Decoder state `(batch, query_dim)`.
+            keys: `project_keys(values)`.
+            values: Encoder outputs `(batch, steps, value_dim)`.
+            mask: `(batch, steps)` bool, False at padding (weight exactly 0 there).
+            dropout_mask: Optional `(batch, steps, units)` scale after the tanh.
+
+        Returns:
+            `(context (batch, value_dim), weights (batch, steps))`.
+        """
+        q = ops.matmul(query, self.kernel[: self.query_dim])
+        energy = ops.tanh(keys + ops.expand_dims(q, 1))
+        if dropout_mask is not None:
+            energy = energy * dropout_mask
+        scores = ops.squeeze(ops.matmul(energy, self.score_kernel), -1) + self.score_bias
+        scores = ops.where(mask, scores, _NEG)
+        weights = ops.softmax(scores, axis=-1)
+        context = ops.squeeze(ops.matmul(ops.expand_dims(weights, 1), values), 1)
+        return context, weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package="keras_trainer")
+class AttentionDecoder(keras.layers.Layer):
+    """Stacked LSTM decoder fed `[token embedding; attention context]` at every step.
+
+    The seed's `nn.LSTM(embedding_dim + 2h, 2h, num_layers=2, dropout)` run one step
+    at a time: attention reads the top layer's previous state. With teacher forcing
+    all steps run inside one `keras.ops.scan`; a length-1 input runs one step
+    without a loop (the decoder-step model used for export and generation).
+
+    Args:
+        units: Decoder width (the seed's `2 * hidden_dim`).
+        attention_units: Attention hidden width (`hidden_dim`).
+        num_layers: Stacked layers (seed: 2).
+        dropout: Between the LSTM layers and inside the attention.
+        seed: Seed of the dropout RNG.
+
+    Returns (from `call(embedded, encoder_outputs, encoder_mask, states)`):
+        `(outputs (batch, time, units), new_states)`.
+    """
+
+    def __init__(
+        self, units: int, attention_units: int, num_layers: int = 2, dropout: float = 0.0,
+        seed=None, **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.attention_units = int(attention_units)
+        self.num_layers = int(num_layers)
+        self.dropout = float(dropout)
+        self.seed = seed
+        self.cells = [DualBiasLSTMCell(units, name=f"cell_{i}") for i in range(self.num_layers)]
+        self.attention = AdditiveAttention(attention_units, dropout, name="attention")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, embedded_shape, encoder_outputs_shape, encoder_mask_shape, states_shape):
+        self.embedding_dim = embedded_shape[-1]
+        value_dim = encoder_outputs_shape[-1]
+        self.attention.build((None, self.units), (None, None, value_dim))
+        self.cells[0].build((None, self.embedding_dim + value_dim))
+        for cell in self.cells[1:]:
+            cell.build((None, self.units))
+
+    def prepare(self, encoder_outputs):
+        """Per-text work done once: the attention keys."""
+        return self.attention.project_keys(encoder_outputs)
+
+    def project_embedding(self, embedded):
+        """Embedding half of the first cell's input projection, both biases included."""
+        cell = self.cells[0]
+        return (
+            cell.project(embedded, (0, self.embedding_dim)) + cell.input_bias + cell.recurrent_bias
+        )
+
+    def step(self, projected_embedding, states, keys, values, mask, dropout_masks=None):
+        """One decoder step.
+
+        Args:
+            projected_embedding: `project_embedding(embedded token)`, `(batch, 4*units)`.
+            states: `[h_1, c_1, ..., h_n, c_n]`.
+            keys, values, mask: from `prepare`, the encoder outputs and padding mask.
+            dropout_masks: None, or `(attention (batch, steps, att), between-layer
+                (batch, n-1, units))` scales.
+
+        Returns:
+            `(top output (batch, units), new states)`.
+        """
+        attention_drop, layer_drop = dropout_masks if dropout_masks is not None else (None, None)
+        query = states[2 * self.num_layers - 2]
+        context, _ = self.attention.attend(query, keys, values, mask, attention_drop)
+        first = self.cells[0]
+        x = projected_embedding + first.project(context, (self.embedding_dim, None))
+        new_states = []
+        for index, cell in enumerate(self.cells):
+            if index > 0:
+                if layer_drop is not None:
+                    h = h * layer_drop[:, index - 1]
+                x = cell.project(h)
+            h, c = cell.step(x, states[2 * index], states[2 * index + 1])
+            new_states += [h, c]
+        return h, new_states
+
+    def call(self, embedded, encoder_outputs, encoder_mask, states, training=None):
+        keys = self.prepare(encoder_outputs)
+        projected = self.project_embedding(embedded)
+        states = list(states)
+        masks = None
+        if training and self.dropout > 0:
+            batch, time = ops.shape(embedded)[0], ops.shape(embedded)[1]
+            steps = ops.shape(encoder_outputs)[1]
+            dtype = embedded.dtype
+            masks = (
+                _dropout_mask(
+                    self.seed_generator, (batch, time, steps, self.attention_units),
+                    self.dropout, dtype,
+                ),
+                _dropout_mask(
+                    self.seed_generator, (batch, time, max(self.num_layers - 1, 1), self.units),
+                    self.dropout, dtype,
+                ),
+            )
+        if embedded.shape[1] == 1:
+            step_masks = None if masks is None else (masks[0][:, 0], masks[1][:, 0])
+            out, states = self.step(
+                projected[:, 0], states, keys, encoder_outputs, encoder_mask, step_masks
+            )
+            return ops.expand_dims(out, 1), states
+
+        def body(carry, xs):
+            if masks is None:
+                x_t, step_masks = xs, None
+            else:
+                x_t, step_masks = xs[0], (xs[1], xs[2])
+            out, new = self.step(x_t, list(carry), keys, encoder_outputs, encoder_mask, step_masks)
+            return tuple(new), out
+
+        xs = ops.transpose(projected, (1, 0, 2))
+        if masks is not None:
+            xs = (
+                xs,
+                ops.transpose(masks[0], (1, 0, 2, 3)),
+                ops.transpose(masks[1], (1, 0, 2, 3)),
+            )
+        final, outputs = _scan(body, tuple(states), xs, ops.zeros_like(states[-2]))
+        return ops.transpose(outputs, (1, 0, 2)), list(final)
+
+    def compute_output_spec(self, embedded, encoder_outputs, encoder_mask, states, training=None):
+        batch, time = embedded.shape[0], embedded.shape[1]
+        return (
+            keras.KerasTensor((batch, time, self.units), dtype=embedded.dtype),
+            [
+                keras.KerasTensor((batch, self.units), dtype=embedded.dtype)
+                for _ in range(2 * self.num_layers)
+            ],
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "attention_units": self.attention_units,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "seed": self.seed,
+        }

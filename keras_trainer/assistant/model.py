@@ -1,0 +1,166 @@
+"""The seq2seq assistant network (seed 001), its loss and metric, and export views.
+
+`build_assistant_model` gives the teacher-forcing training model:
+`{"query": (batch, L), "response_in": (batch, L)} -> logits (batch, L, vocab)`.
+`build_encoder_model` and `build_decoder_step_model` are two further Keras models
+over the SAME layers (shared weights) that split generation into "encode once"
+and "one decoder step", the form ONNX export and external runtimes need.
+
+Example:
+
+>>> from keras_trainer.assistant.config import AssistantConfig
+>>> model = build_assistant_model(AssistantConfig(embedding_dim=8, hidden_dim=8), vocab_size=20)
+>>> model.output_shape
+(None, None, 20)
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_trainer.assistant.config import AssistantConfig
+from keras_trainer.assistant.layers import AttentionDecoder, BidirectionalEncoder
+from keras_trainer.assistant.tokenizer import PAD_ID
+from keras_trainer.errors import ModelError
+
+NUM_LAYERS = 2
+LAYER_NAMES = ("embedding", "embedding_dropout", "encoder", "decoder", "output_hidden",
+               "output_dropout", "output_logits")
+
+
+def build_assistant_model(config: AssistantConfig, vocab_size: int) -> keras.Model:
+    """Builds the training model: embedding, BiLSTM encoder, attention decoder, projection.
+
+    Args:
+        config: Sizes (`embedding_dim`, `hidden_dim`, `dropout`, `seed`).
+        vocab_size: Tokens in the vocabulary, special tokens included.
+
+    Returns:
+        A functional `keras.Model` named "assistant" returning logits.
+    """
+    if vocab_size < 5:
+        raise ModelError(f"vocab_size must be at least 5 (4 special tokens + 1), got {vocab_size}")
+    hidden = config.hidden_dim
+    seed = config.seed
+    query = keras.Input((None,), dtype="int32", name="query")
+    response_in = keras.Input((None,), dtype="int32", name="response_in")
+    embedding = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")
+    embedding_dropout = keras.layers.Dropout(config.dropout, seed=seed, name="embedding_dropout")
+    encoder = BidirectionalEncoder(hidden, NUM_LAYERS, config.dropout, seed=seed, name="encoder")
+    decoder = AttentionDecoder(
+        2 * hidden, hidden, NUM_LAYERS, config.dropout, seed=seed, name="decoder"
+    )
+    output_hidden = keras.layers.Dense(hidden, activation="relu", name="output_hidden")
+    output_dropout = keras.layers.Dropout(config.dropout, seed=seed, name="output_dropout")
+    output_logits = keras.layers.Dense(vocab_size, name="output_logits")
+
+    query_mask = ops.not_equal(query, PAD_ID)
+    encoder_outputs, states = encoder(embedding_dropout(embedding(query)), padding_mask=query_mask)
+    decoded, _ = decoder(
+        embedding_dropout(embedding(response_in)), encoder_outputs, query_mask, states
+    )
+    logits = output_logits(output_dropout(output_hidden(decoded)))
+    return keras.Model({"query": query, "response_in": response_in}, logits, name="assistant")
+
+
+def _layers(model: keras.Model):
+    try:
+        return [model.get_layer(name) for name in LAYER_NAMES]
+    except ValueError as error:
+        raise ModelError(f"not an assistant model (built by build_assistant_model): {error}") from None
+
+
+def build_encoder_model(model: keras.Model) -> keras.Model:
+    """The encoder half of `model`, sharing its weights.
+
+    Args:
+        model: A model from `build_assistant_model` (or `load_assistant`).
+
+    Returns:
+        `query (batch, L) int32 -> [encoder_outputs (batch, L, 2h), h_1, c_1, h_2, c_2]`.
+    """
+    embedding, _, encoder, *_ = _layers(model)
+    query = keras.Input((None,), dtype="int32", name="query")
+    outputs, states = encoder(embedding(query), padding_mask=ops.not_equal(query, PAD_ID))
+    return keras.Model(query, [outputs, *states], name="assistant_encoder")
+
+
+def build_decoder_step_model(model: keras.Model) -> keras.Model:
+    """One decoder step of `model`, sharing its weights.
+
+    Args:
+        model: A model from `build_assistant_model` (or `load_assistant`).
+
+    Returns:
+        `[token (batch, 1), query (batch, L), encoder_outputs, h_1, c_1, h_2, c_2]
+        -> [logits (batch, vocab), h_1, c_1, h_2, c_2]`; `query` only supplies the
+        padding mask.
+    """
+    embedding, _, encoder, decoder, output_hidden, _, output_logits = _layers(model)
+    width = decoder.units
+    token = keras.Input((1,), dtype="int32", name="token")
+    query = keras.Input((None,), dtype="int32", name="query")
+    encoder_outputs = keras.Input((None, 2 * encoder.units), name="encoder_outputs")
+    states = [
+        keras.Input((width,), name=f"{kind}_{i + 1}") for i in range(decoder.num_layers)
+        for kind in ("h", "c")
+    ]
+    decoded, new_states = decoder(
+        embedding(token), encoder_outputs, ops.not_equal(query, PAD_ID), states
+    )
+    logits = output_logits(output_hidden(decoded[:, 0]))
+    return keras.Model(
+        [token, query, encoder_outputs, *states], [logits, *new_states],
+        name="assistant_decoder_step",
+    )
+
+
+def assistant_loss() -> keras.losses.Loss:
+    """Token cross-entropy on logits that ignores `<PAD>` targets."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+
+
+@keras.saving.register_keras_serializable(package="keras_trainer")
+class MaskedTokenAccuracy(keras.metrics.Metric):
+    """Share of non-`<PAD>` target tokens whose argmax prediction is right.
+
+    Args:
+        name: Metric name (default "token_accuracy").
+    """
+
+    def __init__(self, name: str = "token_accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.correct = self.add_variable((), initializer="zeros", name="correct")
+        self.total = self.add_variable((), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        weight = ops.cast(ops.not_equal(y_true, PAD_ID), self.dtype)
+        if sample_weight is not None:
+            weight = weight * ops.cast(sample_weight, self.dtype)
+        hits = ops.cast(ops.equal(y_true, predicted), self.dtype) * weight
+        self.correct.assign_add(ops.sum(hits))
+        self.total.assign_add(ops.sum(weight))
+
+    def result(self):
+        return ops.divide_no_nan(self.correct, self.total)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+
+def seed_parameter_count(vocab_size: int, embedding_dim: int, hidden_dim: int) -> int:
+    """Trainable parameters of the seed's PyTorch `GenshinAssistant`, from its layer shapes."""
+    e, h, v = embedding_dim, hidden_dim, vocab_size
+
+    def lstm(inputs: int, units: int) -> int:  # W_ih, W_hh, b_ih, b_hh
+        return 4 * units * inputs + 4 * units * units + 8 * units
+
+    encoder = 2 * lstm(e, h) + 2 * lstm(2 * h, h)
+    decoder = lstm(e + 2 * h, 2 * h) + lstm(2 * h, 2 * h)
+    attention = (4 * h * h + h) + (h + 1)
+    output = (2 * h * h + h) + (h * v + v)
+    return v * e + encoder + decoder + attention + output
