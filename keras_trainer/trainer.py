@@ -309,6 +309,22 @@ class ModelTrainer:
         results = model.evaluate(X, y, batch_size=self.config.training.batch_size, verbose=0, return_dict=True)
         return {name: float(value) for name, value in results.items()}
 
+    def evaluation_report(self, test_data: tuple[Any, Any]):
+        """A full classification report (precision, recall, F1, ROC-AUC, confusion matrix).
+
+        Args:
+            test_data: `(X, y)` normalized features and labels, as for `evaluate`.
+
+        Returns:
+            A `keras_trainer.core.evaluation.EvaluationReport` with class names.
+        """
+        from keras_trainer.core.evaluation import ModelEvaluator
+
+        model = self._require_model()
+        X, y = self._split(test_data, "test_data")
+        evaluator = ModelEvaluator(model, task="classification", class_names=self.class_names)
+        return evaluator.evaluate(X, np.argmax(y, axis=-1), batch_size=self.config.training.batch_size)
+
     # -------------------------------------------------------------- prediction
     def serving_model(self) -> keras.Model:
         """The model that is saved: raw features -> normalization -> network."""

@@ -352,6 +352,11 @@ def get_loss(
                 f"training.label_smoothing: {training_config.label_smoothing} has no effect on "
                 f"loss {name!r}; it applies to {', '.join(_SMOOTHING)} (one-hot targets)"
             )
+        if training_config.loss_weights and not name.startswith("weighted_"):
+            raise ConfigError(
+                f"training.loss_weights: per-output weights have no effect on loss {name!r}; "
+                f"use a weighted loss ({', '.join(n for n in _BUILTIN if n.startswith('weighted_'))})"
+            )
         return _BUILTIN[name](training_config, from_logits)
     if name in _CUSTOM:
         obj = _CUSTOM[name]
