@@ -387,7 +387,15 @@ class AutoTrainer:
             logger.setLevel(logging.INFO)
         try:
             hypermodel = TunableModel(model_factory, config, objective, loss, metrics, returns)
-            self.tuner = self._make_tuner(hypermodel, objective, project)
+            try:
+                # KerasTuner builds a first model here to collect the search space.
+                self.tuner = self._make_tuner(hypermodel, objective, project)
+            except Exception as error:
+                if isinstance(error, (ConfigError, TuningError)):
+                    raise
+                raise TuningError(
+                    f"building the first model to declare the search space failed: {type(error).__name__}: {error}"
+                ) from error
             logger.info("search %s in %s: method=%s max_trials=%d objective=%s (%s)", project, self._project_dir,
                         config.search_method, config.max_trials, objective.name, objective.direction)
             try:

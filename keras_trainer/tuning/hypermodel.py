@@ -175,14 +175,14 @@ class TunableModel(keras_tuner.HyperModel):
         config = self.training_config(values, max(total, 1))
         loss, metrics = self.compile_arguments(model, y)
         extra: list[keras.callbacks.Callback] = []
+        trading = None
         if self.objective.kind == "trading":
             classification = isinstance(loss, str) and "crossentropy" in loss
-            extra.append(
-                TradingMetricCallback(
+            trading = TradingMetricCallback(
                     self.objective.metric, validation_data[0], self.val_returns, classification,
-                    self.config.annualization_factor, batch_size=max(int(values["batch_size"]), 256),
-                )
+                self.config.annualization_factor, batch_size=max(int(values["batch_size"]), 256),
             )
+            extra.append(trading)
         if self.config.early_stopping_patience > 0:
             extra.append(
                 keras.callbacks.EarlyStopping(
@@ -198,6 +198,9 @@ class TunableModel(keras_tuner.HyperModel):
             model, x, y, config=config, validation_data=validation_data,
             callbacks=[*extra, counter, *callbacks], loss=loss, metrics=metrics,
         )
+        # The core's history recorder runs before our callbacks, so trading values come from theirs.
+        if trading is not None:
+            history.history[self.objective.name] = list(trading.values)
         if self.objective.name not in history.history:
             raise TuningError(
                 f"the objective {self.objective.name!r} is not in the training logs "

@@ -181,11 +181,12 @@ class TradingMetricCallback(keras.callbacks.Callback):
         self.annualization_factor = annualization_factor
         self.batch_size = batch_size
         self._function = sharpe_ratio if metric == "sharpe" else sortino_ratio
+        self.values: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
         predictions = self.model.predict(self.x_val, batch_size=self.batch_size, verbose=0)
-        logs[f"val_{self.metric}"] = self._function(
-            predictions, self.returns, self.classification, self.annualization_factor
-        )
+        value = self._function(predictions, self.returns, self.classification, self.annualization_factor)
+        self.values.append(value)
+        logs[f"val_{self.metric}"] = value
