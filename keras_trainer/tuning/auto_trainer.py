@@ -46,9 +46,16 @@ def _slug(symbol: Optional[str]) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", symbol) if symbol else "default"
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*")
+
+
 def _last_line(message: Optional[str]) -> str:
-    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
+    """The `SomeError: message` line of a traceback (backends may append notes after it)."""
+    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line
+    return lines[-1] if lines else ""
 
 
 @dataclasses.dataclass
