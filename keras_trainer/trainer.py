@@ -31,6 +31,7 @@ from keras_trainer.core.history import TrainingHistory
 from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import ConfigError, DataError, ModelError
+from keras_trainer.tabular import builders as _tabular_builders  # noqa: F401  model.type lstm, ...
 
 NORMALIZATION_LAYER = "feature_normalization"
 TASK = "jit_strategy"

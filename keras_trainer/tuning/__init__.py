@@ -11,7 +11,7 @@ Example:
 """
 
 from keras_trainer.tuning.auto_trainer import AutoTrainer, TrialRecord, TrialTable, TuningResult
-from keras_trainer.tuning.config import AutoTrainerConfig, HyperparameterSpace, OptimizerType, TuningConfig
+from keras_trainer.config.tuning import AutoTrainerConfig, HyperparameterSpace, OptimizerType, TuningConfig
 from keras_trainer.tuning.hypermodel import TunableModel
 from keras_trainer.tuning.metrics import Objective, resolve_objective, sharpe_ratio, sortino_ratio
 

@@ -23,7 +23,7 @@ from keras_trainer.core.fit import fit
 from keras_trainer.errors import ConfigError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.factory import ModelFactory
-from keras_trainer.tuning.config import TuningConfig
+from keras_trainer.config.tuning import TuningConfig
 from keras_trainer.tuning.metrics import Objective, TradingMetricCallback
 
 ModelFactoryLike = Union[Callable[..., keras.Model], TabularModelConfig]

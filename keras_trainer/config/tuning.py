@@ -22,7 +22,7 @@ import dataclasses
 import enum
 from typing import Literal, Optional
 
-from keras_trainer.config import from_dict, json_schema_for, option, to_dict
+from keras_trainer.config.fields import from_dict, json_schema_for, option, to_dict
 from keras_trainer.errors import ConfigError
 
 
