@@ -257,10 +257,19 @@ class ModelTrainer:
             raise ModelError("no model yet: call create_model() or load_model() first")
         return self.model
 
+    @property
+    def is_classifier(self) -> bool:
+        """Whether targets are classes (a softmax head) rather than real values."""
+        return self.config.model.output_activation == "softmax"
+
     def _labels(self, y: Any, name: str) -> np.ndarray:
         y = np.asarray(y)
+        outputs = self.config.model.output_dim
+        if not self.is_classifier:
+            targets = as_feature_matrix(y.reshape(-1, 1) if y.ndim == 1 else y, outputs, name)
+            return targets
         if y.ndim == 1:
-            return one_hot(y.tolist(), self.config.model.output_dim, name)
+            return one_hot(y.tolist(), outputs, name)
         if y.ndim != 2 or y.shape[1] != self.config.model.output_dim:
             raise DataError(
                 f"{name}: expected one-hot labels of shape (n, {self.config.model.output_dim}) or "
@@ -324,7 +333,8 @@ class ModelTrainer:
         return {name: float(value) for name, value in results.items()}
 
     def evaluation_report(self, test_data: tuple[Any, Any]):
-        """A full classification report (precision, recall, F1, ROC-AUC, confusion matrix).
+        """A full evaluation report: for classes, precision, recall, F1, ROC-AUC and the
+        confusion matrix; for real-valued targets, MSE, MAE, RMSE and R2.
 
         Args:
             test_data: `(X, y)` normalized features and labels, as for `evaluate`.
@@ -336,6 +346,9 @@ class ModelTrainer:
 
         model = self._require_model()
         X, y = self._split(test_data, "test_data")
+        if not self.is_classifier:
+            evaluator = ModelEvaluator(model, task="regression")
+            return evaluator.evaluate(X, y, batch_size=self.config.training.batch_size)
         evaluator = ModelEvaluator(model, task="classification", class_names=self.class_names)
         return evaluator.evaluate(X, np.argmax(y, axis=-1), batch_size=self.config.training.batch_size)
 
