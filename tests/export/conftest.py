@@ -1,0 +1,58 @@
+"""Shared fixtures of the export tests.
+
+Building every model family under the active backend and converting them all
+in ONE TensorFlow subprocess (`export_onnx_many`) keeps these tests fast:
+starting TensorFlow and tf2onnx costs seconds per subprocess.
+"""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import export_models
+from keras_trainer.export import ExportRequest, export_onnx_many
+
+# Models passed as objects (their custom-layer modules are found from the
+# layers); the others are saved to `.keras` first and exported from the path.
+_EXPORT_AS_OBJECT = {"jit_mlp", "seq2seq_decoder_step"}
+
+
+@dataclasses.dataclass
+class ExportedModel:
+    name: str
+    model: keras.Model
+    example: list
+    keras_outputs: list
+    keras_path: str
+    onnx_path: str
+
+
+@pytest.fixture(scope="session")
+def exported_models(tmp_path_factory):
+    """Every family built (seeded) under the active backend and exported to ONNX."""
+    keras.utils.set_random_seed(7)
+    directory = tmp_path_factory.mktemp("export")
+    rng = np.random.default_rng(7)
+    built, requests = {}, []
+    for name, builder in export_models.BUILDERS.items():
+        model, example = builder(rng)
+        keras_path = os.path.join(directory, f"{name}.keras")
+        model.save(keras_path)
+        onnx_path = os.path.join(directory, f"{name}.onnx")
+        metadata = None
+        if name == "jit_mlp":
+            metadata = {
+                "task": "jit_strategy",
+                "feature_names": [f"f{i}" for i in range(12)],
+                "class_names": ["O0", "O1", "O2", "O3", "O3_vectorize"],
+            }
+        source = model if name in _EXPORT_AS_OBJECT else keras_path
+        requests.append(ExportRequest(source, onnx_path, metadata=metadata))
+        built[name] = ExportedModel(
+            name, model, example, export_models.keras_outputs(model, example), keras_path, onnx_path
+        )
+    export_onnx_many(requests)
+    return built
