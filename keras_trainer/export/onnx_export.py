@@ -145,7 +145,8 @@ def _run_worker(job_path, result_path, workdir, timeout):
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env["CUDA_VISIBLE_DEVICES"] = ""  # Conversion needs no GPU; do not grab one.
     # The worker must import the same modules (keras_trainer, custom layers).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    # Made absolute because the worker runs in another directory.
+    env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p or os.curdir) for p in sys.path)
     command = [sys.executable, "-m", "keras_trainer.export._tf_worker", job_path, result_path]
     try:
         process = subprocess.run(

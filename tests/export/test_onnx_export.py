@@ -44,10 +44,11 @@ def test_batch_dimension_is_dynamic(exported_models, family):
     for rows in (1, 4):
         arrays = [a[:rows] for a in exported.example]
         outputs = session.run(None, _feed(session, arrays))
-        expected = export_models.keras_outputs(exported.model, arrays)
-        for onnx_out, keras_out in zip(outputs, expected):
+        # Rows are independent in inference mode, so Keras' outputs for the
+        # first rows are the first rows of its outputs for the whole batch.
+        for onnx_out, keras_out in zip(outputs, exported.keras_outputs):
             assert onnx_out.shape[0] == rows
-            np.testing.assert_allclose(onnx_out, keras_out, atol=1e-5, rtol=0)
+            np.testing.assert_allclose(onnx_out, keras_out[:rows], atol=1e-5, rtol=0)
 
 
 def test_sequence_length_of_encoder_is_dynamic(exported_models):
