@@ -82,14 +82,27 @@ def main():
         out = out[0] if isinstance(out, list) else getattr(out, "prediction", out)
         assert np.max(np.abs(np.asarray(out) - reference)) <= 1e-5, name
 
-    results = {}
+    # Engines take turns in rounds so that a change of machine load during the
+    # run (other processes) affects them all alike and the ratios stay fair.
+    rounds = 10
     for name, (fn, iterations) in engines.items():
-        latencies = measure(fn, x1, iterations, warm_up=max(20, iterations // 20))
-        batch = measure(fn, x1024, max(20, iterations // 30), warm_up=5)
+        measure(fn, x1, 0, warm_up=max(20, iterations // 20))
+        measure(fn, x1024, 0, warm_up=5)
+    single = {name: [] for name in engines}
+    batched = {name: [] for name in engines}
+    for _ in range(rounds):
+        for name, (fn, iterations) in engines.items():
+            single[name].append(measure(fn, x1, iterations // rounds, warm_up=2))
+            batched[name].append(measure(fn, x1024, max(2, iterations // 30 // rounds), warm_up=1))
+    results = {}
+    for name in engines:
+        latencies = np.concatenate(single[name])
+        batch = np.concatenate(batched[name])
         results[name] = {
             "p50_us": float(np.percentile(latencies, 50)),
             "p99_us": float(np.percentile(latencies, 99)),
             "throughput_1024_per_s": float(1024 / (np.median(batch) / 1e6)),
+            "samples": int(latencies.size),
         }
 
     ref = results["model.predict"]

@@ -10,6 +10,7 @@ library's errors, and both record the latency of every call.
 import dataclasses
 import enum
 import logging
+import math
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -35,7 +36,7 @@ class InferenceBackend(enum.Enum):
     KERAS = "keras"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class InferenceResult:
     """The output of one inference.
 
@@ -289,7 +290,8 @@ class CompiledInferenceLayer:
             InferenceError: no model is loaded, or the run fails.
         """
         start = time.perf_counter_ns()
-        self._require_model()
+        if self._run is None:
+            self._require_model()
         arrays = self._prepare(features)
         outputs = self._execute(arrays)
         prediction = self._package(outputs)
@@ -401,6 +403,41 @@ class CompiledInferenceLayer:
 
 
 def _check_array(value: Any, spec: _InputSpec) -> np.ndarray:
+    # Fast path first: this runs on every call, where microseconds matter.
+    if type(value) is np.ndarray and value.dtype == spec.dtype:
+        array = value
+    else:
+        array = _convert_array(value, spec)
+    if array.ndim == len(spec.shape) - 1 and len(spec.shape) == 2:
+        array = array[np.newaxis]  # One row given without its batch axis.
+    shape = array.shape
+    if len(shape) != len(spec.shape) or (
+        shape[1:] != spec.shape[1:]
+        and any(d is not None and d != a for d, a in zip(spec.shape[1:], shape[1:]))
+    ):
+        expected = ", ".join(
+            "batch" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(spec.shape)
+        )
+        raise DataError(f"Input {spec.name!r} has shape {shape}; the model expects ({expected}).")
+    if shape[0] == 0:
+        raise DataError(f"Input {spec.name!r} has no rows (shape {shape}).")
+    # A sum is NaN or infinite whenever an element is; only then look closer
+    # (a huge finite sum may overflow, so the full check decides).
+    if spec.dtype.kind == "f" and not math.isfinite(array.sum()):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            what = "NaN" if np.isnan(array).any() else "infinite"
+            raise DataError(
+                f"Input {spec.name!r} has {int(bad.sum())} NaN or infinite value(s) "
+                f"({what} first in row {row})."
+            )
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    return array
+
+
+def _convert_array(value: Any, spec: _InputSpec) -> np.ndarray:
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:
@@ -419,29 +456,7 @@ def _check_array(value: Any, spec: _InputSpec) -> np.ndarray:
             )
     elif kind != expected.kind:
         raise DataError(f"Input {spec.name!r} has dtype {array.dtype}; expected {expected}.")
-    if array.dtype != expected:
-        array = array.astype(expected)
-    if array.ndim == len(spec.shape) - 1 and len(spec.shape) == 2:
-        array = array[np.newaxis]  # One row given without its batch axis.
-    expected_shape = "(" + ", ".join("batch" if i == 0 else ("?" if d is None else str(d))
-                                     for i, d in enumerate(spec.shape)) + ")"
-    if array.ndim != len(spec.shape) or any(
-        d is not None and d != a for d, a in zip(spec.shape[1:], array.shape[1:])
-    ):
-        raise DataError(
-            f"Input {spec.name!r} has shape {array.shape}; the model expects {expected_shape}."
-        )
-    if array.shape[0] == 0:
-        raise DataError(f"Input {spec.name!r} has no rows (shape {array.shape}).")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        bad = ~np.isfinite(array)
-        row = int(np.argwhere(bad)[0][0])
-        what = "NaN" if np.isnan(array).any() else "infinite"
-        raise DataError(
-            f"Input {spec.name!r} has {int(bad.sum())} NaN or infinite value(s) "
-            f"({what} first in row {row})."
-        )
-    return np.ascontiguousarray(array)
+    return array.astype(expected, copy=False)
 
 
 _ONNX_TYPES = {
