@@ -346,11 +346,12 @@ def _default_runtime_metrics() -> list[RuntimeMetricSpec]:
 class FeatureConfig(_Section):
     """Which features the JIT strategy model sees (static IR features + runtime metrics)."""
 
-    static_features: Literal["default", "autophase"] = option(
+    static_features: Literal["default", "extended", "autophase"] = option(
         "default",
         description=(
-            "Static IR feature set: 'default' (9 features, see docs/features.md) or "
-            "'autophase' (the 56 Autophase features)."
+            "Static IR feature set: 'default' (9 features, see docs/features.md), "
+            "'extended' (24 instruction-kind and CFG counts) or "
+            "'autophase' (the 56 Autophase features of CompilerGym)."
         ),
     )
     runtime_metrics: list[RuntimeMetricSpec] = option(

@@ -1,0 +1,118 @@
+"""Feeding arrays to `fit`: validation splits and reproducible, resumable shuffling."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_trainer.errors import DataError
+
+
+def num_samples(data: Any, name: str = "x") -> int:
+    """Returns the common first dimension of an array or a nest of arrays."""
+    lengths = {len(leaf) for leaf in keras.tree.flatten(data)}
+    if len(lengths) != 1:
+        raise DataError(f"{name}: all arrays must have the same number of rows, got {sorted(lengths)}")
+    return lengths.pop()
+
+
+def check_same_length(x: Any, y: Any) -> int:
+    """Checks that `x` and `y` have the same number of samples; returns it."""
+    n_x = num_samples(x, "x")
+    if y is not None:
+        n_y = num_samples(y, "y")
+        if n_x != n_y:
+            raise DataError(f"x has {n_x} samples but y has {n_y}; they must match")
+    if n_x == 0:
+        raise DataError("x has no samples; training needs at least one")
+    return n_x
+
+
+def take(data: Any, index: Any) -> Any:
+    """Selects rows `index` from an array or from every array of a nest."""
+    if data is None:
+        return None
+    return keras.tree.map_structure(lambda array: array[index], data)
+
+
+def split_validation(x: Any, y: Any, sample_weight: Any, fraction: float):
+    """Holds out the last `fraction` of the samples, as Keras' `validation_split` does.
+
+    Returns:
+        `((x, y, sample_weight), (x_val, y_val, sample_weight_val))`.
+    """
+    n = check_same_length(x, y)
+    n_val = int(math.floor(n * fraction))
+    if n_val == 0 or n_val == n:
+        raise DataError(
+            f"training.validation_split={fraction} leaves {n - n_val} training and {n_val} "
+            f"validation samples out of {n}; give more data or change the split"
+        )
+    head, tail = slice(0, n - n_val), slice(n - n_val, n)
+    return (take(x, head), take(y, head), take(sample_weight, head)), (
+        take(x, tail),
+        take(y, tail),
+        take(sample_weight, tail),
+    )
+
+
+class ShuffledArrays(keras.utils.PyDataset):
+    """Batches of in-memory arrays, shuffled each epoch with a seed of its own.
+
+    Epoch `e` is shuffled with `numpy.random.default_rng([seed, e])`, so the order
+    of every epoch depends only on the seed and the epoch number. A run resumed
+    at epoch `e` therefore sees exactly the batches an uninterrupted run sees,
+    which Keras' own array shuffling (a global generator) cannot promise.
+
+    Args:
+        x: An array, or a list/tuple/dict of arrays with the same number of rows.
+        y: Targets (same structure rules), or `None`.
+        sample_weight: Per-sample weights, or `None`.
+        batch_size: Rows per batch; the last batch may be smaller.
+        shuffle: Whether to shuffle at all.
+        seed: Seed of the per-epoch permutations.
+        initial_epoch: The epoch the first batch belongs to (for resuming).
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        *,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: int = 0,
+        initial_epoch: int = 0,
+    ):
+        super().__init__()
+        self.x, self.y, self.sample_weight = x, y, sample_weight
+        self.size = check_same_length(x, y)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.set_epoch(initial_epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch whose order the next batches follow."""
+        self.epoch = epoch
+        if self.shuffle:
+            self.order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+        else:
+            self.order = np.arange(self.size)
+
+    def __len__(self) -> int:
+        return math.ceil(self.size / self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        batch = (take(self.x, rows), take(self.y, rows))
+        if self.sample_weight is not None:
+            batch = batch + (take(self.sample_weight, rows),)
+        return batch
+
+    def on_epoch_end(self) -> None:
+        self.set_epoch(self.epoch + 1)

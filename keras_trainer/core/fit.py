@@ -1,0 +1,231 @@
+"""The one training path every model family shares.
+
+`fit` is Keras' `Model.fit` with what a config-driven trainer adds around it:
+seeding, the optimizer and LR schedule from the config, early stopping that
+restores the best weights, reproducible and resumable shuffling, crash-safe
+checkpoints with exact resume, NaN detection, and CSV/JSON/TensorBoard logs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Any, Callable, Optional, Sequence
+
+import keras
+
+from keras_trainer.config import TrainingConfig
+from keras_trainer.core import precision
+from keras_trainer.core.checkpoints import CheckpointCallback, CheckpointManager, NanGuard
+from keras_trainer.core.data import ShuffledArrays, check_same_length, split_validation
+from keras_trainer.core.history import HistoryRecorder, TrainingHistory, monitor_mode
+from keras_trainer.core.losses import get_loss
+from keras_trainer.core.optimizers import build_optimizer
+from keras_trainer.core.schedules import build_schedule_callbacks
+from keras_trainer.core.seeding import set_seed
+from keras_trainer.errors import ConfigError, TrainingError
+
+
+def compile_model(
+    model: keras.Model,
+    config: TrainingConfig,
+    loss: Any = None,
+    metrics: Optional[Sequence[Any]] = None,
+    total_steps: int = 1,
+) -> keras.Model:
+    """Compiles `model` with the optimizer, schedule, loss and metrics of `config`.
+
+    Args:
+        model: The Keras model.
+        config: The `training` section.
+        loss: A loss overriding `config.loss` (name, function or `keras.losses.Loss`).
+        metrics: Metrics overriding `config.metrics`.
+        total_steps: Optimizer steps of the whole run (for cosine schedules).
+
+    Returns:
+        The same model, compiled.
+    """
+    precision.check_model_policy(model, config.mixed_precision)
+    model.compile(
+        optimizer=precision.wrap_optimizer(build_optimizer(config, total_steps), config.mixed_precision),
+        loss=get_loss(loss if loss is not None else config.loss, config),
+        metrics=list(metrics) if metrics is not None else list(config.metrics),
+    )
+    return model
+
+
+def _monitor(config_monitor: str, has_validation: bool) -> str:
+    if config_monitor.startswith("val_") and not has_validation:
+        return config_monitor[len("val_") :]
+    return config_monitor
+
+
+def _log_callbacks(config: TrainingConfig, resume: bool) -> tuple[list, Optional[str]]:
+    directory = config.logging.directory or config.checkpoint.directory
+    if directory is None:
+        return [], None
+    os.makedirs(directory, exist_ok=True)
+    callbacks = []
+    if config.logging.csv:
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(directory, "history.csv"), append=resume))
+    if config.logging.tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+            import tensorflow  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "training.logging.tensorboard: needs TensorFlow and TensorBoard installed "
+                "(pip install 'keras-trainer[tensorflow]'), whatever the Keras backend"
+            ) from None
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(directory, "tensorboard")))
+    json_path = os.path.join(directory, "history.json") if config.logging.json_history else None
+    return callbacks, json_path
+
+
+def fit(
+    model: keras.Model,
+    x: Any,
+    y: Any = None,
+    *,
+    config: TrainingConfig,
+    validation_data: Optional[tuple] = None,
+    sample_weight: Any = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    loss: Any = None,
+    metrics: Optional[Sequence[Any]] = None,
+    compile: bool = True,
+    save_model_fn: Optional[Callable[[keras.Model, str], Any]] = None,
+) -> TrainingHistory:
+    """Trains `model` on in-memory arrays as `config` describes.
+
+    Args:
+        model: A built Keras model.
+        x: Inputs: an array, or a list/tuple/dict of arrays.
+        y: Targets, same number of rows as `x`.
+        config: The `training` section of a config.
+        validation_data: `(x_val, y_val)` or `(x_val, y_val, sample_weight_val)`;
+            if `None`, the last `config.validation_split` of the data is held out.
+        sample_weight: Optional per-sample weights.
+        callbacks: Extra Keras callbacks, run after the built-in ones.
+        loss: Overrides `config.loss` (e.g. a masked loss for sequences).
+        metrics: Overrides `config.metrics`.
+        compile: Set `False` to keep a compilation the caller made.
+        save_model_fn: `fn(model, path)` writing the best checkpoint model
+            (default: `persistence.save_model` without metadata).
+
+    Returns:
+        The `TrainingHistory` of the run (including epochs of a resumed run).
+
+    Raises:
+        DataError: mismatched or empty arrays.
+        ConfigError: options that contradict each other or the model.
+        CheckpointError: `resume` with a checkpoint of another model.
+        TrainingError: the loss became NaN (the last good checkpoint is kept).
+
+    Example:
+
+    >>> history = fit(model, x, y, config=TrainingConfig(epochs=5))
+    >>> history.best_epoch
+    """
+    set_seed(config.seed)
+    check_same_length(x, y)
+    if validation_data is None and config.validation_split > 0:
+        (x, y, sample_weight), validation_data = split_validation(
+            x, y, sample_weight, config.validation_split
+        )
+    elif validation_data is not None:
+        check_same_length(validation_data[0], validation_data[1])
+    n_train = check_same_length(x, y)
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    total_steps = max(steps_per_epoch * config.epochs // config.gradient_accumulation_steps, 1)
+    if compile:
+        compile_model(model, config, loss=loss, metrics=metrics, total_steps=total_steps)
+    elif model.optimizer is None:
+        raise ConfigError("fit(compile=False) needs a model that was already compiled")
+
+    has_validation = validation_data is not None
+    monitor = _monitor(config.early_stopping_monitor, has_validation)
+    checkpoint_monitor = _monitor(config.checkpoint.monitor, has_validation)
+    history = TrainingHistory(monitor=monitor, mode=monitor_mode(monitor))
+
+    manager, resume_from, initial_epoch = None, None, 0
+    if config.checkpoint.directory is not None:
+        manager = CheckpointManager(config.checkpoint.directory, config.checkpoint.max_checkpoints)
+        if config.resume:
+            latest = manager.latest()
+            if latest is None:
+                warnings.warn(
+                    f"training.resume: no complete checkpoint in {manager.directory}; starting afresh",
+                    stacklevel=2,
+                )
+            else:
+                resume_from = manager.restore(model, latest)
+                initial_epoch = resume_from[0]["epoch"] + 1
+                history = TrainingHistory.from_dict(resume_from[0]["history"])
+    if initial_epoch >= config.epochs:
+        return history
+
+    log_callbacks, json_path = _log_callbacks(config, resume_from is not None)
+    nan_guard = NanGuard()
+    stateful: list[keras.callbacks.Callback] = []
+    if config.early_stopping_patience > 0:
+        stateful.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                patience=config.early_stopping_patience,
+                min_delta=config.early_stopping_min_delta,
+                mode=monitor_mode(monitor),
+                restore_best_weights=config.restore_best_weights,
+            )
+        )
+    stateful.extend(build_schedule_callbacks(config.lr_schedule, monitor))
+    all_callbacks = [HistoryRecorder(history, json_path), nan_guard, *stateful, *log_callbacks, *callbacks]
+    if manager is not None:
+        all_callbacks.append(
+            CheckpointCallback(
+                manager,
+                history,
+                monitor=checkpoint_monitor,
+                mode=config.checkpoint.mode,
+                save_best=config.checkpoint.save_best,
+                stateful_callbacks=tuple(stateful),
+                resume_from=resume_from,
+                save_model_fn=save_model_fn,
+                nan_guard=nan_guard,
+            )
+        )
+
+    batches = ShuffledArrays(
+        x,
+        y,
+        sample_weight,
+        batch_size=config.batch_size,
+        shuffle=config.shuffle,
+        seed=config.seed or 0,
+        initial_epoch=initial_epoch,
+    )
+    model.fit(
+        batches,
+        validation_data=validation_data,
+        validation_batch_size=config.batch_size,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=all_callbacks,
+        verbose=config.verbose,
+        shuffle=False,
+    )
+    if nan_guard.nan_at is not None:
+        epoch, batch = nan_guard.nan_at
+        kept = manager.latest() if manager is not None else None
+        raise TrainingError(
+            f"training stopped: the loss became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}. "
+            "Lower training.learning_rate, set training.gradient_clip_norm, or check the data for "
+            f"NaN/inf. Last good checkpoint: {kept or 'none (checkpoint.directory not set)'}"
+        )
+    history.stopped_early = any(
+        getattr(callback, "stopped_epoch", 0) > 0
+        for callback in stateful
+        if isinstance(callback, keras.callbacks.EarlyStopping)
+    )
+    return history

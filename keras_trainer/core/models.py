@@ -1,0 +1,133 @@
+"""Model builders by name: `model.type` in a config picks one.
+
+The core registers `mlp`, the dense network of seed 000. Families register
+their own builders (the tabular family adds `feed_forward`, `lstm` and
+`cnn_lstm`) with `@register_model_builder`, so `ModelTrainer` builds any of
+them from the same config format without knowing the families.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Sequence
+
+import keras
+
+from keras_trainer.config import ModelConfig
+from keras_trainer.errors import ConfigError
+
+ModelBuilder = Callable[[ModelConfig, Sequence[int], str], keras.Model]
+_BUILDERS: dict[str, ModelBuilder] = {}
+
+_INITIALIZERS = {"xavier": "glorot_uniform", "he": "he_normal"}
+
+
+def register_model_builder(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Registers `builder(model_config, input_shape, dtype_policy) -> keras.Model` as `name`.
+
+    Example:
+
+    >>> @register_model_builder("tiny")
+    ... def build_tiny(config, input_shape, dtype_policy):
+    ...     inputs = keras.Input(input_shape)
+    ...     return keras.Model(inputs, keras.layers.Dense(config.output_dim)(inputs))
+    """
+
+    def decorator(builder: ModelBuilder) -> ModelBuilder:
+        _BUILDERS[name] = builder
+        return builder
+
+    return decorator
+
+
+def model_types() -> list[str]:
+    """Names of all registered model builders."""
+    return sorted(_BUILDERS)
+
+
+def build_model(
+    config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32"
+) -> keras.Model:
+    """Builds the model `config.type` names, for inputs of `input_shape` (no batch axis).
+
+    Raises:
+        ConfigError: `model.type` is not registered (the message lists those that are).
+    """
+    builder = _BUILDERS.get(config.type)
+    if builder is None:
+        close = difflib.get_close_matches(config.type, model_types(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"model.type: unknown model type {config.type!r}{hint} "
+            f"(registered: {', '.join(model_types())})"
+        )
+    return builder(config, tuple(input_shape), dtype_policy)
+
+
+def kernel_initializer(name: str) -> str:
+    """Keras initializer name for a config's `kernel_initializer` (accepts aliases)."""
+    return _INITIALIZERS.get(name, name)
+
+
+def dense_stack(
+    inputs: keras.KerasTensor, config: ModelConfig, dtype_policy: str = "float32", seed: int = 0
+) -> keras.KerasTensor:
+    """Hidden Dense layers of `config`, each with optional batch norm and dropout.
+
+    Args:
+        inputs: The input tensor.
+        config: The `model` section.
+        dtype_policy: Keras dtype policy of the layers.
+        seed: Base seed of the dropout layers (layer `i` gets `seed + i`).
+    """
+    x = inputs
+    for index, units in enumerate(config.hidden_layers):
+        x = keras.layers.Dense(
+            units,
+            kernel_initializer=kernel_initializer(config.kernel_initializer),
+            use_bias=not config.batch_norm,
+            dtype=dtype_policy,
+            name=f"dense_{index}",
+        )(x)
+        if config.batch_norm:
+            x = keras.layers.BatchNormalization(dtype=dtype_policy, name=f"batch_norm_{index}")(x)
+        x = keras.layers.Activation(config.activation, dtype=dtype_policy, name=f"activation_{index}")(x)
+        if config.dropout > 0:
+            # A seeded dropout keeps its generator state in a model variable, which
+            # checkpoints save: resumed runs then draw the same masks on every backend.
+            x = keras.layers.Dropout(
+                config.dropout, seed=seed + index, dtype=dtype_policy, name=f"dropout_{index}"
+            )(x)
+    return x
+
+
+def output_head(
+    x: keras.KerasTensor, config: ModelConfig, dtype_policy: str = "float32"
+) -> keras.KerasTensor:
+    """The output Dense layer; its activation computes in float32 under mixed precision."""
+    x = keras.layers.Dense(
+        config.output_dim,
+        kernel_initializer=kernel_initializer(config.kernel_initializer),
+        dtype=dtype_policy,
+        name="logits",
+    )(x)
+    return keras.layers.Activation(config.output_activation, dtype="float32", name="output")(x)
+
+
+@register_model_builder("mlp")
+def build_mlp(config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32") -> keras.Model:
+    """The dense network of seed 000: hidden layers, then `output_dim` outputs.
+
+    Example:
+
+    >>> model = build_mlp(ModelConfig(input_dim=12), (12,))
+    >>> model.output_shape
+    (None, 5)
+    """
+    if len(input_shape) != 1:
+        raise ConfigError(
+            f"model.type 'mlp' takes flat feature vectors, got inputs of shape {tuple(input_shape)}"
+        )
+    inputs = keras.Input(shape=tuple(input_shape), name="features")
+    outputs = output_head(dense_stack(inputs, config, dtype_policy), config, dtype_policy)
+    return keras.Model(inputs, outputs, name="mlp")

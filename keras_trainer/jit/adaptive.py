@@ -1,0 +1,165 @@
+"""The adaptive JIT: a trained model picks the optimization strategy per module.
+
+`AdaptiveJIT.compile` does what a tiered JIT does: it compiles the module at
+O0 first (fast), runs it once on the given arguments to measure the runtime
+metrics (`exec_time_ns`, `compile_time_ms`, `code_size_bytes`), extracts the
+static IR features, asks the model for the best strategy, and recompiles with
+it (the O0 build is reused when O0 wins).
+
+The model is a "serving model" saved by `ModelTrainer` (or
+`keras_trainer.core.persistence.save_model`): it takes RAW features and
+outputs probabilities over the strategies; its metadata has "class_names"
+(strategy names, in output order) and "feature_config".
+
+Example:
+
+>>> jit = AdaptiveJIT("models/jit_optimizer.keras")
+>>> fn = jit.compile(ir_text, "entry", args=[1000])
+>>> fn.strategy, fn(1000)
+('O2', 499500)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from keras_trainer.errors import CheckpointError, DataError, ModelError
+from keras_trainer.jit.engine import CompiledFunction, compile_ir
+from keras_trainer.jit.features import FeatureExtractor
+from keras_trainer.jit.strategies import STRATEGY_NAMES, get_strategy
+from keras_trainer.jit.worker import time_call
+
+
+def _load(path: str):
+    """`(model, metadata)` through the library's one loader (safe mode, no pickle)."""
+    try:
+        from keras_trainer.core.persistence import load_model
+    except ImportError:
+        return _load_keras_file(path)
+    return load_model(path)
+
+
+def _load_keras_file(path: str):
+    # Same file format as keras_trainer.core.persistence (metadata in the
+    # `.keras` zip as keras_trainer.json); used only where that module is absent.
+    import json
+    import zipfile
+
+    import keras
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            metadata = (json.loads(archive.read("keras_trainer.json"))
+                        if "keras_trainer.json" in names else {})
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: cannot load model ({type(error).__name__}: {error})"
+                              ) from None
+    return model, metadata
+
+
+class AdaptiveJIT:
+    """Compiles LLVM IR with the strategy a trained model predicts.
+
+    Args:
+        model_path: a `.keras`/`.h5` file saved with keras_trainer metadata
+            ("class_names", "feature_config").
+        probe_repeats: timed O0 runs for `exec_time_ns` (median).
+
+    Raises:
+        CheckpointError: the model file is missing or unreadable.
+        ModelError: its metadata lacks class names, names an unknown
+            strategy, or its input size does not match the feature config.
+    """
+
+    def __init__(self, model_path: str, probe_repeats: int = 3):
+        model_path = os.fspath(model_path)
+        if not os.path.exists(model_path):
+            raise CheckpointError(f"model file not found: {model_path}")
+        self.model, self.metadata = _load(model_path)
+        self.model_path = model_path
+        class_names = self.metadata.get("class_names")
+        if not isinstance(class_names, list) or not class_names:
+            raise ModelError(f"{model_path}: metadata has no 'class_names' list of strategies")
+        for name in class_names:
+            if name not in STRATEGY_NAMES:
+                raise ModelError(
+                    f"{model_path}: class name {name!r} is not a strategy; known: {STRATEGY_NAMES}"
+                )
+        self.class_names = list(class_names)
+        self.extractor = FeatureExtractor(self.metadata.get("feature_config"))
+        expected = len(self.extractor.feature_names)
+        input_shape = self.model.inputs[0].shape if self.model.inputs else None
+        if input_shape is not None and input_shape[-1] not in (None, expected):
+            raise ModelError(
+                f"{model_path}: model takes {input_shape[-1]} features but its feature_config "
+                f"gives {expected} ({self.extractor.feature_names})"
+            )
+        if probe_repeats < 1:
+            raise DataError(f"probe_repeats must be >= 1, got {probe_repeats}")
+        self.probe_repeats = probe_repeats
+
+    def features(self, ir_text: str, entry: str = "entry",
+                 args: Optional[Sequence] = None) -> tuple:
+        """Feature row of a module, plus its O0 build.
+
+        Returns:
+            `(features, baseline)`: float32 array `(1, n_features)` and the O0
+            `CompiledFunction` that was run to measure the runtime metrics.
+        """
+        module_args = list(args or [])
+        static = self.extractor.extract_static(ir_text, entry=entry)
+        baseline = compile_ir(ir_text, entry, "O0", measure_code_size=True)
+        if len(module_args) != len(baseline.argtypes):
+            raise DataError(
+                f"'@{entry}' takes {len(baseline.argtypes)} argument(s); pass them as args= "
+                f"(got {len(module_args)}) so that the O0 probe run can measure it"
+            )
+        baseline(*module_args)  # warm-up
+        times = time_call(baseline.cfunc, baseline.convert(module_args), self.probe_repeats)
+        metrics = {
+            "exec_time_ns": float(np.median(times)),
+            "compile_time_ms": baseline.compile_time_ms,
+            "code_size_bytes": baseline.code_size_bytes,
+        }
+        runtime = self.extractor.extract_runtime(metrics, index=0)
+        return np.concatenate([static, runtime])[None, :].astype(np.float32), baseline
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Strategy probabilities `(n, n_classes)` for raw feature rows."""
+        import keras
+
+        return np.asarray(keras.ops.convert_to_numpy(self.model(features, training=False)))
+
+    def compile(self, ir_text: str, entry: str = "entry",
+                args: Optional[Sequence] = None) -> CompiledFunction:
+        """Chooses a strategy for `ir_text` and JIT-compiles `@entry` with it.
+
+        Args:
+            ir_text: textual LLVM IR.
+            entry: the function to compile and return.
+            args: arguments for the O0 probe run (required when `@entry` has
+                parameters).
+
+        Returns:
+            A `CompiledFunction` with `.strategy` (the chosen name) and
+            `.probabilities` (dict strategy -> probability).
+
+        Raises:
+            IRParseError, DataError: bad IR, missing entry, wrong arguments.
+        """
+        row, baseline = self.features(ir_text, entry, args)
+        probabilities = self.predict(row)[0]
+        choice = self.class_names[int(np.argmax(probabilities))]
+        if choice == get_strategy(0).name:
+            compiled = baseline
+        else:
+            compiled = compile_ir(ir_text, entry, choice)
+        compiled.probabilities = {
+            name: float(p) for name, p in zip(self.class_names, probabilities)
+        }
+        return compiled

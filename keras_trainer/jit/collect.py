@@ -1,0 +1,341 @@
+"""Collecting a JIT strategy dataset: measure every module under every strategy.
+
+For each IR module (with an entry function, see `engine`), a worker
+subprocess optimizes it under each strategy, MCJIT-compiles it, checks that
+all strategies return the same result, and times it (warm-up, then the
+median of `repeats` round-robin runs). The record keeps the runtime metrics
+of the O0 baseline (what a JIT knows before it chooses: `exec_time_ns`,
+`compile_time_ms`, `code_size_bytes`) and the label: the fastest strategy,
+where strategies within `tie_tolerance` of the fastest count as tied and the
+tie goes to the strategy that is best over the whole collection (lowest
+geometric-mean slowdown; `tie_break="overall"`) or to the cheapest to compile
+(`tie_break="cheapest"`); without a tie rule, timing noise between near-equal
+strategies would decide the label. A module
+whose worker crashes, hangs past `timeout_s`, or whose strategies disagree is
+recorded under "failed" and the collection goes on.
+
+Dataset JSON (format "keras_trainer.jit_dataset/1"):
+
+    {"format": "keras_trainer.jit_dataset/1", "strategies": ["O0", ...],
+     "metadata": {...},
+     "samples": [{"name", "ir", "entry", "args", "runtime": {...}, "label": int,
+                  "label_name", "timings_ns": {...}, "compile_times_ms": {...},
+                  "result"}, ...],
+     "failed": [{"name", "entry", "reason"}, ...]}
+
+Example:
+
+>>> dataset = collect_dataset(generate_corpus(10, seed=0), repeats=3)
+>>> save_dataset(dataset, "data.json")
+>>> ir_samples, runtime_data, labels = load_dataset("data.json")
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import Callable, Iterable, Optional
+
+from keras_trainer.errors import DataError
+from keras_trainer.jit.strategies import STRATEGY_NAMES, get_strategy
+
+DATASET_FORMAT = "keras_trainer.jit_dataset/1"
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _module_fields(module, index: int) -> dict:
+    if isinstance(module, dict):
+        get = module.get
+    else:
+        def get(key, default=None):
+            return getattr(module, key, default)
+    ir_text = get("ir")
+    if not isinstance(ir_text, str) or not ir_text.strip():
+        raise DataError(f"modules[{index}]: 'ir' must be a non-empty string of LLVM IR")
+    return {
+        "name": get("name") or f"module_{index}",
+        "ir": ir_text,
+        "entry": get("entry") or "entry",
+        "args": list(get("args") or []),
+    }
+
+
+def choose_label(timings_ns: dict, strategies: list, tie_tolerance: float,
+                 preference: Optional[list] = None) -> int:
+    """Index of the fastest strategy; ties within `tie_tolerance` go by `preference`.
+
+    Args:
+        timings_ns: strategy name -> median time.
+        strategies: names in label order.
+        tie_tolerance: relative margin within which strategies tie.
+        preference: names in tie-break order (default: `strategies` order).
+
+    Example:
+
+    >>> choose_label({"O0": 100, "O1": 50, "O2": 49}, ["O0", "O1", "O2"], 0.05)
+    1
+    """
+    best = min(timings_ns[name] for name in strategies)
+    for name in preference or strategies:
+        if timings_ns[name] <= best * (1.0 + tie_tolerance):
+            return strategies.index(name)
+    raise AssertionError("unreachable: the best strategy is within tolerance of itself")
+
+
+def overall_preference(samples: list, strategies: list) -> list:
+    """Strategies ranked by geometric-mean slowdown against each sample's fastest.
+
+    The strategy that is best over the whole collection comes first; it wins
+    ties, so that a label departs from it only where another strategy is
+    really faster.
+    """
+    def slowdown(name):
+        return sum(math.log(r["timings_ns"][name] / max(1, min(r["timings_ns"].values())))
+                   for r in samples)
+
+    return sorted(strategies, key=lambda name: (slowdown(name), strategies.index(name)))
+
+
+def label_samples(dataset: dict, tie_tolerance: float = 0.02, tie_break: str = "overall") -> dict:
+    """(Re)computes every sample's label from its recorded timings, in place.
+
+    Args:
+        dataset: a dataset dict (from `collect_dataset` or `read_dataset`).
+        tie_tolerance: relative margin within which strategies tie.
+        tie_break: "overall" (ties go to the strategy with the lowest
+            geometric-mean slowdown over the whole dataset) or "cheapest"
+            (ties go to the earliest strategy, the cheapest to compile).
+
+    Returns:
+        The same dataset, with "label", "label_name" and the labelling rule
+        in its metadata.
+    """
+    if tie_break not in ("overall", "cheapest"):
+        raise DataError(f"tie_break must be 'overall' or 'cheapest', got {tie_break!r}")
+    if tie_tolerance < 0:
+        raise DataError(f"tie_tolerance must be >= 0, got {tie_tolerance}")
+    names = dataset["strategies"]
+    samples = dataset["samples"]
+    preference = overall_preference(samples, names) if tie_break == "overall" else list(names)
+    for record in samples:
+        record["label"] = choose_label(record["timings_ns"], names, tie_tolerance, preference)
+        record["label_name"] = names[record["label"]]
+    dataset.setdefault("metadata", {}).update(
+        {"tie_tolerance": tie_tolerance, "tie_break": tie_break, "tie_preference": preference}
+    )
+    return dataset
+
+
+def run_worker(job: dict, timeout_s: float) -> dict:
+    """Runs one measuring job in a fresh subprocess; failures come back as `ok: False`."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "keras_trainer.jit.worker"],
+            input=json.dumps(job), capture_output=True, text=True, timeout=timeout_s, env=env,
+        )
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "reason": f"timed out after {timeout_s:g} s"}
+    if process.returncode != 0:
+        if process.returncode < 0:
+            try:
+                what = signal.Signals(-process.returncode).name
+            except ValueError:
+                what = f"signal {-process.returncode}"
+            reason = f"worker crashed ({what})"
+        else:
+            reason = f"worker exited with status {process.returncode}"
+        tail = process.stderr.strip().splitlines()[-1:] if process.stderr else []
+        return {"ok": False, "reason": reason + (f": {tail[0]}" if tail else "")}
+    try:
+        return json.loads(process.stdout)
+    except json.JSONDecodeError:
+        return {"ok": False, "reason": f"worker wrote no result: {process.stdout[-200:]!r}"}
+
+
+def collect_dataset(
+    modules: Iterable,
+    strategies: Optional[list] = None,
+    repeats: int = 5,
+    warmup: int = 1,
+    timeout_s: float = 60.0,
+    tie_tolerance: float = 0.02,
+    tie_break: str = "overall",
+    workers: int = 1,
+    progress: Optional[Callable[[int, int, dict], None]] = None,
+    metadata: Optional[dict] = None,
+) -> dict:
+    """Measures `modules` under every strategy and labels each with the fastest.
+
+    Args:
+        modules: dicts or objects with `ir` (str), `entry` (default
+            "entry"), `args` (list, default empty) and `name`.
+        strategies: strategy names in label order; default all of
+            `STRATEGIES`. The first is the baseline of the runtime metrics.
+        repeats: timed runs per strategy (the median is kept).
+        warmup: untimed runs per strategy before timing.
+        timeout_s: wall-clock limit of one module's worker.
+        tie_tolerance: relative margin within which strategies tie.
+        tie_break: who wins a tie, see `label_samples`.
+        workers: modules measured at once (1 gives the least timing noise).
+        progress: called as `progress(done, total, record)` after each module
+            (labels are set once all modules are measured).
+        metadata: extra entries for the dataset's "metadata".
+
+    Returns:
+        The dataset dict (see the module docstring).
+    """
+    names = [get_strategy(s).name for s in (strategies or STRATEGY_NAMES)]
+    if tie_break not in ("overall", "cheapest"):
+        raise DataError(f"tie_break must be 'overall' or 'cheapest', got {tie_break!r}")
+    if repeats < 1 or warmup < 0 or timeout_s <= 0 or tie_tolerance < 0 or workers < 1:
+        raise DataError(
+            "collect_dataset: need repeats >= 1, warmup >= 0, timeout_s > 0, "
+            f"tie_tolerance >= 0, workers >= 1; got repeats={repeats}, warmup={warmup}, "
+            f"timeout_s={timeout_s}, tie_tolerance={tie_tolerance}, workers={workers}"
+        )
+    items = [_module_fields(m, i) for i, m in enumerate(modules)]
+    jobs = [dict(item, strategies=names, warmup=warmup, repeats=repeats) for item in items]
+
+    def work(job):
+        return job, run_worker(job, timeout_s)
+
+    samples, failed = [], []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, (job, outcome) in enumerate(pool.map(work, jobs), start=1):
+            if outcome.get("ok"):
+                record = {
+                    "name": job["name"], "ir": job["ir"], "entry": job["entry"],
+                    "args": job["args"], "runtime": outcome["runtime"], "label": None,
+                    "label_name": None, "timings_ns": outcome["timings_ns"],
+                    "compile_times_ms": outcome["compile_times_ms"],
+                    "result": outcome["result"],
+                }
+                samples.append(record)
+            else:
+                record = {"name": job["name"], "entry": job["entry"],
+                          "reason": outcome.get("reason", "unknown")}
+                failed.append(record)
+            if progress is not None:
+                progress(done, len(jobs), record)
+    info = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpu": _host_cpu(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "llvm_version": _llvm_version(),
+        "repeats": repeats,
+        "warmup": warmup,
+        "runtime_baseline": names[0],
+    }
+    info.update(metadata or {})
+    dataset = {"format": DATASET_FORMAT, "strategies": names, "metadata": info,
+               "samples": samples, "failed": failed}
+    return label_samples(dataset, tie_tolerance, tie_break)
+
+
+def _host_cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _llvm_version() -> str:
+    import llvmlite.binding as llvm
+
+    return ".".join(str(v) for v in llvm.llvm_version_info)
+
+
+def save_dataset(dataset: dict, path: str) -> str:
+    """Writes a dataset JSON atomically (temp file in the same folder, then rename)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(dataset, f, separators=(",", ":"))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_dataset(path: str) -> dict:
+    """Reads and validates a dataset JSON; returns the whole dict.
+
+    Raises:
+        DataError: missing file, bad JSON, wrong format, or a bad record (the
+            message names the file, the record index and the key).
+    """
+    path = os.fspath(path)
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{path}: dataset file not found") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise DataError(f"{path}: 'format' must be {DATASET_FORMAT!r}, got {found!r}")
+    strategies = data.get("strategies")
+    if not isinstance(strategies, list) or not strategies or not all(
+        isinstance(s, str) for s in strategies
+    ):
+        raise DataError(f"{path}: 'strategies' must be a non-empty list of names")
+    samples = data.get("samples")
+    if not isinstance(samples, list):
+        raise DataError(f"{path}: 'samples' must be a list")
+    for i, record in enumerate(samples):
+        where = f"{path}: samples[{i}]"
+        if not isinstance(record, dict):
+            raise DataError(f"{where}: must be an object")
+        for key, kind in (("ir", str), ("entry", str), ("runtime", dict), ("label", int)):
+            if key not in record:
+                raise DataError(f"{where}: missing key '{key}'")
+            if not isinstance(record[key], kind) or isinstance(record[key], bool):
+                raise DataError(
+                    f"{where}['{key}']: expected {kind.__name__}, got "
+                    f"{type(record[key]).__name__}"
+                )
+        if not 0 <= record["label"] < len(strategies):
+            raise DataError(
+                f"{where}['label']: {record['label']} is not a strategy index "
+                f"0..{len(strategies) - 1}"
+            )
+        if "timings_ns" in record and not isinstance(record["timings_ns"], dict):
+            raise DataError(f"{where}['timings_ns']: expected an object")
+    return data
+
+
+def load_dataset(path: str) -> tuple:
+    """Loads a dataset JSON into `(ir_samples, runtime_data, labels)`.
+
+    These three lists are what `ModelTrainer.prepare_training_data` takes.
+
+    Raises:
+        DataError: see `read_dataset`.
+    """
+    data = read_dataset(path)
+    samples = data["samples"]
+    return ([r["ir"] for r in samples], [r["runtime"] for r in samples],
+            [r["label"] for r in samples])

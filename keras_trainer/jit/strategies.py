@@ -1,0 +1,132 @@
+"""The five optimization strategies the JIT strategy model chooses between.
+
+Each strategy is an LLVM new-pass-manager pipeline (`PassBuilder` built from
+`PipelineTuningOptions`) plus a code-generation optimization level for the
+target machine. They are listed cheapest first; their names, in this order,
+are the model's `class_names`.
+
+| index | name        | IR pipeline | vectorize (loop, SLP) | unroll | codegen |
+|-------|-------------|-------------|-----------------------|--------|---------|
+| 0     | O0          | O0          | no                    | no     | O0      |
+| 1     | O1          | O1          | no                    | no     | O1      |
+| 2     | O2          | O2          | yes, yes              | yes    | O2      |
+| 3     | O3          | O3          | yes, yes              | yes    | O3      |
+| 4     | O3-scalar   | O3          | no, no                | no     | O3      |
+
+O0 is what a JIT would run first (it compiles fastest); O1 cleans up memory
+traffic (SROA/mem2reg, simple CSE) without loop transformations; O2 and O3 are
+the full pipelines with vectorization and unrolling (O3 adds more aggressive
+inlining and loop passes); O3-scalar is O3 without vectorization and
+unrolling, which wins where vector prologues/epilogues or code growth cost
+more than they save (short trip counts, branchy loop bodies).
+
+Example:
+
+>>> [s.name for s in STRATEGIES]
+['O0', 'O1', 'O2', 'O3', 'O3-scalar']
+>>> module = optimize(parse_ir(ir_text), get_strategy("O3"))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import llvmlite.binding as llvm
+
+from keras_trainer.errors import ConfigError
+from keras_trainer.jit.ir import initialize_llvm
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """One optimization strategy.
+
+    Args:
+        name: the class name the model predicts.
+        speed_level: IR pipeline level for `create_pipeline_tuning_options` (0-3).
+        loop_vectorization: run the loop vectorizer.
+        slp_vectorization: run the SLP (straight-line) vectorizer.
+        loop_unrolling: allow loop unrolling.
+        codegen_level: the target machine's code generation level (0-3).
+        description: one line for docs and the CLI.
+    """
+
+    name: str
+    speed_level: int
+    loop_vectorization: bool
+    slp_vectorization: bool
+    loop_unrolling: bool
+    codegen_level: int
+    description: str
+
+    def get_config(self) -> dict:
+        """The strategy as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+STRATEGIES: tuple = (
+    Strategy("O0", 0, False, False, False, 0, "no IR optimization, fastest compile"),
+    Strategy("O1", 1, False, False, False, 1, "light cleanup (SROA, CSE, simplifycfg), no loop transforms"),
+    Strategy("O2", 2, True, True, True, 2, "full pipeline with vectorization and unrolling"),
+    Strategy("O3", 3, True, True, True, 3, "aggressive pipeline with vectorization and unrolling"),
+    Strategy("O3-scalar", 3, False, False, False, 3, "O3 without vectorization and unrolling"),
+)
+
+STRATEGY_NAMES: list = [s.name for s in STRATEGIES]
+
+
+def get_strategy(name_or_index) -> Strategy:
+    """Returns a strategy by name (`"O2"`) or class index (`2`).
+
+    Raises:
+        ConfigError: unknown name or index out of range.
+    """
+    if isinstance(name_or_index, Strategy):
+        return name_or_index
+    if isinstance(name_or_index, int) and not isinstance(name_or_index, bool):
+        if 0 <= name_or_index < len(STRATEGIES):
+            return STRATEGIES[name_or_index]
+        raise ConfigError(
+            f"strategy index {name_or_index} is out of range 0..{len(STRATEGIES) - 1}"
+        )
+    for strategy in STRATEGIES:
+        if strategy.name == name_or_index:
+            return strategy
+    raise ConfigError(f"unknown strategy {name_or_index!r}; choose one of {STRATEGY_NAMES}")
+
+
+def create_target_machine(strategy: Strategy) -> llvm.TargetMachine:
+    """A target machine for the host CPU at the strategy's codegen level, set up for JIT."""
+    initialize_llvm()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(
+        cpu=llvm.get_host_cpu_name(),
+        features=llvm.get_host_cpu_features().flatten(),
+        opt=strategy.codegen_level,
+        jit=True,
+    )
+
+
+def optimize(module: llvm.ModuleRef, strategy, target_machine=None) -> llvm.ModuleRef:
+    """Runs the strategy's IR pipeline on `module` in place (new pass manager).
+
+    Args:
+        module: a parsed, verified module.
+        strategy: a `Strategy`, name or index.
+        target_machine: reuse one from `create_target_machine`; made if `None`.
+
+    Returns:
+        The same module, optimized.
+    """
+    strategy = get_strategy(strategy)
+    target_machine = target_machine or create_target_machine(strategy)
+    module.triple = target_machine.triple
+    module.data_layout = str(target_machine.target_data)
+    options = llvm.create_pipeline_tuning_options(speed_level=strategy.speed_level)
+    options.loop_vectorization = strategy.loop_vectorization
+    options.slp_vectorization = strategy.slp_vectorization
+    options.loop_unrolling = strategy.loop_unrolling
+    options.loop_interleaving = strategy.loop_vectorization
+    builder = llvm.create_pass_builder(target_machine, options)
+    builder.getModulePassManager().run(module, builder)
+    return module

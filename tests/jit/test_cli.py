@@ -1,0 +1,54 @@
+"""The `collect` and `jit` subcommands, through argparse as the main CLI wires them."""
+
+import argparse
+import json
+
+from keras_trainer.jit.cli import register
+from keras_trainer.jit.collect import load_dataset
+
+from .snippets import ONE_LOOP
+from .test_adaptive import save_tiny_model
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="keras-trainer")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_collect_writes_a_dataset_from_ll_files(tmp_path, capsys):
+    source = tmp_path / "loop.ll"
+    source.write_text(ONE_LOOP)
+    output = tmp_path / "out.json"
+    args = parse(["collect", str(source), "--args", "20", "--repeats", "1", "--output",
+                  str(output), "--timeout", "20"])
+    assert args.handler(args) == 0
+    ir_samples, runtime_data, labels = load_dataset(str(output))
+    assert ir_samples == [ONE_LOOP] and len(labels) == 1
+    assert json.loads(output.read_text())["samples"][0]["args"] == [20]
+    assert "1 samples, 0 failed" in capsys.readouterr().out
+
+
+def test_collect_without_inputs_is_an_error(tmp_path, capsys):
+    args = parse(["collect", "--output", str(tmp_path / "x.json")])
+    assert args.handler(args) == 2
+    assert "nothing to collect" in capsys.readouterr().err
+
+
+def test_jit_prints_strategy_and_result(tmp_path, capsys):
+    model = save_tiny_model(tmp_path / "m.keras", favourite=3)
+    source = tmp_path / "loop.ll"
+    source.write_text(ONE_LOOP)
+    args = parse(["jit", model, str(source), "100"])
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    assert "strategy: O3" in out and "result: 4950" in out
+
+
+def test_jit_reports_bad_ir_with_its_line(tmp_path, capsys):
+    model = save_tiny_model(tmp_path / "m.keras", favourite=3)
+    source = tmp_path / "bad.ll"
+    source.write_text("define i64 @entry(i64 %n) {\n  ret i64 %nope\n}\n")
+    args = parse(["jit", model, str(source), "1"])
+    assert args.handler(args) == 2
+    assert "line 2" in capsys.readouterr().err
