@@ -223,11 +223,13 @@ class CompiledInferenceLayer:
 
         from keras_trainer.export.compiled_call import compiled_call
 
+        from keras_trainer.core.persistence import load_model
+        from keras_trainer.errors import KerasTrainerError
+
         try:
-            model = keras.saving.load_model(path, safe_mode=True)
-        except Exception as error:
+            model, self.metadata = load_model(path)  # safe_mode=True: runs no code.
+        except (KerasTrainerError, ValueError, OSError) as error:
             raise InferenceError(f"Cannot load Keras model {path!r}: {_first_line(error)}") from error
-        self.metadata = _keras_file_metadata(path)
         if not getattr(model, "inputs", None):
             raise InferenceError(
                 f"{path!r} holds a model without defined inputs; the KERAS backend "
@@ -487,18 +489,6 @@ def _dummy(spec: _InputSpec, batch_size: int) -> np.ndarray:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def _keras_file_metadata(path: str) -> Dict[str, Any]:
-    try:
-        from keras_trainer.core.persistence import read_metadata
-    except ImportError:
-        return {}
-    try:
-        return dict(read_metadata(path) or {})
-    except Exception:  # Metadata is optional for serving; the model loaded fine.
-        logger.warning("Could not read keras_trainer metadata from %r.", path)
-        return {}
 
 
 def _keras_has_cuda() -> bool:

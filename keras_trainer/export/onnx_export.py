@@ -214,10 +214,8 @@ def _prepare(request: ExportRequest, index: int, workdir: str) -> "dict[str, Any
 
 def _read_file_metadata(path: str) -> "dict[str, Any]":
     """Metadata the library stored inside a `.keras` file, if any."""
-    try:
-        from keras_trainer.core.persistence import read_metadata
-    except ImportError:
-        return {}
+    from keras_trainer.core.persistence import read_metadata
+
     try:
         return dict(read_metadata(path) or {})
     except Exception as error:

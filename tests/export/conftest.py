@@ -54,5 +54,21 @@ def exported_models(tmp_path_factory):
         built[name] = ExportedModel(
             name, model, example, export_models.keras_outputs(model, example), keras_path, onnx_path
         )
+    # The library's own JIT model, trained and saved with metadata by core.
+    keras_path = os.path.join(directory, "jit_trainer.keras")
+    model, example = export_models.trained_jit_strategy_model(rng, keras_path)
+    onnx_path = os.path.join(directory, "jit_trainer.onnx")
+    requests.append(ExportRequest(keras_path, onnx_path))
+    built["jit_trainer"] = ExportedModel(
+        "jit_trainer", model, example, export_models.keras_outputs(model, example), keras_path, onnx_path
+    )
+    # The same MLP from a legacy .h5 file.
+    h5_path = os.path.join(directory, "jit_mlp.h5")
+    built["jit_mlp"].model.save(h5_path)
+    requests.append(ExportRequest(h5_path, os.path.join(directory, "jit_mlp_h5.onnx")))
+    built["jit_mlp_h5"] = dataclasses.replace(
+        built["jit_mlp"], name="jit_mlp_h5", keras_path=h5_path,
+        onnx_path=os.path.join(directory, "jit_mlp_h5.onnx"),
+    )
     export_onnx_many(requests)
     return built

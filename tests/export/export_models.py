@@ -138,6 +138,25 @@ def seq2seq_decoder_step(rng):
     return model, example
 
 
+def trained_jit_strategy_model(rng, path):
+    """The library's real JIT model: trained 2 epochs by ModelTrainer, saved
+    with its metadata (feature names, class names, normalization) by the
+    core persistence. Returns `(serving_model, example)`."""
+    from keras_trainer.trainer import ModelTrainer
+
+    config = {
+        "model": {"input_dim": 12, "hidden_layers": [64, 32], "output_dim": 5},
+        "training": {"batch_size": 32, "epochs": 2, "validation_split": 0.0, "verbose": 0},
+    }
+    trainer = ModelTrainer(config)
+    x = (rng.normal(size=(96, 12)) * 3 + 2).astype("float32")
+    labels = (x[:, 0] > 2).astype(int) + 2 * (x[:, 1] > 2).astype(int)
+    trainer.fit_normalizer(x)
+    trainer.train((trainer.normalize(x), labels))
+    trainer.save_model(path)
+    return trainer.serving_model(), [x[:9]]
+
+
 BUILDERS = {
     "jit_mlp": jit_mlp,
     "tabular_feed_forward": tabular_feed_forward,

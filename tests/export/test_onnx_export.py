@@ -13,7 +13,7 @@ import export_models
 from keras_trainer.errors import ExportError
 from keras_trainer.export import export_onnx, read_onnx_metadata
 
-FAMILIES = list(export_models.BUILDERS)
+FAMILIES = [*export_models.BUILDERS, "jit_trainer", "jit_mlp_h5"]
 
 
 def _session(path):
@@ -102,6 +102,21 @@ def test_metadata_carries_names_stats_and_versions(exported_models):
     assert metadata["input_names"] == ["features"]
     assert metadata["output_names"] == ["probabilities"]
     assert metadata["opset"] == 17
+
+
+def test_metadata_of_trained_jit_model_comes_from_its_keras_file(exported_models):
+    exported = exported_models["jit_trainer"]
+    metadata = read_onnx_metadata(exported.onnx_path)
+    from keras_trainer.core.persistence import read_metadata
+
+    saved = read_metadata(exported.keras_path)
+    assert metadata["task"] == "jit_strategy"
+    assert metadata["feature_names"] == saved["feature_names"]
+    assert len(metadata["feature_names"]) == 12
+    assert metadata["class_names"] == saved["class_names"]
+    assert metadata["normalization"] == saved["normalization"]
+    assert metadata["source_backend"] == keras.backend.backend()
+    assert metadata["library_version"] == saved["library_version"]
 
 
 def test_metadata_props_are_plain_onnx_strings(exported_models):
