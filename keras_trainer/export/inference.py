@@ -370,6 +370,8 @@ class CompiledInferenceLayer:
 
     def _prepare(self, features: Any) -> List[np.ndarray]:
         specs = self._inputs
+        if len(specs) == 1 and type(features) is np.ndarray:
+            return [_check_array(features, specs[0])]  # The common case, kept short.
         if len(specs) == 1:
             if isinstance(features, dict):
                 if set(features) != {specs[0].name}:
@@ -397,7 +399,7 @@ class CompiledInferenceLayer:
             )
         arrays = [_check_array(item, spec) for item, spec in zip(items, specs)]
         batch = arrays[0].shape[0]
-        if any(a.shape[0] != batch for a in arrays):
+        if len(arrays) > 1 and any(a.shape[0] != batch for a in arrays):
             raise DataError(
                 f"Inputs have different batch sizes: {[a.shape[0] for a in arrays]}."
             )

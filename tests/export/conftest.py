@@ -7,12 +7,14 @@ starting TensorFlow and tf2onnx costs seconds per subprocess.
 
 import dataclasses
 import os
+import zipfile
 
 import keras
 import numpy as np
 import pytest
 
 import export_models
+from keras_trainer.errors import ExportError
 from keras_trainer.export import ExportRequest, export_onnx_many
 
 # Models passed as objects (their custom-layer modules are found from the
@@ -70,5 +72,14 @@ def exported_models(tmp_path_factory):
         built["jit_mlp"], name="jit_mlp_h5", keras_path=h5_path,
         onnx_path=os.path.join(directory, "jit_mlp_h5.onnx"),
     )
-    export_onnx_many(requests)
+    # A request that must fail in the worker (a .keras zip whose config names
+    # an unknown class); the others must be written regardless.
+    corrupt = os.path.join(directory, "corrupt.keras")
+    with zipfile.ZipFile(corrupt, "w") as archive:
+        archive.writestr("metadata.json", '{"keras_version": "3.15.1"}')
+        archive.writestr("config.json", '{"class_name": "NoSuchModel", "config": {}}')
+    requests.insert(1, ExportRequest(corrupt, os.path.join(directory, "bad.onnx")))
+    with pytest.raises(ExportError) as failure:
+        export_onnx_many(requests)
+    built["failed_export_error"] = str(failure.value)
     return built

@@ -130,6 +130,14 @@ def test_export_leaves_no_temporary_files(exported_models):
     assert not [name for name in os.listdir(directory) if ".tmp" in name]
 
 
+def test_failed_conversion_is_an_export_error_and_spares_the_others(exported_models):
+    message = exported_models["failed_export_error"]
+    assert "corrupt.keras" in message
+    assert not os.path.exists(os.path.join(os.path.dirname(exported_models["jit_mlp"].onnx_path), "bad.onnx"))
+    for family in FAMILIES:
+        assert os.path.isfile(exported_models[family].onnx_path)
+
+
 def test_missing_model_file_is_an_export_error(tmp_path):
     with pytest.raises(ExportError, match="not found"):
         export_onnx(tmp_path / "absent.keras", tmp_path / "out.onnx")
@@ -164,3 +172,11 @@ def test_bad_input_signature_is_an_export_error(exported_models, tmp_path):
         export_onnx(
             exported_models["jit_mlp"].keras_path, tmp_path / "out.onnx", input_signature=["x"]
         )
+
+
+def test_unreadable_model_file_is_an_export_error_before_conversion(tmp_path):
+    path = tmp_path / "garbage.keras"
+    path.write_bytes(b"not a zip archive")
+    with pytest.raises(ExportError, match="garbage.keras"):
+        export_onnx(path, tmp_path / "out.onnx")
+    assert not (tmp_path / "out.onnx").exists()
