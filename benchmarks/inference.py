@@ -16,13 +16,44 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 
-import keras
-import numpy as np
 
-from keras_trainer.export import CompiledInferenceLayer, InferenceBackend, export_onnx
+def _threads_from_argv(default=1):
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            return int(sys.argv[i + 1])
+    return default
+
+
+# Every engine gets the same number of CPU threads (set before the backends load):
+# on a shared 2-core machine, torch's default thread pool oversubscribes the
+# cores and a batch-1024 call became 30x slower than with one thread.
+THREADS = _threads_from_argv()
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={'true' if THREADS > 1 else 'false'}"
+)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_trainer.export import CompiledInferenceLayer, InferenceBackend, export_onnx  # noqa: E402
+
+
+def _limit_backend_threads(threads):
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def seed_mlp(rng):
@@ -52,8 +83,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=3000, help="batch-1 calls per fast engine")
     parser.add_argument("--slow-iterations", type=int, default=300, help="calls for model.predict")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of every engine")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
+    _limit_backend_threads(args.threads)
 
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
@@ -63,7 +96,9 @@ def main():
     model.save(keras_path)
     onnx_path = export_onnx(keras_path, os.path.join(workdir, "mlp.onnx"))
 
-    onnx_layer = CompiledInferenceLayer(InferenceBackend.ONNX, device="cpu").load_model(onnx_path)
+    onnx_layer = CompiledInferenceLayer(
+        InferenceBackend.ONNX, device="cpu", intra_op_num_threads=args.threads
+    ).load_model(onnx_path)
     keras_layer = CompiledInferenceLayer(InferenceBackend.KERAS, device="cpu").load_model(keras_path)
     session = onnx_layer._session  # The raw engine, to show the layer's own overhead.
     x1 = rng.normal(5, 2, (1, 12)).astype("float32")
@@ -108,7 +143,7 @@ def main():
     ref = results["model.predict"]
     print(
         f"backend={keras.backend.backend()} cpu={platform.processor() or platform.machine()} "
-        f"cores={os.cpu_count()} onnxruntime threads=1"
+        f"cores={os.cpu_count()} threads per engine={args.threads}"
     )
     header = f"{'engine':32s} {'p50 us':>9s} {'p99 us':>9s} {'p50 speed-up':>13s} {'batch-1024 rows/s':>18s} {'thr. ratio':>10s}"
     print(header)
@@ -120,7 +155,11 @@ def main():
     print("speed-up and throughput ratio are relative to model.predict measured in this run")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"backend": keras.backend.backend(), "results": results}, f, indent=2)
+            json.dump(
+                {"backend": keras.backend.backend(), "threads": args.threads, "results": results},
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":
