@@ -72,6 +72,14 @@ def exported_models(tmp_path_factory):
         built["jit_mlp"], name="jit_mlp_h5", keras_path=h5_path,
         onnx_path=os.path.join(directory, "jit_mlp_h5.onnx"),
     )
+    # The encoder with an explicit signature: sequences of exactly 7 tokens.
+    requests.append(
+        ExportRequest(
+            built["seq2seq_encoder"].keras_path,
+            os.path.join(directory, "encoder_fixed_length.onnx"),
+            input_signature=[("source_tokens", (None, 7), "int32")],
+        )
+    )
     # A request that must fail in the worker (a .keras zip whose config names
     # an unknown class); the others must be written regardless.
     corrupt = os.path.join(directory, "corrupt.keras")

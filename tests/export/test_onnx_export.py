@@ -62,6 +62,15 @@ def test_sequence_length_of_encoder_is_dynamic(exported_models):
         np.testing.assert_allclose(onnx_out, keras_out, atol=1e-5, rtol=0)
 
 
+def test_explicit_input_signature_fixes_the_sequence_length(exported_models):
+    exported = exported_models["seq2seq_encoder"]
+    path = os.path.join(os.path.dirname(exported.onnx_path), "encoder_fixed_length.onnx")
+    session = _session(path)
+    assert session.get_inputs()[0].shape == ["batch", 7]
+    outputs = session.run(None, {"source_tokens": exported.example[0]})
+    np.testing.assert_allclose(outputs[1], exported.keras_outputs[1], atol=1e-5, rtol=0)
+
+
 def test_decoder_step_keeps_input_and_output_names_in_order(exported_models):
     session = _session(exported_models["seq2seq_decoder_step"].onnx_path)
     assert [i.name for i in session.get_inputs()] == [
