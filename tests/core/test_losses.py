@@ -156,6 +156,11 @@ def test_label_smoothing_with_loss_that_ignores_it_is_a_config_error():
         get_loss("mse", TrainingConfig(label_smoothing=0.1))
 
 
+def test_loss_weights_with_an_unweighted_loss_is_a_config_error():
+    with pytest.raises(ConfigError, match="training.loss_weights: .*no effect on loss 'mse'"):
+        get_loss("mse", TrainingConfig(loss_weights=[1.0, 2.0]))
+
+
 def test_loss_objects_pass_through():
     loss = keras.losses.Huber()
     assert get_loss(loss) is loss
@@ -227,7 +232,8 @@ def _tiny_model():
 )
 def test_model_compiled_with_registered_loss_survives_save_and_safe_load(tmp_path, loss_name):
     model = _tiny_model()
-    loss = get_loss(loss_name, TrainingConfig(loss_weights=[1.0, 2.0, 0.5]))
+    weights = [1.0, 2.0, 0.5] if loss_name.startswith("weighted_") else None
+    loss = get_loss(loss_name, TrainingConfig(loss_weights=weights))
     targets = np.eye(3, dtype="float32")[Y_IDX % 3] if loss_name == "focal" else REG_PRED
     model.compile(optimizer="sgd", loss=loss)
     expected = model.evaluate(REG_TRUE, targets, verbose=0)
@@ -275,7 +281,10 @@ def test_losses_train_a_model(loss_name, targets):
     model = _tiny_model()
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),
-        loss=get_loss(loss_name, TrainingConfig(loss_weights=[1.0, 1.0, 1.0])),
+        loss=get_loss(
+            loss_name,
+            TrainingConfig(loss_weights=[1.0, 1.0, 1.0] if loss_name.startswith("weighted_") else None),
+        ),
     )
     history = model.fit(REG_TRUE, targets, epochs=3, batch_size=8, verbose=0).history["loss"]
     assert np.all(np.isfinite(history))
