@@ -5,7 +5,7 @@ each under the five strategies in a worker subprocess (keras_trainer.jit.collect
 and writes keras_trainer/jit/data/sample_dataset.json.
 
 Usage:
-    PYTHONPATH=. python scripts/make_sample_dataset.py [--count 360] [--seed 2026]
+    PYTHONPATH=. python scripts/make_sample_dataset.py [--count 1000] [--seed 2026]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ DEFAULT_OUTPUT = os.path.join(
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=360)
+    parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
