@@ -18,7 +18,7 @@ from keras_trainer.assistant.data import load_pairs
 # Small, no dropout and a high learning rate: memorizes the 80 bundled pairs in
 # 150 steps (the seed's sizes need far longer).
 FAST_CONFIG = {
-    "embedding_dim": 64,
+    "embedding_dim": 128,
     "hidden_dim": 128,
     "max_length": 24,
     "dropout": 0.0,
