@@ -1,8 +1,9 @@
 """How good are the trained model's strategy choices? (held-out split of the corpus dataset)
 
-Trains the seed-000 MLP (Normalization -> Dense 64 -> Dense 32 -> softmax over
-the 5 strategies) on a stratified 75 % of the bundled sample dataset with
-`keras.Model.fit`, then on the held-out 25 % compares the measured runtime of
+Trains the seed-000 model with `ModelTrainer` and `config/model_config.json` (the
+README's main job: 12 features, Dense 64 -> Dense 32 -> softmax over the 5
+strategies, early stopping) on a stratified 75 % of the bundled sample dataset,
+then on the held-out 25 % compares the measured runtime of
 the model's choices with: the per-sample best strategy, always-O0, always-O3
 and always the majority class. Runtimes are the dataset's measured medians
 (the same numbers the labels come from), so the comparison needs no re-timing.
@@ -22,44 +23,18 @@ import sys
 import numpy as np
 
 
-def stratified_split(labels, test_fraction, seed):
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for label in sorted(set(labels)):
-        idx = [i for i, y in enumerate(labels) if y == label]
-        rng.shuffle(idx)
-        n_test = int(round(len(idx) * test_fraction))
-        test.extend(idx[:n_test])
-        train.extend(idx[n_test:])
-    return sorted(train), sorted(test)
-
-
-def build_model(n_features, n_classes, train_x, seed):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    norm = keras.layers.Normalization()
-    norm.adapt(train_x)
-    inputs = keras.Input(shape=(n_features,))
-    x = norm(inputs)
-    for units in (64, 32):
-        x = keras.layers.Dense(units, activation="relu")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
-
-
 def main(argv=None) -> int:
+    from keras_trainer.cli import stratified_split
     from keras_trainer.jit import SAMPLE_DATASET_PATH
     from keras_trainer.jit.collect import read_dataset
-    from keras_trainer.jit.features import FeatureExtractor
+    from keras_trainer.trainer import ModelTrainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=SAMPLE_DATASET_PATH)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument(
+        "--config", default=os.path.join(os.path.dirname(__file__), "..", "config", "model_config.json")
+    )
     parser.add_argument("--test-fraction", type=float, default=0.25)
     args = parser.parse_args(argv)
 
@@ -69,16 +44,15 @@ def main(argv=None) -> int:
     names = data["strategies"]
     samples = data["samples"]
     labels = [s["label"] for s in samples]
-    extractor = FeatureExtractor()
-    x = extractor.extract([s["ir"] for s in samples], [s["runtime"] for s in samples])
     y = np.array(labels)
-    train, test = stratified_split(labels, args.test_fraction, args.seed)
-    model = build_model(x.shape[1], len(names), x[train], args.seed)
-    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=20,
-                                          restore_best_weights=True)
-    model.fit(x[train], y[train], validation_split=0.2, epochs=args.epochs, batch_size=32,
-              verbose=0, callbacks=[early])
-    predicted = np.argmax(keras.ops.convert_to_numpy(model(x[test], training=False)), axis=1)
+    train, test = (idx.tolist() for idx in stratified_split(y, args.test_fraction, args.seed))
+    trainer = ModelTrainer(args.config)
+    trainer.config.training.verbose = 0
+    trainer.config.training.seed = args.seed
+    pick = lambda idx, key: [samples[i][key] for i in idx]  # noqa: E731
+    X, y_onehot = trainer.prepare_training_data(pick(train, "ir"), pick(train, "runtime"), y[train].tolist())
+    trainer.train((X, y_onehot))
+    predicted = trainer.predict_strategy(trainer.extract_features(pick(test, "ir"), pick(test, "runtime")))
 
     majority = collections.Counter(y[train].tolist()).most_common(1)[0][0]
     accuracy = float(np.mean(predicted == y[test]))

@@ -94,27 +94,20 @@ def _train(args: argparse.Namespace) -> int:
     history = trainer.train((X_train, y_train))
     print(history.summary())
     if len(test_idx):
-        _print_metrics("test metrics:", _classification_metrics(trainer, X_test, y_test))
+        _print_metrics("test metrics:", trainer.evaluate((X_test, y_test)))
+        _report(trainer, X_test, y_test, args.report)
     output = args.output or config.output.model_path
     trainer.save_model(output)
     print(f"saved model: {output}")
     return 0
 
 
-def _classification_metrics(trainer, X: np.ndarray, y: np.ndarray) -> dict:
-    metrics = trainer.evaluate((X, y))
-    try:
-        from keras_trainer.core.evaluation import ModelEvaluator
-    except ImportError:
-        return metrics
-    probabilities = np.asarray(trainer.model.predict(X, verbose=0))
-    report = ModelEvaluator(task="classification", class_names=trainer.class_names).evaluate_predictions(
-        np.argmax(y, axis=-1), probabilities
-    )
-    for key in ("accuracy", "f1_macro", "f1_weighted"):
-        if key in report.metrics:
-            metrics[key] = float(report.metrics[key])
-    return metrics
+def _report(trainer, X: np.ndarray, y: np.ndarray, report_path: Optional[str]) -> None:
+    report = trainer.evaluation_report((X, y))
+    print(report.to_text())
+    if report_path:
+        report.save_json(report_path)
+        print(f"saved report: {report_path}")
 
 
 def _load_trainer(model_path: str):
@@ -131,7 +124,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     trainer = _load_trainer(args.model)
     ir_samples, runtime_data, labels = load_dataset(_dataset_path(args.data))
     X, y = trainer.prepare_training_data(ir_samples, runtime_data, labels, fit_normalizer=False)
-    _print_metrics(f"metrics on {len(labels)} samples:", _classification_metrics(trainer, X, y))
+    _print_metrics(f"metrics on {len(labels)} samples:", trainer.evaluate((X, y)))
+    _report(trainer, X, y, args.report)
     return 0
 
 
@@ -190,11 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-dir", help="override training.checkpoint.directory")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--report", help="also write the test-set evaluation report as JSON")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a dataset")
     evaluate.add_argument("model")
     evaluate.add_argument("--data", help="dataset JSON (default: the bundled sample)")
+    evaluate.add_argument("--report", help="also write the evaluation report as JSON")
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser("predict", help="predict strategies with a saved model")

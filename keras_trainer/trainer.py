@@ -31,6 +31,7 @@ from keras_trainer.core.history import TrainingHistory
 from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import ConfigError, DataError, ModelError
+from keras_trainer.tabular import builders as _tabular_builders  # noqa: F401  model.type lstm, ...
 
 NORMALIZATION_LAYER = "feature_normalization"
 TASK = "jit_strategy"
@@ -55,7 +56,8 @@ def one_hot(labels: Sequence[int], num_classes: int, name: str = "optimization_r
 
 
 def as_feature_matrix(features: Any, width: Optional[int], name: str = "features") -> np.ndarray:
-    """Converts `features` to a float32 matrix of `width` columns, checking it.
+    """Converts `features` to float32 `(samples, width)`, or `(samples, steps, width)`
+    windows for sequence models, checking it.
 
     Raises:
         DataError: naming the shape, dtype or NaN problem.
@@ -66,9 +68,11 @@ def as_feature_matrix(features: Any, width: Optional[int], name: str = "features
         raise DataError(f"{name}: must be numeric, got {type(features).__name__} ({error})") from None
     if matrix.ndim == 1:
         matrix = matrix[None, :]
-    if matrix.ndim != 2:
-        raise DataError(f"{name}: must have shape (samples, features), got {matrix.shape}")
-    if width is not None and matrix.shape[1] != width:
+    if matrix.ndim not in (2, 3):
+        raise DataError(
+            f"{name}: must have shape (samples, features) or (samples, steps, features), got {matrix.shape}"
+        )
+    if width is not None and matrix.shape[-1] != width:
         raise DataError(f"{name}: expected {width} features per sample, got shape {matrix.shape}")
     if not np.all(np.isfinite(matrix)):
         row = int(np.argwhere(~np.isfinite(matrix))[0][0])
@@ -148,6 +152,8 @@ class ModelTrainer:
         Constant features get variance 1, so they map to 0 instead of blowing up.
         """
         features = as_feature_matrix(features, self.input_dim)
+        # Per feature (last axis), over samples and, for sequence windows, time steps.
+        features = features.reshape(-1, features.shape[-1])
         variance = features.var(axis=0)
         variance[variance <= 1e-12] = 1.0
         self._normalizer = keras.layers.Normalization(
@@ -213,8 +219,11 @@ class ModelTrainer:
         return self.normalize(features), labels
 
     # -------------------------------------------------------------------- model
-    def create_model(self, input_dim: Optional[int] = None) -> keras.Model:
+    def create_model(self, input_dim: Optional[int] = None, sequence_length: Optional[int] = None) -> keras.Model:
         """Builds the network of `config.model` for `input_dim` features.
+
+        Sequence models (`lstm`, `cnn_lstm`) take `(sequence_length, input_dim)`
+        windows; `sequence_length` defaults to `model.sequence_length`.
 
         Raises:
             ConfigError: `input_dim` contradicts `model.input_dim`.
@@ -228,14 +237,19 @@ class ModelTrainer:
             raise ConfigError(
                 f"model.input_dim: config says {configured} but create_model got input_dim={input_dim}"
             )
-        if self._normalizer is not None and self._normalizer.mean.shape[-1] != input_dim:
+        # `Normalization.mean` is only set when the layer is built; `input_mean` holds the stats.
+        fitted = None if self._normalizer is None else np.shape(self._normalizer.input_mean)[-1]
+        if fitted is not None and fitted != input_dim:
             raise ConfigError(
-                f"create_model(input_dim={input_dim}) does not match the {self._normalizer.mean.shape[-1]} "
+                f"create_model(input_dim={input_dim}) does not match the {fitted} "
                 "features the normalizer was fitted on"
             )
         set_seed(self.config.training.seed)
         policy = precision.policy_name(self.config.training.mixed_precision)
-        self.model = build_model(self.config.model, (input_dim,), policy)
+        if sequence_length is None and self.config.model.type in ("lstm", "cnn_lstm"):
+            sequence_length = self.config.model.sequence_length
+        shape = (input_dim,) if sequence_length is None else (sequence_length, input_dim)
+        self.model = build_model(self.config.model, shape, policy)
         return self.model
 
     def _require_model(self) -> keras.Model:
@@ -243,10 +257,19 @@ class ModelTrainer:
             raise ModelError("no model yet: call create_model() or load_model() first")
         return self.model
 
+    @property
+    def is_classifier(self) -> bool:
+        """Whether targets are classes (a softmax head) rather than real values."""
+        return self.config.model.output_activation == "softmax"
+
     def _labels(self, y: Any, name: str) -> np.ndarray:
         y = np.asarray(y)
+        outputs = self.config.model.output_dim
+        if not self.is_classifier:
+            targets = as_feature_matrix(y.reshape(-1, 1) if y.ndim == 1 else y, outputs, name)
+            return targets
         if y.ndim == 1:
-            return one_hot(y.tolist(), self.config.model.output_dim, name)
+            return one_hot(y.tolist(), outputs, name)
         if y.ndim != 2 or y.shape[1] != self.config.model.output_dim:
             raise DataError(
                 f"{name}: expected one-hot labels of shape (n, {self.config.model.output_dim}) or "
@@ -285,7 +308,7 @@ class ModelTrainer:
         """
         X, y = self._split(training_data, "training_data")
         if self.model is None:
-            self.create_model(X.shape[1])
+            self.create_model(X.shape[-1], sequence_length=X.shape[1] if X.ndim == 3 else None)
         validation = self._split(validation_data, "validation_data") if validation_data else None
         self.history = fit(
             self.model,
@@ -309,11 +332,31 @@ class ModelTrainer:
         results = model.evaluate(X, y, batch_size=self.config.training.batch_size, verbose=0, return_dict=True)
         return {name: float(value) for name, value in results.items()}
 
+    def evaluation_report(self, test_data: tuple[Any, Any]):
+        """A full evaluation report: for classes, precision, recall, F1, ROC-AUC and the
+        confusion matrix; for real-valued targets, MSE, MAE, RMSE and R2.
+
+        Args:
+            test_data: `(X, y)` normalized features and labels, as for `evaluate`.
+
+        Returns:
+            A `keras_trainer.core.evaluation.EvaluationReport` with class names.
+        """
+        from keras_trainer.core.evaluation import ModelEvaluator
+
+        model = self._require_model()
+        X, y = self._split(test_data, "test_data")
+        if not self.is_classifier:
+            evaluator = ModelEvaluator(model, task="regression")
+            return evaluator.evaluate(X, y, batch_size=self.config.training.batch_size)
+        evaluator = ModelEvaluator(model, task="classification", class_names=self.class_names)
+        return evaluator.evaluate(X, np.argmax(y, axis=-1), batch_size=self.config.training.batch_size)
+
     # -------------------------------------------------------------- prediction
     def serving_model(self) -> keras.Model:
         """The model that is saved: raw features -> normalization -> network."""
         model = self._require_model()
-        inputs = keras.Input(shape=(int(model.input_shape[-1]),), name="features")
+        inputs = keras.Input(shape=tuple(model.input_shape[1:]), name="features")
         outputs = model(self.normalizer(inputs))
         return keras.Model(inputs, outputs, name="jit_strategy_model")
 

@@ -33,9 +33,11 @@ def test_train_evaluate_and_predict_from_the_command_line(tmp_path, small_datase
     assert trained.returncode == 0, trained.stderr
     assert "test metrics:" in trained.stdout and "accuracy" in trained.stdout
     assert model.exists()
-    evaluated = _cli("evaluate", model, "--data", small_dataset)
+    evaluated = _cli("evaluate", model, "--data", small_dataset, "--report", tmp_path / "report.json")
     assert evaluated.returncode == 0, evaluated.stderr
-    assert "accuracy" in evaluated.stdout
+    assert "f1_macro" in evaluated.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n_samples"] == 80 and report["class_names"][3] == "O3"
     predicted = _cli("predict", model, "--data", small_dataset)
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.count("sample ") == 80

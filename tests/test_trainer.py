@@ -155,3 +155,24 @@ def test_loading_a_file_that_is_not_a_jit_model_says_so(tmp_path):
     save_model(keras.Model(inputs, keras.layers.Dense(2)(inputs)), tmp_path / "other.keras")
     with pytest.raises(CheckpointError, match="not a JIT strategy model"):
         _trainer().load_model(str(tmp_path / "other.keras"))
+
+
+def test_config_driven_lstm_regression_trains_saves_and_reloads(tmp_path, rng):
+    config = {
+        "model": {"type": "lstm", "input_dim": 3, "sequence_length": 8, "output_dim": 1,
+                  "output_activation": "linear", "hidden_layers": [8], "lstm_hidden_size": 8,
+                  "lstm_num_layers": 1},
+        "training": {"epochs": 2, "verbose": 0, "loss": "mse", "metrics": ["mae"], "batch_size": 16},
+    }
+    x = (rng.normal(size=(64, 8, 3)) * 4 + 10).astype("float32")
+    y = x[:, -1, :1] * 0.5
+    trainer = ModelTrainer(config)
+    trainer.fit_normalizer(x)
+    history = trainer.train((trainer.normalize(x), y))
+    assert "val_mae" in history.history
+    report = trainer.evaluation_report((trainer.normalize(x), y))
+    assert report.task == "regression" and "r2" in report.metrics
+    path = trainer.save_model(str(tmp_path / "lstm.keras"))
+    reloaded = ModelTrainer(config)
+    reloaded.load_model(path)
+    np.testing.assert_allclose(reloaded.predict(x[:4]), trainer.predict(x[:4]), atol=1e-5)

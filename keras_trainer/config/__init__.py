@@ -28,6 +28,7 @@ from keras_trainer.config.schema import (
     TrainerConfig,
     TrainingConfig,
 )
+from keras_trainer.config.tuning import HyperparameterSpace, TuningConfig
 from keras_trainer.errors import ConfigError
 
 ConfigSource = Union[str, os.PathLike, dict, TrainerConfig]
@@ -108,6 +109,8 @@ __all__ = [
     "RuntimeMetricSpec",
     "TrainerConfig",
     "TrainingConfig",
+    "TuningConfig",
+    "HyperparameterSpace",
     "from_dict",
     "json_schema",
     "json_schema_for",

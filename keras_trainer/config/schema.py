@@ -17,6 +17,7 @@ import dataclasses
 from typing import Literal, Optional
 
 from keras_trainer.config.fields import from_dict, json_schema_for, option, to_dict
+from keras_trainer.config.tuning import TuningConfig
 from keras_trainer.errors import ConfigError
 
 Activation = Literal[
@@ -395,6 +396,9 @@ class TrainerConfig(_Section):
     )
     data: DataConfig = option(default_factory=DataConfig, description="Dataset location.")
     output: OutputConfig = option(default_factory=OutputConfig, description="Output paths.")
+    tuning: TuningConfig = option(
+        default_factory=TuningConfig, description="Hyperparameter search (keras-trainer tune)."
+    )
 
 
 def _at(path: str, key: str) -> str:

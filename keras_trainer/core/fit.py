@@ -216,10 +216,9 @@ def fit(
         shuffle=False,
     )
     if nan_guard.nan_at is not None:
-        epoch, batch = nan_guard.nan_at
         kept = manager.latest() if manager is not None else None
         raise TrainingError(
-            f"training stopped: the loss became NaN or infinite at epoch {epoch + 1}, batch {batch + 1}. "
+            f"training stopped: the loss became NaN or infinite in epoch {nan_guard.nan_at + 1}. "
             "Lower training.learning_rate, set training.gradient_clip_norm, or check the data for "
             f"NaN/inf. Last good checkpoint: {kept or 'none (checkpoint.directory not set)'}"
         )

@@ -1,1 +1,22 @@
-"""keras_trainer.export."""
+"""keras_trainer.export: ONNX export from any backend and compiled inference.
+
+- `export_onnx` / `export_onnx_many`: Keras model or `.keras` file -> `.onnx`
+  with a dynamic batch dimension and the model's metadata.
+- `read_onnx_metadata`: the metadata stored in an exported file.
+- `CompiledInferenceLayer`: ONNX Runtime or compiled-Keras serving with input
+  checks and latency statistics.
+"""
+
+from keras_trainer.export.inference import (
+    CompiledInferenceLayer,
+    InferenceBackend,
+    InferenceResult,
+)
+from keras_trainer.export.latency import LatencyRecorder
+from keras_trainer.export.metadata import read_onnx_metadata
+from keras_trainer.export.onnx_export import (
+    DEFAULT_OPSET,
+    ExportRequest,
+    export_onnx,
+    export_onnx_many,
+)

@@ -1,1 +1,54 @@
-"""keras_trainer.tabular."""
+"""keras_trainer.tabular: seed 004's feed-forward, LSTM and CNN+LSTM networks.
+
+Importing this package registers the `model.type`s "feed_forward", "lstm" and
+"cnn_lstm" with the core model registry, so `ModelTrainer` builds them from a
+JSON config.
+
+Example:
+
+>>> from keras_trainer.tabular import ArchitectureType, ModelConfig, ModelFactory
+>>> model = ModelFactory().create_model(ModelConfig(
+...     architecture_type=ArchitectureType.FEED_FORWARD, input_size=100,
+...     hidden_sizes=[64, 32, 16], output_size=1, dropout_rate=0.2))
+"""
+
+from keras_trainer.tabular import builders  # noqa: F401  registers the model types
+from keras_trainer.tabular.comparison import (
+    ArchitectureResult,
+    ComparisonTable,
+    compare_architectures,
+    test_architecture,
+)
+from keras_trainer.tabular.config import ArchitectureType, ModelConfig, TabularModelConfig
+from keras_trainer.tabular.datasets import load_stock_prices, load_table, stock_features
+from keras_trainer.tabular.factory import KerasModelFactory, ModelFactory, default_loss, default_metrics
+from keras_trainer.tabular.normalization import (
+    FeatureScaler,
+    load_tabular_model,
+    save_tabular_model,
+    serving_model,
+)
+from keras_trainer.tabular.windows import make_windows, train_val_windows
+
+__all__ = [
+    "ArchitectureResult",
+    "ArchitectureType",
+    "ComparisonTable",
+    "FeatureScaler",
+    "KerasModelFactory",
+    "ModelConfig",
+    "ModelFactory",
+    "TabularModelConfig",
+    "compare_architectures",
+    "default_loss",
+    "default_metrics",
+    "load_stock_prices",
+    "load_table",
+    "load_tabular_model",
+    "make_windows",
+    "save_tabular_model",
+    "serving_model",
+    "stock_features",
+    "test_architecture",
+    "train_val_windows",
+]

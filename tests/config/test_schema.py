@@ -112,3 +112,10 @@ def test_every_option_is_documented():
 def test_to_dict_round_trips():
     config = load_config({"training": {"optimizer": {"name": "sgd", "momentum": 0.9}}})
     assert TrainerConfig.from_dict(config.to_dict()) == config
+
+
+def test_docs_config_md_is_generated_from_the_current_schema():
+    from keras_trainer.config.docs import config_reference
+
+    with open(os.path.join(ROOT, "docs", "config.md"), encoding="utf-8") as handle:
+        assert handle.read() == config_reference(), "run: python -m keras_trainer.config.docs > docs/config.md"

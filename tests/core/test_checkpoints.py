@@ -104,7 +104,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
                 for variable in self.model.trainable_variables:
                     variable.assign(np.full(variable.shape, np.nan, dtype="float32"))
 
-    with pytest.raises(TrainingError, match=r"NaN or infinite at epoch 3.*epoch-000001"):
+    with pytest.raises(TrainingError, match=r"NaN or infinite in epoch 3.*epoch-000001"):
         fit(model, x, y, config=_config(tmp_path, epochs=5), callbacks=[Poison()])
     manager = CheckpointManager(str(tmp_path / "ckpt"))
     assert manager.latest().endswith("epoch-000001")

@@ -1,0 +1,64 @@
+"""Markdown reference of every config option, generated from the schema.
+
+`docs/config.md` is this module's output (`python -m keras_trainer.config.docs`); a
+test checks that the committed file is current, so the schema stays the one
+place where options, defaults and descriptions live.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from keras_trainer.config import json_schema
+
+
+def _type(prop: dict) -> str:
+    if "enum" in prop:
+        return " \\| ".join(f"`{json.dumps(v)}`" for v in prop["enum"])
+    if "anyOf" in prop:
+        return " or ".join(_type(p) for p in prop["anyOf"])
+    if prop.get("type") == "array":
+        return f"list of {_type(prop.get('items', {}))}"
+    bounds = []
+    for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if key in prop:
+            bounds.append(f"{sign} {prop[key]}")
+    kind = prop.get("type", "any")
+    return kind + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _rows(schema: dict, prefix: str, sections: list) -> list[str]:
+    rows = []
+    for name, prop in schema.get("properties", {}).items():
+        path = f"{prefix}.{name}" if prefix else name
+        if prop.get("type") == "object" and "properties" in prop:
+            sections.append((path, prop))
+            continue
+        default = json.dumps(prop["default"]) if "default" in prop else "required"
+        rows.append(f"| `{path}` | {_type(prop)} | `{default}` | {prop.get('description', '')} |")
+    return rows
+
+
+def config_reference() -> str:
+    """Returns the Markdown reference of all options, section by section."""
+    lines = [
+        "# Config reference",
+        "",
+        "Generated from `keras_trainer/config/schema.py` by `python -m keras_trainer.config.docs`;",
+        "do not edit by hand. `keras-trainer schema` prints the same as JSON Schema.",
+    ]
+    pending = [("", json_schema())]
+    while pending:
+        path, schema = pending.pop(0)
+        nested: list = []
+        rows = _rows(schema, path, nested)
+        if rows:
+            lines += ["", f"## `{path or 'top level'}`", "", schema.get("description", ""), ""]
+            lines += ["| option | type | default | description |", "| --- | --- | --- | --- |", *rows]
+        pending = nested + pending
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(config_reference())

@@ -1,0 +1,259 @@
+"""The `tuning` config section: search method, budget, metric and search space.
+
+`TuningConfig` (also exported as the seed's `AutoTrainerConfig`) and
+`HyperparameterSpace` are declared with `keras_trainer.config.option`, so a JSON
+`tuning` section validates into them with errors naming the key path, and their
+JSON Schema is generated. Constructing them in Python validates too.
+
+Example (JSON):
+
+    "tuning": {
+      "search_method": "bayesian", "max_trials": 20, "metric": "accuracy",
+      "max_epochs": 30, "early_stopping_patience": 5,
+      "hyperparameter_space": {"learning_rates": [1e-3, 3e-3], "batch_sizes": [32, 64],
+                               "optimizers": ["adam", "adamw"], "dropout_rates": [0.0, 0.2],
+                               "weight_decay": [0.0, 1e-4]}
+    }
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Literal, Optional
+
+from keras_trainer.config.fields import from_dict, json_schema_for, option, to_dict
+from keras_trainer.errors import ConfigError
+
+
+class OptimizerType(str, enum.Enum):
+    """Optimizers the search can pick (Keras optimizers of the same names)."""
+
+    ADAM = "adam"
+    ADAMW = "adamw"
+    SGD = "sgd"
+    RMSPROP = "rmsprop"
+
+
+OPTIMIZERS = tuple(member.value for member in OptimizerType)
+SEARCH_METHODS = ("grid", "random", "bayesian", "hyperband")
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _unique(values: list) -> list:
+    seen = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return seen
+
+
+@dataclasses.dataclass
+class HyperparameterSpace:
+    """The values tried for each hyperparameter (each list is one `Choice`)."""
+
+    learning_rates: list[float] = option(
+        default_factory=lambda: [1e-4, 5e-4, 1e-3, 5e-3, 1e-2],
+        exclusive_minimum=0.0,
+        min_items=1,
+        description="Initial learning rates.",
+    )
+    batch_sizes: list[int] = option(
+        default_factory=lambda: [16, 32, 64, 128, 256],
+        exclusive_minimum=0,
+        min_items=1,
+        description="Training batch sizes (each trial really trains with its batch size).",
+    )
+    optimizers: list[str] = option(
+        default_factory=lambda: ["adam", "adamw", "sgd"],
+        min_items=1,
+        description="Optimizer names: adam, adamw, sgd, rmsprop.",
+    )
+    dropout_rates: list[float] = option(
+        default_factory=lambda: [0.0, 0.1, 0.2, 0.3],
+        minimum=0.0,
+        exclusive_maximum=1.0,
+        min_items=1,
+        description="Dropout rates passed to the model factory as dropout_rate.",
+    )
+    weight_decay: list[float] = option(
+        default_factory=lambda: [0.0, 1e-5, 1e-4],
+        minimum=0.0,
+        min_items=1,
+        description="Decoupled weight decay of the optimizer.",
+    )
+
+    def __post_init__(self):
+        self.optimizers = [o.value if isinstance(o, OptimizerType) else o for o in self.optimizers]
+        self.validate("tuning.hyperparameter_space")
+
+    def validate(self, path: str) -> None:
+        for field in dataclasses.fields(self):
+            values = getattr(self, field.name)
+            if not isinstance(values, (list, tuple)) or len(values) == 0:
+                raise ConfigError(
+                    f"{_at(path, field.name)}: the search space is empty; give at least one value, "
+                    f"got {values!r}"
+                )
+        for index, name in enumerate(self.optimizers):
+            if name not in OPTIMIZERS:
+                raise ConfigError(
+                    f"{_at(path, 'optimizers')}[{index}]: unknown optimizer {name!r} "
+                    f"(valid: {', '.join(OPTIMIZERS)})"
+                )
+        for name, low, inclusive in (("learning_rates", 0.0, False), ("batch_sizes", 0, False),
+                                     ("dropout_rates", 0.0, True), ("weight_decay", 0.0, True)):
+            for index, value in enumerate(getattr(self, name)):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                    value < low if inclusive else value <= low
+                ):
+                    raise ConfigError(
+                        f"{_at(path, name)}[{index}]: must be a number {'>=' if inclusive else '>'} {low}, got {value!r}"
+                    )
+        for index, value in enumerate(self.dropout_rates):
+            if value >= 1.0:
+                raise ConfigError(f"{_at(path, 'dropout_rates')}[{index}]: must be below 1, got {value!r}")
+        for index, value in enumerate(self.batch_sizes):
+            if not isinstance(value, int):
+                raise ConfigError(f"{_at(path, 'batch_sizes')}[{index}]: must be an integer, got {value!r}")
+
+    def choices(self) -> dict[str, list]:
+        """Hyperparameter name -> distinct values, as the tuner declares them."""
+        return {
+            "learning_rate": _unique([float(v) for v in self.learning_rates]),
+            "batch_size": _unique([int(v) for v in self.batch_sizes]),
+            "optimizer": _unique([str(v) for v in self.optimizers]),
+            "dropout_rate": _unique([float(v) for v in self.dropout_rates]),
+            "weight_decay": _unique([float(v) for v in self.weight_decay]),
+        }
+
+    def size(self) -> int:
+        """Number of combinations (what a grid search runs at most)."""
+        total = 1
+        for values in self.choices().values():
+            total *= len(values)
+        return total
+
+    @classmethod
+    def from_dict(cls, data: dict, path: str = "tuning.hyperparameter_space") -> "HyperparameterSpace":
+        return from_dict(cls, data, path)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+@dataclasses.dataclass
+class TuningConfig:
+    """How `AutoTrainer` searches: method, budget, objective, epochs, where results go."""
+
+    search_method: Literal["grid", "random", "bayesian", "hyperband"] = option(
+        "random",
+        description=(
+            "KerasTuner search: grid (every combination, up to max_trials), random, bayesian "
+            "(Gaussian-process optimization) or hyperband (successive halving of epochs)."
+        ),
+    )
+    max_trials: int = option(
+        10,
+        exclusive_minimum=0,
+        description="Most trials (hyperparameter combinations) to run; also caps hyperband.",
+    )
+    metric: str = option(
+        "loss",
+        description=(
+            "Objective on the validation data: sharpe, sortino, accuracy, loss, or a Keras "
+            "metric name (mae, auc, ...); 'val_' is added as Keras logs it."
+        ),
+    )
+    maximize_metric: Optional[bool] = option(
+        None,
+        description="Whether higher is better; null infers it (loss and error metrics are minimized).",
+    )
+    early_stopping_patience: int = option(
+        5, minimum=0, description="Epochs without improvement of the metric before a trial stops; 0 turns it off."
+    )
+    min_epochs: int = option(
+        1, exclusive_minimum=0, description="Epochs every trial trains before early stopping may watch it."
+    )
+    max_epochs: int = option(20, exclusive_minimum=0, description="Most epochs of a trial.")
+    directory: str = option(
+        "runs/tuning",
+        description="Results folder; each symbol gets a sub-folder, and rerunning resumes there.",
+    )
+    seed: Optional[int] = option(42, minimum=0, description="Seeds the search and every trial's training.")
+    annualization_factor: float = option(
+        252.0,
+        exclusive_minimum=0.0,
+        description="Periods per year for sharpe/sortino (252 trading days); ratios scale by its square root.",
+    )
+    hyperband_factor: int = option(3, minimum=2, description="Hyperband's reduction factor.")
+    max_consecutive_failures: int = option(
+        3, exclusive_minimum=0, description="Consecutive failed trials that abort the search."
+    )
+    normalize: bool = option(
+        True, description="Standardize features with statistics of the training data (stored in the model)."
+    )
+    retrain_best: bool = option(
+        True, description="Retrain the best hyperparameters from scratch for the returned model."
+    )
+    loss: Optional[str] = option(
+        None, description="Loss name; null infers it from the model's output activation."
+    )
+    verbose: Literal[0, 1, 2] = option(0, description="Keras/KerasTuner verbosity.")
+    hyperparameter_space: HyperparameterSpace = option(
+        default_factory=HyperparameterSpace, description="The values to try."
+    )
+
+    def __post_init__(self):
+        if isinstance(self.hyperparameter_space, dict):
+            self.hyperparameter_space = HyperparameterSpace.from_dict(self.hyperparameter_space)
+        self.validate("tuning")
+
+    def validate(self, path: str = "tuning") -> None:
+        """Checks the whole section (run again by `AutoTrainer.optimize`).
+
+        Raises:
+            ConfigError: naming the key path of the first problem.
+        """
+        from keras_trainer.tuning.metrics import resolve_objective
+
+        if self.search_method not in SEARCH_METHODS:
+            raise ConfigError(
+                f"{_at(path, 'search_method')}: must be one of {', '.join(SEARCH_METHODS)}, got {self.search_method!r}"
+            )
+        for name in ("max_trials", "min_epochs", "max_epochs", "max_consecutive_failures"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{_at(path, name)}: must be an integer >= 1, got {value!r}")
+        if not isinstance(self.early_stopping_patience, int) or self.early_stopping_patience < 0:
+            raise ConfigError(f"{_at(path, 'early_stopping_patience')}: must be an integer >= 0, got {self.early_stopping_patience!r}")
+        if self.min_epochs > self.max_epochs:
+            raise ConfigError(
+                f"{_at(path, 'min_epochs')}: {self.min_epochs} is more than max_epochs={self.max_epochs}"
+            )
+        if not isinstance(self.hyperparameter_space, HyperparameterSpace):
+            raise ConfigError(
+                f"{_at(path, 'hyperparameter_space')}: must be a HyperparameterSpace, got "
+                f"{type(self.hyperparameter_space).__name__}"
+            )
+        self.hyperparameter_space.validate(_at(path, "hyperparameter_space"))
+        resolve_objective(self.metric, self.maximize_metric, _at(path, "metric"))
+
+    @classmethod
+    def from_dict(cls, data: dict, path: str = "tuning") -> "TuningConfig":
+        """Validates a JSON `tuning` section."""
+        return from_dict(cls, data, path)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def json_schema(cls) -> dict:
+        return json_schema_for(cls)
+
+
+# The seed's name for the same settings.
+AutoTrainerConfig = TuningConfig

@@ -1,0 +1,512 @@
+"""A compiled inference layer: load once, warm up, predict fast, watch latency.
+
+`CompiledInferenceLayer` serves an exported `.onnx` model through ONNX Runtime
+(`InferenceBackend.ONNX`) or a `.keras`/`.h5` model through a compiled call of
+the active Keras backend (`InferenceBackend.KERAS`, see `compiled_call`). Both
+check inputs before running (shape, dtype, NaN, empty batch) and raise the
+library's errors, and both record the latency of every call.
+"""
+
+import dataclasses
+import enum
+import logging
+import math
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from keras_trainer.errors import ConfigError, DataError, InferenceError
+from keras_trainer.export.latency import LatencyRecorder
+from keras_trainer.export.metadata import decode_metadata_props
+
+logger = logging.getLogger(__name__)
+
+_DEVICES = ("cpu", "cuda", "auto")
+_SMALL_MODEL_BYTES = 4 * 1024 * 1024
+# Stand-in length for dynamic non-batch dimensions (e.g. sequence length) in warm-up.
+_WARM_UP_DYNAMIC_DIM = 8
+
+
+class InferenceBackend(enum.Enum):
+    """Which engine `CompiledInferenceLayer` runs a model with."""
+
+    ONNX = "onnx"
+    KERAS = "keras"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InferenceResult:
+    """The output of one inference.
+
+    Attributes:
+        prediction: the model output as a NumPy array, or a dict output name
+            -> array for a model with several outputs.
+        latency_ms: wall time of the call that produced it (input checks,
+            the run and output conversion), in milliseconds. For
+            `batch_predict`, the time of the whole batch it was part of.
+        backend: the `InferenceBackend` that ran it.
+    """
+
+    prediction: Union[np.ndarray, Dict[str, np.ndarray]]
+    latency_ms: float
+    backend: InferenceBackend
+
+
+@dataclasses.dataclass(frozen=True)
+class _InputSpec:
+    name: str
+    shape: tuple  # None for dynamic dimensions, the batch included.
+    dtype: np.dtype
+
+
+class CompiledInferenceLayer:
+    """Serves a trained model with low latency and records its latencies.
+
+    Args:
+        backend: `InferenceBackend.ONNX` (an `.onnx` file through ONNX Runtime)
+            or `InferenceBackend.KERAS` (a `.keras`/`.h5` file through a
+            compiled call of the active Keras backend). Strings "onnx" and
+            "keras" are accepted. Default ONNX.
+        device: "cpu", "cuda" or "auto" (CUDA when available). When "cuda"
+            is asked for but not available, a warning says so and the CPU is
+            used. Default "cpu".
+        intra_op_num_threads: ONNX Runtime threads per operator. Default
+            `None`: 1 for models under 4 MB (thread hand-offs cost more than
+            they save on tiny matrices), else ONNX Runtime's default.
+        max_latency_samples: how many recent latencies the statistics keep.
+
+    Example:
+
+    >>> layer = CompiledInferenceLayer(backend=InferenceBackend.ONNX)
+    >>> layer.load_model("model.onnx")  # doctest: +SKIP
+    >>> layer.warm_up(num_iterations=10, batch_size=1)  # doctest: +SKIP
+    >>> result = layer.predict(np.zeros((1, 12), "float32"))  # doctest: +SKIP
+    >>> layer.get_latency_stats()["p95_ms"]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        backend: Union[InferenceBackend, str] = InferenceBackend.ONNX,
+        device: str = "cpu",
+        intra_op_num_threads: Optional[int] = None,
+        max_latency_samples: int = 100_000,
+    ):
+        try:
+            self.backend = InferenceBackend(
+                backend.value if isinstance(backend, InferenceBackend) else str(backend).lower()
+            )
+        except ValueError:
+            raise ConfigError(
+                f"backend must be one of {[b.value for b in InferenceBackend]}; got {backend!r}."
+            ) from None
+        if device not in _DEVICES:
+            raise ConfigError(f"device must be one of {list(_DEVICES)}; got {device!r}.")
+        if intra_op_num_threads is not None and intra_op_num_threads < 0:
+            raise ConfigError(f"intra_op_num_threads must be >= 0; got {intra_op_num_threads}.")
+        self.device = device
+        self.intra_op_num_threads = intra_op_num_threads
+        self.max_latency_samples = max_latency_samples
+        self.active_device: Optional[str] = None
+        self.metadata: Dict[str, Any] = {}
+        self.model_path: Optional[str] = None
+        self._latencies = LatencyRecorder(max_latency_samples)
+        self._inputs: List[_InputSpec] = []
+        self._output_names: List[str] = []
+        self._run = None
+
+    def get_config(self) -> Dict[str, Any]:
+        return {
+            "backend": self.backend.value,
+            "device": self.device,
+            "intra_op_num_threads": self.intra_op_num_threads,
+            "max_latency_samples": self.max_latency_samples,
+        }
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "CompiledInferenceLayer":
+        return cls(**config)
+
+    @property
+    def input_names(self) -> List[str]:
+        return [spec.name for spec in self._inputs]
+
+    @property
+    def output_names(self) -> List[str]:
+        return list(self._output_names)
+
+    # Loading.
+
+    def load_model(self, path: Union[str, os.PathLike]) -> "CompiledInferenceLayer":
+        """Loads a model file and compiles it for inference.
+
+        Args:
+            path: an `.onnx` file for the ONNX backend; a `.keras` or `.h5`
+                file for the KERAS backend.
+
+        Returns:
+            self.
+
+        Raises:
+            InferenceError: the file is missing, of the wrong kind, or corrupt.
+        """
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise InferenceError(f"Model file not found: {path!r}.")
+        suffixes = (".onnx",) if self.backend is InferenceBackend.ONNX else (".keras", ".h5")
+        if not path.lower().endswith(suffixes):
+            raise InferenceError(
+                f"The {self.backend.value} backend loads {' or '.join(suffixes)} files; "
+                f"got {path!r}."
+            )
+        if self.backend is InferenceBackend.ONNX:
+            self._load_onnx(path)
+        else:
+            self._load_keras(path)
+        self.model_path = path
+        self.reset_stats()
+        return self
+
+    def _load_onnx(self, path: str) -> None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        providers = ["CPUExecutionProvider"]
+        if self.device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        threads = self.intra_op_num_threads
+        if threads is None:
+            threads = 1 if os.path.getsize(path) < _SMALL_MODEL_BYTES else 0
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # ORT's own warnings would flood the logs.
+        try:
+            session = ort.InferenceSession(path, options, providers=providers)
+        except Exception as error:  # ORT raises its own Fail/InvalidProtobuf types.
+            raise InferenceError(
+                f"Cannot load {path!r} with ONNX Runtime (corrupt or not an ONNX model): "
+                f"{_first_line(error)}"
+            ) from error
+        self.active_device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        if self.device == "cuda" and self.active_device != "cuda":
+            logger.warning(
+                "device='cuda' was requested but ONNX Runtime's CUDAExecutionProvider is not "
+                "available (providers: %s; install the `onnxruntime-gpu` extra); "
+                "falling back to CPU.",
+                ", ".join(available),
+            )
+        self._inputs = [
+            _InputSpec(
+                i.name,
+                tuple(d if isinstance(d, int) and d > 0 else None for d in i.shape),
+                _onnx_dtype(i.type, path),
+            )
+            for i in session.get_inputs()
+        ]
+        self._output_names = [o.name for o in session.get_outputs()]
+        self.metadata = decode_metadata_props(dict(session.get_modelmeta().custom_metadata_map))
+        output_names = self._output_names
+        input_names = [spec.name for spec in self._inputs]
+
+        def run(arrays):
+            return session.run(output_names, dict(zip(input_names, arrays)))
+
+        self._session = session
+        self._run = run
+
+    def _load_keras(self, path: str) -> None:
+        import keras
+
+        from keras_trainer.export.compiled_call import compiled_call
+
+        from keras_trainer.core.persistence import load_model
+        from keras_trainer.errors import KerasTrainerError
+
+        try:
+            model, self.metadata = load_model(path)  # safe_mode=True: runs no code.
+        except (KerasTrainerError, ValueError, OSError) as error:
+            raise InferenceError(f"Cannot load Keras model {path!r}: {_first_line(error)}") from error
+        if not getattr(model, "inputs", None):
+            raise InferenceError(
+                f"{path!r} holds a model without defined inputs; the KERAS backend "
+                "serves functional or sequential models."
+            )
+        self.active_device = "cuda" if self.device != "cpu" and _keras_has_cuda() else "cpu"
+        if self.device == "cuda" and self.active_device != "cuda":
+            logger.warning(
+                "device='cuda' was requested but the %s backend sees no CUDA device; "
+                "falling back to CPU.",
+                keras.backend.backend(),
+            )
+        self._inputs = [
+            _InputSpec(t.name, tuple(t.shape), np.dtype(str(t.dtype)))
+            for t in keras.tree.flatten(model.input)
+        ]
+        self._output_names = list(getattr(model, "output_names", None) or [])
+        self.model = model
+        self._run = compiled_call(model, self.active_device)
+        probe = self._run([_dummy(spec, 1) for spec in self._inputs])
+        if len(self._output_names) != len(probe):
+            self._output_names = [f"output_{i}" for i in range(len(probe))]
+
+    # Inference.
+
+    def warm_up(self, num_iterations: int = 10, batch_size: int = 1) -> None:
+        """Runs the model on dummy inputs so compilation and caches are done.
+
+        Warm-up calls are not counted in the latency statistics.
+
+        Args:
+            num_iterations: how many calls. Default 10.
+            batch_size: rows per call. Default 1.
+        """
+        self._require_model()
+        if num_iterations < 0 or batch_size < 1:
+            raise DataError(
+                f"warm_up needs num_iterations >= 0 and batch_size >= 1; got "
+                f"{num_iterations} and {batch_size}."
+            )
+        arrays = [_dummy(spec, batch_size) for spec in self._inputs]
+        for _ in range(num_iterations):
+            self._execute(arrays)
+
+    def predict(self, features: Any) -> InferenceResult:
+        """Runs the model on one batch of features.
+
+        Args:
+            features: an array `(batch, ...)` for a model with one input (a
+                single row `(width,)` is taken as a batch of one), or a list
+                or dict name -> array for a model with several inputs. Float
+                inputs accept any float or integer array (cast to the model's
+                dtype); integer inputs (token ids) need integers.
+
+        Returns:
+            An `InferenceResult`.
+
+        Raises:
+            DataError: wrong shape or dtype, NaN or infinite values, or no rows.
+            InferenceError: no model is loaded, or the run fails.
+        """
+        start = time.perf_counter_ns()
+        if self._run is None:
+            self._require_model()
+        arrays = self._prepare(features)
+        outputs = self._execute(arrays)
+        prediction = self._package(outputs)
+        elapsed = time.perf_counter_ns() - start
+        self._latencies.record(elapsed)
+        return InferenceResult(prediction, elapsed / 1e6, self.backend)
+
+    def batch_predict(self, features_list: Sequence[Any], batch_size: int = 32) -> List[InferenceResult]:
+        """Runs many inputs, `batch_size` of them per model call.
+
+        Args:
+            features_list: a list of inputs, each as `predict` takes them.
+            batch_size: how many inputs are concatenated into one call.
+
+        Returns:
+            One `InferenceResult` per input, in order; each carries the
+            latency of the call its input was part of.
+        """
+        self._require_model()
+        if batch_size < 1:
+            raise DataError(f"batch_size must be >= 1; got {batch_size}.")
+        results: List[InferenceResult] = []
+        for begin in range(0, len(features_list), batch_size):
+            start = time.perf_counter_ns()
+            chunk = []
+            for offset, features in enumerate(features_list[begin : begin + batch_size]):
+                try:
+                    chunk.append(self._prepare(features))
+                except DataError as error:
+                    raise DataError(f"features_list[{begin + offset}]: {error}") from error
+            rows = [arrays[0].shape[0] for arrays in chunk]
+            merged = [np.concatenate(parts, axis=0) for parts in zip(*chunk)]
+            outputs = self._execute(merged)
+            bounds = np.cumsum([0] + rows)
+            pieces = [
+                self._package([out[bounds[k] : bounds[k + 1]] for out in outputs])
+                for k in range(len(chunk))
+            ]
+            elapsed = time.perf_counter_ns() - start
+            self._latencies.record(elapsed)
+            results.extend(InferenceResult(p, elapsed / 1e6, self.backend) for p in pieces)
+        return results
+
+    def get_latency_stats(self) -> Dict[str, float]:
+        """Statistics of the recorded latencies (one per `predict` call or
+        `batch_predict` batch): count, mean_ms, median_ms, p95_ms, p99_ms,
+        min_ms, max_ms."""
+        return self._latencies.stats()
+
+    def reset_stats(self) -> None:
+        """Forgets the recorded latencies."""
+        self._latencies.reset()
+
+    # Helpers.
+
+    def _require_model(self) -> None:
+        if self._run is None:
+            raise InferenceError("No model is loaded; call `load_model(path)` first.")
+
+    def _execute(self, arrays: List[np.ndarray]) -> List[np.ndarray]:
+        try:
+            return self._run(arrays)
+        except Exception as error:
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise InferenceError(
+                f"The {self.backend.value} backend failed on inputs of shape {shapes}: "
+                f"{_first_line(error)}"
+            ) from error
+
+    def _package(self, outputs):
+        if len(outputs) == 1:
+            return outputs[0]
+        return dict(zip(self._output_names, outputs))
+
+    def _prepare(self, features: Any) -> List[np.ndarray]:
+        specs = self._inputs
+        if len(specs) == 1 and type(features) is np.ndarray:
+            return [_check_array(features, specs[0])]  # The common case, kept short.
+        if len(specs) == 1:
+            if isinstance(features, dict):
+                if set(features) != {specs[0].name}:
+                    raise DataError(
+                        f"features dict has keys {sorted(features)}; the model's input is "
+                        f"{specs[0].name!r}."
+                    )
+                features = features[specs[0].name]
+            items = [features]
+        elif isinstance(features, dict):
+            missing = [s.name for s in specs if s.name not in features]
+            extra = sorted(set(features) - {s.name for s in specs})
+            if missing or extra:
+                raise DataError(
+                    f"features dict must have exactly the keys {[s.name for s in specs]}; "
+                    f"missing {missing}, unexpected {extra}."
+                )
+            items = [features[s.name] for s in specs]
+        elif isinstance(features, (list, tuple)) and len(features) == len(specs):
+            items = list(features)
+        else:
+            raise DataError(
+                f"The model has {len(specs)} inputs {[s.name for s in specs]}; pass a list "
+                "or a dict of that many arrays."
+            )
+        arrays = [_check_array(item, spec) for item, spec in zip(items, specs)]
+        batch = arrays[0].shape[0]
+        if len(arrays) > 1 and any(a.shape[0] != batch for a in arrays):
+            raise DataError(
+                f"Inputs have different batch sizes: {[a.shape[0] for a in arrays]}."
+            )
+        return arrays
+
+
+def _check_array(value: Any, spec: _InputSpec) -> np.ndarray:
+    # Fast path first: this runs on every call, where microseconds matter.
+    if type(value) is np.ndarray and value.dtype == spec.dtype:
+        array = value
+    else:
+        array = _convert_array(value, spec)
+    if array.ndim == len(spec.shape) - 1 and len(spec.shape) == 2:
+        array = array[np.newaxis]  # One row given without its batch axis.
+    shape = array.shape
+    if len(shape) != len(spec.shape) or (
+        shape[1:] != spec.shape[1:]
+        and any(d is not None and d != a for d, a in zip(spec.shape[1:], shape[1:]))
+    ):
+        expected = ", ".join(
+            "batch" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(spec.shape)
+        )
+        raise DataError(f"Input {spec.name!r} has shape {shape}; the model expects ({expected}).")
+    if shape[0] == 0:
+        raise DataError(f"Input {spec.name!r} has no rows (shape {shape}).")
+    # A sum is NaN or infinite whenever an element is; only then look closer
+    # (a huge finite sum may overflow, so the full check decides).
+    if spec.dtype.kind == "f" and not math.isfinite(array.sum()):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            what = "NaN" if np.isnan(array).any() else "infinite"
+            raise DataError(
+                f"Input {spec.name!r} has {int(bad.sum())} NaN or infinite value(s) "
+                f"({what} first in row {row})."
+            )
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    return array
+
+
+def _convert_array(value: Any, spec: _InputSpec) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise DataError(f"Input {spec.name!r} is not an array: {error}") from error
+    kind = array.dtype.kind
+    expected = spec.dtype
+    if expected.kind == "f":
+        if kind not in "fiu":
+            raise DataError(
+                f"Input {spec.name!r} has dtype {array.dtype}; expected numbers ({expected})."
+            )
+    elif expected.kind in "iu":
+        if kind not in "iu":
+            raise DataError(
+                f"Input {spec.name!r} has dtype {array.dtype}; expected integers ({expected})."
+            )
+    elif kind != expected.kind:
+        raise DataError(f"Input {spec.name!r} has dtype {array.dtype}; expected {expected}.")
+    return array.astype(expected, copy=False)
+
+
+_ONNX_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+
+
+def _onnx_dtype(onnx_type: str, path: str) -> np.dtype:
+    if onnx_type not in _ONNX_TYPES:
+        raise InferenceError(f"{path!r} has an input of unsupported type {onnx_type}.")
+    return np.dtype(_ONNX_TYPES[onnx_type])
+
+
+def _dummy(spec: _InputSpec, batch_size: int) -> np.ndarray:
+    shape = [batch_size] + [_WARM_UP_DYNAMIC_DIM if d is None else d for d in spec.shape[1:]]
+    if spec.dtype.kind == "f":
+        return np.random.default_rng(0).standard_normal(shape).astype(spec.dtype)
+    return np.zeros(shape, dtype=spec.dtype)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _keras_has_cuda() -> bool:
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return False

@@ -1,0 +1,238 @@
+"""Training several architectures on the same data and tabulating the results.
+
+Every model trains through the core's shared `fit` with a `TrainingConfig`
+(seeded, early stopping off so each gets the same epochs), then is measured
+on the validation data: the task metric, the parameter count, the training
+wall time and the single-sample inference latency (median of compiled
+`predict_on_batch` calls after a warm-up).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Iterable, Mapping, Optional, Union
+
+import numpy as np
+
+from keras_trainer.config import TrainingConfig
+from keras_trainer.core.fit import fit
+from keras_trainer.errors import DataError
+from keras_trainer.tabular.config import TabularModelConfig
+from keras_trainer.tabular.factory import ModelFactory, default_loss, default_metrics
+from keras_trainer.tabular.normalization import as_float_array
+
+
+@dataclasses.dataclass
+class ArchitectureResult:
+    """How one architecture did.
+
+    Attributes:
+        name: The config's display name.
+        architecture: `ArchitectureType` value.
+        metric: Name of the validation metric ("val_accuracy" or "val_mae").
+        value: Its value after the last epoch.
+        val_loss: Validation loss after the last epoch.
+        parameters: Trainable + non-trainable parameter count.
+        training_time_s: Wall seconds of `fit`.
+        latency_ms: Median milliseconds to predict one sample.
+        history: Metric name -> per-epoch values.
+        model: The trained model.
+    """
+
+    name: str
+    architecture: str
+    metric: str
+    value: float
+    val_loss: float
+    parameters: int
+    training_time_s: float
+    latency_ms: float
+    history: dict
+    model: Any = dataclasses.field(repr=False, default=None)
+
+    def row(self) -> dict:
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            self.metric: round(self.value, 4),
+            "val_loss": round(self.val_loss, 4),
+            "parameters": self.parameters,
+            "training_time_s": round(self.training_time_s, 3),
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+class ComparisonTable:
+    """Results of `compare_architectures`, one row per architecture, in input order."""
+
+    def __init__(self, results: list[ArchitectureResult]):
+        self.results = results
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> ArchitectureResult:
+        return self.results[index]
+
+    def rows(self) -> list[dict]:
+        return [result.row() for result in self.results]
+
+    def best(self) -> ArchitectureResult:
+        """Highest accuracy, or lowest error for regression metrics."""
+        higher = self.results[0].metric.endswith("accuracy")
+        return (max if higher else min)(self.results, key=lambda r: r.value)
+
+    def to_markdown(self) -> str:
+        rows = self.rows()
+        if not rows:
+            return ""
+        header = list(rows[0])
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(str(row.get(k, "")) for k in header) + " |" for row in rows]
+        return "\n".join(lines)
+
+    def to_pandas(self):
+        import pandas
+
+        return pandas.DataFrame(self.rows())
+
+    def __repr__(self) -> str:
+        return self.to_markdown()
+
+
+def _split(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise DataError(f"{name}: must be a tuple (X, y), got {type(data).__name__}")
+    x = as_float_array(data[0], f"{name}[0] (X)")
+    y = np.asarray(data[1])
+    if len(x) != len(y):
+        raise DataError(f"{name}: X has {len(x)} samples but y has {len(y)}; they must match")
+    return x, y
+
+
+def measure_latency(model, sample: np.ndarray, repeats: int = 20) -> float:
+    """Median milliseconds of `model.predict_on_batch(sample)` after one warm-up call."""
+    model.predict_on_batch(sample)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(sample)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return float(np.median(times))
+
+
+def test_architecture(
+    config: TabularModelConfig,
+    train_data: tuple,
+    val_data: tuple,
+    epochs: int = 10,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    seed: int = 42,
+    training: Optional[TrainingConfig] = None,
+) -> ArchitectureResult:
+    """Trains one architecture and measures it.
+
+    Args:
+        config: The architecture; `input_size` (and `sequence_length`) are taken
+            from the data when `None`.
+        train_data: `(X, y)` training arrays (standardize them first).
+        val_data: `(X_val, y_val)`.
+        epochs, batch_size, learning_rate: Training settings.
+        seed: Seeds initialization and shuffling.
+        training: A full `TrainingConfig` overriding the three settings above.
+
+    Returns:
+        An `ArchitectureResult`.
+
+    Raises:
+        DataError: mismatched or malformed arrays; ConfigError: bad config.
+
+    Example:
+
+    >>> result = test_architecture(config, (x_tr, y_tr), (x_va, y_va), epochs=5)
+    >>> result.row()
+    """
+    x, y = _split(train_data, "train_data")
+    x_val, y_val = _split(val_data, "val_data")
+    if config.input_size is None:
+        config = config.replace(input_size=int(x.shape[-1]))
+    if x.ndim == 3 and config.sequence_length is None:
+        config = config.replace(sequence_length=int(x.shape[1]))
+    training = training or TrainingConfig.from_dict(
+        {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "early_stopping_patience": 0,
+            "seed": seed,
+            "verbose": 0,
+            "metrics": default_metrics(config),
+        },
+        "training",
+    )
+    model = ModelFactory(seed=seed).create_model(config)
+    start = time.perf_counter()
+    history = fit(model, x, y, config=training, validation_data=(x_val, y_val), loss=default_loss(config, y))
+    seconds = time.perf_counter() - start
+    metric = "val_" + default_metrics(config)[0]
+    return ArchitectureResult(
+        name=config.display_name,
+        architecture=config.architecture_type.value,
+        metric=metric,
+        value=float(history.history[metric][-1]),
+        val_loss=float(history.history["val_loss"][-1]),
+        parameters=int(model.count_params()),
+        training_time_s=seconds,
+        latency_ms=measure_latency(model, x_val[:1]),
+        history=dict(history.history),
+        model=model,
+    )
+
+
+# pytest would collect `test_architecture` as a test from modules importing it.
+test_architecture.__test__ = False
+
+
+def compare_architectures(
+    configs: Union[Iterable[TabularModelConfig], Mapping[str, TabularModelConfig]],
+    train_data: tuple,
+    val_data: tuple,
+    epochs: int = 10,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    seed: int = 42,
+    training: Optional[TrainingConfig] = None,
+) -> ComparisonTable:
+    """Runs `test_architecture` on each config with the same data and settings.
+
+    Args:
+        configs: A list of configs, or a dict name -> config (names label rows).
+        Other arguments: as `test_architecture`.
+
+    Returns:
+        A `ComparisonTable` (`.rows()`, `.to_markdown()`, `.to_pandas()`, `.best()`).
+
+    Example:
+
+    >>> table = compare_architectures([ff, lstm, hybrid], (x_tr, y_tr), (x_va, y_va), epochs=5)
+    >>> print(table.to_markdown())
+    """
+    if isinstance(configs, Mapping):
+        configs = [config.replace(name=name) for name, config in configs.items()]
+    configs = list(configs)
+    if not configs:
+        raise DataError("compare_architectures: got no configs to compare")
+    tasks = {config.task for config in configs}
+    if len(tasks) > 1:
+        raise DataError(f"compare_architectures: configs mix tasks {sorted(tasks)}; compare one task at a time")
+    return ComparisonTable(
+        [
+            test_architecture(config, train_data, val_data, epochs, batch_size, learning_rate, seed, training)
+            for config in configs
+        ]
+    )

@@ -1,0 +1,85 @@
+"""Real data shipped inside installed packages (no network).
+
+* Tables: scikit-learn's bundled `load_breast_cancer`, `load_wine`, `load_diabetes`.
+* A time series: Matplotlib's sample data `goog.npz`, 1047 daily bars of Google
+  stock (2004-08-19 to 2008-10-14: open, high, low, close, volume, adjusted close).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from keras_trainer.errors import DataError
+
+TABLES = ("breast_cancer", "wine", "diabetes")
+
+
+def load_table(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A bundled scikit-learn dataset: `(X float32, y, feature_names)`.
+
+    `y` is int64 class labels for breast_cancer and wine, float32 for diabetes.
+
+    Raises:
+        DataError: unknown name (the message lists the valid ones).
+    """
+    if name not in TABLES:
+        raise DataError(f"unknown builtin dataset {name!r} (valid: {', '.join(TABLES)})")
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    y = bunch.target.astype("float32" if name == "diabetes" else "int64")
+    return bunch.data.astype("float32"), y, [str(n) for n in bunch.feature_names]
+
+
+def load_stock_prices() -> dict[str, np.ndarray]:
+    """Google daily prices from Matplotlib's bundled `goog.npz`.
+
+    Returns:
+        Dict of equal-length arrays: `date` (datetime64[D]), `open`, `high`,
+        `low`, `close`, `adj_close` (float64) and `volume` (int64), oldest first.
+    """
+    from matplotlib import cbook
+
+    data = cbook.get_sample_data("goog.npz")
+    prices = data["price_data"] if hasattr(data, "files") else np.load(data)["price_data"]
+    return {name: np.asarray(prices[name]) for name in prices.dtype.names}
+
+
+def stock_features(prices: Optional[dict] = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Daily features and next-day returns of a price series.
+
+    Row `t` holds what is known at the close of day `t`: the log return of day
+    `t`, the log high-low range, the log close-open move and the log volume
+    change. `next_returns[t]` is the log return of day `t + 1` (the last row
+    has none and is dropped), so a model predicting it from rows `<= t` does
+    not look ahead.
+
+    Args:
+        prices: Output of `load_stock_prices()` (loaded if `None`).
+
+    Returns:
+        `(features (n, 4) float32, next_returns (n,) float32, names)`.
+    """
+    prices = prices or load_stock_prices()
+    close = np.asarray(prices["adj_close"], dtype="float64")
+    if len(close) < 3:
+        raise DataError(f"prices: need at least 3 rows, got {len(close)}")
+    log_close = np.log(close)
+    returns = np.diff(log_close)  # returns[i] is the return of day i + 1
+    high, low = np.asarray(prices["high"], "float64"), np.asarray(prices["low"], "float64")
+    open_, raw_close = np.asarray(prices["open"], "float64"), np.asarray(prices["close"], "float64")
+    volume = np.log(np.asarray(prices["volume"], "float64") + 1.0)
+    features = np.stack(
+        [
+            returns[:-1],  # day t = 1 .. n-2
+            np.log(high / low)[1:-1],
+            np.log(raw_close / open_)[1:-1],
+            np.diff(volume)[:-1],
+        ],
+        axis=1,
+    )
+    next_returns = returns[1:]
+    names = ["log_return", "log_range", "log_close_open", "log_volume_change"]
+    return features.astype("float32"), next_returns.astype("float32"), names

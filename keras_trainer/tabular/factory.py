@@ -1,0 +1,92 @@
+"""`ModelFactory`: builds seed 004's networks from a `TabularModelConfig`."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import keras
+
+from keras_trainer.core.models import build_model
+from keras_trainer.core.seeding import set_seed
+from keras_trainer.tabular import builders  # noqa: F401  registers the model types
+from keras_trainer.tabular.config import TabularModelConfig
+from keras_trainer.tabular.normalization import FeatureScaler, serving_model
+
+
+def default_loss(config: TabularModelConfig, y: Any = None) -> str:
+    """The loss that fits the config's head (and, for softmax, the label format).
+
+    regression -> "mse"; one sigmoid output -> "binary_crossentropy"; softmax ->
+    "sparse_categorical_crossentropy" for integer labels `(n,)`, else
+    "categorical_crossentropy".
+    """
+    if config.task == "regression":
+        return "mse"
+    if config.output_size == 1:
+        return "binary_crossentropy"
+    if y is not None and getattr(y, "ndim", 1) == 2 and y.shape[-1] == config.output_size:
+        return "categorical_crossentropy"
+    return "sparse_categorical_crossentropy"
+
+
+def default_metrics(config: TabularModelConfig) -> list[str]:
+    """"accuracy" for classification, "mae" for regression."""
+    return ["accuracy"] if config.task == "classification" else ["mae"]
+
+
+class ModelFactory:
+    """Builds feed-forward, LSTM and CNN+LSTM Keras models (the seed's model factory).
+
+    Args:
+        seed: Seeds weight initialization for reproducible models; `None` leaves
+            the RNGs as they are.
+
+    Example:
+
+    >>> factory = ModelFactory(seed=0)
+    >>> model = factory.create_model(TabularModelConfig(input_size=30, hidden_sizes=[16]))
+    >>> model.output_shape
+    (None, 1)
+    """
+
+    def __init__(self, seed: Optional[int] = None):
+        self.seed = seed
+
+    def create_model(
+        self, config: TabularModelConfig, scaler: Optional[FeatureScaler] = None
+    ) -> keras.Model:
+        """Builds the (uncompiled) network `config` describes.
+
+        Args:
+            config: The architecture.
+            scaler: If given, the model starts with a `Normalization` layer
+                holding its statistics, so it takes raw features.
+
+        Raises:
+            ConfigError: bad options (naming them) or a missing `input_size`.
+        """
+        if self.seed is not None:
+            set_seed(self.seed)
+        network = build_model(config.to_model_config(), config.input_shape)
+        if scaler is not None:
+            return serving_model(network, scaler, name=f"{config.display_name}_model")
+        return network
+
+    def test_architecture(self, config: TabularModelConfig, train_data, val_data, epochs: int = 10,
+                          batch_size: int = 32, learning_rate: float = 1e-3, **kwargs):
+        """See `keras_trainer.tabular.test_architecture` (same arguments)."""
+        from keras_trainer.tabular.comparison import test_architecture
+
+        return test_architecture(config, train_data, val_data, epochs, batch_size, learning_rate,
+                                 seed=self.seed if self.seed is not None else 42, **kwargs)
+
+    def compare_architectures(self, configs, train_data, val_data, epochs: int = 10,
+                              batch_size: int = 32, learning_rate: float = 1e-3, **kwargs):
+        """See `keras_trainer.tabular.compare_architectures` (same arguments)."""
+        from keras_trainer.tabular.comparison import compare_architectures
+
+        return compare_architectures(configs, train_data, val_data, epochs, batch_size, learning_rate,
+                                     seed=self.seed if self.seed is not None else 42, **kwargs)
+
+
+KerasModelFactory = ModelFactory

@@ -1,0 +1,457 @@
+"""`AutoTrainer`: seed 004's hyperparameter search, run by KerasTuner.
+
+Each search lives in `<directory>/<symbol>/` (KerasTuner's project folder plus
+`tuning.log`, `trials.json` and `best.json`); calling `optimize` again with the
+same directory and symbol resumes it: finished trials are not run again.
+
+A trial that raises is never hidden: KerasTuner marks it FAILED and keeps the
+traceback in `trial.message`; `AutoTrainer` logs it (logger
+`keras_trainer.tuning` and `tuning.log`), shows it in `trials_table()`, and
+raises `TuningError` with the errors when no trial succeeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import time
+from typing import Any, Optional, Union
+
+import keras
+import keras_tuner
+import numpy as np
+
+from keras_trainer.core.atomic import write_json_atomic
+from keras_trainer.errors import ConfigError, DataError, TuningError
+from keras_trainer.tabular.config import TabularModelConfig
+from keras_trainer.tabular.normalization import FeatureScaler, as_float_array, save_tabular_model, serving_model
+from keras_trainer.config.tuning import HyperparameterSpace, TuningConfig
+from keras_trainer.tuning.hypermodel import HYPERPARAMETERS, ModelFactoryLike, TunableModel
+from keras_trainer.tuning.metrics import Objective, resolve_objective
+
+logger = logging.getLogger("keras_trainer.tuning")
+
+_TUNERS = {
+    "grid": keras_tuner.GridSearch,
+    "random": keras_tuner.RandomSearch,
+    "bayesian": keras_tuner.BayesianOptimization,
+    "hyperband": keras_tuner.Hyperband,
+}
+
+
+def _slug(symbol: Optional[str]) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", symbol) if symbol else "default"
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*")
+
+
+def _last_line(message: Optional[str]) -> str:
+    """The `SomeError: message` line of a traceback (backends may append notes after it)."""
+    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line
+    return lines[-1] if lines else ""
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """One trial of a search.
+
+    Attributes:
+        trial_id: KerasTuner's id.
+        status: "COMPLETED", "FAILED", "INVALID", "STOPPED" or "RUNNING".
+        hyperparameters: The trial's values (Hyperband's `tuner/*` bookkeeping removed).
+        value: Best objective value of the trial (None if it failed).
+        epochs: Epochs trained; steps_per_epoch: training batches per epoch.
+        seconds: Wall time of the trial.
+        error: The exception line of a failed trial; traceback: the whole text.
+    """
+
+    trial_id: str
+    status: str
+    hyperparameters: dict
+    value: Optional[float]
+    epochs: Optional[int] = None
+    steps_per_epoch: Optional[int] = None
+    seconds: Optional[float] = None
+    error: str = ""
+    traceback: str = dataclasses.field(default="", repr=False)
+
+    def row(self) -> dict:
+        row = {"trial_id": self.trial_id, "status": self.status, **self.hyperparameters, "value": self.value,
+               "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch,
+               "seconds": None if self.seconds is None else round(self.seconds, 3), "error": self.error}
+        return row
+
+
+class TrialTable:
+    """All trials of a search, in the order they ran."""
+
+    def __init__(self, records: list[TrialRecord], objective: Objective):
+        self.records = records
+        self.objective = objective
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def __getitem__(self, index: int) -> TrialRecord:
+        return self.records[index]
+
+    @property
+    def completed(self) -> list[TrialRecord]:
+        return [r for r in self.records if r.status == "COMPLETED" and r.value is not None]
+
+    @property
+    def failed(self) -> list[TrialRecord]:
+        return [r for r in self.records if r.status in ("FAILED", "INVALID")]
+
+    def rows(self) -> list[dict]:
+        return [record.row() for record in self.records]
+
+    def to_pandas(self):
+        import pandas
+
+        return pandas.DataFrame(self.rows())
+
+    def to_markdown(self) -> str:
+        rows = self.rows()
+        if not rows:
+            return ""
+        header = list(dict.fromkeys(key for row in rows for key in row))
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join("" if row.get(k) is None else str(row.get(k)) for k in header) + " |" for row in rows]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.to_markdown()
+
+
+@dataclasses.dataclass
+class TuningResult:
+    """The best trial, retrained.
+
+    Attributes:
+        symbol: The symbol searched (None for the default folder).
+        hyperparameters: Best values of learning_rate, batch_size, optimizer,
+            dropout_rate, weight_decay (and any the factory declared).
+        metric: The objective's log name (e.g. "val_sharpe").
+        val_metric: The returned model's best validation value of it.
+        search_val_metric: The best trial's value during the search.
+        trial_id: Id of the best trial.
+        model: Model that takes RAW features (normalization inside when `normalize`).
+        network: The trained network (takes standardized features).
+        scaler: The `FeatureScaler` of the training data, or None.
+        history: `TrainingHistory` of the retraining (None if not retrained).
+        directory: The search folder.
+        trials: The `TrialTable` of the search.
+    """
+
+    symbol: Optional[str]
+    hyperparameters: dict
+    metric: str
+    val_metric: float
+    search_val_metric: float
+    trial_id: str
+    model: keras.Model = dataclasses.field(repr=False)
+    network: keras.Model = dataclasses.field(repr=False)
+    scaler: Optional[FeatureScaler] = dataclasses.field(repr=False, default=None)
+    history: Any = dataclasses.field(repr=False, default=None)
+    directory: str = ""
+    trials: Optional[TrialTable] = dataclasses.field(repr=False, default=None)
+
+    learning_rate = property(lambda self: self.hyperparameters["learning_rate"])
+    batch_size = property(lambda self: self.hyperparameters["batch_size"])
+    optimizer = property(lambda self: self.hyperparameters["optimizer"])
+    dropout_rate = property(lambda self: self.hyperparameters["dropout_rate"])
+    weight_decay = property(lambda self: self.hyperparameters["weight_decay"])
+
+    def metadata(self) -> dict:
+        return {
+            "tuning": {
+                "symbol": self.symbol,
+                "hyperparameters": self.hyperparameters,
+                "metric": self.metric,
+                "val_metric": self.val_metric,
+                "trial_id": self.trial_id,
+            }
+        }
+
+    def save(self, path: Union[str, os.PathLike], metadata: Optional[dict] = None) -> str:
+        """Saves the model (taking raw features) with normalization stats and the best
+        hyperparameters in its metadata, through `keras_trainer.core.persistence`."""
+        return save_tabular_model(self.network, path, self.scaler, {**self.metadata(), **(metadata or {})})
+
+
+def _check_pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise DataError(f"{name}: must be a tuple (X, y), got {type(data).__name__}")
+    x = as_float_array(data[0], f"{name}[0] (X)")
+    y = np.asarray(data[1])
+    if len(x) != len(y):
+        raise DataError(f"{name}: X has {len(x)} samples but y has {len(y)}; they must match")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise DataError(f"{name}[1] (y): contains NaN or infinite values")
+    return x, y
+
+
+class AutoTrainer:
+    """Searches learning rate, batch size, optimizer, dropout and weight decay with KerasTuner.
+
+    Args:
+        config: `TuningConfig`/`AutoTrainerConfig`, a JSON-style dict of one, or None
+            for the defaults.
+        hyperparameter_space: Replaces `config.hyperparameter_space`.
+
+    Example:
+
+    >>> trainer = AutoTrainer(AutoTrainerConfig(search_method="bayesian", max_trials=10, metric="accuracy"))
+    >>> result = trainer.optimize(make_model, (x_train, y_train), (x_val, y_val), symbol="BTC-USD")
+    >>> result.learning_rate, result.batch_size, result.val_metric
+    >>> trainer.trials_table().to_pandas()
+    """
+
+    def __init__(self, config: Union[TuningConfig, dict, None] = None,
+                 hyperparameter_space: Optional[HyperparameterSpace] = None):
+        if config is None:
+            config = TuningConfig()
+        elif isinstance(config, dict):
+            config = TuningConfig.from_dict(config)
+        elif not isinstance(config, TuningConfig):
+            raise ConfigError(f"config must be a TuningConfig or a dict, got {type(config).__name__}")
+        if hyperparameter_space is not None:
+            config.hyperparameter_space = hyperparameter_space
+        self.config = config
+        self.tuner: Optional[keras_tuner.Tuner] = None
+        self.result: Optional[TuningResult] = None
+        self._table: Optional[TrialTable] = None
+        self._project_dir: Optional[str] = None
+
+    # ----------------------------------------------------------------- search
+    def _make_tuner(self, hypermodel: TunableModel, objective: Objective, project: str):
+        config = self.config
+        base = _TUNERS[config.search_method]
+        recorder = self
+
+        class RecordingTuner(base):
+            """Times every trial and reports failures the moment they happen."""
+
+            def on_trial_begin(self, trial):
+                self._started = time.perf_counter()
+                hypermodel.last_fit = None
+                super().on_trial_begin(trial)
+
+            def on_trial_end(self, trial):
+                try:
+                    super().on_trial_end(trial)
+                finally:
+                    recorder._record_trial(self.oracle.get_trial(trial.trial_id), time.perf_counter() - self._started,
+                                           hypermodel.last_fit)
+
+        common = dict(
+            hypermodel=hypermodel,
+            objective=keras_tuner.Objective(objective.name, direction=objective.direction),
+            seed=config.seed,
+            directory=config.directory,
+            project_name=project,
+            overwrite=False,
+            max_consecutive_failed_trials=config.max_consecutive_failures,
+        )
+        if config.search_method == "hyperband":
+            tuner = RecordingTuner(max_epochs=config.max_epochs, factor=config.hyperband_factor,
+                                   hyperband_iterations=1, **common)
+            # Hyperband has no trial budget of its own; the base oracle honours this cap.
+            tuner.oracle.max_trials = config.max_trials
+            return tuner
+        return RecordingTuner(max_trials=config.max_trials, **common)
+
+    def _info_path(self) -> str:
+        return os.path.join(self._project_dir, "trials.json")
+
+    def _load_info(self) -> dict:
+        try:
+            with open(self._info_path(), encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def _record_trial(self, trial, seconds: float, fit_info: Optional[dict]) -> None:
+        info = self._load_info()
+        entry = {"seconds": seconds, "epochs": None, "steps_per_epoch": None}
+        if fit_info:
+            entry.update(epochs=fit_info["epochs"], steps_per_epoch=fit_info["steps_per_epoch"])
+        info[trial.trial_id] = entry
+        write_json_atomic(self._info_path(), info)
+        status = str(trial.status)
+        if status in ("FAILED", "INVALID"):
+            logger.error("trial %s %s: %s\n%s", trial.trial_id, status, _last_line(trial.message), trial.message or "")
+        else:
+            logger.info("trial %s %s in %.2fs: %s=%s", trial.trial_id, status, seconds,
+                        self._objective.name, trial.score)
+
+    def _collect(self) -> TrialTable:
+        info = self._load_info()
+        records = []
+        for trial_id in self.tuner.oracle.end_order or list(self.tuner.oracle.trials):
+            trial = self.tuner.oracle.trials[trial_id]
+            values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+            extra = info.get(trial_id, {})
+            status = str(trial.status)
+            records.append(
+                TrialRecord(
+                    trial_id=trial_id,
+                    status=status,
+                    hyperparameters=values,
+                    value=None if trial.score is None else float(trial.score),
+                    epochs=extra.get("epochs"),
+                    steps_per_epoch=extra.get("steps_per_epoch"),
+                    seconds=extra.get("seconds"),
+                    error=_last_line(trial.message) if status in ("FAILED", "INVALID") else "",
+                    traceback=trial.message or "" if status in ("FAILED", "INVALID") else "",
+                )
+            )
+        return TrialTable(records, self._objective)
+
+    def trials_table(self) -> TrialTable:
+        """Every trial of the last `optimize` (including resumed ones): values, status, errors, times."""
+        if self._table is None:
+            raise TuningError("no search yet: call optimize() first")
+        return self._table
+
+    def optimize(
+        self,
+        model_factory: ModelFactoryLike,
+        train_data: tuple,
+        val_data: tuple,
+        symbol: Optional[str] = None,
+        val_returns: Optional[Any] = None,
+        loss: Any = None,
+        metrics: Optional[list] = None,
+    ) -> TuningResult:
+        """Runs (or resumes) the search and returns the best result, retrained.
+
+        Args:
+            model_factory: `fn(dropout_rate=..., **kwargs) -> keras.Model` (a factory
+                taking `hp` gets the trial's HyperParameters), or a
+                `TabularModelConfig` (its `input_size`/`sequence_length` are taken
+                from the data when None).
+            train_data: `(X, y)`; X is `(n, features)` or `(n, steps, features)`.
+            val_data: `(X_val, y_val)`, used for the objective (never for training).
+            symbol: Names the results sub-folder (e.g. "BTC-USD").
+            val_returns: Realized return of each validation sample, for sharpe and
+                sortino; defaults to `y_val` for regression models.
+            loss: Overrides `config.loss` and the inferred loss.
+            metrics: Keras metrics to compile (the objective's is added).
+
+        Returns:
+            A `TuningResult`.
+
+        Raises:
+            ConfigError: bad settings; DataError: bad arrays; TuningError: every
+            trial failed (the errors are in the message), or too many in a row.
+        """
+        config = self.config
+        config.validate("tuning")
+        objective = resolve_objective(config.metric, config.maximize_metric)
+        self._objective = objective
+        x, y = _check_pair(train_data, "train_data")
+        x_val, y_val = _check_pair(val_data, "val_data")
+        if x.shape[1:] != x_val.shape[1:]:
+            raise DataError(f"train_data X has samples of shape {x.shape[1:]} but val_data X has {x_val.shape[1:]}")
+        returns = None
+        if objective.kind == "trading":
+            returns = y_val if val_returns is None else np.asarray(val_returns, dtype="float64").reshape(-1)
+            if len(returns) != len(x_val):
+                raise DataError(f"val_returns has {len(returns)} entries but val_data has {len(x_val)} samples")
+            if val_returns is None and np.issubdtype(np.asarray(y_val).dtype, np.integer):
+                raise TuningError(
+                    f"metric {objective.metric!r} needs the realized return of each validation sample; y_val holds "
+                    "class labels, so pass val_returns=..."
+                )
+        if isinstance(model_factory, TabularModelConfig):
+            if model_factory.input_size is None:
+                model_factory = model_factory.replace(input_size=int(x.shape[-1]))
+            if x.ndim == 3 and model_factory.sequence_length is None:
+                model_factory = model_factory.replace(sequence_length=int(x.shape[1]))
+        scaler = FeatureScaler().fit(x) if config.normalize else None
+        if scaler is not None:
+            x, x_val = scaler.transform(x, "train_data[0]"), scaler.transform(x_val, "val_data[0]")
+
+        project = _slug(symbol)
+        self._project_dir = os.path.join(config.directory, project)
+        os.makedirs(self._project_dir, exist_ok=True)
+        handler = logging.FileHandler(os.path.join(self._project_dir, "tuning.log"), encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+        try:
+            hypermodel = TunableModel(model_factory, config, objective, loss, metrics, returns)
+            try:
+                # KerasTuner builds a first model here to collect the search space.
+                self.tuner = self._make_tuner(hypermodel, objective, project)
+            except Exception as error:
+                if isinstance(error, (ConfigError, TuningError)):
+                    raise
+                raise TuningError(
+                    f"building the first model to declare the search space failed: {type(error).__name__}: {error}"
+                ) from error
+            logger.info("search %s in %s: method=%s max_trials=%d objective=%s (%s)", project, self._project_dir,
+                        config.search_method, config.max_trials, objective.name, objective.direction)
+            try:
+                self.tuner.search(x, y, validation_data=(x_val, y_val), verbose=config.verbose)
+            except RuntimeError as error:
+                self._table = self._collect()
+                raise TuningError(
+                    f"search aborted after {config.max_consecutive_failures} consecutive failed trials; errors: "
+                    + "; ".join(f"trial {r.trial_id}: {r.error}" for r in self._table.failed)
+                ) from error
+            self._table = self._collect()
+            if not self._table.completed:
+                errors = "; ".join(f"trial {r.trial_id}: {r.error}" for r in self._table.failed) or "no trial ran"
+                raise TuningError(f"no trial completed in {self._project_dir}: {errors}")
+            self.result = self._best(hypermodel, symbol, x, y, x_val, y_val, scaler)
+            write_json_atomic(os.path.join(self._project_dir, "best.json"), self.result.metadata()["tuning"])
+            logger.info("best trial %s: %s %s=%.6g", self.result.trial_id, self.result.hyperparameters,
+                        objective.name, self.result.val_metric)
+            return self.result
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+
+    def _best(self, hypermodel, symbol, x, y, x_val, y_val, scaler) -> TuningResult:
+        best_trial = self.tuner.oracle.get_best_trials(1)[0]
+        hp = best_trial.hyperparameters
+        values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+        history = None
+        if self.config.retrain_best:
+            # From scratch for config.max_epochs (Hyperband's `tuner/epochs` budget does not apply).
+            network = hypermodel.build(hp)
+            hypermodel.fit(hp, network, x, y, validation_data=(x_val, y_val))
+            history = hypermodel.last_fit["history"]
+            val_metric = self._objective.better(history.history[self._objective.name])
+        else:
+            network = self.tuner.load_model(best_trial)
+            val_metric = float(best_trial.score)
+        model = serving_model(network, scaler) if scaler is not None else network
+        return TuningResult(
+            symbol=symbol,
+            hyperparameters=values,
+            metric=self._objective.name,
+            val_metric=float(val_metric),
+            search_val_metric=float(best_trial.score),
+            trial_id=best_trial.trial_id,
+            model=model,
+            network=network,
+            scaler=scaler,
+            history=history,
+            directory=self._project_dir,
+            trials=self._table,
+        )
