@@ -4,7 +4,8 @@ The seed model is PyTorch; its LSTMs carry two bias vectors (`b_ih`, `b_hh`) and
 order gates input, forget, cell, output. `DualBiasLSTMCell` keeps exactly those
 parameters so the parameter count (and a weight copy from the seed) match.
 Recurrences run in `keras.ops.scan`, so they compile to one loop on JAX and
-TensorFlow; the input projections of all steps are one matmul outside the loop.
+TensorFlow; the input projections of all steps are one matmul outside the loop,
+and the encoder runs both directions of a layer in the same loop.
 """
 
 from __future__ import annotations
@@ -126,19 +127,23 @@ class DualBiasLSTM(keras.layers.Layer):
         projected = ops.transpose(self.cell.project(inputs), (1, 0, 2))
         if padding_mask is None:
             padding_mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
-        keep = ops.expand_dims(ops.transpose(ops.cast(padding_mask, inputs.dtype), (1, 0)), -1)
+        keep = ops.expand_dims(ops.transpose(ops.cast(padding_mask, "bool"), (1, 0)), -1)
         zeros = ops.zeros((batch, self.units), dtype=inputs.dtype)
 
         def body(carry, xs):
             h, c = carry
-            x_t, m_t = xs
+            x_t, k_t, m_t = xs
             h_new, c_new = self.cell.step(x_t, h, c)
-            h = m_t * h_new + (1.0 - m_t) * h
-            c = m_t * c_new + (1.0 - m_t) * c
+            h = ops.where(k_t, h_new, h)
+            c = ops.where(k_t, c_new, c)
             return (h, c), m_t * h_new
 
         (h, c), outputs = _scan(
-            body, (zeros, zeros), (projected, keep), zeros, reverse=self.go_backwards
+            body,
+            (zeros, zeros),
+            (projected, keep, ops.cast(keep, inputs.dtype)),
+            zeros,
+            reverse=self.go_backwards,
         )
         return ops.transpose(outputs, (1, 0, 2)), h, c
 
@@ -195,14 +200,58 @@ class BidirectionalEncoder(keras.layers.Layer):
     def call(self, inputs, padding_mask=None, training=None):
         states = []
         x = inputs
+        if padding_mask is None:
+            padding_mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
+        # Time-major masks; the backward direction reads time reversed.
+        keep = ops.expand_dims(ops.transpose(ops.cast(padding_mask, "bool"), (1, 0)), -1)
+        keep = ops.stack([keep, ops.flip(keep, axis=0)], axis=1)  # (time, 2, batch, 1)
+        keep_float = ops.cast(keep, inputs.dtype)
         for index, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
-            out_f, h_f, c_f = forward(x, padding_mask=padding_mask)
-            out_b, h_b, c_b = backward(x, padding_mask=padding_mask)
-            x = ops.concatenate([out_f, out_b], axis=-1)
-            states += [ops.concatenate([h_f, h_b], -1), ops.concatenate([c_f, c_b], -1)]
+            outputs, h, c = self._bidirectional_layer(forward.cell, backward.cell, x, keep, keep_float)
+            x = outputs
+            states += [h, c]
             if index < self.num_layers - 1:
                 x = self.dropout_layer(x, training=training)
         return x, states
+
+    def _bidirectional_layer(self, forward, backward, x, keep, keep_float):
+        """Both directions of one layer in ONE scan: half the sequential steps.
+
+        The two cells' weights are stacked on a leading axis of 2 and the state is
+        `(2, batch, units)`; step t runs the forward cell on time t and the
+        backward cell on time T-1-t. A padded step carries the state unchanged
+        and outputs zero, so the backward cell starts at each text's last token.
+        """
+        units = self.units
+        projected = ops.stack(
+            [
+                ops.transpose(forward.project(x), (1, 0, 2)),
+                ops.flip(ops.transpose(backward.project(x), (1, 0, 2)), axis=0),
+            ],
+            axis=1,
+        )  # (time, 2, batch, 4*units)
+        # expand + concatenate, not ops.stack: TensorFlow's stack rejects variables.
+        recurrent = ops.concatenate(
+            [ops.expand_dims(cell.recurrent_kernel, 0) for cell in (forward, backward)]
+        )
+        zeros = ops.zeros((2, ops.shape(x)[0], units), dtype=x.dtype)
+
+        def body(carry, xs):
+            h, c = carry
+            x_t, keep_t, keep_float_t = xs
+            gates = x_t + ops.matmul(h, recurrent)
+            i, f, g, o = ops.split(gates, 4, axis=-1)
+            c_new = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+            h_new = ops.sigmoid(o) * ops.tanh(c_new)
+            h = ops.where(keep_t, h_new, h)
+            c = ops.where(keep_t, c_new, c)
+            return (h, c), keep_float_t * h_new
+
+        (h, c), outputs = _scan(body, (zeros, zeros), (projected, keep, keep_float), zeros)
+        # outputs (time, 2, batch, units): un-reverse the backward half, go batch-major.
+        outputs = ops.concatenate([outputs[:, 0], ops.flip(outputs[:, 1], axis=0)], axis=-1)
+        outputs = ops.transpose(outputs, (1, 0, 2))
+        return outputs, ops.concatenate([h[0], h[1]], -1), ops.concatenate([c[0], c[1]], -1)
 
     def compute_output_spec(self, inputs, padding_mask=None, training=None):
         batch, time = inputs.shape[0], inputs.shape[1]
@@ -367,25 +416,39 @@ class AttentionDecoder(keras.layers.Layer):
             new_states += [h, c]
         return h, new_states
 
+    def _dropout_masks(self, embedded, encoder_outputs):
+        """Every step's dropout scales, drawn in ONE random call outside the loop.
+
+        One draw instead of one per mask: on JAX each distinct random shape is a
+        separate compilation, and on torch each is a separate kernel.
+
+        Returns:
+            `(attention (batch, time, steps, attention_units), between-layer
+            (batch, time, max(num_layers - 1, 1), units))` scales, 0 or 1/(1-rate).
+        """
+        batch, time = ops.shape(embedded)[0], ops.shape(embedded)[1]
+        steps = ops.shape(encoder_outputs)[1]
+        layers = max(self.num_layers - 1, 1)
+        attention_size = steps * self.attention_units
+        mask = _dropout_mask(
+            self.seed_generator,
+            (batch, time, attention_size + layers * self.units),
+            self.dropout,
+            embedded.dtype,
+        )
+        attention = ops.reshape(
+            mask[..., :attention_size], (batch, time, steps, self.attention_units)
+        )
+        layer = ops.reshape(mask[..., attention_size:], (batch, time, layers, self.units))
+        return attention, layer
+
     def call(self, embedded, encoder_outputs, encoder_mask, states, training=None):
         keys = self.prepare(encoder_outputs)
         projected = self.project_embedding(embedded)
         states = list(states)
         masks = None
         if training and self.dropout > 0:
-            batch, time = ops.shape(embedded)[0], ops.shape(embedded)[1]
-            steps = ops.shape(encoder_outputs)[1]
-            dtype = embedded.dtype
-            masks = (
-                _dropout_mask(
-                    self.seed_generator, (batch, time, steps, self.attention_units),
-                    self.dropout, dtype,
-                ),
-                _dropout_mask(
-                    self.seed_generator, (batch, time, max(self.num_layers - 1, 1), self.units),
-                    self.dropout, dtype,
-                ),
-            )
+            masks = self._dropout_masks(embedded, encoder_outputs)
         if embedded.shape[1] == 1:
             step_masks = None if masks is None else (masks[0][:, 0], masks[1][:, 0])
             out, states = self.step(

@@ -45,7 +45,14 @@ def build_assistant_model(config: AssistantConfig, vocab_size: int) -> keras.Mod
     seed = config.seed
     query = keras.Input((None,), dtype="int32", name="query")
     response_in = keras.Input((None,), dtype="int32", name="response_in")
-    embedding = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")
+    # PyTorch's nn.Embedding starts at N(0, 1), the seed's init; Keras' default
+    # (uniform +-0.05) feeds the LSTMs inputs ~30x smaller and trains much slower.
+    embedding = keras.layers.Embedding(
+        vocab_size,
+        config.embedding_dim,
+        embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=seed),
+        name="embedding",
+    )
     embedding_dropout = keras.layers.Dropout(config.dropout, seed=seed, name="embedding_dropout")
     encoder = BidirectionalEncoder(hidden, NUM_LAYERS, config.dropout, seed=seed, name="encoder")
     decoder = AttentionDecoder(

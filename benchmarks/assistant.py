@@ -1,0 +1,211 @@
+"""Assistant training throughput and greedy latency against a plain PyTorch port of the seed.
+
+    KERAS_BACKEND=jax python benchmarks/assistant.py [--steps 20] [--warmup 3] [--batch 32]
+
+Both models have the seed's sizes (embedding 128, hidden 256, 2-layer BiLSTM
+encoder, 2-layer attention LSTM decoder), the bundled dataset's vocabulary, and
+train on the same random `(batch, max_length)` token batches (no padding) with
+Adam (lr 0.002), cross-entropy ignoring `<PAD>` and gradient clipping 1.0.
+
+* ours: `build_assistant_model` compiled by `keras_trainer.core.fit.compile_model`
+  (the shared fit's optimizer and clipping) and stepped with `train_on_batch`;
+  greedy decoding is the compiled `GreedyGenerator` (one backend while loop).
+* torch port: the seed's `GenshinAssistant` modules with a forward written the
+  usual way (cuDNN/ATen `nn.LSTM` encoder; the decoder one `nn.LSTM` step per
+  token in a Python loop, attention on the top layer's state), a plain training
+  loop, and a Python greedy loop. It runs on CUDA when available.
+
+Tokens/s counts response tokens (batch * max_length per step), timed after
+`--warmup` steps (compilation excluded). Greedy latency is for one query and 64
+generated tokens (EOS is never chosen, so both run all 64 steps), median of
+`--repeats` runs after a warm-up.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from keras_trainer.assistant.config import AssistantConfig  # noqa: E402
+from keras_trainer.assistant.data import load_pairs  # noqa: E402
+from keras_trainer.assistant.generation import GreedyGenerator  # noqa: E402
+from keras_trainer.assistant.model import assistant_loss, build_assistant_model  # noqa: E402
+from keras_trainer.assistant.tokenizer import EOS_ID, PAD_ID, SOS_ID, AssistantTokenizer  # noqa: E402
+from keras_trainer.core.fit import compile_model  # noqa: E402
+
+
+class GenshinAssistant(nn.Module):
+    """The seed's modules (verbatim `__init__`) and a standard attention-decoder forward."""
+
+    def __init__(self, vocab_size, embedding_dim=128, hidden_dim=256):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.embedding_dropout = nn.Dropout(0.1)
+        self.encoder = nn.LSTM(embedding_dim, hidden_dim, num_layers=2, batch_first=True,
+                               bidirectional=True, dropout=0.1)
+        self.decoder = nn.LSTM(embedding_dim + hidden_dim * 2, hidden_dim * 2, num_layers=2,
+                               batch_first=True, dropout=0.1)
+        self.attention = nn.Sequential(nn.Linear(hidden_dim * 4, hidden_dim), nn.Tanh(),
+                                       nn.Dropout(0.1), nn.Linear(hidden_dim, 1))
+        self.output_layer = nn.Sequential(nn.Linear(hidden_dim * 2, hidden_dim), nn.ReLU(),
+                                          nn.Dropout(0.1), nn.Linear(hidden_dim, vocab_size))
+
+    def encode(self, queries):
+        outputs, (h, c) = self.encoder(self.embedding_dropout(self.embedding(queries)))
+        # (layers*2, B, h) -> (layers, B, 2h): both directions side by side per layer.
+        layers = h.shape[0] // 2
+        h = h.view(layers, 2, *h.shape[1:]).permute(0, 2, 1, 3).reshape(layers, h.shape[1], -1)
+        c = c.view(layers, 2, *c.shape[1:]).permute(0, 2, 1, 3).reshape(layers, c.shape[1], -1)
+        return outputs, (h.contiguous(), c.contiguous())
+
+    def decode_step(self, token, outputs, mask, state):
+        query = state[0][-1].unsqueeze(1).expand(-1, outputs.shape[1], -1)
+        scores = self.attention(torch.cat([query, outputs], -1)).squeeze(-1)
+        weights = torch.softmax(scores.masked_fill(~mask, -1e9), -1)
+        context = torch.bmm(weights.unsqueeze(1), outputs)
+        embedded = self.embedding_dropout(self.embedding(token)).unsqueeze(1)
+        out, state = self.decoder(torch.cat([embedded, context], -1), state)
+        return self.output_layer(out.squeeze(1)), state
+
+    def forward(self, queries, responses_in):
+        outputs, state = self.encode(queries)
+        mask = queries != PAD_ID
+        logits = []
+        for t in range(responses_in.shape[1]):
+            step_logits, state = self.decode_step(responses_in[:, t], outputs, mask, state)
+            logits.append(step_logits)
+        return torch.stack(logits, 1)
+
+    @torch.no_grad()
+    def greedy(self, queries, length):
+        outputs, state = self.encode(queries)
+        mask = queries != PAD_ID
+        token = torch.full((queries.shape[0],), SOS_ID, dtype=torch.long, device=queries.device)
+        result = []
+        for _ in range(length):
+            logits, state = self.decode_step(token, outputs, mask, state)
+            logits[:, [PAD_ID, SOS_ID, EOS_ID]] = -1e9
+            token = logits.argmax(-1)
+            result.append(token)
+        return torch.stack(result, 1).cpu()
+
+
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def bench_torch(vocab, args, q, r_in, r_out):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    model = GenshinAssistant(vocab, args.embedding_dim, args.hidden_dim).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.002)
+    criterion = nn.CrossEntropyLoss(ignore_index=PAD_ID)
+    q_t, r_in_t, r_out_t = (torch.as_tensor(a, dtype=torch.long, device=device) for a in (q, r_in, r_out))
+
+    def step():
+        model.train()
+        logits = model(q_t, r_in_t)
+        loss = criterion(logits.reshape(-1, vocab), r_out_t.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return loss.item()
+
+    for _ in range(args.warmup):
+        step()
+    _sync()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    _sync()
+    rate = args.steps * r_out.size / (time.perf_counter() - start)
+    model.eval()
+    one = q_t[:1]
+    model.greedy(one, args.generate)
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        model.greedy(one, args.generate)
+        _sync()
+        times.append(time.perf_counter() - start)
+    return rate, statistics.median(times), device
+
+
+class NoEosGreedy(GreedyGenerator):
+    """The compiled greedy loop with `<EOS>` banned, so every run makes all tokens."""
+
+    def step_logits(self, tokens, states, keys, values, mask):
+        logits, states = super().step_logits(tokens, states, keys, values, mask)
+        vocab = keras.ops.arange(keras.ops.shape(logits)[-1], dtype="int32")
+        return keras.ops.where(keras.ops.equal(vocab, EOS_ID), -1e9, logits), states
+
+
+def bench_ours(vocab, args, q, r_in, r_out):
+    config = AssistantConfig(embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
+                             max_length=args.max_length, learning_rate=0.002, batch_size=args.batch)
+    model = build_assistant_model(config, vocab)
+    compile_model(model, config.to_training_config(), loss=assistant_loss())
+    x = {"query": q, "response_in": r_in}
+    for _ in range(args.warmup):
+        float(model.train_on_batch(x, r_out))
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        loss = model.train_on_batch(x, r_out)
+    float(loss)
+    rate = args.steps * r_out.size / (time.perf_counter() - start)
+    generator = NoEosGreedy(model, args.generate)
+    one = q[:1]
+    tokens = keras.ops.convert_to_numpy(generator.predict_on_batch(one))
+    assert int((tokens != PAD_ID).sum()) == args.generate
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(generator.predict_on_batch(one))
+        times.append(time.perf_counter() - start)
+    return rate, statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--embedding-dim", type=int, default=128)
+    parser.add_argument("--hidden-dim", type=int, default=256)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--generate", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+    pairs = load_pairs()
+    vocab = AssistantTokenizer.build([t for p in pairs for t in p], args.max_length).vocab_size
+    rng = np.random.default_rng(0)
+    shape = (args.batch, args.max_length)
+    q = rng.integers(4, vocab, shape).astype("int32")
+    r_out = rng.integers(4, vocab, shape).astype("int32")
+    r_in = np.concatenate([np.full((args.batch, 1), SOS_ID, "int32"), r_out[:, :-1]], 1)
+
+    ours_rate, ours_latency = bench_ours(vocab, args, q, r_in, r_out)
+    torch_rate, torch_latency, device = bench_torch(vocab, args, q, r_in, r_out)
+    print(f"backend={keras.backend.backend()} torch_device={device} vocab={vocab} "
+          f"batch={args.batch} length={args.max_length} emb={args.embedding_dim} "
+          f"hidden={args.hidden_dim} steps={args.steps}")
+    print(f"train tokens/s   ours {ours_rate:10.0f}   torch port {torch_rate:10.0f}   "
+          f"ratio {ours_rate / torch_rate:.2f}")
+    print(f"greedy {args.generate} tok   ours {ours_latency * 1e3:8.1f} ms   torch port "
+          f"{torch_latency * 1e3:8.1f} ms   speedup {torch_latency / ours_latency:.2f}")
+
+
+if __name__ == "__main__":
+    main()
