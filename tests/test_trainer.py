@@ -176,3 +176,54 @@ def test_config_driven_lstm_regression_trains_saves_and_reloads(tmp_path, rng):
     reloaded = ModelTrainer(config)
     reloaded.load_model(path)
     np.testing.assert_allclose(reloaded.predict(x[:4]), trainer.predict(x[:4]), atol=1e-5)
+
+
+SEED_EXAMPLE = """
+from keras_trainer import ModelTrainer
+
+# Initialize trainer
+trainer = ModelTrainer('config/model_config.json')
+
+# Prepare training data
+X_train, y_train = trainer.prepare_training_data(
+    ir_samples=ir_code_samples,
+    runtime_data=performance_metrics,
+    optimization_results=optimization_choices
+)
+
+# Create and train model
+trainer.create_model(input_dim=X_train.shape[1])
+trainer.train(
+    training_data=(X_train, y_train),
+    validation_data=(X_val, y_val)
+)
+
+# Save trained model
+trainer.save_model('models/jit_optimizer.h5')
+"""
+
+
+def test_seed_000_usage_example_runs_as_written(tmp_path, monkeypatch, sample):
+    ir, runtime, labels = sample
+    (tmp_path / "config").mkdir()
+    with open(SEED_CONFIG) as handle:
+        config = json.load(handle)
+    config["training"]["epochs"] = 2  # the seed's 100 epochs, cut for test time
+    (tmp_path / "config" / "model_config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path)
+    validation = ModelTrainer(SEED_CONFIG)
+    validation.prepare_training_data(ir[:40], runtime[:40], labels[:40])
+    X_val, y_val = validation.prepare_training_data(ir[40:], runtime[40:], labels[40:], fit_normalizer=False)
+    namespace = {
+        "ir_code_samples": ir[:40],
+        "performance_metrics": runtime[:40],
+        "optimization_choices": labels[:40],
+        "X_val": X_val,
+        "y_val": y_val,
+    }
+    exec(SEED_EXAMPLE, namespace)
+    assert (tmp_path / "models" / "jit_optimizer.h5").is_file()
+    reloaded = ModelTrainer("config/model_config.json")
+    reloaded.load_model("models/jit_optimizer.h5")
+    raw = reloaded.extract_features(ir[:3], runtime[:3])
+    np.testing.assert_allclose(reloaded.predict(raw), namespace["trainer"].predict(raw), atol=1e-5)

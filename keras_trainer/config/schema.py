@@ -299,6 +299,16 @@ class TrainingConfig(_Section):
     gradient_clip_value: Optional[float] = option(
         None, exclusive_minimum=0.0, description="Clip gradient elements to [-value, value]."
     )
+    steps_per_execution: int = option(
+        1,
+        exclusive_minimum=0,
+        description=(
+            "Batches run per compiled call (Keras `steps_per_execution`); raise it for "
+            "small models, where per-step dispatch dominates. Batch-level callbacks then "
+            "see every N-th batch. Not available on the torch backend (Keras runs one step "
+            "per call there)."
+        ),
+    )
     gradient_accumulation_steps: int = option(
         1, exclusive_minimum=0, description="Batches whose gradients are averaged per optimizer step."
     )

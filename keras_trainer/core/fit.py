@@ -24,7 +24,7 @@ from keras_trainer.core.losses import get_loss
 from keras_trainer.core.optimizers import build_optimizer
 from keras_trainer.core.schedules import build_schedule_callbacks
 from keras_trainer.core.seeding import set_seed
-from keras_trainer.errors import ConfigError, TrainingError
+from keras_trainer.errors import BackendNotSupportedError, ConfigError, TrainingError
 
 
 def compile_model(
@@ -47,10 +47,16 @@ def compile_model(
         The same model, compiled.
     """
     precision.check_model_policy(model, config.mixed_precision)
+    if config.steps_per_execution > 1 and keras.backend.backend() == "torch":
+        raise BackendNotSupportedError(
+            f"training.steps_per_execution={config.steps_per_execution}: the torch backend runs "
+            "one batch per call (a Keras limitation); set it to 1, or use the jax or tensorflow backend"
+        )
     model.compile(
         optimizer=precision.wrap_optimizer(build_optimizer(config, total_steps), config.mixed_precision),
         loss=get_loss(loss if loss is not None else config.loss, config),
         metrics=list(metrics) if metrics is not None else list(config.metrics),
+        steps_per_execution=config.steps_per_execution,
     )
     return model
 

@@ -8,7 +8,8 @@ from keras_trainer.core.fit import fit
 from keras_trainer.core.history import TrainingHistory
 from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
-from keras_trainer.errors import ConfigError, DataError
+from keras_trainer.errors import BackendNotSupportedError, ConfigError, DataError
+from tests.conftest import BACKEND
 
 
 def _config(**overrides):
@@ -158,3 +159,22 @@ def test_tensorboard_logs_are_written(tmp_path, rng):
     fit(_model(), x, y, config=_config(epochs=1, logging={"directory": str(tmp_path), "tensorboard": True}))
     events = [f for _, _, files in __import__("os").walk(tmp_path / "tensorboard") for f in files]
     assert any(name.startswith("events.out.tfevents") for name in events)
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="torch runs one step per call; see the test below")
+def test_steps_per_execution_trains_to_the_same_weights(rng):
+    x, y = _data(rng, n=128)
+    common = dict(epochs=2, validation_split=0.0, optimizer={"name": "sgd"}, learning_rate=0.1, batch_size=16)
+    one_step = _model()
+    fit(one_step, x, y, config=_config(**common))
+    fused = _model()
+    fit(fused, x, y, config=_config(steps_per_execution=4, **common))
+    for a, b in zip(one_step.get_weights(), fused.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="only the torch backend lacks steps_per_execution")
+def test_steps_per_execution_on_torch_says_it_is_not_supported(rng):
+    x, y = _data(rng)
+    with pytest.raises(BackendNotSupportedError, match="torch backend runs one batch per call"):
+        fit(_model(), x, y, config=_config(steps_per_execution=4))
