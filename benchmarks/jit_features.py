@@ -1,8 +1,9 @@
 """Feature extraction throughput and collection time per module.
 
 Feature extraction: modules per second (best of --trials passes) for the
-"default", "extended" and "autophase" static sets over the IR of the bundled sample dataset, against parsing and
-verifying alone (the llvmlite floor) measured in the same run.
+"default", "extended" and "autophase" static sets over the IR of the bundled
+sample dataset, against parsing and verifying alone (the llvmlite floor)
+measured in the same run.
 Collection: seconds per module of `collect_dataset` (5 strategies, worker
 subprocess per module) on freshly generated corpus kernels, against the same
 measurement done in-process (`worker.measure`), whose difference is the

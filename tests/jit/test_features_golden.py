@@ -17,7 +17,8 @@ from keras_trainer.jit.collect import read_dataset
 from keras_trainer.jit.features import FeatureExtractor
 from keras_trainer.jit.ir import OPERAND_KEYS, analyze_module, parse_ir
 
-GOLDEN = json.loads((pathlib.Path(__file__).parent / "data" / "sample_features_150.json").read_text())
+GOLDEN_PATH = pathlib.Path(__file__).parent / "data" / "sample_features_150.json"
+GOLDEN = json.loads(GOLDEN_PATH.read_text())
 
 
 @pytest.fixture(scope="module")
