@@ -26,7 +26,7 @@ import numpy as np
 
 from keras_trainer.config import FeatureConfig
 from keras_trainer.errors import ConfigError, DataError, IRParseError
-from keras_trainer.jit.ir import analyze_module, parse_ir
+from keras_trainer.jit.ir import OPERAND_KEYS, analyze_module, parse_ir
 
 # name -> key of `analyze_module`'s result.
 DEFAULT_STATIC_FEATURES = [
@@ -143,7 +143,7 @@ def _read(stats: dict, key) -> float:
         return float(stats["loads"] + stats["stores"])
     if key == "multiway_branches":
         return float(stats["cond_branches"] + stats["switches"])
-    return float(stats.get(key, 0))
+    return float(stats[key])
 
 
 class FeatureExtractor:
@@ -181,6 +181,9 @@ class FeatureExtractor:
             )
         self.feature_config = feature_config
         self._static = STATIC_FEATURE_SETS[feature_config.static_features]
+        # Only the Autophase constant/phi-argument counts need every operand
+        # of every instruction; the other sets skip that (costly) walk.
+        self._needs_operands = any(key in OPERAND_KEYS for _, key in self._static)
 
     @property
     def static_feature_names(self) -> list[str]:
@@ -211,7 +214,7 @@ class FeatureExtractor:
             IRParseError: the IR is empty, does not parse or does not verify.
             DataError: `ir_text` is not a string, or `entry` is missing.
         """
-        stats = analyze_module(parse_ir(ir_text, entry=entry))
+        stats = analyze_module(parse_ir(ir_text, entry=entry), operands=self._needs_operands)
         return np.array([_read(stats, key) for _, key in self._static], dtype=np.float32)
 
     def extract_runtime(self, metrics: dict, index: int = 0) -> np.ndarray:
