@@ -116,3 +116,58 @@ class ShuffledArrays(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """Advances a `tf.Variable` epoch counter that a `tf.data` shuffle reads."""
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable = variable
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.variable.assign(epoch + 1)
+
+
+def shuffled_tf_dataset(
+    x: Any,
+    y: Any = None,
+    sample_weight: Any = None,
+    *,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int = 0,
+    initial_epoch: int = 0,
+):
+    """The TensorFlow-native twin of `ShuffledArrays`: `(dataset, callback)`.
+
+    On the TensorFlow backend a `PyDataset` feeds every batch through a Python
+    generator, which made `fit` about 0.6x as fast as Keras' own array path.
+    This builds the batches inside `tf.data` instead. The order of epoch `e` is
+    `tf.random.experimental.stateless_shuffle` with seed `(seed, e)`: a function
+    of the seed and the epoch number only, so resuming stays exact. The returned
+    callback advances the epoch the next iteration shuffles with; pass it to `fit`.
+    """
+    import tensorflow as tf
+
+    size = check_same_length(x, y)
+    epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
+    arrays = (x, y) if sample_weight is None else (x, y, sample_weight)
+
+    def order(_):
+        rows = tf.range(size, dtype=tf.int64)
+        if shuffle:
+            rows = tf.random.experimental.stateless_shuffle(
+                rows, seed=tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
+            )
+        return rows
+
+    batches = tf.data.Dataset.range(1).map(order).unbatch().batch(batch_size)
+    tensors = tf.data.Dataset.from_tensors(arrays).repeat()
+    dataset = tf.data.Dataset.zip((batches, tensors)).map(
+        lambda rows, data: keras.tree.map_structure(lambda array: tf.gather(array, rows), data),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    # unbatch() hides the length; Keras plans epochs faster when it is known.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(size / batch_size)))
+    return dataset.prefetch(tf.data.AUTOTUNE), EpochCounter(epoch)

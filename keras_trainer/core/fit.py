@@ -18,7 +18,12 @@ import keras
 from keras_trainer.config import TrainingConfig
 from keras_trainer.core import precision
 from keras_trainer.core.checkpoints import CheckpointCallback, CheckpointManager, NanGuard
-from keras_trainer.core.data import ShuffledArrays, check_same_length, split_validation
+from keras_trainer.core.data import (
+    ShuffledArrays,
+    check_same_length,
+    shuffled_tf_dataset,
+    split_validation,
+)
 from keras_trainer.core.history import HistoryRecorder, TrainingHistory, monitor_mode
 from keras_trainer.core.losses import get_loss
 from keras_trainer.core.optimizers import build_optimizer
@@ -202,15 +207,17 @@ def fit(
             )
         )
 
-    batches = ShuffledArrays(
-        x,
-        y,
-        sample_weight,
+    feed = dict(
         batch_size=config.batch_size,
         shuffle=config.shuffle,
         seed=config.seed or 0,
         initial_epoch=initial_epoch,
     )
+    if keras.backend.backend() == "tensorflow":
+        batches, epoch_counter = shuffled_tf_dataset(x, y, sample_weight, **feed)
+        all_callbacks.insert(0, epoch_counter)
+    else:
+        batches = ShuffledArrays(x, y, sample_weight, **feed)
     model.fit(
         batches,
         validation_data=validation_data,
