@@ -83,3 +83,57 @@ def stock_features(prices: Optional[dict] = None) -> tuple[np.ndarray, np.ndarra
     next_returns = returns[1:]
     names = ["log_return", "log_range", "log_close_open", "log_volume_change"]
     return features.astype("float32"), next_returns.astype("float32"), names
+
+
+def load_csv(path: str, target: Optional[str] = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A numeric CSV table with a header row: `(X float32, y float64, feature_names)`.
+
+    Args:
+        path: The file.
+        target: Name of the target column; `None` takes the last column.
+
+    Returns:
+        The feature columns (all but the target, in file order), the target
+        column, and the feature names.
+
+    Raises:
+        DataError: missing file, no header or rows, unknown target column, a row
+            of the wrong width or a non-numeric cell (naming file, line and column).
+    """
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read it as a CSV table: {error}") from None
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if len(rows) < 2:
+        raise DataError(f"{path}: needs a header row and at least one data row, got {len(rows)} non-empty rows")
+    header = [name.strip() for name in rows[0]]
+    if target is None:
+        target_index = len(header) - 1
+    elif target in header:
+        target_index = header.index(target)
+    else:
+        raise DataError(f"{path}: no column {target!r} for the target (columns: {', '.join(header)})")
+    if len(header) < 2:
+        raise DataError(f"{path}: needs at least one feature column besides the target {header[target_index]!r}")
+    values = np.empty((len(rows) - 1, len(header)), dtype="float64")
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}:{number}: has {len(row)} cells but the header has {len(header)}")
+        for column, cell in enumerate(row):
+            try:
+                values[number - 2, column] = float(cell)
+            except ValueError:
+                raise DataError(
+                    f"{path}:{number}: column {header[column]!r} holds {cell!r}, not a number"
+                ) from None
+    if not np.all(np.isfinite(values)):
+        line, column = np.argwhere(~np.isfinite(values))[0]
+        raise DataError(f"{path}:{line + 2}: column {header[column]!r} is NaN or infinite")
+    features = [i for i in range(len(header)) if i != target_index]
+    return values[:, features].astype("float32"), values[:, target_index], [header[i] for i in features]

@@ -13,6 +13,9 @@ from keras_trainer.tabular import (
 def windows():
     features, returns, _ = stock_features()
     (xt, yt), (xv, yv) = train_val_windows(features[:400], window=8, targets=returns[:400] * 100, val_fraction=0.25)
+    # Whole batches of 64 only (the last 256 training and first 64 validation windows):
+    # JAX compiles one step per batch shape.
+    (xt, yt), (xv, yv) = (xt[-256:], yt[-256:]), (xv[:64], yv[:64])
     scaler = FeatureScaler().fit(xt)
     return scaler, (scaler.transform(xt), yt), (scaler.transform(xv), yv)
 

@@ -1,0 +1,81 @@
+"""`keras-trainer tune`: the config's tuning section on its model, from the command line."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_trainer.cli import main
+from keras_trainer.core import persistence
+from tests.conftest import ROOT, subprocess_env
+
+CONFIG = f"{ROOT}/config/tabular_tuning_config.json"
+
+
+def test_tune_runs_the_search_and_saves_the_best_model(tmp_path):
+    output = tmp_path / "bc.keras"
+    completed = subprocess.run(
+        [sys.executable, "-m", "keras_trainer", "tune", CONFIG, "--data", "builtin:breast_cancer",
+         "--directory", str(tmp_path / "runs"), "--symbol", "bc", "--max-trials", "1", "--max-epochs", "2",
+         "--output", str(output)],
+        cwd=tmp_path, env=subprocess_env(OMP_NUM_THREADS=1), capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    out = completed.stdout
+    assert "| trial_id | status | learning_rate | batch_size |" in out and "| COMPLETED |" in out
+    assert "best val_loss:" in out and "test metrics: accuracy=" in out and f"saved model: {output}" in out
+    metadata = persistence.read_metadata(output)
+    assert metadata["task"] == "tabular" and len(metadata["normalization"]["mean"]) == 30
+    assert metadata["tuning"]["symbol"] == "bc" and metadata["config"]["model"]["type"] == "feed_forward"
+    assert (tmp_path / "runs" / "bc" / "tuning.log").exists()
+
+
+def write_config(tmp_path, **model):
+    config = json.load(open(CONFIG, encoding="utf-8"))
+    config["model"].update(model)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--data", "builtin:iris"], "unknown builtin dataset 'iris' (valid: breast_cancer, wine, diabetes)"),
+        (["--data", "builtin:wine"], "a sigmoid head needs output_dim 1 and 0/1 labels; got output_dim=1 and labels from 0 to 2"),
+        (["--data", "missing.csv"], "data file not found: missing.csv"),
+        (["--max-trials", "0"], "tuning.max_trials: must be a positive integer, got 0"),
+    ],
+)
+def test_tune_reports_bad_input_before_training(arguments, message, tmp_path, capsys):
+    code = main(["tune", CONFIG, "--directory", str(tmp_path), *arguments])
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_tune_checks_the_classes_against_the_softmax_head(tmp_path, capsys):
+    config = write_config(tmp_path, output_activation="softmax", output_dim=5)
+    assert main(["tune", config, "--data", "builtin:wine", "--directory", str(tmp_path)]) == 2
+    assert "model.output_dim: is 5 but builtin:wine has 3 classes" in capsys.readouterr().err
+
+
+def test_tune_refuses_class_heads_on_real_valued_targets(tmp_path, capsys):
+    data = tmp_path / "returns.csv"
+    data.write_text("a,b,ret\n" + "".join(f"{i},{i % 3},{i * 0.01 - 0.02}\n" for i in range(20)))
+    config = write_config(tmp_path, output_activation="softmax", output_dim=3)
+    assert main(["tune", config, "--data", str(data), "--target", "ret", "--directory", str(tmp_path)]) == 2
+    assert "needs class labels 0, 1, 2, ... as targets" in capsys.readouterr().err
+
+
+def test_tune_on_a_csv_regression_target(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 3))
+    data = tmp_path / "table.csv"
+    data.write_text("a,b,c,y\n" + "".join(",".join(f"{v:.5f}" for v in (*row, row[0] - row[1])) + "\n" for row in x))
+    config = write_config(tmp_path, output_activation="linear", hidden_layers=[4])
+    code = main(["tune", config, "--data", str(data), "--directory", str(tmp_path), "--max-trials", "1",
+                 "--max-epochs", "1", "--output", str(tmp_path / "r.keras")])
+    out = capsys.readouterr().out
+    assert code == 0 and "test metrics: mae=" in out and "(48 train, 16 validation, 16 test rows, 3 features)" in out
+    assert persistence.read_metadata(tmp_path / "r.keras")["feature_names"] == ["a", "b", "c"]
