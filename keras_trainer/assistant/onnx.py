@@ -17,7 +17,8 @@ produced `<EOS>` is padded). Loading needs only `onnxruntime`, not Keras.
 Example:
 
 >>> paths = export_assistant_onnx(assistant, "models/assistant_onnx")  # doctest: +SKIP
->>> OnnxAssistant.load("models/assistant_onnx").generate_response("What is keras_trainer?")  # doctest: +SKIP
+>>> bot = OnnxAssistant.load("models/assistant_onnx")  # doctest: +SKIP
+>>> bot.generate_response("What is keras_trainer?")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -195,7 +196,9 @@ class OnnxAssistant:
         for part, name in (("encoder", ENCODER_FILE), ("decoder_step", DECODER_STEP_FILE)):
             path = os.path.join(directory, name)
             if not os.path.isfile(path):
-                raise InferenceError(f"{directory!r} has no {name} (write it with export_assistant_onnx)")
+                raise InferenceError(
+                    f"{directory!r} has no {name} (write it with export_assistant_onnx)"
+                )
             sessions[part] = _session(path)
             metadata[part] = _metadata(sessions[part])
             if metadata[part].get("task") != TASK or metadata[part].get("part") != part:
@@ -217,7 +220,7 @@ class OnnxAssistant:
         return cls(sessions["encoder"], sessions["decoder_step"], tokenizer, encoder_meta)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        """Validates queries and encodes them `(n, max_length)`; long ones are cut with a warning."""
+        """Validates queries and encodes them `(n, max_length)`; long ones are cut, warning."""
         for index, query in enumerate(queries):
             check_query(query, index if len(queries) > 1 else None)
         return encode_batch(self.tokenizer, list(queries), warn=True, what="query")
@@ -226,8 +229,13 @@ class OnnxAssistant:
         """Runs the encoder: `[encoder_outputs, h_1, c_1, h_2, c_2]`."""
         return self.encoder.run(None, {self._encoder_input: np.asarray(query_ids, dtype="int32")})
 
-    def step(self, tokens: np.ndarray, query_ids: np.ndarray, encoder_outputs: np.ndarray,
-             states: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def step(
+        self,
+        tokens: np.ndarray,
+        query_ids: np.ndarray,
+        encoder_outputs: np.ndarray,
+        states: Sequence[np.ndarray],
+    ) -> list[np.ndarray]:
         """Runs one decoder step: `tokens (batch, 1) -> [logits (batch, vocab), *new_states]`."""
         arrays = [np.asarray(tokens, dtype="int32"), np.asarray(query_ids, dtype="int32"),
                   encoder_outputs, *states]

@@ -61,7 +61,8 @@ def test_onnx_greedy_equals_keras_greedy_on_training_queries(
 def test_onnx_greedy_equals_keras_greedy_on_unseen_query(onnx_assistant, trained_assistant):
     ids = trained_assistant.encode_queries([UNSEEN_QUERY])
     keras_answer = trained_assistant.generate_ids(ids, method="greedy", max_length=MAX_LENGTH)
-    np.testing.assert_array_equal(onnx_assistant.generate_ids(ids, max_length=MAX_LENGTH), keras_answer)
+    onnx_answer = onnx_assistant.generate_ids(ids, max_length=MAX_LENGTH)
+    np.testing.assert_array_equal(onnx_answer, keras_answer)
     assert onnx_assistant.generate_response(UNSEEN_QUERY, max_length=MAX_LENGTH) == (
         trained_assistant.tokenizer.decode(keras_answer[0])
     )
