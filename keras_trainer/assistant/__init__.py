@@ -26,6 +26,7 @@ from keras_trainer.assistant.model import (
     build_decoder_step_model,
     build_encoder_model,
 )
+from keras_trainer.assistant.onnx import OnnxAssistant, export_assistant_onnx
 from keras_trainer.assistant.tokenizer import AssistantTokenizer
 
 __all__ = [
@@ -34,9 +35,11 @@ __all__ = [
     "AssistantTokenizer",
     "BeamSearchGenerator",
     "GreedyGenerator",
+    "OnnxAssistant",
     "build_assistant_model",
     "build_decoder_step_model",
     "build_encoder_model",
+    "export_assistant_onnx",
     "generate_batch",
     "generate_response",
     "load_assistant",

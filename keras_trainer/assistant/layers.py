@@ -23,12 +23,40 @@ def _scan(step, init, xs, y_init, reverse=False):
     output rides in the carry and the stacked carries are dropped (XLA removes them).
     """
 
+    if keras.backend.backend() == "tensorflow":
+        return _tf_scan(step, init, xs, y_init, reverse)
+
     def body(carry, x):
         new_state, y = step(carry[0], x)
         return (new_state, y), (new_state, y)
 
     (final, _), (_, ys) = ops.scan(body, (init, y_init), xs, reverse=reverse)
     return final, ys
+
+
+def _tf_scan(step, init, xs, y_init, reverse=False):
+    """The TensorFlow form of `_scan`: a `tf.while_loop` over plain tensor carries.
+
+    Keras' TensorFlow `ops.scan` keeps its carry in a one-slot TensorArray that
+    tf2onnx cannot convert; this loop (the pattern of Keras 2's LSTM) converts to
+    an ONNX `Loop`, so the encoder and decoder step export to ONNX.
+    """
+    import tensorflow as tf
+
+    xs_flat = [tf.convert_to_tensor(x) for x in keras.tree.flatten(xs)]
+    n = tf.shape(xs_flat[0])[0]
+    ys = tf.TensorArray(y_init.dtype, size=n, element_shape=y_init.shape)
+
+    def body(i, carry, ys):
+        t = n - 1 - i if reverse else i
+        x = keras.tree.pack_sequence_as(xs, [x[t] for x in xs_flat])
+        carry, y = step(carry, x)
+        return i + 1, carry, ys.write(t, y)
+
+    _, final, ys = tf.while_loop(lambda i, *_: i < n, body, (tf.constant(0), init, ys))
+    stacked = ys.stack()
+    stacked.set_shape(xs_flat[0].shape[:1].concatenate(y_init.shape))
+    return final, stacked
 
 
 def _dropout_mask(generator, shape, rate, dtype):
