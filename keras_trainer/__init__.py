@@ -77,6 +77,8 @@ _EXPORTS = {
     "HyperparameterSpace": "keras_trainer.tuning",
     "OptimizerType": "keras_trainer.tuning",
     "TuningResult": "keras_trainer.tuning",
+    "sharpe_ratio": "keras_trainer.tuning",
+    "sortino_ratio": "keras_trainer.tuning",
     # assistant family
     "AssistantConfig": "keras_trainer.assistant",
     "Assistant": "keras_trainer.assistant",
@@ -84,6 +86,8 @@ _EXPORTS = {
     "load_assistant": "keras_trainer.assistant",
     "generate_response": "keras_trainer.assistant",
     "generate_batch": "keras_trainer.assistant",
+    "export_assistant_onnx": "keras_trainer.assistant",
+    "OnnxAssistant": "keras_trainer.assistant",
     # JIT family
     "ModelTrainer": "keras_trainer.trainer",
     "FeatureExtractor": "keras_trainer.jit",

@@ -82,8 +82,12 @@ def dense_stack(
     """
     x = inputs
     for index, units in enumerate(config.hidden_layers):
+        # Without batch norm the activation goes inside the Dense layer: one layer
+        # call instead of two, which is what the torch backend (eager Python per
+        # layer) pays for; with it, the activation must follow the normalization.
         x = keras.layers.Dense(
             units,
+            activation=None if config.batch_norm else config.activation,
             kernel_initializer=kernel_initializer(config.kernel_initializer),
             use_bias=not config.batch_norm,
             dtype=dtype_policy,
@@ -91,7 +95,7 @@ def dense_stack(
         )(x)
         if config.batch_norm:
             x = keras.layers.BatchNormalization(dtype=dtype_policy, name=f"batch_norm_{index}")(x)
-        x = keras.layers.Activation(config.activation, dtype=dtype_policy, name=f"activation_{index}")(x)
+            x = keras.layers.Activation(config.activation, dtype=dtype_policy, name=f"activation_{index}")(x)
         if config.dropout > 0:
             # A seeded dropout keeps its generator state in a model variable, which
             # checkpoints save: resumed runs then draw the same masks on every backend.

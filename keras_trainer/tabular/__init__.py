@@ -20,7 +20,7 @@ from keras_trainer.tabular.comparison import (
     test_architecture,
 )
 from keras_trainer.tabular.config import ArchitectureType, ModelConfig, TabularModelConfig
-from keras_trainer.tabular.datasets import load_stock_prices, load_table, stock_features
+from keras_trainer.tabular.datasets import load_csv, load_stock_prices, load_table, stock_features
 from keras_trainer.tabular.factory import KerasModelFactory, ModelFactory, default_loss, default_metrics
 from keras_trainer.tabular.normalization import (
     FeatureScaler,
@@ -42,6 +42,7 @@ __all__ = [
     "compare_architectures",
     "default_loss",
     "default_metrics",
+    "load_csv",
     "load_stock_prices",
     "load_table",
     "load_tabular_model",
