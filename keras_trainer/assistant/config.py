@@ -14,9 +14,8 @@ import dataclasses
 import os
 from typing import Any, Optional, Union
 
-from keras_trainer.config.fields import from_dict, json_schema_for, option, to_dict
+from keras_trainer.config.fields import json_schema_for, option, to_dict
 from keras_trainer.config.schema import CheckpointConfig, TrainingConfig
-from keras_trainer.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -101,24 +100,9 @@ def load_assistant_config(
     Raises:
         ConfigError: naming the file and the key path of the bad value.
     """
-    if source is None:
-        return AssistantConfig()
-    if isinstance(source, AssistantConfig):
-        return source
-    if isinstance(source, (str, os.PathLike)):
-        from keras_trainer.config import read_json_file
+    from keras_trainer.config import load_section
 
-        data = read_json_file(source)
-        try:
-            return from_dict(AssistantConfig, data, "")
-        except ConfigError as error:
-            raise ConfigError(f"{os.fspath(source)}: {error}") from None
-    if isinstance(source, dict):
-        return from_dict(AssistantConfig, source, "")
-    raise ConfigError(
-        "assistant config must be a path, a dict or an AssistantConfig, "
-        f"got {type(source).__name__}"
-    )
+    return load_section(AssistantConfig, source, "assistant config")
 
 
 def assistant_config_schema() -> dict[str, Any]:

@@ -61,31 +61,48 @@ def read_json_file(path: Union[str, os.PathLike], what: str = "config") -> Any:
         ) from None
 
 
-def load_config(source: ConfigSource) -> TrainerConfig:
-    """Loads and validates a config from a JSON file path, a dict or a `TrainerConfig`.
+def load_section(cls: type, source: Any, what: str = "config") -> Any:
+    """Loads and validates a config dataclass from a JSON file path, a dict or an instance.
 
     Args:
-        source: Path to a JSON file, a dict with the same content, or a config.
+        cls: The config dataclass (`TrainerConfig`, `AssistantConfig`, ...).
+        source: Path to a JSON file, a dict with the same content, an instance
+            of `cls`, or `None` for the defaults.
+        what: What the file is, for messages.
 
     Returns:
-        The validated `TrainerConfig`, defaults filled in.
+        The validated instance, defaults filled in.
 
     Raises:
         ConfigError: naming the file, or the key path and bad value.
     """
-    if isinstance(source, TrainerConfig):
+    if source is None:
+        return cls()
+    if isinstance(source, cls):
         return source
     if isinstance(source, (str, os.PathLike)):
-        data = read_json_file(source)
+        data = read_json_file(source, what)
         try:
-            return TrainerConfig.from_dict(data)
+            return from_dict(cls, data, "")
         except ConfigError as error:
             raise ConfigError(f"{os.fspath(source)}: {error}") from None
     if isinstance(source, dict):
-        return TrainerConfig.from_dict(source)
+        return from_dict(cls, source, "")
     raise ConfigError(
-        f"config must be a path to a JSON file, a dict or a TrainerConfig, got {type(source).__name__}"
+        f"{what} must be a path to a JSON file, a dict or a {cls.__name__}, "
+        f"got {type(source).__name__}"
     )
+
+
+def load_config(source: ConfigSource) -> TrainerConfig:
+    """Loads and validates a whole config from a JSON file path, a dict or a `TrainerConfig`.
+
+    Example:
+
+    >>> load_config("config/model_config.json").model.hidden_layers
+    [64, 32]
+    """
+    return load_section(TrainerConfig, source)
 
 
 def json_schema() -> dict:
@@ -115,6 +132,7 @@ __all__ = [
     "json_schema",
     "json_schema_for",
     "load_config",
+    "load_section",
     "option",
     "read_json_file",
     "to_dict",

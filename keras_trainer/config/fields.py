@@ -313,3 +313,33 @@ def json_schema_for(cls: type) -> dict:
     if required:
         schema["required"] = required
     return schema
+
+
+class ConfigSection:
+    """Mixin giving a config dataclass `from_dict`, `to_dict`, `json_schema` and `replace`.
+
+    `section_path` is the key path of the section inside a whole config file, used
+    in error messages when `from_dict` is called without a path.
+    """
+
+    section_path = ""
+
+    @classmethod
+    def from_dict(cls, data: dict, path: Any = None):
+        """Validates a plain dict into this section; see `fields.from_dict`."""
+        return from_dict(cls, data, cls.section_path if path is None else path)
+
+    def to_dict(self) -> dict:
+        """Returns the section as a plain, JSON-ready dict with every key."""
+        return to_dict(self)
+
+    @classmethod
+    def json_schema(cls) -> dict:
+        """Returns the JSON Schema of this section."""
+        return json_schema_for(cls)
+
+    def replace(self, **changes):
+        """Returns a copy with `changes` applied and validated again."""
+        data = self.to_dict()
+        data.update(changes)
+        return type(self).from_dict(data)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
-from keras_trainer.config.fields import from_dict, json_schema_for, option, to_dict
+from keras_trainer.config.fields import ConfigSection, option
 from keras_trainer.config.tuning import TuningConfig
 from keras_trainer.errors import ConfigError
 
@@ -36,32 +36,8 @@ Initializer = Literal[
 ]
 
 
-class _Section:
-    """Mixin giving every config section `from_dict`, `to_dict` and `json_schema`."""
-
-    @classmethod
-    def from_dict(cls, data: dict, path: str = ""):
-        """Validates a plain dict into this section; see `fields.from_dict`."""
-        return from_dict(cls, data, path)
-
-    def to_dict(self) -> dict:
-        """Returns the section as a plain, JSON-ready dict with every key."""
-        return to_dict(self)
-
-    @classmethod
-    def json_schema(cls) -> dict:
-        """Returns the JSON Schema of this section."""
-        return json_schema_for(cls)
-
-    def replace(self, **changes):
-        """Returns a copy with `changes` applied and validated again."""
-        data = self.to_dict()
-        data.update(changes)
-        return type(self).from_dict(data)
-
-
 @dataclasses.dataclass
-class ModelConfig(_Section):
+class ModelConfig(ConfigSection):
     """The network: its type, its sizes and its layers."""
 
     type: str = option(
@@ -130,7 +106,7 @@ class ModelConfig(_Section):
 
 
 @dataclasses.dataclass
-class OptimizerConfig(_Section):
+class OptimizerConfig(ConfigSection):
     """The Keras optimizer and its settings."""
 
     name: Literal["adam", "adamw", "sgd", "rmsprop"] = option(
@@ -164,7 +140,7 @@ class OptimizerConfig(_Section):
 
 
 @dataclasses.dataclass
-class LRScheduleConfig(_Section):
+class LRScheduleConfig(ConfigSection):
     """How the learning rate changes during training."""
 
     name: Literal[
@@ -211,7 +187,7 @@ class LRScheduleConfig(_Section):
 
 
 @dataclasses.dataclass
-class CheckpointConfig(_Section):
+class CheckpointConfig(ConfigSection):
     """Crash-safe checkpoints of the best and the latest epoch."""
 
     directory: Optional[str] = option(
@@ -228,7 +204,7 @@ class CheckpointConfig(_Section):
 
 
 @dataclasses.dataclass
-class LoggingConfig(_Section):
+class LoggingConfig(ConfigSection):
     """Training logs written next to the checkpoints."""
 
     directory: Optional[str] = option(
@@ -240,7 +216,7 @@ class LoggingConfig(_Section):
 
 
 @dataclasses.dataclass
-class TrainingConfig(_Section):
+class TrainingConfig(ConfigSection):
     """How `fit` trains: batches, epochs, optimizer, schedule, loss and safety nets."""
 
     batch_size: int = option(32, exclusive_minimum=0, description="Samples per batch.")
@@ -336,7 +312,7 @@ class TrainingConfig(_Section):
 
 
 @dataclasses.dataclass
-class RuntimeMetricSpec(_Section):
+class RuntimeMetricSpec(ConfigSection):
     """One runtime metric used as a feature."""
 
     key: str = option(description="Key in each runtime-metrics dict.")
@@ -354,7 +330,7 @@ def _default_runtime_metrics() -> list[RuntimeMetricSpec]:
 
 
 @dataclasses.dataclass
-class FeatureConfig(_Section):
+class FeatureConfig(ConfigSection):
     """Which features the JIT strategy model sees (static IR features + runtime metrics)."""
 
     static_features: Literal["default", "extended", "autophase"] = option(
@@ -372,7 +348,7 @@ class FeatureConfig(_Section):
 
 
 @dataclasses.dataclass
-class DataConfig(_Section):
+class DataConfig(ConfigSection):
     """Where the CLI's `train` reads its dataset."""
 
     path: Optional[str] = option(
@@ -387,7 +363,7 @@ class DataConfig(_Section):
 
 
 @dataclasses.dataclass
-class OutputConfig(_Section):
+class OutputConfig(ConfigSection):
     """Where results are written."""
 
     model_path: str = option(
@@ -396,7 +372,7 @@ class OutputConfig(_Section):
 
 
 @dataclasses.dataclass
-class TrainerConfig(_Section):
+class TrainerConfig(ConfigSection):
     """A whole keras_trainer config file."""
 
     model: ModelConfig = option(default_factory=ModelConfig, description="The network.")

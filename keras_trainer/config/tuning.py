@@ -22,7 +22,7 @@ import dataclasses
 import enum
 from typing import Literal, Optional
 
-from keras_trainer.config.fields import from_dict, json_schema_for, option, to_dict
+from keras_trainer.config.fields import ConfigSection, option
 from keras_trainer.errors import ConfigError
 
 
@@ -52,8 +52,10 @@ def _unique(values: list) -> list:
 
 
 @dataclasses.dataclass
-class HyperparameterSpace:
+class HyperparameterSpace(ConfigSection):
     """The values tried for each hyperparameter (each list is one `Choice`)."""
+
+    section_path = "tuning.hyperparameter_space"
 
     learning_rates: list[float] = option(
         default_factory=lambda: [1e-4, 5e-4, 1e-3, 5e-3, 1e-2],
@@ -137,17 +139,12 @@ class HyperparameterSpace:
             total *= len(values)
         return total
 
-    @classmethod
-    def from_dict(cls, data: dict, path: str = "tuning.hyperparameter_space") -> "HyperparameterSpace":
-        return from_dict(cls, data, path)
-
-    def to_dict(self) -> dict:
-        return to_dict(self)
-
 
 @dataclasses.dataclass
-class TuningConfig:
+class TuningConfig(ConfigSection):
     """How `AutoTrainer` searches: method, budget, objective, epochs, where results go."""
+
+    section_path = "tuning"
 
     search_method: Literal["grid", "random", "bayesian", "hyperband"] = option(
         "random",
@@ -242,17 +239,6 @@ class TuningConfig:
         self.hyperparameter_space.validate(_at(path, "hyperparameter_space"))
         resolve_objective(self.metric, self.maximize_metric, _at(path, "metric"))
 
-    @classmethod
-    def from_dict(cls, data: dict, path: str = "tuning") -> "TuningConfig":
-        """Validates a JSON `tuning` section."""
-        return from_dict(cls, data, path)
-
-    def to_dict(self) -> dict:
-        return to_dict(self)
-
-    @classmethod
-    def json_schema(cls) -> dict:
-        return json_schema_for(cls)
 
 
 # The seed's name for the same settings.

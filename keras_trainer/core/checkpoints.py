@@ -29,7 +29,7 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
-from keras_trainer.core.atomic import atomic_path, is_temporary, write_json_atomic
+from keras_trainer.core.atomic import atomic_path, is_temporary
 from keras_trainer.core.history import TrainingHistory, monitor_mode
 from keras_trainer.core.seeding import capture_rng_state, restore_rng_state
 from keras_trainer.errors import CheckpointError

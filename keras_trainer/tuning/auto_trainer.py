@@ -29,7 +29,7 @@ from keras_trainer.errors import ConfigError, DataError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.normalization import FeatureScaler, as_float_array, save_tabular_model, serving_model
 from keras_trainer.config.tuning import HyperparameterSpace, TuningConfig
-from keras_trainer.tuning.hypermodel import HYPERPARAMETERS, ModelFactoryLike, TunableModel
+from keras_trainer.tuning.hypermodel import ModelFactoryLike, TunableModel
 from keras_trainer.tuning.metrics import Objective, resolve_objective
 
 logger = logging.getLogger("keras_trainer.tuning")
