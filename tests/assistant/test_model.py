@@ -17,22 +17,8 @@ E, H = FAST_CONFIG["embedding_dim"], FAST_CONFIG["hidden_dim"]
 
 
 def _seed_torch_module(vocab_size, embedding_dim, hidden_dim):
-    torch = pytest.importorskip("torch")
-    nn = torch.nn
-
-    class GenshinAssistant(nn.Module):  # the seed's __init__, verbatim
-        def __init__(self, vocab_size, embedding_dim=128, hidden_dim=256):
-            super().__init__()
-            self.embedding = nn.Embedding(vocab_size, embedding_dim)
-            self.embedding_dropout = nn.Dropout(0.1)
-            self.encoder = nn.LSTM(embedding_dim, hidden_dim, num_layers=2, batch_first=True,
-                                   bidirectional=True, dropout=0.1)
-            self.decoder = nn.LSTM(embedding_dim + hidden_dim * 2, hidden_dim * 2, num_layers=2,
-                                   batch_first=True, dropout=0.1)
-            self.attention = nn.Sequential(nn.Linear(hidden_dim * 4, hidden_dim), nn.Tanh(),
-                                           nn.Dropout(0.1), nn.Linear(hidden_dim, 1))
-            self.output_layer = nn.Sequential(nn.Linear(hidden_dim * 2, hidden_dim), nn.ReLU(),
-                                              nn.Dropout(0.1), nn.Linear(hidden_dim, vocab_size))
+    pytest.importorskip("torch")
+    from benchmarks.seed_assistant_torch import GenshinAssistant
 
     return GenshinAssistant(vocab_size, embedding_dim, hidden_dim)
 
