@@ -97,7 +97,7 @@ def test_resumed_data_parallel_run_matches_an_uninterrupted_one(runs):
 
 @distributed_backends
 def test_model_trained_on_two_devices_loads_on_one(runs):
-    model = load_model(str(runs["model_path"]))
+    model, _ = load_model(str(runs["model_path"]))
     assert _max_weight_difference(model.get_weights(), runs["parallel"]["weights"]) < 1e-6
     assert model.predict(np.zeros((3, 6), "float32"), verbose=0).shape == (3, 3)
 
