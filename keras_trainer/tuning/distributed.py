@@ -81,6 +81,30 @@ def local_gpu_count() -> int:
     return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
 
 
+CHIEF_PID = "KERAS_TRAINER_TUNING_CHIEF_PID"
+
+
+def end_with_chief() -> None:
+    """In a local worker: end this process when its chief dies, so no orphan holds a GPU.
+
+    The chief names itself in `KERAS_TRAINER_TUNING_CHIEF_PID`; a chief started
+    again on the same directory then hands the orphaned trials to new workers
+    with the same tuner ids. (Set here, in the worker, rather than in a
+    `preexec_fn`: forking a process that runs a gRPC server and then running
+    Python in the child aborts in gRPC's fork handlers.)
+    """
+    chief = os.environ.get(CHIEF_PID)
+    if not chief or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != int(chief):
+        # The chief died before the line above took effect.
+        raise SystemExit(f"tuning worker: chief {chief} is gone")
+
+
 @dataclass
 class WorkerState:
     """One local worker process and what happened to it."""
@@ -173,7 +197,14 @@ class DistributedSearch:
     # ---------------------------------------------------------------- workers
     def _environment(self, worker: WorkerState) -> dict:
         env = dict(os.environ)
-        env.update({TUNER_ID: worker.tuner_id, ORACLE_IP: self._connect_host(), ORACLE_PORT: str(self.port)})
+        env.update(
+            {
+                TUNER_ID: worker.tuner_id,
+                ORACLE_IP: self._connect_host(),
+                ORACLE_PORT: str(self.port),
+                CHIEF_PID: str(os.getpid()),
+            }
+        )
         if worker.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = worker.gpu
             # Several processes may share a GPU: allocate as needed, not 75 % up front.
@@ -297,23 +328,10 @@ class DistributedSearch:
             raise
         finally:
             self._server.stop(grace=1)
+        # KerasTuner saves the oracle before it forgets a finished trial; save the
+        # final state, or a chief run again on this directory would redo that trial.
+        self.oracle.save()
         return self.events
-
-
-def worker_command_for_cli(argv: Sequence[str]) -> list[str]:
-    """The `keras-trainer` command line a worker runs: the chief's, without `--workers N`."""
-    args, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--workers":
-            skip = True
-            continue
-        if arg.startswith("--workers="):
-            continue
-        args.append(arg)
-    return [sys.executable, "-m", "keras_trainer", *args]
 
 
 def read_status(directory: str) -> dict:
