@@ -16,11 +16,11 @@ from typing import Any, Iterable, Mapping, Optional, Union
 import numpy as np
 
 from keras_trainer.config import TrainingConfig
+from keras_trainer.core.data import check_pair
 from keras_trainer.core.fit import fit
 from keras_trainer.errors import DataError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.factory import ModelFactory, default_loss, default_metrics
-from keras_trainer.tabular.normalization import as_float_array
 
 
 @dataclasses.dataclass
@@ -104,16 +104,6 @@ class ComparisonTable:
         return self.to_markdown()
 
 
-def _split(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise DataError(f"{name}: must be a tuple (X, y), got {type(data).__name__}")
-    x = as_float_array(data[0], f"{name}[0] (X)")
-    y = np.asarray(data[1])
-    if len(x) != len(y):
-        raise DataError(f"{name}: X has {len(x)} samples but y has {len(y)}; they must match")
-    return x, y
-
-
 def measure_latency(model, sample: np.ndarray, repeats: int = 20) -> float:
     """Median milliseconds of `model.predict_on_batch(sample)` after one warm-up call."""
     model.predict_on_batch(sample)
@@ -157,8 +147,8 @@ def test_architecture(
     >>> result = test_architecture(config, (x_tr, y_tr), (x_va, y_va), epochs=5)
     >>> result.row()
     """
-    x, y = _split(train_data, "train_data")
-    x_val, y_val = _split(val_data, "val_data")
+    x, y = check_pair(train_data, "train_data")
+    x_val, y_val = check_pair(val_data, "val_data")
     if config.input_size is None:
         config = config.replace(input_size=int(x.shape[-1]))
     if x.ndim == 3 and config.sequence_length is None:

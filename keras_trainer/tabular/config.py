@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import typing
 from typing import Any, Optional
 
 from keras_trainer.config import ModelConfig as CoreModelConfig
+from keras_trainer.config.schema import Initializer
 from keras_trainer.errors import ConfigError
 
 
@@ -56,17 +58,9 @@ class ArchitectureType(str, enum.Enum):
 
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu")
-# Seed names -> Keras initializer names accepted by the core config.
-WEIGHT_INITS = {
-    "xavier": "glorot_uniform",
-    "glorot": "glorot_uniform",
-    "glorot_uniform": "glorot_uniform",
-    "glorot_normal": "glorot_normal",
-    "orthogonal": "orthogonal",
-    "he": "he_normal",
-    "he_normal": "he_normal",
-    "he_uniform": "he_uniform",
-}
+# Initializer names the factory accepts; aliases ("xavier", "he") are the core's
+# `INITIALIZER_ALIASES`, resolved when the network is built.
+WEIGHT_INITS = typing.get_args(Initializer)
 TASKS = ("regression", "classification")
 
 
@@ -173,7 +167,7 @@ class TabularModelConfig:
                 "output_activation": self.output_activation,
                 "dropout": float(self.dropout_rate),
                 "batch_norm": bool(self.use_batch_norm),
-                "kernel_initializer": WEIGHT_INITS[self.weight_init],
+                "kernel_initializer": self.weight_init,
                 "lstm_hidden_size": self.lstm_hidden_size,
                 "lstm_num_layers": self.lstm_num_layers,
                 "lstm_bidirectional": bool(self.lstm_bidirectional),

@@ -8,7 +8,6 @@ import keras
 
 from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
-from keras_trainer.tabular import builders  # noqa: F401  registers the model types
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.normalization import FeatureScaler, serving_model
 
