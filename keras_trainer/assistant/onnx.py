@@ -31,7 +31,7 @@ import numpy as np
 from keras_trainer.assistant.data import encode_batch
 from keras_trainer.assistant.generation import check_query
 from keras_trainer.assistant.tokenizer import EOS_ID, PAD_ID, SOS_ID, AssistantTokenizer
-from keras_trainer.errors import DataError, ExportError, InferenceError, ModelError
+from keras_trainer.errors import ConfigError, DataError, ExportError, InferenceError, ModelError
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_STEP_FILE = "decoder_step.onnx"
@@ -252,7 +252,7 @@ class OnnxAssistant:
             `(batch, max_length)` int32 tokens, `<PAD>` after `<EOS>`.
         """
         if not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+            raise ConfigError(f"max_length: must be a positive integer, got {max_length!r}")
         query_ids = np.asarray(query_ids, dtype="int32")
         if query_ids.ndim != 2:
             raise DataError(f"query_ids must be (batch, length), got shape {query_ids.shape}")

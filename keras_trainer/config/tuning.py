@@ -215,8 +215,6 @@ class TuningConfig(ConfigSection):
         Raises:
             ConfigError: naming the key path of the first problem.
         """
-        from keras_trainer.tuning.metrics import resolve_objective
-
         if self.search_method not in SEARCH_METHODS:
             raise ConfigError(
                 f"{_at(path, 'search_method')}: must be one of {', '.join(SEARCH_METHODS)}, got {self.search_method!r}"
@@ -237,7 +235,10 @@ class TuningConfig(ConfigSection):
                 f"{type(self.hyperparameter_space).__name__}"
             )
         self.hyperparameter_space.validate(_at(path, "hyperparameter_space"))
-        resolve_objective(self.metric, self.maximize_metric, _at(path, "metric"))
+        if not isinstance(self.metric, str) or not self.metric:
+            raise ConfigError(f"{_at(path, 'metric')}: must be a metric name, got {self.metric!r}")
+        # Whether `metric` names a Keras metric is checked by
+        # `keras_trainer.tuning.resolve_objective` when the search starts (before any trial).
 
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from keras_trainer.config import TrainingConfig
 from keras_trainer.core.data import check_pair
 from keras_trainer.core.fit import fit
+from keras_trainer.core.metrics import higher_is_better
 from keras_trainer.errors import DataError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.factory import ModelFactory, default_loss, default_metrics
@@ -83,7 +84,7 @@ class ComparisonTable:
 
     def best(self) -> ArchitectureResult:
         """Highest accuracy, or lowest error for regression metrics."""
-        higher = self.results[0].metric.endswith("accuracy")
+        higher = higher_is_better(self.results[0].metric)
         return (max if higher else min)(self.results, key=lambda r: r.value)
 
     def to_markdown(self) -> str:
