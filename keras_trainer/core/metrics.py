@@ -34,6 +34,9 @@ HIGHER_IS_BETTER = frozenset((
     "sortino",
     "match",
     "speedup",
+    "score",
+    "correlation",
+    "true",
 ))
 
 

@@ -30,10 +30,10 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
+from keras_trainer.config.tuning import TRADING_METRICS
 from keras_trainer.core.metrics import higher_is_better
 from keras_trainer.errors import ConfigError, TuningError
 
-TRADING_METRICS = ("sharpe", "sortino")
 BUILTIN_METRICS = ("sharpe", "sortino", "accuracy", "loss")
 _SHORT_ERRORS = ("mae", "mse", "mape", "msle", "rmse")
 
