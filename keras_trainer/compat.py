@@ -11,7 +11,8 @@ only where existing user code imports them.
 | `ArchitectureType.HYBRID` | `ArchitectureType.CNN_LSTM` (an enum alias, kept on the enum) |
 | `tuning.AutoTrainerConfig` | `config.TuningConfig` |
 | `keras_trainer.trainer.ModelTrainer` | `keras_trainer.jit.trainer.ModelTrainer` |
-| `keras_trainer.config.FeatureConfig`, `RuntimeMetricSpec`, `OutputConfig` | `keras_trainer.jit.config.*` |
+| `keras_trainer.config.FeatureConfig` (and `RuntimeMetricSpec`, `OutputConfig`) | |
+|   | `keras_trainer.jit.config.FeatureConfig` (and the others) |
 """
 
 from __future__ import annotations

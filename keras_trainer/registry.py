@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Any, Callable, Generic, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, Optional, TypeVar
 
 from keras_trainer.errors import ConfigError
 
@@ -64,7 +65,9 @@ class Registry(Generic[T]):
     def register_lazy(self, name: str, target: str) -> None:
         """Registers `name` as `target` ("package.module:attribute"), imported on first `get`."""
         if target.count(":") != 1:
-            raise ConfigError(f"{self.kind} {name!r}: target must be 'module:attribute', got {target!r}")
+            raise ConfigError(
+                f"{self.kind} {name!r}: target must be 'module:attribute', got {target!r}"
+            )
         self._objects.pop(name, None)
         self._lazy[name] = target
 
@@ -93,7 +96,8 @@ class Registry(Generic[T]):
             hint = f"; did you mean {close[0]!r}?" if close else ""
             prefix = f"{path}: " if path else ""
             raise ConfigError(
-                f"{prefix}unknown {self.kind} {name!r}{hint} (registered: {', '.join(self.names())})"
+                f"{prefix}unknown {self.kind} {name!r}{hint} "
+                f"(registered: {', '.join(self.names())})"
             )
         module_name, attribute = target.split(":")
         value = getattr(importlib.import_module(module_name), attribute)

@@ -64,16 +64,24 @@ def _violations():
                 continue
             upward = LAYERS[target] > LAYERS[source]
             cross_family = source in FAMILIES and target in FAMILIES
-            message = f"{relative}.py:{lineno}: {source} (layer {LAYERS[source]}) imports keras_trainer.{target}"
+            layer = LAYERS[source]
+            message = (
+                f"{relative}.py:{lineno}: {source} (layer {layer}) imports keras_trainer.{target}"
+            )
             if (upward or cross_family) and message not in found:
                 found.append(message)
     return found
 
 
 def test_every_package_part_has_a_layer():
-    parts = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
-             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))}
-    assert parts <= set(LAYERS), f"add to LAYERS and docs/architecture.md: {sorted(parts - set(LAYERS))}"
+    parts = {
+        p.stem if p.is_file() else p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
+    }
+    assert parts <= set(LAYERS), (
+        f"add to LAYERS and docs/architecture.md: {sorted(parts - set(LAYERS))}"
+    )
 
 
 def test_imports_point_down_only_and_families_stay_apart():
@@ -87,4 +95,6 @@ def test_the_checker_catches_an_upward_import(tmp_path, monkeypatch):
     (fake / "core" / "__init__.py").write_text("")
     (fake / "core" / "bad.py").write_text("def f():\n    from keras_trainer.jit import trainer\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
-    assert _violations() == ["keras_trainer/core/bad.py:2: core (layer 2) imports keras_trainer.jit"]
+    assert _violations() == [
+        "keras_trainer/core/bad.py:2: core (layer 2) imports keras_trainer.jit"
+    ]

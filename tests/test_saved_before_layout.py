@@ -32,5 +32,7 @@ def test_jit_strategy_model_saved_before_the_refactor_loads_and_predicts_the_sam
 def test_tabular_model_saved_before_the_refactor_loads_and_predicts_the_same(suffix):
     model, metadata = TASKS.get("tabular")(FIXTURES / f"tabular_feed_forward{suffix}")
     assert metadata["task"] == "tabular"
-    outputs = np.asarray(model.predict(np.asarray(EXPECTED["tabular_inputs"], dtype="float32"), verbose=0))
+    outputs = np.asarray(
+        model.predict(np.asarray(EXPECTED["tabular_inputs"], dtype="float32"), verbose=0)
+    )
     np.testing.assert_allclose(outputs, EXPECTED["tabular_outputs"], rtol=1e-4, atol=1e-5)

@@ -1,6 +1,6 @@
 """The `tuning` config section: search method, budget, metric and search space.
 
-`TuningConfig` (also exported as the seed's `AutoTrainerConfig`) and
+`TuningConfig` (also exported under its older name `AutoTrainerConfig`) and
 `HyperparameterSpace` are declared with `keras_trainer.config.option`, so a JSON
 `tuning` section validates into them with errors naming the key path, and their
 JSON Schema is generated. Constructing them in Python validates too.
@@ -307,5 +307,5 @@ def check_metric_name(metric: object, path: str = "tuning.metric") -> str:
     )
 
 
-# The seed's name for the same settings.
+# The older name for the same settings (see keras_trainer.compat).
 AutoTrainerConfig = TuningConfig

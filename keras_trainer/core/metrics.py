@@ -18,26 +18,28 @@ from keras_trainer.errors import ConfigError
 # Words (between underscores) of metric names where higher is better; everything
 # else (loss, errors such as mse/mae/rmse, sizes, latencies) is better lower, as in
 # Keras' own "auto" mode.
-HIGHER_IS_BETTER = frozenset((
-    "acc",
-    "accuracy",
-    "auc",
-    "precision",
-    "recall",
-    "f1",
-    "r2",
-    "similarity",
-    "specificity",
-    "sensitivity",
-    "iou",
-    "sharpe",
-    "sortino",
-    "match",
-    "speedup",
-    "score",
-    "correlation",
-    "true",
-))
+HIGHER_IS_BETTER = frozenset(
+    (
+        "acc",
+        "accuracy",
+        "auc",
+        "precision",
+        "recall",
+        "f1",
+        "r2",
+        "similarity",
+        "specificity",
+        "sensitivity",
+        "iou",
+        "sharpe",
+        "sortino",
+        "match",
+        "speedup",
+        "score",
+        "correlation",
+        "true",
+    )
+)
 
 
 def higher_is_better(metric: str) -> bool:
@@ -46,7 +48,7 @@ def higher_is_better(metric: str) -> bool:
 
 
 def metric_mode(metric: str, mode: str = "auto") -> str:
-    """"max" or "min" for `metric`; `mode` "min"/"max" wins over the rule, "auto" applies it.
+    """Returns "max" or "min" for `metric`; an explicit `mode` "min"/"max" wins.
 
     Raises:
         ConfigError: `mode` is not "auto", "min" or "max".

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Literal, Optional, Union
+from typing import Literal, Union
 
 from keras_trainer.config import load_section
 from keras_trainer.config.fields import ConfigSection, option

@@ -31,7 +31,6 @@ from keras_trainer.core.fit import fit
 from keras_trainer.core.history import TrainingHistory
 from keras_trainer.core.models import build_model
 from keras_trainer.core.normalization import (
-    NORMALIZATION_LAYER,
     feature_statistics,
     find_normalization,
     normalization_layer,

@@ -1,4 +1,4 @@
-"""`TabularModelConfig` and `ArchitectureType`: seed 004's model description.
+"""`TabularModelConfig` and `ArchitectureType`: the tabular factory's model description.
 
 The seed describes a network with a `ModelConfig(architecture_type=..., input_size=...,
 hidden_sizes=...)`. This module keeps that API (it is exported as
@@ -32,7 +32,7 @@ class ArchitectureType(str, enum.Enum):
     """Network families of the tabular factory.
 
     `HYBRID` and `CNN_LSTM` are the same network (Conv1D layers, then LSTM layers,
-    then dense layers); the seed names it both ways.
+    then dense layers); older code names it both ways.
     """
 
     FEED_FORWARD = "feed_forward"
@@ -198,5 +198,5 @@ class TabularModelConfig:
         return cls(**data)
 
 
-# The seed's name. `keras_trainer.config.ModelConfig` is the JSON `model` section.
+# The older name (see keras_trainer.compat). `keras_trainer.config.ModelConfig` is the JSON `model` section.
 ModelConfig = TabularModelConfig

@@ -1,4 +1,4 @@
-"""`ModelFactory`: builds seed 004's networks from a `TabularModelConfig`."""
+"""`ModelFactory`: builds the tabular and time-series networks from a `TabularModelConfig`."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def default_metrics(config: TabularModelConfig) -> list[str]:
 
 
 class ModelFactory:
-    """Builds feed-forward, LSTM and CNN+LSTM Keras models (the seed's model factory).
+    """Builds feed-forward, LSTM and CNN+LSTM Keras models (the factory API of the original PyTorch project).
 
     Args:
         seed: Seeds weight initialization for reproducible models; `None` leaves

@@ -1,4 +1,4 @@
-"""`AutoTrainer`: seed 004's hyperparameter search, run by KerasTuner.
+"""`AutoTrainer`: hyperparameter search over tabular and time-series networks, run by KerasTuner.
 
 Each search lives in `<directory>/<symbol>/` (KerasTuner's project folder plus
 `tuning.log`, `trials.json` and `best.json`); calling `optimize` again with the
