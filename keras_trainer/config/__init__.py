@@ -18,6 +18,7 @@ from keras_trainer.config.fields import from_dict, json_schema_for, option, to_d
 from keras_trainer.config.schema import (
     CheckpointConfig,
     DataConfig,
+    FallbackConfig,
     FeatureConfig,
     LoggingConfig,
     LRScheduleConfig,
@@ -25,6 +26,8 @@ from keras_trainer.config.schema import (
     OptimizerConfig,
     OutputConfig,
     RuntimeMetricSpec,
+    StrategyChoiceConfig,
+    StrategySpec,
     TrainerConfig,
     TrainingConfig,
 )
@@ -117,7 +120,10 @@ __all__ = [
     "CheckpointConfig",
     "ConfigSource",
     "DataConfig",
+    "FallbackConfig",
     "FeatureConfig",
+    "StrategyChoiceConfig",
+    "StrategySpec",
     "LRScheduleConfig",
     "LoggingConfig",
     "ModelConfig",

@@ -37,9 +37,12 @@ def register(subparsers) -> None:
             "worker subprocess, and writes the dataset (format keras_trainer.jit_dataset/1)."
         ),
     )
-    collect.add_argument("files", nargs="*", help=".ll files (each with the entry function)")
+    collect.add_argument("files", nargs="*",
+                         help=".ll files, or .c files compiled with clang (each with the entry function)")
     collect.add_argument("--corpus", type=int, default=0, metavar="N",
-                         help="also generate N corpus kernels (keras_trainer.jit.corpus)")
+                         help="also generate N llvmlite corpus kernels (keras_trainer.jit.corpus)")
+    collect.add_argument("--c-corpus", type=int, default=0, metavar="N",
+                         help="also generate N C kernels compiled with clang (keras_trainer.jit.c_corpus)")
     collect.add_argument("--seed", type=int, default=0, help="corpus seed")
     collect.add_argument("--entry", default="entry", help="entry function of the .ll files")
     collect.add_argument("--args", type=_number, nargs="*", default=[],
@@ -48,10 +51,12 @@ def register(subparsers) -> None:
     collect.add_argument("--repeats", type=int, default=5)
     collect.add_argument("--warmup", type=int, default=1)
     collect.add_argument("--timeout", type=float, default=60.0, help="seconds per module")
-    collect.add_argument("--tie-tolerance", type=float, default=0.02,
+    collect.add_argument("--tie-tolerance", type=float, default=0.03,
                          help="relative margin within which strategies tie")
-    collect.add_argument("--tie-break", choices=["overall", "cheapest"], default="overall",
-                         help="who wins a tie: the best strategy overall, or the cheapest")
+    collect.add_argument("--tie-break", choices=["overall", "cheapest"], default="cheapest",
+                         help="who wins a tie: the cheapest to compile, or the best strategy overall")
+    collect.add_argument("--min-sample-us", type=float, default=50.0,
+                         help="time each sample over enough calls to last this long")
     collect.add_argument("--workers", type=int, default=1)
     collect.set_defaults(handler=run_collect)
 
@@ -78,12 +83,22 @@ def run_collect(args) -> int:
                     text = f.read()
             except OSError as error:
                 raise DataError(f"{path}: cannot read ({error.strerror})") from None
+            if path.endswith(".c"):
+                from keras_trainer.jit.c_corpus import compile_c
+
+                # Says how to install clang when it is missing (ClangNotFoundError).
+                name = os.path.splitext(os.path.basename(path))[0]
+                text = compile_c(text, name=name)
             modules.append({"name": os.path.basename(path), "ir": text, "entry": args.entry,
                             "args": list(args.args)})
         if args.corpus:
             modules.extend(generate_corpus(args.corpus, seed=args.seed))
+        if args.c_corpus:
+            from keras_trainer.jit.c_corpus import generate_c_corpus
+
+            modules.extend(generate_c_corpus(args.c_corpus, seed=args.seed))
         if not modules:
-            raise DataError("nothing to collect: give .ll files and/or --corpus N")
+            raise DataError("nothing to collect: give .ll/.c files, --corpus N and/or --c-corpus N")
 
         def progress(done, total, record):
             if "reason" in record:
@@ -94,7 +109,7 @@ def run_collect(args) -> int:
 
         dataset = collect_dataset(modules, repeats=args.repeats, warmup=args.warmup,
                                   timeout_s=args.timeout, tie_tolerance=args.tie_tolerance,
-                                  tie_break=args.tie_break,
+                                  tie_break=args.tie_break, min_sample_us=args.min_sample_us,
                                   workers=args.workers, progress=progress)
         save_dataset(dataset, args.output)
     except KerasTrainerError as error:
