@@ -27,7 +27,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +36,9 @@ from keras_trainer.errors import DataError
 from keras_trainer.jit.collect import choose_label
 
 
-def times_matrix(outcomes: Sequence[Any], names: Sequence[str], name: str = "optimization_results"
-                 ) -> np.ndarray:
+def times_matrix(
+    outcomes: Sequence[Any], names: Sequence[str], name: str = "optimization_results"
+) -> np.ndarray:
     """`(n, k)` float64 times from per-sample dicts `{strategy name: time}`.
 
     Raises:
@@ -57,16 +59,26 @@ def times_matrix(outcomes: Sequence[Any], names: Sequence[str], name: str = "opt
                     "the config's jit.strategies must all be measured"
                 )
             value = outcome[strategy]
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise DataError(f"{name}[{i}][{strategy!r}]: expected a number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ):
+                raise DataError(
+                    f"{name}[{i}][{strategy!r}]: expected a number, got {value!r}"
+                )
             if not math.isfinite(value) or value <= 0:
-                raise DataError(f"{name}[{i}][{strategy!r}]: time must be finite and > 0, got {value}")
+                raise DataError(
+                    f"{name}[{i}][{strategy!r}]: time must be finite and > 0, got {value}"
+                )
             rows[i, j] = float(value)
     return rows
 
 
-def labels_from_times(times: np.ndarray, names: Sequence[str], tie_tolerance: float,
-                      preference: Optional[Sequence[str]] = None) -> np.ndarray:
+def labels_from_times(
+    times: np.ndarray,
+    names: Sequence[str],
+    tie_tolerance: float,
+    preference: Sequence[str] | None = None,
+) -> np.ndarray:
     """Class index per row: the cheapest to compile strategy (first in
     `preference`, default `names` order) within `tie_tolerance` of the row's
     fastest (`collect.choose_label`)."""
@@ -75,8 +87,10 @@ def labels_from_times(times: np.ndarray, names: Sequence[str], tie_tolerance: fl
     names = list(names)
     preference = list(preference) if preference else None
     return np.array(
-        [choose_label(dict(zip(names, row)), names, tie_tolerance, preference)
-         for row in np.asarray(times)],
+        [
+            choose_label(dict(zip(names, row)), names, tie_tolerance, preference)
+            for row in np.asarray(times)
+        ],
         dtype=np.int64,
     )
 
@@ -96,15 +110,19 @@ def best_fixed_strategy(times: np.ndarray) -> int:
 def _scores(chosen: np.ndarray, times: np.ndarray) -> tuple[float, float, float]:
     picked = times[np.arange(len(times)), chosen]
     best = times.min(axis=1)
-    return float(picked.sum()), float(picked.sum() / best.sum()), float(np.exp(np.mean(np.log(picked / best))))
+    return (
+        float(picked.sum()),
+        float(picked.sum() / best.sum()),
+        float(np.exp(np.mean(np.log(picked / best)))),
+    )
 
 
 def runtime_report(
     chosen: Sequence[int],
     times: np.ndarray,
     names: Sequence[str],
-    labels: Optional[Sequence[int]] = None,
-    majority_class: Optional[int] = None,
+    labels: Sequence[int] | None = None,
+    majority_class: int | None = None,
 ) -> dict[str, Any]:
     """Scores strategy choices in runtime terms.
 
@@ -135,16 +153,22 @@ def runtime_report(
     total, regret, geomean = _scores(chosen, times)
     fixed = {}
     for k, name in enumerate(names):
-        fixed_total, fixed_regret, fixed_geomean = _scores(np.full(len(times), k), times)
-        fixed[name] = {"regret": fixed_regret, "geomean_regret": fixed_geomean,
-                       "speedup": fixed_total / total, "accuracy": float(np.mean(labels == k))}
+        fixed_total, fixed_regret, fixed_geomean = _scores(
+            np.full(len(times), k), times
+        )
+        fixed[name] = {
+            "regret": fixed_regret,
+            "geomean_regret": fixed_geomean,
+            "speedup": fixed_total / total,
+            "accuracy": float(np.mean(labels == k)),
+        }
     best = names[best_fixed_strategy(times)]
     if majority_class is None:
         majority_class = int(np.bincount(labels, minlength=len(names)).argmax())
     majority = dict(fixed[names[majority_class]], strategy=names[majority_class])
     majority.pop("speedup")
     return {
-        "samples": int(len(times)),
+        "samples": len(times),
         "accuracy": float(np.mean(chosen == labels)),
         "regret": regret,
         "geomean_regret": geomean,
@@ -181,8 +205,12 @@ def format_runtime_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def choose_fallback_threshold(probabilities: np.ndarray, times: Optional[np.ndarray],
-                              labels: Optional[np.ndarray], fallback: int) -> float:
+def choose_fallback_threshold(
+    probabilities: np.ndarray,
+    times: np.ndarray | None,
+    labels: np.ndarray | None,
+    fallback: int,
+) -> float:
     """The confidence threshold that serves the validation rows best.
 
     Below the threshold (top probability < threshold) the fallback strategy
@@ -206,7 +234,9 @@ def choose_fallback_threshold(probabilities: np.ndarray, times: Optional[np.ndar
     return min(best_threshold, 1.0)
 
 
-def apply_fallback(probabilities: np.ndarray, fallback: Optional[dict], names: Sequence[str]) -> np.ndarray:
+def apply_fallback(
+    probabilities: np.ndarray, fallback: dict | None, names: Sequence[str]
+) -> np.ndarray:
     """Chosen class per row: the most likely one, or `fallback["strategy"]` where
     the top probability is below `fallback["threshold"]`."""
     probabilities = np.asarray(probabilities)
@@ -216,5 +246,8 @@ def apply_fallback(probabilities: np.ndarray, fallback: Optional[dict], names: S
     strategy = fallback["strategy"]
     if strategy not in names:
         raise DataError(f"fallback strategy {strategy!r} is not one of {list(names)}")
-    return np.where(probabilities.max(axis=1) >= float(fallback["threshold"]), choice,
-                    list(names).index(strategy))
+    return np.where(
+        probabilities.max(axis=1) >= float(fallback["threshold"]),
+        choice,
+        list(names).index(strategy),
+    )

@@ -15,7 +15,9 @@ from keras_trainer.jit.c_corpus import (
 )
 from keras_trainer.jit.collect import collect_dataset
 
-needs_clang = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
+needs_clang = pytest.mark.skipif(
+    shutil.which("clang") is None, reason="clang is not installed"
+)
 
 
 def test_there_are_at_least_twenty_families_and_sources_vary_with_the_seed():
@@ -33,12 +35,20 @@ def test_missing_clang_says_how_to_install_it(monkeypatch):
 
 
 def test_clean_ir_drops_optnone_noinline_and_the_pinned_cpu():
-    text = ('; ModuleID = \'k.c\'\nsource_filename = "k.c"\ndefine i64 @entry(i64 %n) #0 {\n'
-            '  ret i64 %n ; the end\n}\nattributes #0 = { noinline nounwind optnone uwtable '
-            '"target-cpu"="x86-64" "target-features"="+sse2" }\n!llvm.ident = !{!0}\n')
+    text = (
+        "; ModuleID = 'k.c'\nsource_filename = \"k.c\"\ndefine i64 @entry(i64 %n) #0 {\n"
+        "  ret i64 %n ; the end\n}\nattributes #0 = { noinline nounwind optnone uwtable "
+        '"target-cpu"="x86-64" "target-features"="+sse2" }\n!llvm.ident = !{!0}\n'
+    )
     cleaned = clean_ir(text)
-    assert "optnone" not in cleaned and "noinline" not in cleaned and "target-cpu" not in cleaned
-    assert "attributes #0 = { nounwind uwtable }" in cleaned and "ModuleID" not in cleaned
+    assert (
+        "optnone" not in cleaned
+        and "noinline" not in cleaned
+        and "target-cpu" not in cleaned
+    )
+    assert (
+        "attributes #0 = { nounwind uwtable }" in cleaned and "ModuleID" not in cleaned
+    )
     assert "ret i64 %n\n" in cleaned
 
 
@@ -51,16 +61,38 @@ def test_clang_reports_a_c_error_with_its_message():
 @needs_clang
 @pytest.mark.slow
 def test_c_kernels_compile_and_collect_through_the_isolated_worker():
-    kernels = generate_c_corpus(3, seed=5, families=["tiny_kernel", "reduction", "call_heavy"])
+    kernels = generate_c_corpus(
+        3, seed=5, families=["tiny_kernel", "reduction", "call_heavy"]
+    )
     assert [k.family for k in kernels] == ["tiny_kernel", "reduction", "call_heavy"]
     assert all("optnone" not in k.ir for k in kernels)
     # Small sizes keep the test quick: every strategy must agree on the result.
-    modules = [dict(name=k.name, ir=k.ir, entry=k.entry, args=[min(k.args[0], 5)], family=k.family)
-               for k in kernels]
-    dataset = collect_dataset(modules, repeats=1, warmup=1, timeout_s=60, min_sample_us=5)
+    modules = [
+        dict(
+            name=k.name,
+            ir=k.ir,
+            entry=k.entry,
+            args=[min(k.args[0], 5)],
+            family=k.family,
+        )
+        for k in kernels
+    ]
+    dataset = collect_dataset(
+        modules, repeats=1, warmup=1, timeout_s=60, min_sample_us=5
+    )
     assert not dataset["failed"], dataset["failed"]
-    assert [r["family"] for r in dataset["samples"]] == ["tiny_kernel", "reduction", "call_heavy"]
-    assert set(dataset["samples"][0]["timings_ns"]) == {"O0", "O1", "O2", "O3", "O3-scalar"}
+    assert [r["family"] for r in dataset["samples"]] == [
+        "tiny_kernel",
+        "reduction",
+        "call_heavy",
+    ]
+    assert set(dataset["samples"][0]["timings_ns"]) == {
+        "O0",
+        "O1",
+        "O2",
+        "O3",
+        "O3-scalar",
+    }
 
 
 def test_collect_cli_says_how_to_get_clang_for_c_files(tmp_path, monkeypatch, capsys):
@@ -73,6 +105,8 @@ def test_collect_cli_says_how_to_get_clang_for_c_files(tmp_path, monkeypatch, ca
     monkeypatch.setenv("CLANG", "/nonexistent/clang-42")
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["collect", str(source), "--args", "3", "--output", str(tmp_path / "d.json")])
+    args = parser.parse_args(
+        ["collect", str(source), "--args", "3", "--output", str(tmp_path / "d.json")]
+    )
     assert args.handler(args) == 2
     assert "apt-get install -y clang" in capsys.readouterr().err
