@@ -90,7 +90,7 @@ def train_keras(
     test_rows: np.ndarray,
     seed: int,
 ):
-    from keras_trainer.trainer import ModelTrainer, PreparedData, one_hot
+    from keras_trainer.jit.trainer import ModelTrainer, PreparedData, one_hot
 
     trainer = ModelTrainer(config_path)
     trainer.config.training.verbose = 0
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     from keras_trainer.jit import C_KERNELS_PATH
     from keras_trainer.jit.choices import labels_from_times, times_matrix
     from keras_trainer.jit.collect import read_dataset
-    from keras_trainer.trainer import ModelTrainer
+    from keras_trainer.jit.trainer import ModelTrainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=C_KERNELS_PATH)

@@ -1,8 +1,10 @@
 """The config schema: every option of keras_trainer, declared once.
 
-A config is a JSON object with the sections below. Seed 000's
-`config/model_config.json` (only `model` and `training`, a handful of keys) is a
-valid config as is: everything it leaves out has the documented default.
+A config is a JSON object with the sections below, shared by every model family
+(families add their own sections, e.g. the JIT family's `features` and `output`, in
+their `config` module). `config/model_config.json` (only `model` and `training`, a
+handful of keys) is a valid config as is: everything it leaves out has the
+documented default.
 
 Example:
 
@@ -14,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from keras_trainer.config.fields import ConfigSection, option
 from keras_trainer.config.tuning import TuningConfig
@@ -27,6 +29,7 @@ OutputActivation = Literal["softmax", "sigmoid", "linear"]
 Initializer = Literal[
     "glorot_uniform",
     "glorot_normal",
+    "glorot",
     "xavier",
     "he_uniform",
     "he_normal",
@@ -34,6 +37,9 @@ Initializer = Literal[
     "orthogonal",
     "lecun_normal",
 ]
+# Other names for Keras initializers, accepted wherever a config names one
+# (`model.kernel_initializer`, the tabular factory's `weight_init`).
+INITIALIZER_ALIASES = {"xavier": "glorot_uniform", "glorot": "glorot_uniform", "he": "he_normal"}
 
 
 @dataclasses.dataclass
@@ -43,7 +49,7 @@ class ModelConfig(ConfigSection):
     type: str = option(
         "mlp",
         description=(
-            "Model builder name. 'mlp' is the JIT strategy network (seed 000); "
+            "Model builder name. 'mlp' is a dense network on flat features (the JIT strategy network); "
             "families register more (e.g. 'feed_forward', 'lstm', 'cnn_lstm')."
         ),
     )
@@ -70,7 +76,10 @@ class ModelConfig(ConfigSection):
     )
     kernel_initializer: Initializer = option(
         "glorot_uniform",
-        description="Weight initializer of Dense layers ('xavier' = glorot_uniform, 'he' = he_normal).",
+        description=(
+            "Weight initializer of Dense layers ('xavier' and 'glorot' = glorot_uniform, "
+            "'he' = he_normal)."
+        ),
     )
     lstm_hidden_size: int = option(
         64, exclusive_minimum=0, description="LSTM units (sequence models only)."
@@ -216,6 +225,33 @@ class LoggingConfig(ConfigSection):
 
 
 @dataclasses.dataclass
+class DistributionConfig(ConfigSection):
+    """`training.distribution`: data-parallel training over several devices."""
+
+    strategy: Literal["none", "data_parallel"] = option(
+        "none",
+        description=(
+            "`data_parallel` replicates the model on every device and splits each batch "
+            "between them (Keras' `DataParallel` on JAX, `tf.distribute.MirroredStrategy` on "
+            "TensorFlow; torch is not supported)."
+        ),
+    )
+    devices: Union[Literal["all"], int] = option(
+        "all",
+        description=(
+            "How many local devices to use: `all`, or a positive count (the first N "
+            "accelerators, or CPU devices when there is no accelerator)."
+        ),
+    )
+
+    def validate(self, path: str) -> None:
+        if not isinstance(self.devices, str) and self.devices < 1:
+            raise ConfigError(
+                f"{_at(path, 'devices')}: must be 'all' or a positive integer, got {self.devices}"
+            )
+
+
+@dataclasses.dataclass
 class TrainingConfig(ConfigSection):
     """How `fit` trains: batches, epochs, optimizer, schedule, loss and safety nets."""
 
@@ -304,6 +340,10 @@ class TrainingConfig(ConfigSection):
     resume: bool = option(
         False, description="Continue from the latest checkpoint in checkpoint.directory."
     )
+    distribution: DistributionConfig = option(
+        default_factory=DistributionConfig,
+        description="Multi-device data-parallel training (`batch_size` is the global batch).",
+    )
 
     def validate(self, path: str) -> None:
         if self.gradient_clip_norm is not None and self.gradient_clip_value is not None:
@@ -318,134 +358,8 @@ class TrainingConfig(ConfigSection):
 
 
 @dataclasses.dataclass
-class RuntimeMetricSpec(ConfigSection):
-    """One runtime metric used as a feature."""
-
-    key: str = option(description="Key in each runtime-metrics dict.")
-    transform: Literal["identity", "log1p"] = option(
-        "identity", description="Applied before normalization; log1p suits times and counts."
-    )
-
-
-def _default_runtime_metrics() -> list[RuntimeMetricSpec]:
-    return [
-        RuntimeMetricSpec("exec_time_ns", "log1p"),
-        RuntimeMetricSpec("compile_time_ms", "log1p"),
-        RuntimeMetricSpec("code_size_bytes", "log1p"),
-    ]
-
-
-@dataclasses.dataclass
-class FeatureConfig(ConfigSection):
-    """Which features the JIT strategy model sees (static IR features + runtime metrics)."""
-
-    static_features: Literal["default", "extended", "autophase"] = option(
-        "default",
-        description=(
-            "Static IR feature set: 'default' (9 features, see docs/features.md), "
-            "'extended' (24 instruction-kind and CFG counts) or "
-            "'autophase' (the 56 Autophase features of CompilerGym)."
-        ),
-    )
-    runtime_metrics: list[RuntimeMetricSpec] = option(
-        default_factory=_default_runtime_metrics,
-        description="Runtime metrics appended after the static features, in order.",
-    )
-    static_transform: Literal["counts", "log1p", "density"] = option(
-        "density",
-        description=(
-            "How static counts enter the model: 'counts' (raw, the seed's), 'log1p' (log of "
-            "every count) or 'density' (log1p of the size counts, every other count per "
-            "instruction); see docs/features.md."
-        ),
-    )
-
-
-@dataclasses.dataclass
-class StrategySpec(ConfigSection):
-    """One optimization strategy the JIT strategy model chooses between."""
-
-    name: str = option(description="Class name of the strategy (a built-in one: O0, O1, O2, O3, O3-scalar).")
-    speed_level: Optional[int] = option(
-        None, minimum=0, maximum=3,
-        description="IR pipeline level 0-3; null takes the built-in strategy's of that name.",
-    )
-    loop_vectorization: Optional[bool] = option(None, description="Run the loop vectorizer.")
-    slp_vectorization: Optional[bool] = option(None, description="Run the SLP vectorizer.")
-    loop_unrolling: Optional[bool] = option(None, description="Allow loop unrolling.")
-    codegen_level: Optional[int] = option(
-        None, minimum=0, maximum=3, description="Code generation level 0-3."
-    )
-    compile_rank: Optional[int] = option(
-        None, minimum=0,
-        description=(
-            "Place in the compile-cost order (0 = cheapest; ties between measured times go to "
-            "the lowest); null: the built-in's, or after the built-ins in list order."
-        ),
-    )
-
-
-def _default_strategies() -> list[StrategySpec]:
-    return [StrategySpec(name) for name in ("O0", "O1", "O2", "O3", "O3-scalar")]
-
-
-@dataclasses.dataclass
-class FallbackConfig(ConfigSection):
-    """Falling back to a fixed strategy when the model is not confident."""
-
-    enabled: bool = option(False, description="Fall back when the top probability is below the threshold.")
-    strategy: Optional[str] = option(
-        None,
-        description="Fixed strategy to fall back to; null: the best fixed strategy on the training data.",
-    )
-    threshold: Optional[float] = option(
-        None, minimum=0.0, maximum=1.0,
-        description="Probability threshold; null: chosen on the validation data (lowest total runtime).",
-    )
-
-
-@dataclasses.dataclass
-class StrategyChoiceConfig(ConfigSection):
-    """The strategies, the labelling rule, class weighting and the fallback of the JIT model."""
-
-    strategies: list[StrategySpec] = option(
-        default_factory=_default_strategies, min_items=1,
-        description="Strategies in class order (the model's class names).",
-    )
-    tie_tolerance: float = option(
-        0.03, minimum=0.0,
-        description=(
-            "Labels from measured times: strategies within this relative margin of the fastest "
-            "tie, and the cheapest to compile (lowest compile_rank) wins."
-        ),
-    )
-    class_weighting: Literal["none", "balanced", "sqrt"] = option(
-        "sqrt",
-        description="Per-sample weights from class frequencies: none, balanced (1/freq) or sqrt (1/sqrt(freq)).",
-    )
-    fallback: FallbackConfig = option(
-        default_factory=FallbackConfig, description="Fixed-strategy fallback for low confidence."
-    )
-
-    @property
-    def names(self) -> list[str]:
-        return [spec.name for spec in self.strategies]
-
-    def validate(self, path: str) -> None:
-        names = self.names
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ConfigError(f"{_at(path, 'strategies')}: duplicate strategy names {duplicates}")
-        if self.fallback.strategy is not None and self.fallback.strategy not in names:
-            raise ConfigError(
-                f"{_at(path, 'fallback.strategy')}: {self.fallback.strategy!r} is not one of the "
-                f"strategies {names}"
-            )
-
-
-@dataclasses.dataclass
 class DataConfig(ConfigSection):
-    """Where the CLI's `train` reads its dataset."""
+    """Where the command line reads its dataset, and how much of it is held out."""
 
     path: Optional[str] = option(
         None, description="Dataset JSON; null uses the bundled sample dataset."
@@ -459,29 +373,16 @@ class DataConfig(ConfigSection):
 
 
 @dataclasses.dataclass
-class OutputConfig(ConfigSection):
-    """Where results are written."""
-
-    model_path: str = option(
-        "models/jit_optimizer.keras", description="Saved model (.keras or .h5)."
-    )
-
-
-@dataclasses.dataclass
 class TrainerConfig(ConfigSection):
-    """A whole keras_trainer config file."""
+    """A whole keras_trainer config file: the sections every model family shares.
+
+    Families extend it with their own sections (`keras_trainer.jit.config.JITConfig`
+    adds `features` and `output`); `keras_trainer.registry.CONFIG_FILES` lists them.
+    """
 
     model: ModelConfig = option(default_factory=ModelConfig, description="The network.")
     training: TrainingConfig = option(default_factory=TrainingConfig, description="Training.")
-    features: FeatureConfig = option(
-        default_factory=FeatureConfig, description="JIT feature extraction."
-    )
     data: DataConfig = option(default_factory=DataConfig, description="Dataset location.")
-    jit: StrategyChoiceConfig = option(
-        default_factory=StrategyChoiceConfig,
-        description="JIT strategies, labelling tie rule, class weighting and fallback.",
-    )
-    output: OutputConfig = option(default_factory=OutputConfig, description="Output paths.")
     tuning: TuningConfig = option(
         default_factory=TuningConfig, description="Hyperparameter search (keras-trainer tune)."
     )

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_trainer.config import FeatureConfig, RuntimeMetricSpec
+from keras_trainer.jit.config import FeatureConfig, RuntimeMetricSpec
 from keras_trainer.errors import DataError, IRParseError
 from keras_trainer.jit.features import FeatureExtractor
 
@@ -112,7 +112,7 @@ def test_get_config_round_trips():
 
 
 def test_density_transform_logs_sizes_and_divides_counts_by_instructions():
-    from keras_trainer.config import FeatureConfig
+    from keras_trainer.jit.config import FeatureConfig
 
     counts = FeatureExtractor(FeatureConfig(static_transform="counts")).extract_static(ONE_LOOP)
     density = FeatureExtractor().extract_static(ONE_LOOP)

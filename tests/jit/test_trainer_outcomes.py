@@ -5,7 +5,7 @@ import pytest
 
 from keras_trainer.errors import ConfigError, DataError
 from keras_trainer.jit import SAMPLE_DATASET_PATH, read_dataset
-from keras_trainer.trainer import ModelTrainer, PreparedData
+from keras_trainer.jit.trainer import ModelTrainer, PreparedData
 
 NAMES = ["O0", "O1", "O2", "O3", "O3-scalar"]
 
