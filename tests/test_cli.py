@@ -32,12 +32,21 @@ def test_train_evaluate_and_predict_from_the_command_line(tmp_path, small_datase
     trained = _cli("train", SEED_CONFIG, "--data", small_dataset, "--epochs", 3, "--output", model, "--quiet")
     assert trained.returncode == 0, trained.stderr
     assert "test metrics:" in trained.stdout and "accuracy" in trained.stdout
+    # Runtime terms on the held-out split, next to the baselines.
+    assert "regret" in trained.stdout and "speed-up vs the best fixed strategy" in trained.stdout
+    assert "majority (" in trained.stdout
     assert model.exists()
     evaluated = _cli("evaluate", model, "--data", small_dataset, "--report", tmp_path / "report.json")
     assert evaluated.returncode == 0, evaluated.stderr
-    assert "f1_macro" in evaluated.stdout
+    assert "f1_macro" in evaluated.stdout and "scoring the model's held-out split" in evaluated.stdout
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["n_samples"] == 80 and report["class_names"][3] == "O3"
+    # evaluate defaults to the split stored in the model file (20 % of 80 rows, stratified)
+    assert 10 <= report["n_samples"] <= 22 and report["class_names"][3] == "O3"
+    assert report["runtime"]["regret"] >= 1.0 and "best_fixed" in report["runtime"]
+    everything = _cli("evaluate", model, "--data", small_dataset, "--all")
+    assert everything.returncode == 0, everything.stderr
+    assert "were used to train the model" in everything.stderr
+    assert "metrics on 80 samples" in everything.stdout
     predicted = _cli("predict", model, "--data", small_dataset)
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.count("sample ") == 80

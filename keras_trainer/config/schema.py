@@ -284,13 +284,19 @@ class TrainingConfig(ConfigSection):
         "categorical_crossentropy",
         description=(
             "Loss by name: categorical_crossentropy, sparse_categorical_crossentropy, "
-            "binary_crossentropy, focal, mse, mae, l1, huber, or a registered custom loss."
+            "binary_crossentropy, focal, mse, mae, l1, huber, expected_slowdown (cost-aware: "
+            "targets are per-alternative speeds t_min / t_k), or a registered custom loss."
         ),
     )
     label_smoothing: float = option(
         0.0, minimum=0.0, exclusive_maximum=1.0, description="Label smoothing (cross-entropy, focal)."
     )
     focal_gamma: float = option(2.0, minimum=0.0, description="Focusing parameter of the focal loss.")
+    cross_entropy_weight: float = option(
+        0.0,
+        minimum=0.0,
+        description="expected_slowdown: weight of the cross-entropy term mixed into the loss.",
+    )
     huber_delta: float = option(1.0, exclusive_minimum=0.0, description="Delta of the Huber loss.")
     loss_weights: Optional[list[float]] = option(
         None, minimum=0.0, description="Per-output weights of a multi-task loss (one per output column)."

@@ -161,6 +161,73 @@ class FocalLoss(keras.losses.CategoricalFocalCrossentropy):
         )
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ExpectedSlowdownLoss(keras.losses.Loss):
+    """Cost-aware loss for choosing among alternatives with measured costs.
+
+    `y_true` holds, per sample, each alternative's speed relative to the best
+    one, `s_k = t_min / t_k` in (0, 1] (1 for the fastest); `y_pred` holds
+    probabilities `p_k`. The loss of a sample is the expected slowdown of
+    picking an alternative at random from `p`,
+
+        sum_k p_k * t_k / t_min = sum_k p_k / s_k,
+
+    which is 1 when all probability sits on the fastest alternative, plus
+    `cross_entropy_weight` times the cross-entropy against the label: the
+    first (cheapest) alternative whose time is within `tie_tolerance` of the
+    fastest, `s_k >= 1 / (1 + tie_tolerance)`.
+
+    Args:
+        cross_entropy_weight: weight of the cross-entropy term (0 = pure
+            expected slowdown).
+        tie_tolerance: relative margin of the label's tie rule.
+        from_logits: whether `y_pred` holds logits.
+        name: loss name. Defaults to `"expected_slowdown"`.
+        **kwargs: passed to `keras.losses.Loss` (reduction, dtype).
+
+    Example:
+
+    >>> loss = ExpectedSlowdownLoss()
+    >>> float(loss([[1.0, 0.5]], [[0.75, 0.25]]))  # 0.75 * 1 + 0.25 * 2
+    1.25
+    """
+
+    def __init__(self, cross_entropy_weight: float = 0.0, tie_tolerance: float = 0.03,
+                 from_logits: bool = False, name: str = "expected_slowdown", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if cross_entropy_weight < 0:
+            raise ConfigError(
+                f"ExpectedSlowdownLoss cross_entropy_weight: must be >= 0, got {cross_entropy_weight}"
+            )
+        if tie_tolerance < 0:
+            raise ConfigError(f"ExpectedSlowdownLoss tie_tolerance: must be >= 0, got {tie_tolerance}")
+        self.cross_entropy_weight = float(cross_entropy_weight)
+        self.tie_tolerance = float(tie_tolerance)
+        self.from_logits = bool(from_logits)
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred)
+        speed = ops.cast(y_true, y_pred.dtype)
+        probabilities = ops.softmax(y_pred, axis=-1) if self.from_logits else y_pred
+        # Speeds are > 0 for measured alternatives; the floor keeps a bad row finite.
+        slowdown = ops.divide(1.0, ops.maximum(speed, 1e-6))
+        loss = ops.sum(ops.multiply(probabilities, slowdown), axis=-1)
+        if self.cross_entropy_weight:
+            tied = ops.cast(ops.greater_equal(speed, 1.0 / (1.0 + self.tie_tolerance) - 1e-6), "int32")
+            label = ops.one_hot(ops.argmax(tied, axis=-1), ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+            cross_entropy = keras.losses.categorical_crossentropy(
+                label, y_pred, from_logits=self.from_logits
+            )
+            loss = ops.add(loss, ops.multiply(self.cross_entropy_weight, cross_entropy))
+        return loss
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update({"cross_entropy_weight": self.cross_entropy_weight,
+                       "tie_tolerance": self.tie_tolerance, "from_logits": self.from_logits})
+        return config
+
+
 # Built-in losses: name -> factory(training_config, from_logits) -> Keras loss.
 def _cce(config, from_logits):
     return keras.losses.CategoricalCrossentropy(
@@ -198,6 +265,12 @@ def _huber(config, from_logits):
     return keras.losses.Huber(delta=config.huber_delta)
 
 
+def _expected_slowdown(config, from_logits):
+    return ExpectedSlowdownLoss(
+        cross_entropy_weight=config.cross_entropy_weight, from_logits=from_logits
+    )
+
+
 def _weighted(base: str):
     def factory(config, from_logits):
         if not config.loss_weights:
@@ -221,6 +294,7 @@ _BUILTIN: dict[str, Callable[[Any, bool], Any]] = {
     "mae": _mae,
     "l1": _mae,
     "huber": _huber,
+    "expected_slowdown": _expected_slowdown,
     "weighted_mse": _weighted("mse"),
     "weighted_mae": _weighted("mae"),
     "weighted_huber": _weighted("huber"),

@@ -12,7 +12,11 @@ Names are imported on first use, so that the measuring worker subprocess
 import importlib
 import os
 
+#: The bundled default dataset: C kernels compiled with clang (scripts/build_c_corpus.py).
+C_KERNELS_PATH = os.path.join(os.path.dirname(__file__), "data", "c_kernels.json.gz")
+#: The earlier dataset of llvmlite-generated kernels (scripts/make_sample_dataset.py).
 SAMPLE_DATASET_PATH = os.path.join(os.path.dirname(__file__), "data", "sample_dataset.json")
+DEFAULT_DATASET_PATH = C_KERNELS_PATH
 
 _EXPORTS = {
     "AdaptiveJIT": "adaptive",
@@ -21,6 +25,20 @@ _EXPORTS = {
     "load_dataset": "collect",
     "read_dataset": "collect",
     "save_dataset": "collect",
+    "C_FAMILIES": "c_corpus",
+    "ClangNotFoundError": "c_corpus",
+    "compile_c": "c_corpus",
+    "generate_c_corpus": "c_corpus",
+    "generate_c_kernel": "c_corpus",
+    "apply_fallback": "choices",
+    "choose_fallback_threshold": "choices",
+    "format_runtime_report": "choices",
+    "labels_from_times": "choices",
+    "runtime_report": "choices",
+    "times_matrix": "choices",
+    "dataset_fingerprint": "collect",
+    "dataset_outcomes": "collect",
+    "strategies_from_config": "strategies",
     "FAMILIES": "corpus",
     "Kernel": "corpus",
     "generate_corpus": "corpus",
@@ -37,13 +55,13 @@ _EXPORTS = {
     "optimize": "strategies",
 }
 
-__all__ = sorted(_EXPORTS) + ["SAMPLE_DATASET_PATH"]
+__all__ = sorted(_EXPORTS) + ["C_KERNELS_PATH", "DEFAULT_DATASET_PATH", "SAMPLE_DATASET_PATH"]
 
 
 def __getattr__(name):
     if name in _EXPORTS:
         module = importlib.import_module(f"keras_trainer.jit.{_EXPORTS[name]}")
-        return getattr(module, name)
+        return getattr(module, "FAMILIES" if name == "C_FAMILIES" else name)
     raise AttributeError(f"module 'keras_trainer.jit' has no attribute {name!r}")
 
 

@@ -47,6 +47,10 @@ class AdaptiveJIT:
         model_path: a `.keras`/`.h5` file saved with keras_trainer metadata
             ("class_names", "feature_config").
         probe_repeats: timed O0 runs for `exec_time_ns` (median).
+        fallback: `None` uses the fallback rule saved with the model (when it
+            was trained with `jit.fallback.enabled`), `False` always takes the
+            most likely strategy, `{"strategy": name, "threshold": p}` falls
+            back to `name` when the top probability is below `p`.
 
     Raises:
         CheckpointError: the model file is missing or unreadable.
@@ -54,7 +58,7 @@ class AdaptiveJIT:
             strategy, or its input size does not match the feature config.
     """
 
-    def __init__(self, model_path: str, probe_repeats: int = 3):
+    def __init__(self, model_path: str, probe_repeats: int = 3, fallback=None):
         model_path = os.fspath(model_path)
         if not os.path.exists(model_path):
             raise CheckpointError(f"model file not found: {model_path}")
@@ -69,7 +73,11 @@ class AdaptiveJIT:
                     f"{model_path}: class name {name!r} is not a strategy; known: {STRATEGY_NAMES}"
                 )
         self.class_names = list(class_names)
-        self.extractor = FeatureExtractor(self.metadata.get("feature_config"))
+        # Files saved before `static_transform` existed fed raw counts.
+        feature_config = self.metadata.get("feature_config")
+        if isinstance(feature_config, dict):
+            feature_config = {"static_transform": "counts", **feature_config}
+        self.extractor = FeatureExtractor(feature_config)
         expected = len(self.extractor.feature_names)
         input_shape = self.model.inputs[0].shape if self.model.inputs else None
         if input_shape is not None and input_shape[-1] not in (None, expected):
@@ -80,6 +88,15 @@ class AdaptiveJIT:
         if probe_repeats < 1:
             raise DataError(f"probe_repeats must be >= 1, got {probe_repeats}")
         self.probe_repeats = probe_repeats
+        if fallback is None:
+            fallback = self.metadata.get("fallback")
+        if fallback and (not isinstance(fallback, dict) or fallback.get("strategy") not in self.class_names
+                         or not isinstance(fallback.get("threshold"), (int, float))):
+            raise DataError(
+                f"fallback: expected {{'strategy': one of {self.class_names}, 'threshold': p}}, "
+                f"got {fallback!r}"
+            )
+        self.fallback = fallback or None
 
     def features(self, ir_text: str, entry: str = "entry",
                  args: Optional[Sequence] = None) -> tuple:
@@ -133,6 +150,8 @@ class AdaptiveJIT:
         row, baseline = self.features(ir_text, entry, args)
         probabilities = self.predict(row)[0]
         choice = self.class_names[int(np.argmax(probabilities))]
+        if self.fallback and probabilities.max() < self.fallback["threshold"]:
+            choice = self.fallback["strategy"]
         if choice == get_strategy(0).name:
             compiled = baseline
         else:

@@ -51,8 +51,10 @@ def register(subparsers) -> None:
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a dataset")
     evaluate.add_argument("model")
-    evaluate.add_argument("--data", help="dataset JSON (default: the bundled sample)")
+    evaluate.add_argument("--data", help="dataset JSON (default: the bundled C-kernel dataset)")
     evaluate.add_argument("--report", help="also write the evaluation report as JSON")
+    evaluate.add_argument("--all", action="store_true",
+                          help="score every row, not only the model's held-out split (warns)")
     evaluate.set_defaults(handler=_evaluate)
 
     predict = commands.add_parser("predict", help="predict strategies with a saved model")
@@ -72,9 +74,12 @@ def register(subparsers) -> None:
             "worker subprocess, and writes the dataset (format keras_trainer.jit_dataset/1)."
         ),
     )
-    collect.add_argument("files", nargs="*", help=".ll files (each with the entry function)")
+    collect.add_argument("files", nargs="*",
+                         help=".ll files, or .c files compiled with clang (each with the entry function)")
     collect.add_argument("--corpus", type=int, default=0, metavar="N",
-                         help="also generate N corpus kernels (keras_trainer.jit.corpus)")
+                         help="also generate N llvmlite corpus kernels (keras_trainer.jit.corpus)")
+    collect.add_argument("--c-corpus", type=int, default=0, metavar="N",
+                         help="also generate N C kernels compiled with clang (keras_trainer.jit.c_corpus)")
     collect.add_argument("--seed", type=int, default=0, help="corpus seed")
     collect.add_argument("--entry", default="entry", help="entry function of the .ll files")
     collect.add_argument("--args", type=_number, nargs="*", default=[],
@@ -83,10 +88,12 @@ def register(subparsers) -> None:
     collect.add_argument("--repeats", type=int, default=5)
     collect.add_argument("--warmup", type=int, default=1)
     collect.add_argument("--timeout", type=float, default=60.0, help="seconds per module")
-    collect.add_argument("--tie-tolerance", type=float, default=0.02,
+    collect.add_argument("--tie-tolerance", type=float, default=0.03,
                          help="relative margin within which strategies tie")
-    collect.add_argument("--tie-break", choices=["overall", "cheapest"], default="overall",
-                         help="who wins a tie: the best strategy overall, or the cheapest")
+    collect.add_argument("--tie-break", choices=["overall", "cheapest"], default="cheapest",
+                         help="who wins a tie: the cheapest to compile, or the best strategy overall")
+    collect.add_argument("--min-sample-us", type=float, default=50.0,
+                         help="time each sample over enough calls to last this long")
     collect.add_argument("--workers", type=int, default=1)
     collect.set_defaults(handler=run_collect)
 
@@ -116,9 +123,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 def _dataset_path(path: Optional[str]) -> str:
     if path:
         return path
-    from keras_trainer.jit import SAMPLE_DATASET_PATH
+    from keras_trainer.jit import DEFAULT_DATASET_PATH
 
-    return SAMPLE_DATASET_PATH
+    return DEFAULT_DATASET_PATH
 
 
 def _print_metrics(title: str, metrics: dict) -> None:
@@ -128,8 +135,8 @@ def _print_metrics(title: str, metrics: dict) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from keras_trainer.jit.collect import load_dataset, read_dataset
     from keras_trainer.jit.config import load_jit_config
+    from keras_trainer.jit.collect import dataset_fingerprint, dataset_outcomes, read_dataset
     from keras_trainer.jit.trainer import ModelTrainer
 
     config = load_jit_config(args.config)
@@ -144,38 +151,64 @@ def _train(args: argparse.Namespace) -> int:
         training.verbose = 0
     config = load_jit_config(config.to_dict())  # re-validate the overrides
     data_path = _dataset_path(args.data or config.data.path)
-    ir_samples, runtime_data, labels = load_dataset(data_path)
-    class_names = read_dataset(data_path)["strategies"]
-    train_idx, test_idx = stratified_split(np.asarray(labels), config.data.test_split, training.seed or 0)
-    pick = lambda items, idx: [items[i] for i in idx]  # noqa: E731
-
+    data = read_dataset(data_path)
+    samples = data["samples"]
     trainer = ModelTrainer(config)
-    trainer.class_names = class_names
-    X_train, y_train = trainer.prepare_training_data(
-        pick(ir_samples, train_idx), pick(runtime_data, train_idx), pick(labels, train_idx)
+    outcomes = dataset_outcomes(data, trainer.class_names)
+    if not isinstance(outcomes[0], dict):
+        trainer.class_names = data["strategies"]
+    prepared = trainer.prepare_training_data(
+        [r["ir"] for r in samples], [r["runtime"] for r in samples], outcomes
     )
-    X_test, y_test = trainer.prepare_training_data(
-        pick(ir_samples, test_idx),
-        pick(runtime_data, test_idx),
-        pick(labels, test_idx),
-        fit_normalizer=False,
-    )
+    labels = np.argmax(prepared.y, axis=-1)
+    seed = training.seed or 0
+    train_idx, test_idx = stratified_split(labels, config.data.test_split, seed)
+    # Normalization statistics come from the training rows only.
+    raw = trainer.extract_features([samples[i]["ir"] for i in range(len(samples))],
+                                   [samples[i]["runtime"] for i in range(len(samples))])
+    trainer.fit_normalizer(raw[train_idx])
+    from keras_trainer.jit.trainer import PreparedData
+
+    prepared = PreparedData(trainer.normalize(raw), prepared.y, prepared.times)
+    trainer.split = {
+        "dataset": os.path.basename(data_path),
+        "sha256": dataset_fingerprint(data_path),
+        "seed": seed,
+        "test_split": config.data.test_split,
+        "test_indices": [int(i) for i in test_idx],
+    }
     print(f"dataset: {data_path} ({len(train_idx)} train, {len(test_idx)} test samples)")
-    trainer.create_model(X_train.shape[1])
-    history = trainer.train((X_train, y_train))
+    trainer.create_model(prepared.X.shape[1])
+    history = trainer.train(prepared.take(train_idx))
     print(history.summary())
+    if trainer.fallback:
+        print(f"fallback: {trainer.fallback['strategy']} below p={trainer.fallback['threshold']:.3f}")
     if len(test_idx):
-        _print_metrics("test metrics:", trainer.evaluate((X_test, y_test)))
-        _report(trainer, X_test, y_test, args.report)
+        test = prepared.take(test_idx)
+        _print_metrics("test metrics:", trainer.evaluate(test))
+        _report(trainer, test, args.report)
     output = args.output or config.output.model_path
     trainer.save_model(output)
     print(f"saved model: {output}")
     return 0
 
 
-def _report(trainer, X: np.ndarray, y: np.ndarray, report_path: Optional[str]) -> None:
-    report = trainer.evaluation_report((X, y))
+def _report(trainer, data, report_path: Optional[str]) -> None:
+    report = trainer.evaluation_report(data)
     print(report.to_text())
+    if getattr(data, "times", None) is not None:
+        from keras_trainer.jit.choices import format_runtime_report
+
+        runtime = trainer.runtime_report(data)
+        print(format_runtime_report(runtime))
+        report_dict = report.to_dict() if hasattr(report, "to_dict") else None
+        if report_path and report_dict is not None:
+            report_dict["runtime"] = runtime
+            from keras_trainer.core.atomic import write_json_atomic
+
+            write_json_atomic(report_path, report_dict)
+            print(f"saved report: {report_path}")
+            return
     if report_path:
         report.save_json(report_path)
         print(f"saved report: {report_path}")
@@ -188,13 +221,37 @@ def _load_trainer(model_path: str):
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from keras_trainer.jit.collect import load_dataset
+    from keras_trainer.jit.collect import dataset_fingerprint, dataset_outcomes, read_dataset
 
     trainer = _load_trainer(args.model)
-    ir_samples, runtime_data, labels = load_dataset(_dataset_path(args.data))
-    X, y = trainer.prepare_training_data(ir_samples, runtime_data, labels, fit_normalizer=False)
-    _print_metrics(f"metrics on {len(labels)} samples:", trainer.evaluate((X, y)))
-    _report(trainer, X, y, args.report)
+    data_path = _dataset_path(args.data)
+    data = read_dataset(data_path)
+    samples = data["samples"]
+    rows = list(range(len(samples)))
+    split = trainer.split or {}
+    same_dataset = bool(split) and split.get("sha256") == dataset_fingerprint(data_path)
+    if same_dataset:
+        test = sorted(set(split.get("test_indices", [])))
+        if args.all:
+            trained_on = len(samples) - len(test)
+            print(f"warning: {trained_on} of these {len(samples)} rows were used to train the model; "
+                  "their scores flatter it (drop --all to score the held-out split only)",
+                  file=sys.stderr)
+        else:
+            rows = test
+            print(f"scoring the model's held-out split: {len(rows)} of {len(samples)} rows of {data_path}")
+    elif not split:
+        print("warning: the model file records no held-out split; scoring every row, some of which "
+              "may have been used for training", file=sys.stderr)
+    if not rows:
+        raise DataError(f"{data_path}: no rows to score")
+    chosen = [samples[i] for i in rows]
+    outcomes = dataset_outcomes({"strategies": data["strategies"], "samples": chosen}, trainer.class_names)
+    prepared = trainer.prepare_training_data(
+        [r["ir"] for r in chosen], [r["runtime"] for r in chosen], outcomes, fit_normalizer=False
+    )
+    _print_metrics(f"metrics on {len(rows)} samples:", trainer.evaluate(prepared))
+    _report(trainer, prepared, args.report)
     return 0
 
 
@@ -237,12 +294,22 @@ def run_collect(args) -> int:
                     text = f.read()
             except OSError as error:
                 raise DataError(f"{path}: cannot read ({error.strerror})") from None
+            if path.endswith(".c"):
+                from keras_trainer.jit.c_corpus import compile_c
+
+                # Says how to install clang when it is missing (ClangNotFoundError).
+                name = os.path.splitext(os.path.basename(path))[0]
+                text = compile_c(text, name=name)
             modules.append({"name": os.path.basename(path), "ir": text, "entry": args.entry,
                             "args": list(args.args)})
         if args.corpus:
             modules.extend(generate_corpus(args.corpus, seed=args.seed))
+        if args.c_corpus:
+            from keras_trainer.jit.c_corpus import generate_c_corpus
+
+            modules.extend(generate_c_corpus(args.c_corpus, seed=args.seed))
         if not modules:
-            raise DataError("nothing to collect: give .ll files and/or --corpus N")
+            raise DataError("nothing to collect: give .ll/.c files, --corpus N and/or --c-corpus N")
 
         def progress(done, total, record):
             if "reason" in record:
@@ -253,7 +320,7 @@ def run_collect(args) -> int:
 
         dataset = collect_dataset(modules, repeats=args.repeats, warmup=args.warmup,
                                   timeout_s=args.timeout, tie_tolerance=args.tie_tolerance,
-                                  tie_break=args.tie_break,
+                                  tie_break=args.tie_break, min_sample_us=args.min_sample_us,
                                   workers=args.workers, progress=progress)
         save_dataset(dataset, args.output)
     except KerasTrainerError as error:

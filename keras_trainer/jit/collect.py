@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import gzip
 import json
 import math
 import os
@@ -45,7 +46,7 @@ import tempfile
 from typing import Callable, Iterable, Optional
 
 from keras_trainer.errors import DataError
-from keras_trainer.jit.strategies import STRATEGY_NAMES, get_strategy
+from keras_trainer.jit.strategies import STRATEGIES, STRATEGY_NAMES, get_strategy
 
 DATASET_FORMAT = "keras_trainer.jit_dataset/1"
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,12 +61,15 @@ def _module_fields(module, index: int) -> dict:
     ir_text = get("ir")
     if not isinstance(ir_text, str) or not ir_text.strip():
         raise DataError(f"modules[{index}]: 'ir' must be a non-empty string of LLVM IR")
-    return {
+    fields = {
         "name": get("name") or f"module_{index}",
         "ir": ir_text,
         "entry": get("entry") or "entry",
         "args": list(get("args") or []),
     }
+    if get("family"):
+        fields["family"] = str(get("family"))
+    return fields
 
 
 def choose_label(timings_ns: dict, strategies: list, tie_tolerance: float,
@@ -112,7 +116,8 @@ def label_samples(dataset: dict, tie_tolerance: float = 0.02, tie_break: str = "
         tie_tolerance: relative margin within which strategies tie.
         tie_break: "overall" (ties go to the strategy with the lowest
             geometric-mean slowdown over the whole dataset) or "cheapest"
-            (ties go to the earliest strategy, the cheapest to compile).
+            (ties go to the cheapest to compile: lowest `compile_rank`, i.e.
+            O0, O1, O3-scalar, O2, O3).
 
     Returns:
         The same dataset, with "label", "label_name" and the labelling rule
@@ -124,7 +129,13 @@ def label_samples(dataset: dict, tie_tolerance: float = 0.02, tie_break: str = "
         raise DataError(f"tie_tolerance must be >= 0, got {tie_tolerance}")
     names = dataset["strategies"]
     samples = dataset["samples"]
-    preference = overall_preference(samples, names) if tie_break == "overall" else list(names)
+    if tie_break == "overall":
+        preference = overall_preference(samples, names)
+    else:
+        from keras_trainer.jit.strategies import tie_preference
+
+        known = all(name in STRATEGY_NAMES for name in names)
+        preference = tie_preference(names) if known else list(names)
     for record in samples:
         record["label"] = choose_label(record["timings_ns"], names, tie_tolerance, preference)
         record["label_name"] = names[record["label"]]
@@ -173,14 +184,17 @@ def collect_dataset(
     workers: int = 1,
     progress: Optional[Callable[[int, int, dict], None]] = None,
     metadata: Optional[dict] = None,
+    min_sample_us: float = 0.0,
 ) -> dict:
     """Measures `modules` under every strategy and labels each with the fastest.
 
     Args:
         modules: dicts or objects with `ir` (str), `entry` (default
             "entry"), `args` (list, default empty) and `name`.
-        strategies: strategy names in label order; default all of
-            `STRATEGIES`. The first is the baseline of the runtime metrics.
+        strategies: strategies (names, `Strategy` objects, e.g. from
+            `strategies_from_config(config.jit.strategies)`) in label order,
+            cheapest to compile first; default all of `STRATEGIES`. The first
+            is the baseline of the runtime metrics.
         repeats: timed runs per strategy (the median is kept).
         warmup: untimed runs per strategy before timing.
         timeout_s: wall-clock limit of one module's worker.
@@ -190,11 +204,18 @@ def collect_dataset(
         progress: called as `progress(done, total, record)` after each module
             (labels are set once all modules are measured).
         metadata: extra entries for the dataset's "metadata".
+        min_sample_us: time each sample over enough back-to-back calls to
+            last about this long at O0 (per-call time is kept); 0 times
+            single calls.
 
     Returns:
         The dataset dict (see the module docstring).
     """
-    names = [get_strategy(s).name for s in (strategies or STRATEGY_NAMES)]
+    chosen = [get_strategy(s) for s in (strategies or STRATEGY_NAMES)]
+    names = [s.name for s in chosen]
+    builtin = [s.name for s in STRATEGIES]
+    # Built-in strategies travel by name, config-declared ones with their pipeline.
+    specs = [s.name if s in STRATEGIES and s.name in builtin else s.get_config() for s in chosen]
     if tie_break not in ("overall", "cheapest"):
         raise DataError(f"tie_break must be 'overall' or 'cheapest', got {tie_break!r}")
     if repeats < 1 or warmup < 0 or timeout_s <= 0 or tie_tolerance < 0 or workers < 1:
@@ -204,7 +225,8 @@ def collect_dataset(
             f"timeout_s={timeout_s}, tie_tolerance={tie_tolerance}, workers={workers}"
         )
     items = [_module_fields(m, i) for i, m in enumerate(modules)]
-    jobs = [dict(item, strategies=names, warmup=warmup, repeats=repeats) for item in items]
+    jobs = [dict(item, strategies=specs, warmup=warmup, repeats=repeats,
+                 min_sample_ns=min_sample_us * 1000.0) for item in items]
 
     def work(job):
         return job, run_worker(job, timeout_s)
@@ -220,6 +242,8 @@ def collect_dataset(
                     "compile_times_ms": outcome["compile_times_ms"],
                     "result": outcome["result"],
                 }
+                if "family" in job:
+                    record["family"] = job["family"]
                 samples.append(record)
             else:
                 record = {"name": job["name"], "entry": job["entry"],
@@ -237,6 +261,7 @@ def collect_dataset(
         "repeats": repeats,
         "warmup": warmup,
         "runtime_baseline": names[0],
+        "min_sample_us": min_sample_us,
     }
     info.update(metadata or {})
     dataset = {"format": DATASET_FORMAT, "strategies": names, "metadata": info,
@@ -262,14 +287,23 @@ def _llvm_version() -> str:
 
 
 def save_dataset(dataset: dict, path: str) -> str:
-    """Writes a dataset JSON atomically (temp file in the same folder, then rename)."""
+    """Writes a dataset JSON atomically (temp file in the same folder, then rename).
+
+    A path ending in `.gz` is written gzip-compressed (IR text compresses
+    about tenfold); `read_dataset` reads both.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(dataset, f, separators=(",", ":"))
+        with os.fdopen(fd, "wb") as raw:
+            text = json.dumps(dataset, separators=(",", ":")).encode()
+            if path.endswith(".gz"):
+                with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+                    f.write(text)
+            else:
+                raw.write(text)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset is meant to be shared
         os.replace(tmp, path)
     except BaseException:
@@ -288,11 +322,16 @@ def read_dataset(path: str) -> dict:
     """
     path = os.fspath(path)
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        data = json.loads(raw)
     except FileNotFoundError:
         raise DataError(f"{path}: dataset file not found") from None
-    except json.JSONDecodeError as error:
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read the gzip-compressed dataset: {error}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not valid JSON: {error}") from None
     if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
@@ -339,3 +378,29 @@ def load_dataset(path: str) -> tuple:
     samples = data["samples"]
     return ([r["ir"] for r in samples], [r["runtime"] for r in samples],
             [r["label"] for r in samples])
+
+
+def dataset_fingerprint(path: str) -> str:
+    """SHA-256 of a dataset file's bytes: identifies the file a model's split refers to."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(os.fspath(path), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror})") from None
+    return digest.hexdigest()
+
+
+def dataset_outcomes(data: dict, strategies: Optional[list] = None) -> list:
+    """Per-sample optimization results for `ModelTrainer.prepare_training_data`:
+    the measured times (`{strategy: ns}`) when every record has them for every
+    strategy in `strategies` (default: the dataset's), else the recorded labels."""
+    names = strategies or data["strategies"]
+    samples = data["samples"]
+    if samples and all(isinstance(r.get("timings_ns"), dict) and set(names) <= set(r["timings_ns"])
+                       for r in samples):
+        return [{name: r["timings_ns"][name] for name in names} for r in samples]
+    return [r["label"] for r in samples]

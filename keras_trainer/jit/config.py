@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Literal, Union
+from typing import Literal, Optional, Union
 
 from keras_trainer.config import load_section
 from keras_trainer.config.fields import ConfigSection, option
-from keras_trainer.config.schema import TrainerConfig
+from keras_trainer.config.schema import TrainerConfig, _at
+from keras_trainer.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -55,6 +56,96 @@ class FeatureConfig(ConfigSection):
         default_factory=_default_runtime_metrics,
         description="Runtime metrics appended after the static features, in order.",
     )
+    static_transform: Literal["counts", "log1p", "density"] = option(
+        "density",
+        description=(
+            "How static counts enter the model: 'counts' (raw, the seed's), 'log1p' (log of "
+            "every count) or 'density' (log1p of the size counts, every other count per "
+            "instruction); see docs/features.md."
+        ),
+    )
+
+
+@dataclasses.dataclass
+class StrategySpec(ConfigSection):
+    """One optimization strategy the JIT strategy model chooses between."""
+
+    name: str = option(description="Class name of the strategy (a built-in one: O0, O1, O2, O3, O3-scalar).")
+    speed_level: Optional[int] = option(
+        None, minimum=0, maximum=3,
+        description="IR pipeline level 0-3; null takes the built-in strategy's of that name.",
+    )
+    loop_vectorization: Optional[bool] = option(None, description="Run the loop vectorizer.")
+    slp_vectorization: Optional[bool] = option(None, description="Run the SLP vectorizer.")
+    loop_unrolling: Optional[bool] = option(None, description="Allow loop unrolling.")
+    codegen_level: Optional[int] = option(
+        None, minimum=0, maximum=3, description="Code generation level 0-3."
+    )
+    compile_rank: Optional[int] = option(
+        None, minimum=0,
+        description=(
+            "Place in the compile-cost order (0 = cheapest; ties between measured times go to "
+            "the lowest); null: the built-in's, or after the built-ins in list order."
+        ),
+    )
+
+
+def _default_strategies() -> list[StrategySpec]:
+    return [StrategySpec(name) for name in ("O0", "O1", "O2", "O3", "O3-scalar")]
+
+
+@dataclasses.dataclass
+class FallbackConfig(ConfigSection):
+    """Falling back to a fixed strategy when the model is not confident."""
+
+    enabled: bool = option(False, description="Fall back when the top probability is below the threshold.")
+    strategy: Optional[str] = option(
+        None,
+        description="Fixed strategy to fall back to; null: the best fixed strategy on the training data.",
+    )
+    threshold: Optional[float] = option(
+        None, minimum=0.0, maximum=1.0,
+        description="Probability threshold; null: chosen on the validation data (lowest total runtime).",
+    )
+
+
+@dataclasses.dataclass
+class StrategyChoiceConfig(ConfigSection):
+    """The strategies, the labelling rule, class weighting and the fallback of the JIT model."""
+
+    strategies: list[StrategySpec] = option(
+        default_factory=_default_strategies, min_items=1,
+        description="Strategies in class order (the model's class names).",
+    )
+    tie_tolerance: float = option(
+        0.03, minimum=0.0,
+        description=(
+            "Labels from measured times: strategies within this relative margin of the fastest "
+            "tie, and the cheapest to compile (lowest compile_rank) wins."
+        ),
+    )
+    class_weighting: Literal["none", "balanced", "sqrt"] = option(
+        "sqrt",
+        description="Per-sample weights from class frequencies: none, balanced (1/freq) or sqrt (1/sqrt(freq)).",
+    )
+    fallback: FallbackConfig = option(
+        default_factory=FallbackConfig, description="Fixed-strategy fallback for low confidence."
+    )
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.strategies]
+
+    def validate(self, path: str) -> None:
+        names = self.names
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"{_at(path, 'strategies')}: duplicate strategy names {duplicates}")
+        if self.fallback.strategy is not None and self.fallback.strategy not in names:
+            raise ConfigError(
+                f"{_at(path, 'fallback.strategy')}: {self.fallback.strategy!r} is not one of the "
+                f"strategies {names}"
+            )
 
 
 @dataclasses.dataclass
@@ -74,6 +165,10 @@ class JITConfig(TrainerConfig):
         default_factory=FeatureConfig, description="JIT feature extraction."
     )
     output: OutputConfig = option(default_factory=OutputConfig, description="Output paths.")
+    jit: StrategyChoiceConfig = option(
+        default_factory=StrategyChoiceConfig,
+        description="JIT strategies, labelling tie rule, class weighting and fallback.",
+    )
 
 
 def load_jit_config(
@@ -88,6 +183,9 @@ def load_jit_config(
 
 
 __all__ = [
+    "FallbackConfig",
+    "StrategyChoiceConfig",
+    "StrategySpec",
     "FeatureConfig",
     "JITConfig",
     "OutputConfig",

@@ -129,6 +129,13 @@ AUTOPHASE_FEATURES = [
     ("testUnary", "unary"),
 ]
 
+# Under `static_transform="density"`: size counts are log1p'd, nesting depths
+# stay as they are, every other count is divided by the instruction count.
+SIZE_FEATURES = {"instructions", "basic_blocks", "functions", "cfg_edges", "mean_block_size",
+                 "max_block_size", "TotalInsts", "TotalBlocks", "TotalFuncs", "NumEdges"}
+LEVEL_FEATURES = {"max_loop_depth"}
+INSTRUCTION_COUNT = {"default": "instructions", "extended": "instructions", "autophase": "TotalInsts"}
+
 STATIC_FEATURE_SETS = {
     "default": [(name, name) for name in DEFAULT_STATIC_FEATURES],
     "extended": [(name, name) for name in EXTENDED_STATIC_FEATURES],
@@ -214,8 +221,38 @@ class FeatureExtractor:
             IRParseError: the IR is empty, does not parse or does not verify.
             DataError: `ir_text` is not a string, or `entry` is missing.
         """
+        return self.transform_static(self.count_static(ir_text, entry=entry))
+
+    def count_static(self, ir_text: str, entry: Optional[str] = None) -> np.ndarray:
+        """The raw static counts of one IR module (before `static_transform`)."""
         stats = analyze_module(parse_ir(ir_text, entry=entry), operands=self._needs_operands)
         return np.array([_read(stats, key) for _, key in self._static], dtype=np.float32)
+
+    def transform_static(self, counts: np.ndarray) -> np.ndarray:
+        """Applies `feature_config.static_transform` to raw static counts.
+
+        "counts" keeps them; "log1p" takes `log(1 + c)` of each; "density"
+        takes `log(1 + c)` of the size counts (`SIZE_FEATURES`), keeps nesting
+        depths (`LEVEL_FEATURES`) and divides every other count by the
+        module's instruction count (a per-instruction density).
+        """
+        counts = np.asarray(counts, dtype=np.float32)
+        transform = self.feature_config.static_transform
+        if transform == "counts":
+            return counts
+        if transform == "log1p":
+            return np.log1p(counts).astype(np.float32)
+        names = self.static_feature_names
+        total = max(1.0, float(counts[names.index(INSTRUCTION_COUNT[self.feature_config.static_features])]))
+        out = np.empty_like(counts)
+        for i, name in enumerate(names):
+            if name in SIZE_FEATURES:
+                out[i] = np.log1p(counts[i])
+            elif name in LEVEL_FEATURES:
+                out[i] = counts[i]
+            else:
+                out[i] = counts[i] / total
+        return out
 
     def extract_runtime(self, metrics: dict, index: int = 0) -> np.ndarray:
         """Runtime features of one sample, transformed by the metric specs.

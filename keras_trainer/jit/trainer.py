@@ -26,7 +26,7 @@ import numpy as np
 
 from keras_trainer.config import ConfigSource
 from keras_trainer.core import persistence, precision
-from keras_trainer.core.data import as_feature_matrix, check_pair
+from keras_trainer.core.data import as_feature_matrix
 from keras_trainer.core.fit import fit
 from keras_trainer.core.history import TrainingHistory
 from keras_trainer.core.models import build_model
@@ -41,6 +41,37 @@ from keras_trainer.errors import CheckpointError, ConfigError, DataError, ModelE
 from keras_trainer.jit.config import FeatureConfig, JITConfig, load_jit_config
 
 TASK = "jit_strategy"
+COST_AWARE_LOSS = "expected_slowdown"
+
+
+class PreparedData(tuple):
+    """`(X, y)` as `prepare_training_data` returns it, plus the measured times.
+
+    It unpacks as the seed's pair (`X, y = prepared`), and `train`,
+    `evaluate` and `runtime_report` read `.times` (a `(n, k)` array of
+    per-strategy times, or `None` when only class labels were given) when it
+    is passed to them whole. Plain `(X, y)` and `(X, y, times)` tuples work
+    too.
+    """
+
+    def __new__(cls, X: np.ndarray, y: np.ndarray, times: Optional[np.ndarray] = None):
+        data = super().__new__(cls, (X, y))
+        data.times = times
+        return data
+
+    @property
+    def X(self) -> np.ndarray:
+        return self[0]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self[1]
+
+    def take(self, indices) -> "PreparedData":
+        """The rows `indices` (times included)."""
+        indices = np.asarray(indices)
+        times = None if self.times is None else self.times[indices]
+        return PreparedData(self[0][indices], self[1][indices], times)
 
 
 def one_hot(labels: Sequence[int], num_classes: int, name: str = "optimization_results") -> np.ndarray:
@@ -83,7 +114,17 @@ class ModelTrainer:
         self.history: Optional[TrainingHistory] = None
         self._normalizer: Optional[keras.layers.Normalization] = None
         self._feature_extractor = feature_extractor
-        self.class_names: list[str] = [f"class_{i}" for i in range(self.config.model.output_dim)]
+        names = self.config.jit.names
+        self.class_names: list[str] = (
+            list(names) if len(names) == self.config.model.output_dim
+            else [f"class_{i}" for i in range(self.config.model.output_dim)]
+        )
+        #: Fallback rule `{"strategy", "threshold"}` set by `train` (config `jit.fallback`).
+        self.fallback: Optional[dict] = None
+        #: Majority class and best fixed strategy of the training data.
+        self.training_baselines: dict[str, Any] = {}
+        #: Where the held-out rows are (the CLI's `train` records the test split here).
+        self.split: Optional[dict] = None
 
     # ----------------------------------------------------------------- features
     @property
@@ -155,25 +196,32 @@ class ModelTrainer:
         self,
         ir_samples: Sequence[str],
         runtime_data: Sequence[dict],
-        optimization_results: Sequence[int],
+        optimization_results: Sequence[Any],
         fit_normalizer: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> PreparedData:
         """Extracts, normalizes and labels a dataset.
 
         Args:
             ir_samples: LLVM IR text of each sample.
             runtime_data: Runtime-metrics dict of each sample.
-            optimization_results: Index of the best strategy for each sample.
+            optimization_results: For each sample, either the index of the best
+                strategy (the seed API) or a dict of measured times keyed by
+                strategy name (`{"O0": 5120, "O1": 2300, ...}`, every name of
+                `jit.strategies`). From times, the label is the first (cheapest
+                to compile) strategy within `jit.tie_tolerance` of the fastest,
+                and the times are kept for the cost-aware loss and the runtime
+                report.
             fit_normalizer: Compute normalization statistics from these samples
                 (training data); `False` reuses the stored ones (test data).
 
         Returns:
-            `(X, y)`: normalized float32 features `(n, input_dim)` and one-hot
-            float32 labels `(n, output_dim)`.
+            A `PreparedData` `(X, y)`: normalized float32 features
+            `(n, input_dim)` and one-hot float32 labels `(n, output_dim)`, with
+            `.times` (`(n, output_dim)` or `None`).
 
         Raises:
-            DataError: mismatched lengths, bad IR, bad metrics or labels, naming
-                the sample index.
+            DataError: mismatched lengths, bad IR, bad metrics, labels or times,
+                naming the sample index.
         """
         if len(optimization_results) != len(ir_samples):
             raise DataError(
@@ -182,15 +230,24 @@ class ModelTrainer:
             )
         if len(ir_samples) == 0:
             raise DataError("prepare_training_data needs at least one sample, got none")
+        times = None
+        if any(isinstance(result, dict) for result in optimization_results):
+            from keras_trainer.jit.choices import labels_from_times, times_matrix
+
+            if len(self.class_names) != self.config.model.output_dim:
+                raise ConfigError(
+                    f"jit.strategies lists {len(self.class_names)} strategies but "
+                    f"model.output_dim is {self.config.model.output_dim}"
+                )
+            times = times_matrix(optimization_results, self.class_names)
+            optimization_results = labels_from_times(
+                times, self.class_names, self.config.jit.tie_tolerance, self.tie_preference
+            ).tolist()
         labels = one_hot(optimization_results, self.config.model.output_dim)
         features = self.extract_features(ir_samples, runtime_data)
-        from keras_trainer.jit.strategies import STRATEGY_NAMES
-
-        if len(STRATEGY_NAMES) == self.config.model.output_dim:
-            self.class_names = list(STRATEGY_NAMES)
         if fit_normalizer:
             self.fit_normalizer(features)
-        return self.normalize(features), labels
+        return PreparedData(self.normalize(features), labels, times)
 
     # -------------------------------------------------------------------- model
     def create_model(self, input_dim: Optional[int] = None, sequence_length: Optional[int] = None) -> keras.Model:
@@ -251,9 +308,68 @@ class ModelTrainer:
             )
         return y.astype("float32")
 
-    def _split(self, data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-        X, y = check_pair(data, name, self.input_dim)
-        return X, self._labels(y, f"{name}[1] (y)")
+    def _split(self, data: Any, name: str) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+            raise DataError(f"{name}: must be a tuple (X, y) or (X, y, times), got {type(data).__name__}")
+        width = self.input_dim
+        X = as_feature_matrix(data[0], width, f"{name}[0] (X)")
+        y = self._labels(data[1], f"{name}[1] (y)")
+        if len(X) != len(y):
+            raise DataError(f"{name}: X has {len(X)} rows but y has {len(y)}")
+        times = data[2] if len(data) == 3 else getattr(data, "times", None)
+        if times is not None:
+            times = np.asarray(times, dtype=np.float64)
+            if times.shape != (len(X), self.config.model.output_dim) or not np.all(times > 0):
+                raise DataError(
+                    f"{name}: times must be positive with shape ({len(X)}, "
+                    f"{self.config.model.output_dim}), got shape {times.shape}"
+                )
+        return X, y, times
+
+    @property
+    def tie_preference(self) -> list[str]:
+        """Strategy names cheapest to compile first: who wins a tie in the labels."""
+        from keras_trainer.jit.strategies import strategies_from_config, tie_preference
+
+        return tie_preference(strategies_from_config(self.config.jit.strategies))
+
+    @property
+    def cost_aware(self) -> bool:
+        """Whether `training.loss` is the cost-aware `expected_slowdown`."""
+        return self.config.training.loss == COST_AWARE_LOSS
+
+    def _loss(self):
+        if not self.cost_aware:
+            return None
+        from keras_trainer.core.losses import ExpectedSlowdownLoss
+
+        return ExpectedSlowdownLoss(
+            cross_entropy_weight=self.config.training.cross_entropy_weight,
+            tie_tolerance=self.config.jit.tie_tolerance,
+        )
+
+    def _targets(self, y: np.ndarray, times: Optional[np.ndarray], name: str) -> np.ndarray:
+        if not self.cost_aware:
+            return y
+        if times is None:
+            raise DataError(
+                f"{name}: training.loss 'expected_slowdown' needs measured times: pass "
+                "prepare_training_data's result whole, or (X, y, times)"
+            )
+        from keras_trainer.jit.choices import speeds
+
+        return speeds(times)
+
+    def _sample_weights(self, y: np.ndarray) -> Optional[np.ndarray]:
+        scheme = self.config.jit.class_weighting
+        if scheme == "none" or not self.is_classifier:
+            return None
+        counts = y.sum(axis=0)
+        present = counts > 0
+        weights = np.zeros_like(counts)
+        weights[present] = (counts[present].sum() / counts[present]) ** (1.0 if scheme == "balanced" else 0.5)
+        per_sample = (y * weights).sum(axis=1)
+        return (per_sample / per_sample.mean()).astype("float32")
 
     def train(
         self,
@@ -266,39 +382,133 @@ class ModelTrainer:
         Args:
             training_data: `(X, y)`: normalized features (as `prepare_training_data`
                 returns them, or your own ready arrays) and one-hot labels or class
-                indices.
-            validation_data: Optional `(X_val, y_val)`; without it
+                indices; `(X, y, times)` or a `PreparedData` also carries the
+                measured times (needed by the `expected_slowdown` loss and for a
+                fallback threshold chosen on runtime).
+            validation_data: Optional, the same forms; without it the last
                 `training.validation_split` of the training data is held out.
             callbacks: Extra Keras callbacks.
+
+        With `jit.class_weighting`, samples are weighted by their class
+        frequency; with `jit.fallback.enabled`, the fallback strategy and
+        threshold are chosen afterwards on the validation data (`self.fallback`).
 
         Returns:
             The `TrainingHistory` (also kept as `self.history`).
         """
-        X, y = self._split(training_data, "training_data")
+        X, y, times = self._split(training_data, "training_data")
         if self.model is None:
             self.create_model(X.shape[-1], sequence_length=X.shape[1] if X.ndim == 3 else None)
-        validation = self._split(validation_data, "validation_data") if validation_data else None
+        if validation_data:
+            X_val, y_val, times_val = self._split(validation_data, "validation_data")
+        elif self.config.training.validation_split > 0:
+            from keras_trainer.core.data import split_validation
+
+            (X, y, times), (X_val, y_val, times_val) = split_validation(
+                X, y, times, self.config.training.validation_split
+            )
+        else:
+            X_val = y_val = times_val = None
+        labels = np.argmax(y, axis=-1) if self.is_classifier else None
+        if labels is not None:
+            self.training_baselines = {
+                "majority_class": self.class_names[int(np.bincount(labels, minlength=y.shape[1]).argmax())]
+            }
+            if times is not None:
+                from keras_trainer.jit.choices import best_fixed_strategy
+
+                self.training_baselines["best_fixed"] = self.class_names[best_fixed_strategy(times)]
+        validation = None
+        if X_val is not None:
+            validation = (X_val, self._targets(y_val, times_val, "validation_data"))
+        config = self.config.training.replace(validation_split=0.0)
         self.history = fit(
             self.model,
             X,
-            y,
-            config=self.config.training,
+            self._targets(y, times, "training_data"),
+            config=config,
             validation_data=validation,
+            sample_weight=self._sample_weights(y),
             callbacks=callbacks,
+            loss=self._loss(),
             save_model_fn=lambda _, path: self.save_model(path),
         )
+        self.fallback = None
+        if self.config.jit.fallback.enabled and self.is_classifier:
+            self.fallback = self._choose_fallback(X_val, y_val, times_val, times)
         return self.history
 
-    def evaluate(self, test_data: tuple[Any, Any]) -> dict[str, float]:
-        """Loss and metrics on `(X, y)` normalized features and labels."""
-        model = self._require_model()
-        X, y = self._split(test_data, "test_data")
-        if model.optimizer is None or not model.compiled:
-            from keras_trainer.core.fit import compile_model
+    def _choose_fallback(self, X_val, y_val, times_val, times_train) -> dict:
+        from keras_trainer.jit.choices import choose_fallback_threshold
 
-            compile_model(model, self.config.training)
-        results = model.evaluate(X, y, batch_size=self.config.training.batch_size, verbose=0, return_dict=True)
-        return {name: float(value) for name, value in results.items()}
+        settings = self.config.jit.fallback
+        strategy = settings.strategy or self.training_baselines.get(
+            "best_fixed", self.training_baselines.get("majority_class")
+        )
+        threshold = settings.threshold
+        if threshold is None:
+            if X_val is None:
+                raise ConfigError(
+                    "jit.fallback.threshold is null (choose on validation data) but there is no "
+                    "validation data: pass validation_data, set training.validation_split, or set "
+                    "the threshold"
+                )
+            probabilities = np.asarray(keras.ops.convert_to_numpy(self.model(X_val, training=False)))
+            threshold = choose_fallback_threshold(
+                probabilities, times_val, np.argmax(y_val, axis=-1), self.class_names.index(strategy)
+            )
+        return {"strategy": strategy, "threshold": float(threshold)}
+
+    def evaluate(self, test_data: tuple[Any, Any]) -> dict[str, float]:
+        """Loss and metrics on `(X, y)` normalized features and labels.
+
+        When the times are known (`PreparedData` or `(X, y, times)`), the
+        runtime figures are added: `regret` and `geomean_regret` against the
+        per-sample oracle, `speedup_vs_<strategy>` for every fixed strategy,
+        `speedup_vs_best_fixed`, and the majority-class baseline's
+        `majority_accuracy` and `majority_regret` (see `runtime_report`).
+        """
+        model = self._require_model()
+        X, y, times = self._split(test_data, "test_data")
+        results: dict[str, float] = {}
+        if not self.cost_aware or times is not None:
+            if model.optimizer is None or not model.compiled:
+                from keras_trainer.core.fit import compile_model
+
+                compile_model(model, self.config.training, loss=self._loss())
+            results = model.evaluate(
+                X, self._targets(y, times, "test_data"), batch_size=self.config.training.batch_size,
+                verbose=0, return_dict=True,
+            )
+            results = {name: float(value) for name, value in results.items()}
+        if self.is_classifier:
+            results["accuracy"] = float(np.mean(self.predict_strategy_normalized(X) == np.argmax(y, -1)))
+        if times is not None and self.is_classifier:
+            report = self.runtime_report((X, y, times))
+            results["regret"] = report["regret"]
+            results["geomean_regret"] = report["geomean_regret"]
+            for name, row in report["fixed"].items():
+                results[f"speedup_vs_{name}"] = row["speedup"]
+            results["speedup_vs_best_fixed"] = report["speedup_vs_best_fixed"]
+            results["majority_accuracy"] = report["majority"]["accuracy"]
+            results["majority_regret"] = report["majority"]["regret"]
+        return results
+
+    def runtime_report(self, test_data: tuple[Any, Any, Any], fallback: Any = None) -> dict[str, Any]:
+        """The model's choices on `(X, y, times)` in runtime terms
+        (`keras_trainer.jit.choices.runtime_report`; the fallback rule applies as
+        in `predict_strategy`)."""
+        from keras_trainer.jit.choices import runtime_report
+
+        X, y, times = self._split(test_data, "test_data")
+        if times is None:
+            raise DataError("runtime_report needs measured times: (X, y, times) or PreparedData")
+        majority = self.training_baselines.get("majority_class")
+        return runtime_report(
+            self.predict_strategy_normalized(X, fallback), times, self.class_names,
+            labels=np.argmax(y, axis=-1),
+            majority_class=self.class_names.index(majority) if majority in self.class_names else None,
+        )
 
     def evaluation_report(self, test_data: tuple[Any, Any]):
         """A full evaluation report: for classes, precision, recall, F1, ROC-AUC and the
@@ -313,7 +523,7 @@ class ModelTrainer:
         from keras_trainer.core.evaluation import ModelEvaluator
 
         model = self._require_model()
-        X, y = self._split(test_data, "test_data")
+        X, y, _ = self._split(test_data, "test_data")
         if not self.is_classifier:
             evaluator = ModelEvaluator(model, task="regression")
             return evaluator.evaluate(X, y, batch_size=self.config.training.batch_size)
@@ -331,9 +541,40 @@ class ModelTrainer:
         normalized = self.normalize(features)
         return np.asarray(keras.ops.convert_to_numpy(model(normalized, training=False)))
 
-    def predict_strategy(self, features: Any) -> np.ndarray:
-        """Index of the most likely strategy for each row of RAW features."""
-        return np.argmax(self.predict(features), axis=-1)
+    def _fallback_rule(self, fallback: Any) -> Optional[dict]:
+        if fallback is None:
+            return self.fallback
+        if fallback is False:
+            return None
+        if isinstance(fallback, dict) and {"strategy", "threshold"} <= set(fallback):
+            return fallback
+        raise DataError(
+            f"fallback: expected None (the trained rule), False (off) or "
+            f"{{'strategy': name, 'threshold': p}}, got {fallback!r}"
+        )
+
+    def predict_strategy(self, features: Any, fallback: Any = None) -> np.ndarray:
+        """Index of the chosen strategy for each row of RAW features.
+
+        Args:
+            features: raw feature rows.
+            fallback: `None` applies the trained fallback rule (`self.fallback`,
+                set when `jit.fallback.enabled`), `False` always takes the most
+                likely strategy, and `{"strategy": name, "threshold": p}` falls
+                back to `name` wherever the top probability is below `p`.
+        """
+        from keras_trainer.jit.choices import apply_fallback
+
+        return apply_fallback(self.predict(features), self._fallback_rule(fallback), self.class_names)
+
+    def predict_strategy_normalized(self, X: Any, fallback: Any = None) -> np.ndarray:
+        """`predict_strategy` for NORMALIZED features (as `prepare_training_data` returns)."""
+        from keras_trainer.jit.choices import apply_fallback
+
+        model = self._require_model()
+        probabilities = np.asarray(keras.ops.convert_to_numpy(model(as_feature_matrix(X, self.input_dim),
+                                                                    training=False)))
+        return apply_fallback(probabilities, self._fallback_rule(fallback), self.class_names)
 
     def predict_ir(self, ir_samples: Sequence[str], runtime_data: Sequence[dict]) -> np.ndarray:
         """Class probabilities straight from IR text and runtime metrics."""
@@ -353,6 +594,9 @@ class ModelTrainer:
             },
             "feature_config": self.config.features.to_dict(),
             "config": self.config.to_dict(),
+            "fallback": self.fallback,
+            "training_baselines": dict(self.training_baselines),
+            "split": self.split,
         }
 
     def save_model(self, model_path: str | os.PathLike) -> str:
@@ -377,11 +621,20 @@ class ModelTrainer:
                 f"(task={metadata.get('task')!r})"
             )
         if "config" in metadata:
-            self.config = load_jit_config(metadata["config"])
+            saved = dict(metadata["config"])
+            # Files from before `features.static_transform` fed raw counts.
+            if isinstance(saved.get("features"), dict):
+                saved["features"] = {"static_transform": "counts", **saved["features"]}
+            self.config = load_jit_config(saved)
         self.model, self._normalizer = networks[0], normalizer
         self.class_names = metadata.get("class_names", self.class_names)
         if "feature_config" in metadata and self._feature_extractor is None:
-            self.config.features = FeatureConfig.from_dict(metadata["feature_config"], "features")
+            self.config.features = FeatureConfig.from_dict(
+                {"static_transform": "counts", **metadata["feature_config"]}, "features"
+            )
+        self.fallback = metadata.get("fallback")
+        self.training_baselines = dict(metadata.get("training_baselines") or {})
+        self.split = metadata.get("split")
         self.history = None
         return self.model
 

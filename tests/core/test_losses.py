@@ -302,3 +302,38 @@ def test_fit_selects_the_configured_loss_by_name():
     history = fit(model, REG_TRUE, REG_PRED, config=config)
     assert isinstance(model.loss, ScaledMAE)
     assert len(history.history["loss"]) == 2
+
+
+def test_expected_slowdown_loss_matches_a_hand_computed_example():
+    # Speeds t_min / t_k: times (1, 2, 4) -> (1, 0.5, 0.25); times (3, 3, 1) -> (1/3, 1/3, 1).
+    speeds = np.array([[1.0, 0.5, 0.25], [1 / 3, 1 / 3, 1.0]], dtype="float32")
+    probs = np.array([[0.5, 0.25, 0.25], [0.2, 0.2, 0.6]], dtype="float32")
+    # Expected slowdowns: 0.5*1 + 0.25*2 + 0.25*4 = 2.0 and 0.2*3 + 0.2*3 + 0.6*1 = 1.8.
+    loss = get_loss("expected_slowdown")
+    assert value(loss, speeds, probs) == pytest.approx(1.9, rel=1e-5)
+    # Mixed with cross-entropy against the cheapest tied label (class 0, then class 2).
+    mixed = get_loss("expected_slowdown", TrainingConfig(cross_entropy_weight=0.5))
+    ce = -(np.log(0.5) + np.log(0.6)) / 2
+    assert value(mixed, speeds, probs) == pytest.approx(1.9 + 0.5 * ce, rel=1e-5)
+
+
+def test_expected_slowdown_tie_rule_picks_the_first_alternative_within_tolerance():
+    from keras_trainer.core.losses import ExpectedSlowdownLoss
+
+    speeds = np.array([[0.98, 1.0]], dtype="float32")  # class 0 is 2 % slower: a tie at 3 %
+    probs = np.array([[0.25, 0.75]], dtype="float32")
+    loss = ExpectedSlowdownLoss(cross_entropy_weight=1.0, tie_tolerance=0.03)
+    assert value(loss, speeds, probs) == pytest.approx(0.25 / 0.98 + 0.75 - np.log(0.25), rel=1e-5)
+    strict = ExpectedSlowdownLoss(cross_entropy_weight=1.0, tie_tolerance=0.0)
+    assert value(strict, speeds, probs) == pytest.approx(0.25 / 0.98 + 0.75 - np.log(0.75), rel=1e-5)
+
+
+def test_expected_slowdown_loss_round_trips_through_keras_serialization():
+    from keras_trainer.core.losses import ExpectedSlowdownLoss
+
+    loss = ExpectedSlowdownLoss(cross_entropy_weight=0.2, tie_tolerance=0.05)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert isinstance(restored, ExpectedSlowdownLoss)
+    assert (restored.cross_entropy_weight, restored.tie_tolerance) == (0.2, 0.05)
+    with pytest.raises(ConfigError, match="cross_entropy_weight"):
+        ExpectedSlowdownLoss(cross_entropy_weight=-1)

@@ -58,7 +58,8 @@ def test_o0_choice_reuses_the_probe_build(tmp_path):
 def test_features_have_the_models_width(o2_model):
     row, baseline = AdaptiveJIT(o2_model).features(ONE_LOOP, "entry", args=[10])
     assert row.shape == (1, 12) and baseline.strategy == "O0"
-    assert row[0, 2] == 1  # loops
+    # one loop, as a per-instruction density (features.static_transform="density")
+    assert row[0, 2] == pytest.approx(1 / FeatureExtractor().count_static(ONE_LOOP)[0])
 
 
 def test_missing_probe_arguments_raise_dataerror(o2_model):

@@ -31,19 +31,19 @@ def test_extended_and_autophase_set_sizes():
 
 
 def test_one_loop_static_values_are_exact():
-    values = FeatureExtractor().extract_static(ONE_LOOP)
+    values = FeatureExtractor().count_static(ONE_LOOP)
     assert values.dtype == np.float32
     np.testing.assert_array_equal(values, [8, 3, 1, 1, 2, 0, 0, 0, 1])
 
 
 def test_nested_loop_static_values_are_exact():
-    values = dict(zip(DEFAULT_NAMES, FeatureExtractor().extract_static(NESTED_LOOP)))
+    values = dict(zip(DEFAULT_NAMES, FeatureExtractor().count_static(NESTED_LOOP)))
     assert values["loops"] == 2 and values["max_loop_depth"] == 2 and values["basic_blocks"] == 5
 
 
 def test_autophase_values_on_one_loop():
     extractor = FeatureExtractor({"static_features": "autophase"})
-    values = dict(zip(extractor.static_feature_names, extractor.extract_static(ONE_LOOP)))
+    values = dict(zip(extractor.static_feature_names, extractor.count_static(ONE_LOOP)))
     assert values["TotalBlocks"] == 3 and values["TotalInsts"] == 8 and values["NumEdges"] == 3
     assert values["NumPHIInst"] == 2 and values["ArgsPhi"] == 4 and values["BBNumArgsLo"] == 1
     assert values["NumAddInst"] == 2 and values["NumICmpInst"] == 1 and values["NumBrInst"] == 2
@@ -56,7 +56,7 @@ def test_autophase_values_on_one_loop():
 
 def test_diamond_autophase_counts_critical_edges_and_calls():
     extractor = FeatureExtractor({"static_features": "autophase"})
-    values = dict(zip(extractor.static_feature_names, extractor.extract_static(DIAMOND)))
+    values = dict(zip(extractor.static_feature_names, extractor.count_static(DIAMOND)))
     assert values["TotalFuncs"] == 2 and values["NumCallInst"] == 1
     assert values["CriticalCount"] == 0 and values["NumAllocaInst"] == 1
 
@@ -109,3 +109,21 @@ def test_get_config_round_trips():
     extractor = FeatureExtractor({"static_features": "autophase"})
     rebuilt = FeatureExtractor.from_config(extractor.get_config())
     assert rebuilt.feature_names == extractor.feature_names
+
+
+def test_density_transform_logs_sizes_and_divides_counts_by_instructions():
+    from keras_trainer.jit.config import FeatureConfig
+
+    counts = FeatureExtractor(FeatureConfig(static_transform="counts")).extract_static(ONE_LOOP)
+    density = FeatureExtractor().extract_static(ONE_LOOP)
+    names = FeatureExtractor().static_feature_names
+    total = counts[names.index("instructions")]
+    for name, raw, value in zip(names, counts, density):
+        if name in ("instructions", "basic_blocks"):
+            assert value == pytest.approx(np.log1p(raw))
+        elif name == "max_loop_depth":
+            assert value == raw
+        else:
+            assert value == pytest.approx(raw / total)
+    logged = FeatureExtractor(FeatureConfig(static_transform="log1p")).extract_static(ONE_LOOP)
+    np.testing.assert_allclose(logged, np.log1p(counts), rtol=1e-6)

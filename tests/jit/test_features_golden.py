@@ -30,7 +30,7 @@ def texts():
 @pytest.mark.parametrize("feature_set", ["default", "extended", "autophase"])
 def test_static_features_equal_recorded_values(texts, feature_set):
     extractor = FeatureExtractor({"static_features": feature_set})
-    actual = np.stack([extractor.extract_static(text) for text in texts])
+    actual = np.stack([extractor.count_static(text) for text in texts])
     expected = np.asarray(GOLDEN["features"][feature_set], dtype=np.float32)
     assert actual.shape == expected.shape
     assert np.array_equal(actual, expected)

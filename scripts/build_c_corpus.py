@@ -1,0 +1,136 @@
+"""Builds the bundled C-kernel JIT dataset: clang-compiled kernels measured under every strategy.
+
+Generates a seeded corpus of C kernels (`keras_trainer.jit.c_corpus`, 28 program
+families, see `c_corpus.FAMILY_WEIGHTS`), compiles each with clang (-O0, optnone dropped), measures each under
+the strategies in a worker subprocess (`keras_trainer.jit.collect`) and writes
+keras_trainer/jit/data/c_kernels.json.gz. The work is done in chunks; after
+each chunk the records so far are saved to `<output>.partial.json.gz`, and
+`--resume` continues from there.
+
+Usage:
+    PYTHONPATH=. nice -n 5 python scripts/build_c_corpus.py [--count 1600] [--seed 2026]
+    PYTHONPATH=. python scripts/build_c_corpus.py --relabel-only --tie-tolerance 0.03
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import time
+
+from keras_trainer.jit.c_corpus import FAMILIES, generate_c_corpus
+from keras_trainer.jit.collect import (
+    collect_dataset,
+    label_samples,
+    read_dataset,
+    save_dataset,
+)
+
+DEFAULT_OUTPUT = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "keras_trainer",
+    "jit",
+    "data",
+    "c_kernels.json.gz",
+)
+
+
+def _summary(dataset: dict) -> str:
+    labels = collections.Counter(s["label_name"] for s in dataset["samples"])
+    share = {
+        k: f"{v / max(1, len(dataset['samples'])):.0%}" for k, v in labels.most_common()
+    }
+    return f"{len(dataset['samples'])} samples, {len(dataset['failed'])} failed, labels {share}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1560)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--min-sample-us", type=float, default=50.0)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--chunk", type=int, default=100)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="modules compiled and measured at once"
+    )
+    parser.add_argument("--output", default=DEFAULT_OUTPUT)
+    parser.add_argument("--tie-tolerance", type=float, default=0.03)
+    parser.add_argument(
+        "--tie-break", choices=["overall", "cheapest"], default="cheapest"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from <output>.partial.json.gz"
+    )
+    parser.add_argument(
+        "--relabel-only",
+        action="store_true",
+        help="recompute the labels of --output from its recorded timings",
+    )
+    args = parser.parse_args(argv)
+    if args.relabel_only:
+        dataset = label_samples(
+            read_dataset(args.output), args.tie_tolerance, args.tie_break
+        )
+        save_dataset(dataset, args.output)
+        print(f"relabelled {args.output}: {_summary(dataset)}")
+        return 0
+    partial = args.output + ".partial.json.gz"
+    start = time.time()
+    kernels = generate_c_corpus(args.count, seed=args.seed, workers=args.workers)
+    print(
+        f"compiled {len(kernels)} C kernels with clang in {time.time() - start:.0f} s",
+        flush=True,
+    )
+    merged = None
+    if args.resume and os.path.exists(partial):
+        merged = read_dataset(partial)
+        print(
+            f"resuming after {len(merged['samples']) + len(merged['failed'])} modules",
+            flush=True,
+        )
+    done = 0 if merged is None else len(merged["samples"]) + len(merged["failed"])
+    while done < len(kernels):
+        chunk = kernels[done : done + args.chunk]
+        dataset = collect_dataset(
+            chunk,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            timeout_s=args.timeout,
+            tie_tolerance=args.tie_tolerance,
+            tie_break=args.tie_break,
+            min_sample_us=args.min_sample_us,
+            workers=args.workers,
+            metadata={
+                "corpus": "c_kernels",
+                "corpus_seed": args.seed,
+                "corpus_count": args.count,
+                "families": sorted(FAMILIES),
+                "generator": "scripts/build_c_corpus.py",
+                "compiler": "clang -O0 -Xclang -disable-O0-optnone (keras_trainer.jit.c_corpus)",
+            },
+        )
+        if merged is None:
+            merged = dataset
+        else:
+            merged["samples"].extend(dataset["samples"])
+            merged["failed"].extend(dataset["failed"])
+        done += len(chunk)
+        save_dataset(merged, partial)
+        print(
+            f"{done}/{len(kernels)} modules, {time.time() - start:.0f} s: {_summary(merged)}",
+            flush=True,
+        )
+    merged["metadata"]["collection_seconds"] = round(time.time() - start, 1)
+    label_samples(merged, args.tie_tolerance, args.tie_break)
+    save_dataset(merged, args.output)
+    os.unlink(partial)
+    print(f"wrote {args.output}: {_summary(merged)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
