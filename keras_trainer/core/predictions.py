@@ -24,7 +24,8 @@ import csv
 import io
 import json
 import os
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ REGRESSION = "regression"
 HEADS = (MULTICLASS, BINARY, MULTILABEL, REGRESSION)
 
 
-def _activation_name(model: Any) -> Optional[str]:
+def _activation_name(model: Any) -> str | None:
     """The activation of the model's last layer (looking into nested models), if any."""
     layer = model
     while hasattr(layer, "layers") and layer.layers:
@@ -75,7 +76,11 @@ def head_kind(metadata: dict, output_width: int, model: Any = None) -> str:
         return MULTICLASS
     if activation == "sigmoid":
         return BINARY if output_width == 1 else MULTILABEL
-    if activation is None and output_width > 1 and len(metadata.get("class_names") or []) == output_width:
+    if (
+        activation is None
+        and output_width > 1
+        and len(metadata.get("class_names") or []) == output_width
+    ):
         return MULTICLASS
     return REGRESSION
 
@@ -95,7 +100,7 @@ def describe(
     outputs: Any,
     head: str,
     class_names: Sequence[str] = (),
-    ids: Optional[Sequence[Any]] = None,
+    ids: Sequence[Any] | None = None,
     target_names: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """One record per row of `outputs`: its label and class probabilities, or its values.
@@ -125,16 +130,22 @@ def describe(
         if head == MULTICLASS:
             best = int(np.argmax(row))
             record["label"] = class_names[best]
-            record["probabilities"] = {name: float(p) for name, p in zip(class_names, row)}
+            record["probabilities"] = {
+                name: float(p) for name, p in zip(class_names, row)
+            }
         elif head == BINARY:
             p = float(row[0])
             record["label"] = class_names[int(p >= 0.5)]
             record["probabilities"] = {class_names[0]: 1.0 - p, class_names[1]: p}
         elif head == MULTILABEL:
             record["labels"] = [name for name, p in zip(class_names, row) if p >= 0.5]
-            record["probabilities"] = {name: float(p) for name, p in zip(class_names, row)}
+            record["probabilities"] = {
+                name: float(p) for name, p in zip(class_names, row)
+            }
         else:
-            names = list(target_names) or (["value"] if width == 1 else [f"value_{i}" for i in range(width)])
+            names = list(target_names) or (
+                ["value"] if width == 1 else [f"value_{i}" for i in range(width)]
+            )
             record.update({name: float(v) for name, v in zip(names, row)})
         records.append(record)
     return records
@@ -165,9 +176,15 @@ def records_to_csv(records: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_predictions(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> str:
+def write_predictions(
+    records: Sequence[dict[str, Any]], path: str | os.PathLike
+) -> str:
     """Writes records as CSV (`.csv`) or JSON (any other suffix), atomically."""
     path = os.fspath(path)
-    text = records_to_csv(records) if path.lower().endswith(".csv") else json.dumps(list(records), indent=1)
+    text = (
+        records_to_csv(records)
+        if path.lower().endswith(".csv")
+        else json.dumps(list(records), indent=1)
+    )
     write_text_atomic(path, text)
     return path

@@ -29,7 +29,8 @@ serve("models/jit_optimizer.keras", host="127.0.0.1", port=8000)  # blocks
 import json
 import socket
 import sys
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from keras_trainer.errors import DataError, KerasTrainerError
 from keras_trainer.serving.model import ServedModel
@@ -54,12 +55,17 @@ def create_app(model: ServedModel):
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
-    app = FastAPI(title=f"keras_trainer: {model.info()['model']}", version=model.info()["library_version"])
+    app = FastAPI(
+        title=f"keras_trainer: {model.info()['model']}",
+        version=model.info()["library_version"],
+    )
     counters = {"requests": 0, "errors": 0}
 
     def error_response(status: int, error: Exception) -> JSONResponse:
         counters["errors"] += 1
-        return JSONResponse({"error": type(error).__name__, "detail": str(error)}, status_code=status)
+        return JSONResponse(
+            {"error": type(error).__name__, "detail": str(error)}, status_code=status
+        )
 
     # No `from __future__ import annotations` in this module: FastAPI reads the
     # `Request` annotation at runtime to inject the request.
@@ -70,7 +76,9 @@ def create_app(model: ServedModel):
         try:
             payload = json.loads(body)
         except ValueError as error:
-            return error_response(400, DataError(f"request body is not valid JSON: {error}"))
+            return error_response(
+                400, DataError(f"request body is not valid JSON: {error}")
+            )
         try:
             return model.predict(payload)
         except DataError as error:
@@ -80,7 +88,12 @@ def create_app(model: ServedModel):
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": model.info()["model"], "kind": model.kind, **counters}
+        return {
+            "status": "ok",
+            "model": model.info()["model"],
+            "kind": model.kind,
+            **counters,
+        }
 
     @app.get("/metadata")
     async def metadata():
@@ -104,7 +117,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     log_level: str = "warning",
-    on_ready: Optional[Callable[[str], Any]] = None,
+    on_ready: Callable[[str], Any] | None = None,
 ) -> None:
     """Serves `model` over HTTP until interrupted (Ctrl-C, SIGTERM).
 
@@ -124,7 +137,16 @@ def serve(
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
-    config = uvicorn.Config(create_app(model), log_level=log_level, access_log=log_level in ("info", "debug"))
+    config = uvicorn.Config(
+        create_app(model),
+        log_level=log_level,
+        access_log=log_level in ("info", "debug"),
+    )
     server = uvicorn.Server(config)
-    (on_ready or (lambda u: print(f"serving {model.path} at {u}", flush=True, file=sys.stdout)))(url)
+    (
+        on_ready
+        or (
+            lambda u: print(f"serving {model.path} at {u}", flush=True, file=sys.stdout)
+        )
+    )(url)
     server.run(sockets=[sock])

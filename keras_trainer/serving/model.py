@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class ServedModel:
         InferenceError: the path is missing or not a model this class can serve.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], device: str = "cpu"):
+    def __init__(self, path: str | os.PathLike, device: str = "cpu"):
         self.path = os.fspath(path)
         self.kind = NETWORK
         self.assistant = None
@@ -118,8 +118,12 @@ class ServedModel:
         else:
             probe = [probe]
         self.output_width = int(np.prod(probe[0].shape[1:])) if probe[0].ndim > 1 else 1
-        self.head = predictions.head_kind(self.metadata, self.output_width, getattr(self.layer, "model", None))
-        self.class_names = predictions.class_names_for(self.metadata, self.head, self.output_width)
+        self.head = predictions.head_kind(
+            self.metadata, self.output_width, getattr(self.layer, "model", None)
+        )
+        self.class_names = predictions.class_names_for(
+            self.metadata, self.head, self.output_width
+        )
         self.feature_names = list(self.metadata.get("feature_names") or [])
 
     # ------------------------------------------------------------------ info
@@ -131,7 +135,10 @@ class ServedModel:
             "engine": self.engine,
             "task": self.metadata.get("task"),
             "library_version": __version__,
-            "trained_with": {k: self.metadata.get(k) for k in ("library_version", "keras_version", "backend")},
+            "trained_with": {
+                k: self.metadata.get(k)
+                for k in ("library_version", "keras_version", "backend")
+            },
         }
         if self.engine == "keras":
             import keras
@@ -139,19 +146,26 @@ class ServedModel:
             info["keras_backend"] = keras.backend.backend()
         if self.kind == ASSISTANT:
             info["vocabulary_size"] = self.assistant.tokenizer.vocab_size
-            info["methods"] = ["greedy"] if self.engine == "onnx" else ["greedy", "beam"]
+            info["methods"] = (
+                ["greedy"] if self.engine == "onnx" else ["greedy", "beam"]
+            )
             info["request"] = {"query": "text"}
             return info
         info["inputs"] = [
-            {"name": s.name, "shape": ["batch" if i == 0 else d for i, d in enumerate(s.shape)],
-             "dtype": str(s.dtype)}
+            {
+                "name": s.name,
+                "shape": ["batch" if i == 0 else d for i, d in enumerate(s.shape)],
+                "dtype": str(s.dtype),
+            }
             for s in self.layer._inputs
         ]
         info["head"] = self.head
         info["output_width"] = self.output_width
         info["class_names"] = self.class_names
         info["feature_names"] = self.feature_names
-        info["request"] = {"inputs": "one row, a list of rows, or {feature name: value}"}
+        info["request"] = {
+            "inputs": "one row, a list of rows, or {feature name: value}"
+        }
         for key in ("normalization", "hyperparameters", "test_metrics", "data"):
             if key in self.metadata:
                 info[key] = self.metadata[key]
@@ -174,25 +188,39 @@ class ServedModel:
         """
         start = time.perf_counter()
         if not isinstance(request, dict):
-            raise DataError(f"request: expected a JSON object, got {type(request).__name__}")
-        answer = self._answer(request) if self.kind == ASSISTANT else self._predict_rows(request)
+            raise DataError(
+                f"request: expected a JSON object, got {type(request).__name__}"
+            )
+        answer = (
+            self._answer(request)
+            if self.kind == ASSISTANT
+            else self._predict_rows(request)
+        )
         answer["latency_ms"] = round((time.perf_counter() - start) * 1e3, 3)
         return answer
 
-    def predict_records(self, inputs: Any, ids: Optional[list] = None) -> list[dict[str, Any]]:
+    def predict_records(
+        self, inputs: Any, ids: list | None = None
+    ) -> list[dict[str, Any]]:
         """Labelled records for a batch of inputs (rows, feature dicts, or input-name dicts)."""
         arrays, _single = self._arrays(inputs)
         outputs = self.layer.predict(arrays).prediction
-        if isinstance(outputs, dict):  # several outputs: describe the first, as the head is
+        if isinstance(
+            outputs, dict
+        ):  # several outputs: describe the first, as the head is
             outputs = next(iter(outputs.values()))
         return predictions.describe(outputs, self.head, self.class_names, ids)
 
     def _predict_rows(self, request: dict) -> dict[str, Any]:
         unknown = sorted(set(request) - _NETWORK_KEYS)
         if unknown:
-            raise DataError(f"request: unknown key(s) {unknown}; a network takes 'inputs' and optional 'ids'")
+            raise DataError(
+                f"request: unknown key(s) {unknown}; a network takes 'inputs' and optional 'ids'"
+            )
         if "inputs" not in request:
-            raise DataError("request: missing 'inputs' (one row, a list of rows, or {feature name: value})")
+            raise DataError(
+                "request: missing 'inputs' (one row, a list of rows, or {feature name: value})"
+            )
         arrays, single = self._arrays(request["inputs"])
         rows = len(next(iter(arrays.values())) if isinstance(arrays, dict) else arrays)
         ids = request.get("ids")
@@ -200,7 +228,9 @@ class ServedModel:
             if single:
                 ids = [ids]
             if not isinstance(ids, list) or len(ids) != rows:
-                raise DataError(f"request.ids: expected a list of {rows} ids, one per row")
+                raise DataError(
+                    f"request.ids: expected a list of {rows} ids, one per row"
+                )
         outputs = self.layer.predict(arrays).prediction
         if isinstance(outputs, dict):
             outputs = next(iter(outputs.values()))
@@ -223,7 +253,9 @@ class ServedModel:
                 arrays = {name: value[None] for name, value in arrays.items()}
             return arrays, single
         spec = specs[0]
-        if isinstance(inputs, dict) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], dict)):
+        if isinstance(inputs, dict) or (
+            isinstance(inputs, list) and inputs and isinstance(inputs[0], dict)
+        ):
             single = isinstance(inputs, dict)
             return self._rows_from_named(inputs if not single else [inputs]), single
         try:
@@ -241,11 +273,15 @@ class ServedModel:
     def _rows_from_named(self, rows: list) -> np.ndarray:
         names = self.feature_names
         if not names:
-            raise DataError("request.inputs: this model has no feature names; send rows as lists of numbers")
+            raise DataError(
+                "request.inputs: this model has no feature names; send rows as lists of numbers"
+            )
         table = np.empty((len(rows), len(names)), dtype=self.layer._inputs[0].dtype)
         for index, row in enumerate(rows):
             if not isinstance(row, dict):
-                raise DataError(f"request.inputs[{index}]: expected an object feature name -> value")
+                raise DataError(
+                    f"request.inputs[{index}]: expected an object feature name -> value"
+                )
             missing = [name for name in names if name not in row]
             extra = sorted(set(row) - set(names))
             if missing or extra:
@@ -256,36 +292,63 @@ class ServedModel:
                 table[index] = [float(row[name]) for name in names]
             except (TypeError, ValueError):
                 bad = next(n for n in names if not isinstance(row[n], (int, float)))
-                raise DataError(f"request.inputs[{index}].{bad}: expected a number, got {row[bad]!r}") from None
+                raise DataError(
+                    f"request.inputs[{index}].{bad}: expected a number, got {row[bad]!r}"
+                ) from None
         return table
 
     def _answer(self, request: dict) -> dict[str, Any]:
         unknown = sorted(set(request) - _ASSISTANT_KEYS)
         if unknown:
-            raise DataError(f"request: unknown key(s) {unknown}; an assistant takes 'query' or 'queries'")
+            raise DataError(
+                f"request: unknown key(s) {unknown}; an assistant takes 'query' or 'queries'"
+            )
         if ("query" in request) == ("queries" in request):
-            raise DataError("request: send exactly one of 'query' (text) or 'queries' (list of texts)")
-        settings = {"max_length": request.get("max_length", self.assistant.tokenizer.max_length)}
-        if not isinstance(settings["max_length"], int) or isinstance(settings["max_length"], bool) \
-                or not 1 <= settings["max_length"] <= 1024:
-            raise DataError(f"request.max_length: expected an integer from 1 to 1024, got {settings['max_length']!r}")
+            raise DataError(
+                "request: send exactly one of 'query' (text) or 'queries' (list of texts)"
+            )
+        settings = {
+            "max_length": request.get("max_length", self.assistant.tokenizer.max_length)
+        }
+        if (
+            not isinstance(settings["max_length"], int)
+            or isinstance(settings["max_length"], bool)
+            or not 1 <= settings["max_length"] <= 1024
+        ):
+            raise DataError(
+                f"request.max_length: expected an integer from 1 to 1024, got {settings['max_length']!r}"
+            )
         method = request.get("method", "greedy")
         if method not in ("greedy", "beam"):
-            raise DataError(f"request.method: expected 'greedy' or 'beam', got {method!r}")
+            raise DataError(
+                f"request.method: expected 'greedy' or 'beam', got {method!r}"
+            )
         if self.engine == "keras":
             settings["method"] = method
             if method == "beam":
                 width = request.get("beam_width", 4)
-                if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 64:
-                    raise DataError(f"request.beam_width: expected an integer from 1 to 64, got {width!r}")
+                if (
+                    not isinstance(width, int)
+                    or isinstance(width, bool)
+                    or not 1 <= width <= 64
+                ):
+                    raise DataError(
+                        f"request.beam_width: expected an integer from 1 to 64, got {width!r}"
+                    )
                 settings["beam_width"] = width
         elif method != "greedy":
-            raise DataError("request.method: an ONNX assistant answers greedily; serve the .keras file for beam search")
+            raise DataError(
+                "request.method: an ONNX assistant answers greedily; serve the .keras file for beam search"
+            )
         if "query" in request:
             from keras_trainer.assistant.generation import check_query
 
             check_query(request["query"])
-            return {"response": self.assistant.generate_batch([request["query"]], **settings)[0]}
+            return {
+                "response": self.assistant.generate_batch(
+                    [request["query"]], **settings
+                )[0]
+            }
         queries = request["queries"]
         if not isinstance(queries, list) or not queries:
             raise DataError("request.queries: expected a non-empty list of texts")

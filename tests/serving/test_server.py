@@ -1,7 +1,6 @@
 """`keras-trainer serve`: every family over real HTTP on a loopback port."""
 
 import concurrent.futures
-import os
 import re
 import signal
 import subprocess
@@ -26,7 +25,10 @@ def test_health_and_metadata_describe_the_model(jit_server):
     status, meta = request(jit_server, "/metadata")
     assert status == 200
     assert meta["task"] == "jit_strategy" and meta["head"] == "multiclass"
-    assert meta["class_names"][:4] == ["O0", "O1", "O2", "O3"] and len(meta["class_names"]) == 5
+    assert (
+        meta["class_names"][:4] == ["O0", "O1", "O2", "O3"]
+        and len(meta["class_names"]) == 5
+    )
     assert len(meta["feature_names"]) == 12
     assert meta["inputs"][0]["shape"] == ["batch", 12]
 
@@ -42,8 +44,14 @@ def test_predict_one_row_and_a_batch_match_the_keras_model(saved_models, jit_ser
     assert status == 200
     probabilities = list(one["prediction"]["probabilities"].values())
     np.testing.assert_allclose(probabilities, expected[0], atol=1e-5)
-    assert one["prediction"]["label"] == trainer.class_names[int(np.argmax(expected[0]))]
-    status, batch = request(jit_server, "/predict", {"inputs": x.tolist(), "ids": [f"k{i}" for i in range(6)]})
+    assert (
+        one["prediction"]["label"] == trainer.class_names[int(np.argmax(expected[0]))]
+    )
+    status, batch = request(
+        jit_server,
+        "/predict",
+        {"inputs": x.tolist(), "ids": [f"k{i}" for i in range(6)]},
+    )
     assert status == 200 and len(batch["predictions"]) == 6
     assert [p["id"] for p in batch["predictions"]] == [f"k{i}" for i in range(6)]
     got = np.array([list(p["probabilities"].values()) for p in batch["predictions"]])
@@ -54,7 +62,9 @@ def test_predict_takes_rows_by_feature_name(saved_models, jit_server):
     _, meta = request(jit_server, "/metadata")
     row = dict(zip(meta["feature_names"], saved_models["jit_x"][0].tolist()))
     _, by_name = request(jit_server, "/predict", {"inputs": row})
-    _, by_position = request(jit_server, "/predict", {"inputs": saved_models["jit_x"][0].tolist()})
+    _, by_position = request(
+        jit_server, "/predict", {"inputs": saved_models["jit_x"][0].tolist()}
+    )
     assert by_name["prediction"] == by_position["prediction"]
     del row[meta["feature_names"][3]]
     status, error = request(jit_server, "/predict", {"inputs": [row]})
@@ -62,14 +72,21 @@ def test_predict_takes_rows_by_feature_name(saved_models, jit_server):
     assert f"missing feature(s) ['{meta['feature_names'][3]}']" in error["detail"]
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({"inputs": [[1.0] * 11]}, 422, "has shape (1, 11); the model expects (batch, 12)"),
-    ({"inputs": [["x"] * 12]}, 422, "request.inputs: not a numeric array"),
-    ({"rows": [[1.0] * 12]}, 422, "unknown key(s) ['rows']"),
-    ({}, 422, "missing 'inputs'"),
-    ([1, 2], 422, "expected a JSON object, got list"),
-    ({"inputs": [[1.0] * 12], "ids": ["a", "b"]}, 422, "expected a list of 1 ids"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        (
+            {"inputs": [[1.0] * 11]},
+            422,
+            "has shape (1, 11); the model expects (batch, 12)",
+        ),
+        ({"inputs": [["x"] * 12]}, 422, "request.inputs: not a numeric array"),
+        ({"rows": [[1.0] * 12]}, 422, "unknown key(s) ['rows']"),
+        ({}, 422, "missing 'inputs'"),
+        ([1, 2], 422, "expected a JSON object, got list"),
+        ({"inputs": [[1.0] * 12], "ids": ["a", "b"]}, 422, "expected a list of 1 ids"),
+    ],
+)
 def test_bad_requests_get_the_named_error(jit_server, body, status, message):
     got, answer = request(jit_server, "/predict", body)
     assert got == status
@@ -82,7 +99,11 @@ def test_a_body_that_is_not_json_is_a_400(jit_server):
 
 
 def test_non_finite_values_are_refused(jit_server):
-    got, answer = request(jit_server, "/predict", raw=b'{"inputs": [[NaN, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]}')
+    got, answer = request(
+        jit_server,
+        "/predict",
+        raw=b'{"inputs": [[NaN, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]}',
+    )
     assert got == 422 and "NaN or infinite" in answer["detail"]
 
 
@@ -118,13 +139,19 @@ def test_binary_head_labels_by_the_sigmoid_probability(saved_models, start_serve
 def test_regression_head_returns_values_not_labels(saved_models, start_server):
     url = start_server(ServedModel(saved_models["regression"]))
     x = np.random.default_rng(1).normal(size=(3, 4)).astype("float32")
-    expected = np.asarray(saved_models["regression_model"].predict(x, verbose=0)).reshape(-1)
+    expected = np.asarray(
+        saved_models["regression_model"].predict(x, verbose=0)
+    ).reshape(-1)
     _, answer = request(url, "/predict", {"inputs": x.tolist()})
     assert [set(p) for p in answer["predictions"]] == [{"value"}] * 3
-    np.testing.assert_allclose([p["value"] for p in answer["predictions"]], expected, atol=1e-5)
+    np.testing.assert_allclose(
+        [p["value"] for p in answer["predictions"]], expected, atol=1e-5
+    )
 
 
-def test_sequence_model_takes_one_window_or_a_batch_of_windows(saved_models, start_server):
+def test_sequence_model_takes_one_window_or_a_batch_of_windows(
+    saved_models, start_server
+):
     url = start_server(ServedModel(saved_models["lstm"]))
     windows = np.random.default_rng(2).normal(size=(4, 5, 3))
     status, one = request(url, "/predict", {"inputs": windows[0].tolist()})
@@ -141,7 +168,10 @@ def test_assistant_answers_queries(saved_models, start_server):
     assert meta["kind"] == "assistant" and "beam" in meta["methods"]
     status, one = request(url, "/predict", {"query": "what is keras_trainer?"})
     assert status == 200
-    assert one["response"] == assistant.generate_batch(["what is keras_trainer?"], max_length=12)[0]
+    assert (
+        one["response"]
+        == assistant.generate_batch(["what is keras_trainer?"], max_length=12)[0]
+    )
     status, many = request(url, "/predict", {"queries": ["hello", "how do I train?"]})
     assert status == 200 and len(many["responses"]) == 2
     status, error = request(url, "/predict", {"query": "   "})
@@ -152,14 +182,28 @@ def test_assistant_answers_queries(saved_models, start_server):
 
 def test_serve_command_listens_on_loopback_and_stops_on_sigterm(saved_models):
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_trainer", "serve", saved_models["regression"], "--port", "0"],
-        env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "keras_trainer",
+            "serve",
+            saved_models["regression"],
+            "--port",
+            "0",
+        ],
+        env=subprocess_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()
         match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
         assert match, line + process.stderr.read()
-        status, answer = request(match.group(1), "/predict", {"inputs": [0.1, 0.2, 0.3, 0.4]})
+        status, answer = request(
+            match.group(1), "/predict", {"inputs": [0.1, 0.2, 0.3, 0.4]}
+        )
         assert status == 200 and "value" in answer["prediction"]
     finally:
         process.send_signal(signal.SIGTERM)
