@@ -174,7 +174,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with the core's and the families' subcommands."""
+    from keras_trainer.version import __version__
+
     parser = argparse.ArgumentParser(prog="keras-trainer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"keras-trainer {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="show third-party log lines and warnings (TensorFlow, JAX, absl); "
+                        "may stand anywhere on the line")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train the JIT strategy model from a config")
@@ -217,10 +223,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Python modules whose warnings and log lines are noise to a command-line user.
+_NOISY_MODULES = r"(keras|keras_tuner|tensorflow|tf2onnx|tf_keras|jax|jaxlib|torch|absl|google|onnx|onnxruntime|h5py)(\.|$)"
+
+
+def quiet_third_party(verbose: int = 0) -> None:
+    """Silences the log lines and warnings of TensorFlow, JAX, absl, oneDNN, KerasTuner.
+
+    Must run before those libraries are imported (the C++ loggers read the
+    environment once). With `verbose >= 1` nothing is changed. keras_trainer's
+    own warnings and errors are never hidden.
+    """
+    if verbose:
+        return
+    import logging
+    import warnings
+
+    # TensorFlow's C++ logs (oneDNN notice, E0000 use_unbounded_threadpool, absl's
+    # "before InitializeLog" line): only fatal ones.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    for name in ("absl", "tensorflow", "jax._src.xla_bridge", "jax", "keras_tuner", "h5py", "tf2onnx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=_NOISY_MODULES)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def _pop_verbose(argv: list[str]) -> tuple[list[str], int]:
+    """`-v`/`--verbose` may stand anywhere on the line; returns the rest and the count."""
+    rest = [a for a in argv if a not in ("-v", "--verbose", "-vv")]
+    count = sum(2 if a == "-vv" else 1 for a in argv if a in ("-v", "--verbose", "-vv"))
+    return rest, count
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; library errors print one clear line and exit with status 2."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv, verbose = _pop_verbose(list(sys.argv[1:] if argv is None else argv))
+    quiet_third_party(verbose)
     args = build_parser().parse_args(argv)
+    args.verbose = verbose
     try:
         return int(args.handler(args) or 0)
     except KerasTrainerError as error:

@@ -7,16 +7,32 @@
   checks and latency statistics.
 """
 
-from keras_trainer.export.inference import (
-    CompiledInferenceLayer,
-    InferenceBackend,
-    InferenceResult,
-)
-from keras_trainer.export.latency import LatencyRecorder
-from keras_trainer.export.metadata import read_onnx_metadata
-from keras_trainer.export.onnx_export import (
-    DEFAULT_OPSET,
-    ExportRequest,
-    export_onnx,
-    export_onnx_many,
-)
+import importlib
+
+# Names are imported on first use: `keras-trainer --help` imports this package's
+# `cli` module, which must not pull in Keras, ONNX or ONNX Runtime.
+_EXPORTS = {
+    "CompiledInferenceLayer": "keras_trainer.export.inference",
+    "InferenceBackend": "keras_trainer.export.inference",
+    "InferenceResult": "keras_trainer.export.inference",
+    "LatencyRecorder": "keras_trainer.export.latency",
+    "read_onnx_metadata": "keras_trainer.export.metadata",
+    "DEFAULT_OPSET": "keras_trainer.export.onnx_export",
+    "ExportRequest": "keras_trainer.export.onnx_export",
+    "export_onnx": "keras_trainer.export.onnx_export",
+    "export_onnx_many": "keras_trainer.export.onnx_export",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_trainer.export' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

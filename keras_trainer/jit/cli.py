@@ -89,7 +89,8 @@ def run_collect(args) -> int:
             if "reason" in record:
                 status = f"FAILED ({record['reason']})"
             else:
-                status = "fastest " + min(record["timings_ns"], key=record["timings_ns"].get)
+                status = ("measured (raw fastest " + min(record["timings_ns"], key=record["timings_ns"].get)
+                          + "; labels follow the tie rule at the end)")
             print(f"[{done}/{total}] {record['name']}: {status}", flush=True)
 
         dataset = collect_dataset(modules, repeats=args.repeats, warmup=args.warmup,
@@ -100,6 +101,11 @@ def run_collect(args) -> int:
     except KerasTrainerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    rule = dataset.get("metadata", {})
+    print(f"final labels (ties within {args.tie_tolerance:g} go to the {args.tie_break} preference"
+          + (f" {rule['tie_preference']}" if "tie_preference" in rule else "") + "):")
+    for sample in dataset["samples"]:
+        print(f"  {sample.get('name', '?')}: {sample['label_name']}")
     labels = collections.Counter(s["label_name"] for s in dataset["samples"])
     print(f"wrote {args.output}: {len(dataset['samples'])} samples, "
           f"{len(dataset['failed'])} failed; labels {dict(labels)}")

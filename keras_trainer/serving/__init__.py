@@ -3,6 +3,7 @@
 `ServedModel(path)` loads a `.keras`, `.h5` or `.onnx` network or an assistant
 and answers JSON requests; `create_app(model)` is its FastAPI application;
 `serve(path, host, port)` runs it. `keras-trainer serve MODEL` is the command.
+Names are imported on first use (`keras-trainer --help` stays free of Keras).
 
 Example:
 
@@ -10,7 +11,24 @@ Example:
 >>> ServedModel("models/jit_optimizer.keras").predict({"inputs": [[1.0] * 12]})
 """
 
-from keras_trainer.serving.app import create_app, serve
-from keras_trainer.serving.model import ServedModel
+import importlib
 
-__all__ = ["ServedModel", "create_app", "serve"]
+_EXPORTS = {
+    "ServedModel": "keras_trainer.serving.model",
+    "create_app": "keras_trainer.serving.app",
+    "serve": "keras_trainer.serving.app",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_trainer.serving' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -19,7 +19,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 from typing import Optional
 
 import numpy as np
@@ -143,12 +145,23 @@ def run_tune(args: argparse.Namespace) -> int:
     print(f"search: {tuning.search_method}, up to {tuning.max_trials} trials of up to {tuning.max_epochs} epochs, "
           f"model.type={model_config.type}")
     trainer = AutoTrainer(tuning)
-    result = trainer.optimize(model_factory, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
-                              symbol=args.symbol)
+    progress = logging.StreamHandler(sys.stdout)
+    progress.setFormatter(logging.Formatter("%(message)s"))
+    trial_logger = logging.getLogger("keras_trainer.tuning.auto_trainer")
+    trial_logger.addHandler(progress)
+    try:
+        result = trainer.optimize(model_factory, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
+                                  symbol=args.symbol)
+    finally:
+        trial_logger.removeHandler(progress)
     print(trainer.trials_table().to_markdown())
     print(f"best trial {result.trial_id}: {result.hyperparameters}")
-    print(f"best {result.metric}: {result.val_metric:.6g}"
-          + ("" if tuning.retrain_best else " (search checkpoint, not retrained)"))
+    print(f"search: best trial's {result.metric} = {result.search_val_metric:.6g} (during the search)")
+    if tuning.retrain_best:
+        print(f"retrained model: {result.metric} = {result.val_metric:.6g} (best trial's values, retrained "
+              f"from scratch for {tuning.max_epochs} epochs; this is the saved model)")
+    else:
+        print("saved model: the best trial's own checkpoint (tuning.retrain_best is false)")
     test_metrics = {}
     if len(test_idx):
         predictions = np.asarray(result.model.predict(x[test_idx], verbose=0))
