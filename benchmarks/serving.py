@@ -117,7 +117,7 @@ def over_http(model: ServedModel, bodies: list, clients: int) -> dict:
         with concurrent.futures.ThreadPoolExecutor(clients) as pool:
             parts = list(pool.map(lambda share: http_client(port, share), shares))
         results[f"http_{clients}_clients"] = stats(
-            sum(parts, []), time.perf_counter() - start
+            [t for part in parts for t in part], time.perf_counter() - start
         )
         return results
     finally:

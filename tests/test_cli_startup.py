@@ -36,7 +36,7 @@ print("\\nMODULES " + json.dumps(heavy))
 
 
 def _probe(*args):
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 (the test reads returncode)
         [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
         env=subprocess_env(),
         capture_output=True,
@@ -90,7 +90,7 @@ def test_training_output_has_no_third_party_log_lines_and_no_progress_bar(tmp_pa
             }
         )
     )
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 (the test reads returncode)
         [
             sys.executable,
             "-m",

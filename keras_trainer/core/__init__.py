@@ -20,7 +20,7 @@ _EXPORTS = {
     "set_seed": "keras_trainer.core.seeding",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name):

@@ -23,7 +23,7 @@ _EXPORTS = {
     "export_onnx_many": "keras_trainer.export.onnx_export",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name):

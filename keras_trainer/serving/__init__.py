@@ -19,7 +19,7 @@ _EXPORTS = {
     "serve": "keras_trainer.serving.app",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name):
