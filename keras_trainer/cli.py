@@ -164,6 +164,20 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from keras_trainer.core.runs import RunFolder
+
+    run = RunFolder.resolve(args.run)
+    written = run.save_plots()
+    if not written:
+        from keras_trainer.errors import DataError
+
+        raise DataError(f"{run.path}: nothing to plot (no history or evaluation report), or matplotlib is missing")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     from keras_trainer.config import load_config
 
@@ -210,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=_predict)
 
     commands.add_parser("schema", help="print the config JSON Schema").set_defaults(handler=_schema)
+    plot = commands.add_parser("plot", help="draw a run's training curves and confusion matrix (PNG)")
+    plot.add_argument("run", help="a run folder: runs/<name> (its latest version) or runs/<name>/version_N")
+    plot.set_defaults(handler=_plot)
     validate = commands.add_parser("validate", help="validate a config file")
     validate.add_argument("config")
     validate.set_defaults(handler=_validate)
