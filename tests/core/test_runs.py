@@ -128,3 +128,38 @@ def test_plot_command_draws_a_run(tmp_path):
         run.file("confusion_matrix.png")
     )
     assert result.stdout.count("wrote ") == 2
+
+
+def test_mlflow_logs_params_every_epoch_and_the_folder(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from keras_trainer.core.tracking import default_tracking_uri, track_run
+
+    run = RunFolder.create("tracked", root=tmp_path / "runs")
+    run.save_history({"loss": [1.0, 0.6, 0.4], "val_loss": [1.2, 0.8, 0.7]})
+    run.save_config(
+        {
+            "training": {"epochs": 3, "optimizer": {"name": "adam"}},
+            "model": {"hidden_layers": [8, 4]},
+        }
+    )
+    run_id = track_run(
+        run,
+        "demo",
+        params={"training": {"epochs": 3}, "model": {"hidden_layers": [8, 4]}},
+        metrics={"test_accuracy": 0.9},
+    )
+    uri = default_tracking_uri(run)
+    assert uri == "file:" + str(tmp_path / "runs" / "mlruns")
+    logged = MlflowClient(uri).get_run(run_id)
+    assert logged.info.status == "FINISHED"
+    assert logged.data.params == {
+        "training.epochs": "3",
+        "model.hidden_layers": "[8, 4]",
+    }
+    assert logged.data.metrics["test_accuracy"] == 0.9
+    steps = MlflowClient(uri).get_metric_history(run_id, "val_loss")
+    assert [(m.step, m.value) for m in steps] == [(0, 1.2), (1, 0.8), (2, 0.7)]
+    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run_id)}
+    assert {"config.json", "history.json", "history.csv"} <= artifacts
