@@ -274,3 +274,72 @@ def _history_from_csv(path: str) -> dict[str, Any]:
                 series.setdefault(name, []).append(value)
     learning_rates = series.pop("learning_rate", None) or series.pop("lr", None) or []
     return {"history": series, "learning_rates": learning_rates, "epochs": epochs}
+
+
+# ------------------------------------------------------------------ CLI helpers
+def add_run_arguments(parser, tensorboard: bool = True) -> None:
+    """Adds `--run-name`, `--runs-dir`, `--tensorboard`, `--mlflow`, `--mlflow-uri` to a verb."""
+    parser.add_argument(
+        "--run-name",
+        help="name of the run folder runs/NAME/version_N (default: the config's name)",
+    )
+    parser.add_argument(
+        "--runs-dir", default=DEFAULT_ROOT, help="folder of all runs (default: runs)"
+    )
+    if tensorboard:
+        parser.add_argument(
+            "--tensorboard",
+            action="store_true",
+            help="also write TensorBoard logs into the run",
+        )
+    parser.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="also log the run to MLflow (default store: RUNS_DIR/mlruns; [mlflow] extra)",
+    )
+    parser.add_argument(
+        "--mlflow-uri", help="MLflow tracking URI instead of the local RUNS_DIR/mlruns"
+    )
+
+
+def start_run(args: Any, default_name: str) -> RunFolder:
+    """Creates the run folder a verb's arguments ask for and prints where it is."""
+    name = (
+        getattr(args, "run_name", None)
+        or os.path.splitext(os.path.basename(default_name))[0]
+    )
+    run = RunFolder.create(name, getattr(args, "runs_dir", None) or DEFAULT_ROOT)
+    print(f"run folder: {run.path}", flush=True)
+    return run
+
+
+def finish_run(
+    run: RunFolder,
+    args: Any,
+    config: dict[str, Any],
+    history: Any = None,
+    report: Any = None,
+    metrics: dict[str, float] | None = None,
+    summary: dict[str, Any] | None = None,
+) -> None:
+    """Writes the run's config, history (unless `fit` wrote it), report, plots and
+    summary; logs it to MLflow with `--mlflow`; prints the folder again."""
+    run.save_config(config)
+    if history is not None and not run.exists(RunFolder.HISTORY_JSON):
+        run.save_history(history)
+    if report is not None:
+        run.save_report(report)
+    run.save_plots()
+    run.save_summary({**(summary or {}), "metrics": metrics or {}})
+    if getattr(args, "mlflow", False):
+        from keras_trainer.core.tracking import track_run
+
+        run_id = track_run(
+            run,
+            experiment=run.name,
+            params=config,
+            metrics=metrics,
+            tracking_uri=getattr(args, "mlflow_uri", None),
+        )
+        print(f"mlflow run: {run_id}")
+    print(f"run folder: {run.path}")

@@ -26,6 +26,7 @@ from typing import Optional
 
 import numpy as np
 
+from keras_trainer.core.runs import add_run_arguments, finish_run, start_run
 from keras_trainer.errors import ConfigError, DataError
 
 BUILTIN = "builtin:"
@@ -51,6 +52,7 @@ def register(subparsers) -> None:
     tune.add_argument("--output", help="saved best model (.keras or .h5; default: DIRECTORY/SYMBOL/best.keras)")
     tune.add_argument("--max-trials", type=int, help="overrides tuning.max_trials")
     tune.add_argument("--max-epochs", type=int, help="overrides tuning.max_epochs")
+    add_run_arguments(tune, tensorboard=False)
     tune.set_defaults(handler=run_tune)
 
 
@@ -140,6 +142,7 @@ def run_tune(args: argparse.Namespace) -> int:
     def model_factory(dropout_rate: float):
         return build_model(model_config.replace(dropout=dropout_rate, input_dim=x.shape[1]), input_shape)
 
+    run = start_run(args, args.symbol or args.config)
     print(f"data: {args.data} ({len(train_idx)} train, {len(val_idx)} validation, {len(test_idx)} test rows, "
           f"{x.shape[1]} features)")
     print(f"search: {tuning.search_method}, up to {tuning.max_trials} trials of up to {tuning.max_epochs} epochs, "
@@ -147,7 +150,8 @@ def run_tune(args: argparse.Namespace) -> int:
     trainer = AutoTrainer(tuning)
     progress = logging.StreamHandler(sys.stdout)
     progress.setFormatter(logging.Formatter("%(message)s"))
-    trial_logger = logging.getLogger("keras_trainer.tuning.auto_trainer")
+    progress.addFilter(lambda record: record.getMessage().startswith("trial "))  # one line per trial
+    trial_logger = logging.getLogger("keras_trainer.tuning")
     trial_logger.addHandler(progress)
     try:
         result = trainer.optimize(model_factory, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
@@ -163,7 +167,12 @@ def run_tune(args: argparse.Namespace) -> int:
     else:
         print("saved model: the best trial's own checkpoint (tuning.retrain_best is false)")
     test_metrics = {}
+    report = None
     if len(test_idx):
+        from keras_trainer.core.evaluation import ModelEvaluator
+
+        task = "classification" if classification else "regression"
+        report = ModelEvaluator(result.model, task=task).evaluate(x[test_idx], y[test_idx])
         predictions = np.asarray(result.model.predict(x[test_idx], verbose=0))
         if classification:
             labels = (predictions.reshape(-1) > 0.5).astype("int64") if predictions.shape[-1] == 1 \
@@ -182,4 +191,13 @@ def run_tune(args: argparse.Namespace) -> int:
         "config": config.to_dict(),
     })
     print(f"saved model: {path}")
+    if os.path.abspath(path) != os.path.abspath(run.file(run.MODEL)):
+        import shutil
+
+        shutil.copyfile(path, run.file(run.MODEL))
+    finish_run(run, args, config.to_dict(), history=result.history, report=report,
+               metrics={f"test_{k}": v for k, v in test_metrics.items()}
+               | {f"search_{result.metric}": result.search_val_metric, f"retrained_{result.metric}": result.val_metric},
+               summary={"command": "tune", "data": args.data, "best_trial": result.trial_id,
+                        "hyperparameters": result.hyperparameters, "tuning_directory": result.directory})
     return 0
