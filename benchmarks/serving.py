@@ -6,7 +6,7 @@ KERAS_BACKEND:
 
   - `ServedModel.predict` in-process (the reference: model, checks and labels,
     no HTTP),
-  - HTTP `POST /predict`, one client sending requests one after another,
+  - HTTP `POST /predict` to `keras-trainer serve` in its own process, one client sending requests one after another,
   - HTTP `POST /predict`, `--clients` clients at once (keep-alive connections),
 
 and prints requests/s, p50 and p99 latency, and the HTTP overhead as a ratio
@@ -22,20 +22,23 @@ import http.client
 import json
 import os
 import platform
+import re
+import signal
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras
-import numpy as np
-import uvicorn
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
-from keras_trainer import ModelTrainer
-from keras_trainer.serving import ServedModel
-from keras_trainer.serving.app import bind, create_app
+from keras_trainer import ModelTrainer  # noqa: E402
+from keras_trainer.serving import ServedModel  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def train_model(path: str, rng) -> np.ndarray:
@@ -95,18 +98,23 @@ def http_client(port: int, payloads: list) -> list:
     return latencies
 
 
-def over_http(model: ServedModel, bodies: list, clients: int) -> dict:
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(model), log_level="warning"))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+def over_http(model_path: str, bodies: list, clients: int) -> dict:
+    """Starts `keras-trainer serve` in its own process (as in production: the client
+    does not share the server's interpreter), then sends the requests."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
     )
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    payloads = [json.dumps(body).encode() for body in bodies]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "keras_trainer", "serve", model_path, "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        line = server.stdout.readline()
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+        payloads = [json.dumps(body).encode() for body in bodies]
         http_client(port, payloads[:50])
         results = {}
         start = time.perf_counter()
@@ -121,9 +129,8 @@ def over_http(model: ServedModel, bodies: list, clients: int) -> dict:
         )
         return results
     finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
 
 
 def main() -> None:
@@ -150,7 +157,7 @@ def main() -> None:
             rows[f"{engine}: in-process ServedModel.predict (reference)"] = (
                 reference
             ) = in_process(model, bodies)
-            for name, row in over_http(model, bodies, args.clients).items():
+            for name, row in over_http(model_path, bodies, args.clients).items():
                 row["p50_vs_reference"] = row["p50_ms"] / reference["p50_ms"]
                 rows[f"{engine}: {name}"] = row
     print(
