@@ -37,6 +37,7 @@ BINARY = "binary"
 MULTILABEL = "multilabel"
 REGRESSION = "regression"
 HEADS = (MULTICLASS, BINARY, MULTILABEL, REGRESSION)
+CLASSIFICATION_HEADS = (MULTICLASS, BINARY, MULTILABEL)
 
 
 def _activation_name(model: Any) -> str | None:
