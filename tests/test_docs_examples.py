@@ -30,7 +30,7 @@ DOCS = ["README.md"] + sorted(
 FENCE = re.compile(r"(<!-- example: skip[^>]*-->\s*)?```(python|bash|sh|shell)\n(.*?)```", re.S)
 # Sizes made small for the test, in the examples' own words.
 SMALLER = [
-    (re.compile(r"--corpus \d+"), "--corpus 4"),
+    (re.compile(r"--corpus \d+"), "--corpus 12 --repeats 1"),
     (re.compile(r"--repeats \d+"), "--repeats 1"),
     (re.compile(r"num_iterations=\d+"), "num_iterations=2"),
 ]
