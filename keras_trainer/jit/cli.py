@@ -1,18 +1,26 @@
-"""The JIT family's command-line subcommands: `collect` and `jit`.
+"""The JIT family's command-line verbs: `train`, `evaluate`, `predict`, `collect`, `jit`.
 
+    keras-trainer train config/model_config.json     train the JIT strategy model
+    keras-trainer evaluate models/jit_optimizer.keras
+    keras-trainer predict models/jit_optimizer.keras --ir kernel.ll --runtime metrics.json
     keras-trainer collect --corpus 300 --seed 0 --output data/jit.json
     keras-trainer collect kernels/*.ll --entry entry --args 1000 --output data/jit.json
     keras-trainer jit models/jit_optimizer.keras kernel.ll --entry entry 1000
 
-The lead's `keras_trainer/cli.py` calls `register(subparsers)`.
+`keras_trainer/cli.py` calls `register(subparsers)` through
+`keras_trainer.registry.CLI_COMMANDS` (entry "jit").
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import sys
+from typing import Optional
+
+import numpy as np
 
 from keras_trainer.errors import DataError, KerasTrainerError
 
@@ -28,7 +36,12 @@ def _number(text: str):
 
 
 def register(subparsers) -> None:
-    """Adds the `collect` and `jit` subcommands to an argparse subparsers object."""
+    """Adds the JIT family's own verbs (`collect`, `jit`) to `subparsers`.
+
+    `train`, `evaluate` and `predict` are the core's shared verbs
+    (`keras_trainer.cli_verbs`); they call `train`, `evaluate` and `predict`
+    below through `keras_trainer.registry.FAMILY_VERBS`.
+    """
     collect = subparsers.add_parser(
         "collect",
         help="Measure IR modules under the 5 strategies and write a JIT dataset JSON.",
@@ -64,6 +77,159 @@ def register(subparsers) -> None:
     jit.add_argument("args", type=_number, nargs="*", help="arguments of the entry function")
     jit.add_argument("--entry", default="entry")
     jit.set_defaults(handler=run_jit)
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices `(train, test)` with about `fraction` of each class in `test`."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_test = int(round(len(members) * fraction)) if len(members) > 1 else 0
+        test.extend(members[:n_test])
+        train.extend(members[n_test:])
+    return rng.permutation(np.asarray(train, dtype=int)), np.sort(np.asarray(test, dtype=int))
+
+
+def _dataset_path(path: Optional[str]) -> str:
+    if path:
+        return path
+    from keras_trainer.jit import SAMPLE_DATASET_PATH
+
+    return SAMPLE_DATASET_PATH
+
+
+def _print_metrics(title: str, metrics: dict) -> None:
+    print(title)
+    for name, value in metrics.items():
+        print(f"  {name:<24} {value:.4f}" if isinstance(value, float) else f"  {name:<24} {value}")
+
+
+def train(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer train` for a JIT strategy config."""
+    from keras_trainer.core.runs import finish_run, start_run
+    from keras_trainer.jit.collect import load_dataset, read_dataset
+    from keras_trainer.jit.config import load_jit_config
+    from keras_trainer.jit.trainer import ModelTrainer
+
+    config = load_jit_config(args.config)
+    training = config.training
+    if args.epochs is not None:
+        training.epochs = args.epochs
+    if args.checkpoint_dir:
+        training.checkpoint.directory = args.checkpoint_dir
+    if args.resume:
+        training.resume = True
+    if args.quiet:
+        training.verbose = 0
+    config = load_jit_config(config.to_dict())  # re-validate the overrides
+    data_path = _dataset_path(args.data or config.data.path)
+    ir_samples, runtime_data, labels = load_dataset(data_path)
+    run = start_run(args, args.config)
+    training = config.training
+    training.logging.directory = run.path
+    training.logging.tensorboard = bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
+    class_names = read_dataset(data_path)["strategies"]
+    train_idx, test_idx = stratified_split(np.asarray(labels), config.data.test_split, training.seed or 0)
+    pick = lambda items, idx: [items[i] for i in idx]  # noqa: E731
+
+    trainer = ModelTrainer(config)
+    trainer.class_names = class_names
+    X_train, y_train = trainer.prepare_training_data(
+        pick(ir_samples, train_idx), pick(runtime_data, train_idx), pick(labels, train_idx)
+    )
+    X_test, y_test = trainer.prepare_training_data(
+        pick(ir_samples, test_idx),
+        pick(runtime_data, test_idx),
+        pick(labels, test_idx),
+        fit_normalizer=False,
+    )
+    print(f"dataset: {data_path} ({len(train_idx)} train, {len(test_idx)} test samples)")
+    trainer.create_model(X_train.shape[1])
+    history = trainer.train((X_train, y_train))
+    print(history.summary())
+    report, metrics = None, {}
+    if len(test_idx):
+        metrics = {f"test_{k}": v for k, v in trainer.evaluate((X_test, y_test)).items()}
+        _print_metrics("test metrics:", metrics)
+        report = _report(trainer, X_test, y_test, args.report)
+    output = args.output or config.output.model_path
+    trainer.save_model(output)
+    trainer.save_model(run.file(run.MODEL))
+    print(f"saved model: {output}")
+    finish_run(run, args, config.to_dict(), report=report,
+               metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+               summary={"command": "train", "family": "jit", "data": data_path, "model": output})
+    return 0
+
+
+def _report(trainer, X: np.ndarray, y: np.ndarray, report_path: Optional[str]):
+    report = trainer.evaluation_report((X, y))
+    print(report.to_text())
+    if report_path:
+        report.save_json(report_path)
+        print(f"saved report: {report_path}")
+    return report
+
+
+def _load_trainer(model_path: str):
+    from keras_trainer.jit.trainer import load_jit_model
+
+    return load_jit_model(model_path)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer evaluate` for a JIT strategy model."""
+    from keras_trainer.jit.collect import load_dataset
+
+    trainer = _load_trainer(args.model)
+    ir_samples, runtime_data, labels = load_dataset(_dataset_path(args.data))
+    X, y = trainer.prepare_training_data(ir_samples, runtime_data, labels, fit_normalizer=False)
+    _print_metrics(f"metrics on {len(labels)} samples:", trainer.evaluate((X, y)))
+    _report(trainer, X, y, args.report)
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer predict` for a JIT strategy model: every strategy's
+    probability per kernel, named by the kernel (dataset sample name or `.ll` file)."""
+    from keras_trainer.core.predictions import MULTICLASS, describe, records_to_csv, write_predictions
+
+    trainer = _load_trainer(args.model)
+    if args.features:
+        try:
+            with open(args.features, encoding="utf-8") as handle:
+                rows = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{args.features}: cannot read feature rows ({error})") from None
+        probabilities = trainer.predict(rows)
+        names = list(range(len(probabilities)))
+    elif args.ir:
+        try:
+            with open(args.ir, encoding="utf-8") as handle:
+                ir_text = handle.read()
+            runtime = {}
+            if args.runtime:
+                with open(args.runtime, encoding="utf-8") as handle:
+                    runtime = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise DataError(f"cannot read {args.ir} / {args.runtime}: {error}") from None
+        probabilities = trainer.predict_ir([ir_text], [runtime])
+        names = [os.path.basename(args.ir)]
+    else:
+        from keras_trainer.jit.collect import load_dataset, read_dataset
+
+        path = _dataset_path(args.data)
+        ir_samples, runtime_data, _ = load_dataset(path)
+        probabilities = trainer.predict_ir(ir_samples, runtime_data)
+        names = [sample.get("name", i) for i, sample in enumerate(read_dataset(path)["samples"])]
+    records = describe(probabilities, MULTICLASS, list(trainer.class_names), names)
+    if args.output:
+        write_predictions(records, args.output)
+        print(f"wrote {len(records)} predictions to {args.output}")
+    else:
+        print(records_to_csv(records), end="")
+    return 0
 
 
 def run_collect(args) -> int:
