@@ -87,9 +87,7 @@ def http_client(port: int, payloads: list) -> list:
     latencies = []
     for payload in payloads:
         t = time.perf_counter()
-        connection.request(
-            "POST", "/predict", payload, {"Content-Type": "application/json"}
-        )
+        connection.request("POST", "/predict", payload, {"Content-Type": "application/json"})
         response = connection.getresponse()
         response.read()
         latencies.append(time.perf_counter() - t)
@@ -137,9 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument(
-        "--onnx", action="store_true", help="also serve the model exported to ONNX"
-    )
+    parser.add_argument("--onnx", action="store_true", help="also serve the model exported to ONNX")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as directory:
@@ -154,9 +150,9 @@ def main() -> None:
         rows = {}
         for engine, model_path in paths.items():
             model = ServedModel(model_path)
-            rows[f"{engine}: in-process ServedModel.predict (reference)"] = (
-                reference
-            ) = in_process(model, bodies)
+            rows[f"{engine}: in-process ServedModel.predict (reference)"] = reference = in_process(
+                model, bodies
+            )
             for name, row in over_http(model_path, bodies, args.clients).items():
                 row["p50_vs_reference"] = row["p50_ms"] / reference["p50_ms"]
                 rows[f"{engine}: {name}"] = row
@@ -166,9 +162,7 @@ def main() -> None:
     )
     print(f"{'':<55} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p50 / ref':>9}")
     for name, row in rows.items():
-        ratio = (
-            f"{row['p50_vs_reference']:.1f}x" if "p50_vs_reference" in row else "1.0x"
-        )
+        ratio = f"{row['p50_vs_reference']:.1f}x" if "p50_vs_reference" in row else "1.0x"
         print(
             f"{name:<55} {row['requests_per_s']:>9.0f} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {ratio:>9}"
         )

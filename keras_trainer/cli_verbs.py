@@ -54,19 +54,13 @@ def config_family(config_path: str, data: str | None = None) -> str:
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {config_path}") from None
     except ValueError as error:
-        raise ConfigError(
-            f"{config_path}: malformed JSON in config file: {error}"
-        ) from None
+        raise ConfigError(f"{config_path}: malformed JSON in config file: {error}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(
-            f"{config_path}: a config is a JSON object, got {type(raw).__name__}"
-        )
+        raise ConfigError(f"{config_path}: a config is a JSON object, got {type(raw).__name__}")
     if "model" not in raw and any(key in raw for key in ASSISTANT_KEYS):
         return "assistant"
     model_type = (
-        (raw.get("model") or {}).get("type", "mlp")
-        if isinstance(raw.get("model"), dict)
-        else "mlp"
+        (raw.get("model") or {}).get("type", "mlp") if isinstance(raw.get("model"), dict) else "mlp"
     )
     if not data and isinstance(raw.get("data"), dict):
         data = raw["data"].get("path")
@@ -132,9 +126,7 @@ def register(subparsers) -> None:
         "--target",
         help="target column of a CSV or Parquet table (default: its last column)",
     )
-    train.add_argument(
-        "--window", type=int, help="rows per input window (lstm, cnn_lstm)"
-    )
+    train.add_argument("--window", type=int, help="rows per input window (lstm, cnn_lstm)")
     train.add_argument(
         "--horizon",
         type=int,
@@ -146,27 +138,21 @@ def register(subparsers) -> None:
         help="also save the model here (it is always saved in the run folder)",
     )
     train.add_argument("--epochs", type=int, help="override training.epochs")
-    train.add_argument(
-        "--checkpoint-dir", help="override training.checkpoint.directory (JIT)"
-    )
+    train.add_argument("--checkpoint-dir", help="override training.checkpoint.directory (JIT)")
     train.add_argument(
         "--resume",
         action="store_true",
         help="continue from the latest checkpoint (JIT)",
     )
     train.add_argument("--quiet", action="store_true", help="no per-epoch output")
-    train.add_argument(
-        "--report", help="also write the test-set evaluation report as JSON here"
-    )
+    train.add_argument("--report", help="also write the test-set evaluation report as JSON here")
     add_run_arguments(train)
     train.set_defaults(handler=_train)
 
     evaluate = subparsers.add_parser(
         "evaluate", help="evaluate a saved model (any family) on a dataset"
     )
-    evaluate.add_argument(
-        "model", help=".keras/.h5 model (or an assistant ONNX folder)"
-    )
+    evaluate.add_argument("model", help=".keras/.h5 model (or an assistant ONNX folder)")
     evaluate.add_argument(
         "--data",
         help="dataset as for train (default: the bundled sample / the model's data)",
@@ -184,16 +170,10 @@ def register(subparsers) -> None:
         "--data",
         help="rows (.csv, .json, .npy, .npz), a JIT dataset JSON, or questions",
     )
-    predict.add_argument(
-        "--features", help="(JIT) JSON file with a list of raw feature rows"
-    )
+    predict.add_argument("--features", help="(JIT) JSON file with a list of raw feature rows")
     predict.add_argument("--ir", help="(JIT) LLVM IR file (.ll)")
-    predict.add_argument(
-        "--runtime", help="(JIT) JSON file with the runtime metrics of --ir"
-    )
-    predict.add_argument(
-        "--id-column", help="CSV column (or JSON key) that names each row"
-    )
+    predict.add_argument("--runtime", help="(JIT) JSON file with the runtime metrics of --ir")
+    predict.add_argument("--id-column", help="CSV column (or JSON key) that names each row")
     predict.add_argument(
         "--output",
         help="write the predictions to a .csv or .json file (default: CSV on stdout)",

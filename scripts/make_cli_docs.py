@@ -45,7 +45,9 @@ def main() -> int:
     if "--check" in sys.argv:
         with open(PAGE, encoding="utf-8") as handle:
             if handle.read() != text:
-                print(f"{PAGE} is out of date: run python3 scripts/make_cli_docs.py", file=sys.stderr)
+                print(
+                    f"{PAGE} is out of date: run python3 scripts/make_cli_docs.py", file=sys.stderr
+                )
                 return 1
         return 0
     with open(PAGE, "w", encoding="utf-8") as handle:

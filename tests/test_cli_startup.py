@@ -100,11 +100,7 @@ def test_training_output_has_no_third_party_log_lines_and_no_progress_bar(tmp_pa
             "--output",
             str(tmp_path / "m.keras"),
         ],
-        env={
-            k: v
-            for k, v in subprocess_env().items()
-            if k not in ("TF_CPP_MIN_LOG_LEVEL",)
-        },
+        env={k: v for k, v in subprocess_env().items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)},
         capture_output=True,
         text=True,
         cwd=ROOT,

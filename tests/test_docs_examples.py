@@ -25,7 +25,9 @@ import pytest
 from tests.conftest import ROOT, subprocess_env
 
 DOCS = ["README.md"] + sorted(
-    os.path.join("docs", name) for name in os.listdir(os.path.join(ROOT, "docs")) if name.endswith(".md")
+    os.path.join("docs", name)
+    for name in os.listdir(os.path.join(ROOT, "docs"))
+    if name.endswith(".md")
 )
 FENCE = re.compile(r"(<!-- example: skip[^>]*-->\s*)?```(python|bash|sh|shell)\n(.*?)```", re.S)
 # Sizes made small for the test, in the examples' own words.
@@ -100,9 +102,15 @@ def test_examples_run_as_written(doc, reader_folder):
         python_blocks = []
         result = subprocess.run(  # noqa: PLW1510 (the test reads returncode)
             ["bash", "-euo", "pipefail", "-c", code.replace("python3 ", f"{sys.executable} ")],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
-        assert result.returncode == 0, f"{doc} shell example {number}:\n{code}\n{result.stderr[-3000:]}"
+        assert result.returncode == 0, (
+            f"{doc} shell example {number}:\n{code}\n{result.stderr[-3000:]}"
+        )
     _run_python(python_blocks, tmp_path, env, doc)
 
 
@@ -112,6 +120,13 @@ def _run_python(blocks, folder, env, doc):
     script = folder / "example.py"
     script.write_text("\n\n".join(blocks))
     result = subprocess.run(  # noqa: PLW1510
-        [sys.executable, str(script)], cwd=folder, env=env, capture_output=True, text=True, timeout=900,
+        [sys.executable, str(script)],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
-    assert result.returncode == 0, f"{doc} Python example:\n{script.read_text()}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"{doc} Python example:\n{script.read_text()}\n{result.stderr[-3000:]}"
+    )

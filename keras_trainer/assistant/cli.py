@@ -113,17 +113,11 @@ def evaluate(args: argparse.Namespace) -> int:
     scores = exact_match(assistant, pairs)
     print(f"metrics on {len(pairs)} pairs of {args.data or 'the bundled QA dataset'}:")
     for name, value in scores.items():
-        print(
-            f"  {name:<16} {value:.4f}"
-            if isinstance(value, float)
-            else f"  {name:<16} {value}"
-        )
+        print(f"  {name:<16} {value:.4f}" if isinstance(value, float) else f"  {name:<16} {value}")
     if args.report:
         from keras_trainer.core.atomic import write_json_atomic
 
-        write_json_atomic(
-            args.report, {"task": "assistant", "data": args.data, **scores}
-        )
+        write_json_atomic(args.report, {"task": "assistant", "data": args.data, **scores})
         print(f"saved report: {args.report}")
     return 0
 
@@ -138,9 +132,7 @@ def read_queries(path: str) -> list[str]:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if "query" not in (reader.fieldnames or []):
-                raise DataError(
-                    f"{path}: needs a 'query' column (columns: {reader.fieldnames})"
-                )
+                raise DataError(f"{path}: needs a 'query' column (columns: {reader.fieldnames})")
             return [row["query"] for row in reader]
     try:
         with open(path, encoding="utf-8") as handle:
@@ -165,15 +157,12 @@ def predict(args: argparse.Namespace) -> int:
     from keras_trainer.core.predictions import records_to_csv, write_predictions
 
     if not args.data:
-        raise DataError(
-            "predict: pass --data QUESTIONS (.json list or .csv with a 'query' column)"
-        )
+        raise DataError("predict: pass --data QUESTIONS (.json list or .csv with a 'query' column)")
     assistant = _load(args.model)
     queries = read_queries(args.data)
     answers = assistant.generate_batch(queries)
     records = [
-        {"id": i, "query": q, "response": a}
-        for i, (q, a) in enumerate(zip(queries, answers))
+        {"id": i, "query": q, "response": a} for i, (q, a) in enumerate(zip(queries, answers))
     ]
     if args.output:
         write_predictions(records, args.output)
@@ -191,12 +180,8 @@ def register(subparsers) -> None:
         description="Answers each QUESTION given and exits; without questions, reads one per line "
         "from standard input until an empty line, 'exit' or end of input.",
     )
-    chat.add_argument(
-        "model", help="assistant .keras file, or an assistant ONNX folder"
-    )
-    chat.add_argument(
-        "questions", nargs="*", help="questions to answer (default: interactive)"
-    )
+    chat.add_argument("model", help="assistant .keras file, or an assistant ONNX folder")
+    chat.add_argument("questions", nargs="*", help="questions to answer (default: interactive)")
     chat.add_argument("--method", choices=["greedy", "beam"], default="greedy")
     chat.add_argument("--beam-width", type=int, default=4)
     chat.set_defaults(handler=chat_command)

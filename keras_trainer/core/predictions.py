@@ -131,18 +131,14 @@ def describe(
         if head == MULTICLASS:
             best = int(np.argmax(row))
             record["label"] = class_names[best]
-            record["probabilities"] = {
-                name: float(p) for name, p in zip(class_names, row)
-            }
+            record["probabilities"] = {name: float(p) for name, p in zip(class_names, row)}
         elif head == BINARY:
             p = float(row[0])
             record["label"] = class_names[int(p >= 0.5)]
             record["probabilities"] = {class_names[0]: 1.0 - p, class_names[1]: p}
         elif head == MULTILABEL:
             record["labels"] = [name for name, p in zip(class_names, row) if p >= 0.5]
-            record["probabilities"] = {
-                name: float(p) for name, p in zip(class_names, row)
-            }
+            record["probabilities"] = {name: float(p) for name, p in zip(class_names, row)}
         else:
             names = list(target_names) or (
                 ["value"] if width == 1 else [f"value_{i}" for i in range(width)]
@@ -177,9 +173,7 @@ def records_to_csv(records: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_predictions(
-    records: Sequence[dict[str, Any]], path: str | os.PathLike
-) -> str:
+def write_predictions(records: Sequence[dict[str, Any]], path: str | os.PathLike) -> str:
     """Writes records as CSV (`.csv`) or JSON (any other suffix), atomically."""
     path = os.fspath(path)
     text = (

@@ -142,11 +142,7 @@ class RunFolder:
         """Writes a history (a `TrainingHistory` or a dict name -> values) as
         `history.json` and `history.csv`, for runs whose training did not (`fit`
         writes them itself when the folder is its `training.logging.directory`)."""
-        data = (
-            history.to_dict()
-            if hasattr(history, "to_dict")
-            else {"history": dict(history)}
-        )
+        data = history.to_dict() if hasattr(history, "to_dict") else {"history": dict(history)}
         write_json_atomic(self.file(self.HISTORY_JSON), data)
         series = data["history"]
         rows = max((len(v) for v in series.values()), default=0)
@@ -179,9 +175,7 @@ class RunFolder:
         except ImportError:
             return []
         written = []
-        if history is None and (
-            self.exists(self.HISTORY_JSON) or self.exists(self.HISTORY_CSV)
-        ):
+        if history is None and (self.exists(self.HISTORY_JSON) or self.exists(self.HISTORY_CSV)):
             history = load_history(self.path)
         if history is not None:
             written.append(plot_training_curves(history, self.file(self.CURVES)))
@@ -200,9 +194,7 @@ class RunFolder:
             for name in os.listdir(self.path)
             if not name.startswith(".") and ".tmp-" not in name
         )
-        write_json_atomic(
-            self.file(self.SUMMARY), {"run": self.path, **summary, "files": files}
-        )
+        write_json_atomic(self.file(self.SUMMARY), {"run": self.path, **summary, "files": files})
         return self.file(self.SUMMARY)
 
 
@@ -222,9 +214,7 @@ def load_history(path: str | os.PathLike) -> dict[str, Any]:
         for name in (RunFolder.HISTORY_JSON, RunFolder.HISTORY_CSV):
             if run.exists(name):
                 return load_history(run.file(name))
-        raise DataError(
-            f"{run.path}: has no {RunFolder.HISTORY_JSON} or {RunFolder.HISTORY_CSV}"
-        )
+        raise DataError(f"{run.path}: has no {RunFolder.HISTORY_JSON} or {RunFolder.HISTORY_CSV}")
     if not os.path.isfile(path):
         raise DataError(f"{path}: history file not found")
     if path.lower().endswith(".csv"):
@@ -235,9 +225,7 @@ def load_history(path: str | os.PathLike) -> dict[str, Any]:
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: not a readable JSON history ({error})") from None
     if not isinstance(data, dict):
-        raise DataError(
-            f"{path}: a history is a JSON object, got {type(data).__name__}"
-        )
+        raise DataError(f"{path}: a history is a JSON object, got {type(data).__name__}")
     if isinstance(data.get("history"), dict):  # TrainingHistory.to_dict()
         return {
             "history": data["history"],
@@ -304,10 +292,7 @@ def add_run_arguments(parser, tensorboard: bool = True) -> None:
 
 def start_run(args: Any, default_name: str) -> RunFolder:
     """Creates the run folder a verb's arguments ask for and prints where it is."""
-    name = (
-        getattr(args, "run_name", None)
-        or os.path.splitext(os.path.basename(default_name))[0]
-    )
+    name = getattr(args, "run_name", None) or os.path.splitext(os.path.basename(default_name))[0]
     run = RunFolder.create(name, getattr(args, "runs_dir", None) or DEFAULT_ROOT)
     print(f"run folder: {run.path}", flush=True)
     return run

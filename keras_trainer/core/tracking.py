@@ -79,9 +79,7 @@ def track_run(
         ) from None
     client = mlflow.tracking.MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = (
-        found.experiment_id if found else client.create_experiment(experiment)
-    )
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     name = f"{run.name}/version_{run.version}" if run.version is not None else run.name
     mlflow_run = client.create_run(
         experiment_id, run_name=name, tags={"keras_trainer.run_folder": run.path}
@@ -94,16 +92,12 @@ def track_run(
         flat = flatten(params or {})
         names = list(flat)
         for start in range(0, len(names), 100):
-            client.log_batch(
-                run_id, params=[Param(k, flat[k]) for k in names[start : start + 100]]
-            )
+            client.log_batch(run_id, params=[Param(k, flat[k]) for k in names[start : start + 100]])
         entries = []
         if run.exists(RunFolder.HISTORY_JSON) or run.exists(RunFolder.HISTORY_CSV):
             history = load_history(run.path)
             for metric, values in history["history"].items():
-                entries += [
-                    Metric(metric, float(v), 0, step) for step, v in enumerate(values)
-                ]
+                entries += [Metric(metric, float(v), 0, step) for step, v in enumerate(values)]
             entries += [
                 Metric("learning_rate", float(v), 0, s)
                 for s, v in enumerate(history["learning_rates"])

@@ -76,9 +76,7 @@ def create_app(model: ServedModel):
         try:
             payload = json.loads(body)
         except ValueError as error:
-            return error_response(
-                400, DataError(f"request body is not valid JSON: {error}")
-            )
+            return error_response(400, DataError(f"request body is not valid JSON: {error}"))
         try:
             return model.predict(payload)
         except DataError as error:
@@ -146,10 +144,7 @@ def serve(
         access_log=log_level in ("info", "debug"),
     )
     server = uvicorn.Server(config)
-    (
-        on_ready
-        or (
-            lambda u: print(f"serving {model.path} at {u}", flush=True, file=sys.stdout)
-        )
-    )(url)
+    (on_ready or (lambda u: print(f"serving {model.path} at {u}", flush=True, file=sys.stdout)))(
+        url
+    )
     server.run(sockets=[sock])

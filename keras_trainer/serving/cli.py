@@ -19,9 +19,7 @@ def register(subparsers) -> None:
             "answers JSON requests over HTTP until interrupted. Needs the [serve] extra."
         ),
     )
-    serve.add_argument(
-        "model", help=".keras, .h5 or .onnx file, or an assistant ONNX folder"
-    )
+    serve.add_argument("model", help=".keras, .h5 or .onnx file, or an assistant ONNX folder")
     serve.add_argument(
         "--host",
         default="127.0.0.1",

@@ -121,9 +121,7 @@ class ServedModel:
         self.head = predictions.head_kind(
             self.metadata, self.output_width, getattr(self.layer, "model", None)
         )
-        self.class_names = predictions.class_names_for(
-            self.metadata, self.head, self.output_width
-        )
+        self.class_names = predictions.class_names_for(self.metadata, self.head, self.output_width)
         self.feature_names = list(self.metadata.get("feature_names") or [])
 
     # ------------------------------------------------------------------ info
@@ -136,8 +134,7 @@ class ServedModel:
             "task": self.metadata.get("task"),
             "library_version": __version__,
             "trained_with": {
-                k: self.metadata.get(k)
-                for k in ("library_version", "keras_version", "backend")
+                k: self.metadata.get(k) for k in ("library_version", "keras_version", "backend")
             },
         }
         if self.engine == "keras":
@@ -146,9 +143,7 @@ class ServedModel:
             info["keras_backend"] = keras.backend.backend()
         if self.kind == ASSISTANT:
             info["vocabulary_size"] = self.assistant.tokenizer.vocab_size
-            info["methods"] = (
-                ["greedy"] if self.engine == "onnx" else ["greedy", "beam"]
-            )
+            info["methods"] = ["greedy"] if self.engine == "onnx" else ["greedy", "beam"]
             info["request"] = {"query": "text"}
             return info
         info["inputs"] = [
@@ -163,9 +158,7 @@ class ServedModel:
         info["output_width"] = self.output_width
         info["class_names"] = self.class_names
         info["feature_names"] = self.feature_names
-        info["request"] = {
-            "inputs": "one row, a list of rows, or {feature name: value}"
-        }
+        info["request"] = {"inputs": "one row, a list of rows, or {feature name: value}"}
         for key in ("normalization", "hyperparameters", "test_metrics", "data"):
             if key in self.metadata:
                 info[key] = self.metadata[key]
@@ -188,26 +181,16 @@ class ServedModel:
         """
         start = time.perf_counter()
         if not isinstance(request, dict):
-            raise DataError(
-                f"request: expected a JSON object, got {type(request).__name__}"
-            )
-        answer = (
-            self._answer(request)
-            if self.kind == ASSISTANT
-            else self._predict_rows(request)
-        )
+            raise DataError(f"request: expected a JSON object, got {type(request).__name__}")
+        answer = self._answer(request) if self.kind == ASSISTANT else self._predict_rows(request)
         answer["latency_ms"] = round((time.perf_counter() - start) * 1e3, 3)
         return answer
 
-    def predict_records(
-        self, inputs: Any, ids: list | None = None
-    ) -> list[dict[str, Any]]:
+    def predict_records(self, inputs: Any, ids: list | None = None) -> list[dict[str, Any]]:
         """Labelled records for a batch of inputs (rows, feature dicts, or input-name dicts)."""
         arrays, _single = self._arrays(inputs)
         outputs = self.layer.predict(arrays).prediction
-        if isinstance(
-            outputs, dict
-        ):  # several outputs: describe the first, as the head is
+        if isinstance(outputs, dict):  # several outputs: describe the first, as the head is
             outputs = next(iter(outputs.values()))
         return predictions.describe(outputs, self.head, self.class_names, ids)
 
@@ -228,9 +211,7 @@ class ServedModel:
             if single:
                 ids = [ids]
             if not isinstance(ids, list) or len(ids) != rows:
-                raise DataError(
-                    f"request.ids: expected a list of {rows} ids, one per row"
-                )
+                raise DataError(f"request.ids: expected a list of {rows} ids, one per row")
         outputs = self.layer.predict(arrays).prediction
         if isinstance(outputs, dict):
             outputs = next(iter(outputs.values()))
@@ -307,9 +288,7 @@ class ServedModel:
             raise DataError(
                 "request: send exactly one of 'query' (text) or 'queries' (list of texts)"
             )
-        settings = {
-            "max_length": request.get("max_length", self.assistant.tokenizer.max_length)
-        }
+        settings = {"max_length": request.get("max_length", self.assistant.tokenizer.max_length)}
         if (
             not isinstance(settings["max_length"], int)
             or isinstance(settings["max_length"], bool)
@@ -320,18 +299,12 @@ class ServedModel:
             )
         method = request.get("method", "greedy")
         if method not in ("greedy", "beam"):
-            raise DataError(
-                f"request.method: expected 'greedy' or 'beam', got {method!r}"
-            )
+            raise DataError(f"request.method: expected 'greedy' or 'beam', got {method!r}")
         if self.engine == "keras":
             settings["method"] = method
             if method == "beam":
                 width = request.get("beam_width", 4)
-                if (
-                    not isinstance(width, int)
-                    or isinstance(width, bool)
-                    or not 1 <= width <= 64
-                ):
+                if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 64:
                     raise DataError(
                         f"request.beam_width: expected an integer from 1 to 64, got {width!r}"
                     )
@@ -344,11 +317,7 @@ class ServedModel:
             from keras_trainer.assistant.generation import check_query
 
             check_query(request["query"])
-            return {
-                "response": self.assistant.generate_batch(
-                    [request["query"]], **settings
-                )[0]
-            }
+            return {"response": self.assistant.generate_batch([request["query"]], **settings)[0]}
         queries = request["queries"]
         if not isinstance(queries, list) or not queries:
             raise DataError("request.queries: expected a non-empty list of texts")

@@ -105,9 +105,7 @@ def train(args: argparse.Namespace) -> int:
             )
         x, y = xs, ys
     else:
-        train_idx, val_idx, test_idx = split_rows(
-            len(x), validation, config.data.test_split, seed
-        )
+        train_idx, val_idx, test_idx = split_rows(len(x), validation, config.data.test_split, seed)
     run = start_run(args, args.config)
     training.logging.directory = run.path
     training.logging.tensorboard = (
@@ -116,9 +114,7 @@ def train(args: argparse.Namespace) -> int:
     scaler = FeatureScaler().fit(x[train_idx])
     input_shape = tuple(x.shape[1:])
     network = build_model(model_config.replace(input_dim=x.shape[-1]), input_shape)
-    loss = raw.get("training", {}).get("loss") or _default_loss(
-        model_config.output_activation
-    )
+    loss = raw.get("training", {}).get("loss") or _default_loss(model_config.output_activation)
     metrics = ["accuracy"] if classification else ["mae"]
     print(
         f"data: {source} ({len(train_idx)} train, {len(val_idx)} validation, {len(test_idx)} test "
@@ -138,11 +134,7 @@ def train(args: argparse.Namespace) -> int:
     model = serving_model(network, scaler)
     class_names = None
     if classification:
-        width = (
-            2
-            if model_config.output_activation == "sigmoid"
-            else model_config.output_dim
-        )
+        width = 2 if model_config.output_activation == "sigmoid" else model_config.output_dim
         class_names = [str(i) for i in range(width)]
     report, metric_values = None, {}
     if len(test_idx):
@@ -208,25 +200,19 @@ def evaluate(args: argparse.Namespace) -> int:
     model, metadata = _load(args.model)
     source = args.data or metadata.get("data")
     if not source:
-        raise DataError(
-            f"evaluate: pass --data (the model {args.model} does not name its data)"
-        )
+        raise DataError(f"evaluate: pass --data (the model {args.model} does not name its data)")
     x, y, _ = load_data(source, args.target or metadata.get("target"))
     head = head_kind(metadata, int(np.prod(model.output_shape[1:])), model)
     classification = head in CLASSIFICATION_HEADS
     if "config" in metadata:
-        y, classification = head_targets(
-            y, load_config(metadata["config"]).model, source
-        )
+        y, classification = head_targets(y, load_config(metadata["config"]).model, source)
     x, y = _windowed(x, y, metadata)
     report = ModelEvaluator(
         model,
         task="classification" if classification else "regression",
         class_names=metadata.get("class_names") if classification else None,
     ).evaluate(x, y)
-    print(
-        f"metrics on {len(y)} {'windows' if metadata.get('window') else 'rows'} of {source}:"
-    )
+    print(f"metrics on {len(y)} {'windows' if metadata.get('window') else 'rows'} of {source}:")
     print(report.to_text())
     if args.report:
         report.save_json(args.report)
@@ -250,9 +236,7 @@ def read_rows(path: str, feature_names: list[str], id_column: str | None = None)
         import csv
 
         with open(path, newline="", encoding="utf-8") as handle:
-            rows = [
-                row for row in csv.reader(handle) if any(cell.strip() for cell in row)
-            ]
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
         if len(rows) < 2:
             raise DataError(f"{path}: needs a header row and at least one data row")
         header = [name.strip() for name in rows[0]]
@@ -263,9 +247,7 @@ def read_rows(path: str, feature_names: list[str], id_column: str | None = None)
                 f"{path}: missing feature column(s) {missing} (the model reads {names})"
             )
         if id_column and id_column not in header:
-            raise DataError(
-                f"{path}: no id column {id_column!r} (columns: {', '.join(header)})"
-            )
+            raise DataError(f"{path}: no id column {id_column!r} (columns: {', '.join(header)})")
         index = [header.index(name) for name in names]
         x = np.empty((len(rows) - 1, len(names)), dtype="float32")
         ids: list[Any] = []
@@ -301,18 +283,14 @@ def read_rows(path: str, feature_names: list[str], id_column: str | None = None)
                 raise DataError(
                     f"{path}: rows given by name need the model's feature names; missing {missing}"
                 )
-            ids = [
-                row.get(id_column, i) if id_column else i for i, row in enumerate(data)
-            ]
+            ids = [row.get(id_column, i) if id_column else i for i, row in enumerate(data)]
             data = [[row[n] for n in feature_names] for row in data]
         else:
             ids = list(range(len(data)))
         try:
             return np.asarray(data, dtype="float32"), ids
         except (TypeError, ValueError) as error:
-            raise DataError(
-                f"{path}: rows are not all numbers of one width ({error})"
-            ) from None
+            raise DataError(f"{path}: rows are not all numbers of one width ({error})") from None
     if lower.endswith((".npy", ".npz")):
         try:
             loaded = np.load(path, allow_pickle=False)
@@ -349,9 +327,7 @@ def predict(args: argparse.Namespace) -> int:
     if window:
         if x.ndim == 2:
             if len(x) < window:
-                raise DataError(
-                    f"{args.data}: {len(x)} rows; the model reads windows of {window}"
-                )
+                raise DataError(f"{args.data}: {len(x)} rows; the model reads windows of {window}")
             ids = ids[window - 1 :]  # each window is named by its last row
             x = np.stack([x[s : s + window] for s in range(len(x) - window + 1)])
     expected = tuple(model.input_shape[1:])

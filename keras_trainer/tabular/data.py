@@ -31,14 +31,10 @@ CLASSIFICATION_ACTIVATIONS = ("softmax", "sigmoid")
 
 def is_table(source: str | None) -> bool:
     """Whether `source` names a table this module reads (by prefix or suffix)."""
-    return bool(source) and (
-        source.startswith(BUILTIN) or source.lower().endswith(TABLE_SUFFIXES)
-    )
+    return bool(source) and (source.startswith(BUILTIN) or source.lower().endswith(TABLE_SUFFIXES))
 
 
-def load_data(
-    source: str, target: str | None = None
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_data(source: str, target: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """`(X float32, y, feature_names)` of a bundled table or a file.
 
     Args:
@@ -70,31 +66,23 @@ def load_data(
                 f"--target applies to CSV and Parquet files; in {source} the target is y / the last column"
             )
         return _load_numpy(source)
-    raise DataError(
-        f"{source}: tables are builtin:<name>, .csv, .parquet, .npy or .npz files"
-    )
+    raise DataError(f"{source}: tables are builtin:<name>, .csv, .parquet, .npy or .npz files")
 
 
-def _load_parquet(
-    path: str, target: str | None
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _load_parquet(path: str, target: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     try:
         import pandas as pd
 
         frame = pd.read_parquet(path)
     except ImportError as error:
-        raise DataError(
-            f"{path}: reading Parquet needs pandas and pyarrow ({error})"
-        ) from None
+        raise DataError(f"{path}: reading Parquet needs pandas and pyarrow ({error})") from None
     except Exception as error:  # pyarrow raises its own types for corrupt files
         raise DataError(
             f"{path}: not a readable Parquet file ({type(error).__name__}: {error})"
         ) from None
     columns = [str(c) for c in frame.columns]
     if len(columns) < 2:
-        raise DataError(
-            f"{path}: needs at least one feature column and a target column"
-        )
+        raise DataError(f"{path}: needs at least one feature column and a target column")
     target = columns[-1] if target is None else target
     if target not in columns:
         raise DataError(
@@ -109,9 +97,7 @@ def _load_parquet(
     values = frame[features].to_numpy(dtype="float64")
     if not np.all(np.isfinite(values)):
         row, column = np.argwhere(~np.isfinite(values))[0]
-        raise DataError(
-            f"{path}: row {row}, column {features[column]!r} is NaN or infinite"
-        )
+        raise DataError(f"{path}: row {row}, column {features[column]!r} is NaN or infinite")
     return values.astype("float32"), frame[target].to_numpy(dtype="float64"), features
 
 
@@ -135,9 +121,7 @@ def _load_numpy(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
                 )
             x, y = loaded[names["x"]], loaded[names["y"]]
     if x.dtype.kind not in "biuf" or np.asarray(y).dtype.kind not in "biuf":
-        raise DataError(
-            f"{path}: x and y must be numeric, got {x.dtype} and {np.asarray(y).dtype}"
-        )
+        raise DataError(f"{path}: x and y must be numeric, got {x.dtype} and {np.asarray(y).dtype}")
     if len(x) != len(y):
         raise DataError(f"{path}: x has {len(x)} rows but y has {len(y)}")
     x = np.asarray(x, dtype="float32")
@@ -153,9 +137,7 @@ def _load_numpy(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     )
 
 
-def head_targets(
-    y: np.ndarray, model_config: Any, source: str
-) -> tuple[np.ndarray, bool]:
+def head_targets(y: np.ndarray, model_config: Any, source: str) -> tuple[np.ndarray, bool]:
     """The targets as the model's head needs them, and whether the task is classification.
 
     Raises:

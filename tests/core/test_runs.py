@@ -26,9 +26,7 @@ def test_each_run_gets_the_next_version(tmp_path):
 def test_runs_started_at_once_get_different_versions(tmp_path):
     made = []
     threads = [
-        threading.Thread(
-            target=lambda: made.append(RunFolder.create("x", tmp_path).version)
-        )
+        threading.Thread(target=lambda: made.append(RunFolder.create("x", tmp_path).version))
         for _ in range(8)
     ]
     for thread in threads:
@@ -65,9 +63,7 @@ def test_history_written_by_fit_is_read_back_and_plotted(tmp_path):
         },
         "training",
     )
-    model = keras.Sequential(
-        [keras.Input((3,)), keras.layers.Dense(2, activation="softmax")]
-    )
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
     x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
     history = fit(
         model,

@@ -84,9 +84,7 @@ def saved_models(tmp_path_factory):
     paths = {"jit": str(directory / "jit.keras"), "jit_x": x}
     trainer.save_model(paths["jit"])
     paths["binary"] = str(directory / "binary.keras")
-    paths["binary_model"] = _head_model(
-        paths["binary"], "sigmoid", 1, ["benign", "malignant"]
-    )
+    paths["binary_model"] = _head_model(paths["binary"], "sigmoid", 1, ["benign", "malignant"])
     paths["regression"] = str(directory / "regression.keras")
     paths["regression_model"] = _head_model(paths["regression"], "linear", 1)
     lstm = build_model(
@@ -118,9 +116,7 @@ class RunningServer:
 
         self.sock = bind("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(create_app(model), log_level="warning")
-        )
+        self.server = uvicorn.Server(uvicorn.Config(create_app(model), log_level="warning"))
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
         )
@@ -139,11 +135,7 @@ class RunningServer:
 
 def request(url, path, body=None, raw=None):
     """`(status, decoded JSON)` of a GET (no body) or POST (JSON body) over HTTP."""
-    data = (
-        raw
-        if raw is not None
-        else (None if body is None else json.dumps(body).encode())
-    )
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     req = urllib.request.Request(
         url + path, data=data, headers={"Content-Type": "application/json"}
     )

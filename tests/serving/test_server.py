@@ -25,10 +25,7 @@ def test_health_and_metadata_describe_the_model(jit_server):
     status, meta = request(jit_server, "/metadata")
     assert status == 200
     assert meta["task"] == "jit_strategy" and meta["head"] == "multiclass"
-    assert (
-        meta["class_names"][:4] == ["O0", "O1", "O2", "O3"]
-        and len(meta["class_names"]) == 5
-    )
+    assert meta["class_names"][:4] == ["O0", "O1", "O2", "O3"] and len(meta["class_names"]) == 5
     assert len(meta["feature_names"]) == 12
     assert meta["inputs"][0]["shape"] == ["batch", 12]
 
@@ -44,9 +41,7 @@ def test_predict_one_row_and_a_batch_match_the_keras_model(saved_models, jit_ser
     assert status == 200
     probabilities = list(one["prediction"]["probabilities"].values())
     np.testing.assert_allclose(probabilities, expected[0], atol=1e-5)
-    assert (
-        one["prediction"]["label"] == trainer.class_names[int(np.argmax(expected[0]))]
-    )
+    assert one["prediction"]["label"] == trainer.class_names[int(np.argmax(expected[0]))]
     status, batch = request(
         jit_server,
         "/predict",
@@ -62,9 +57,7 @@ def test_predict_takes_rows_by_feature_name(saved_models, jit_server):
     _, meta = request(jit_server, "/metadata")
     row = dict(zip(meta["feature_names"], saved_models["jit_x"][0].tolist()))
     _, by_name = request(jit_server, "/predict", {"inputs": row})
-    _, by_position = request(
-        jit_server, "/predict", {"inputs": saved_models["jit_x"][0].tolist()}
-    )
+    _, by_position = request(jit_server, "/predict", {"inputs": saved_models["jit_x"][0].tolist()})
     assert by_name["prediction"] == by_position["prediction"]
     del row[meta["feature_names"][3]]
     status, error = request(jit_server, "/predict", {"inputs": [row]})
@@ -139,19 +132,13 @@ def test_binary_head_labels_by_the_sigmoid_probability(saved_models, start_serve
 def test_regression_head_returns_values_not_labels(saved_models, start_server):
     url = start_server(ServedModel(saved_models["regression"]))
     x = np.random.default_rng(1).normal(size=(3, 4)).astype("float32")
-    expected = np.asarray(
-        saved_models["regression_model"].predict(x, verbose=0)
-    ).reshape(-1)
+    expected = np.asarray(saved_models["regression_model"].predict(x, verbose=0)).reshape(-1)
     _, answer = request(url, "/predict", {"inputs": x.tolist()})
     assert [set(p) for p in answer["predictions"]] == [{"value"}] * 3
-    np.testing.assert_allclose(
-        [p["value"] for p in answer["predictions"]], expected, atol=1e-5
-    )
+    np.testing.assert_allclose([p["value"] for p in answer["predictions"]], expected, atol=1e-5)
 
 
-def test_sequence_model_takes_one_window_or_a_batch_of_windows(
-    saved_models, start_server
-):
+def test_sequence_model_takes_one_window_or_a_batch_of_windows(saved_models, start_server):
     url = start_server(ServedModel(saved_models["lstm"]))
     windows = np.random.default_rng(2).normal(size=(4, 5, 3))
     status, one = request(url, "/predict", {"inputs": windows[0].tolist()})
@@ -168,10 +155,7 @@ def test_assistant_answers_queries(saved_models, start_server):
     assert meta["kind"] == "assistant" and "beam" in meta["methods"]
     status, one = request(url, "/predict", {"query": "what is keras_trainer?"})
     assert status == 200
-    assert (
-        one["response"]
-        == assistant.generate_batch(["what is keras_trainer?"], max_length=12)[0]
-    )
+    assert one["response"] == assistant.generate_batch(["what is keras_trainer?"], max_length=12)[0]
     status, many = request(url, "/predict", {"queries": ["hello", "how do I train?"]})
     assert status == 200 and len(many["responses"]) == 2
     status, error = request(url, "/predict", {"query": "   "})
@@ -201,9 +185,7 @@ def test_serve_command_listens_on_loopback_and_stops_on_sigterm(saved_models):
         line = process.stdout.readline()
         match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
         assert match, line + process.stderr.read()
-        status, answer = request(
-            match.group(1), "/predict", {"inputs": [0.1, 0.2, 0.3, 0.4]}
-        )
+        status, answer = request(match.group(1), "/predict", {"inputs": [0.1, 0.2, 0.3, 0.4]})
         assert status == 200 and "value" in answer["prediction"]
     finally:
         process.send_signal(signal.SIGTERM)
