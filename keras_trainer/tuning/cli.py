@@ -49,8 +49,34 @@ def register(subparsers) -> None:
     tune.add_argument("--output", help="saved best model (.keras or .h5; default: DIRECTORY/SYMBOL/best.keras)")
     tune.add_argument("--max-trials", type=int, help="overrides tuning.max_trials")
     tune.add_argument("--max-epochs", type=int, help="overrides tuning.max_epochs")
+    tune.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="distribute the search: serve KerasTuner's oracle here and start N local "
+        "workers (one per GPU when there are GPUs); see docs/distributed.md",
+    )
+    tune.add_argument(
+        "--oracle-host",
+        default="127.0.0.1",
+        help="address the oracle listens on with --workers (0.0.0.0 lets other machines join)",
+    )
+    tune.add_argument(
+        "--oracle-port", type=int, default=0, help="port of the oracle (default: a free one)"
+    )
     add_run_arguments(tune, tensorboard=False)
     tune.set_defaults(handler=run_tune)
+
+
+def _worker_command(args: argparse.Namespace) -> list[str]:
+    """The command a local worker runs: this search without --workers."""
+    command = [sys.executable, "-m", "keras_trainer", "tune", args.config, "--data", args.data]
+    for flag, value in (("--target", args.target), ("--directory", args.directory),
+                        ("--symbol", args.symbol), ("--max-trials", args.max_trials),
+                        ("--max-epochs", args.max_epochs)):
+        if value is not None:
+            command += [flag, str(value)]
+    return command
 
 
 def run_tune(args: argparse.Namespace) -> int:
@@ -60,6 +86,7 @@ def run_tune(args: argparse.Namespace) -> int:
     from keras_trainer.core.models import build_model
     from keras_trainer.tabular.data import head_targets, load_data, split_rows
     from keras_trainer.tuning.auto_trainer import AutoTrainer
+    from keras_trainer.tuning.distributed import worker_role
 
     config = load_config(args.config)
     tuning = config.tuning
@@ -84,7 +111,8 @@ def run_tune(args: argparse.Namespace) -> int:
     def model_factory(dropout_rate: float):
         return build_model(model_config.replace(dropout=dropout_rate, input_dim=x.shape[1]), input_shape)
 
-    run = start_run(args, args.symbol or args.config)
+    # Workers of a distributed search report to the chief; only the chief writes a run folder.
+    run = None if worker_role() else start_run(args, args.symbol or args.config)
     print(f"data: {args.data} ({len(train_idx)} train, {len(val_idx)} validation, {len(test_idx)} test rows, "
           f"{x.shape[1]} features)")
     print(f"search: {tuning.search_method}, up to {tuning.max_trials} trials of up to {tuning.max_epochs} epochs, "
@@ -97,9 +125,16 @@ def run_tune(args: argparse.Namespace) -> int:
     trial_logger.addHandler(progress)
     try:
         result = trainer.optimize(model_factory, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
-                                  symbol=args.symbol)
+                                  symbol=args.symbol, workers=args.workers,
+                                  worker_command=_worker_command(args),
+                                  oracle_host=args.oracle_host, oracle_port=args.oracle_port)
     finally:
         trial_logger.removeHandler(progress)
+    if result is None:
+        print(f"worker {worker_role()}: no trials left; the chief keeps the results")
+        return 0
+    for event in trainer.distributed_events:
+        print(event)
     print(trainer.trials_table().to_markdown())
     print(f"best trial {result.trial_id}: {result.hyperparameters}")
     print(f"search: best trial's {result.metric} = {result.search_val_metric:.6g} (during the search)")
