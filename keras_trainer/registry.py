@@ -109,6 +109,29 @@ class Registry(Generic[T]):
         return value
 
 
+def lazy_exports(namespace: dict[str, Any], exports: dict[str, str]):
+    """`(__getattr__, __dir__)` for a package whose public names are imported on first use.
+
+    Keeps `import keras_trainer.<package>` cheap (no Keras for `keras-trainer --help`).
+
+    Example:
+
+    >>> __getattr__, __dir__ = lazy_exports(globals(), {"fit": "keras_trainer.core.fit"})
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            value = getattr(importlib.import_module(exports[name]), name)
+            namespace[name] = value
+            return value
+        raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return list(namespace.get("__all__", exports))
+
+    return __getattr__, __dir__
+
+
 MODEL_TYPES: Registry[Callable[..., Any]] = Registry("model type")
 TASKS: Registry[Callable[..., Any]] = Registry("task")
 CLI_COMMANDS: Registry[Callable[..., None]] = Registry("CLI family")
@@ -153,4 +176,4 @@ for _name, _target in {
 }.items():
     CONFIG_FILES.register_lazy(_name, _target)
 
-__all__ = ["CLI_COMMANDS", "CONFIG_FILES", "FAMILY_VERBS", "MODEL_TYPES", "TASKS", "Registry"]
+__all__ = ["CLI_COMMANDS", "CONFIG_FILES", "FAMILY_VERBS", "MODEL_TYPES", "TASKS", "Registry", "lazy_exports"]

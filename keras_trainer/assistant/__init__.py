@@ -11,7 +11,7 @@ Example:
 >>> generate_response(assistant, "What is keras_trainer?")
 """
 
-import importlib
+from keras_trainer.registry import lazy_exports
 
 # Names are imported on first use: `keras-trainer --help` imports this package's `cli`
 # module (the `chat` verb), which must not pull in Keras.
@@ -54,13 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_trainer.assistant' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -4,7 +4,7 @@ Names are imported on first use, so that modules of the core that need only
 NumPy (`core.predictions`, `core.runs`) load without Keras.
 """
 
-import importlib
+from keras_trainer.registry import lazy_exports
 
 _EXPORTS = {
     "CheckpointManager": "keras_trainer.core.checkpoints",
@@ -23,13 +23,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_trainer.core' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -7,7 +7,7 @@
   checks and latency statistics.
 """
 
-import importlib
+from keras_trainer.registry import lazy_exports
 
 # Names are imported on first use: `keras-trainer --help` imports this package's
 # `cli` module, which must not pull in Keras, ONNX or ONNX Runtime.
@@ -26,13 +26,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_trainer.export' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

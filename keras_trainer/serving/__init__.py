@@ -11,7 +11,7 @@ Example:
 >>> ServedModel("models/jit_optimizer.keras").predict({"inputs": [[1.0] * 12]})
 """
 
-import importlib
+from keras_trainer.registry import lazy_exports
 
 _EXPORTS = {
     "ServedModel": "keras_trainer.serving.model",
@@ -22,13 +22,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_trainer.serving' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

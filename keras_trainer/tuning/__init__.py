@@ -10,7 +10,7 @@ Example:
 >>> result = AutoTrainer(config).optimize(create_model, (x_tr, y_tr), (x_va, y_va), symbol="BTC-USD")
 """
 
-import importlib
+from keras_trainer.registry import lazy_exports
 
 # Names are imported on first use: `keras-trainer --help` imports this package's
 # `cli` module, which must not pull in Keras and KerasTuner.
@@ -47,13 +47,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_trainer.tuning' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
