@@ -176,4 +176,12 @@ for _name, _target in {
 }.items():
     CONFIG_FILES.register_lazy(_name, _target)
 
-__all__ = ["CLI_COMMANDS", "CONFIG_FILES", "FAMILY_VERBS", "MODEL_TYPES", "TASKS", "Registry", "lazy_exports"]
+__all__ = [
+    "CLI_COMMANDS",
+    "CONFIG_FILES",
+    "FAMILY_VERBS",
+    "MODEL_TYPES",
+    "TASKS",
+    "Registry",
+    "lazy_exports",
+]
