@@ -27,6 +27,7 @@ import numpy as np
 
 from keras_trainer.core.atomic import write_json_atomic
 from keras_trainer.core.data import check_pair
+from keras_trainer.core.tables import ResultTable
 from keras_trainer.errors import ConfigError, DataError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.normalization import FeatureScaler, save_tabular_model, serving_model
@@ -92,21 +93,12 @@ class TrialRecord:
         return row
 
 
-class TrialTable:
+class TrialTable(ResultTable):
     """All trials of a search, in the order they ran."""
 
     def __init__(self, records: list[TrialRecord], objective: Objective):
-        self.records = records
+        super().__init__(records)
         self.objective = objective
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self):
-        return iter(self.records)
-
-    def __getitem__(self, index: int) -> TrialRecord:
-        return self.records[index]
 
     @property
     def completed(self) -> list[TrialRecord]:
@@ -115,26 +107,6 @@ class TrialTable:
     @property
     def failed(self) -> list[TrialRecord]:
         return [r for r in self.records if r.status in ("FAILED", "INVALID")]
-
-    def rows(self) -> list[dict]:
-        return [record.row() for record in self.records]
-
-    def to_pandas(self):
-        import pandas
-
-        return pandas.DataFrame(self.rows())
-
-    def to_markdown(self) -> str:
-        rows = self.rows()
-        if not rows:
-            return ""
-        header = list(dict.fromkeys(key for row in rows for key in row))
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join("" if row.get(k) is None else str(row.get(k)) for k in header) + " |" for row in rows]
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.to_markdown()
 
 
 @dataclasses.dataclass
