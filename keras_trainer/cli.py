@@ -1,13 +1,23 @@
 """The `keras-trainer` command line (also `python -m keras_trainer`).
 
+    keras-trainer train CONFIG [--data PATH]          train any family's model from a config
+    keras-trainer evaluate MODEL [--data PATH]        evaluate a saved model
+    keras-trainer predict MODEL --data ROWS           every class probability or value, per row
+    keras-trainer serve MODEL                         the model over HTTP
+    keras-trainer plot RUN                            a run's training curves and confusion matrix
     keras-trainer schema [--kind jit]                 print a config file's JSON Schema
     keras-trainer validate my_config.json [--kind jit]   check a config
-    keras-trainer train config/model_config.json     (JIT family) train the strategy model
 
-The core owns `schema` and `validate`. Every other verb comes from a family:
-`keras_trainer.registry.CLI_COMMANDS` maps a family name to its
-`register(subparsers)` (the JIT family's `train`, `evaluate`, `predict`, `collect`,
-`jit`; tuning's `tune`; export's `export`). See docs/architecture.md.
+The core owns `train`, `evaluate` and `predict` (`keras_trainer.cli_verbs`:
+they pick the family from the config or the saved model's task and call its
+handler from `keras_trainer.registry.FAMILY_VERBS`), `plot`, `schema` and
+`validate`. Every other verb comes from a family or service:
+`keras_trainer.registry.CLI_COMMANDS` maps a name to its `register(subparsers)`
+(the JIT family's `collect`, `jit`; the assistant's `chat`; tuning's `tune`;
+export's `export`; serving's `serve`). See docs/architecture.md and docs/cli.md.
+
+Only the standard library, NumPy and the config are imported before a verb
+runs: `--help`, `--version`, `schema` and `validate` never load Keras.
 """
 
 from __future__ import annotations
@@ -37,10 +47,37 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from keras_trainer.core.runs import RunFolder
+    from keras_trainer.errors import DataError
+
+    run = RunFolder.resolve(args.run)
+    written = run.save_plots()
+    if not written:
+        raise DataError(
+            f"{run.path}: nothing to plot (no history or evaluation report), or matplotlib is missing"
+        )
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with the core's and the families' subcommands."""
+    from keras_trainer import cli_verbs
+    from keras_trainer.version import __version__
+
     parser = argparse.ArgumentParser(prog="keras-trainer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"keras-trainer {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="show third-party log lines and warnings (TensorFlow, JAX, absl); may stand anywhere",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    cli_verbs.register(commands)
+    plot = commands.add_parser("plot", help="draw a run's training curves and confusion matrix (PNG)")
+    plot.add_argument("run", help="a run folder: runs/<name> (its latest version) or runs/<name>/version_N")
+    plot.set_defaults(handler=_plot)
 
     kinds = CONFIG_FILES.names()
     schema = commands.add_parser("schema", help="print the config JSON Schema")
@@ -62,10 +99,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Python modules whose warnings and log lines are noise to a command-line user.
+_NOISY_MODULES = (
+    r"(keras|keras_tuner|tensorflow|tf2onnx|tf_keras|jax|jaxlib|torch|absl|google|onnx|onnxruntime|h5py)(\.|$)"
+)
+
+
+def quiet_third_party(verbose: int = 0) -> None:
+    """Silences the log lines and warnings of TensorFlow, JAX, absl, oneDNN, KerasTuner.
+
+    Must run before those libraries are imported (the C++ loggers read the
+    environment once). With `verbose >= 1` nothing is changed. keras_trainer's
+    own warnings and errors are never hidden.
+    """
+    if verbose:
+        return
+    import logging
+    import warnings
+
+    # TensorFlow's C++ logs (oneDNN notice, E0000 use_unbounded_threadpool, absl's
+    # "before InitializeLog" line): only fatal ones.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    for name in ("absl", "tensorflow", "jax._src.xla_bridge", "jax", "keras_tuner", "h5py", "tf2onnx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=_NOISY_MODULES)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def _pop_verbose(argv: list[str]) -> tuple[list[str], int]:
+    """`-v`/`--verbose` may stand anywhere on the line; returns the rest and the count."""
+    rest = [a for a in argv if a not in ("-v", "--verbose", "-vv")]
+    count = sum(2 if a == "-vv" else 1 for a in argv if a in ("-v", "--verbose", "-vv"))
+    return rest, count
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; library errors print one clear line and exit with status 2."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv, verbose = _pop_verbose(list(sys.argv[1:] if argv is None else argv))
+    quiet_third_party(verbose)
     args = build_parser().parse_args(argv)
+    args.verbose = verbose
     try:
         return int(args.handler(args) or 0)
     except KerasTrainerError as error:

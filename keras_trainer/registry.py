@@ -7,6 +7,9 @@ Three registries map a name to an object a family provides:
 - `TASKS`: the `task` field of a saved file's metadata -> `loader(path)` that loads it.
 - `CLI_COMMANDS`: a family name -> `register(subparsers)`, which adds that family's
   verbs to the `keras-trainer` command line.
+- `FAMILY_VERBS`: `"<verb>:<family>"` (`"train:tabular"`, `"predict:assistant"`) ->
+  `handler(args) -> int`: the family's part of the shared `train`, `evaluate` and
+  `predict` verbs (`keras_trainer.cli_verbs` picks the family).
 - `CONFIG_FILES`: a config-file kind -> its `ConfigSection` class (`keras-trainer
   validate --kind jit`, the JSON Schemas and `docs/config.md`).
 
@@ -106,9 +109,33 @@ class Registry(Generic[T]):
         return value
 
 
+def lazy_exports(namespace: dict[str, Any], exports: dict[str, str]):
+    """`(__getattr__, __dir__)` for a package whose public names are imported on first use.
+
+    Keeps `import keras_trainer.<package>` cheap (no Keras for `keras-trainer --help`).
+
+    Example:
+
+    >>> __getattr__, __dir__ = lazy_exports(globals(), {"fit": "keras_trainer.core.fit"})
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            value = getattr(importlib.import_module(exports[name]), name)
+            namespace[name] = value
+            return value
+        raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return list(namespace.get("__all__", exports))
+
+    return __getattr__, __dir__
+
+
 MODEL_TYPES: Registry[Callable[..., Any]] = Registry("model type")
 TASKS: Registry[Callable[..., Any]] = Registry("task")
 CLI_COMMANDS: Registry[Callable[..., None]] = Registry("CLI family")
+FAMILY_VERBS: Registry[Callable[..., int]] = Registry("family verb")
 CONFIG_FILES: Registry[type] = Registry("config kind")
 
 # The built-in families, declared once. A new family adds its lines here (or calls
@@ -132,8 +159,14 @@ for _name, _target in {
     "jit": "keras_trainer.jit.cli:register",
     "tuning": "keras_trainer.tuning.cli:register",
     "export": "keras_trainer.export.cli:register",
+    "assistant": "keras_trainer.assistant.cli:register",
+    "serving": "keras_trainer.serving.cli:register",
 }.items():
     CLI_COMMANDS.register_lazy(_name, _target)
+
+for _family in ("jit", "tabular", "assistant"):
+    for _verb in ("train", "evaluate", "predict"):
+        FAMILY_VERBS.register_lazy(f"{_verb}:{_family}", f"keras_trainer.{_family}.cli:{_verb}")
 
 for _name, _target in {
     "trainer": "keras_trainer.config.schema:TrainerConfig",
@@ -143,4 +176,12 @@ for _name, _target in {
 }.items():
     CONFIG_FILES.register_lazy(_name, _target)
 
-__all__ = ["CLI_COMMANDS", "CONFIG_FILES", "MODEL_TYPES", "TASKS", "Registry"]
+__all__ = [
+    "CLI_COMMANDS",
+    "CONFIG_FILES",
+    "FAMILY_VERBS",
+    "MODEL_TYPES",
+    "TASKS",
+    "Registry",
+    "lazy_exports",
+]

@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import subprocess
@@ -29,7 +30,8 @@ def small_dataset(tmp_path_factory):
 
 def test_train_evaluate_and_predict_from_the_command_line(tmp_path, small_dataset):
     model = tmp_path / "jit.keras"
-    trained = _cli("train", SEED_CONFIG, "--data", small_dataset, "--epochs", 3, "--output", model, "--quiet")
+    trained = _cli("train", SEED_CONFIG, "--data", small_dataset, "--epochs", 3, "--output", model, "--quiet",
+                   "--runs-dir", tmp_path / "runs")
     assert trained.returncode == 0, trained.stderr
     assert "test metrics:" in trained.stdout and "accuracy" in trained.stdout
     # Runtime terms on the held-out split, next to the baselines.
@@ -47,9 +49,19 @@ def test_train_evaluate_and_predict_from_the_command_line(tmp_path, small_datase
     assert everything.returncode == 0, everything.stderr
     assert "were used to train the model" in everything.stderr
     assert "metrics on 80 samples" in everything.stdout
-    predicted = _cli("predict", model, "--data", small_dataset)
+    assert (tmp_path / "runs" / "model_config" / "version_0" / "model.keras").is_file()
+    predicted = _cli("predict", model, "--data", small_dataset, "--output", tmp_path / "predictions.csv")
     assert predicted.returncode == 0, predicted.stderr
-    assert predicted.stdout.count("sample ") == 80
+    with open(tmp_path / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    names = [sample["name"] for sample in json.loads(small_dataset.read_text())["samples"]]
+    assert [row["id"] for row in rows] == names  # each kernel by name
+    strategies = report["class_names"]
+    assert list(rows[0]) == ["id", "label", *(f"p_{name}" for name in strategies)]
+    for row in rows:
+        probabilities = [float(row[f"p_{name}"]) for name in strategies]
+        assert abs(sum(probabilities) - 1) < 1e-4
+        assert row["label"] == strategies[probabilities.index(max(probabilities))]
 
 
 def test_a_bad_config_prints_one_clear_line(tmp_path):

@@ -11,23 +11,28 @@ Example:
 >>> generate_response(assistant, "What is keras_trainer?")
 """
 
-from keras_trainer.assistant.assistant import (
-    Assistant,
-    generate_batch,
-    generate_response,
-    load_assistant,
-    train_assistant,
-)
-from keras_trainer.assistant.config import AssistantConfig, load_assistant_config
-from keras_trainer.assistant.data import load_pairs
-from keras_trainer.assistant.generation import BeamSearchGenerator, GreedyGenerator
-from keras_trainer.assistant.model import (
-    build_assistant_model,
-    build_decoder_step_model,
-    build_encoder_model,
-)
-from keras_trainer.assistant.onnx import OnnxAssistant, export_assistant_onnx
-from keras_trainer.assistant.tokenizer import AssistantTokenizer
+from keras_trainer.registry import lazy_exports
+
+# Names are imported on first use: `keras-trainer --help` imports this package's `cli`
+# module (the `chat` verb), which must not pull in Keras.
+_EXPORTS = {
+    "Assistant": "keras_trainer.assistant.assistant",
+    "generate_batch": "keras_trainer.assistant.assistant",
+    "generate_response": "keras_trainer.assistant.assistant",
+    "load_assistant": "keras_trainer.assistant.assistant",
+    "train_assistant": "keras_trainer.assistant.assistant",
+    "AssistantConfig": "keras_trainer.assistant.config",
+    "load_assistant_config": "keras_trainer.assistant.config",
+    "load_pairs": "keras_trainer.assistant.data",
+    "BeamSearchGenerator": "keras_trainer.assistant.generation",
+    "GreedyGenerator": "keras_trainer.assistant.generation",
+    "build_assistant_model": "keras_trainer.assistant.model",
+    "build_decoder_step_model": "keras_trainer.assistant.model",
+    "build_encoder_model": "keras_trainer.assistant.model",
+    "OnnxAssistant": "keras_trainer.assistant.onnx",
+    "export_assistant_onnx": "keras_trainer.assistant.onnx",
+    "AssistantTokenizer": "keras_trainer.assistant.tokenizer",
+}
 
 __all__ = [
     "Assistant",
@@ -47,3 +52,6 @@ __all__ = [
     "load_pairs",
     "train_assistant",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

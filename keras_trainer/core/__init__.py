@@ -1,8 +1,26 @@
-"""The training core: fit, persistence, checkpoints, schedules. It knows no model family."""
+"""The training core: fit, persistence, checkpoints, schedules. It knows no model family.
 
-from keras_trainer.core.checkpoints import CheckpointManager
-from keras_trainer.core.fit import compile_model, fit
-from keras_trainer.core.history import TrainingHistory
-from keras_trainer.core.models import build_model, model_types, register_model_builder
-from keras_trainer.core.persistence import load_model, read_metadata, save_model
-from keras_trainer.core.seeding import set_seed
+Names are imported on first use, so that modules of the core that need only
+NumPy (`core.predictions`, `core.runs`) load without Keras.
+"""
+
+from keras_trainer.registry import lazy_exports
+
+_EXPORTS = {
+    "CheckpointManager": "keras_trainer.core.checkpoints",
+    "compile_model": "keras_trainer.core.fit",
+    "fit": "keras_trainer.core.fit",
+    "TrainingHistory": "keras_trainer.core.history",
+    "build_model": "keras_trainer.core.models",
+    "model_types": "keras_trainer.core.models",
+    "register_model_builder": "keras_trainer.core.models",
+    "load_model": "keras_trainer.core.persistence",
+    "read_metadata": "keras_trainer.core.persistence",
+    "save_model": "keras_trainer.core.persistence",
+    "set_seed": "keras_trainer.core.seeding",
+}
+
+__all__ = list(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

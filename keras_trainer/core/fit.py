@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import warnings
 from typing import Any, Callable, Optional, Sequence
 
@@ -94,6 +95,15 @@ def _log_callbacks(config: TrainingConfig, resume: bool) -> tuple[list, Optional
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(directory, "tensorboard")))
     json_path = os.path.join(directory, "history.json") if config.logging.json_history else None
     return callbacks, json_path
+
+
+def progress_verbosity(verbose: int) -> int:
+    """`verbose` for `model.fit`: a progress bar (1) becomes one line per epoch (2) when
+    standard output is not a terminal or a notebook, so log files get no `\r` or ANSI codes."""
+    if verbose != 1:
+        return verbose
+    interactive = getattr(sys.stdout, "isatty", lambda: False)() or "ipykernel" in sys.modules
+    return 1 if interactive else 2
 
 
 def fit(
@@ -250,7 +260,7 @@ def fit(
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             callbacks=all_callbacks,
-            verbose=config.verbose,
+            verbose=progress_verbosity(config.verbose),
             shuffle=False,
         )
     if model is not caller_model:

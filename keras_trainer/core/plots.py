@@ -49,6 +49,16 @@ def _save_png(figure, path: str) -> str:
 
 def _history_dict(history: Any) -> tuple[dict, list, list]:
     """Splits a history into metric series, a learning-rate series and epoch numbers."""
+    if isinstance(history, (str, os.PathLike)):
+        from keras_trainer.core.runs import load_history
+
+        history = load_history(history)
+    if isinstance(history, Mapping) and isinstance(history.get("history"), Mapping):
+        # `TrainingHistory.to_dict()`, our history.json, or `load_history`'s result.
+        epochs = [int(e) + 1 for e in history.get("epochs") or []]
+        rates = list(history.get("learning_rates") or [])
+        series, more_rates, _ = _history_dict(history["history"])
+        return series, rates or more_rates, epochs
     learning_rates = list(getattr(history, "learning_rates", None) or [])
     # TrainingHistory numbers epochs from 0 (a resumed run may not start at 0).
     epochs = [int(e) + 1 for e in (getattr(history, "epochs", None) or [])]
@@ -86,8 +96,10 @@ def plot_training_curves(history: Any, path: str) -> str:
     one (`TrainingHistory.learning_rates`, or a `learning_rate`/`lr` key).
 
     Args:
-        history: A dict name -> per-epoch values (Keras `History.history`), or a
-            `TrainingHistory` (anything with `.history` and `.learning_rates`).
+        history: A dict name -> per-epoch values (Keras `History.history`), a
+            `TrainingHistory` (anything with `.history` and `.learning_rates`) or
+            its `to_dict()`, or the path of a `history.json`, a `history.csv` or
+            a run folder (`runs/<name>[/version_N]`).
         path: Where to write the PNG (atomically).
 
     Returns:

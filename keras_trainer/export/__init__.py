@@ -7,16 +7,23 @@
   checks and latency statistics.
 """
 
-from keras_trainer.export.inference import (
-    CompiledInferenceLayer,
-    InferenceBackend,
-    InferenceResult,
-)
-from keras_trainer.export.latency import LatencyRecorder
-from keras_trainer.export.metadata import read_onnx_metadata
-from keras_trainer.export.onnx_export import (
-    DEFAULT_OPSET,
-    ExportRequest,
-    export_onnx,
-    export_onnx_many,
-)
+from keras_trainer.registry import lazy_exports
+
+# Names are imported on first use: `keras-trainer --help` imports this package's
+# `cli` module, which must not pull in Keras, ONNX or ONNX Runtime.
+_EXPORTS = {
+    "CompiledInferenceLayer": "keras_trainer.export.inference",
+    "InferenceBackend": "keras_trainer.export.inference",
+    "InferenceResult": "keras_trainer.export.inference",
+    "LatencyRecorder": "keras_trainer.export.latency",
+    "read_onnx_metadata": "keras_trainer.export.metadata",
+    "DEFAULT_OPSET": "keras_trainer.export.onnx_export",
+    "ExportRequest": "keras_trainer.export.onnx_export",
+    "export_onnx": "keras_trainer.export.onnx_export",
+    "export_onnx_many": "keras_trainer.export.onnx_export",
+}
+
+__all__ = list(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -36,36 +36,12 @@ def _number(text: str):
 
 
 def register(subparsers) -> None:
-    """Adds the JIT verbs (`train`, `evaluate`, `predict`, `collect`, `jit`) to `subparsers`."""
-    commands = subparsers
-    train = commands.add_parser("train", help="train the JIT strategy model from a config")
-    train.add_argument("config", help="JSON config, e.g. config/model_config.json")
-    train.add_argument("--data", help="dataset JSON (default: data.path, else the bundled sample)")
-    train.add_argument("--output", help="model file to write (default: output.model_path)")
-    train.add_argument("--epochs", type=int, help="override training.epochs")
-    train.add_argument("--checkpoint-dir", help="override training.checkpoint.directory")
-    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.add_argument("--report", help="also write the test-set evaluation report as JSON")
-    train.set_defaults(handler=_train)
+    """Adds the JIT family's own verbs (`collect`, `jit`) to `subparsers`.
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a dataset")
-    evaluate.add_argument("model")
-    evaluate.add_argument("--data", help="dataset JSON (default: the bundled C-kernel dataset)")
-    evaluate.add_argument("--report", help="also write the evaluation report as JSON")
-    evaluate.add_argument("--all", action="store_true",
-                          help="score every row, not only the model's held-out split (warns)")
-    evaluate.set_defaults(handler=_evaluate)
-
-    predict = commands.add_parser("predict", help="predict strategies with a saved model")
-    predict.add_argument("model")
-    source = predict.add_mutually_exclusive_group()
-    source.add_argument("--data", help="dataset JSON")
-    source.add_argument("--features", help="JSON file with a list of raw feature rows")
-    source.add_argument("--ir", help="LLVM IR file (.ll)")
-    predict.add_argument("--runtime", help="JSON file with the runtime metrics of --ir")
-    predict.set_defaults(handler=_predict)
-
+    `train`, `evaluate` and `predict` are the core's shared verbs
+    (`keras_trainer.cli_verbs`); they call `train`, `evaluate` and `predict`
+    below through `keras_trainer.registry.FAMILY_VERBS`.
+    """
     collect = subparsers.add_parser(
         "collect",
         help="Measure IR modules under the 5 strategies and write a JIT dataset JSON.",
@@ -134,7 +110,9 @@ def _print_metrics(title: str, metrics: dict) -> None:
         print(f"  {name:<24} {value:.4f}" if isinstance(value, float) else f"  {name:<24} {value}")
 
 
-def _train(args: argparse.Namespace) -> int:
+def train(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer train` for a JIT strategy config."""
+    from keras_trainer.core.runs import finish_run, start_run
     from keras_trainer.jit.config import load_jit_config
     from keras_trainer.jit.collect import dataset_fingerprint, dataset_outcomes, read_dataset
     from keras_trainer.jit.trainer import ModelTrainer
@@ -153,6 +131,10 @@ def _train(args: argparse.Namespace) -> int:
     data_path = _dataset_path(args.data or config.data.path)
     data = read_dataset(data_path)
     samples = data["samples"]
+    run = start_run(args, args.config)
+    training = config.training
+    training.logging.directory = run.path
+    training.logging.tensorboard = bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
     trainer = ModelTrainer(config)
     outcomes = dataset_outcomes(data, trainer.class_names)
     if not isinstance(outcomes[0], dict):
@@ -183,17 +165,23 @@ def _train(args: argparse.Namespace) -> int:
     print(history.summary())
     if trainer.fallback:
         print(f"fallback: {trainer.fallback['strategy']} below p={trainer.fallback['threshold']:.3f}")
+    report, metrics = None, {}
     if len(test_idx):
         test = prepared.take(test_idx)
-        _print_metrics("test metrics:", trainer.evaluate(test))
-        _report(trainer, test, args.report)
+        metrics = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}
+        _print_metrics("test metrics:", metrics)
+        report = _report(trainer, test, args.report)
     output = args.output or config.output.model_path
     trainer.save_model(output)
+    trainer.save_model(run.file(run.MODEL))
     print(f"saved model: {output}")
+    finish_run(run, args, config.to_dict(), report=report,
+               metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+               summary={"command": "train", "family": "jit", "data": data_path, "model": output})
     return 0
 
 
-def _report(trainer, data, report_path: Optional[str]) -> None:
+def _report(trainer, data, report_path: Optional[str]):
     report = trainer.evaluation_report(data)
     print(report.to_text())
     if getattr(data, "times", None) is not None:
@@ -208,10 +196,11 @@ def _report(trainer, data, report_path: Optional[str]) -> None:
 
             write_json_atomic(report_path, report_dict)
             print(f"saved report: {report_path}")
-            return
+            return report
     if report_path:
         report.save_json(report_path)
         print(f"saved report: {report_path}")
+    return report
 
 
 def _load_trainer(model_path: str):
@@ -220,7 +209,8 @@ def _load_trainer(model_path: str):
     return load_jit_model(model_path)
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def evaluate(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer evaluate` for a JIT strategy model."""
     from keras_trainer.jit.collect import dataset_fingerprint, dataset_outcomes, read_dataset
 
     trainer = _load_trainer(args.model)
@@ -255,30 +245,45 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
+def predict(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer predict` for a JIT strategy model: every strategy's
+    probability per kernel, named by the kernel (dataset sample name or `.ll` file)."""
+    from keras_trainer.core.predictions import MULTICLASS, describe, records_to_csv, write_predictions
+
     trainer = _load_trainer(args.model)
     if args.features:
-        with open(args.features, encoding="utf-8") as handle:
-            probabilities = trainer.predict(json.load(handle))
-        names = [f"row {i}" for i in range(len(probabilities))]
+        try:
+            with open(args.features, encoding="utf-8") as handle:
+                rows = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{args.features}: cannot read feature rows ({error})") from None
+        probabilities = trainer.predict(rows)
+        names = list(range(len(probabilities)))
     elif args.ir:
-        with open(args.ir, encoding="utf-8") as handle:
-            ir_text = handle.read()
-        runtime = {}
-        if args.runtime:
-            with open(args.runtime, encoding="utf-8") as handle:
-                runtime = json.load(handle)
+        try:
+            with open(args.ir, encoding="utf-8") as handle:
+                ir_text = handle.read()
+            runtime = {}
+            if args.runtime:
+                with open(args.runtime, encoding="utf-8") as handle:
+                    runtime = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise DataError(f"cannot read {args.ir} / {args.runtime}: {error}") from None
         probabilities = trainer.predict_ir([ir_text], [runtime])
-        names = [args.ir]
+        names = [os.path.basename(args.ir)]
     else:
-        from keras_trainer.jit.collect import load_dataset
+        from keras_trainer.jit.collect import load_dataset, read_dataset
 
-        ir_samples, runtime_data, _ = load_dataset(_dataset_path(args.data))
+        path = _dataset_path(args.data)
+        ir_samples, runtime_data, _ = load_dataset(path)
         probabilities = trainer.predict_ir(ir_samples, runtime_data)
-        names = [f"sample {i}" for i in range(len(probabilities))]
-    for name, row in zip(names, probabilities):
-        best = int(np.argmax(row))
-        print(f"{name}: {trainer.class_names[best]} (p={row[best]:.3f})")
+        names = [sample.get("name", i) for i, sample in enumerate(read_dataset(path)["samples"])]
+    records = describe(probabilities, MULTICLASS, list(trainer.class_names), names)
+    if args.output:
+        write_predictions(records, args.output)
+        print(f"wrote {len(records)} predictions to {args.output}")
+    else:
+        print(records_to_csv(records), end="")
     return 0
 
 
@@ -315,7 +320,8 @@ def run_collect(args) -> int:
             if "reason" in record:
                 status = f"FAILED ({record['reason']})"
             else:
-                status = "fastest " + min(record["timings_ns"], key=record["timings_ns"].get)
+                status = ("measured (raw fastest " + min(record["timings_ns"], key=record["timings_ns"].get)
+                          + "; labels follow the tie rule at the end)")
             print(f"[{done}/{total}] {record['name']}: {status}", flush=True)
 
         dataset = collect_dataset(modules, repeats=args.repeats, warmup=args.warmup,
@@ -326,6 +332,11 @@ def run_collect(args) -> int:
     except KerasTrainerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    rule = dataset.get("metadata", {})
+    print(f"final labels (ties within {args.tie_tolerance:g} go to the {args.tie_break} preference"
+          + (f" {rule['tie_preference']}" if "tie_preference" in rule else "") + "):")
+    for sample in dataset["samples"]:
+        print(f"  {sample.get('name', '?')}: {sample['label_name']}")
     labels = collections.Counter(s["label_name"] for s in dataset["samples"])
     print(f"wrote {args.output}: {len(dataset['samples'])} samples, "
           f"{len(dataset['failed'])} failed; labels {dict(labels)}")

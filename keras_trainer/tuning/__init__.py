@@ -10,10 +10,25 @@ Example:
 >>> result = AutoTrainer(config).optimize(create_model, (x_tr, y_tr), (x_va, y_va), symbol="BTC-USD")
 """
 
-from keras_trainer.tuning.auto_trainer import AutoTrainer, TrialRecord, TrialTable, TuningResult
-from keras_trainer.config.tuning import AutoTrainerConfig, HyperparameterSpace, OptimizerType, TuningConfig
-from keras_trainer.tuning.hypermodel import TunableModel
-from keras_trainer.tuning.metrics import Objective, resolve_objective, sharpe_ratio, sortino_ratio
+from keras_trainer.registry import lazy_exports
+
+# Names are imported on first use: `keras-trainer --help` imports this package's
+# `cli` module, which must not pull in Keras and KerasTuner.
+_EXPORTS = {
+    "AutoTrainer": "keras_trainer.tuning.auto_trainer",
+    "TrialRecord": "keras_trainer.tuning.auto_trainer",
+    "TrialTable": "keras_trainer.tuning.auto_trainer",
+    "TuningResult": "keras_trainer.tuning.auto_trainer",
+    "AutoTrainerConfig": "keras_trainer.config.tuning",
+    "HyperparameterSpace": "keras_trainer.config.tuning",
+    "OptimizerType": "keras_trainer.config.tuning",
+    "TuningConfig": "keras_trainer.config.tuning",
+    "TunableModel": "keras_trainer.tuning.hypermodel",
+    "Objective": "keras_trainer.tuning.metrics",
+    "resolve_objective": "keras_trainer.tuning.metrics",
+    "sharpe_ratio": "keras_trainer.tuning.metrics",
+    "sortino_ratio": "keras_trainer.tuning.metrics",
+}
 
 __all__ = [
     "AutoTrainer",
@@ -30,3 +45,6 @@ __all__ = [
     "sharpe_ratio",
     "sortino_ratio",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -264,8 +264,9 @@ class AutoTrainer:
         if status in ("FAILED", "INVALID"):
             logger.error("trial %s %s: %s\n%s", trial.trial_id, status, _last_line(trial.message), trial.message or "")
         else:
-            logger.info("trial %s %s in %.2fs: %s=%s", trial.trial_id, status, seconds,
-                        self._objective.name, trial.score)
+            values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+            logger.info("trial %s %s in %.2fs: %s=%s %s", trial.trial_id, status, seconds,
+                        self._objective.name, trial.score, values)
 
     def _collect(self) -> TrialTable:
         info = self._load_info()

@@ -19,16 +19,15 @@ Example:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-from typing import Optional
 
 import numpy as np
 
+from keras_trainer.core.runs import add_run_arguments, finish_run, start_run
 from keras_trainer.errors import ConfigError, DataError
 
-BUILTIN = "builtin:"
-CLASSIFICATION_ACTIVATIONS = ("softmax", "sigmoid")
 
 
 def register(subparsers) -> None:
@@ -42,7 +41,7 @@ def register(subparsers) -> None:
     tune.add_argument(
         "--data",
         default="builtin:breast_cancer",
-        help="builtin:breast_cancer, builtin:wine, builtin:diabetes, or a CSV file (default: builtin:breast_cancer)",
+        help="builtin:breast_cancer, builtin:wine, builtin:diabetes, or a .csv, .parquet, .npy or .npz table (default: builtin:breast_cancer)",
     )
     tune.add_argument("--target", help="target column of a CSV file (default: its last column)")
     tune.add_argument("--directory", help="results folder (overrides tuning.directory)")
@@ -65,63 +64,8 @@ def register(subparsers) -> None:
     tune.add_argument(
         "--oracle-port", type=int, default=0, help="port of the oracle (default: a free one)"
     )
+    add_run_arguments(tune, tensorboard=False)
     tune.set_defaults(handler=run_tune)
-
-
-def load_data(source: str, target: Optional[str] = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """`(X, y, feature_names)` of `builtin:<name>` or a CSV path.
-
-    Raises:
-        DataError: unknown builtin name, bad file, or `--target` given for a builtin table.
-    """
-    from keras_trainer.tabular.datasets import load_csv, load_table
-
-    if source.startswith(BUILTIN):
-        if target is not None:
-            raise DataError(f"--target applies to CSV files; {source} has a fixed target")
-        return load_table(source[len(BUILTIN):])
-    return load_csv(source, target)
-
-
-def _targets(y: np.ndarray, model_config, source: str) -> tuple[np.ndarray, bool]:
-    """The targets as the model's head needs them, and whether the task is classification."""
-    activation = model_config.output_activation
-    if activation not in CLASSIFICATION_ACTIVATIONS:
-        return y.astype("float32"), False
-    if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
-        raise DataError(
-            f"{source}: model.output_activation={activation!r} needs class labels 0, 1, 2, ... as targets; "
-            "use output_activation 'linear' for a regression target"
-        )
-    labels = y.astype("int64")
-    classes = int(labels.max()) + 1
-    if activation == "sigmoid" and (model_config.output_dim != 1 or classes > 2):
-        raise ConfigError(
-            f"model.output_activation: a sigmoid head needs output_dim 1 and 0/1 labels; got output_dim="
-            f"{model_config.output_dim} and labels from {labels.min()} to {labels.max()} in {source} (use softmax "
-            "with output_dim = number of classes, or 'linear' for a regression target)"
-        )
-    if activation == "softmax" and model_config.output_dim != classes:
-        raise ConfigError(
-            f"model.output_dim: is {model_config.output_dim} but {source} has {classes} classes"
-        )
-    return labels, True
-
-
-def split(n: int, validation: float, test: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shuffled training, validation and test row indices.
-
-    Raises:
-        DataError: a part would be empty.
-    """
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test))
-    n_val = int(round(n * validation))
-    if n - n_test - n_val < 1 or n_val < 1:
-        raise DataError(
-            f"{n} rows cannot be split into training, validation ({validation}) and test ({test}) parts"
-        )
-    return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
 
 
 def _worker_command(args: argparse.Namespace) -> list[str]:
@@ -140,6 +84,7 @@ def run_tune(args: argparse.Namespace) -> int:
     from keras_trainer import tabular  # noqa: F401  registers feed_forward, lstm, cnn_lstm
     from keras_trainer.config import load_config
     from keras_trainer.core.models import build_model
+    from keras_trainer.tabular.data import head_targets, load_data, split_rows
     from keras_trainer.tuning.auto_trainer import AutoTrainer
     from keras_trainer.tuning.distributed import worker_role
 
@@ -158,23 +103,33 @@ def run_tune(args: argparse.Namespace) -> int:
     x, y, feature_names = load_data(args.data, args.target)
     if model_config.input_dim is not None and model_config.input_dim != x.shape[1]:
         raise ConfigError(f"model.input_dim: is {model_config.input_dim} but {args.data} has {x.shape[1]} features")
-    y, classification = _targets(y, model_config, args.data)
+    y, classification = head_targets(y, model_config, args.data)
     validation = config.training.validation_split or 0.2
-    train_idx, val_idx, test_idx = split(len(x), validation, config.data.test_split, tuning.seed or 0)
+    train_idx, val_idx, test_idx = split_rows(len(x), validation, config.data.test_split, tuning.seed or 0)
     input_shape = (x.shape[1],)
 
     def model_factory(dropout_rate: float):
         return build_model(model_config.replace(dropout=dropout_rate, input_dim=x.shape[1]), input_shape)
 
+    # Workers of a distributed search report to the chief; only the chief writes a run folder.
+    run = None if worker_role() else start_run(args, args.symbol or args.config)
     print(f"data: {args.data} ({len(train_idx)} train, {len(val_idx)} validation, {len(test_idx)} test rows, "
           f"{x.shape[1]} features)")
     print(f"search: {tuning.search_method}, up to {tuning.max_trials} trials of up to {tuning.max_epochs} epochs, "
           f"model.type={model_config.type}")
     trainer = AutoTrainer(tuning)
-    result = trainer.optimize(model_factory, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
-                              symbol=args.symbol, workers=args.workers,
-                              worker_command=_worker_command(args),
-                              oracle_host=args.oracle_host, oracle_port=args.oracle_port)
+    progress = logging.StreamHandler(sys.stdout)
+    progress.setFormatter(logging.Formatter("%(message)s"))
+    progress.addFilter(lambda record: record.getMessage().startswith("trial "))  # one line per trial
+    trial_logger = logging.getLogger("keras_trainer.tuning")
+    trial_logger.addHandler(progress)
+    try:
+        result = trainer.optimize(model_factory, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
+                                  symbol=args.symbol, workers=args.workers,
+                                  worker_command=_worker_command(args),
+                                  oracle_host=args.oracle_host, oracle_port=args.oracle_port)
+    finally:
+        trial_logger.removeHandler(progress)
     if result is None:
         print(f"worker {worker_role()}: no trials left; the chief keeps the results")
         return 0
@@ -182,10 +137,19 @@ def run_tune(args: argparse.Namespace) -> int:
         print(event)
     print(trainer.trials_table().to_markdown())
     print(f"best trial {result.trial_id}: {result.hyperparameters}")
-    print(f"best {result.metric}: {result.val_metric:.6g}"
-          + ("" if tuning.retrain_best else " (search checkpoint, not retrained)"))
+    print(f"search: best trial's {result.metric} = {result.search_val_metric:.6g} (during the search)")
+    if tuning.retrain_best:
+        print(f"retrained model: {result.metric} = {result.val_metric:.6g} (best trial's values, retrained "
+              f"from scratch for {tuning.max_epochs} epochs; this is the saved model)")
+    else:
+        print("saved model: the best trial's own checkpoint (tuning.retrain_best is false)")
     test_metrics = {}
+    report = None
     if len(test_idx):
+        from keras_trainer.core.evaluation import ModelEvaluator
+
+        task = "classification" if classification else "regression"
+        report = ModelEvaluator(result.model, task=task).evaluate(x[test_idx], y[test_idx])
         predictions = np.asarray(result.model.predict(x[test_idx], verbose=0))
         if classification:
             labels = (predictions.reshape(-1) > 0.5).astype("int64") if predictions.shape[-1] == 1 \
@@ -204,4 +168,13 @@ def run_tune(args: argparse.Namespace) -> int:
         "config": config.to_dict(),
     })
     print(f"saved model: {path}")
+    if os.path.abspath(path) != os.path.abspath(run.file(run.MODEL)):
+        import shutil
+
+        shutil.copyfile(path, run.file(run.MODEL))
+    finish_run(run, args, config.to_dict(), history=result.history, report=report,
+               metrics={f"test_{k}": v for k, v in test_metrics.items()}
+               | {f"search_{result.metric}": result.search_val_metric, f"retrained_{result.metric}": result.val_metric},
+               summary={"command": "tune", "data": args.data, "best_trial": result.trial_id,
+                        "hyperparameters": result.hyperparameters, "tuning_directory": result.directory})
     return 0

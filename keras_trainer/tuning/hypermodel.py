@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_trainer.config import TrainingConfig
 from keras_trainer.core.fit import fit
+from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import ConfigError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.factory import ModelFactory
@@ -124,6 +125,10 @@ class TunableModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         values = self.declare(hp)
+        if self.config.seed is not None:
+            # The initial weights depend on the seed and the trial's values only, not on
+            # how many models this process built before (a resumed search, the retraining).
+            set_seed(self.config.seed)
         factory = self.model_factory
         if isinstance(factory, TabularModelConfig):
             return ModelFactory(seed=self.config.seed).create_model(factory.replace(dropout_rate=values["dropout_rate"]))

@@ -26,7 +26,10 @@ def test_collect_writes_a_dataset_from_ll_files(tmp_path, capsys):
     ir_samples, runtime_data, labels = load_dataset(str(output))
     assert ir_samples == [ONE_LOOP] and len(labels) == 1
     assert json.loads(output.read_text())["samples"][0]["args"] == [20]
-    assert "1 samples, 0 failed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 samples, 0 failed" in out
+    label = json.loads(output.read_text())["samples"][0]["label_name"]
+    assert "final labels" in out and f"  loop.ll: {label}\n" in out
 
 
 def test_collect_without_inputs_is_an_error(tmp_path, capsys):

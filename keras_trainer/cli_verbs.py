@@ -1,0 +1,186 @@
+"""`train`, `evaluate` and `predict`: one verb each for every model family.
+
+    keras-trainer train CONFIG [--data PATH]            JIT, tabular/sequence or assistant config
+    keras-trainer evaluate MODEL [--data PATH]          any saved model
+    keras-trainer predict MODEL [--data PATH] [--output predictions.csv|.json]
+
+The verbs are the core's; the work is the family's. `train` reads the config
+(and `--data`) to pick the family: a config without a `model` section but with
+the assistant's keys is the assistant's; `model.type` `feed_forward`, `lstm`
+or `cnn_lstm`, or any model with a table as `--data` (`builtin:<name>`, `.csv`,
+`.parquet`, `.npy`, `.npz`), is the tabular family's; the rest (`mlp` on a JIT
+dataset, the default) is the JIT family's. `evaluate` and `predict` read the
+`task` stored in the saved model. The handler is then looked up in
+`keras_trainer.registry.FAMILY_VERBS` under `"<verb>:<family>"`, so a new
+family plugs in with three registry lines and no change here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from keras_trainer.errors import ConfigError, DataError
+
+TABULAR_TYPES = ("feed_forward", "lstm", "cnn_lstm")
+TABLE_PREFIXES = ("builtin:",)
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".npy", ".npz")
+ASSISTANT_KEYS = ("embedding_dim", "hidden_dim", "min_freq", "max_length", "data_path")
+# The `task` in a saved model's metadata -> the family that reads it.
+TASK_FAMILIES = {
+    "jit_strategy": "jit",
+    "tabular": "tabular",
+    "assistant": "assistant",
+    "assistant_onnx": "assistant",
+}
+
+
+def _is_table(source: str | None) -> bool:
+    return bool(source) and (
+        source.startswith(TABLE_PREFIXES) or source.lower().endswith(TABLE_SUFFIXES)
+    )
+
+
+def config_family(config_path: str, data: str | None = None) -> str:
+    """The family whose `train` handles this config (and data).
+
+    Raises:
+        ConfigError: the file is missing or not a JSON object.
+    """
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {config_path}") from None
+    except ValueError as error:
+        raise ConfigError(f"{config_path}: malformed JSON in config file: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: a config is a JSON object, got {type(raw).__name__}")
+    if "model" not in raw and any(key in raw for key in ASSISTANT_KEYS):
+        return "assistant"
+    model_type = (
+        (raw.get("model") or {}).get("type", "mlp") if isinstance(raw.get("model"), dict) else "mlp"
+    )
+    if not data and isinstance(raw.get("data"), dict):
+        data = raw["data"].get("path")
+    if model_type in TABULAR_TYPES or _is_table(data):
+        return "tabular"
+    return "jit"
+
+
+def model_family(model_path: str) -> str:
+    """The family that reads a saved model (by its metadata's `task`; plain networks: tabular).
+
+    Raises:
+        DataError: the path is missing.
+    """
+    if os.path.isdir(model_path):
+        return "assistant"  # an assistant ONNX folder
+    if not os.path.isfile(model_path):
+        raise DataError(f"model not found: {model_path}")
+    if model_path.lower().endswith(".onnx"):
+        raise DataError(
+            f"{model_path}: evaluate and predict read .keras/.h5 files; serve an .onnx model with "
+            "`keras-trainer serve` (or use CompiledInferenceLayer)"
+        )
+    from keras_trainer.core.persistence import read_metadata
+
+    return TASK_FAMILIES.get(read_metadata(model_path).get("task"), "tabular")
+
+
+def _handler(verb: str, family: str):
+    from keras_trainer.registry import FAMILY_VERBS
+
+    return FAMILY_VERBS.get(f"{verb}:{family}", f"keras-trainer {verb}")
+
+
+def _train(args: argparse.Namespace) -> int:
+    return int(_handler("train", config_family(args.config, args.data))(args) or 0)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    return int(_handler("evaluate", model_family(args.model))(args) or 0)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    return int(_handler("predict", model_family(args.model))(args) or 0)
+
+
+def register(subparsers) -> None:
+    """Adds `train`, `evaluate` and `predict` with every family's options."""
+    from keras_trainer.core.runs import add_run_arguments
+
+    train = subparsers.add_parser(
+        "train",
+        help="train from a config: JIT strategy, tabular/sequence (feed_forward, lstm, cnn_lstm, mlp) or assistant",
+        description=__doc__.split("\n\n")[1],
+    )
+    train.add_argument("config", help="JSON config, e.g. config/model_config.json")
+    train.add_argument(
+        "--data",
+        help="JIT dataset JSON; table (builtin:NAME, .csv, .parquet, .npy, .npz); "
+        "or assistant QA JSON (default: the config's data, else the bundled sample)",
+    )
+    train.add_argument(
+        "--target",
+        help="target column of a CSV or Parquet table (default: its last column)",
+    )
+    train.add_argument("--window", type=int, help="rows per input window (lstm, cnn_lstm)")
+    train.add_argument(
+        "--horizon",
+        type=int,
+        default=1,
+        help="rows after a window that its target lies (default 1)",
+    )
+    train.add_argument(
+        "--output",
+        help="also save the model here (it is always saved in the run folder)",
+    )
+    train.add_argument("--epochs", type=int, help="override training.epochs")
+    train.add_argument("--checkpoint-dir", help="override training.checkpoint.directory (JIT)")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint (JIT)",
+    )
+    train.add_argument("--quiet", action="store_true", help="no per-epoch output")
+    train.add_argument("--report", help="also write the test-set evaluation report as JSON here")
+    add_run_arguments(train)
+    train.set_defaults(handler=_train)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="evaluate a saved model (any family) on a dataset"
+    )
+    evaluate.add_argument("model", help=".keras/.h5 model (or an assistant ONNX folder)")
+    evaluate.add_argument(
+        "--data",
+        help="dataset as for train (default: the bundled sample / the model's data)",
+    )
+    evaluate.add_argument("--target", help="target column of a CSV or Parquet table")
+    evaluate.add_argument("--report", help="also write the evaluation report as JSON")
+    evaluate.add_argument(
+        "--all",
+        action="store_true",
+        help="(JIT) score every row, not only the model's held-out split (warns)",
+    )
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = subparsers.add_parser(
+        "predict",
+        help="predict with a saved model: every class probability or the regression values, per row",
+    )
+    predict.add_argument("model", help=".keras/.h5 model (or an assistant ONNX folder)")
+    predict.add_argument(
+        "--data",
+        help="rows (.csv, .json, .npy, .npz), a JIT dataset JSON, or questions",
+    )
+    predict.add_argument("--features", help="(JIT) JSON file with a list of raw feature rows")
+    predict.add_argument("--ir", help="(JIT) LLVM IR file (.ll)")
+    predict.add_argument("--runtime", help="(JIT) JSON file with the runtime metrics of --ir")
+    predict.add_argument("--id-column", help="CSV column (or JSON key) that names each row")
+    predict.add_argument(
+        "--output",
+        help="write the predictions to a .csv or .json file (default: CSV on stdout)",
+    )
+    predict.set_defaults(handler=_predict)

@@ -1,0 +1,347 @@
+"""The tabular family on the command line: `train`, `evaluate` and `predict` on tables.
+
+    keras-trainer train config/tabular_config.json --data builtin:breast_cancer
+    keras-trainer train config/tabular_config.json --data prices.csv --target close --window 20
+    keras-trainer evaluate runs/tabular_config/version_0/model.keras --data builtin:breast_cancer
+    keras-trainer predict runs/tabular_config/version_0/model.keras --data rows.csv --output predictions.csv
+
+A config whose `model.type` is `feed_forward`, `lstm` or `cnn_lstm` (or `mlp`
+with a table as `--data`) trains here. The table is a bundled one
+(`builtin:breast_cancer`, `builtin:wine`, `builtin:diabetes`), a numeric CSV or
+Parquet file (target: `--target`, default the last column), or a NumPy `.npy`
+(target last) / `.npz` (`x`, `y`) file. Sequence models (`lstm`, `cnn_lstm`)
+read windows of `--window` consecutive rows and predict the target
+`--horizon` rows after each window; rows keep their order and the split is by
+time. The head decides the task: softmax (classes 0..k-1), sigmoid (0/1) or
+linear (regression). The saved model takes raw features (the training
+statistics are inside) and carries its feature names, class names, window
+and target, so `evaluate` and `predict` need only the model and the data.
+
+The core CLI (`keras_trainer/cli.py`) owns the verbs and calls these handlers
+through `keras_trainer.registry.FAMILY_VERBS` ("train:tabular", ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from keras_trainer.errors import ConfigError, DataError
+
+SEQUENCE_TYPES = ("lstm", "cnn_lstm")
+TABULAR_TYPES = ("feed_forward", "lstm", "cnn_lstm")
+
+
+def _default_loss(activation: str) -> str:
+    return {
+        "softmax": "sparse_categorical_crossentropy",
+        "sigmoid": "binary_crossentropy",
+    }.get(activation, "mse")
+
+
+def _windows(x: np.ndarray, y: np.ndarray, window: int, horizon: int):
+    from keras_trainer.tabular.windows import make_windows
+
+    return make_windows(x, window, horizon=horizon, targets=y)
+
+
+def train(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer train` for tabular and sequence configs."""
+    from keras_trainer.config import load_config
+    from keras_trainer.core.evaluation import ModelEvaluator
+    from keras_trainer.core.fit import fit
+    from keras_trainer.core.models import build_model
+    from keras_trainer.core.runs import finish_run, start_run
+    from keras_trainer.tabular.data import head_targets, load_data, split_rows
+    from keras_trainer.tabular.normalization import (
+        FeatureScaler,
+        save_tabular_model,
+        serving_model,
+    )
+
+    with open(args.config, encoding="utf-8") as handle:
+        raw = json.load(handle)
+    config = load_config(args.config)
+    training = config.training
+    if args.epochs is not None:
+        training.epochs = args.epochs
+    if getattr(args, "quiet", False):
+        training.verbose = 0
+    source = args.data or config.data.path
+    if not source:
+        raise DataError(
+            "train: a tabular config needs --data (builtin:<name>, .csv, .parquet, .npy or .npz)"
+        )
+    x, y, feature_names = load_data(source, args.target)
+    model_config = config.model
+    y, classification = head_targets(y, model_config, source)
+    sequence = model_config.type in SEQUENCE_TYPES
+    window, horizon = getattr(args, "window", None), getattr(args, "horizon", 1) or 1
+    validation = training.validation_split or 0.2
+    seed = training.seed or 0
+    if sequence:
+        if not window:
+            raise ConfigError(
+                f"model.type: {model_config.type!r} reads windows of rows; pass --window N"
+            )
+        xs, ys = _windows(x, y, window, horizon)
+        n = len(xs)
+        n_test, n_val = (
+            int(round(n * config.data.test_split)),
+            int(round(n * validation)),
+        )
+        # By time, with the windows that would share rows across a cut dropped.
+        gap = window + horizon - 1
+        test_idx = np.arange(n - n_test, n)
+        val_idx = np.arange(max(n - n_test - gap - n_val, 0), max(n - n_test - gap, 0))
+        train_idx = np.arange(0, max(val_idx[0] - gap, 0) if len(val_idx) else 0)
+        if len(train_idx) < 1 or len(val_idx) < 1:
+            raise DataError(
+                f"{source}: {len(x)} rows give {n} windows of {window}; too few to split by time"
+            )
+        x, y = xs, ys
+    else:
+        train_idx, val_idx, test_idx = split_rows(len(x), validation, config.data.test_split, seed)
+    run = start_run(args, args.config)
+    training.logging.directory = run.path
+    training.logging.tensorboard = (
+        bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
+    )
+    scaler = FeatureScaler().fit(x[train_idx])
+    input_shape = tuple(x.shape[1:])
+    network = build_model(model_config.replace(input_dim=x.shape[-1]), input_shape)
+    loss = raw.get("training", {}).get("loss") or _default_loss(model_config.output_activation)
+    metrics = ["accuracy"] if classification else ["mae"]
+    print(
+        f"data: {source} ({len(train_idx)} train, {len(val_idx)} validation, {len(test_idx)} test "
+        f"{'windows' if sequence else 'rows'}, {x.shape[-1]} features), model.type={model_config.type}",
+        flush=True,
+    )
+    history = fit(
+        network,
+        scaler.transform(x[train_idx]),
+        y[train_idx],
+        config=training,
+        loss=loss,
+        metrics=metrics,
+        validation_data=(scaler.transform(x[val_idx]), y[val_idx]),
+    )
+    print(history.summary())
+    model = serving_model(network, scaler)
+    class_names = None
+    if classification:
+        width = 2 if model_config.output_activation == "sigmoid" else model_config.output_dim
+        class_names = [str(i) for i in range(width)]
+    report, metric_values = None, {}
+    if len(test_idx):
+        report = ModelEvaluator(
+            model,
+            task="classification" if classification else "regression",
+            class_names=class_names,
+        ).evaluate(x[test_idx], y[test_idx])
+        print(report.to_text())
+        metric_values = {
+            f"test_{k}": v
+            for k, v in report.to_dict().get("metrics", {}).items()
+            if isinstance(v, (int, float))
+        }
+    metadata = {
+        "config": config.to_dict(),
+        "feature_names": feature_names,
+        "class_names": class_names,
+        "data": source,
+        "target": args.target,
+        "window": window if sequence else None,
+        "horizon": horizon if sequence else None,
+    }
+    path = save_tabular_model(network, run.file(run.MODEL), scaler, metadata)
+    if args.output:
+        path = save_tabular_model(network, args.output, scaler, metadata)
+    print(f"saved model: {path}")
+    finish_run(
+        run,
+        args,
+        config.to_dict(),
+        report=report,
+        metrics=metric_values,
+        summary={
+            "command": "train",
+            "family": "tabular",
+            "data": source,
+            "model": path,
+        },
+    )
+    return 0
+
+
+def _load(model_path: str):
+    from keras_trainer.tabular.normalization import load_tabular_model
+
+    return load_tabular_model(model_path)
+
+
+def _windowed(x: np.ndarray, y: np.ndarray, metadata: dict):
+    """Windows of a time-ordered table for a sequence model (as in training); else the rows."""
+    window = metadata.get("window")
+    return _windows(x, y, window, metadata.get("horizon") or 1) if window else (x, y)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer evaluate` for a tabular model."""
+    from keras_trainer.config import load_config
+    from keras_trainer.core.evaluation import ModelEvaluator
+    from keras_trainer.core.predictions import CLASSIFICATION_HEADS, head_kind
+    from keras_trainer.tabular.data import head_targets, load_data
+
+    model, metadata = _load(args.model)
+    source = args.data or metadata.get("data")
+    if not source:
+        raise DataError(f"evaluate: pass --data (the model {args.model} does not name its data)")
+    x, y, _ = load_data(source, args.target or metadata.get("target"))
+    head = head_kind(metadata, int(np.prod(model.output_shape[1:])), model)
+    classification = head in CLASSIFICATION_HEADS
+    if "config" in metadata:
+        y, classification = head_targets(y, load_config(metadata["config"]).model, source)
+    x, y = _windowed(x, y, metadata)
+    report = ModelEvaluator(
+        model,
+        task="classification" if classification else "regression",
+        class_names=metadata.get("class_names") if classification else None,
+    ).evaluate(x, y)
+    print(f"metrics on {len(y)} {'windows' if metadata.get('window') else 'rows'} of {source}:")
+    print(report.to_text())
+    if args.report:
+        report.save_json(args.report)
+        print(f"saved report: {args.report}")
+    return 0
+
+
+def read_rows(path: str, feature_names: list[str], id_column: str | None = None):
+    """Feature rows and row ids from a CSV (columns by name), JSON or NumPy file.
+
+    Returns:
+        `(x float32, ids)`: ids are the `id_column` values, else row numbers.
+
+    Raises:
+        DataError: missing columns (named), non-numeric cells, an unreadable file.
+    """
+    lower = path.lower()
+    if not os.path.isfile(path):
+        raise DataError(f"input file not found: {path}")
+    if lower.endswith(".csv"):
+        import csv
+
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+        if len(rows) < 2:
+            raise DataError(f"{path}: needs a header row and at least one data row")
+        header = [name.strip() for name in rows[0]]
+        names = feature_names or [h for h in header if h != id_column]
+        missing = [name for name in names if name not in header]
+        if missing:
+            raise DataError(
+                f"{path}: missing feature column(s) {missing} (the model reads {names})"
+            )
+        if id_column and id_column not in header:
+            raise DataError(f"{path}: no id column {id_column!r} (columns: {', '.join(header)})")
+        index = [header.index(name) for name in names]
+        x = np.empty((len(rows) - 1, len(names)), dtype="float32")
+        ids: list[Any] = []
+        for number, row in enumerate(rows[1:], start=2):
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path}:{number}: has {len(row)} cells but the header has {len(header)}"
+                )
+            for column, position in enumerate(index):
+                try:
+                    x[number - 2, column] = float(row[position])
+                except ValueError:
+                    raise DataError(
+                        f"{path}:{number}: column {names[column]!r} holds {row[position]!r}, not a number"
+                    ) from None
+            ids.append(row[header.index(id_column)] if id_column else number - 2)
+        return x, ids
+    if lower.endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except ValueError as error:
+            raise DataError(f"{path}: not valid JSON ({error})") from None
+        if isinstance(data, dict) and "inputs" in data:
+            data = data["inputs"]
+        if not isinstance(data, list) or not data:
+            raise DataError(
+                f"{path}: expected a non-empty list of rows (lists of numbers or objects)"
+            )
+        if isinstance(data[0], dict):
+            missing = sorted({n for row in data for n in feature_names if n not in row})
+            if not feature_names or missing:
+                raise DataError(
+                    f"{path}: rows given by name need the model's feature names; missing {missing}"
+                )
+            ids = [row.get(id_column, i) if id_column else i for i, row in enumerate(data)]
+            data = [[row[n] for n in feature_names] for row in data]
+        else:
+            ids = list(range(len(data)))
+        try:
+            return np.asarray(data, dtype="float32"), ids
+        except (TypeError, ValueError) as error:
+            raise DataError(f"{path}: rows are not all numbers of one width ({error})") from None
+    if lower.endswith((".npy", ".npz")):
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise DataError(f"{path}: not a readable NumPy file ({error})") from None
+        if not isinstance(loaded, np.ndarray):
+            with loaded:
+                key = next((k for k in loaded.files if k.lower() == "x"), None)
+                if key is None:
+                    raise DataError(
+                        f"{path}: an .npz input holds an array 'x', found {loaded.files}"
+                    )
+                loaded = loaded[key]
+        return np.asarray(loaded, dtype="float32"), list(range(len(loaded)))
+    raise DataError(f"{path}: inputs are .csv, .json, .npy or .npz files")
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer predict` for a tabular model."""
+    from keras_trainer.core.predictions import (
+        class_names_for,
+        describe,
+        head_kind,
+        records_to_csv,
+        write_predictions,
+    )
+
+    if not args.data:
+        raise DataError("predict: pass --data ROWS (.csv, .json, .npy or .npz)")
+    model, metadata = _load(args.model)
+    feature_names = list(metadata.get("feature_names") or [])
+    x, ids = read_rows(args.data, feature_names, getattr(args, "id_column", None))
+    window = metadata.get("window")
+    if window:
+        if x.ndim == 2:
+            if len(x) < window:
+                raise DataError(f"{args.data}: {len(x)} rows; the model reads windows of {window}")
+            ids = ids[window - 1 :]  # each window is named by its last row
+            x = np.stack([x[s : s + window] for s in range(len(x) - window + 1)])
+    expected = tuple(model.input_shape[1:])
+    if tuple(x.shape[1:]) != expected:
+        raise DataError(
+            f"{args.data}: rows of shape {tuple(x.shape[1:])}; the model expects {expected}"
+        )
+    outputs = np.asarray(model.predict(x, verbose=0))
+    width = int(np.prod(outputs.shape[1:]))
+    head = head_kind(metadata, width, model)
+    records = describe(outputs, head, class_names_for(metadata, head, width), ids)
+    if args.output:
+        write_predictions(records, args.output)
+        print(f"wrote {len(records)} predictions to {args.output}")
+    else:
+        print(records_to_csv(records), end="")
+    return 0

@@ -1,0 +1,83 @@
+"""`keras-trainer train/evaluate/predict/chat` for the assistant."""
+
+import json
+import subprocess
+import sys
+
+from keras_trainer.cli import main
+from tests.conftest import ROOT, subprocess_env
+
+
+def test_assistant_trains_evaluates_predicts_and_chats(tmp_path, capsys):
+    config = tmp_path / "assistant.json"
+    config.write_text(
+        json.dumps(
+            {
+                "embedding_dim": 16,
+                "hidden_dim": 16,
+                "max_length": 16,
+                "dropout": 0.0,
+                "learning_rate": 0.01,
+                "batch_size": 32,
+                "epochs": 2,
+                "seed": 1,
+            }
+        )
+    )
+    pairs = [
+        {"query": f"what is {w}?", "response": f"{w} is a word"} for w in ("alpha", "beta", "gamma")
+    ]
+    data = tmp_path / "qa.json"
+    data.write_text(json.dumps(pairs))
+    model = tmp_path / "bot.keras"
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                "--data",
+                str(data),
+                "--output",
+                str(model),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        "exact match" in out
+        and (tmp_path / "runs" / "assistant" / "version_0" / "model.keras").is_file()
+    )
+    assert (
+        main(["evaluate", str(model), "--data", str(data), "--report", str(tmp_path / "r.json")])
+        == 0
+    )
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["pairs"] == 3 and 0.0 <= report["exact_match"] <= 1.0
+    questions = tmp_path / "questions.json"
+    questions.write_text(json.dumps(["what is alpha?", {"query": "what is beta?"}]))
+    assert (
+        main(
+            ["predict", str(model), "--data", str(questions), "--output", str(tmp_path / "a.json")]
+        )
+        == 0
+    )
+    answers = json.loads((tmp_path / "a.json").read_text())
+    assert [a["query"] for a in answers] == ["what is alpha?", "what is beta?"]
+    assert main(["chat", str(model), "what is gamma?"]) == 0
+    one_shot = capsys.readouterr().out.strip().splitlines()[-1]
+    interactive = subprocess.run(  # noqa: PLW1510
+        [sys.executable, "-m", "keras_trainer", "chat", str(model)],
+        input="what is gamma?\n\n",
+        env=subprocess_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert interactive.returncode == 0, interactive.stderr
+    assert interactive.stdout.strip().splitlines()[-1] == one_shot
+    assert main(["chat", str(model), "   "]) == 2
+    assert "query is empty" in capsys.readouterr().err

@@ -1,0 +1,234 @@
+"""`keras-trainer train/evaluate/predict` for tables and windows (feed_forward, mlp, lstm, cnn_lstm)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from keras_trainer.cli import main
+from keras_trainer.core import persistence
+
+
+def _config(tmp_path, **model):
+    config = {
+        "model": {
+            "type": "feed_forward",
+            "hidden_layers": [8],
+            "output_dim": 1,
+            "output_activation": "sigmoid",
+            "batch_norm": False,
+            **model,
+        },
+        "training": {"epochs": 2, "batch_size": 32, "validation_split": 0.2, "learning_rate": 0.01},
+        "data": {"test_split": 0.2},
+    }
+    path = tmp_path / "tabular.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def _read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_binary_table_trains_evaluates_and_predicts_with_sigmoid_labels(tmp_path, capsys):
+    config = _config(tmp_path)
+    runs = tmp_path / "runs"
+    assert (
+        main(
+            ["train", config, "--data", "builtin:breast_cancer", "--runs-dir", str(runs), "--quiet"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    run = runs / "tabular" / "version_0"
+    assert f"run folder: {run}" in out and "accuracy" in out
+    for name in (
+        "config.json",
+        "history.json",
+        "history.csv",
+        "evaluation.json",
+        "model.keras",
+        "summary.json",
+    ):
+        assert (run / name).is_file(), name
+    model_path = str(run / "model.keras")
+    assert main(["evaluate", model_path, "--data", "builtin:breast_cancer"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+    from keras_trainer.tabular.datasets import load_table
+
+    x, y, names = load_table("breast_cancer")
+    rows = tmp_path / "rows.csv"
+    with open(rows, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient", *names])
+        for i in range(6):
+            writer.writerow([f"p{i}", *x[i]])
+    output = tmp_path / "predictions.csv"
+    assert (
+        main(
+            [
+                "predict",
+                model_path,
+                "--data",
+                str(rows),
+                "--id-column",
+                "patient",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
+    predicted = _read_csv(output)
+    model, _ = persistence.load_model(model_path)
+    p = np.asarray(model.predict(x[:6], verbose=0)).reshape(-1)
+    assert [r["id"] for r in predicted] == [f"p{i}" for i in range(6)]
+    for row, probability in zip(predicted, p):
+        assert row["label"] == (
+            "1" if probability >= 0.5 else "0"
+        )  # class 1 when p >= 0.5, not argmax
+        assert (
+            abs(float(row["p_1"]) - probability) < 1e-5
+            and abs(float(row["p_0"]) - (1 - probability)) < 1e-5
+        )
+
+
+def test_regression_on_a_parquet_or_numpy_table_predicts_values(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)).astype("float32")
+    table = np.column_stack([x, x[:, 0] - 2 * x[:, 1]])
+    np.save(tmp_path / "table.npy", table)
+    config = _config(tmp_path, type="mlp", output_activation="linear", input_dim=3)
+    assert (
+        main(
+            [
+                "train",
+                config,
+                "--data",
+                str(tmp_path / "table.npy"),
+                "--runs-dir",
+                str(tmp_path / "r"),
+                "--output",
+                str(tmp_path / "reg.keras"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert "r2" in capsys.readouterr().out
+    (tmp_path / "rows.json").write_text(json.dumps(x[:4].tolist()))
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "reg.keras"),
+                "--data",
+                str(tmp_path / "rows.json"),
+                "--output",
+                str(tmp_path / "out.json"),
+            ]
+        )
+        == 0
+    )
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert [set(r) for r in records] == [{"id", "value"}] * 4  # values, no labels or probabilities
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    pd.DataFrame(table, columns=["a", "b", "c", "y"]).to_parquet(tmp_path / "table.parquet")
+    assert (
+        main(
+            [
+                "train",
+                config,
+                "--data",
+                str(tmp_path / "table.parquet"),
+                "--target",
+                "y",
+                "--runs-dir",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+
+
+def test_sequence_model_trains_on_windows_of_a_csv(tmp_path, capsys):
+    t = np.arange(200, dtype="float32")
+    series = np.column_stack([np.sin(t / 5), np.cos(t / 7), np.sin(t / 5 + 0.3)])
+    path = tmp_path / "series.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "target"])
+        writer.writerows(series.tolist())
+    config = _config(
+        tmp_path, type="lstm", output_activation="linear", lstm_hidden_size=4, hidden_layers=[4]
+    )
+    assert (
+        main(
+            [
+                "train",
+                config,
+                "--data",
+                str(path),
+                "--window",
+                "8",
+                "--runs-dir",
+                str(tmp_path / "r"),
+                "--output",
+                str(tmp_path / "lstm.keras"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert "windows" in capsys.readouterr().out
+    assert persistence.read_metadata(tmp_path / "lstm.keras")["window"] == 8
+    assert main(["predict", str(tmp_path / "lstm.keras"), "--data", str(path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "id,value" and len(lines) == 1 + 200 - 8 + 1
+    assert main(["train", config, "--data", str(path), "--runs-dir", str(tmp_path / "r")]) == 2
+    assert "pass --window N" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--data", "missing.csv"], "data file not found: missing.csv"),
+        (["--data", "builtin:wine"], "a sigmoid head needs output_dim 1 and 0/1 labels"),
+    ],
+)
+def test_bad_tabular_input_is_reported_before_training(tmp_path, capsys, arguments, message):
+    assert main(["train", _config(tmp_path), *arguments, "--runs-dir", str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # no run folder for a run that never started
+
+
+def test_predict_names_the_missing_columns(tmp_path, capsys):
+    config = _config(tmp_path)
+    assert (
+        main(
+            [
+                "train",
+                config,
+                "--data",
+                "builtin:breast_cancer",
+                "--runs-dir",
+                str(tmp_path / "r"),
+                "--output",
+                str(tmp_path / "m.keras"),
+                "--epochs",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    (tmp_path / "rows.csv").write_text("mean radius,mean texture\n1,2\n")
+    assert main(["predict", str(tmp_path / "m.keras"), "--data", str(tmp_path / "rows.csv")]) == 2
+    assert "missing feature column(s) ['mean perimeter'" in capsys.readouterr().err
