@@ -298,6 +298,15 @@ class TrainingConfig(ConfigSection):
     resume: bool = option(
         False, description="Continue from the latest checkpoint in checkpoint.directory."
     )
+    engine: Literal["auto", "keras", "fused"] = option(
+        "auto",
+        description=(
+            "Training loop: 'keras' (Keras fit, one compiled call per batch), 'fused' (the "
+            "arrays on the device, a whole epoch per compiled call; callbacks see epochs), "
+            "or 'auto' (fused when the data fits in device memory and no callback needs "
+            "every batch; logs why not)."
+        ),
+    )
 
     def validate(self, path: str) -> None:
         if self.gradient_clip_norm is not None and self.gradient_clip_value is not None:

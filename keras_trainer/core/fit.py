@@ -24,6 +24,7 @@ from keras_trainer.core.data import (
     shuffled_tf_dataset,
     split_validation,
 )
+from keras_trainer.core.fused import choose_engine, fused_fit
 from keras_trainer.core.history import HistoryRecorder, TrainingHistory, monitor_mode
 from keras_trainer.core.losses import get_loss
 from keras_trainer.core.optimizers import build_optimizer
@@ -92,6 +93,19 @@ def _log_callbacks(config: TrainingConfig, resume: bool) -> tuple[list, Optional
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(directory, "tensorboard")))
     json_path = os.path.join(directory, "history.json") if config.logging.json_history else None
     return callbacks, json_path
+
+
+def _keras_fit(model, batches, validation_data, config, initial_epoch, callbacks) -> None:
+    model.fit(
+        batches,
+        validation_data=validation_data,
+        validation_batch_size=config.batch_size,
+        epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=config.verbose,
+        shuffle=False,
+    )
 
 
 def fit(
@@ -213,21 +227,18 @@ def fit(
         seed=config.seed or 0,
         initial_epoch=initial_epoch,
     )
-    if keras.backend.backend() == "tensorflow":
+    arrays = (x, y, sample_weight, validation_data)
+    if choose_engine(config.engine, model, arrays, all_callbacks) == "fused":
+        fused_fit(
+            model, x, y, sample_weight, validation_data=validation_data, epochs=config.epochs,
+            callbacks=all_callbacks, verbose=config.verbose, **feed,
+        )
+    elif keras.backend.backend() == "tensorflow":
         batches, epoch_counter = shuffled_tf_dataset(x, y, sample_weight, **feed)
-        all_callbacks.insert(0, epoch_counter)
+        _keras_fit(model, batches, validation_data, config, initial_epoch, [epoch_counter, *all_callbacks])
     else:
         batches = ShuffledArrays(x, y, sample_weight, **feed)
-    model.fit(
-        batches,
-        validation_data=validation_data,
-        validation_batch_size=config.batch_size,
-        epochs=config.epochs,
-        initial_epoch=initial_epoch,
-        callbacks=all_callbacks,
-        verbose=config.verbose,
-        shuffle=False,
-    )
+        _keras_fit(model, batches, validation_data, config, initial_epoch, [batches.epoch_callback(), *all_callbacks])
     if nan_guard.nan_at is not None:
         kept = manager.latest() if manager is not None else None
         raise TrainingError(
