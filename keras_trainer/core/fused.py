@@ -60,11 +60,25 @@ def batch_hook_callbacks(callbacks: Sequence[keras.callbacks.Callback]) -> list[
         if isinstance(callback, keras.callbacks.TensorBoard) and callback.update_freq == "epoch":
             if not getattr(callback, "_profile_batch", 0):
                 continue
+        if _forwards_to_idle_tuner(callback):
+            continue
         for hook in _BATCH_HOOKS:
             if getattr(type(callback), hook, None) is not getattr(keras.callbacks.Callback, hook):
                 found.append(f"{type(callback).__name__}.{hook}")
                 break
     return found
+
+
+def _forwards_to_idle_tuner(callback: keras.callbacks.Callback) -> bool:
+    # KerasTuner adds a `TunerCallback` to every trial; its batch hooks call the
+    # tuner's `on_batch_begin/end`, which do nothing unless a tuner overrides them.
+    tuner = getattr(callback, "tuner", None)
+    if type(callback).__name__ != "TunerCallback" or tuner is None:
+        return False
+    return all(
+        getattr(type(tuner), hook).__qualname__ == f"Tuner.{hook}"
+        for hook in ("on_batch_begin", "on_batch_end")
+    )
 
 
 def _nbytes(data: Any) -> int:
