@@ -119,9 +119,7 @@ def free_device_memory() -> Optional[int]:
     return None
 
 
-def fused_unsupported_reason(
-    model: keras.Model, arrays: Sequence[Any], callbacks: Sequence[keras.callbacks.Callback]
-) -> Optional[str]:
+def fused_unsupported_reason(model: keras.Model, arrays: Sequence[Any]) -> Optional[str]:
     """Why the fused engine cannot train this run (`None` when it can)."""
     if model.run_eagerly:
         return "the model is compiled with run_eagerly=True"
@@ -133,12 +131,6 @@ def fused_unsupported_reason(
             kind = getattr(np.dtype(dtype) if not hasattr(dtype, "kind") else dtype, "kind", "f")
             if kind not in "biuf":
                 return f"an input array has dtype {dtype} (the fused engine takes numeric arrays)"
-    hooks = batch_hook_callbacks(callbacks)
-    if hooks:
-        return (
-            f"callback {hooks[0]} runs on every batch (the fused engine calls batch hooks "
-            "once per epoch)"
-        )
     needed = sum(_nbytes(data) for data in arrays)
     free = free_device_memory()
     if free is not None and needed > DEVICE_MEMORY_SHARE * free:
@@ -155,10 +147,17 @@ def choose_engine(
     arrays: Sequence[Any],
     callbacks: Sequence[keras.callbacks.Callback],
 ) -> str:
-    """Resolves `training.engine` to "keras" or "fused"; logs why "auto" falls back."""
+    """Resolves `training.engine` to "keras" or "fused"; logs why "auto" falls back.
+
+    "fused" runs callbacks' batch hooks once per epoch; "auto" then prefers the
+    Keras engine, which calls them after every batch.
+    """
     if engine == "keras":
         return "keras"
-    reason = fused_unsupported_reason(model, arrays, callbacks)
+    reason = fused_unsupported_reason(model, arrays)
+    hooks = batch_hook_callbacks(callbacks)
+    if reason is None and hooks and engine == "auto":
+        reason = f"callback {hooks[0]} runs on every batch (the fused engine calls batch hooks once per epoch)"
     if reason is None:
         return "fused"
     if engine == "fused":
