@@ -29,8 +29,10 @@ batch hooks once per epoch (with the epoch's last batch index), which is why
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import weakref
 from typing import Any, Optional, Sequence
 
 import keras
@@ -168,6 +170,23 @@ def choose_engine(
     return "keras"
 
 
+_PROGRAMS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _programs(model: keras.Model, build):
+    """The compiled epoch programs of `model`, reused while its compilation is unchanged.
+
+    Like Keras' own `train_function`, a second `fit` of the same compiled model
+    (new data of the same shapes) reuses them instead of compiling again.
+    """
+    key = (id(model.optimizer), id(getattr(model, "_compile_loss", None)), id(getattr(model, "_compile_metrics", None)))
+    cached = _PROGRAMS.get(model)
+    if cached is None or cached[0] != key:
+        cached = (key, build())
+        _PROGRAMS[model] = cached
+    return cached[1]
+
+
 def _split_rows(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     full = len(order) // batch_size
     return (
@@ -177,7 +196,16 @@ def _split_rows(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndar
 
 
 class _JaxLoop:
-    """Epochs as `jax.lax.scan` over Keras' stateless `train_step`."""
+    """Epochs as `jax.lax.scan` over Keras' stateless `train_step`.
+
+    One compiled call runs the epoch's full batches, its last smaller batch and
+    the metric results, starting from fresh metric values, so an epoch costs
+    one dispatch and one read-back. On accelerators the scan is unrolled
+    (`UNROLL` steps per loop iteration): each iteration of an XLA loop there
+    costs a round trip for its condition.
+    """
+
+    UNROLL = 8
 
     def __init__(self, model: keras.Model, train: tuple, validation: Optional[tuple]):
         import jax
@@ -186,51 +214,61 @@ class _JaxLoop:
         self.jax, self.model = jax, model
         self.train = jax.device_put(train)
         self.validation = None if validation is None else jax.device_put(validation)
+        model.reset_metrics()
+        self.fresh_metrics = [v.value for v in model.metrics_variables]
+        unroll = 1 if jax.devices()[0].platform == "cpu" else self.UNROLL
 
-        def run(step, state, arrays, rows):
-            def body(state, batch_rows):
-                batch = keras.tree.map_structure(lambda a: jnp.take(a, batch_rows, axis=0), arrays)
-                _, state = step(state, batch)
-                return state, None
+        def build():
+            def results(metrics_values):
+                mapping = list(zip(model.metrics_variables, metrics_values))
+                with keras.StatelessScope(state_mapping=mapping):
+                    return dict(model.get_metrics_result())
 
-            return jax.lax.scan(body, state, rows)[0]
+            def run(step, state, arrays, full, rest):
+                def body(state, batch_rows):
+                    batch = keras.tree.map_structure(lambda a: jnp.take(a, batch_rows, axis=0), arrays)
+                    return step(state, batch)[1], None
 
-        self._train = jax.jit(lambda state, arrays, rows: run(model.train_step, state, arrays, rows))
-        self._test = jax.jit(lambda state, arrays, rows: run(model.test_step, state, arrays, rows))
+                if full.shape[0]:
+                    state = jax.lax.scan(body, state, full, unroll=min(unroll, full.shape[0]))[0]
+                if rest.shape[1]:
+                    state = body(state, rest[0])[0]
+                return state, results(state[-1])
 
-    def train_epoch(self, full: np.ndarray, rest: np.ndarray) -> None:
-        model = self.model
-        state = tuple(
-            [v.value for v in variables]
-            for variables in (
-                model.trainable_variables,
-                model.non_trainable_variables,
-                model.optimizer.variables,
-                model.metrics_variables,
+            return (
+                jax.jit(lambda *args: run(model.train_step, *args)),
+                jax.jit(lambda *args: run(model.test_step, *args)),
             )
-        )
-        for rows in (full, rest):
-            if rows.size:
-                state = self._train(state, self.train, rows)
-        self._assign(
-            (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables, model.metrics_variables),
-            state,
-        )
 
-    def evaluate(self, full: np.ndarray, rest: np.ndarray) -> None:
+        self._train, self._test = _programs(model, build)
+
+    def train_epoch(self, full: np.ndarray, rest: np.ndarray) -> dict:
         model = self.model
-        variables = (model.trainable_variables, model.non_trainable_variables, model.metrics_variables)
-        state = tuple([v.value for v in group] for group in variables)
-        for rows in (full, rest):
-            if rows.size:
-                state = self._test(state, self.validation, rows)
-        self._assign(variables[2:], state[2:])
+        groups = (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.optimizer.variables,
+            model.metrics_variables,
+        )
+        state = tuple([v.value for v in group] for group in groups[:3]) + (self.fresh_metrics,)
+        state, logs = self._train(state, self.train, full, rest)
+        self._assign(groups, state)
+        return logs
+
+    def evaluate(self, full: np.ndarray, rest: np.ndarray) -> dict:
+        model = self.model
+        groups = (model.trainable_variables, model.non_trainable_variables, model.metrics_variables)
+        state = tuple([v.value for v in group] for group in groups[:2]) + (self.fresh_metrics,)
+        state, logs = self._test(state, self.validation, full, rest)
+        self._assign(groups[2:], state[2:])
+        return logs
 
     @staticmethod
     def _assign(groups, values) -> None:
+        # The values come from the model's own step: same shapes and dtypes.
         for group, new in zip(groups, values):
             for variable, value in zip(group, new):
-                variable.assign(value)
+                variable._direct_assign(value)
 
 
 class _TensorFlowLoop:
@@ -261,17 +299,21 @@ class _TensorFlowLoop:
                 reduce_retracing=True,
             )
 
-        self._train, self._test = make(model.train_step), make(model.test_step)
+        self._train, self._test = _programs(model, lambda: (make(model.train_step), make(model.test_step)))
 
-    def train_epoch(self, full, rest) -> None:
+    def train_epoch(self, full, rest) -> dict:
+        self.model.reset_metrics()
         for rows in (full, rest):
             if rows.size:
                 self._train(self.train, self.tf.constant(rows))
+        return self.model.get_metrics_result()
 
-    def evaluate(self, full, rest) -> None:
+    def evaluate(self, full, rest) -> dict:
+        self.model.reset_metrics()
         for rows in (full, rest):
             if rows.size:
                 self._test(self.validation, self.tf.constant(rows))
+        return self.model.get_metrics_result()
 
 
 class _TorchLoop:
@@ -299,7 +341,8 @@ class _TorchLoop:
             batch = keras.tree.map_structure(lambda a: a.index_select(0, batch_rows), self.train)
             self.model.train_step(batch)
 
-    def train_epoch(self, full: np.ndarray, rest: np.ndarray) -> None:
+    def train_epoch(self, full: np.ndarray, rest: np.ndarray) -> dict:
+        self.model.reset_metrics()
         self.model.train()
         if full.size:
             if self.use_graphs and self.graphs is None and self.graph_failure is None:
@@ -310,8 +353,10 @@ class _TorchLoop:
                 self._eager_steps(self._rows(full))
         if rest.size:
             self._eager_steps(self._rows(rest))
+        return self.model.get_metrics_result()
 
-    def evaluate(self, full, rest) -> None:
+    def evaluate(self, full, rest) -> dict:
+        self.model.reset_metrics()
         self.model.eval()
         with self.torch.no_grad():
             for rows in (full, rest):
@@ -320,6 +365,7 @@ class _TorchLoop:
                         lambda a: a.index_select(0, batch_rows), self.validation
                     )
                     self.model.test_step(batch)
+        return self.model.get_metrics_result()
 
     # CUDA graphs ---------------------------------------------------------------------------
     def _state(self) -> list:
@@ -342,22 +388,24 @@ class _TorchLoop:
             self.model.train_step(batch)
             index.add_(1)
 
+        constants: dict = {}
         try:
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                for _ in range(3):  # warm-up outside capture, as CUDA graphs require
-                    index.zero_()
-                    step()
-            torch.cuda.current_stream().wait_stream(stream)
-            graphs = {}
-            for n in (k, 1):
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    for _ in range(n):
+            with _device_constants(torch, constants):
+                with torch.cuda.stream(stream):
+                    for _ in range(3):  # warm-up outside capture, as CUDA graphs require
+                        index.zero_()
                         step()
-                graphs[n] = graph
-            self.graphs = {"rows": rows, "index": index, **graphs}
+                torch.cuda.current_stream().wait_stream(stream)
+                graphs = {}
+                for n in (k, 1):
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph):
+                        for _ in range(n):
+                            step()
+                    graphs[n] = graph
+            self.graphs = {"rows": rows, "index": index, "constants": constants, **graphs}
         except Exception as error:  # noqa: BLE001 - any capture failure falls back to eager
             self.graph_failure = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
             logger.info("fused engine (torch): CUDA graph capture failed (%s); running eagerly", self.graph_failure)
@@ -381,6 +429,37 @@ class _TorchLoop:
                     graphs["rows"][0].copy_(batch_rows)
                     graphs["index"].zero_()
                     graphs[1].replay()
+
+
+@contextlib.contextmanager
+def _device_constants(torch, cache: dict):
+    """Makes `torch.as_tensor`/`torch.tensor` of Python scalars return cached device tensors.
+
+    Keras' torch ops turn Python numbers (an optimizer's beta, a metric's
+    count) into device tensors with a host-to-device copy on every step, which
+    CUDA graph capture forbids. The warm-up steps fill `cache`; the captured
+    steps then reuse those tensors, whose values never change.
+    """
+    originals = torch.as_tensor, torch.tensor
+
+    def cached(original):
+        def convert(data, *args, **kwargs):
+            if isinstance(data, (bool, int, float)) and not args:
+                device = kwargs.get("device")
+                if device is not None and torch.device(device).type == "cuda":
+                    key = (original.__name__, type(data), data, kwargs.get("dtype"), str(device))
+                    if key not in cache:
+                        cache[key] = original(data, **kwargs)
+                    return cache[key]
+            return original(data, *args, **kwargs)
+
+        return convert
+
+    torch.as_tensor, torch.tensor = cached(originals[0]), cached(originals[1])
+    try:
+        yield
+    finally:
+        torch.as_tensor, torch.tensor = originals
 
 
 _LOOPS = {"jax": _JaxLoop, "tensorflow": _TensorFlowLoop, "torch": _TorchLoop}
@@ -440,23 +519,20 @@ def fused_fit(
     model.stop_training = False
     callback_list.on_train_begin()
     logs: dict = {}
+    order = tf_epoch_order if backend == "tensorflow" else epoch_order
+    rows = _split_rows(order(size, seed, initial_epoch, shuffle), batch_size)
     for epoch in range(initial_epoch, epochs):
-        model.reset_metrics()
         callback_list.on_epoch_begin(epoch)
         callback_list.on_train_batch_begin(0)
-        if backend == "tensorflow":
-            order = tf_epoch_order(size, seed, epoch, shuffle)
-        else:
-            order = epoch_order(size, seed, epoch, shuffle)
-        loop.train_epoch(*_split_rows(order, batch_size))
-        logs = _pythonify(model.get_metrics_result())
+        logs = loop.train_epoch(*rows)
+        if epoch + 1 < epochs:  # while the device works (JAX dispatches asynchronously)
+            rows = _split_rows(order(size, seed, epoch + 1, shuffle), batch_size)
+        logs = _pythonify(logs)
         callback_list.on_train_batch_end(steps - 1, logs)
         epoch_logs = dict(logs)
         if validation is not None:
-            model.reset_metrics()
             callback_list.on_test_begin()
-            loop.evaluate(*val_rows)
-            val_logs = _pythonify(model.get_metrics_result())
+            val_logs = _pythonify(loop.evaluate(*val_rows))
             callback_list.on_test_end(val_logs)
             epoch_logs.update({f"val_{name}": value for name, value in val_logs.items()})
         callback_list.on_epoch_end(epoch, epoch_logs)
