@@ -433,24 +433,32 @@ class _TorchLoop:
 
 @contextlib.contextmanager
 def _device_constants(torch, cache: dict):
-    """Makes `torch.as_tensor`/`torch.tensor` of Python scalars return cached device tensors.
+    """Makes `torch.as_tensor`/`torch.tensor` of host constants return cached device tensors.
 
-    Keras' torch ops turn Python numbers (an optimizer's beta, a metric's
-    count) into device tensors with a host-to-device copy on every step, which
+    Keras' torch ops turn Python and NumPy numbers (an optimizer's beta, a
+    metric's count, a loss's divisor) into device tensors with a host-to-device
+    copy on every step, which
     CUDA graph capture forbids. The warm-up steps fill `cache`; the captured
     steps then reuse those tensors, whose values never change.
     """
     originals = torch.as_tensor, torch.tensor
 
+    def constant_key(data):
+        if isinstance(data, (bool, int, float)):
+            return (type(data), data)
+        if isinstance(data, (np.ndarray, np.generic)) and np.size(data) <= 64:
+            return (np.asarray(data).dtype.str, np.shape(data), np.asarray(data).tobytes())
+        return None
+
     def cached(original):
         def convert(data, *args, **kwargs):
-            if isinstance(data, (bool, int, float)) and not args:
-                device = kwargs.get("device")
-                if device is not None and torch.device(device).type == "cuda":
-                    key = (original.__name__, type(data), data, kwargs.get("dtype"), str(device))
-                    if key not in cache:
-                        cache[key] = original(data, **kwargs)
-                    return cache[key]
+            key = None if args else constant_key(data)
+            device = kwargs.get("device")
+            if key is not None and device is not None and torch.device(device).type == "cuda":
+                key = (original.__name__, *key, kwargs.get("dtype"), str(device))
+                if key not in cache:
+                    cache[key] = original(data, **kwargs)
+                return cache[key]
             return original(data, *args, **kwargs)
 
         return convert
