@@ -1,6 +1,7 @@
-"""Training steps per second: plain Keras `fit`, the shared `fit` on each engine, a hand-written loop.
+"""Training steps/s: plain Keras `fit`, the shared `fit` on each engine, a hand-written loop.
 
-    KERAS_BACKEND=jax python benchmarks/fit.py [--samples 32000] [--batches 32 1024] [--steps 2000] [--rounds 5]
+    KERAS_BACKEND=jax python benchmarks/fit.py [--samples 32000] [--batches 32 1024] \
+        [--steps 2000] [--rounds 5]
 
 Every contender trains the seed's 12-64-32-5 MLP (ReLU, softmax, categorical
 cross-entropy, Adam 1e-3, accuracy metric) on the same arrays, in the same process:
@@ -74,7 +75,9 @@ def jax_scan_trainer(x: np.ndarray, y: np.ndarray, batch: int, seed: int = 0):
         m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, grads)
         v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, grads)
         lr = 1e-3 * jnp.sqrt(1 - 0.999**t) / (1 - 0.9**t)
-        params = jax.tree_util.tree_map(lambda p, m, v: p - lr * m / (jnp.sqrt(v) + 1e-7), params, m, v)
+        params = jax.tree_util.tree_map(
+            lambda p, m, v: p - lr * m / (jnp.sqrt(v) + 1e-7), params, m, v
+        )
         return (params, m, v, t), loss
 
     @jax.jit
@@ -128,6 +131,7 @@ def measure(batch: int, x: np.ndarray, y: np.ndarray, target_steps: int, rounds:
     def run_engine(engine):
         def run(n):
             fit(models[engine], x, y, config=config.replace(epochs=n, engine=engine), compile=False)
+
         return run
 
     contenders = {
@@ -165,7 +169,8 @@ def main() -> None:
     y = np.eye(5, dtype="float32")[rng.integers(0, 5, args.samples)]
     print(
         f"date={datetime.date.today()} backend={keras.backend.backend()} device={device_name()} "
-        f"host={platform.machine()} samples={args.samples} steps/round~{args.steps} rounds={args.rounds}"
+        f"host={platform.machine()} samples={args.samples} steps/round~{args.steps} "
+        f"rounds={args.rounds}"
     )
     print("| batch | contender | steps/s | x plain keras fit |")
     print("|---:|---|---:|---:|")

@@ -1,6 +1,7 @@
 """Population training: P seed-MLP trials as one program vs the same trials one after another.
 
-    KERAS_BACKEND=jax python benchmarks/population.py [--sizes 1 8 64 256] [--samples 4096] [--epochs 5]
+    KERAS_BACKEND=jax python benchmarks/population.py [--sizes 1 8 64 256] [--samples 4096] \
+        [--epochs 5]
 
 Each trial trains the seed's 12-64-32-5 MLP (Adam, batch 32, `--epochs` epochs,
 20 % validation, no early stopping, so every trial does the same work) with its
@@ -30,21 +31,24 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.fit import device_name  # noqa: E402
 from keras_trainer.config import ModelConfig, TrainingConfig  # noqa: E402
 from keras_trainer.core.fit import fit  # noqa: E402
 from keras_trainer.core.models import build_model  # noqa: E402
 from keras_trainer.core.population import fit_population  # noqa: E402
 from keras_trainer.core.seeding import set_seed  # noqa: E402
 
-from benchmarks.fit import device_name  # noqa: E402
-
 
 def _configs(count: int, epochs: int) -> list[TrainingConfig]:
     rates = np.geomspace(1e-4, 1e-2, max(count, 2))[:count]
     return [
         TrainingConfig(
-            epochs=epochs, batch_size=32, verbose=0, early_stopping_patience=0,
-            learning_rate=float(rate), seed=index + 1,
+            epochs=epochs,
+            batch_size=32,
+            verbose=0,
+            early_stopping_patience=0,
+            learning_rate=float(rate),
+            seed=index + 1,
         )
         for index, rate in enumerate(rates)
     ]
@@ -93,13 +97,22 @@ def main() -> None:
     for config in _configs(args.sequential_trials, args.epochs):
         set_seed(config.seed)
         model = _builder(0)
-        model.compile(keras.optimizers.Adam(config.learning_rate), "categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            keras.optimizers.Adam(config.learning_rate),
+            "categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         model.fit(x, y, batch_size=32, epochs=args.epochs, validation_split=0.2, verbose=0)
     keras_per_trial = (time.perf_counter() - start) / args.sequential_trials
-    print(f"one trial alone (shared fit, engine auto): {one_trial:.2f} s; "
-          f"plain Keras fit per trial: {keras_per_trial:.2f} s")
-    print("| trials | population wall s | x one trial alone | sequential Keras fit s (scaled) | speed-up | "
-          "state bytes/member | peak device bytes/member |")
+    print(
+        f"one trial alone (shared fit, engine auto): {one_trial:.2f} s; "
+        f"plain Keras fit per trial: {keras_per_trial:.2f} s"
+    )
+    print(
+        "| trials | population wall s | x one trial alone | sequential Keras fit s (scaled) "
+        "| speed-up | "
+        "state bytes/member | peak device bytes/member |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for count in args.sizes:
         configs = _configs(count, args.epochs)
@@ -107,11 +120,14 @@ def main() -> None:
         members = fit_population(_builder, x, y, configs)
         wall = time.perf_counter() - start
         model = members[0].model
-        state = sum(np.asarray(v.value).nbytes for v in (*model.variables, *model.optimizer.variables))
+        state = sum(
+            np.asarray(v.value).nbytes for v in (*model.variables, *model.optimizer.variables)
+        )
         peak = _peak_bytes()
         sequential = keras_per_trial * count
         print(
-            f"| {count} | {wall:.2f} | {wall / one_trial:.2f} | {sequential:.1f} | {sequential / wall:.1f}x | "
+            f"| {count} | {wall:.2f} | {wall / one_trial:.2f} | {sequential:.1f} "
+            f"| {sequential / wall:.1f}x | "
             f"{state:,} | {'n/a' if peak is None else f'{peak // count:,}'} |",
             flush=True,
         )
@@ -119,7 +135,8 @@ def main() -> None:
         set_seed(configs[index].seed)
         solo = fit(_builder(index), x, y, config=configs[index])
         print(
-            f"member {index} of {len(configs)}: final val_loss {members[index].history.val_loss[-1]:.6f}, "
+            f"member {index} of {len(configs)}: final val_loss "
+            f"{members[index].history.val_loss[-1]:.6f}, "
             f"alone {solo.val_loss[-1]:.6f}"
         )
 

@@ -95,19 +95,6 @@ def _log_callbacks(config: TrainingConfig, resume: bool) -> tuple[list, Optional
     return callbacks, json_path
 
 
-def _keras_fit(model, batches, validation_data, config, initial_epoch, callbacks) -> None:
-    model.fit(
-        batches,
-        validation_data=validation_data,
-        validation_batch_size=config.batch_size,
-        epochs=config.epochs,
-        initial_epoch=initial_epoch,
-        callbacks=callbacks,
-        verbose=config.verbose,
-        shuffle=False,
-    )
-
-
 def fit(
     model: keras.Model,
     x: Any,
@@ -233,12 +220,22 @@ def fit(
             model, x, y, sample_weight, validation_data=validation_data, epochs=config.epochs,
             callbacks=all_callbacks, verbose=config.verbose, **feed,
         )
-    elif keras.backend.backend() == "tensorflow":
-        batches, epoch_counter = shuffled_tf_dataset(x, y, sample_weight, **feed)
-        _keras_fit(model, batches, validation_data, config, initial_epoch, [epoch_counter, *all_callbacks])
     else:
-        batches = ShuffledArrays(x, y, sample_weight, **feed)
-        _keras_fit(model, batches, validation_data, config, initial_epoch, [batches.epoch_callback(), *all_callbacks])
+        if keras.backend.backend() == "tensorflow":
+            batches, feeder = shuffled_tf_dataset(x, y, sample_weight, **feed)
+        else:
+            batches = ShuffledArrays(x, y, sample_weight, **feed)
+            feeder = batches.epoch_callback()
+        model.fit(
+            batches,
+            validation_data=validation_data,
+            validation_batch_size=config.batch_size,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[feeder, *all_callbacks],
+            verbose=config.verbose,
+            shuffle=False,
+        )
     if nan_guard.nan_at is not None:
         kept = manager.latest() if manager is not None else None
         raise TrainingError(

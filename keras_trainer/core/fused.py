@@ -33,7 +33,8 @@ import contextlib
 import logging
 import math
 import weakref
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import keras
 import numpy as np
@@ -59,9 +60,13 @@ def batch_hook_callbacks(callbacks: Sequence[keras.callbacks.Callback]) -> list[
     """
     found = []
     for callback in callbacks:
-        if isinstance(callback, keras.callbacks.TensorBoard) and callback.update_freq == "epoch":
-            if not getattr(callback, "_profile_batch", 0):
-                continue
+        per_epoch = getattr(callback, "update_freq", None) == "epoch"
+        if (
+            isinstance(callback, keras.callbacks.TensorBoard)
+            and per_epoch
+            and not getattr(callback, "_profile_batch", 0)
+        ):
+            continue
         if _forwards_to_idle_tuner(callback):
             continue
         for hook in _BATCH_HOOKS:
@@ -159,18 +164,23 @@ def choose_engine(
     reason = fused_unsupported_reason(model, arrays)
     hooks = batch_hook_callbacks(callbacks)
     if reason is None and hooks and engine == "auto":
-        reason = f"callback {hooks[0]} runs on every batch (the fused engine calls batch hooks once per epoch)"
+        reason = (
+            f"callback {hooks[0]} runs on every batch "
+            "(the fused engine calls batch hooks once per epoch)"
+        )
     if reason is None:
         return "fused"
     if engine == "fused":
         from keras_trainer.errors import ConfigError
 
-        raise ConfigError(f"training.engine='fused': cannot be used here: {reason}; use 'auto' or 'keras'")
+        raise ConfigError(
+            f"training.engine='fused': cannot be used here: {reason}; use 'auto' or 'keras'"
+        )
     logger.info("training.engine='auto': using the Keras engine because %s", reason)
     return "keras"
 
 
-_PROGRAMS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _programs(model: keras.Model, build):
@@ -179,7 +189,11 @@ def _programs(model: keras.Model, build):
     Like Keras' own `train_function`, a second `fit` of the same compiled model
     (new data of the same shapes) reuses them instead of compiling again.
     """
-    key = (id(model.optimizer), id(getattr(model, "_compile_loss", None)), id(getattr(model, "_compile_metrics", None)))
+    key = (
+        id(model.optimizer),
+        id(getattr(model, "_compile_loss", None)),
+        id(getattr(model, "_compile_metrics", None)),
+    )
     cached = _PROGRAMS.get(model)
     if cached is None or cached[0] != key:
         cached = (key, build())
@@ -226,7 +240,9 @@ class _JaxLoop:
 
             def run(step, state, arrays, full, rest):
                 def body(state, batch_rows):
-                    batch = keras.tree.map_structure(lambda a: jnp.take(a, batch_rows, axis=0), arrays)
+                    batch = keras.tree.map_structure(
+                        lambda a: jnp.take(a, batch_rows, axis=0), arrays
+                    )
                     return step(state, batch)[1], None
 
                 if full.shape[0]:
@@ -280,7 +296,9 @@ class _TensorFlowLoop:
         self.tf, self.model = tf, model
         self.train = keras.tree.map_structure(tf.convert_to_tensor, train)
         self.validation = (
-            None if validation is None else keras.tree.map_structure(tf.convert_to_tensor, validation)
+            None
+            if validation is None
+            else keras.tree.map_structure(tf.convert_to_tensor, validation)
         )
 
         def make(step):
@@ -299,7 +317,9 @@ class _TensorFlowLoop:
                 reduce_retracing=True,
             )
 
-        self._train, self._test = _programs(model, lambda: (make(model.train_step), make(model.test_step)))
+        self._train, self._test = _programs(
+            model, lambda: (make(model.train_step), make(model.test_step))
+        )
 
     def train_epoch(self, full, rest) -> dict:
         self.model.reset_metrics()
@@ -316,6 +336,10 @@ class _TensorFlowLoop:
         return self.model.get_metrics_result()
 
 
+def _gather(arrays, rows):
+    return keras.tree.map_structure(lambda a: a.index_select(0, rows), arrays)
+
+
 class _TorchLoop:
     """Epochs of Keras' torch `train_step` on device tensors; CUDA graphs on a GPU."""
 
@@ -327,7 +351,9 @@ class _TorchLoop:
         self.torch, self.model = torch, model
         convert = keras.ops.convert_to_tensor
         self.train = keras.tree.map_structure(convert, train)
-        self.validation = None if validation is None else keras.tree.map_structure(convert, validation)
+        self.validation = (
+            None if validation is None else keras.tree.map_structure(convert, validation)
+        )
         self.device = keras.tree.flatten(self.train)[0].device
         self.graphs: Optional[dict] = None
         self.graph_failure: Optional[str] = None
@@ -338,8 +364,7 @@ class _TorchLoop:
 
     def _eager_steps(self, rows) -> None:
         for batch_rows in rows:
-            batch = keras.tree.map_structure(lambda a: a.index_select(0, batch_rows), self.train)
-            self.model.train_step(batch)
+            self.model.train_step(_gather(self.train, batch_rows))
 
     def train_epoch(self, full: np.ndarray, rest: np.ndarray) -> dict:
         self.model.reset_metrics()
@@ -361,10 +386,7 @@ class _TorchLoop:
         with self.torch.no_grad():
             for rows in (full, rest):
                 for batch_rows in self._rows(rows) if rows.size else ():
-                    batch = keras.tree.map_structure(
-                        lambda a: a.index_select(0, batch_rows), self.validation
-                    )
-                    self.model.test_step(batch)
+                    self.model.test_step(_gather(self.validation, batch_rows))
         return self.model.get_metrics_result()
 
     # CUDA graphs ---------------------------------------------------------------------------
@@ -408,7 +430,10 @@ class _TorchLoop:
             self.graphs = {"rows": rows, "index": index, "constants": constants, **graphs}
         except Exception as error:  # noqa: BLE001 - any capture failure falls back to eager
             self.graph_failure = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
-            logger.info("fused engine (torch): CUDA graph capture failed (%s); running eagerly", self.graph_failure)
+            logger.info(
+                "fused engine (torch): CUDA graph capture failed (%s); running eagerly",
+                self.graph_failure,
+            )
             torch.cuda.synchronize()
         finally:
             with torch.no_grad():
@@ -416,7 +441,7 @@ class _TorchLoop:
                     tensor.copy_(value)
 
     def _replay(self, full: np.ndarray) -> None:
-        torch, graphs, k = self.torch, self.graphs, self.GRAPH_STEPS
+        graphs, k = self.graphs, self.GRAPH_STEPS
         rows_all = self._rows(full)
         for start in range(0, len(full), k):
             chunk = rows_all[start : start + k]
@@ -474,7 +499,9 @@ _LOOPS = {"jax": _JaxLoop, "tensorflow": _TensorFlowLoop, "torch": _TorchLoop}
 
 
 def _pythonify(logs: dict) -> dict:
-    return {name: float(np.asarray(keras.ops.convert_to_numpy(value))) for name, value in logs.items()}
+    return {
+        name: float(np.asarray(keras.ops.convert_to_numpy(value))) for name, value in logs.items()
+    }
 
 
 def fused_fit(

@@ -26,7 +26,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 import keras
 import numpy as np
@@ -41,7 +42,13 @@ from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import ConfigError, TrainingError
 
 # Training options that may differ between the members of one population.
-MEMBER_OPTIONS = ("learning_rate", "optimizer.weight_decay", "label_smoothing", "loss_weights", "seed")
+MEMBER_OPTIONS = (
+    "learning_rate",
+    "optimizer.weight_decay",
+    "label_smoothing",
+    "loss_weights",
+    "seed",
+)
 
 
 @dataclasses.dataclass
@@ -128,7 +135,9 @@ def fit_population(
     return _PopulationRun(model_builder, x, y, configs, validation_data, loss, metrics).run()
 
 
-def _sequential(model_builder, x, y, configs, validation_data, loss, metrics) -> list[PopulationMember]:
+def _sequential(
+    model_builder, x, y, configs, validation_data, loss, metrics
+) -> list[PopulationMember]:
     members = []
     for index, config in enumerate(configs):
         set_seed(config.seed)
@@ -141,7 +150,11 @@ def _sequential(model_builder, x, y, configs, validation_data, loss, metrics) ->
 
 
 def _dropout_layers(model: keras.Model) -> list:
-    return [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, keras.layers.Dropout)]
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.Dropout)
+    ]
 
 
 class _PopulationRun:
@@ -210,10 +223,14 @@ class _PopulationRun:
                     values[f"schedule_{name}"] = np.asarray(found, "float32")
         smoothing = [c.label_smoothing for c in self.configs]
         if len(set(smoothing)) > 1:
-            if self.template.loss.__class__.__name__ not in ("CategoricalCrossentropy", "BinaryCrossentropy"):
+            if self.template.loss.__class__.__name__ not in (
+                "CategoricalCrossentropy",
+                "BinaryCrossentropy",
+            ):
                 raise ConfigError(
                     "fit_population: training.label_smoothing may differ between members only "
-                    f"with categorical_crossentropy or binary_crossentropy, not {self.template.loss!r}"
+                    "with categorical_crossentropy or binary_crossentropy, not "
+                    f"{self.template.loss!r}"
                 )
             values["label_smoothing"] = np.asarray(smoothing, "float32")
         weights = [getattr(m.loss, "weights", None) for m in self.models]
@@ -224,7 +241,6 @@ class _PopulationRun:
     @contextlib.contextmanager
     def _patched(self, hyper: dict):
         """Inside, the template's optimizer, loss and dropout read `hyper`'s traced values."""
-        jax, jnp = self.jax, self.jnp
         template = self.template
         undo = []
 
@@ -318,8 +334,16 @@ class _PopulationRun:
         config, count = self.configs[0], len(self.configs)
         template = self.template
         template.reset_metrics()
-        fresh_metrics = [jnp.broadcast_to(jnp.asarray(v.value), (count,) + tuple(v.shape)) for v in template.metrics_variables]
-        state = [self._stack("trainable"), self._stack("non_trainable"), self._stack("optimizer"), fresh_metrics]
+        fresh_metrics = [
+            jnp.broadcast_to(jnp.asarray(v.value), (count,) + tuple(v.shape))
+            for v in template.metrics_variables
+        ]
+        state = [
+            self._stack("trainable"),
+            self._stack("non_trainable"),
+            self._stack("optimizer"),
+            fresh_metrics,
+        ]
         train = self.jax.device_put(self.train)
         validation = None if self.validation is None else self.jax.device_put(self.validation)
         hyper = {k: jnp.asarray(v) for k, v in self.hyper.items()}
@@ -329,18 +353,24 @@ class _PopulationRun:
         best_value: list[Optional[float]] = [None] * count
         wait = np.zeros(count, int)
         stopped = np.zeros(count, bool)
-        best = None  # stacked model variables (trainable, non-trainable) of each member's best epoch
+        best = (
+            None  # stacked model variables (trainable, non-trainable) of each member's best epoch
+        )
         restore = patience > 0 and config.restore_best_weights
         min_delta = config.early_stopping_min_delta
         if validation is not None:
             n_val = len(self.validation[0])
-            val_rows = _split_rows(np.arange(n_val), max(self.batch_size, min(n_val, EVAL_BATCH_SIZE)))
+            val_rows = _split_rows(
+                np.arange(n_val), max(self.batch_size, min(n_val, EVAL_BATCH_SIZE))
+            )
         import time
 
         for epoch in range(config.epochs):
             started = time.perf_counter()
             state[3] = fresh_metrics
-            orders = [epoch_order(self.size, c.seed or 0, epoch, config.shuffle) for c in self.configs]
+            orders = [
+                epoch_order(self.size, c.seed or 0, epoch, config.shuffle) for c in self.configs
+            ]
             parts = [_split_rows(order, self.batch_size) for order in orders]
             mask = jnp.asarray(active)
             for which in (0, 1):
@@ -354,7 +384,9 @@ class _PopulationRun:
                     if rows.size:
                         val_state = self._test(val_state, validation, rows, hyper)
                 val_logs = self._results(val_state[2], state[2], hyper)
-                logs.update({f"val_{k}": np.asarray(v) for k, v in val_logs.items() if k != "learning_rate"})
+                logs.update(
+                    {f"val_{k}": np.asarray(v) for k, v in val_logs.items() if k != "learning_rate"}
+                )
             seconds = time.perf_counter() - started
             improved = np.zeros(count, bool)
             for i in np.flatnonzero(active):
@@ -385,7 +417,9 @@ class _PopulationRun:
             if not active.any():
                 break
         if any(not math.isfinite(h.history.get("loss", [0.0])[-1]) for h in histories):
-            nan_members = [i for i, h in enumerate(histories) if not math.isfinite(h.history["loss"][-1])]
+            nan_members = [
+                i for i, h in enumerate(histories) if not math.isfinite(h.history["loss"][-1])
+            ]
             if len(nan_members) == count:
                 raise TrainingError(
                     "fit_population: the loss became NaN or infinite for every member; lower "
@@ -420,7 +454,6 @@ def getattr_group(model: keras.Model, group: str) -> list:
 def _traced_dropout(layer, keep):
     """`layer.call` with a traced keep probability; the same mask as Keras' JAX dropout."""
     import jax
-
     from keras.src.backend.jax.random import _get_concrete_noise_shape, jax_draw_seed
 
     def call(inputs, training=False):
@@ -430,6 +463,8 @@ def _traced_dropout(layer, keep):
         noise_shape = _get_concrete_noise_shape(inputs, layer.noise_shape)
         mask = jax.random.bernoulli(seed, p=keep, shape=noise_shape)
         mask = jax.numpy.broadcast_to(mask, inputs.shape)
-        return jax.lax.select(mask, inputs / keep.astype(inputs.dtype), jax.numpy.zeros_like(inputs))
+        return jax.lax.select(
+            mask, inputs / keep.astype(inputs.dtype), jax.numpy.zeros_like(inputs)
+        )
 
     return call

@@ -47,26 +47,42 @@ def test_fused_engine_matches_the_keras_engine(rng, tmp_path):
     logs = {"checkpoint": {"directory": str(tmp_path)}}
     fused_model, fused_history = _train("fused", x, y, **logs)
     assert fused_history.epochs == keras_history.epochs
-    assert set(fused_history.history) == {"loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae"}
+    assert set(fused_history.history) == {
+        "loss",
+        "accuracy",
+        "mae",
+        "val_loss",
+        "val_accuracy",
+        "val_mae",
+    }
     for name, values in keras_history.history.items():
         np.testing.assert_allclose(fused_history.history[name], values, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(fused_history.learning_rates, keras_history.learning_rates, rtol=1e-6)
+    np.testing.assert_allclose(
+        fused_history.learning_rates, keras_history.learning_rates, rtol=1e-6
+    )
     assert fused_history.best_epoch == keras_history.best_epoch
     assert fused_history.stopped_early == keras_history.stopped_early
     for a, b in zip(fused_model.get_weights(), keras_model.get_weights()):  # best weights restored
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # The same callbacks and logs as the Keras engine.
-    rows = open(os.path.join(tmp_path, "history.csv")).read().strip().splitlines()
+    with open(os.path.join(tmp_path, "history.csv"), encoding="utf-8") as handle:
+        rows = handle.read().strip().splitlines()
     assert len(rows) == len(fused_history.epochs) + 1 and "val_accuracy" in rows[0]
-    saved = json.load(open(os.path.join(tmp_path, "history.json")))
+    with open(os.path.join(tmp_path, "history.json"), encoding="utf-8") as handle:
+        saved = json.load(handle)
     assert saved["epochs"] == fused_history.epochs
     assert os.path.isfile(os.path.join(tmp_path, "best.keras"))
 
 
 def test_gradient_accumulation_and_weight_decay_match(rng):
     x, y = _data(rng)
-    options = {"gradient_accumulation_steps": 2, "optimizer": {"name": "adamw", "weight_decay": 0.01},
-               "early_stopping_patience": 0, "epochs": 2, "lr_schedule": {"name": "none"}}
+    options = {
+        "gradient_accumulation_steps": 2,
+        "optimizer": {"name": "adamw", "weight_decay": 0.01},
+        "early_stopping_patience": 0,
+        "epochs": 2,
+        "lr_schedule": {"name": "none"},
+    }
     keras_model, keras_history = _train("keras", x, y, **options)
     fused_model, fused_history = _train("fused", x, y, **options)
     np.testing.assert_allclose(fused_history.train_loss, keras_history.train_loss, rtol=1e-5)
@@ -110,7 +126,9 @@ def test_fused_refuses_what_it_cannot_run(rng):
 def test_sigkill_then_resume_on_the_fused_engine_matches_an_uninterrupted_run(tmp_path):
     whole = _run(tmp_path / "whole", tmp_path / "whole.npz", "--engine", "fused")
     assert whole.returncode == 0, whole.stderr
-    killed = _run(tmp_path / "ckpt", tmp_path / "never.npz", "--kill-at-epoch", 3, "--engine", "fused")
+    killed = _run(
+        tmp_path / "ckpt", tmp_path / "never.npz", "--kill-at-epoch", 3, "--engine", "fused"
+    )
     assert killed.returncode == -9, killed.stderr
     resumed = _run(tmp_path / "ckpt", tmp_path / "resumed.npz", "--resume", "--engine", "fused")
     assert resumed.returncode == 0, resumed.stderr

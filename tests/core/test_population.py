@@ -20,9 +20,24 @@ def _builder(index):
 def _configs():
     base = {"epochs": 5, "verbose": 0, "early_stopping_patience": 1, "batch_size": 32}
     members = [
-        {"learning_rate": 1e-3, "seed": 1, "label_smoothing": 0.0, "optimizer": {"name": "adamw", "weight_decay": 0.0}},
-        {"learning_rate": 3e-2, "seed": 2, "label_smoothing": 0.1, "optimizer": {"name": "adamw", "weight_decay": 0.01}},
-        {"learning_rate": 1e-1, "seed": 3, "label_smoothing": 0.2, "optimizer": {"name": "adamw", "weight_decay": 0.1}},
+        {
+            "learning_rate": 1e-3,
+            "seed": 1,
+            "label_smoothing": 0.0,
+            "optimizer": {"name": "adamw", "weight_decay": 0.0},
+        },
+        {
+            "learning_rate": 3e-2,
+            "seed": 2,
+            "label_smoothing": 0.1,
+            "optimizer": {"name": "adamw", "weight_decay": 0.01},
+        },
+        {
+            "learning_rate": 1e-1,
+            "seed": 3,
+            "label_smoothing": 0.2,
+            "optimizer": {"name": "adamw", "weight_decay": 0.1},
+        },
     ]
     return [TrainingConfig.from_dict({**base, **member}) for member in members]
 
