@@ -1,27 +1,34 @@
-"""Training steps per second of the shared `fit` against plain Keras and a hand-written loop.
+"""Training steps/s: plain Keras `fit`, the shared `fit` on each engine, a hand-written loop.
 
-    KERAS_BACKEND=jax python benchmarks/fit.py [--samples 32000] [--epochs 2] [--rounds 5]
+    KERAS_BACKEND=jax python benchmarks/fit.py [--samples 32000] [--batches 32 1024] \
+        [--steps 2000] [--rounds 5]
 
-All three train the seed's 12-64-32-5 MLP (ReLU, softmax, categorical
-cross-entropy, Adam 1e-3) at batch 32 on the same arrays, in the same process:
+Every contender trains the seed's 12-64-32-5 MLP (ReLU, softmax, categorical
+cross-entropy, Adam 1e-3, accuracy metric) on the same arrays, in the same process:
 
-* `keras_trainer.core.fit` (reproducible per-epoch shuffling, history, NaN guard,
-  early-stopping bookkeeping), as configured by default and with
-  `training.steps_per_execution` (several batches per compiled call);
-* plain `keras.Model.fit` on the arrays with `shuffle=True`;
-* a hand-written JAX training loop: one `jax.jit`-compiled `lax.scan` over the
-  epoch's batches with Adam written out, no Keras at all; the ceiling of what a
-  fused loop reaches on this device (runs whenever JAX is installed).
+* plain `keras.Model.fit` on the arrays with `shuffle=True` (the reference);
+* `keras_trainer.core.fit` with `training.engine: "keras"` (Keras `fit` fed by
+  the reproducible per-epoch shuffle, with history, NaN guard and logs);
+* the same `fit` with `training.engine: "fused"` (arrays on the device, a whole
+  epoch per compiled call, same callbacks at epoch granularity);
+* a hand-written JAX loop: one `jax.jit`-compiled `lax.scan` over the epoch's
+  batches with Adam written out, no Keras (runs whenever JAX is installed,
+  whatever the Keras backend): the ceiling a fused loop can reach here.
 
-Each is warmed up for one epoch (compilation excluded); then they take turns for
-`--rounds` rounds, and medians are compared, so load from other processes hits
-all alike. Ratios are against plain Keras `fit`.
+No validation data, so every contender does the same work. Each is warmed up
+(compilation excluded); then they take turns for `--rounds` rounds of about
+`--steps` optimizer steps (whole epochs) each, and medians are compared, so
+load from other processes hits all alike. Ratios are against plain Keras `fit`.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import logging
+import math
 import os
+import platform
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -33,11 +40,9 @@ from keras_trainer.config import ModelConfig, TrainingConfig  # noqa: E402
 from keras_trainer.core.fit import fit  # noqa: E402
 from keras_trainer.core.models import build_model  # noqa: E402
 
-BATCH = 32
 
-
-def jax_scan_trainer(x: np.ndarray, y: np.ndarray, seed: int = 0):
-    """Returns `run_epoch()` training the same MLP with a jitted lax.scan, or None."""
+def jax_scan_trainer(x: np.ndarray, y: np.ndarray, batch: int, seed: int = 0):
+    """Returns `run_epoch() -> steps` training the same MLP with a jitted lax.scan, or None."""
     try:
         import jax
         import jax.numpy as jnp
@@ -51,9 +56,9 @@ def jax_scan_trainer(x: np.ndarray, y: np.ndarray, seed: int = 0):
     ]
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     state = (params, zeros, zeros, jnp.zeros((), jnp.int32))
-    steps = len(x) // BATCH
-    xb = jnp.asarray(x[: steps * BATCH].reshape(steps, BATCH, -1))
-    yb = jnp.asarray(y[: steps * BATCH].reshape(steps, BATCH, -1))
+    steps = len(x) // batch
+    xb = jnp.asarray(x[: steps * batch].reshape(steps, batch, -1))
+    yb = jnp.asarray(y[: steps * batch].reshape(steps, batch, -1))
 
     def loss_fn(params, xs, ys):
         h = xs
@@ -63,14 +68,16 @@ def jax_scan_trainer(x: np.ndarray, y: np.ndarray, seed: int = 0):
         logp = jax.nn.log_softmax(h @ w + b)
         return -jnp.mean(jnp.sum(ys * logp, axis=-1))
 
-    def step(state, batch):
+    def step(state, batch_data):
         params, m, v, t = state
-        loss, grads = jax.value_and_grad(loss_fn)(params, *batch)
+        loss, grads = jax.value_and_grad(loss_fn)(params, *batch_data)
         t = t + 1
         m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, grads)
         v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, grads)
         lr = 1e-3 * jnp.sqrt(1 - 0.999**t) / (1 - 0.9**t)
-        params = jax.tree_util.tree_map(lambda p, m, v: p - lr * m / (jnp.sqrt(v) + 1e-7), params, m, v)
+        params = jax.tree_util.tree_map(
+            lambda p, m, v: p - lr * m / (jnp.sqrt(v) + 1e-7), params, m, v
+        )
         return (params, m, v, t), loss
 
     @jax.jit
@@ -90,74 +97,88 @@ def jax_scan_trainer(x: np.ndarray, y: np.ndarray, seed: int = 0):
     return run_epoch
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=32000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps-per-execution", type=int, default=32)
-    args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(args.samples, 12)).astype("float32")
-    y = np.eye(5, dtype="float32")[rng.integers(0, 5, args.samples)]
-    steps_per_epoch = int(np.ceil(args.samples / BATCH))
+def device_name() -> str:
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return f"{device.platform}:{getattr(device, 'device_kind', '')}"
+    if backend == "torch":
+        import torch
+
+        return f"cuda:{torch.cuda.get_device_name()}" if torch.cuda.is_available() else "cpu"
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
+def measure(batch: int, x: np.ndarray, y: np.ndarray, target_steps: int, rounds: int) -> dict:
+    steps_per_epoch = math.ceil(len(x) / batch)
+    epochs = max(1, round(target_steps / steps_per_epoch))
+    steps = steps_per_epoch * epochs
 
     plain = build_model(ModelConfig(), (12,))
     plain.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", metrics=["accuracy"])
-    plain.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-    ours = build_model(ModelConfig(), (12,))
     config = TrainingConfig(
-        epochs=1, batch_size=BATCH, verbose=0, validation_split=0.0, early_stopping_patience=0
+        epochs=1, batch_size=batch, verbose=0, validation_split=0.0, early_stopping_patience=0
     )
-    fit(ours, x, y, config=config)
-    scan_epoch = jax_scan_trainer(x, y)
+    models = {engine: build_model(ModelConfig(), (12,)) for engine in ("keras", "fused")}
+
+    def run_plain(n):
+        plain.fit(x, y, batch_size=batch, epochs=n, verbose=0, shuffle=True)
+
+    def run_engine(engine):
+        def run(n):
+            fit(models[engine], x, y, config=config.replace(epochs=n, engine=engine), compile=False)
+
+        return run
+
+    contenders = {
+        "plain keras fit": run_plain,
+        'keras_trainer fit, engine "keras"': run_engine("keras"),
+        'keras_trainer fit, engine "fused"': run_engine("fused"),
+    }
+    for engine, model in models.items():  # compile once, with the same config
+        fit(model, x, y, config=config.replace(engine=engine))
+    run_plain(1)
+    scan_epoch = jax_scan_trainer(x, y, batch)
     if scan_epoch is not None:
         scan_epoch()
-
-    # The torch backend runs one step per call (fit raises BackendNotSupportedError).
-    fused = None if keras.backend.backend() == "torch" else build_model(ModelConfig(), (12,))
-    fused_config = config.replace(steps_per_execution=args.steps_per_execution)
-    if fused is not None:
-        fit(fused, x, y, config=fused_config)
-    fused_name = f"keras_trainer fit, steps_per_execution={args.steps_per_execution}"
-
-    rates: dict[str, list[float]] = {
-        "keras_trainer fit": [], fused_name: [], "plain keras fit": [], "jax lax.scan loop": []
-    }
-    for _ in range(args.rounds):
-        start = time.perf_counter()
-        fit(ours, x, y, config=config.replace(epochs=args.epochs), compile=False)
-        rates["keras_trainer fit"].append(steps_per_epoch * args.epochs / (time.perf_counter() - start))
-        if fused is not None:
+        contenders["hand-written jax lax.scan"] = lambda n: [scan_epoch() for _ in range(n)]
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, run in contenders.items():
             start = time.perf_counter()
-            fit(fused, x, y, config=fused_config.replace(epochs=args.epochs), compile=False)
-            rates[fused_name].append(steps_per_epoch * args.epochs / (time.perf_counter() - start))
-        start = time.perf_counter()
-        plain.fit(x, y, batch_size=BATCH, epochs=args.epochs, verbose=0, shuffle=True)
-        rates["plain keras fit"].append(steps_per_epoch * args.epochs / (time.perf_counter() - start))
-        if scan_epoch is not None:
-            start = time.perf_counter()
-            steps = sum(scan_epoch() for _ in range(args.epochs))
-            rates["jax lax.scan loop"].append(steps / (time.perf_counter() - start))
+            run(epochs)
+            rates[name].append(steps / (time.perf_counter() - start))
+    return {name: float(np.median(values)) for name, values in rates.items()}
 
-    device = "cpu"
-    if keras.backend.backend() == "jax":
-        import jax
 
-        device = jax.devices()[0].platform
-    elif keras.backend.backend() == "torch":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=32000)
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 1024])
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("keras_trainer").setLevel(logging.INFO)  # engine choice, CUDA graph fallback
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(args.samples, 12)).astype("float32")
+    y = np.eye(5, dtype="float32")[rng.integers(0, 5, args.samples)]
     print(
-        f"backend={keras.backend.backend()} device={device} samples={args.samples} "
-        f"batch={BATCH} epochs/round={args.epochs} rounds={args.rounds}"
+        f"date={datetime.date.today()} backend={keras.backend.backend()} device={device_name()} "
+        f"host={platform.machine()} samples={args.samples} steps/round~{args.steps} "
+        f"rounds={args.rounds}"
     )
-    reference = float(np.median(rates["plain keras fit"]))
-    for name, values in rates.items():
-        if values:
-            median = float(np.median(values))
-            print(f"{name:44s} {median:10.0f} steps/s   x plain keras fit: {median / reference:6.2f}")
+    print("| batch | contender | steps/s | x plain keras fit |")
+    print("|---:|---|---:|---:|")
+    for batch in args.batches:
+        rates = measure(batch, x, y, args.steps, args.rounds)
+        reference = rates["plain keras fit"]
+        for name, rate in rates.items():
+            print(f"| {batch} | {name} | {rate:,.0f} | {rate / reference:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

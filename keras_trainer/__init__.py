@@ -36,6 +36,8 @@ _EXPORTS = {
     # core
     "fit": "keras_trainer.core.fit",
     "compile_model": "keras_trainer.core.fit",
+    "fit_population": "keras_trainer.core.population",
+    "PopulationMember": "keras_trainer.core.population",
     "TrainingHistory": "keras_trainer.core.history",
     "CheckpointManager": "keras_trainer.core.checkpoints",
     "save_model": "keras_trainer.core.persistence",

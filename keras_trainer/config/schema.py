@@ -340,6 +340,15 @@ class TrainingConfig(ConfigSection):
     resume: bool = option(
         False, description="Continue from the latest checkpoint in checkpoint.directory."
     )
+    engine: Literal["auto", "keras", "fused"] = option(
+        "auto",
+        description=(
+            "Training loop: 'keras' (Keras fit, one compiled call per batch), 'fused' (the "
+            "arrays on the device, a whole epoch per compiled call; callbacks see epochs), "
+            "or 'auto' (fused when the data fits in device memory and no callback needs "
+            "every batch; logs why not)."
+        ),
+    )
     distribution: DistributionConfig = option(
         default_factory=DistributionConfig,
         description="Multi-device data-parallel training (`batch_size` is the global batch).",

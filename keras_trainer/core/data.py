@@ -59,6 +59,33 @@ def split_validation(x: Any, y: Any, sample_weight: Any, fraction: float):
     )
 
 
+def epoch_order(size: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The row order of epoch `epoch`: a function of the seed and the epoch number only.
+
+    Both training engines (and a resumed run) feed the batches in this order on
+    the JAX and torch backends; `tf_epoch_order` is the TensorFlow backend's.
+    """
+    if not shuffle:
+        return np.arange(size)
+    return np.random.default_rng([seed, epoch]).permutation(size)
+
+
+def _tf_order(size: int, seed: int, epoch, shuffle: bool):
+    import tensorflow as tf
+
+    rows = tf.range(size, dtype=tf.int64)
+    if shuffle:
+        rows = tf.random.experimental.stateless_shuffle(
+            rows, seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+        )
+    return rows
+
+
+def tf_epoch_order(size: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The row order of epoch `epoch` on the TensorFlow backend (`shuffled_tf_dataset`'s)."""
+    return _tf_order(size, seed, epoch, shuffle).numpy()
+
+
 class ShuffledArrays(keras.utils.PyDataset):
     """Batches of in-memory arrays, shuffled each epoch with a seed of its own.
 
@@ -105,10 +132,7 @@ class ShuffledArrays(keras.utils.PyDataset):
     def set_epoch(self, epoch: int) -> None:
         """Sets the epoch whose order the next batches follow."""
         self.epoch = epoch
-        if self.shuffle:
-            self.order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
-        else:
-            self.order = np.arange(self.size)
+        self.order = epoch_order(self.size, self.seed, epoch, self.shuffle)
 
     def __len__(self) -> int:
         return math.ceil(self.rows_per_epoch / self.batch_size)
@@ -121,8 +145,24 @@ class ShuffledArrays(keras.utils.PyDataset):
             batch = batch + (take(self.sample_weight, rows),)
         return batch
 
-    def on_epoch_end(self) -> None:
-        self.set_epoch(self.epoch + 1)
+    def epoch_callback(self) -> keras.callbacks.Callback:
+        """The callback that sets this dataset's epoch as each epoch begins.
+
+        Keras' data adapter calls `on_epoch_end` once more than there are epochs
+        (when it resets before training), so the dataset cannot count epochs
+        itself; with this callback epoch `e` is ordered by `epoch_order(..., e)`,
+        as the fused engine orders it.
+        """
+        return _FollowEpochs(self)
+
+
+class _FollowEpochs(keras.callbacks.Callback):
+    def __init__(self, dataset: ShuffledArrays):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.set_epoch(epoch)
 
 
 class EpochCounter(keras.callbacks.Callback):
@@ -162,12 +202,7 @@ def shuffled_tf_dataset(
     arrays = (x, y) if sample_weight is None else (x, y, sample_weight)
 
     def order(_):
-        rows = tf.range(size, dtype=tf.int64)
-        if shuffle:
-            rows = tf.random.experimental.stateless_shuffle(
-                rows, seed=tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
-            )
-        return rows
+        return _tf_order(size, seed, epoch.read_value(), shuffle)
 
     batches = tf.data.Dataset.range(1).map(order).unbatch().batch(batch_size)
     tensors = tf.data.Dataset.from_tensors(arrays).repeat()

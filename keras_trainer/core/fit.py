@@ -27,6 +27,7 @@ from keras_trainer.core.data import (
     shuffled_tf_dataset,
     split_validation,
 )
+from keras_trainer.core.fused import choose_engine, fused_fit
 from keras_trainer.core.history import HistoryRecorder, TrainingHistory, monitor_mode
 from keras_trainer.core.losses import get_loss
 from keras_trainer.core.optimizers import build_optimizer
@@ -243,26 +244,34 @@ def fit(
         seed=config.seed or 0,
         initial_epoch=initial_epoch,
     )
-    if keras.backend.backend() == "tensorflow":
-        batches, epoch_counter = shuffled_tf_dataset(x, y, sample_weight, **feed)
-        all_callbacks.insert(0, epoch_counter)
-    elif plan is not None and plan.needs_even_batches:
-        batches = ShuffledArrays(x, y, sample_weight, multiple_of=plan.num_replicas, **feed)
-        if validation_data is not None:
-            validation_data = EvenBatches(validation_data, config.batch_size, plan.num_replicas)
-    else:
-        batches = ShuffledArrays(x, y, sample_weight, **feed)
-    with distributed():
-        model.fit(
-            batches,
-            validation_data=validation_data,
-            validation_batch_size=None if isinstance(validation_data, EvenBatches) else config.batch_size,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=all_callbacks,
-            verbose=progress_verbosity(config.verbose),
-            shuffle=False,
+    arrays = (x, y, sample_weight, validation_data)
+    if plan is None and choose_engine(config.engine, model, arrays, all_callbacks) == "fused":
+        fused_fit(
+            model, x, y, sample_weight, validation_data=validation_data, epochs=config.epochs,
+            callbacks=all_callbacks, verbose=progress_verbosity(config.verbose), **feed,
         )
+    else:
+        if keras.backend.backend() == "tensorflow":
+            batches, feeder = shuffled_tf_dataset(x, y, sample_weight, **feed)
+        elif plan is not None and plan.needs_even_batches:
+            batches = ShuffledArrays(x, y, sample_weight, multiple_of=plan.num_replicas, **feed)
+            feeder = batches.epoch_callback()
+            if validation_data is not None:
+                validation_data = EvenBatches(validation_data, config.batch_size, plan.num_replicas)
+        else:
+            batches = ShuffledArrays(x, y, sample_weight, **feed)
+            feeder = batches.epoch_callback()
+        with distributed():
+            model.fit(
+                batches,
+                validation_data=validation_data,
+                validation_batch_size=None if isinstance(validation_data, EvenBatches) else config.batch_size,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=[feeder, *all_callbacks],
+                verbose=progress_verbosity(config.verbose),
+                shuffle=False,
+            )
     if model is not caller_model:
         copy_variables(model, caller_model)
     if nan_guard.nan_at is not None:

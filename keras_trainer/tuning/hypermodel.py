@@ -61,16 +61,21 @@ def _accepts(function: Callable, name: str) -> bool:
 
 
 class _EpochCounter(keras.callbacks.Callback):
-    """Counts epochs and the training batches of the first epoch (proves the batch size used)."""
+    """Counts epochs, and reads the training batches per epoch from the training loop.
+
+    It has epoch hooks only: a batch-level hook would make every trial sync with
+    the device after each step (and make `engine: "auto"` fall back to Keras).
+    `params["steps"]` is set by the loop that feeds the batches (Keras' or the
+    fused engine), so it proves the batch size really used.
+    """
 
     def __init__(self):
         super().__init__()
         self.epochs = 0
         self.steps_first_epoch = 0
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.epochs == 0:
-            self.steps_first_epoch += 1
+    def on_train_begin(self, logs=None):
+        self.steps_first_epoch = int(self.params.get("steps") or 0)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs += 1

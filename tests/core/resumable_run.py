@@ -1,9 +1,11 @@
 """A training run for the resume tests, run as a child process.
 
-    python resumable_run.py CHECKPOINT_DIR OUT.npz [--kill-at-epoch E] [--resume]
+    python resumable_run.py CHECKPOINT_DIR OUT.npz [--kill-at-epoch E] [--resume] [--engine fused]
 
 With --kill-at-epoch, the process SIGKILLs itself in the middle of epoch E
-(after two batches), as a crash or an out-of-memory kill would.
+(after two batches), as a crash or an out-of-memory kill would. The fused
+engine calls batch hooks once, after the epoch's steps and before its
+checkpoint, so there the kill comes after the steps of epoch E.
 """
 
 import os
@@ -28,7 +30,7 @@ class KillMidEpoch(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.epoch == self.kill_epoch and batch == 1:
+        if self.epoch == self.kill_epoch and batch >= 1:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -45,6 +47,7 @@ def main():
             "lr_schedule": {"name": "warmup_cosine", "warmup_steps": 10},
             "checkpoint": {"directory": directory, "max_checkpoints": 2},
             "resume": "--resume" in sys.argv,
+            "engine": sys.argv[sys.argv.index("--engine") + 1] if "--engine" in sys.argv else "keras",
         }
     )
     rng = np.random.default_rng(0)

@@ -1,0 +1,138 @@
+"""The fused engine against the Keras engine: same losses, metrics, weights, logs."""
+
+import json
+import logging
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_trainer.config import ModelConfig, TrainingConfig
+from keras_trainer.core.fit import fit
+from keras_trainer.core.models import build_model
+from keras_trainer.core.seeding import set_seed
+from keras_trainer.errors import ConfigError
+from tests.core.test_checkpoints import _run, _weights
+
+
+def _data(rng, n=200):
+    x = rng.normal(size=(n, 12)).astype("float32")
+    labels = (x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0).astype(int)
+    return x, np.eye(5, dtype="float32")[labels]
+
+
+def _train(engine, x, y, callbacks=(), **overrides):
+    data = {
+        "epochs": 5,
+        "batch_size": 24,  # 160 training rows: 6 full batches and one of 16
+        "verbose": 0,
+        "engine": engine,
+        "early_stopping_patience": 2,
+        "learning_rate": 0.05,
+        "gradient_clip_norm": 1.0,
+        "lr_schedule": {"name": "warmup_cosine", "warmup_steps": 4},
+        "metrics": ["accuracy", "mae"],
+    }
+    data.update(overrides)
+    set_seed(7)
+    model = build_model(ModelConfig(dropout=0.2, batch_norm=True), (12,))
+    history = fit(model, x, y, config=TrainingConfig.from_dict(data), callbacks=list(callbacks))
+    return model, history
+
+
+def test_fused_engine_matches_the_keras_engine(rng, tmp_path):
+    x, y = _data(rng)
+    keras_model, keras_history = _train("keras", x, y)
+    logs = {"checkpoint": {"directory": str(tmp_path)}}
+    fused_model, fused_history = _train("fused", x, y, **logs)
+    assert fused_history.epochs == keras_history.epochs
+    assert set(fused_history.history) == {
+        "loss",
+        "accuracy",
+        "mae",
+        "val_loss",
+        "val_accuracy",
+        "val_mae",
+    }
+    for name, values in keras_history.history.items():
+        np.testing.assert_allclose(fused_history.history[name], values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        fused_history.learning_rates, keras_history.learning_rates, rtol=1e-6
+    )
+    assert fused_history.best_epoch == keras_history.best_epoch
+    assert fused_history.stopped_early == keras_history.stopped_early
+    for a, b in zip(fused_model.get_weights(), keras_model.get_weights()):  # best weights restored
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # The same callbacks and logs as the Keras engine.
+    with open(os.path.join(tmp_path, "history.csv"), encoding="utf-8") as handle:
+        rows = handle.read().strip().splitlines()
+    assert len(rows) == len(fused_history.epochs) + 1 and "val_accuracy" in rows[0]
+    with open(os.path.join(tmp_path, "history.json"), encoding="utf-8") as handle:
+        saved = json.load(handle)
+    assert saved["epochs"] == fused_history.epochs
+    assert os.path.isfile(os.path.join(tmp_path, "best.keras"))
+
+
+def test_gradient_accumulation_and_weight_decay_match(rng):
+    x, y = _data(rng)
+    options = {
+        "gradient_accumulation_steps": 2,
+        "optimizer": {"name": "adamw", "weight_decay": 0.01},
+        "early_stopping_patience": 0,
+        "epochs": 2,
+        "lr_schedule": {"name": "none"},
+    }
+    keras_model, keras_history = _train("keras", x, y, **options)
+    fused_model, fused_history = _train("fused", x, y, **options)
+    np.testing.assert_allclose(fused_history.train_loss, keras_history.train_loss, rtol=1e-5)
+    for a, b in zip(fused_model.get_weights(), keras_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+class _EveryBatch(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+def test_auto_falls_back_to_keras_for_a_batch_callback_and_logs_why(rng, caplog):
+    x, y = _data(rng)
+    counter = _EveryBatch()
+    with caplog.at_level(logging.INFO, logger="keras_trainer.fit"):
+        _train("auto", x, y, callbacks=[counter], epochs=2, early_stopping_patience=0)
+    assert "using the Keras engine because callback _EveryBatch.on_train_batch_end" in caplog.text
+    assert counter.batches == 2 * 7  # every batch of both epochs
+    caplog.clear()
+    counter = _EveryBatch()
+    with caplog.at_level(logging.INFO, logger="keras_trainer.fit"):
+        _train("fused", x, y, callbacks=[counter], epochs=2, early_stopping_patience=0)
+    assert counter.batches == 2 and "Keras engine" not in caplog.text  # once per epoch
+
+
+def test_fused_refuses_what_it_cannot_run(rng):
+    x, y = _data(rng)
+    model = build_model(ModelConfig(), (12,))
+    model.compile("adam", "categorical_crossentropy", run_eagerly=True)
+    config = TrainingConfig(epochs=1, verbose=0, engine="fused")
+    with pytest.raises(ConfigError, match="training.engine='fused'.*run_eagerly"):
+        fit(model, x, y, config=config, compile=False)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_on_the_fused_engine_matches_an_uninterrupted_run(tmp_path):
+    whole = _run(tmp_path / "whole", tmp_path / "whole.npz", "--engine", "fused")
+    assert whole.returncode == 0, whole.stderr
+    killed = _run(
+        tmp_path / "ckpt", tmp_path / "never.npz", "--kill-at-epoch", 3, "--engine", "fused"
+    )
+    assert killed.returncode == -9, killed.stderr
+    resumed = _run(tmp_path / "ckpt", tmp_path / "resumed.npz", "--resume", "--engine", "fused")
+    assert resumed.returncode == 0, resumed.stderr
+    expected, expected_epochs = _weights(tmp_path / "whole.npz")
+    actual, actual_epochs = _weights(tmp_path / "resumed.npz")
+    np.testing.assert_array_equal(actual_epochs, expected_epochs)
+    assert max(np.abs(a - b).max() for a, b in zip(actual, expected)) <= 1e-5

@@ -1,0 +1,71 @@
+"""`fit_population`: every member equals the same run trained alone."""
+
+import numpy as np
+import pytest
+
+from keras_trainer.config import ModelConfig, TrainingConfig
+from keras_trainer.core.fit import fit
+from keras_trainer.core.models import build_model
+from keras_trainer.core.population import fit_population
+from keras_trainer.core.seeding import set_seed
+from keras_trainer.errors import ConfigError
+
+DROPOUT = [0.1, 0.2, 0.3]
+
+
+def _builder(index):
+    return build_model(ModelConfig(dropout=DROPOUT[index]), (12,))
+
+
+def _configs():
+    base = {"epochs": 5, "verbose": 0, "early_stopping_patience": 1, "batch_size": 32}
+    members = [
+        {
+            "learning_rate": 1e-3,
+            "seed": 1,
+            "label_smoothing": 0.0,
+            "optimizer": {"name": "adamw", "weight_decay": 0.0},
+        },
+        {
+            "learning_rate": 3e-2,
+            "seed": 2,
+            "label_smoothing": 0.1,
+            "optimizer": {"name": "adamw", "weight_decay": 0.01},
+        },
+        {
+            "learning_rate": 1e-1,
+            "seed": 3,
+            "label_smoothing": 0.2,
+            "optimizer": {"name": "adamw", "weight_decay": 0.1},
+        },
+    ]
+    return [TrainingConfig.from_dict({**base, **member}) for member in members]
+
+
+def test_members_equal_solo_runs_and_stop_early_on_their_own(rng):
+    x = rng.normal(size=(200, 12)).astype("float32")
+    y = np.eye(5, dtype="float32")[(x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0).astype(int)]
+    configs = _configs()
+    members = fit_population(_builder, x, y, configs)
+    epochs = []
+    for index, (config, member) in enumerate(zip(configs, members)):
+        set_seed(config.seed)
+        solo = _builder(index)
+        history = fit(solo, x, y, config=config)
+        assert member.history.epochs == history.epochs
+        assert member.history.stopped_early == history.stopped_early
+        assert member.history.best_epoch == history.best_epoch
+        for name, values in history.history.items():
+            np.testing.assert_allclose(member.history.history[name], values, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(member.history.learning_rates, history.learning_rates, rtol=1e-6)
+        for a, b in zip(member.model.get_weights(), solo.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        epochs.append(len(history.epochs))
+    assert min(epochs) < max(epochs)  # one member stopped while another went on
+
+
+def test_members_may_not_differ_in_shapes_or_batching():
+    configs = _configs()
+    configs[1] = configs[1].replace(batch_size=64)
+    with pytest.raises(ConfigError, match=r"configs\[1\].training.batch_size"):
+        fit_population(_builder, np.zeros((10, 12)), np.zeros((10, 5)), configs)
