@@ -71,6 +71,8 @@ def _train(args: argparse.Namespace) -> int:
         training.resume = True
     if args.quiet:
         training.verbose = 0
+    if args.wandb:
+        training.logging.wandb = True
     config = load_config(config.to_dict())  # re-validate the overrides
     data_path = _dataset_path(args.data or config.data.path)
     ir_samples, runtime_data, labels = load_dataset(data_path)
@@ -90,6 +92,13 @@ def _train(args: argparse.Namespace) -> int:
         fit_normalizer=False,
     )
     print(f"dataset: {data_path} ({len(train_idx)} train, {len(test_idx)} test samples)")
+    if args.cv:
+        from keras_trainer.core.cross_validation import cross_validate
+
+        raw = trainer.extract_features(pick(ir_samples, train_idx), pick(runtime_data, train_idx))
+        result = cross_validate(config, raw, np.asarray(pick(labels, train_idx)), folds=args.cv)
+        print(f"{args.cv}-fold cross-validation on the training split (mean ± std):")
+        print(result.summary())
     trainer.create_model(X_train.shape[1])
     history = trainer.train((X_train, y_train))
     print(history.summary())
@@ -185,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--report", help="also write the test-set evaluation report as JSON")
+    train.add_argument(
+        "--cv", type=int, metavar="K", help="first cross-validate with K folds and print each fold's metrics"
+    )
+    train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline by default)")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a dataset")
