@@ -306,10 +306,21 @@ class ModelTrainer:
         Returns:
             The `TrainingHistory` (also kept as `self.history`).
         """
-        X, y = self._split(training_data, "training_data")
-        if self.model is None:
-            self.create_model(X.shape[-1], sequence_length=X.shape[1] if X.ndim == 3 else None)
-        validation = self._split(validation_data, "validation_data") if validation_data else None
+        from keras_trainer.core.streaming import is_stream
+
+        if is_stream(training_data):
+            # A stream of (features, labels) batches, e.g. from `prepare_stream`.
+            X, y = training_data, None
+            if self.model is None:
+                self.create_model(self.input_dim)
+            validation = validation_data
+            if validation is not None and not is_stream(validation):
+                validation = self._split(validation, "validation_data")
+        else:
+            X, y = self._split(training_data, "training_data")
+            if self.model is None:
+                self.create_model(X.shape[-1], sequence_length=X.shape[1] if X.ndim == 3 else None)
+            validation = self._split(validation_data, "validation_data") if validation_data else None
         self.history = fit(
             self.model,
             X,
@@ -320,6 +331,38 @@ class ModelTrainer:
             save_model_fn=lambda _, path: self.save_model(path),
         )
         return self.history
+
+    def prepare_stream(self, stream: Any) -> Any:
+        """Fits the normalization on a shard stream in one pass; returns it normalizing its batches.
+
+        Args:
+            stream: A `keras_trainer.core.streaming.ShardDataset` of raw
+                features, with class indices (classifiers) or values as targets.
+
+        Returns:
+            The same stream with a transform that normalizes each batch's
+            features and one-hot encodes class indices: pass it to `train`.
+
+        Example:
+
+        >>> stream = trainer.prepare_stream(ShardDataset("shards/", target_columns=["label"]))
+        >>> trainer.train(stream)
+        """
+        from keras_trainer.core.streaming import feature_statistics
+
+        mean, variance = feature_statistics(stream)
+        variance = np.where(variance <= 1e-12, 1.0, variance)
+        self._normalizer = keras.layers.Normalization(mean=mean, variance=variance, name=NORMALIZATION_LAYER)
+        scale = (1.0 / np.sqrt(variance)).astype("float32")
+        shift, outputs, classifier = mean.astype("float32"), self.config.model.output_dim, self.is_classifier
+
+        def transform(x, y):
+            x = (x - shift) * scale
+            if classifier:
+                y = np.eye(outputs, dtype="float32")[y.astype("int64")]
+            return x, y
+
+        return stream.with_transform(transform)
 
     def evaluate(self, test_data: tuple[Any, Any]) -> dict[str, float]:
         """Loss and metrics on `(X, y)` normalized features and labels."""
