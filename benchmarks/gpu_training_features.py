@@ -32,13 +32,13 @@ if MODE == "deterministic":
 
     enable_determinism()  # before the backend's first computation
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from keras_trainer.config import TrainingConfig  # noqa: E402
-from keras_trainer.core.fit import fit  # noqa: E402
-from keras_trainer.core.seeding import set_seed  # noqa: E402
-from keras_trainer.errors import TrainingError  # noqa: E402
+from keras_trainer.config import TrainingConfig
+from keras_trainer.core.fit import fit
+from keras_trainer.core.seeding import set_seed
+from keras_trainer.errors import TrainingError
 
 if BACKEND == "torch":
     import torch
@@ -62,8 +62,13 @@ def train_twice():
     x = rng.zipf(1.3, size=(65_536, 32)).clip(max=49_999).astype("int32")
     y = np.eye(10, dtype="float32")[rng.integers(0, 10, len(x))]
     config = TrainingConfig(
-        epochs=3, batch_size=1024, verbose=0, early_stopping_patience=0, validation_split=0.0,
-        deterministic=MODE == "deterministic", metrics=[],
+        epochs=3,
+        batch_size=1024,
+        verbose=0,
+        early_stopping_patience=0,
+        validation_split=0.0,
+        deterministic=MODE == "deterministic",
+        metrics=[],
     )
     weights, seconds = [], []
     for _ in range(2):
@@ -86,11 +91,19 @@ def out_of_memory(auto):
     y = rng.normal(size=(65_536, 1)).astype("float32")
     set_seed(2)
     inputs = keras.Input((64,))
-    hidden = keras.layers.Dense(1 << 17, activation="relu")(inputs)  # 512 KiB of activations per sample
+    hidden = keras.layers.Dense(1 << 17, activation="relu")(
+        inputs
+    )  # 512 KiB of activations per sample
     model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
     config = TrainingConfig(
-        epochs=1, batch_size=32_768, verbose=0, early_stopping_patience=0, validation_split=0.0,
-        loss="mse", metrics=[], auto_batch_size=auto,
+        epochs=1,
+        batch_size=32_768,
+        verbose=0,
+        early_stopping_patience=0,
+        validation_split=0.0,
+        loss="mse",
+        metrics=[],
+        auto_batch_size=auto,
     )
     started = time.perf_counter()
     try:
@@ -99,14 +112,23 @@ def out_of_memory(auto):
             history = fit(model, x, y, config=config)
         return {
             "completed": True,
-            "final_batch_size": 32_768 // (model.optimizer.gradient_accumulation_steps or 1),
-            "gradient_accumulation_steps": model.optimizer.gradient_accumulation_steps or 1,
-            "retries": [str(w.message)[:160] for w in caught if "auto_batch_size" in str(w.message)],
+            "final_batch_size": 32_768
+            // (model.optimizer.gradient_accumulation_steps or 1),
+            "gradient_accumulation_steps": model.optimizer.gradient_accumulation_steps
+            or 1,
+            "retries": [
+                str(w.message)[:160]
+                for w in caught
+                if "auto_batch_size" in str(w.message)
+            ],
             "peak_device_memory_mb": history.history.get("peak_device_memory_mb"),
             "seconds": round(time.perf_counter() - started, 1),
         }
     except TrainingError as error:
-        return {"completed": False, "error": f"{type(error).__name__}: {str(error)[:400]}"}
+        return {
+            "completed": False,
+            "error": f"{type(error).__name__}: {str(error)[:400]}",
+        }
 
 
 result = {"backend": BACKEND, "mode": MODE}
@@ -115,7 +137,9 @@ if BACKEND == "jax":
 
     result["device"] = str(jax.devices()[0])
 elif BACKEND == "torch":
-    result["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    result["device"] = (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    )
 result["runs"] = train_twice()
 if MODE == "free":
     result["oom_without_auto_batch_size"] = out_of_memory(False)

@@ -17,7 +17,8 @@ import dataclasses
 import importlib
 import math
 import os
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +39,8 @@ def fold_indices(
     n: int,
     folds: int,
     *,
-    labels: Optional[Any] = None,
-    groups: Optional[Any] = None,
+    labels: Any | None = None,
+    groups: Any | None = None,
     shuffle: bool = True,
     seed: int = 0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -65,7 +66,9 @@ def fold_indices(
         DataError: more folds than samples (or groups), or lengths that differ.
     """
     if folds < 2:
-        raise ConfigError(f"folds: cross-validation needs at least 2 folds, got {folds}")
+        raise ConfigError(
+            f"folds: cross-validation needs at least 2 folds, got {folds}"
+        )
     if labels is not None and groups is not None:
         raise ConfigError("cross_validate: pass stratify or groups, not both")
     rng = np.random.default_rng(seed)
@@ -73,10 +76,16 @@ def fold_indices(
     if groups is not None:
         groups = np.asarray(groups).reshape(-1)
         if len(groups) != n:
-            raise DataError(f"groups has {len(groups)} entries but there are {n} samples")
-        names, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+            raise DataError(
+                f"groups has {len(groups)} entries but there are {n} samples"
+            )
+        names, inverse, sizes = np.unique(
+            groups, return_inverse=True, return_counts=True
+        )
         if len(names) < folds:
-            raise DataError(f"groups: {len(names)} distinct groups cannot fill {folds} folds")
+            raise DataError(
+                f"groups: {len(names)} distinct groups cannot fill {folds} folds"
+            )
         order = rng.permutation(len(names)) if shuffle else np.arange(len(names))
         order = order[np.argsort(-sizes[order], kind="stable")]
         load = np.zeros(folds, dtype=np.int64)
@@ -89,7 +98,9 @@ def fold_indices(
     elif labels is not None:
         labels = _labels(labels)
         if len(labels) != n:
-            raise DataError(f"stratify labels have {len(labels)} entries but there are {n} samples")
+            raise DataError(
+                f"stratify labels have {len(labels)} entries but there are {n} samples"
+            )
         offset = 0
         for label in np.unique(labels):
             rows = np.nonzero(labels == label)[0]
@@ -128,9 +139,12 @@ class CrossValidationResult:
     std: dict[str, float]
 
     @classmethod
-    def from_folds(cls, folds: list[dict[str, float]]) -> "CrossValidationResult":
+    def from_folds(cls, folds: list[dict[str, float]]) -> CrossValidationResult:
         names = [name for name in folds[0] if all(name in fold for fold in folds)]
-        values = {name: np.array([fold[name] for fold in folds], dtype="float64") for name in names}
+        values = {
+            name: np.array([fold[name] for fold in folds], dtype="float64")
+            for name in names
+        }
         return cls(
             folds=folds,
             mean={name: float(np.mean(v)) for name, v in values.items()},
@@ -163,10 +177,16 @@ def _fold_config(config: Any, fold: int) -> Any:
     training = config.training
     checkpoint, logging = training.checkpoint, training.logging
     if checkpoint.directory:
-        checkpoint = dataclasses.replace(checkpoint, directory=os.path.join(checkpoint.directory, f"fold-{fold}"))
+        checkpoint = dataclasses.replace(
+            checkpoint, directory=os.path.join(checkpoint.directory, f"fold-{fold}")
+        )
     if logging.directory:
-        logging = dataclasses.replace(logging, directory=os.path.join(logging.directory, f"fold-{fold}"))
-    training = dataclasses.replace(training, checkpoint=checkpoint, logging=logging, resume=False)
+        logging = dataclasses.replace(
+            logging, directory=os.path.join(logging.directory, f"fold-{fold}")
+        )
+    training = dataclasses.replace(
+        training, checkpoint=checkpoint, logging=logging, resume=False
+    )
     return dataclasses.replace(config, training=training)
 
 
@@ -176,10 +196,10 @@ def cross_validate(
     y: Any,
     folds: int = 5,
     *,
-    stratify: Union[bool, Sequence, np.ndarray, None] = None,
-    groups: Optional[Any] = None,
+    stratify: bool | Sequence | np.ndarray | None = None,
+    groups: Any | None = None,
     shuffle: bool = True,
-    seed: Optional[int] = None,
+    seed: int | None = None,
 ) -> CrossValidationResult:
     """Cross-validates a trainer config on `(x, y)`, one fresh model per fold.
 
@@ -236,7 +256,9 @@ def cross_validate(
             x_train, x_val = trainer.normalize(x_train), trainer.normalize(x_val)
         history = trainer.train((x_train, y_train), validation_data=(x_val, y_val))
         metrics = {f"val_{k}": v for k, v in trainer.evaluate((x_val, y_val)).items()}
-        metrics["best_epoch"] = float(history.best_epoch if history.best_epoch is not None else math.nan)
+        metrics["best_epoch"] = float(
+            history.best_epoch if history.best_epoch is not None else math.nan
+        )
         metrics["epochs"] = float(len(history.epochs))
         if hasattr(trainer, "evaluation_report"):
             report = trainer.evaluation_report((x_val, y_val))

@@ -167,8 +167,10 @@ def out_of_memory_error(
     parameters, megabytes = model_size(model)
     where = "host" if isinstance(error, MemoryError) else "device"
     hints = [
-        f"lower training.batch_size (now {config.batch_size}) and raise "
-        "training.gradient_accumulation_steps to keep the effective batch",
+        (
+            f"lower training.batch_size (now {config.batch_size}) and raise "
+            "training.gradient_accumulation_steps to keep the effective batch"
+        ),
         "set training.auto_batch_size: true to do that automatically",
     ]
     if config.mixed_precision == "off":
@@ -326,7 +328,7 @@ def accelerator_usable() -> tuple[bool, str]:
         with tf.device("GPU:0"):
             float(tf.reduce_sum(tf.ones(8) * 2))
         return True, ""
-    except Exception as error:  # any failure means: not usable
+    except Exception as error:  # noqa: BLE001 - any failure means: not usable
         return False, f"{type(error).__name__}: {str(error)[:200]}"
 
 

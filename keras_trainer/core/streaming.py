@@ -227,6 +227,37 @@ class ShardDataset(keras.utils.PyDataset):
         self._windows: dict[tuple[int, int], np.ndarray] = {}
         self.set_epoch(initial_epoch)
 
+    @classmethod
+    def from_config(cls, data: Any, training: Any, source: Any = None) -> ShardDataset:
+        """The stream a config's `data` section describes (`data.shards`, `data.num_workers`, ...).
+
+        Args:
+            data: The `data` section (`DataConfig`).
+            training: The `training` section (batch size, shuffle, seed).
+            source: Overrides `data.shards`.
+
+        Raises:
+            ConfigError: neither `source` nor `data.shards` is set.
+        """
+        source = source or data.shards
+        if not source:
+            raise ConfigError(
+                "data.shards: set a folder or glob of CSV, Parquet or .npy shards"
+            )
+        targets = [
+            int(c) if c.lstrip("-").isdigit() else c for c in data.target_columns
+        ]
+        return cls(
+            source,
+            target_columns=targets,
+            batch_size=training.batch_size,
+            shuffle=training.shuffle,
+            seed=training.seed or 0,
+            shuffle_buffer=data.shuffle_buffer,
+            num_workers=data.num_workers,
+            prefetch=data.prefetch,
+        )
+
     def _column(self, column: str | int) -> int:
         if isinstance(column, str) and column in self.columns:
             return self.columns.index(column)
@@ -356,7 +387,7 @@ class ShardDataset(keras.utils.PyDataset):
     def split(self, fraction: float) -> tuple[ShardDataset, ShardDataset]:
         """Holds out the last `fraction` of the rows (file order) as an unshuffled validation stream."""
         start, stop = self.row_range
-        n_val = int(math.floor(self.size * fraction))
+        n_val = math.floor(self.size * fraction)
         if n_val == 0 or n_val == self.size:
             raise DataError(
                 f"training.validation_split={fraction} leaves {self.size - n_val} training and "

@@ -1,15 +1,27 @@
 import numpy as np
 import pytest
 
-from keras_trainer.core.cross_validation import CrossValidationResult, cross_validate, fold_indices
+from keras_trainer.core.cross_validation import (
+    CrossValidationResult,
+    cross_validate,
+    fold_indices,
+)
 from keras_trainer.errors import ConfigError, DataError
 
 
 def _config(tmp_path=None):
-    training = {"epochs": 2, "verbose": 0, "batch_size": 16, "early_stopping_patience": 0}
+    training = {
+        "epochs": 2,
+        "verbose": 0,
+        "batch_size": 16,
+        "early_stopping_patience": 0,
+    }
     if tmp_path is not None:
         training["checkpoint"] = {"directory": str(tmp_path)}
-    return {"model": {"input_dim": 6, "hidden_layers": [8], "output_dim": 3}, "training": training}
+    return {
+        "model": {"input_dim": 6, "hidden_layers": [8], "output_dim": 3},
+        "training": training,
+    }
 
 
 def test_every_sample_is_validated_exactly_once():
@@ -33,7 +45,11 @@ def test_groups_never_straddle_a_split():
 
 
 def test_contiguous_folds_without_shuffle():
-    assert [list(val) for _, val in fold_indices(6, 3, shuffle=False)] == [[0, 1], [2, 3], [4, 5]]
+    assert [list(val) for _, val in fold_indices(6, 3, shuffle=False)] == [
+        [0, 1],
+        [2, 3],
+        [4, 5],
+    ]
 
 
 def test_bad_fold_requests_are_named():
@@ -51,7 +67,9 @@ def test_cross_validate_reports_each_fold_and_the_mean(rng, tmp_path):
     result = cross_validate(_config(tmp_path), x, y, folds=3)
     assert isinstance(result, CrossValidationResult) and len(result.folds) == 3
     for name in ("val_loss", "val_accuracy", "epochs"):
-        assert result.mean[name] == pytest.approx(np.mean([fold[name] for fold in result.folds]))
+        assert result.mean[name] == pytest.approx(
+            np.mean([fold[name] for fold in result.folds])
+        )
     assert result.mean["epochs"] == 2
     assert (tmp_path / "fold-2").is_dir()  # each fold checkpoints in its own folder
     assert "val_loss" in result.summary()

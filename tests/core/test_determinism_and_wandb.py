@@ -50,7 +50,7 @@ def test_wandb_logs_the_metrics_of_the_csv_log_offline(tmp_path, rng, monkeypatc
         return run
 
     monkeypatch.setattr(wandb, "init", init)
-    _, history = _run(x, y, logging={"directory": str(tmp_path), "wandb": True})
+    _run(x, y, logging={"directory": str(tmp_path), "wandb": True})
     with open(tmp_path / "history.csv") as handle:
         rows = list(csv.DictReader(handle))
     (run,) = runs
@@ -93,5 +93,10 @@ def _read_offline_run(path):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(raw)
         if record.WhichOneof("record_type") == "history":
-            steps.append({(item.key or "/".join(item.nested_key)): json.loads(item.value_json) for item in record.history.item})
+            steps.append(
+                {
+                    (item.key or "/".join(item.nested_key)): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+            )
     return steps

@@ -200,3 +200,26 @@ def test_backend_native_streams(rng):
         stream = Batches()
     history = fit(_model(), stream, config=_config(batch_size=8))
     assert len(history.history["loss"]) == 2
+
+
+def test_a_stream_from_the_config_sections(tmp_path, rng):
+    from keras_trainer.config import DataConfig
+
+    _npy_shards(tmp_path, rng)
+    data = DataConfig.from_dict(
+        {
+            "shards": str(tmp_path / "*.npy"),
+            "num_workers": 3,
+            "prefetch": 2,
+            "shuffle_buffer": 50,
+            "target_columns": ["-1"],
+        }
+    )
+    stream = ShardDataset.from_config(data, _config())
+    assert (
+        stream.workers,
+        stream.max_queue_size,
+        stream.shuffle_buffer,
+        stream.batch_size,
+    ) == (3, 2, 50, 16)
+    assert stream.target_index == [4] and len(stream.paths) == 3
