@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import glob
 import inspect
 import math
@@ -132,6 +133,8 @@ def _read_shard(path: str) -> np.ndarray:
             [table.column(i).to_numpy() for i in range(table.num_columns)]
         ).astype("float32")
     except (OSError, ValueError) as error:
+        if getattr(error, "errno", None) == errno.ENOMEM:
+            raise MemoryError(f"{path}: no memory left to map or read this shard") from error
         raise DataError(f"{path}: unreadable shard ({error})") from None
 
 
