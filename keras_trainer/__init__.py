@@ -31,7 +31,6 @@ _EXPORTS = {
     "TrainerConfig": "keras_trainer.config",
     "ModelConfig": "keras_trainer.config",
     "TrainingConfig": "keras_trainer.config",
-    "FeatureConfig": "keras_trainer.config",
     "load_config": "keras_trainer.config",
     "json_schema": "keras_trainer.config",
     # core
@@ -58,7 +57,7 @@ _EXPORTS = {
     "register_model_builder": "keras_trainer.core.models",
     # training features: streams, cross-validation, memory, determinism
     "ShardDataset": "keras_trainer.core.streaming",
-    "feature_statistics": "keras_trainer.core.streaming",
+    "stream_statistics": "keras_trainer.core.streaming",
     "cross_validate": "keras_trainer.core.cross_validation",
     "CrossValidationResult": "keras_trainer.core.cross_validation",
     "OutOfMemoryError": "keras_trainer.core.memory",
@@ -96,7 +95,10 @@ _EXPORTS = {
     "export_assistant_onnx": "keras_trainer.assistant",
     "OnnxAssistant": "keras_trainer.assistant",
     # JIT family
-    "ModelTrainer": "keras_trainer.trainer",
+    "ModelTrainer": "keras_trainer.jit.trainer",
+    "JITConfig": "keras_trainer.jit.config",
+    "FeatureConfig": "keras_trainer.jit.config",
+    "load_jit_config": "keras_trainer.jit.config",
     "FeatureExtractor": "keras_trainer.jit",
     "AdaptiveJIT": "keras_trainer.jit",
     "collect_dataset": "keras_trainer.jit",

@@ -25,7 +25,7 @@ import numpy as np
 from keras_trainer.errors import ConfigError, DataError
 
 # The trainer a config is cross-validated with (a lazy target: core imports no family).
-DEFAULT_TRAINER = "keras_trainer.trainer:ModelTrainer"
+DEFAULT_TRAINER = "keras_trainer.jit.trainer:ModelTrainer"
 
 
 def _labels(y: Any) -> np.ndarray:

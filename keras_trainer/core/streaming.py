@@ -28,7 +28,7 @@ each epoch, so it can give the same promise.
 Example:
 
 >>> train = ShardDataset("data/shards/*.npy", batch_size=256, num_workers=4)
->>> mean, variance = feature_statistics(train)
+>>> mean, variance = stream_statistics(train)
 >>> history = fit(model, train, config=TrainingConfig(epochs=3))
 """
 
@@ -413,8 +413,11 @@ class ShardDataset(keras.utils.PyDataset):
                 ]
 
 
-def feature_statistics(stream: Any) -> tuple[np.ndarray, np.ndarray]:
+def stream_statistics(stream: Any) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and variance of a stream, in one pass (Chan's parallel merge).
+
+    The streaming twin of `keras_trainer.core.normalization.feature_statistics`
+    (which takes arrays): constant features get variance 1 here too.
 
     Args:
         stream: A `ShardDataset` (its raw features, file order), or any iterable
@@ -448,8 +451,10 @@ def feature_statistics(stream: Any) -> tuple[np.ndarray, np.ndarray]:
         m2 = m2 + chunk_m2 + delta**2 * count * n / total
         count = total
     if mean is None:
-        raise DataError("feature_statistics: the stream yielded no rows")
-    return mean, m2 / count
+        raise DataError("stream_statistics: the stream yielded no rows")
+    variance = m2 / count
+    variance[variance <= 1e-12] = 1.0  # as core.normalization.feature_statistics
+    return mean, variance
 
 
 # ------------------------------------------------------------------ fit's side

@@ -8,7 +8,7 @@ from keras_trainer.config import ModelConfig, TrainingConfig
 from keras_trainer.core.fit import fit
 from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
-from keras_trainer.core.streaming import ShardDataset, feature_statistics
+from keras_trainer.core.streaming import ShardDataset, stream_statistics
 from keras_trainer.errors import ConfigError, DataError
 from tests.conftest import BACKEND
 
@@ -104,14 +104,14 @@ def test_csv_and_parquet_shards_give_the_rows_of_their_columns(tmp_path, rng):
     np.testing.assert_allclose(x, table[:, :4])
 
 
-def test_feature_statistics_in_one_pass_match_numpy(tmp_path, rng):
+def test_stream_statistics_in_one_pass_match_numpy(tmp_path, rng):
     table = _npy_shards(tmp_path, rng)
-    mean, variance = feature_statistics(ShardDataset(tmp_path, batch_size=7))
+    mean, variance = stream_statistics(ShardDataset(tmp_path, batch_size=7))
     np.testing.assert_allclose(mean, table[:, :4].mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(variance, table[:, :4].var(axis=0), rtol=1e-5)
     batches = [(table[i : i + 10, :4], None) for i in range(0, len(table), 10)]
     np.testing.assert_allclose(
-        feature_statistics(batches)[1], table[:, :4].var(axis=0), rtol=1e-5
+        stream_statistics(batches)[1], table[:, :4].var(axis=0), rtol=1e-5
     )
 
 
