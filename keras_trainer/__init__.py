@@ -58,6 +58,13 @@ _EXPORTS = {
     "plot_training_curves": "keras_trainer.core.plots",
     "plot_confusion_matrix": "keras_trainer.core.plots",
     "register_model_builder": "keras_trainer.core.models",
+    # training features: streams, cross-validation, memory, determinism
+    "ShardDataset": "keras_trainer.core.streaming",
+    "stream_statistics": "keras_trainer.core.streaming",
+    "cross_validate": "keras_trainer.core.cross_validation",
+    "CrossValidationResult": "keras_trainer.core.cross_validation",
+    "OutOfMemoryError": "keras_trainer.core.memory",
+    "enable_determinism": "keras_trainer.core.determinism",
     # export and serving
     "export_onnx": "keras_trainer.export",
     "export_onnx_many": "keras_trainer.export",

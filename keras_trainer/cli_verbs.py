@@ -146,6 +146,15 @@ def register(subparsers) -> None:
     )
     train.add_argument("--quiet", action="store_true", help="no per-epoch output")
     train.add_argument("--report", help="also write the test-set evaluation report as JSON here")
+    train.add_argument(
+        "--cv",
+        type=int,
+        metavar="K",
+        help="(JIT) first cross-validate with K folds on the training split and print each fold",
+    )
+    train.add_argument(
+        "--wandb", action="store_true", help="also log to Weights & Biases (offline by default)"
+    )
     add_run_arguments(train)
     train.set_defaults(handler=_train)
 

@@ -77,3 +77,11 @@ def test_schema_command_prints_json_schema():
     result = _cli("schema")
     assert result.returncode == 0
     assert json.loads(result.stdout)["properties"]["model"]["type"] == "object"
+
+
+def test_train_cross_validates_with_the_cv_flag(tmp_path, small_dataset):
+    trained = _cli("train", SEED_CONFIG, "--data", small_dataset, "--epochs", 1, "--cv", 2,
+                   "--output", tmp_path / "jit.keras", "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    assert "2-fold cross-validation" in trained.stdout
+    assert "val_accuracy:" in trained.stdout and "(folds: " in trained.stdout

@@ -222,6 +222,18 @@ class LoggingConfig(ConfigSection):
     tensorboard: bool = option(False, description="Write TensorBoard event files.")
     csv: bool = option(True, description="Write history.csv (one row per epoch).")
     json_history: bool = option(True, description="Write history.json after each epoch.")
+    wandb: bool = option(
+        False,
+        description=(
+            "Log the same per-epoch metrics as history.csv to Weights & Biases "
+            "(pip install 'keras-trainer[wandb]')."
+        ),
+    )
+    wandb_project: str = option("keras-trainer", description="W&B project of the run.")
+    wandb_mode: Literal["offline", "online", "disabled"] = option(
+        "offline",
+        description="W&B mode; 'offline' writes the run under the log folder and needs no network.",
+    )
 
 
 @dataclasses.dataclass
@@ -349,6 +361,55 @@ class TrainingConfig(ConfigSection):
             "every batch; logs why not)."
         ),
     )
+    steps_per_epoch: Optional[int] = option(
+        None,
+        exclusive_minimum=0,
+        description=(
+            "Batches per epoch of a stream without a length (a generator); null uses "
+            "the stream's length."
+        ),
+    )
+    auto_batch_size: bool = option(
+        False,
+        description=(
+            "On out-of-memory, halve batch_size and double gradient_accumulation_steps "
+            "(the effective batch stays the same), then resume from the last good epoch."
+        ),
+    )
+    device: Optional[Literal["auto", "cpu", "gpu"]] = option(
+        None,
+        description=(
+            "Where to train: null lets Keras choose; 'auto' uses an accelerator when one "
+            "is usable and otherwise falls back to the CPU with a warning."
+        ),
+    )
+    track_memory: bool = option(
+        True,
+        description=(
+            "Record peak host RSS (peak_host_rss_mb) and, on an accelerator, peak device "
+            "memory (peak_device_memory_mb) of each epoch in the history and logs."
+        ),
+    )
+    remat: Literal["off", "full", "activations", "larger_than"] = option(
+        "off",
+        description=(
+            "Gradient checkpointing (keras.RematScope mode) for layers built by the "
+            "trainers: recompute activations in the backward pass to save memory."
+        ),
+    )
+    remat_size_threshold: int = option(
+        1048576,
+        exclusive_minimum=0,
+        description="remat='larger_than': rematerialize layers whose output has more elements.",
+    )
+    deterministic: bool = option(
+        False,
+        description=(
+            "Turn on every backend's determinism switches (TF op determinism, torch "
+            "deterministic algorithms, XLA deterministic ops): bit-identical reruns, "
+            "slower on GPUs (see docs/training.md)."
+        ),
+    )
     distribution: DistributionConfig = option(
         default_factory=DistributionConfig,
         description="Multi-device data-parallel training (`batch_size` is the global batch).",
@@ -378,6 +439,32 @@ class DataConfig(ConfigSection):
         minimum=0.0,
         exclusive_maximum=1.0,
         description="Fraction held out (stratified) for the final evaluation.",
+    )
+    shards: Optional[str] = option(
+        None,
+        description=(
+            "A folder or glob of CSV, Parquet or .npy shards streamed lazily through "
+            "fit (`keras_trainer.core.streaming.ShardDataset`)."
+        ),
+    )
+    target_columns: list[str] = option(
+        default_factory=lambda: ["-1"],
+        min_items=1,
+        description=(
+            "Target columns of the shards: names for CSV/Parquet, column indices "
+            "(\"-1\" = last) for .npy; every other column is a feature."
+        ),
+    )
+    num_workers: int = option(
+        1, exclusive_minimum=0, description="Threads loading shard batches in parallel."
+    )
+    prefetch: int = option(
+        4, exclusive_minimum=0, description="Batches loaded ahead of training (queue size)."
+    )
+    shuffle_buffer: int = option(
+        10000,
+        exclusive_minimum=0,
+        description="Rows shuffled together within the stream (shard order is shuffled too).",
     )
 
 

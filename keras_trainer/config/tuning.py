@@ -247,6 +247,14 @@ class TuningConfig(ConfigSection):
         None, description="Loss name; null infers it from the model's output activation."
     )
     verbose: Literal[0, 1, 2] = option(0, description="Keras/KerasTuner verbosity.")
+    cv_folds: int = option(
+        1,
+        minimum=1,
+        description=(
+            "Cross-validation folds per trial: above 1, a trial's score is the mean over "
+            "contiguous folds of the training data (val_data is then unused by the search)."
+        ),
+    )
     hyperparameter_space: HyperparameterSpace = option(
         default_factory=HyperparameterSpace, description="The values to try."
     )

@@ -18,8 +18,9 @@ from typing import Any, Callable, Optional, Sequence
 import keras
 
 from keras_trainer.config import TrainingConfig
-from keras_trainer.core import precision
+from keras_trainer.core import memory, precision, streaming
 from keras_trainer.core.checkpoints import CheckpointCallback, CheckpointManager, NanGuard
+from keras_trainer.core.determinism import enable_determinism
 from keras_trainer.core.distribution import EvenBatches, copy_variables, plan_distribution
 from keras_trainer.core.data import (
     ShuffledArrays,
@@ -94,6 +95,10 @@ def _log_callbacks(config: TrainingConfig, resume: bool) -> tuple[list, Optional
                 "(pip install 'keras-trainer[tensorflow]'), whatever the Keras backend"
             ) from None
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(directory, "tensorboard")))
+    if config.logging.wandb:
+        from keras_trainer.core.wandb_logging import WandbLogger
+
+        callbacks.append(WandbLogger(config, directory))
     json_path = os.path.join(directory, "history.json") if config.logging.json_history else None
     return callbacks, json_path
 
@@ -120,13 +125,18 @@ def fit(
     metrics: Optional[Sequence[Any]] = None,
     compile: bool = True,
     save_model_fn: Optional[Callable[[keras.Model, str], Any]] = None,
+    last_good: Optional[memory.LastGoodState] = None,
 ) -> TrainingHistory:
-    """Trains `model` on in-memory arrays as `config` describes.
+    """Trains `model` on in-memory arrays or a stream of batches as `config` describes.
 
     Args:
         model: A built Keras model.
-        x: Inputs: an array, or a list/tuple/dict of arrays.
-        y: Targets, same number of rows as `x`.
+        x: Inputs: an array, or a list/tuple/dict of arrays; or a stream of
+            `(x, y)` batches: a `keras.utils.PyDataset` (e.g. a
+            `keras_trainer.core.streaming.ShardDataset`), a `tf.data.Dataset`, a
+            torch `DataLoader`, a generator, or a folder/glob of shards (see
+            `keras_trainer.core.streaming`).
+        y: Targets, same number of rows as `x` (`None` for a stream).
         config: The `training` section of a config.
         validation_data: `(x_val, y_val)` or `(x_val, y_val, sample_weight_val)`;
             if `None`, the last `config.validation_split` of the data is held out.
@@ -137,6 +147,7 @@ def fit(
         compile: Set `False` to keep a compilation the caller made.
         save_model_fn: `fn(model, path)` writing the best checkpoint model
             (default: `persistence.save_model` without metadata).
+        last_good: Used by `training.auto_batch_size`: the state to continue from.
 
     Returns:
         The `TrainingHistory` of the run (including epochs of a resumed run).
@@ -146,22 +157,48 @@ def fit(
         ConfigError: options that contradict each other or the model.
         CheckpointError: `resume` with a checkpoint of another model.
         TrainingError: the loss became NaN (the last good checkpoint is kept).
+        OutOfMemoryError: the host or device ran out of memory (a `TrainingError`
+            naming the batch size, the model size and what to try).
 
     Example:
 
     >>> history = fit(model, x, y, config=TrainingConfig(epochs=5))
     >>> history.best_epoch
     """
+    if config.auto_batch_size and last_good is None:
+        if streaming.is_stream(x) and not isinstance(x, (str, os.PathLike, streaming.ShardDataset)):
+            raise ConfigError(
+                "training.auto_batch_size: needs arrays or a ShardDataset (fit cannot re-batch "
+                f"a {type(x).__name__})"
+            )
+
+        def fit_once(attempt_config, state):
+            return fit(
+                model, x, y, config=attempt_config, validation_data=validation_data,
+                sample_weight=sample_weight, callbacks=callbacks, loss=loss, metrics=metrics,
+                compile=True, save_model_fn=save_model_fn, last_good=state,
+            )
+
+        return memory.fit_with_auto_batch_size(fit_once, config)
+    if config.deterministic:
+        enable_determinism()
     set_seed(config.seed)
-    check_same_length(x, y)
-    if validation_data is None and config.validation_split > 0:
-        (x, y, sample_weight), validation_data = split_validation(
-            x, y, sample_weight, config.validation_split
+    memory.apply_remat(model, config)
+    stream = streaming.is_stream(x)
+    if stream:
+        x, validation_data, steps_per_epoch, stream_callbacks = streaming.open_stream(
+            x, y, config, validation_data
         )
-    elif validation_data is not None:
-        check_same_length(validation_data[0], validation_data[1])
-    n_train = check_same_length(x, y)
-    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    else:
+        check_same_length(x, y)
+        if validation_data is None and config.validation_split > 0:
+            (x, y, sample_weight), validation_data = split_validation(
+                x, y, sample_weight, config.validation_split
+            )
+        elif validation_data is not None:
+            check_same_length(validation_data[0], validation_data[1])
+        n_train = check_same_length(x, y)
+        steps_per_epoch = math.ceil(n_train / config.batch_size)
     total_steps = max(steps_per_epoch * config.epochs // config.gradient_accumulation_steps, 1)
 
     # Data parallelism trains a replica whose variables live on every device and
@@ -203,6 +240,12 @@ def fit(
                     resume_from = manager.restore(model, latest)
                 initial_epoch = resume_from[0]["epoch"] + 1
                 history = TrainingHistory.from_dict(resume_from[0]["history"])
+    if last_good is not None:
+        if last_good.snapshot is not None:
+            initial_epoch = last_good.restore(model)
+            if last_good.snapshot.history is not None:
+                history = TrainingHistory.from_dict(last_good.snapshot.history)
+        last_good.training_history = history
     if initial_epoch >= config.epochs:
         if model is not caller_model:
             copy_variables(model, caller_model)
@@ -223,6 +266,10 @@ def fit(
         )
     stateful.extend(build_schedule_callbacks(config.lr_schedule, monitor))
     all_callbacks = [HistoryRecorder(history, json_path), nan_guard, *stateful, *log_callbacks, *callbacks]
+    if config.track_memory:
+        all_callbacks.insert(0, memory.MemoryTracker())
+    if last_good is not None:
+        all_callbacks.append(last_good)
     if manager is not None:
         all_callbacks.append(
             CheckpointCallback(
@@ -245,33 +292,61 @@ def fit(
         initial_epoch=initial_epoch,
     )
     arrays = (x, y, sample_weight, validation_data)
-    if plan is None and choose_engine(config.engine, model, arrays, all_callbacks) == "fused":
-        fused_fit(
-            model, x, y, sample_weight, validation_data=validation_data, epochs=config.epochs,
-            callbacks=all_callbacks, verbose=progress_verbosity(config.verbose), **feed,
-        )
-    else:
-        if keras.backend.backend() == "tensorflow":
-            batches, feeder = shuffled_tf_dataset(x, y, sample_weight, **feed)
-        elif plan is not None and plan.needs_even_batches:
-            batches = ShuffledArrays(x, y, sample_weight, multiple_of=plan.num_replicas, **feed)
-            feeder = batches.epoch_callback()
-            if validation_data is not None:
-                validation_data = EvenBatches(validation_data, config.batch_size, plan.num_replicas)
-        else:
-            batches = ShuffledArrays(x, y, sample_weight, **feed)
-            feeder = batches.epoch_callback()
-        with distributed():
-            model.fit(
-                batches,
-                validation_data=validation_data,
-                validation_batch_size=None if isinstance(validation_data, EvenBatches) else config.batch_size,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                callbacks=[feeder, *all_callbacks],
-                verbose=progress_verbosity(config.verbose),
-                shuffle=False,
-            )
+    use_fused = (
+        not stream
+        and plan is None
+        and choose_engine(config.engine, model, arrays, all_callbacks) == "fused"
+    )
+    try:
+        with memory.device_scope(config.device):
+            if use_fused:
+                fused_fit(
+                    model, x, y, sample_weight, validation_data=validation_data,
+                    epochs=config.epochs, callbacks=all_callbacks,
+                    verbose=progress_verbosity(config.verbose), **feed,
+                )
+            else:
+                feeders = []
+                if stream:
+                    batches = x
+                    if isinstance(x, streaming.ShardDataset):
+                        x.set_epoch(initial_epoch)
+                    feeders = list(stream_callbacks)
+                elif keras.backend.backend() == "tensorflow":
+                    batches, feeder = shuffled_tf_dataset(x, y, sample_weight, **feed)
+                    feeders = [feeder]
+                elif plan is not None and plan.needs_even_batches:
+                    batches = ShuffledArrays(
+                        x, y, sample_weight, multiple_of=plan.num_replicas, **feed
+                    )
+                    feeders = [batches.epoch_callback()]
+                    if validation_data is not None:
+                        validation_data = EvenBatches(
+                            validation_data, config.batch_size, plan.num_replicas
+                        )
+                else:
+                    batches = ShuffledArrays(x, y, sample_weight, **feed)
+                    feeders = [batches.epoch_callback()]
+                if isinstance(validation_data, EvenBatches) or streaming.is_stream(validation_data):
+                    validation_batch_size = None
+                else:
+                    validation_batch_size = config.batch_size
+                with distributed():
+                    model.fit(
+                        batches,
+                        validation_data=validation_data,
+                        validation_batch_size=validation_batch_size,
+                        epochs=config.epochs,
+                        initial_epoch=initial_epoch,
+                        steps_per_epoch=steps_per_epoch if stream else None,
+                        callbacks=[*feeders, *all_callbacks],
+                        verbose=progress_verbosity(config.verbose),
+                        shuffle=False,
+                    )
+    except Exception as error:
+        if memory.is_out_of_memory(error):
+            raise memory.out_of_memory_error(error, model, config) from error
+        raise
     if model is not caller_model:
         copy_variables(model, caller_model)
     if nan_guard.nan_at is not None:

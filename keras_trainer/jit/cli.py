@@ -127,6 +127,8 @@ def train(args: argparse.Namespace) -> int:
         training.resume = True
     if args.quiet:
         training.verbose = 0
+    if getattr(args, "wandb", False):
+        training.logging.wandb = True
     config = load_jit_config(config.to_dict())  # re-validate the overrides
     data_path = _dataset_path(args.data or config.data.path)
     data = read_dataset(data_path)
@@ -160,6 +162,12 @@ def train(args: argparse.Namespace) -> int:
         "test_indices": [int(i) for i in test_idx],
     }
     print(f"dataset: {data_path} ({len(train_idx)} train, {len(test_idx)} test samples)")
+    if getattr(args, "cv", None):
+        from keras_trainer.core.cross_validation import cross_validate
+
+        result = cross_validate(trainer, raw[train_idx], labels[train_idx], folds=args.cv)
+        print(f"{args.cv}-fold cross-validation on the training split (mean ± std):")
+        print(result.summary())
     trainer.create_model(prepared.X.shape[1])
     history = trainer.train(prepared.take(train_idx))
     print(history.summary())

@@ -396,6 +396,27 @@ class ModelTrainer:
         Returns:
             The `TrainingHistory` (also kept as `self.history`).
         """
+        from keras_trainer.core.streaming import is_stream
+
+        if is_stream(training_data):
+            # A stream of (features, labels) batches, e.g. from `prepare_stream`.
+            if self.model is None:
+                self.create_model(self.input_dim)
+            validation = validation_data
+            if validation is not None and not is_stream(validation):
+                X_val, y_val, times_val = self._split(validation, "validation_data")
+                validation = (X_val, self._targets(y_val, times_val, "validation_data"))
+            self.history = fit(
+                self.model,
+                training_data,
+                config=self.config.training,
+                validation_data=validation,
+                callbacks=callbacks,
+                loss=self._loss(),
+                save_model_fn=lambda _, path: self.save_model(path),
+            )
+            self.fallback = None
+            return self.history
         X, y, times = self._split(training_data, "training_data")
         if self.model is None:
             self.create_model(X.shape[-1], sequence_length=X.shape[1] if X.ndim == 3 else None)
@@ -437,6 +458,37 @@ class ModelTrainer:
         if self.config.jit.fallback.enabled and self.is_classifier:
             self.fallback = self._choose_fallback(X_val, y_val, times_val, times)
         return self.history
+
+    def prepare_stream(self, stream: Any) -> Any:
+        """Fits the normalization on a shard stream in one pass; returns it normalizing its batches.
+
+        Args:
+            stream: A `keras_trainer.core.streaming.ShardDataset` of raw
+                features, with class indices (classifiers) or values as targets.
+
+        Returns:
+            The same stream with a transform that normalizes each batch's
+            features and one-hot encodes class indices: pass it to `train`.
+
+        Example:
+
+        >>> stream = trainer.prepare_stream(ShardDataset("shards/", target_columns=["label"]))
+        >>> trainer.train(stream)
+        """
+        from keras_trainer.core.streaming import stream_statistics
+
+        mean, variance = stream_statistics(stream)
+        self._normalizer = normalization_layer(mean, variance)
+        scale = (1.0 / np.sqrt(variance)).astype("float32")
+        shift, outputs, classifier = mean.astype("float32"), self.config.model.output_dim, self.is_classifier
+
+        def transform(x, y):
+            x = (x - shift) * scale
+            if classifier:
+                y = np.eye(outputs, dtype="float32")[y.astype("int64")]
+            return x, y
+
+        return stream.with_transform(transform)
 
     def _choose_fallback(self, X_val, y_val, times_val, times_train) -> dict:
         from keras_trainer.jit.choices import choose_fallback_threshold

@@ -175,7 +175,38 @@ class TunableModel(keras_tuner.HyperModel):
         return loss, metrics
 
     def fit(self, hp, model, x, y=None, validation_data=None, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
-        """Trains one trial through `keras_trainer.core.fit.fit`; returns `{objective: best value}`.
+        """Trains one trial; returns `{objective: score}`.
+
+        With `tuning.cv_folds` > 1 the trial trains a fresh model on each of
+        that many contiguous folds of `(x, y)` (the fold held out is the
+        validation data; `validation_data` is not used) and its score is the
+        mean of the folds' best objective values; `last_fit["fold_scores"]`
+        keeps them. Otherwise it trains once on `(x, y)`, scored on
+        `validation_data`.
+        """
+        folds = self.config.cv_folds
+        if folds <= 1:
+            return self.fit_fold(hp, model, x, y, validation_data, callbacks, epochs, initial_epoch)
+        if self.objective.kind == "trading":
+            raise ConfigError(
+                f"tuning.cv_folds={folds}: the trading metric {self.objective.metric!r} needs the realized "
+                "returns of the validation rows, which the folds of the training data do not have; "
+                "set cv_folds to 1 or tune a Keras metric"
+            )
+        from keras_trainer.core.cross_validation import fold_indices
+
+        scores = []
+        for fold, (train_rows, val_rows) in enumerate(fold_indices(len(x), folds, shuffle=False)):
+            network = model if fold == 0 else self.build(hp)
+            result = self.fit_fold(
+                hp, network, x[train_rows], y[train_rows], (x[val_rows], y[val_rows]), callbacks, epochs, initial_epoch
+            )
+            scores.append(result[self.objective.name])
+        self.last_fit["fold_scores"] = scores
+        return {self.objective.name: float(np.mean(scores))}
+
+    def fit_fold(self, hp, model, x, y=None, validation_data=None, callbacks=(), epochs=None, initial_epoch=0):
+        """Trains one model through `keras_trainer.core.fit.fit`; returns `{objective: best value}`.
 
         `epochs`/`initial_epoch` come from Hyperband (which resumes a model of an
         earlier round): the trial then trains `epochs - initial_epoch` epochs.

@@ -227,3 +227,19 @@ def test_seed_000_usage_example_runs_as_written(tmp_path, monkeypatch, sample):
     reloaded.load_model("models/jit_optimizer.h5")
     raw = reloaded.extract_features(ir[:3], runtime[:3])
     np.testing.assert_allclose(reloaded.predict(raw), namespace["trainer"].predict(raw), atol=1e-5)
+
+
+def test_train_streams_shards_normalized_in_one_pass(toy_classification, tmp_path):
+    from keras_trainer.core.streaming import ShardDataset
+
+    x, labels = toy_classification
+    for part in range(3):
+        rows = slice(part * 100, (part + 1) * 100)
+        np.save(tmp_path / f"part-{part}.npy", np.column_stack([x[rows], labels[rows]]).astype("float32"))
+    trainer = _trainer(epochs=2, validation_split=0.2)
+    stream = trainer.prepare_stream(ShardDataset(tmp_path, batch_size=32))
+    np.testing.assert_allclose(np.asarray(trainer.normalizer.input_mean).ravel(), x.mean(axis=0), rtol=1e-4)
+    features, one_hot = stream[0]
+    assert one_hot.shape == (32, 5) and abs(float(features.mean())) < 0.5
+    history = trainer.train(stream)
+    assert len(history.history["val_loss"]) == 2

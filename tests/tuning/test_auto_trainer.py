@@ -174,3 +174,15 @@ def test_bad_inputs_get_clear_errors(cancer, tmp_path):
     trainer = AutoTrainer(AutoTrainerConfig(directory=str(tmp_path), hyperparameter_space=space()))
     with pytest.raises(DataError, match="X has 320 samples but y has 10"):
         trainer.optimize(NET, (train[0], train[1][:10]), val)
+
+
+def test_cv_folds_make_a_trials_score_the_mean_over_folds(cancer, tmp_path):
+    train, val, _ = cancer
+    config = AutoTrainerConfig(search_method="grid", max_trials=1, metric="loss", max_epochs=2, cv_folds=2,
+                               directory=str(tmp_path), hyperparameter_space=space(batch_sizes=(32,)),
+                               retrain_best=False)
+    trainer = AutoTrainer(config)
+    result = trainer.optimize(NET, train, val, symbol="CV")
+    fold_scores = trainer.tuner.hypermodel.last_fit["fold_scores"]
+    assert len(fold_scores) == 2 and fold_scores[0] != fold_scores[1]
+    assert result.search_val_metric == pytest.approx(np.mean(fold_scores))
