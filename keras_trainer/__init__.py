@@ -21,6 +21,7 @@ from keras_trainer.errors import (
     IRParseError,
     KerasTrainerError,
     ModelError,
+    QuantizationError,
     TrainingError,
     TuningError,
 )
@@ -64,6 +65,10 @@ _EXPORTS = {
     "CompiledInferenceLayer": "keras_trainer.export",
     "InferenceBackend": "keras_trainer.export",
     "InferenceResult": "keras_trainer.export",
+    # deployment (issue 18): quantization, torch serving, ensembles, model store
+    "quantize_onnx": "keras_trainer.export",
+    "quantization_report": "keras_trainer.export",
+    "QuantizationReport": "keras_trainer.export",
     # tabular family and tuning
     "ModelFactory": "keras_trainer.tabular",
     "TabularModelConfig": "keras_trainer.tabular",
@@ -109,6 +114,7 @@ __all__ = sorted(_EXPORTS) + [
     "IRParseError",
     "KerasTrainerError",
     "ModelError",
+    "QuantizationError",
     "TrainingError",
     "TuningError",
     "__version__",

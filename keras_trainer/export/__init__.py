@@ -2,6 +2,9 @@
 
 - `export_onnx` / `export_onnx_many`: Keras model or `.keras` file -> `.onnx`
   with a dynamic batch dimension and the model's metadata.
+- `quantize_onnx` (also `export_onnx(..., quantize="dynamic" | "static")`) and
+  `quantization_report`: int8 models through ONNX Runtime and what they cost
+  in accuracy and gain in size and latency.
 - `read_onnx_metadata`: the metadata stored in an exported file.
 - `CompiledInferenceLayer`: ONNX Runtime or compiled-Keras serving with input
   checks and latency statistics.
@@ -19,4 +22,11 @@ from keras_trainer.export.onnx_export import (
     ExportRequest,
     export_onnx,
     export_onnx_many,
+)
+from keras_trainer.export.quantization import (
+    QUANTIZATION_MODES,
+    QuantizationReport,
+    quantizable_op_types,
+    quantization_report,
+    quantize_onnx,
 )
