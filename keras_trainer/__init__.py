@@ -69,6 +69,8 @@ _EXPORTS = {
     "quantize_onnx": "keras_trainer.export",
     "quantization_report": "keras_trainer.export",
     "QuantizationReport": "keras_trainer.export",
+    "export_torch": "keras_trainer.export",
+    "load_torch_program": "keras_trainer.export",
     # tabular family and tuning
     "ModelFactory": "keras_trainer.tabular",
     "TabularModelConfig": "keras_trainer.tabular",

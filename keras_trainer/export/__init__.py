@@ -5,6 +5,8 @@
 - `quantize_onnx` (also `export_onnx(..., quantize="dynamic" | "static")`) and
   `quantization_report`: int8 models through ONNX Runtime and what they cost
   in accuracy and gain in size and latency.
+- `export_torch` / `load_torch_program`: a `torch.export` program (`.pt2`)
+  of a model, served by `CompiledInferenceLayer(InferenceBackend.TORCH)`.
 - `read_onnx_metadata`: the metadata stored in an exported file.
 - `CompiledInferenceLayer`: ONNX Runtime or compiled-Keras serving with input
   checks and latency statistics.
@@ -29,4 +31,10 @@ from keras_trainer.export.quantization import (
     quantizable_op_types,
     quantization_report,
     quantize_onnx,
+)
+from keras_trainer.export.torch_inference import (
+    TorchProgram,
+    export_torch,
+    export_torch_many,
+    load_torch_program,
 )
