@@ -71,6 +71,9 @@ _EXPORTS = {
     "QuantizationReport": "keras_trainer.export",
     "export_torch": "keras_trainer.export",
     "load_torch_program": "keras_trainer.export",
+    "build_ensemble": "keras_trainer.core.ensemble",
+    "save_ensemble": "keras_trainer.core.ensemble",
+    "EnsembleAverage": "keras_trainer.core.ensemble",
     # tabular family and tuning
     "ModelFactory": "keras_trainer.tabular",
     "TabularModelConfig": "keras_trainer.tabular",

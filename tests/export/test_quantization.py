@@ -32,6 +32,7 @@ FAMILIES = [
     "tabular_cnn_lstm",
     "seq2seq_encoder",
     "seq2seq_decoder_step",
+    "jit_ensemble",
 ]
 
 

@@ -19,7 +19,8 @@ from keras_trainer.export import (
 
 pytest.importorskip("torch")
 
-SERVED = ["jit_mlp", "jit_trainer", "tabular_feed_forward", "tabular_lstm", "tabular_cnn_lstm", "seq2seq_decoder_step"]
+SERVED = ["jit_mlp", "jit_trainer", "tabular_feed_forward", "tabular_lstm", "tabular_cnn_lstm", "seq2seq_decoder_step",
+          "jit_ensemble"]
 
 
 @pytest.fixture(scope="module")

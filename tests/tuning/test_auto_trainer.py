@@ -174,3 +174,24 @@ def test_bad_inputs_get_clear_errors(cancer, tmp_path):
     trainer = AutoTrainer(AutoTrainerConfig(directory=str(tmp_path), hyperparameter_space=space()))
     with pytest.raises(DataError, match="X has 320 samples but y has 10"):
         trainer.optimize(NET, (train[0], train[1][:10]), val)
+
+
+def test_top_trials_combine_into_one_ensemble_model(cancer, tuned, tmp_path):
+    from keras_trainer.core.ensemble import EnsembleAverage
+    from keras_trainer.core.persistence import load_model, save_model
+
+    train, val, (x_test, y_test) = cancer
+    _, trainer, _ = tuned
+    ensemble = trainer.ensemble(top_k=2)
+    networks = [trainer.tuner.load_model(t) for t in trainer.tuner.oracle.get_best_trials(2)]
+    standardized = trainer.result.scaler.transform(x_test)
+    expected = np.mean([np.asarray(n.predict_on_batch(standardized)) for n in networks], axis=0)
+    got = np.asarray(ensemble.predict_on_batch(x_test))  # raw features in
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert float(np.mean((got.reshape(-1) > 0.5) == y_test)) >= 0.9
+    path = save_model(ensemble, tmp_path / "ensemble.keras")
+    loaded, _ = load_model(path)
+    assert any(isinstance(layer, EnsembleAverage) for layer in loaded.get_layer("tuning_ensemble_network").layers)
+    np.testing.assert_allclose(loaded.predict_on_batch(x_test), got, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TuningError, match="top_k >= 2"):
+        trainer.ensemble(top_k=1)
