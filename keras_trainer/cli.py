@@ -27,6 +27,7 @@ FAMILY_CLIS = (
     "keras_trainer.jit.cli",
     "keras_trainer.tuning.cli",
     "keras_trainer.export.cli",
+    "keras_trainer.export.store_cli",
 )
 
 

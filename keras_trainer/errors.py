@@ -57,6 +57,10 @@ class QuantizationError(ExportError):
     ONNX Runtime cannot quantize; the message names it)."""
 
 
+class ModelStoreError(KerasTrainerError, LookupError):
+    """A model store has no such version or alias, or a version is damaged."""
+
+
 class InferenceError(KerasTrainerError, RuntimeError):
     """A compiled inference backend cannot load or run a model."""
 

@@ -166,7 +166,7 @@ class CompiledInferenceLayer:
             BackendNotSupportedError: TORCH without PyTorch installed.
         """
         path = os.fspath(path)
-        if not os.path.isfile(path) and "@" in path:
+        if not os.path.isfile(path) and ("@" in path or os.path.isdir(path)):
             from keras_trainer.export.store import resolve_model_path
 
             path = resolve_model_path(path, kind="onnx" if self.backend is InferenceBackend.ONNX else "keras")
