@@ -48,8 +48,12 @@ def main():
     data = read_dataset(SAMPLE_DATASET_PATH)
     ir_samples, runtime_data, labels = load_dataset(SAMPLE_DATASET_PATH)
     strategies = data["strategies"]
-    times = np.array([[s["timings_ns"][name] for name in strategies] for s in data["samples"]], "float64")
-    train_idx, test_idx = stratified_split(np.asarray(labels), config.data.test_split, config.training.seed or 0)
+    times = np.array(
+        [[s["timings_ns"][name] for name in strategies] for s in data["samples"]], "float64"
+    )
+    train_idx, test_idx = stratified_split(
+        np.asarray(labels), config.data.test_split, config.training.seed or 0
+    )
     pick = lambda items, idx: [items[i] for i in idx]  # noqa: E731
 
     trainer = ModelTrainer(config)
@@ -83,9 +87,14 @@ def main():
         )
         print(report.to_text(), "\n")
         results[mode] = report.to_dict()
-    fixed = {name: float(times[test_idx, k].sum() / times[test_idx].min(1).sum()) for k, name in enumerate(strategies)}
+    fixed = {
+        name: float(times[test_idx, k].sum() / times[test_idx].min(1).sum())
+        for k, name in enumerate(strategies)
+    }
     print("fixed-strategy regret on the same split:", {k: round(v, 4) for k, v in fixed.items()})
-    print(f"device: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 thread per engine")
+    print(
+        f"device: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 thread per engine"
+    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"reports": results, "fixed_strategy_regret": fixed}, handle, indent=2)

@@ -15,7 +15,7 @@ drives `AdaptiveJIT` as one model does.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import keras
 
@@ -39,7 +39,7 @@ class EnsembleAverage(keras.layers.Layer):
     >>> average([keras.ops.ones((1, 3)), keras.ops.zeros((1, 3))])  # 2/3 everywhere
     """
 
-    def __init__(self, member_weights: Optional[Sequence[float]] = None, **kwargs):
+    def __init__(self, member_weights: Sequence[float] | None = None, **kwargs):
         super().__init__(**kwargs)
         if member_weights is not None:
             member_weights = [float(w) for w in member_weights]
@@ -57,7 +57,7 @@ class EnsembleAverage(keras.layers.Layer):
             total = sum(self.member_weights)
             weights = [w / total for w in self.member_weights]
         result = inputs[0] * weights[0]
-        for tensor, weight in zip(inputs[1:], weights[1:]):
+        for tensor, weight in zip(inputs[1:], weights[1:], strict=True):
             result = result + tensor * weight
         return result
 
@@ -70,7 +70,7 @@ class EnsembleAverage(keras.layers.Layer):
 
 def build_ensemble(
     members: Sequence[keras.Model],
-    member_weights: Optional[Sequence[float]] = None,
+    member_weights: Sequence[float] | None = None,
     name: str = "ensemble",
 ) -> keras.Model:
     """One model that averages the outputs of several trained models.
@@ -127,9 +127,7 @@ def build_ensemble(
         for input_name, shape, dtype in reference_inputs
     ]
     structure = first.input
-    packed = (
-        keras.tree.pack_sequence_as(structure, inputs) if len(inputs) > 1 else inputs[0]
-    )
+    packed = keras.tree.pack_sequence_as(structure, inputs) if len(inputs) > 1 else inputs[0]
     per_member = []
     for index, member in enumerate(members):
         wrapped = keras.Model(member.inputs, member.outputs, name=f"member_{index}")
@@ -145,10 +143,10 @@ def build_ensemble(
 
 
 def save_ensemble(
-    members: Sequence[Union[str, os.PathLike, keras.Model]],
-    path: Union[str, os.PathLike],
-    member_weights: Optional[Sequence[float]] = None,
-    metadata: Optional[dict] = None,
+    members: Sequence[str | os.PathLike | keras.Model],
+    path: str | os.PathLike,
+    member_weights: Sequence[float] | None = None,
+    metadata: dict | None = None,
 ) -> str:
     """Builds an ensemble from saved models (or model objects) and saves it, atomically.
 
@@ -200,7 +198,9 @@ def save_ensemble(
         **shared,
         "ensemble": {
             "members": len(models),
-            "member_weights": None if member_weights is None else [float(w) for w in member_weights],
+            "member_weights": None
+            if member_weights is None
+            else [float(w) for w in member_weights],
             "member_sources": sources,
         },
         **(metadata or {}),

@@ -24,7 +24,8 @@ import os
 import re
 import time
 from collections import Counter
-from typing import Any, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,12 +47,12 @@ def quantizable_op_types(mode: str) -> list[str]:
 
 
 def quantize_onnx(
-    source: Union[str, os.PathLike],
-    path: Union[str, os.PathLike],
+    source: str | os.PathLike,
+    path: str | os.PathLike,
     mode: str = "dynamic",
     *,
     calibration_data: Any = None,
-    op_types: Optional[Sequence[str]] = None,
+    op_types: Sequence[str] | None = None,
     per_channel: bool = False,
 ) -> str:
     """Writes an int8-quantized copy of an ONNX model.
@@ -159,7 +160,9 @@ def quantize_onnx(
                 "weight_type": "int8",
                 "activation_type": "int8" if mode == "static" else "int8 (dynamic)",
                 "per_channel": per_channel,
-                "calibration_rows": 0 if feeds is None else int(sum(len(f[next(iter(f))]) for f in feeds)),
+                "calibration_rows": 0
+                if feeds is None
+                else int(sum(len(f[next(iter(f))]) for f in feeds)),
                 "source_file": os.path.basename(source),
             }
         )
@@ -236,13 +239,15 @@ def _calibration_feeds(model, data) -> list[dict[str, np.ndarray]]:
             "dict of that many arrays"
         )
     converted = []
-    for (name, dtype, shape), array in zip(inputs, arrays):
+    for (name, dtype, shape), array in zip(inputs, arrays, strict=True):
         try:
             array = np.asarray(array).astype(dtype, copy=False)
         except (TypeError, ValueError) as error:
-            raise QuantizationError(f"calibration_data[{name!r}] is not numeric: {error}") from error
+            raise QuantizationError(
+                f"calibration_data[{name!r}] is not numeric: {error}"
+            ) from error
         if array.ndim != len(shape) or any(
-            d is not None and d != a for d, a in zip(shape[1:], array.shape[1:])
+            d is not None and d != a for d, a in zip(shape[1:], array.shape[1:], strict=True)
         ):
             expected = ", ".join("batch" if i == 0 else str(d or "?") for i, d in enumerate(shape))
             raise QuantizationError(
@@ -255,10 +260,15 @@ def _calibration_feeds(model, data) -> list[dict[str, np.ndarray]]:
         converted.append(array)
     rows = {len(a) for a in converted}
     if len(rows) != 1:
-        raise QuantizationError(f"calibration_data inputs have different row counts: {sorted(rows)}")
+        raise QuantizationError(
+            f"calibration_data inputs have different row counts: {sorted(rows)}"
+        )
     count = rows.pop()
     return [
-        {name: a[start : start + _CALIBRATION_BATCH] for name, a in zip(names, converted)}
+        {
+            name: a[start : start + _CALIBRATION_BATCH]
+            for name, a in zip(names, converted, strict=True)
+        }
         for start in range(0, count, _CALIBRATION_BATCH)
     ]
 
@@ -357,8 +367,8 @@ class QuantizationReport:
     quantized_bytes: int
     latency_us: dict
     rows: int
-    float_regret: Optional[float] = None
-    quantized_regret: Optional[float] = None
+    float_regret: float | None = None
+    quantized_regret: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -374,9 +384,14 @@ class QuantizationReport:
             lines.append(_row("regret (x oracle)", self.float_regret, self.quantized_regret))
         lines += [
             _row("file size (bytes)", self.float_bytes, self.quantized_bytes, ratio=True),
-            _row("batch-1 p50 (us)", lat["float"]["batch_1"], lat["quantized"]["batch_1"], ratio=True),
             _row(
-                "batch-1024 (us)", lat["float"]["batch_1024"], lat["quantized"]["batch_1024"], ratio=True
+                "batch-1 p50 (us)", lat["float"]["batch_1"], lat["quantized"]["batch_1"], ratio=True
+            ),
+            _row(
+                "batch-1024 (us)",
+                lat["float"]["batch_1024"],
+                lat["quantized"]["batch_1024"],
+                ratio=True,
             ),
             f"max |float - int8| output difference {self.max_abs_diff:.4g}; "
             f"same argmax on {self.argmax_agreement:.1%} of rows",
@@ -391,8 +406,8 @@ def _row(name, before, after, ratio=False) -> str:
 
 
 def quantization_report(
-    float_path: Union[str, os.PathLike],
-    quantized_path: Union[str, os.PathLike],
+    float_path: str | os.PathLike,
+    quantized_path: str | os.PathLike,
     features: Any,
     targets: Any = None,
     *,
@@ -423,10 +438,16 @@ def quantization_report(
         "float": CompiledInferenceLayer(InferenceBackend.ONNX).load_model(float_path),
         "quantized": CompiledInferenceLayer(InferenceBackend.ONNX).load_model(quantized_path),
     }
-    outputs = {key: _first_output(layer.predict(features).prediction) for key, layer in layers.items()}
+    outputs = {
+        key: _first_output(layer.predict(features).prediction) for key, layer in layers.items()
+    }
     before, after = outputs["float"], outputs["quantized"]
     rows = len(before)
-    agreement = float(np.mean(np.argmax(before, -1) == np.argmax(after, -1))) if before.shape[-1] > 1 else 1.0
+    agreement = (
+        float(np.mean(np.argmax(before, -1) == np.argmax(after, -1)))
+        if before.shape[-1] > 1
+        else 1.0
+    )
     if targets is None:
         metric, values = "agreement", (1.0, agreement)
     else:
@@ -435,7 +456,9 @@ def quantization_report(
             raise QuantizationError(f"targets has {len(targets)} rows but features has {rows}")
         if targets.dtype.kind in "iu" and before.shape[-1] > 1:
             metric = "accuracy"
-            values = tuple(float(np.mean(np.argmax(o, -1) == targets.reshape(-1))) for o in (before, after))
+            values = tuple(
+                float(np.mean(np.argmax(o, -1) == targets.reshape(-1))) for o in (before, after)
+            )
         else:
             metric = "mae"
             values = tuple(
@@ -461,8 +484,12 @@ def quantization_report(
         layer.predict(big)
     for _ in range(5):  # interleaved rounds: machine load affects both alike
         for key, layer in layers.items():
-            latency[key]["batch_1"].extend(_timed(layer.predict, single, max(1, latency_iterations // 5)))
-            latency[key]["batch_1024"].extend(_timed(layer.predict, big, max(1, latency_iterations // 150)))
+            latency[key]["batch_1"].extend(
+                _timed(layer.predict, single, max(1, latency_iterations // 5))
+            )
+            latency[key]["batch_1024"].extend(
+                _timed(layer.predict, big, max(1, latency_iterations // 150))
+            )
     latency_us = {
         key: {size: float(np.median(samples)) for size, samples in sizes.items()}
         for key, sizes in latency.items()

@@ -47,7 +47,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator, Mapping, Optional, Union
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from keras_trainer.core.atomic import TEMP_MARKER, is_temporary, write_json_atomic
 from keras_trainer.errors import ModelStoreError
@@ -80,13 +81,13 @@ class ModelVersion:
         return os.path.join(self.directory, self.info["model_file"])
 
     @property
-    def onnx_path(self) -> Optional[str]:
+    def onnx_path(self) -> str | None:
         """The `.onnx` export of this version, or None when it has none."""
         name = self.info.get("onnx_file")
         return os.path.join(self.directory, name) if name else None
 
 
-def file_fingerprint(path: Union[str, os.PathLike]) -> str:
+def file_fingerprint(path: str | os.PathLike) -> str:
     """`sha256:<hex>` of a file's bytes (a data set, a model file)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -103,9 +104,11 @@ class ModelStore:
             Defaults to `$KERAS_TRAINER_MODEL_STORE`, else `models/store`.
     """
 
-    def __init__(self, root: Union[str, os.PathLike, None] = None):
+    def __init__(self, root: str | os.PathLike | None = None):
         self.root = os.path.abspath(
-            os.fspath(root) if root is not None else os.environ.get(DEFAULT_STORE_ENV, "models/store")
+            os.fspath(root)
+            if root is not None
+            else os.environ.get(DEFAULT_STORE_ENV, "models/store")
         )
         self._versions = os.path.join(self.root, "versions")
         self._aliases = os.path.join(self.root, "aliases.json")
@@ -141,7 +144,7 @@ class ModelStore:
         except (OSError, ValueError) as error:
             raise ModelStoreError(f"{self._aliases}: unreadable aliases file: {error}") from error
 
-    def get(self, reference: Union[int, str] = DEFAULT_ALIAS) -> ModelVersion:
+    def get(self, reference: int | str = DEFAULT_ALIAS) -> ModelVersion:
         """A version by number (`3`, `"3"`, `"v3"`) or alias (`"production"`).
 
         Raises:
@@ -157,7 +160,7 @@ class ModelStore:
         with open(info_path, encoding="utf-8") as handle:
             return ModelVersion(number, directory, json.load(handle))
 
-    def path(self, reference: Union[int, str] = DEFAULT_ALIAS, kind: str = "keras") -> str:
+    def path(self, reference: int | str = DEFAULT_ALIAS, kind: str = "keras") -> str:
         """The model file of a version: kind "keras" (the saved model) or "onnx"."""
         version = self.get(reference)
         if kind == "onnx":
@@ -169,7 +172,7 @@ class ModelStore:
             return version.onnx_path
         return version.model_path
 
-    def _number(self, reference: Union[int, str]) -> int:
+    def _number(self, reference: int | str) -> int:
         if isinstance(reference, int):
             return reference
         text = str(reference).strip()
@@ -199,12 +202,12 @@ class ModelStore:
 
     def add(
         self,
-        model_path: Union[str, os.PathLike],
+        model_path: str | os.PathLike,
         *,
-        metrics: Optional[Mapping[str, Any]] = None,
-        data_path: Union[str, os.PathLike, None] = None,
-        config: Optional[Mapping[str, Any]] = None,
-        onnx_path: Union[str, os.PathLike, None] = None,
+        metrics: Mapping[str, Any] | None = None,
+        data_path: str | os.PathLike | None = None,
+        config: Mapping[str, Any] | None = None,
+        onnx_path: str | os.PathLike | None = None,
         notes: str = "",
     ) -> ModelVersion:
         """Stores a copy of a saved model as the next version.
@@ -257,7 +260,9 @@ class ModelStore:
             "config": dict(config) if config is not None else metadata.get("config"),
             "metrics": dict(metrics) if metrics is not None else metadata.get("test_metrics"),
             "data_fingerprint": (
-                file_fingerprint(data_path) if data_path is not None else metadata.get("data_fingerprint")
+                file_fingerprint(data_path)
+                if data_path is not None
+                else metadata.get("data_fingerprint")
             ),
             "notes": notes,
         }
@@ -268,7 +273,8 @@ class ModelStore:
                 if onnx_path is not None:
                     shutil.copyfile(onnx_path, os.path.join(temp, "model.onnx"))
                 info["files"] = {
-                    name: file_fingerprint(os.path.join(temp, name)) for name in sorted(os.listdir(temp))
+                    name: file_fingerprint(os.path.join(temp, name))
+                    for name in sorted(os.listdir(temp))
                 }
                 number = max([v.version for v in self.versions()], default=0) + 1
                 info["version"] = number
@@ -283,7 +289,7 @@ class ModelStore:
                 raise
         return ModelVersion(number, final, info)
 
-    def verify(self, reference: Union[int, str]) -> ModelVersion:
+    def verify(self, reference: int | str) -> ModelVersion:
         """Checks that a version is complete: every recorded file with its checksum.
 
         Raises:
@@ -299,7 +305,7 @@ class ModelStore:
                 raise ModelStoreError(f"{path}: missing or damaged (checksum mismatch)")
         return version
 
-    def promote(self, reference: Union[int, str], alias: str = DEFAULT_ALIAS) -> ModelVersion:
+    def promote(self, reference: int | str, alias: str = DEFAULT_ALIAS) -> ModelVersion:
         """Points `alias` at a version, after checking the version's files.
 
         The previous target stays in the alias' history for `rollback`.
@@ -342,7 +348,7 @@ class ModelStore:
         return version
 
 
-def resolve_model_path(reference: Union[str, os.PathLike], kind: str = "keras") -> str:
+def resolve_model_path(reference: str | os.PathLike, kind: str = "keras") -> str:
     """The model file a reference names.
 
     Args:
@@ -372,8 +378,14 @@ def resolve_model_path(reference: Union[str, os.PathLike], kind: str = "keras") 
 
 
 def _check_alias(alias: str) -> None:
-    if not alias or alias.lstrip("v").isdigit() or not alias.replace("-", "").replace("_", "").isalnum():
-        raise ModelStoreError(f"alias must be a name of letters, digits, '-' or '_' (not a number), got {alias!r}")
+    if (
+        not alias
+        or alias.lstrip("v").isdigit()
+        or not alias.replace("-", "").replace("_", "").isalnum()
+    ):
+        raise ModelStoreError(
+            f"alias must be a name of letters, digits, '-' or '_' (not a number), got {alias!r}"
+        )
 
 
 def _now() -> str:

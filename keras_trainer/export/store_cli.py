@@ -29,10 +29,15 @@ def register(subparsers) -> None:
 
     add = verbs.add_parser("add", parents=[common], help="store a saved model as the next version")
     add.add_argument("model", help="a .keras or .h5 model file")
-    add.add_argument("--metrics", help="JSON file of the model's metrics on its stored test split "
-                                       "(e.g. the report of `train --report`)")
+    add.add_argument(
+        "--metrics",
+        help="JSON file of the model's metrics on its stored test split "
+        "(e.g. the report of `train --report`)",
+    )
     add.add_argument("--data", help="the training data file (its SHA-256 is recorded)")
-    add.add_argument("--onnx", action="store_true", help="also export the model to ONNX into the version")
+    add.add_argument(
+        "--onnx", action="store_true", help="also export the model to ONNX into the version"
+    )
     add.add_argument("--notes", default="", help="free text stored with the version")
     add.add_argument("--promote", action="store_true", help="point 'production' at the new version")
     add.set_defaults(handler=_add)
@@ -50,7 +55,9 @@ def register(subparsers) -> None:
     promote.add_argument("--alias", default="production")
     promote.set_defaults(handler=_promote)
 
-    rollback = verbs.add_parser("rollback", parents=[common], help="point an alias back at its previous version")
+    rollback = verbs.add_parser(
+        "rollback", parents=[common], help="point an alias back at its previous version"
+    )
     rollback.add_argument("--alias", default="production")
     rollback.set_defaults(handler=_rollback)
 

@@ -29,7 +29,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,10 +56,10 @@ def require_torch():
 
 def export_torch(
     model_or_path: Any,
-    path: Union[str, os.PathLike],
+    path: str | os.PathLike,
     *,
-    input_signature: Optional[Sequence[Any]] = None,
-    metadata: Optional[Mapping[str, Any]] = None,
+    input_signature: Sequence[Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
     custom_modules: Sequence[str] = (),
     timeout: float = 900.0,
 ) -> str:
@@ -147,9 +148,13 @@ def export_torch_many(requests: Sequence[Any], *, timeout: float = 900.0) -> lis
                 if not os.path.isfile(source):
                     raise ExportError(f"Model file not found: {source!r}.")
                 if not source.endswith(_KERAS_SUFFIXES):
-                    raise ExportError(f"Cannot export {source!r}: expected a `.keras` or `.h5` model file.")
+                    raise ExportError(
+                        f"Cannot export {source!r}: expected a `.keras` or `.h5` model file."
+                    )
             elif not hasattr(source, "save"):
-                raise ExportError(f"Expected a Keras model or a model file path; got {type(source).__name__}.")
+                raise ExportError(
+                    f"Expected a Keras model or a model file path; got {type(source).__name__}."
+                )
             elif in_process:
                 _capture(source, {}, path, job["signature"], job["metadata"])
                 continue
@@ -200,7 +205,9 @@ def _run_worker(workdir: str, jobs: list, timeout: float) -> None:
         raise ExportError(f"torch export did not finish within {timeout:.0f} s.") from error
     if process.returncode != 0:
         lines = (process.stderr or process.stdout or "").strip().splitlines()
-        message = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "")
+        message = next(
+            (line for line in reversed(lines) if "Error" in line), lines[-1] if lines else ""
+        )
         raise ExportError(f"torch export failed: {message.split('Error: ', 1)[-1]}")
 
 
@@ -244,16 +251,23 @@ def _capture(model, metadata: dict, path: str, signature, extra: dict) -> None:
         dims = {}
         for axis, size in enumerate(spec["shape"]):
             if size is None:
-                dims[axis] = batch if axis == 0 else torch.export.Dim(f"{spec['name']}_{axis}", min=1)
+                dims[axis] = (
+                    batch if axis == 0 else torch.export.Dim(f"{spec['name']}_{axis}", min=1)
+                )
         dynamic.append(dims)
         shape = [2 if axis == 0 else 3 if d is None else d for axis, d in enumerate(spec["shape"])]
         examples.append(torch.zeros(shape, dtype=getattr(torch, spec["dtype"])))
     try:
         with torch.no_grad():
-            program = torch.export.export(serving, tuple(examples), dynamic_shapes=(tuple(dynamic),))
+            program = torch.export.export(
+                serving, tuple(examples), dynamic_shapes=(tuple(dynamic),)
+            )
     except Exception as error:
         dynamic_dims = [
-            f"{s['name']}[{axis}]" for s in signature for axis, d in enumerate(s["shape"]) if axis and d is None
+            f"{s['name']}[{axis}]"
+            for s in signature
+            for axis, d in enumerate(s["shape"])
+            if axis and d is None
         ]
         hint = (
             f"; the dynamic dimension(s) {dynamic_dims} cannot stay dynamic (a recurrent layer "
@@ -261,8 +275,10 @@ def _capture(model, metadata: dict, path: str, signature, extra: dict) -> None:
             if dynamic_dims
             else ""
         )
-        raise ExportError(f"torch.export cannot capture the model{hint}: {type(error).__name__}: "
-                          f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}") from error
+        raise ExportError(
+            f"torch.export cannot capture the model{hint}: {type(error).__name__}: "
+            f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        ) from error
     with torch.no_grad():
         probe = serving(*examples)
     output_names = list(getattr(model, "output_names", None) or [])
@@ -311,7 +327,7 @@ class TorchProgram:
 
 
 def load_torch_program(
-    path: Union[str, os.PathLike], device: str = "cpu", compile: Optional[bool] = None
+    path: str | os.PathLike, device: str = "cpu", compile: bool | None = None
 ) -> TorchProgram:
     """Loads a `.pt2` file written by `export_torch` for inference.
 
@@ -371,13 +387,15 @@ def load_torch_program(
         with torch.inference_mode():
             tensors = [
                 torch.from_numpy(np.ascontiguousarray(a, dtype=d)).to(target)
-                for a, d in zip(arrays, dtypes)
+                for a, d in zip(arrays, dtypes, strict=True)
             ]
             outputs = forward(*lifted, *tensors)
             return [out.detach().cpu().numpy() for out in outputs]
 
     metadata = {k: v for k, v in info.items() if k not in ("inputs", "output_names")}
-    return TorchProgram(run, info["inputs"], list(info["output_names"]), metadata, target.type, bool(compile))
+    return TorchProgram(
+        run, info["inputs"], list(info["output_names"]), metadata, target.type, bool(compile)
+    )
 
 
 def _check_archive(path: str, torch) -> None:
@@ -385,7 +403,9 @@ def _check_archive(path: str, torch) -> None:
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as error:
-        raise InferenceError(f"{path!r} is not a torch program file (not a zip archive).") from error
+        raise InferenceError(
+            f"{path!r} is not a torch program file (not a zip archive)."
+        ) from error
     with archive:
         for name in archive.namelist():
             data = archive.read(name)

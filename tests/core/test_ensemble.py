@@ -25,7 +25,11 @@ def members(tmp_path_factory):
     models, paths = [], []
     for seed in range(3):
         model = classifier(seed)
-        metadata = {"task": "jit_strategy", "class_names": CLASSES, "feature_names": [f"f{i}" for i in range(12)]}
+        metadata = {
+            "task": "jit_strategy",
+            "class_names": CLASSES,
+            "feature_names": [f"f{i}" for i in range(12)],
+        }
         paths.append(save_model(model, directory / f"member_{seed}.keras", metadata))
         models.append(model)
     return models, paths
@@ -42,7 +46,11 @@ def test_ensemble_file_round_trips_and_averages_probabilities(members, tmp_path)
     np.testing.assert_allclose(got, expected, atol=1e-6)
     np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
     assert metadata["class_names"] == CLASSES and metadata["task"] == "jit_strategy"
-    assert metadata["ensemble"]["members"] == 3 and metadata["ensemble"]["member_weights"] == [1, 2, 1]
+    assert metadata["ensemble"]["members"] == 3 and metadata["ensemble"]["member_weights"] == [
+        1,
+        2,
+        1,
+    ]
     assert loaded.output_names == ["probabilities"] and loaded.inputs[0].name == "features"
 
 

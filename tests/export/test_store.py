@@ -30,7 +30,11 @@ def small_model(seed):
 def models(tmp_path):
     paths = []
     for seed in range(3):
-        metadata = {"task": "tabular", "config": {"model": {"hidden_layers": [seed]}}, "class_names": list("abc")}
+        metadata = {
+            "task": "tabular",
+            "config": {"model": {"hidden_layers": [seed]}},
+            "class_names": list("abc"),
+        }
         paths.append(save_model(small_model(seed), tmp_path / f"model_{seed}.keras", metadata))
     return paths
 
@@ -43,7 +47,9 @@ def test_versions_are_numbered_with_their_metadata(models, tmp_path):
     second = store.add(models[1])
     assert [v.version for v in store.versions()] == [1, 2]
     info = first.info
-    assert info["metrics"] == {"accuracy": 0.8} and info["data_fingerprint"] == file_fingerprint(data)
+    assert info["metrics"] == {"accuracy": 0.8} and info["data_fingerprint"] == file_fingerprint(
+        data
+    )
     assert info["config"] == {"model": {"hidden_layers": [0]}} and info["task"] == "tabular"
     assert info["library_version"] and info["created"].startswith("20")
     assert info["files"]["model.keras"] == file_fingerprint(models[0])
@@ -91,7 +97,10 @@ def test_onnx_version_serves_through_onnx_runtime(exported_models, tmp_path):
     store = ModelStore(tmp_path / "store")
     store.promote(store.add(exported.keras_path, onnx_path=exported.onnx_path).version)
     layer = CompiledInferenceLayer("onnx").load_model(f"{tmp_path / 'store'}@production")
-    assert np.max(np.abs(layer.predict(exported.example[0]).prediction - exported.keras_outputs[0])) <= 1e-5
+    assert (
+        np.max(np.abs(layer.predict(exported.example[0]).prediction - exported.keras_outputs[0]))
+        <= 1e-5
+    )
 
 
 def test_damaged_version_cannot_be_promoted(models, tmp_path):
@@ -108,7 +117,12 @@ def test_cli_add_list_promote_rollback(models, tmp_path, capsys):
     root = str(tmp_path / "store")
     metrics = tmp_path / "report.json"
     metrics.write_text(json.dumps({"accuracy": 0.9, "regret": 1.02}))
-    assert cli_main(["models", "add", models[0], "--store", root, "--metrics", str(metrics), "--promote"]) == 0
+    assert (
+        cli_main(
+            ["models", "add", models[0], "--store", root, "--metrics", str(metrics), "--promote"]
+        )
+        == 0
+    )
     assert cli_main(["models", "add", models[1], "--store", root]) == 0
     assert cli_main(["models", "promote", "2", "--store", root]) == 0
     assert cli_main(["models", "rollback", "--store", root]) == 0
@@ -158,7 +172,10 @@ def test_kill_during_promote_leaves_a_complete_version_behind_the_alias(models, 
     script = tmp_path / "promote.py"
     script.write_text(_KILLED_PROMOTE)
     process = subprocess.run(
-        [sys.executable, str(script), root, stage, "2"], env=subprocess_env(), capture_output=True, text=True
+        [sys.executable, str(script), root, stage, "2"],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
     )
     assert process.returncode == -signal.SIGKILL, process.stderr
     expected = 1 if stage == "before_rename" else 2
@@ -179,7 +196,9 @@ def test_kill_during_add_leaves_no_version(models, tmp_path):
     script.write_text(_KILLED_PROMOTE)
     process = subprocess.run(
         [sys.executable, str(script), root, "none", "add", models[1]],
-        env=subprocess_env(), capture_output=True, text=True,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
     )
     assert process.returncode == -signal.SIGKILL, process.stderr
     assert [v.version for v in store.versions()] == [1]

@@ -21,8 +21,15 @@ pytest.importorskip("torch")
 
 from tests.conftest import BACKEND  # noqa: E402
 
-SERVED = ["jit_mlp", "jit_trainer", "tabular_feed_forward", "tabular_lstm", "tabular_cnn_lstm", "seq2seq_decoder_step",
-          "jit_ensemble"]
+SERVED = [
+    "jit_mlp",
+    "jit_trainer",
+    "tabular_feed_forward",
+    "tabular_lstm",
+    "tabular_cnn_lstm",
+    "seq2seq_decoder_step",
+    "jit_ensemble",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +39,9 @@ def torch_programs(exported_models, tmp_path_factory):
     paths = {name: str(directory / f"{name}.pt2") for name in SERVED}
     requests = [
         ExportRequest(
-            exported_models[name].model if name == "seq2seq_decoder_step" else exported_models[name].keras_path,
+            exported_models[name].model
+            if name == "seq2seq_decoder_step"
+            else exported_models[name].keras_path,
             paths[name],
         )
         for name in SERVED
@@ -58,10 +67,12 @@ def test_torch_backend_matches_keras_within_1e_5(exported_models, torch_programs
     exported = exported_models[name]
     layer = CompiledInferenceLayer(backend=InferenceBackend.TORCH).load_model(torch_programs[name])
     example = exported.example
-    features = dict(zip(layer.input_names, example)) if len(example) > 1 else example[0]
+    features = (
+        dict(zip(layer.input_names, example, strict=True)) if len(example) > 1 else example[0]
+    )
     result = layer.predict(features)
     assert result.backend is InferenceBackend.TORCH
-    for got, expected in zip(_outputs(result.prediction), exported.keras_outputs):
+    for got, expected in zip(_outputs(result.prediction), exported.keras_outputs, strict=True):
         assert got.shape == expected.shape
         assert np.max(np.abs(got - expected)) <= 1e-5
 
@@ -70,14 +81,21 @@ def test_fixed_length_signature_serves_a_recurrent_encoder(exported_models, torc
     exported = exported_models["seq2seq_encoder"]
     layer = CompiledInferenceLayer("torch").load_model(torch_programs["encoder_fixed_length"])
     prediction = layer.predict(exported.example[0]).prediction
-    for got, expected in zip(_outputs(prediction), exported.keras_outputs):
+    for got, expected in zip(_outputs(prediction), exported.keras_outputs, strict=True):
         assert np.max(np.abs(got - expected)) <= 1e-5
 
 
-@pytest.mark.skipif(BACKEND != "torch", reason="the capture runs in-process only under torch; elsewhere "
-                    "it is the same code in a subprocess (kept out to save CI minutes)")
-def test_dynamic_sequence_length_that_cannot_be_captured_says_what_to_pass(exported_models, tmp_path):
-    with pytest.raises(ExportError, match=r"'source_tokens\[1\]'.*pass input_signature with fixed sizes"):
+@pytest.mark.skipif(
+    BACKEND != "torch",
+    reason="the capture runs in-process only under torch; elsewhere "
+    "it is the same code in a subprocess (kept out to save CI minutes)",
+)
+def test_dynamic_sequence_length_that_cannot_be_captured_says_what_to_pass(
+    exported_models, tmp_path
+):
+    with pytest.raises(
+        ExportError, match=r"'source_tokens\[1\]'.*pass input_signature with fixed sizes"
+    ):
         export_torch(exported_models["seq2seq_encoder"].keras_path, tmp_path / "encoder.pt2")
     assert not os.path.exists(tmp_path / "encoder.pt2")
 
@@ -100,7 +118,10 @@ def test_batch_predict_latency_stats_and_metadata(exported_models, torch_program
 def test_keras_file_is_exported_on_load(exported_models):
     exported = exported_models["jit_mlp"]
     layer = CompiledInferenceLayer("torch").load_model(exported.keras_path)
-    assert np.max(np.abs(layer.predict(exported.example[0]).prediction - exported.keras_outputs[0])) <= 1e-5
+    assert (
+        np.max(np.abs(layer.predict(exported.example[0]).prediction - exported.keras_outputs[0]))
+        <= 1e-5
+    )
 
 
 def test_torch_program_checks_inputs_like_every_backend(torch_programs):
@@ -121,7 +142,10 @@ def test_program_with_pickled_objects_is_refused(torch_programs, tmp_path):
             return (os.system, ("echo pwned",))
 
     crafted = tmp_path / "crafted.pt2"
-    with zipfile.ZipFile(torch_programs["jit_mlp"]) as source, zipfile.ZipFile(crafted, "w") as target:
+    with (
+        zipfile.ZipFile(torch_programs["jit_mlp"]) as source,
+        zipfile.ZipFile(crafted, "w") as target,
+    ):
         for item in source.infolist():
             data = source.read(item.filename)
             if item.filename.endswith("sample_inputs/model.pt"):
