@@ -50,7 +50,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from keras_trainer.core.atomic import TEMP_MARKER, is_temporary, write_json_atomic
+from keras_trainer.core.atomic import TEMP_MARKER, fsync_path, is_temporary, write_json_atomic
 from keras_trainer.errors import ModelStoreError
 from keras_trainer.version import __version__
 
@@ -280,10 +280,10 @@ class ModelStore:
                 info["version"] = number
                 write_json_atomic(os.path.join(temp, _VERSION_FILE), info)
                 for name in os.listdir(temp):
-                    _fsync(os.path.join(temp, name))
+                    fsync_path(os.path.join(temp, name))
                 final = os.path.join(self._versions, f"{number:04d}")
                 os.rename(temp, final)  # atomic; never replaces an existing version
-                _fsync(self._versions)
+                fsync_path(self._versions)
             except BaseException:
                 shutil.rmtree(temp, ignore_errors=True)
                 raise
@@ -390,12 +390,3 @@ def _check_alias(alias: str) -> None:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _fsync(path: str) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
