@@ -21,19 +21,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from keras_trainer.config import load_config  # noqa: E402
 from keras_trainer.export import export_onnx, quantization_report, quantize_onnx  # noqa: E402
 from keras_trainer.jit import SAMPLE_DATASET_PATH  # noqa: E402
+from keras_trainer.jit.cli import stratified_split  # noqa: E402
 from keras_trainer.jit.collect import load_dataset, read_dataset  # noqa: E402
-
-try:
-    from keras_trainer.jit.cli import stratified_split  # after the layout refactor
-except ImportError:
-    from keras_trainer.cli import stratified_split
-try:
-    from keras_trainer.jit.trainer import ModelTrainer
-except ImportError:
-    from keras_trainer.trainer import ModelTrainer
+from keras_trainer.jit.config import load_jit_config  # noqa: E402
+from keras_trainer.jit.trainer import ModelTrainer  # noqa: E402
 
 
 def main():
@@ -43,7 +36,7 @@ def main():
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    config = load_config(args.config)
+    config = load_jit_config(args.config)
     config.training.verbose = 0
     data = read_dataset(SAMPLE_DATASET_PATH)
     ir_samples, runtime_data, labels = load_dataset(SAMPLE_DATASET_PATH)
@@ -93,7 +86,8 @@ def main():
     }
     print("fixed-strategy regret on the same split:", {k: round(v, 4) for k, v in fixed.items()})
     print(
-        f"device: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, 1 thread per engine"
+        f"device: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        "1 thread per engine"
     )
     if args.json:
         with open(args.json, "w") as handle:

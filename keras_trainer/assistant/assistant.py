@@ -26,7 +26,7 @@ from keras_trainer.assistant.data import encode_batch, load_pairs, make_training
 from keras_trainer.assistant.generation import BeamSearchGenerator, GreedyGenerator, check_query
 from keras_trainer.assistant.model import MaskedTokenAccuracy, assistant_loss, build_assistant_model
 from keras_trainer.assistant.tokenizer import AssistantTokenizer
-from keras_trainer.errors import CheckpointError, DataError, ModelError
+from keras_trainer.errors import CheckpointError, ConfigError, DataError, ModelError
 
 TASK = "assistant"
 
@@ -74,11 +74,11 @@ class Assistant:
     def generator(self, method: str = "greedy", max_length: int = 64, beam_width: int = 4):
         """Returns the (cached) compiled generator model for these settings."""
         if method not in ("greedy", "beam"):
-            raise ValueError(f"method must be 'greedy' or 'beam', got {method!r}")
+            raise ConfigError(f"method: must be 'greedy' or 'beam', got {method!r}")
         if not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+            raise ConfigError(f"max_length: must be a positive integer, got {max_length!r}")
         if method == "beam" and (not isinstance(beam_width, int) or beam_width < 1):
-            raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
+            raise ConfigError(f"beam_width: must be a positive integer, got {beam_width!r}")
         key = (method, max_length, beam_width if method == "beam" else None)
         if key not in self._generators:
             if method == "greedy":
@@ -147,26 +147,6 @@ def generate_batch(assistant: Assistant, queries: Sequence[str], **settings) -> 
     return assistant.generate_batch(queries, **settings)
 
 
-class _KeepBest(keras.callbacks.Callback):
-    """Keeps the weights of the best epoch in memory and puts them back at the end."""
-
-    def __init__(self, monitor: str):
-        super().__init__()
-        self.monitor = monitor
-        self.best = np.inf
-        self.best_weights = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is not None and value < self.best:
-            self.best = float(value)
-            self.best_weights = self.model.get_weights()
-
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-
-
 def train_assistant(
     config: Union[str, os.PathLike, dict, AssistantConfig, None] = None,
     pairs: Optional[Sequence[tuple[str, str]]] = None,
@@ -199,7 +179,7 @@ def train_assistant(
         [text for pair in pairs for text in pair], config.max_length, config.min_freq
     )
     x, y = make_training_arrays(pairs, tokenizer)
-    set_seed(config.seed)
+    set_seed(config.training.seed)
     model = build_assistant_model(config, tokenizer.vocab_size)
     assistant = Assistant(model, tokenizer, config)
     training = config.to_training_config()
@@ -214,7 +194,6 @@ def train_assistant(
         config=training,
         loss=assistant_loss(),
         metrics=[MaskedTokenAccuracy()],
-        callbacks=[_KeepBest(training.early_stopping_monitor)],
         save_model_fn=save_best,
     )
     return assistant, history

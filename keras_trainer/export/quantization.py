@@ -251,7 +251,8 @@ def _calibration_feeds(model, data) -> list[dict[str, np.ndarray]]:
         ):
             expected = ", ".join("batch" if i == 0 else str(d or "?") for i, d in enumerate(shape))
             raise QuantizationError(
-                f"calibration_data[{name!r}] has shape {array.shape}; the model expects ({expected})"
+                f"calibration_data[{name!r}] has shape {array.shape}; "
+                f"the model expects ({expected})"
             )
         if len(array) == 0:
             raise QuantizationError(f"calibration_data[{name!r}] has no rows")
@@ -305,11 +306,10 @@ def _node_hint(error: Exception, model) -> str:
 def _check_runs(path: str, source_model, feeds, mode: str) -> None:
     """Runs the quantized model once; a failure names the node ORT refused."""
     import onnx
-    import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = 1
+    from keras_trainer.errors import InferenceError
+    from keras_trainer.export.runtime import ort_session
+
     if feeds:
         feed = {k: v[:2] for k, v in feeds[0].items()}
     else:
@@ -318,9 +318,8 @@ def _check_runs(path: str, source_model, feeds, mode: str) -> None:
             dims = [2] + [8 if d is None else d for d in shape[1:]]
             feed[name] = np.zeros(dims, dtype=dtype)
     try:
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        session.run(None, feed)
-    except Exception as error:
+        ort_session(path).run(None, feed)
+    except (InferenceError, Exception) as error:
         quantized = onnx.load(path)
         match = re.search(r"node (?:with name )?'([^']+)'", str(error)) or re.search(
             r"Node \(([^)]+)\)", str(error)

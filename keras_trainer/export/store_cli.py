@@ -118,7 +118,8 @@ def _list(args: argparse.Namespace) -> int:
             if isinstance(v, (int, float))
         )
         print(
-            f"{version.version:>7}  {info.get('created', ''):25s} {str(info.get('task') or ''):14s} "
+            f"{version.version:>7}  {info.get('created', ''):25s} "
+            f"{str(info.get('task') or ''):14s} "
             f"{metrics:40s} {', '.join(by_version.get(version.version, []))}"
         )
     return 0

@@ -96,6 +96,8 @@ def test_production_version_of_a_model_store_is_loaded_by_name(tmp_path, o2_mode
     store.add(o2_model)
     store.promote(1)
     store.promote(2)
-    assert AdaptiveJIT(f"{tmp_path / 'store'}@production").compile(ONE_LOOP, "entry", args=[10]).strategy == "O2"
+    production = AdaptiveJIT(f"{tmp_path / 'store'}@production")
+    assert production.compile(ONE_LOOP, "entry", args=[10]).strategy == "O2"
     store.rollback()
-    assert AdaptiveJIT(str(tmp_path / "store")).compile(ONE_LOOP, "entry", args=[10]).strategy == "O3"
+    rolled_back = AdaptiveJIT(str(tmp_path / "store"))
+    assert rolled_back.compile(ONE_LOOP, "entry", args=[10]).strategy == "O3"

@@ -191,7 +191,8 @@ def test_top_trials_combine_into_one_ensemble_model(cancer, tuned, tmp_path):
     assert float(np.mean((got.reshape(-1) > 0.5) == y_test)) >= 0.9
     path = save_model(ensemble, tmp_path / "ensemble.keras")
     loaded, _ = load_model(path)
-    assert any(isinstance(layer, EnsembleAverage) for layer in loaded.get_layer("tuning_ensemble_network").layers)
+    network = loaded.get_layer("tuning_ensemble_network")
+    assert any(isinstance(layer, EnsembleAverage) for layer in network.layers)
     np.testing.assert_allclose(loaded.predict_on_batch(x_test), got, rtol=1e-5, atol=1e-6)
     with pytest.raises(TuningError, match="top_k >= 2"):
         trainer.ensemble(top_k=1)
