@@ -52,6 +52,15 @@ class ExportError(KerasTrainerError, RuntimeError):
     """A model cannot be exported to the requested format."""
 
 
+class QuantizationError(ExportError):
+    """An exported model cannot be quantized as asked (e.g. an operator that
+    ONNX Runtime cannot quantize; the message names it)."""
+
+
+class ModelStoreError(KerasTrainerError, LookupError):
+    """A model store has no such version or alias, or a version is damaged."""
+
+
 class InferenceError(KerasTrainerError, RuntimeError):
     """A compiled inference backend cannot load or run a model."""
 

@@ -161,6 +161,7 @@ for _name, _target in {
     "export": "keras_trainer.export.cli:register",
     "assistant": "keras_trainer.assistant.cli:register",
     "serving": "keras_trainer.serving.cli:register",
+    "models": "keras_trainer.export.store_cli:register",
 }.items():
     CLI_COMMANDS.register_lazy(_name, _target)
 

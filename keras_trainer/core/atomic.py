@@ -93,6 +93,11 @@ def _fsync_dir(path: str) -> None:
             os.close(fd)
 
 
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flushes a file or a folder entry to disk (best effort; errors are ignored)."""
+    _fsync_dir(os.fspath(path))
+
+
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Writes `data` as indented JSON to `path`, atomically."""
     with atomic_path(path) as temp:

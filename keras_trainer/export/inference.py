@@ -1,8 +1,9 @@
 """A compiled inference layer: load once, warm up, predict fast, watch latency.
 
 `CompiledInferenceLayer` serves an exported `.onnx` model through ONNX Runtime
-(`InferenceBackend.ONNX`) or a `.keras`/`.h5` model through a compiled call of
-the active Keras backend (`InferenceBackend.KERAS`, see `compiled_call`). Both
+(`InferenceBackend.ONNX`), a `.keras`/`.h5` model through a compiled call of
+the active Keras backend (`InferenceBackend.KERAS`, see `compiled_call`), or a
+`torch.export` program (`InferenceBackend.TORCH`, see `torch_inference`). All
 check inputs before running (shape, dtype, NaN, empty batch) and raise the
 library's errors, and both record the latency of every call.
 """
@@ -35,6 +36,7 @@ class InferenceBackend(enum.Enum):
 
     ONNX = "onnx"
     KERAS = "keras"
+    TORCH = "torch"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,10 +68,13 @@ class CompiledInferenceLayer:
     """Serves a trained model with low latency and records its latencies.
 
     Args:
-        backend: `InferenceBackend.ONNX` (an `.onnx` file through ONNX Runtime)
-            or `InferenceBackend.KERAS` (a `.keras`/`.h5` file through a
-            compiled call of the active Keras backend). Strings "onnx" and
-            "keras" are accepted. Default ONNX.
+        backend: `InferenceBackend.ONNX` (an `.onnx` file through ONNX Runtime),
+            `InferenceBackend.KERAS` (a `.keras`/`.h5` file through a
+            compiled call of the active Keras backend) or
+            `InferenceBackend.TORCH` (a `.pt2` `torch.export` program, or a
+            `.keras`/`.h5` file exported to one on load, under any
+            `KERAS_BACKEND`; needs PyTorch). Strings "onnx", "keras" and
+            "torch" are accepted. Default ONNX.
         device: "cpu", "cuda" or "auto" (CUDA when available). When "cuda"
             is asked for but not available, a warning says so and the CPU is
             used. Default "cpu".
@@ -77,6 +82,9 @@ class CompiledInferenceLayer:
             `None`: 1 for models under 4 MB (thread hand-offs cost more than
             they save on tiny matrices), else ONNX Runtime's default.
         max_latency_samples: how many recent latencies the statistics keep.
+        torch_compile: for the TORCH backend, whether to wrap the program in
+            `torch.compile`. Default `None`: on CUDA only (see
+            `load_torch_program`).
 
     Example:
 
@@ -93,6 +101,7 @@ class CompiledInferenceLayer:
         device: str = "cpu",
         intra_op_num_threads: Optional[int] = None,
         max_latency_samples: int = 100_000,
+        torch_compile: Optional[bool] = None,
     ):
         try:
             self.backend = InferenceBackend(
@@ -109,6 +118,7 @@ class CompiledInferenceLayer:
         self.device = device
         self.intra_op_num_threads = intra_op_num_threads
         self.max_latency_samples = max_latency_samples
+        self.torch_compile = torch_compile
         self.active_device: Optional[str] = None
         self.metadata: Dict[str, Any] = {}
         self.model_path: Optional[str] = None
@@ -123,6 +133,7 @@ class CompiledInferenceLayer:
             "device": self.device,
             "intra_op_num_threads": self.intra_op_num_threads,
             "max_latency_samples": self.max_latency_samples,
+            "torch_compile": self.torch_compile,
         }
 
     @classmethod
@@ -144,18 +155,29 @@ class CompiledInferenceLayer:
 
         Args:
             path: an `.onnx` file for the ONNX backend; a `.keras` or `.h5`
-                file for the KERAS backend.
+                file for the KERAS backend; a `.pt2`, `.keras` or `.h5` file
+                for the TORCH backend. Or a model store reference such as
+                `"models/store@production"` (see `keras_trainer.export.store`).
 
         Returns:
             self.
 
         Raises:
             InferenceError: the file is missing, of the wrong kind, or corrupt.
+            BackendNotSupportedError: TORCH without PyTorch installed.
         """
         path = os.fspath(path)
+        if not os.path.isfile(path) and ("@" in path or os.path.isdir(path)):
+            from keras_trainer.export.store import resolve_model_path
+
+            path = resolve_model_path(path, kind="onnx" if self.backend is InferenceBackend.ONNX else "keras")
         if not os.path.isfile(path):
             raise InferenceError(f"Model file not found: {path!r}.")
-        suffixes = (".onnx",) if self.backend is InferenceBackend.ONNX else (".keras", ".h5")
+        suffixes = {
+            InferenceBackend.ONNX: (".onnx",),
+            InferenceBackend.KERAS: (".keras", ".h5"),
+            InferenceBackend.TORCH: (".pt2", ".keras", ".h5"),
+        }[self.backend]
         if not path.lower().endswith(suffixes):
             raise InferenceError(
                 f"The {self.backend.value} backend loads {' or '.join(suffixes)} files; "
@@ -163,6 +185,8 @@ class CompiledInferenceLayer:
             )
         if self.backend is InferenceBackend.ONNX:
             self._load_onnx(path)
+        elif self.backend is InferenceBackend.TORCH:
+            self._load_torch(path)
         else:
             self._load_keras(path)
         self.model_path = path
@@ -206,6 +230,35 @@ class CompiledInferenceLayer:
 
         self._session = session
         self._run = run
+
+    def _load_torch(self, path: str) -> None:
+        import tempfile
+
+        from keras_trainer.export.torch_inference import (
+            export_torch,
+            load_torch_program,
+            require_torch,
+        )
+
+        torch = require_torch()
+        cuda = torch.cuda.is_available()
+        self.active_device = "cuda" if self.device != "cpu" and cuda else "cpu"
+        if self.device == "cuda" and not cuda:
+            logger.warning("device='cuda' was requested but torch sees no CUDA device; using CPU.")
+        if path.lower().endswith(".pt2"):
+            program = load_torch_program(path, self.active_device, self.torch_compile)
+        else:
+            with tempfile.TemporaryDirectory(prefix="keras_trainer_torch_") as workdir:
+                exported = export_torch(path, os.path.join(workdir, "model.pt2"))
+                program = load_torch_program(exported, self.active_device, self.torch_compile)
+        self.metadata = program.metadata
+        self._inputs = [
+            _InputSpec(spec["name"], tuple(spec["shape"]), np.dtype(spec["dtype"]))
+            for spec in program.inputs
+        ]
+        self._output_names = program.output_names
+        self._program = program
+        self._run = program
 
     def _load_keras(self, path: str) -> None:
         import keras

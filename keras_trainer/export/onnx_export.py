@@ -17,8 +17,13 @@ import sys
 import tempfile
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from keras_trainer.errors import ExportError
+from keras_trainer.errors import ExportError, QuantizationError
 from keras_trainer.export.metadata import encode_metadata_props
+from keras_trainer.export.quantization import (
+    QUANTIZATION_MODES,
+    quantizable_op_types,
+    quantize_onnx,
+)
 from keras_trainer.version import __version__
 
 DEFAULT_OPSET = 17
@@ -44,6 +49,12 @@ class ExportRequest:
         custom_modules: modules to import before loading the model, where its
             custom layers are registered. For a model object they are found
             from its layers; `keras_trainer` is always imported.
+        quantize: None (float model), "dynamic" or "static": int8
+            quantization with ONNX Runtime (see `quantize_onnx`).
+        calibration_data: rows from the training data for "static", as the
+            model takes them (array, or list/dict of arrays).
+        quantize_op_types: operator types to quantize; defaults to all that
+            ONNX Runtime can quantize in that mode.
     """
 
     model_or_path: Any
@@ -51,6 +62,9 @@ class ExportRequest:
     input_signature: Optional[Sequence[Any]] = None
     metadata: Optional[Mapping[str, Any]] = None
     custom_modules: Sequence[str] = ()
+    quantize: Optional[str] = None
+    calibration_data: Any = dataclasses.field(default=None, repr=False)
+    quantize_op_types: Optional[Sequence[str]] = None
 
 
 def export_onnx(
@@ -61,6 +75,9 @@ def export_onnx(
     metadata: Optional[Mapping[str, Any]] = None,
     opset: Optional[int] = None,
     custom_modules: Sequence[str] = (),
+    quantize: Optional[str] = None,
+    calibration_data: Any = None,
+    quantize_op_types: Optional[Sequence[str]] = None,
 ) -> str:
     """Exports a Keras model to an ONNX file with a dynamic batch dimension.
 
@@ -78,6 +95,14 @@ def export_onnx(
         metadata: optional JSON-serializable dict stored in the ONNX file.
         opset: ONNX opset; defaults to `DEFAULT_OPSET` (17).
         custom_modules: see `ExportRequest`.
+        quantize: None (default, float32), "dynamic" or "static": writes an
+            int8-quantized model through ONNX Runtime's quantization tools
+            (see `keras_trainer.export.quantize_onnx`). Its metadata gains a
+            `quantization` entry.
+        calibration_data: for "static", rows from the training data as the
+            model takes them (e.g. `x_train[:256]`).
+        quantize_op_types: operator types to quantize (default: every type
+            ONNX Runtime can quantize in that mode).
 
     Returns:
         The path of the written `.onnx` file.
@@ -85,11 +110,16 @@ def export_onnx(
     Raises:
         ExportError: the model file is missing or unreadable, a custom layer
             cannot be found, or the conversion fails.
+        QuantizationError: an operator cannot be quantized (named), or
+            "static" without calibration data.
 
     Example:
 
     >>> export_onnx("runs/jit/model.keras", "model.onnx")  # doctest: +SKIP
     'model.onnx'
+    >>> export_onnx("runs/jit/model.keras", "model.int8.onnx", quantize="static",
+    ...             calibration_data=x_train[:256])  # doctest: +SKIP
+    'model.int8.onnx'
     """
     request = ExportRequest(
         model_or_path,
@@ -97,6 +127,9 @@ def export_onnx(
         input_signature=input_signature,
         metadata=metadata,
         custom_modules=custom_modules,
+        quantize=quantize,
+        calibration_data=calibration_data,
+        quantize_op_types=quantize_op_types,
     )
     return export_onnx_many([request], opset=opset)[0]
 
@@ -122,6 +155,26 @@ def export_onnx_many(
             succeeded are written.
     """
     opset = DEFAULT_OPSET if opset is None else int(opset)
+    for index, request in enumerate(requests):
+        if request.quantize is not None and request.quantize not in QUANTIZATION_MODES:
+            raise QuantizationError(
+                f"requests[{index}].quantize must be one of {list(QUANTIZATION_MODES)} or None, "
+                f"got {request.quantize!r}"
+            )
+        if request.quantize == "static" and request.calibration_data is None:
+            raise QuantizationError(
+                f"requests[{index}]: static quantization needs calibration_data (rows from the "
+                "training data); or use quantize='dynamic'"
+            )
+        if request.quantize and request.quantize_op_types is not None:
+            supported = quantizable_op_types(request.quantize)
+            for op_type in request.quantize_op_types:
+                if op_type not in supported:
+                    raise QuantizationError(
+                        f"requests[{index}]: operator {op_type!r} cannot be quantized in "
+                        f"{request.quantize} mode by ONNX Runtime; quantizable operators: "
+                        f"{supported}"
+                    )
     with tempfile.TemporaryDirectory(prefix="keras_trainer_export_") as workdir:
         jobs = [_prepare(request, i, workdir) for i, request in enumerate(requests)]
         job_path = os.path.join(workdir, "job.json")
@@ -129,14 +182,28 @@ def export_onnx_many(
         with open(job_path, "w") as f:
             json.dump({"opset": opset, "requests": jobs}, f)
         results = _run_worker(job_path, result_path, workdir, timeout)
-    failures = [(job, r) for job, r in zip(jobs, results) if r["error"]]
+        failures = [(job, r) for job, r in zip(jobs, results) if r["error"]]
+        # The float model of a quantized request went to the work folder.
+        for request, job, result in zip(requests, jobs, results):
+            if request.quantize and not result["error"]:
+                try:
+                    quantize_onnx(
+                        job["output"],
+                        job["final_output"],
+                        request.quantize,
+                        calibration_data=request.calibration_data,
+                        op_types=request.quantize_op_types,
+                    )
+                except QuantizationError as error:
+                    failures.append((job, {"error": str(error), "quantization": error}))
     if failures:
         job, result = failures[0]
-        raise ExportError(
-            f"Export of {job['display']} to {job['output']!r} failed: {result['error']}"
+        kind = QuantizationError if "quantization" in result else ExportError
+        raise kind(
+            f"Export of {job['display']} to {job['final_output']!r} failed: {result['error']}"
             + (f" ({len(failures) - 1} more export(s) failed)" if len(failures) > 1 else "")
         )
-    return [job["output"] for job in jobs]
+    return [job["final_output"] for job in jobs]
 
 
 def _run_worker(job_path, result_path, workdir, timeout):
@@ -202,9 +269,13 @@ def _prepare(request: ExportRequest, index: int, workdir: str) -> "dict[str, Any
     metadata["library_version"] = metadata.get("library_version") or __version__
     metadata.setdefault("source_backend", metadata.get("backend") or source_backend or "unknown")
     encode_metadata_props(metadata)  # Fails early, in this process, on bad values.
+    final_output = output
+    if request.quantize:
+        output = os.path.join(workdir, f"float_{index}.onnx")
     return {
         "source": source,
         "output": output,
+        "final_output": final_output,
         "display": display,
         "input_signature": _normalize_signature(request.input_signature),
         "metadata": metadata,

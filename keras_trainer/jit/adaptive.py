@@ -45,7 +45,9 @@ class AdaptiveJIT:
 
     Args:
         model_path: a `.keras`/`.h5` file saved with keras_trainer metadata
-            ("class_names", "feature_config").
+            ("class_names", "feature_config"), or a model store reference
+            such as `"models/store@production"` (see
+            `keras_trainer.export.store`).
         probe_repeats: timed O0 runs for `exec_time_ns` (median).
         fallback: `None` uses the fallback rule saved with the model (when it
             was trained with `jit.fallback.enabled`), `False` always takes the
@@ -60,6 +62,10 @@ class AdaptiveJIT:
 
     def __init__(self, model_path: str, probe_repeats: int = 3, fallback=None):
         model_path = os.fspath(model_path)
+        if not os.path.isfile(model_path) and ("@" in model_path or os.path.isdir(model_path)):
+            from keras_trainer.export.store import resolve_model_path
+
+            model_path = resolve_model_path(model_path)
         if not os.path.exists(model_path):
             raise CheckpointError(f"model file not found: {model_path}")
         self.model, self.metadata = _load(model_path)

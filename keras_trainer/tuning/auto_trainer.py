@@ -433,6 +433,48 @@ class AutoTrainer:
             logger.removeHandler(handler)
             handler.close()
 
+    def ensemble(self, top_k: int = 3, name: str = "tuning_ensemble") -> keras.Model:
+        """The best `top_k` completed trials of the last search as one model.
+
+        Each trial's best-epoch checkpoint (kept by KerasTuner) is loaded and
+        the networks are combined by `keras_trainer.core.ensemble.build_ensemble`:
+        the returned model averages their probabilities (or values). Like
+        `TuningResult.model`, it takes RAW features (the search's
+        normalization is inside when `normalize`). It saves, loads, exports
+        to ONNX and serves like any model.
+
+        Args:
+            top_k: how many of the best trials to combine (at least 2; fewer
+                are used when fewer completed).
+            name: the model's name.
+
+        Returns:
+            A `keras.Model`.
+
+        Raises:
+            TuningError: no search has run, or fewer than two trials completed.
+
+        Example:
+
+        >>> trainer.optimize(make_model, (x, y), (x_val, y_val))  # doctest: +SKIP
+        >>> keras_trainer.save_model(trainer.ensemble(top_k=3), "ensemble.keras")  # doctest: +SKIP
+        """
+        from keras_trainer.core.ensemble import build_ensemble
+
+        if self.tuner is None or self._table is None:
+            raise TuningError("no search yet: call optimize() first")
+        if top_k < 2:
+            raise TuningError(f"an ensemble needs top_k >= 2, got {top_k}")
+        trials = [t for t in self.tuner.oracle.get_best_trials(top_k) if t.score is not None]
+        if len(trials) < 2:
+            raise TuningError(
+                f"an ensemble needs at least two completed trials; the search has {len(trials)}"
+            )
+        networks = [self.tuner.load_model(trial) for trial in trials]
+        combined = build_ensemble(networks, name=f"{name}_network")
+        scaler = self.result.scaler if self.result is not None else None
+        return serving_model(combined, scaler, name=name) if scaler is not None else combined
+
     def _best(self, hypermodel, symbol, x, y, x_val, y_val, scaler) -> TuningResult:
         best_trial = self.tuner.oracle.get_best_trials(1)[0]
         hp = best_trial.hyperparameters

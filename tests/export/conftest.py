@@ -77,6 +77,18 @@ def exported_models(tmp_path_factory):
             input_signature=[("source_tokens", (None, 7), "int32")],
         )
     )
+    # Int8 models through export_onnx_many itself: dynamic for the MLP, static
+    # for the trained JIT model, calibrated on rows like its training data.
+    calibration = (rng.normal(size=(128, 12)) * 3 + 2).astype("float32")
+    for name, mode, data in (("jit_mlp", "dynamic", None), ("jit_trainer", "static", calibration)):
+        requests.append(
+            ExportRequest(
+                built[name].keras_path,
+                os.path.join(directory, f"{name}_{mode}.onnx"),
+                quantize=mode,
+                calibration_data=data,
+            )
+        )
     # A request that must fail in the worker (a .keras zip whose config names
     # an unknown class); the others must be written regardless.
     corrupt = os.path.join(directory, "corrupt.keras")

@@ -157,6 +157,15 @@ def trained_jit_strategy_model(rng, path):
     return trainer.serving_model(), [x[:9]]
 
 
+def jit_ensemble(rng):
+    """Three JIT MLPs averaged by `build_ensemble` (weighted 1:2:1)."""
+    from keras_trainer.core.ensemble import build_ensemble
+
+    members = [jit_mlp(rng)[0] for _ in range(3)]
+    model = build_ensemble(members, member_weights=[1.0, 2.0, 1.0], name="jit_ensemble")
+    return model, [rng.normal(5.0, 2.0, (9, 12)).astype("float32")]
+
+
 BUILDERS = {
     "jit_mlp": jit_mlp,
     "tabular_feed_forward": tabular_feed_forward,
@@ -164,6 +173,7 @@ BUILDERS = {
     "tabular_cnn_lstm": tabular_cnn_lstm,
     "seq2seq_encoder": seq2seq_encoder,
     "seq2seq_decoder_step": seq2seq_decoder_step,
+    "jit_ensemble": jit_ensemble,
 }
 
 

@@ -87,3 +87,18 @@ def test_input_width_mismatch_raises_modelerror(tmp_path):
 def test_missing_model_file_raises_checkpointerror(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         AdaptiveJIT(str(tmp_path / "none.keras"))
+
+
+def test_production_version_of_a_model_store_is_loaded_by_name(tmp_path, o2_model):
+    from keras_trainer.export.store import ModelStore
+
+    store = ModelStore(tmp_path / "store")
+    store.add(save_tiny_model(tmp_path / "o3.keras", favourite=3))
+    store.add(o2_model)
+    store.promote(1)
+    store.promote(2)
+    production = AdaptiveJIT(f"{tmp_path / 'store'}@production")
+    assert production.compile(ONE_LOOP, "entry", args=[10]).strategy == "O2"
+    store.rollback()
+    rolled_back = AdaptiveJIT(str(tmp_path / "store"))
+    assert rolled_back.compile(ONE_LOOP, "entry", args=[10]).strategy == "O3"

@@ -186,3 +186,25 @@ def test_cv_folds_make_a_trials_score_the_mean_over_folds(cancer, tmp_path):
     fold_scores = trainer.tuner.hypermodel.last_fit["fold_scores"]
     assert len(fold_scores) == 2 and fold_scores[0] != fold_scores[1]
     assert result.search_val_metric == pytest.approx(np.mean(fold_scores))
+
+
+def test_top_trials_combine_into_one_ensemble_model(cancer, tuned, tmp_path):
+    from keras_trainer.core.ensemble import EnsembleAverage
+    from keras_trainer.core.persistence import load_model, save_model
+
+    train, val, (x_test, y_test) = cancer
+    _, trainer, _ = tuned
+    ensemble = trainer.ensemble(top_k=2)
+    networks = [trainer.tuner.load_model(t) for t in trainer.tuner.oracle.get_best_trials(2)]
+    standardized = trainer.result.scaler.transform(x_test)
+    expected = np.mean([np.asarray(n.predict_on_batch(standardized)) for n in networks], axis=0)
+    got = np.asarray(ensemble.predict_on_batch(x_test))  # raw features in
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert float(np.mean((got.reshape(-1) > 0.5) == y_test)) >= 0.9
+    path = save_model(ensemble, tmp_path / "ensemble.keras")
+    loaded, _ = load_model(path)
+    network = loaded.get_layer("tuning_ensemble_network")
+    assert any(isinstance(layer, EnsembleAverage) for layer in network.layers)
+    np.testing.assert_allclose(loaded.predict_on_batch(x_test), got, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TuningError, match="top_k >= 2"):
+        trainer.ensemble(top_k=1)
