@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from keras_trainer.config.fields import json_schema_for, option, to_dict
 from keras_trainer.config.schema import CheckpointConfig, TrainingConfig
@@ -20,7 +20,11 @@ from keras_trainer.config.schema import CheckpointConfig, TrainingConfig
 
 @dataclasses.dataclass
 class AssistantConfig:
-    """Sizes of the seq2seq assistant and how it is trained (seed 001 defaults)."""
+    """Sizes of the seq2seq assistant, its tokens, and how it is trained.
+
+    The sizes are the seed model's; copy attention, subword tokens and early
+    stopping on a held-out tenth are on by default.
+    """
 
     embedding_dim: int = option(128, exclusive_minimum=0, description="Token embedding width.")
     hidden_dim: int = option(
@@ -36,23 +40,42 @@ class AssistantConfig:
     dropout: float = option(
         0.1, minimum=0.0, exclusive_maximum=1.0, description="Dropout rate everywhere."
     )
+    copy_attention: bool = option(
+        True,
+        description="Copy attention (pointer-generator): the decoder can copy query tokens, "
+        "words outside the vocabulary included. false builds the seed's model exactly.",
+    )
+    tokenizer: Literal["subword", "word"] = option(
+        "subword",
+        description="Case-preserving tokens: 'subword' (byte-pair pieces, never unknown) or "
+        "'word' (unknown words become <UNK>).",
+    )
+    vocab_size: int = option(
+        600,
+        minimum=5,
+        description="Most tokens in the vocabulary learned from the training data, special "
+        "tokens included (a subword vocabulary needs 260 plus the characters of the data).",
+    )
     min_freq: int = option(
-        1, exclusive_minimum=0, description="Words seen fewer times than this become <UNK>."
+        1, exclusive_minimum=0, description="'word' tokenizer: words seen fewer times become <UNK>."
     )
     learning_rate: float = option(0.002, exclusive_minimum=0.0, description="Adam learning rate.")
     batch_size: int = option(32, exclusive_minimum=0, description="Pairs per batch.")
-    epochs: int = option(1, exclusive_minimum=0, description="Training epochs.")
+    epochs: int = option(
+        60, exclusive_minimum=0, description="Most training epochs (early stopping usually ends sooner)."
+    )
     gradient_clip_norm: float = option(
         1.0, exclusive_minimum=0.0, description="Clip each gradient to this L2 norm."
     )
     validation_split: float = option(
-        0.0,
+        0.1,
         minimum=0.0,
         exclusive_maximum=1.0,
-        description="Fraction of pairs held out; 0 trains on all and keeps the best training loss.",
+        description="Fraction of pairs (a seeded random part) held out for early stopping and "
+        "the exact-match / token-F1 report; 0 trains on all and keeps the best training loss.",
     )
     early_stopping_patience: int = option(
-        0, minimum=0, description="Epochs without improvement before stopping; 0 turns it off."
+        8, minimum=0, description="Epochs without improvement before stopping; 0 turns it off."
     )
     seed: Optional[int] = option(42, minimum=0, description="Random seed; null leaves it random.")
     data_path: Optional[str] = option(
