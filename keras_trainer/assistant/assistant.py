@@ -31,7 +31,7 @@ from keras_trainer.assistant.model import (
     copy_layer,
 )
 from keras_trainer.assistant.tokenizer import AssistantTokenizer
-from keras_trainer.errors import CheckpointError, DataError, ModelError
+from keras_trainer.errors import CheckpointError, ConfigError, DataError, ModelError
 
 TASK = "assistant"
 
@@ -97,11 +97,11 @@ class Assistant:
     def generator(self, method: str = "greedy", max_length: int = 64, beam_width: int = 4):
         """Returns the (cached) compiled generator model for these settings."""
         if method not in ("greedy", "beam"):
-            raise ValueError(f"method must be 'greedy' or 'beam', got {method!r}")
+            raise ConfigError(f"method: must be 'greedy' or 'beam', got {method!r}")
         if not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+            raise ConfigError(f"max_length: must be a positive integer, got {max_length!r}")
         if method == "beam" and (not isinstance(beam_width, int) or beam_width < 1):
-            raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
+            raise ConfigError(f"beam_width: must be a positive integer, got {beam_width!r}")
         key = (method, max_length, beam_width if method == "beam" else None)
         if key not in self._generators:
             if method == "greedy":
@@ -194,26 +194,6 @@ def generate_batch(assistant: Assistant, queries: Sequence[str], **settings) -> 
     return assistant.generate_batch(queries, **settings)
 
 
-class _KeepBest(keras.callbacks.Callback):
-    """Keeps the weights of the best epoch in memory and puts them back at the end."""
-
-    def __init__(self, monitor: str):
-        super().__init__()
-        self.monitor = monitor
-        self.best = np.inf
-        self.best_weights = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is not None and value < self.best:
-            self.best = float(value)
-            self.best_weights = self.model.get_weights()
-
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-
-
 def train_assistant(
     config: Union[str, os.PathLike, dict, AssistantConfig, None] = None,
     pairs: Optional[Sequence[tuple[str, str]]] = None,
@@ -250,7 +230,7 @@ def train_assistant(
     # fit holds out the LAST validation_split of the rows: shuffle so it is a random part.
     order = np.random.default_rng(config.seed).permutation(len(pairs))
     pairs = [pairs[i] for i in order]
-    held_out = int(np.floor(len(pairs) * config.validation_split))  # as fit's split
+    held_out = int(np.floor(len(pairs) * config.training.validation_split))  # as fit's split
     train_pairs = pairs[: len(pairs) - held_out]
     tokenizer = AssistantTokenizer.build(
         [text for pair in train_pairs for text in pair],
@@ -260,7 +240,7 @@ def train_assistant(
         min_freq=config.min_freq,
     )
     x, y = make_training_arrays(pairs, tokenizer, copy=config.copy_attention)
-    set_seed(config.seed)
+    set_seed(config.training.seed)
     model = build_assistant_model(config, tokenizer.vocab_size)
     assistant = Assistant(model, tokenizer, config)
     training = config.to_training_config()
@@ -275,12 +255,11 @@ def train_assistant(
         config=training,
         loss=assistant_loss(),
         metrics=[MaskedTokenAccuracy()],
-        callbacks=[_KeepBest(training.early_stopping_monitor)],
         save_model_fn=save_best,
     )
     if held_out:
         assistant.evaluation = evaluate_assistant(assistant, pairs[len(pairs) - held_out :])
-        if config.verbose:
+        if config.training.verbose:
             print(
                 f"held-out {held_out} pairs: exact match {assistant.evaluation['exact_match']:.3f}, "
                 f"token F1 {assistant.evaluation['token_f1']:.3f}"

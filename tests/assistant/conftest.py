@@ -28,13 +28,15 @@ FAST_CONFIG = {
     "hidden_dim": 48,
     "max_length": MAX_LENGTH,
     "dropout": 0.0,
-    "learning_rate": 0.01,
-    "batch_size": 32,
-    "epochs": 24,
-    "validation_split": 0.1,
-    "early_stopping_patience": 0,
-    "seed": 42,
-    "verbose": 0,
+    "training": {
+        "learning_rate": 0.01,
+        "batch_size": 32,
+        "epochs": 24,
+        "validation_split": 0.1,
+        "early_stopping_patience": 0,
+        "seed": 42,
+        "verbose": 0,
+    },
 }
 
 

@@ -83,5 +83,6 @@ def test_shipped_config_trains_with_early_stopping_and_copy_attention():
     config = load_assistant_config("config/assistant_config.json")
     assert (config.embedding_dim, config.hidden_dim, config.max_length) == (128, 256, 64)
     assert config.copy_attention and config.tokenizer == "subword"
-    assert config.validation_split > 0 and config.early_stopping_patience > 0
-    assert config.epochs > 1
+    assert config.training.validation_split > 0 and config.training.early_stopping_patience > 0
+    assert config.training.epochs > 1
+    assert load_assistant_config(None) == config
