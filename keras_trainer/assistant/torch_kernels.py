@@ -75,7 +75,9 @@ def encode(encoder, x, padding_mask, training: bool):
     else:
         lengths = padding_mask.sum(1).clamp(min=1).to("cpu", torch.int64)
     states = []
-    for index, (forward, backward) in enumerate(zip(encoder.forward_layers, encoder.backward_layers)):
+    for index, (forward, backward) in enumerate(
+        zip(encoder.forward_layers, encoder.backward_layers)
+    ):
         x, h, c = bidirectional_lstm(forward.cell, backward.cell, x, lengths, training)
         states += [h, c]
         if index < encoder.num_layers - 1 and training and encoder.dropout > 0:
@@ -191,7 +193,9 @@ def greedy_decode(generator, query, query_extended, max_length: int, banned=(PAD
         done = torch.zeros(batch, dtype=torch.bool, device=query.device)
         for i in range(max_length):
             embedded = embeddings[previous.masked_fill(previous >= vocab, UNK_ID)]
-            out, states, context, weights = _step(w, embedded, states, keys, values, mask, 0.0, False)
+            out, states, context, weights = _step(
+                w, embedded, states, keys, values, mask, 0.0, False
+            )
             hidden = torch.relu(torch.addmm(hidden_bias, out, hidden_kernel))
             logits = torch.addmm(logits_bias, hidden, logits_kernel)
             if copier is not None:

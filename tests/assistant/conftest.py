@@ -90,9 +90,15 @@ def heldout_scores(trained_assistant, trained_plain, heldout_pairs):
 
 
 @pytest.fixture(scope="session")
-def query_inputs(trained_assistant, bundled_pairs):
-    """The first 64 training queries encoded (copy ids included)."""
-    return trained_assistant.encode_queries([q for q, _ in bundled_pairs[:64]])
+def training_sample(bundled_pairs):
+    """64 training pairs: the entity questions at the end of the training split."""
+    return bundled_pairs[-64:]
+
+
+@pytest.fixture(scope="session")
+def query_inputs(trained_assistant, training_sample):
+    """The sample's queries encoded (copy ids included)."""
+    return trained_assistant.encode_queries([q for q, _ in training_sample])
 
 
 @pytest.fixture(scope="session")

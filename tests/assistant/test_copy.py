@@ -11,9 +11,11 @@ from tests.assistant.conftest import FAST_CONFIG, MAX_LENGTH, to_numpy
 
 def test_heldout_exact_match_with_copy_is_at_least_half_and_twice_without(heldout_scores):
     copy, plain = heldout_scores["copy"], heldout_scores["plain"]
-    print(f"held-out exact match: copy {copy['exact_match']:.3f} (token F1 "
-          f"{copy['token_f1']:.3f}), without {plain['exact_match']:.3f} "
-          f"(token F1 {plain['token_f1']:.3f})")
+    print(
+        f"held-out exact match: copy {copy['exact_match']:.3f} (token F1 "
+        f"{copy['token_f1']:.3f}), without {plain['exact_match']:.3f} "
+        f"(token F1 {plain['token_f1']:.3f})"
+    )
     assert copy["exact_match"] >= 0.5
     assert copy["exact_match"] >= 2 * plain["exact_match"]
 
@@ -44,7 +46,9 @@ def test_without_copy_attention_the_model_is_the_seeds(trained_plain):
 
 def test_copy_attention_adds_only_the_gate():
     config = AssistantConfig(embedding_dim=6, hidden_dim=5, max_length=8)
-    plain = build_assistant_model(AssistantConfig(**{**config.__dict__, "copy_attention": False}), 20)
+    plain = build_assistant_model(
+        AssistantConfig(**{**config.__dict__, "copy_attention": False}), 20
+    )
     copy = build_assistant_model(config, 20)
     # p_gen reads [context (2h); decoder output (2h); input embedding (e)]: 4h + e + 1.
     assert copy.count_params() - plain.count_params() == 4 * 5 + 6 + 1

@@ -47,7 +47,9 @@ def test_decoder_step_model_matches_teacher_forcing_logits(which, request, bundl
     sources = [q] + ([inputs["query_extended"][:3]] if "query_extended" in inputs else [])
     r = inputs["query"][3:6, :5].copy()
     r[:, 0] = 2
-    x = {"query": q, "response_in": r, **({"query_extended": sources[1]} if len(sources) > 1 else {})}
+    x = {"query": q, "response_in": r}
+    if len(sources) > 1:
+        x["query_extended"] = sources[1]
     full = to_numpy([model(x)])[0]
     values, *states = to_numpy(build_encoder_model(model)(q))
     step = build_decoder_step_model(model)

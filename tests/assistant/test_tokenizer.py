@@ -62,7 +62,7 @@ def test_query_words_that_are_not_one_token_get_extended_ids(subword):
     assert oovs == [" Smalltalk"]
     start = ids.index(subword.token_id(" install")) + 1
     assert copy_ids[start] == subword.vocab_size
-    assert copy_ids[: start] == ids[: start]
+    assert copy_ids[:start] == ids[:start]
     response = subword.encode_response("Install Smalltalk with care.", oovs)
     assert response.count(subword.vocab_size) == 1
     assert subword.decode(response, oovs) == "Install Smalltalk with care."
