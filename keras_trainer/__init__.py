@@ -110,6 +110,7 @@ _EXPORTS = {
     "generate_batch": "keras_trainer.assistant",
     "export_assistant_onnx": "keras_trainer.assistant",
     "OnnxAssistant": "keras_trainer.assistant",
+    "evaluate_assistant": "keras_trainer.assistant",
     # JIT family
     "ModelTrainer": "keras_trainer.jit.trainer",
     "JITConfig": "keras_trainer.jit.config",

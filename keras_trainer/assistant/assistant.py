@@ -22,9 +22,14 @@ from keras_trainer.assistant.config import (
     config_to_dict,
     load_assistant_config,
 )
-from keras_trainer.assistant.data import encode_batch, load_pairs, make_training_arrays
+from keras_trainer.assistant.data import encode_queries, load_pairs, make_training_arrays
 from keras_trainer.assistant.generation import BeamSearchGenerator, GreedyGenerator, check_query
-from keras_trainer.assistant.model import MaskedTokenAccuracy, assistant_loss, build_assistant_model
+from keras_trainer.assistant.model import (
+    MaskedTokenAccuracy,
+    assistant_loss,
+    build_assistant_model,
+    copy_layer,
+)
 from keras_trainer.assistant.tokenizer import AssistantTokenizer
 from keras_trainer.errors import CheckpointError, ConfigError, DataError, ModelError
 
@@ -50,6 +55,8 @@ class Assistant:
         self.tokenizer = tokenizer
         self.config = config
         self._generators: dict[tuple, keras.Model] = {}
+        # Filled by train_assistant: exact match and token F1 on the held-out part.
+        self.evaluation: Optional[dict[str, float]] = None
 
     def metadata(self) -> dict[str, Any]:
         """What `save` stores inside the model file next to the weights."""
@@ -65,11 +72,27 @@ class Assistant:
 
         return save_model(self.model, path, metadata=self.metadata())
 
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        """Validates queries and encodes them `(n, max_length)`; long ones are cut with a warning."""
+    @property
+    def copy_attention(self) -> bool:
+        """Whether the model copies query tokens (extended ids for unknown ones)."""
+        return copy_layer(self.model) is not None
+
+    def encode_queries(self, queries: Sequence[str], with_oovs: bool = False):
+        """Validates queries and encodes them; long ones are cut with a warning.
+
+        Args:
+            queries: The questions.
+            with_oovs: Also return each query's extended-vocabulary words (for
+                `tokenizer.decode`).
+
+        Returns:
+            The model inputs `{"query": (n, max_length)}`, with copy attention also
+            `"query_extended"`; or `(inputs, oovs)`.
+        """
         for index, query in enumerate(queries):
             check_query(query, index if len(queries) > 1 else None)
-        return encode_batch(self.tokenizer, list(queries), warn=True, what="query")
+        inputs, oovs = encode_queries(self.tokenizer, list(queries), self.copy_attention, warn=True)
+        return (inputs, oovs) if with_oovs else inputs
 
     def generator(self, method: str = "greedy", max_length: int = 64, beam_width: int = 4):
         """Returns the (cached) compiled generator model for these settings."""
@@ -87,10 +110,11 @@ class Assistant:
                 self._generators[key] = BeamSearchGenerator(self.model, max_length, beam_width)
         return self._generators[key]
 
-    def generate_ids(self, query_ids: np.ndarray, **settings) -> np.ndarray:
-        """Runs the compiled generator on encoded queries; returns `(n, max_length)` ids."""
+    def generate_ids(self, inputs, **settings) -> np.ndarray:
+        """Runs the compiled generator on `encode_queries`' inputs (or a query id
+        array); returns `(n, max_length)` ids."""
         generator = self.generator(**settings)
-        return np.asarray(keras.ops.convert_to_numpy(generator.predict_on_batch(query_ids)))
+        return np.asarray(keras.ops.convert_to_numpy(generator.predict_on_batch(inputs)))
 
     def generate_batch(
         self,
@@ -98,16 +122,39 @@ class Assistant:
         max_length: int = 64,
         method: Literal["greedy", "beam"] = "greedy",
         beam_width: int = 4,
+        batch_size: Optional[int] = None,
     ) -> list[str]:
-        """Answers several queries in one compiled decoding loop."""
+        """Answers several queries in one compiled decoding loop.
+
+        Args:
+            queries: The questions.
+            max_length: Most tokens per answer.
+            method: "greedy" or "beam".
+            beam_width: Beams for "beam".
+            batch_size: Queries per loop; None runs all at once. The last batch
+                is padded to the same size, so the loop is compiled once.
+        """
         if isinstance(queries, str) or not isinstance(queries, Sequence):
             raise DataError(f"queries must be a list of strings, got {type(queries).__name__}")
         if not queries:
             return []
-        ids = self.generate_ids(
-            self.encode_queries(queries), method=method, max_length=max_length, beam_width=beam_width
-        )
-        return [self.tokenizer.decode(row) for row in ids]
+        inputs, oovs = self.encode_queries(queries, with_oovs=True)
+        size = len(queries) if batch_size is None else batch_size
+        if not isinstance(size, int) or size < 1:
+            raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
+        settings = dict(method=method, max_length=max_length, beam_width=beam_width)
+        ids = []
+        for start in range(0, len(queries), size):
+            chunk = {name: array[start : start + size] for name, array in inputs.items()}
+            rows = len(chunk["query"])
+            if rows < size:
+                chunk = {
+                    name: np.concatenate([a, np.repeat(a[:1], size - rows, axis=0)])
+                    for name, a in chunk.items()
+                }
+            ids.append(self.generate_ids(chunk, **settings)[:rows])
+        ids = np.concatenate(ids)
+        return [self.tokenizer.decode(row, row_oovs) for row, row_oovs in zip(ids, oovs)]
 
 
 def generate_response(
@@ -151,21 +198,26 @@ def train_assistant(
     config: Union[str, os.PathLike, dict, AssistantConfig, None] = None,
     pairs: Optional[Sequence[tuple[str, str]]] = None,
 ):
-    """Builds the vocabulary and model from `config` and trains through the shared fit.
+    """Learns the tokenizer, builds the model from `config` and trains through the shared fit.
 
-    Teacher forcing (the decoder reads the response shifted by one), a loss and
-    token accuracy that ignore `<PAD>`, gradient clipping (`gradient_clip_norm`,
-    1.0 by default), and the best epoch's weights kept (and written to
-    `checkpoint_dir/best.keras` with the vocabulary when a directory is set).
+    The pairs are shuffled (with `config.seed`) and the last `validation_split` of
+    them held out: training stops when their loss has not improved for
+    `early_stopping_patience` epochs, the best epoch's weights are kept (and written
+    to `checkpoint_dir/best.keras` with the tokenizer when a directory is set), and
+    the held-out queries are answered greedily and scored (exact match, token F1)
+    into `assistant.evaluation`. Teacher forcing (the decoder reads the response
+    shifted by one), a loss and token accuracy that ignore `<PAD>`, and gradient
+    clipping (`gradient_clip_norm`) as in the seed.
 
     Args:
         config: Path to `assistant_config.json`, a dict, or an `AssistantConfig`.
         pairs: `(query, response)` pairs; None reads `config.data_path` (or the
-            bundled dataset).
+            bundled dataset's training split).
 
     Returns:
         `(assistant, history)`: the trained `Assistant` and the `TrainingHistory`.
     """
+    from keras_trainer.assistant.evaluation import evaluate_assistant
     from keras_trainer.core.fit import fit
     from keras_trainer.core.seeding import set_seed
 
@@ -175,10 +227,19 @@ def train_assistant(
     pairs = list(pairs)
     if not pairs:
         raise DataError("no pairs to train on: the dataset is empty")
+    # fit holds out the LAST validation_split of the rows: shuffle so it is a random part.
+    order = np.random.default_rng(config.seed).permutation(len(pairs))
+    pairs = [pairs[i] for i in order]
+    held_out = int(np.floor(len(pairs) * config.training.validation_split))  # as fit's split
+    train_pairs = pairs[: len(pairs) - held_out]
     tokenizer = AssistantTokenizer.build(
-        [text for pair in pairs for text in pair], config.max_length, config.min_freq
+        [text for pair in train_pairs for text in pair],
+        config.max_length,
+        vocab_size=config.vocab_size,
+        kind=config.tokenizer,
+        min_freq=config.min_freq,
     )
-    x, y = make_training_arrays(pairs, tokenizer)
+    x, y = make_training_arrays(pairs, tokenizer, copy=config.copy_attention)
     set_seed(config.training.seed)
     model = build_assistant_model(config, tokenizer.vocab_size)
     assistant = Assistant(model, tokenizer, config)
@@ -196,6 +257,13 @@ def train_assistant(
         metrics=[MaskedTokenAccuracy()],
         save_model_fn=save_best,
     )
+    if held_out:
+        assistant.evaluation = evaluate_assistant(assistant, pairs[len(pairs) - held_out :])
+        if config.training.verbose:
+            print(
+                f"held-out {held_out} pairs: exact match {assistant.evaluation['exact_match']:.3f}, "
+                f"token F1 {assistant.evaluation['token_f1']:.3f}"
+            )
     return assistant, history
 
 

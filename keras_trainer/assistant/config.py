@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from keras_trainer.config.fields import ConfigSection, json_schema_for, option, to_dict
 from keras_trainer.config.schema import TrainingConfig
@@ -22,10 +22,10 @@ from keras_trainer.config.schema import TrainingConfig
 TRAINING_DEFAULTS: dict[str, Any] = {
     "learning_rate": 0.002,
     "batch_size": 32,
-    "epochs": 1,
+    "epochs": 60,
     "gradient_clip_norm": 1.0,
-    "validation_split": 0.0,
-    "early_stopping_patience": 0,
+    "validation_split": 0.1,
+    "early_stopping_patience": 8,
     "seed": 42,
     "verbose": 0,
     "loss": "sparse_categorical_crossentropy",
@@ -52,11 +52,14 @@ def assistant_training(**changes: Any) -> TrainingConfig:
 
 @dataclasses.dataclass
 class AssistantConfig(ConfigSection):
-    """Sizes of the seq2seq assistant and how it is trained.
+    """Sizes of the seq2seq assistant, its tokens, and how it is trained.
 
-    Training runs through the shared `fit` with `training` (a `TrainingConfig`
-    whose defaults are `TRAINING_DEFAULTS`). The best epoch's weights are kept:
-    by validation loss with a `validation_split`, else by training loss.
+    The sizes are the seed model's; copy attention and subword tokens are on by
+    default. Training runs through the shared `fit` with `training` (a
+    `TrainingConfig` whose defaults are `TRAINING_DEFAULTS`: at most 60 epochs,
+    early stopping after 8 without improvement on a random tenth held out). The
+    best epoch's weights are kept: by validation loss with a `validation_split`,
+    else by training loss.
     """
 
     embedding_dim: int = option(128, exclusive_minimum=0, description="Token embedding width.")
@@ -73,8 +76,24 @@ class AssistantConfig(ConfigSection):
     dropout: float = option(
         0.1, minimum=0.0, exclusive_maximum=1.0, description="Dropout rate everywhere."
     )
+    copy_attention: bool = option(
+        True,
+        description="Copy attention (pointer-generator): the decoder can copy query words, "
+        "words outside the vocabulary included. false builds the seed's model exactly.",
+    )
+    tokenizer: Literal["subword", "word"] = option(
+        "subword",
+        description="Case-preserving tokens: 'subword' (byte-pair pieces, never unknown) or "
+        "'word' (unknown words become <UNK>).",
+    )
+    vocab_size: int = option(
+        600,
+        minimum=5,
+        description="Most tokens in the vocabulary learned from the training data, special "
+        "tokens included (a subword vocabulary needs 260 plus the characters of the data).",
+    )
     min_freq: int = option(
-        1, exclusive_minimum=0, description="Words seen fewer times than this become <UNK>."
+        1, exclusive_minimum=0, description="'word' tokenizer: words seen fewer times become <UNK>."
     )
     data_path: Optional[str] = option(
         None, description="training_data.json; null uses the bundled dataset."
@@ -83,9 +102,9 @@ class AssistantConfig(ConfigSection):
         default_factory=assistant_training,
         description=(
             "How the assistant is trained (shared `training` section; assistant defaults: "
-            "learning_rate 0.002, epochs 1, gradient_clip_norm 1.0, validation_split 0, "
-            "verbose 0, sparse categorical cross-entropy). `checkpoint.directory` keeps "
-            "the best epoch as best.keras."
+            "learning_rate 0.002, epochs 60, gradient_clip_norm 1.0, validation_split 0.1, "
+            "early_stopping_patience 8, verbose 0, sparse categorical cross-entropy). "
+            "`checkpoint.directory` keeps the best epoch as best.keras."
         ),
     )
 

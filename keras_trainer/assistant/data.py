@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Sequence, Union
+from typing import Any, Literal, Sequence, Union
 
 import numpy as np
 
-from keras_trainer.assistant.tokenizer import PAD_ID, SOS_ID, AssistantTokenizer
+from keras_trainer.assistant.tokenizer import EOS_ID, PAD_ID, SOS_ID, AssistantTokenizer
 from keras_trainer.errors import DataError
 
 BUNDLED_DATA = os.path.join(os.path.dirname(__file__), "data", "training_data.json")
+BUNDLED_SPLITS = {
+    "train": BUNDLED_DATA,
+    "heldout": os.path.join(os.path.dirname(__file__), "data", "heldout_data.json"),
+}
 FIELD_NAMES = (("query", "response"), ("question", "answer"), ("input", "output"))
 
 
@@ -65,11 +69,15 @@ def parse_pairs(records: Any, source: str = "dataset") -> list[tuple[str, str]]:
     return pairs
 
 
-def load_pairs(path: Union[str, os.PathLike, None] = None) -> list[tuple[str, str]]:
+def load_pairs(
+    path: Union[str, os.PathLike, None] = None, split: Literal["train", "heldout"] = "train"
+) -> list[tuple[str, str]]:
     """Reads `training_data.json` (a file, or a folder holding one).
 
     Args:
         path: The JSON file or its folder; None reads the bundled dataset.
+        split: Bundled dataset only: "train", or "heldout" (questions about
+            entities that never occur in "train", in templates it pairs with others).
 
     Returns:
         The `(query, response)` pairs.
@@ -77,7 +85,11 @@ def load_pairs(path: Union[str, os.PathLike, None] = None) -> list[tuple[str, st
     Raises:
         DataError: the file is missing, malformed, empty, or has a bad record.
     """
-    path = os.fspath(path) if path is not None else BUNDLED_DATA
+    if split not in ("train", "heldout"):
+        raise DataError(f"split must be 'train' or 'heldout', got {split!r}")
+    if path is not None and split != "train":
+        raise DataError("split applies to the bundled dataset only; pass the held-out file as path")
+    path = os.fspath(path) if path is not None else BUNDLED_SPLITS[split]
     if os.path.isdir(path):
         path = os.path.join(path, "training_data.json")
     try:
@@ -88,6 +100,46 @@ def load_pairs(path: Union[str, os.PathLike, None] = None) -> list[tuple[str, st
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}:{error.colno}: malformed JSON: {error.msg}") from None
     return parse_pairs(records, path)
+
+
+def encode_queries(
+    tokenizer: AssistantTokenizer,
+    queries: Sequence[str],
+    copy: bool,
+    warn: bool = False,
+    length: int | None = None,
+) -> tuple[dict[str, np.ndarray], list[list[str]]]:
+    """Encodes queries into model inputs `(n, length)`, padded with `<PAD>`.
+
+    Args:
+        tokenizer: The tokenizer.
+        queries: The questions.
+        copy: Copy attention: also `query_extended`, the id copying each position
+            produces (`AssistantTokenizer.encode_query`).
+        warn: Warn when a query is cut.
+        length: Columns; None uses `tokenizer.max_length`.
+
+    Returns:
+        `(inputs, oovs)`: `{"query": ids}` (and `"query_extended"` with `copy`), and
+        each query's extended-vocabulary words, for `AssistantTokenizer.decode`.
+    """
+    if not copy:
+        ids = encode_batch(tokenizer, queries, warn, "query", length)
+        return {"query": ids}, [[] for _ in queries]
+    encoded = [tokenizer.encode_query(q, warn=warn) for q in queries]
+    inputs = {
+        "query": _pad([e[0] for e in encoded], tokenizer, length),
+        "query_extended": _pad([e[1] for e in encoded], tokenizer, length),
+    }
+    return inputs, [e[2] for e in encoded]
+
+
+def _pad(rows: Sequence[Sequence[int]], tokenizer: AssistantTokenizer, length: int | None):
+    length = tokenizer.max_length if length is None else length
+    array = np.full((len(rows), length), PAD_ID, dtype="int32")
+    for row, ids in enumerate(rows):
+        array[row, : len(ids)] = ids
+    return array
 
 
 def encode_batch(
@@ -102,22 +154,19 @@ def encode_batch(
     Args:
         length: Columns; None uses `tokenizer.max_length`. Must fit the longest text.
     """
-    encoded = [tokenizer.encode(text, warn=warn, what=what) for text in texts]
-    length = tokenizer.max_length if length is None else length
-    array = np.full((len(texts), length), PAD_ID, dtype="int32")
-    for row, ids in enumerate(encoded):
-        array[row, : len(ids)] = ids
-    return array
+    return _pad([tokenizer.encode(text, warn=warn, what=what) for text in texts], tokenizer, length)
 
 
 def make_training_arrays(
-    pairs: Sequence[tuple[str, str]], tokenizer: AssistantTokenizer
+    pairs: Sequence[tuple[str, str]], tokenizer: AssistantTokenizer, copy: bool = False
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Builds teacher-forcing arrays: the decoder sees the response shifted by one.
 
     Args:
         pairs: `(query, response)` pairs.
         tokenizer: The tokenizer.
+        copy: Copy attention: inputs gain `query_extended` (`encode_query`) and
+            the query's extended-vocabulary words are one id in the response.
 
     Returns:
         `(inputs, targets)`: inputs `{"query": (n, L), "response_in": (n, L)}`, with L
@@ -127,12 +176,24 @@ def make_training_arrays(
     """
     if not pairs:
         raise DataError("no pairs to train on: the dataset is empty")
+    queries, extended, responses = [], [], []
+    for query, response in pairs:
+        if copy:
+            query_ids, copy_ids, oovs = tokenizer.encode_query(query)
+            extended.append(copy_ids)
+            responses.append(tokenizer.encode_response(response, oovs))
+        else:
+            query_ids = tokenizer.encode(query)
+            responses.append(tokenizer.encode(response))
+        queries.append(query_ids)
     # Pad to the longest text, not max_length: padded steps still cost time.
-    longest = max(len(tokenizer.encode(t)) for pair in pairs for t in pair)
-    queries = encode_batch(tokenizer, [q for q, _ in pairs], length=longest)
-    targets = encode_batch(tokenizer, [r for _, r in pairs], length=longest)
+    longest = max(len(ids) for ids in queries + responses)
+    queries, targets = _pad(queries, tokenizer, longest), _pad(responses, tokenizer, longest)
     response_in = np.full_like(targets, PAD_ID)
     response_in[:, 0] = SOS_ID
     # Shift right by one; the <EOS> of a full-length target drops off the input.
-    response_in[:, 1:] = np.where(targets[:, :-1] == 3, PAD_ID, targets[:, :-1])
-    return {"query": queries, "response_in": response_in}, targets
+    response_in[:, 1:] = np.where(targets[:, :-1] == EOS_ID, PAD_ID, targets[:, :-1])
+    inputs = {"query": queries, "response_in": response_in}
+    if copy:
+        inputs["query_extended"] = _pad(extended, tokenizer, longest)
+    return inputs, targets

@@ -16,23 +16,34 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_trainer.assistant.model import LAYER_NAMES, build_decoder_step_model, build_encoder_model
+from keras_trainer.assistant.layers import in_vocabulary
+from keras_trainer.assistant.model import (
+    LAYER_NAMES,
+    build_decoder_step_model,
+    build_encoder_model,
+    copy_layer,
+)
 from keras_trainer.assistant.tokenizer import EOS_ID, PAD_ID, SOS_ID
 from keras_trainer.errors import DataError, ModelError
 
 _NEG_INF = -1e9
 
 
-def _never_pad_or_sos(logits):
-    """`<PAD>` and `<SOS>` are never generated: their logits drop to -1e9."""
+def _ban(logits, banned):
+    """Tokens in `banned` are never generated: their logits drop to -1e9."""
     vocab = ops.arange(ops.shape(logits)[-1], dtype="int32")
-    banned = ops.logical_or(ops.equal(vocab, PAD_ID), ops.equal(vocab, SOS_ID))
-    return ops.where(banned, _NEG_INF, logits)
+    hit = ops.zeros_like(vocab, dtype="bool")
+    for token in banned:
+        hit = ops.logical_or(hit, ops.equal(vocab, token))
+    return ops.where(hit, _NEG_INF, logits)
 
 
 class _Generator(keras.Model):
     """Holds the trained layers (tracked, so compiled calls read their current
     weights) and the math of one inference step."""
+
+    # `<PAD>` and `<SOS>` are never generated.
+    banned_tokens = (PAD_ID, SOS_ID)
 
     def __init__(self, model: keras.Model, **kwargs):
         super().__init__(**kwargs)
@@ -45,21 +56,45 @@ class _Generator(keras.Model):
         self.decoder = layers["decoder"]
         self.output_hidden = layers["output_hidden"]
         self.output_logits = layers["output_logits"]
+        self.copier = copy_layer(model)
+        self.vocab_size = int(self.embedding.input_dim)
+        self.output_size = self.vocab_size + (self.copier.extension if self.copier else 0)
 
-    def encode(self, query):
+    def _tokens(self, ids):
+        """Fed-back tokens: a copied extended id reads as `<UNK>`."""
+        return in_vocabulary(ids, self.vocab_size) if self.copier is not None else ids
+
+    @staticmethod
+    def split_inputs(inputs):
+        """`(query, query_extended)` from `{"query", "query_extended"}` or a query array
+        (whose copy ids are then its own ids: no extended vocabulary)."""
+        if isinstance(inputs, dict):
+            return inputs["query"], inputs.get("query_extended", inputs["query"])
+        return inputs, inputs
+
+    def encode(self, query, query_extended):
+        """`(values, keys, mask, states, source)`; `source` is the one-hot of the copy
+        ids over the extended vocabulary with copy attention, else None."""
         mask = ops.not_equal(query, PAD_ID)
         embedded = ops.take(self.embedding.embeddings, query, axis=0)
         outputs, states = self.encoder(embedded, padding_mask=mask, training=False)
-        return outputs, self.decoder.prepare(outputs), mask, list(states)
+        source = None
+        if self.copier is not None:
+            source = self.copier.source_one_hot(query_extended, outputs.dtype)
+        return outputs, self.decoder.prepare(outputs), mask, list(states), source
 
-    def step_logits(self, tokens, states, keys, values, mask):
-        embedded = ops.take(self.embedding.embeddings, tokens, axis=0)
-        out, states = self.decoder.step(
+    def step_logits(self, tokens, states, keys, values, mask, source=None):
+        """One step: `(scores (batch, output_size), new states)`; scores are logits,
+        or log-probabilities with copy attention."""
+        embedded = ops.take(self.embedding.embeddings, self._tokens(tokens), axis=0)
+        out, states, context, weights = self.decoder.step(
             self.decoder.project_embedding(embedded), states, keys, values, mask
         )
         hidden = ops.relu(ops.matmul(out, self.output_hidden.kernel) + self.output_hidden.bias)
         logits = ops.matmul(hidden, self.output_logits.kernel) + self.output_logits.bias
-        return _never_pad_or_sos(logits), states
+        if self.copier is not None:
+            logits = self.copier.mix(logits, weights, context, out, embedded, source)
+        return _ban(logits, self.banned_tokens), states
 
 
 class GreedyGenerator(_Generator):
@@ -74,9 +109,16 @@ class GreedyGenerator(_Generator):
         super().__init__(model, **kwargs)
         self.max_length = int(max_length)
 
-    def call(self, query):
+    def call(self, inputs):
+        query, query_extended = self.split_inputs(inputs)
+        if keras.backend.backend() == "torch":
+            from keras_trainer.assistant import torch_kernels
+
+            return torch_kernels.greedy_decode(
+                self, query, query_extended, self.max_length, self.banned_tokens
+            )
         parts = self
-        values, keys, mask, states = parts.encode(query)
+        values, keys, mask, states, source = parts.encode(query, query_extended)
         batch = ops.shape(query)[0]
         positions = ops.expand_dims(ops.arange(self.max_length, dtype="int32"), 0)
 
@@ -84,7 +126,7 @@ class GreedyGenerator(_Generator):
             return ops.logical_and(ops.less(i, self.max_length), ops.logical_not(ops.all(done)))
 
         def body(i, tokens, previous, done, *states):
-            logits, states = parts.step_logits(previous, list(states), keys, values, mask)
+            logits, states = parts.step_logits(previous, list(states), keys, values, mask, source)
             chosen = ops.cast(ops.argmax(logits, axis=-1), "int32")
             chosen = ops.where(done, PAD_ID, chosen)
             tokens = ops.where(ops.equal(positions, i), ops.expand_dims(chosen, 1), tokens)
@@ -118,13 +160,16 @@ class BeamSearchGenerator(_Generator):
         self.max_length = int(max_length)
         self.beam_width = int(beam_width)
 
-    def call(self, query):
+    def call(self, inputs):
+        query, query_extended = self.split_inputs(inputs)
         parts = self
         k, length = self.beam_width, self.max_length
-        vocab = ops.shape(parts.output_logits.bias)[0]
-        values, keys, mask, states = parts.encode(query)
+        vocab = self.output_size
+        values, keys, mask, states, source = parts.encode(query, query_extended)
         batch = ops.shape(query)[0]
         values, keys, mask = (ops.repeat(t, k, axis=0) for t in (values, keys, mask))
+        if source is not None:
+            source = ops.repeat(source, k, axis=0)
         states = [ops.repeat(s, k, axis=0) for s in states]
         positions = ops.reshape(ops.arange(length, dtype="int32"), (1, 1, length))
         pad_only = ops.where(
@@ -138,7 +183,7 @@ class BeamSearchGenerator(_Generator):
 
         def body(i, tokens, scores, previous, done, *states):
             logits, states = parts.step_logits(
-                ops.reshape(previous, (-1,)), list(states), keys, values, mask
+                ops.reshape(previous, (-1,)), list(states), keys, values, mask, source
             )
             log_probs = ops.reshape(ops.log_softmax(logits, axis=-1), (batch, k, vocab))
             log_probs = ops.where(ops.expand_dims(done, -1), pad_only, log_probs)
@@ -178,7 +223,7 @@ def check_query(query, index: int | None = None) -> str:
     return query
 
 
-def reference_greedy_decode(model: keras.Model, query_ids: np.ndarray, max_length: int) -> np.ndarray:
+def reference_greedy_decode(model: keras.Model, inputs, max_length: int) -> np.ndarray:
     """Greedy decoding as a plain Python loop over the decoder-step model.
 
     Slow on purpose: one model call per token. The compiled `GreedyGenerator`
@@ -186,23 +231,24 @@ def reference_greedy_decode(model: keras.Model, query_ids: np.ndarray, max_lengt
 
     Args:
         model: The trained assistant model.
-        query_ids: `(batch, L)` int32 query ids.
+        inputs: `(batch, L)` int32 query ids, or `Assistant.encode_queries`' dict.
         max_length: Tokens to generate.
 
     Returns:
         `(batch, max_length)` int32 tokens, `<PAD>` after `<EOS>`.
     """
     encoder, step = build_encoder_model(model), build_decoder_step_model(model)
-    query_ids = np.asarray(query_ids, dtype="int32")
-    values, *states = [ops.convert_to_numpy(t) for t in encoder(query_ids, training=False)]
-    batch = query_ids.shape[0]
+    query, extended = (np.asarray(a, dtype="int32") for a in _Generator.split_inputs(inputs))
+    sources = [query, extended] if copy_layer(model) is not None else [query]
+    values, *states = [ops.convert_to_numpy(t) for t in encoder(query, training=False)]
+    batch = query.shape[0]
     tokens = np.zeros((batch, max_length), dtype="int32")
     previous = np.full((batch, 1), SOS_ID, dtype="int32")
     done = np.zeros(batch, dtype=bool)
     for i in range(max_length):
         logits, *states = [
             ops.convert_to_numpy(t)
-            for t in step([previous, query_ids, values, *states], training=False)
+            for t in step([previous, *sources, values, *states], training=False)
         ]
         logits[:, [PAD_ID, SOS_ID]] = _NEG_INF
         chosen = np.where(done, PAD_ID, logits.argmax(-1)).astype("int32")

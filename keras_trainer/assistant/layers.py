@@ -13,14 +13,17 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_trainer.assistant.tokenizer import UNK_ID
+
 _NEG = -1e9
 
 
 def _scan(step, init, xs, y_init, reverse=False):
     """`keras.ops.scan` returning `(final_carry, stacked_y)` on every backend.
 
-    TensorFlow's scan wants each step's output shaped like the carry, so the
-    output rides in the carry and the stacked carries are dropped (XLA removes them).
+    `y_init` (a tensor or a tuple of tensors) gives the structure of each step's
+    output. TensorFlow's scan wants each step's output shaped like the carry, so
+    it gets its own loop (`_tf_scan`).
     """
 
     if keras.backend.backend() == "tensorflow":
@@ -45,18 +48,23 @@ def _tf_scan(step, init, xs, y_init, reverse=False):
 
     xs_flat = [tf.convert_to_tensor(x) for x in keras.tree.flatten(xs)]
     n = tf.shape(xs_flat[0])[0]
-    ys = tf.TensorArray(y_init.dtype, size=n, element_shape=y_init.shape)
+    y_flat = keras.tree.flatten(y_init)
+    arrays = tuple(tf.TensorArray(y.dtype, size=n, element_shape=y.shape) for y in y_flat)
 
-    def body(i, carry, ys):
+    def body(i, carry, arrays):
         t = n - 1 - i if reverse else i
         x = keras.tree.pack_sequence_as(xs, [x[t] for x in xs_flat])
         carry, y = step(carry, x)
-        return i + 1, carry, ys.write(t, y)
+        arrays = tuple(a.write(t, v) for a, v in zip(arrays, keras.tree.flatten(y)))
+        return i + 1, carry, arrays
 
-    _, final, ys = tf.while_loop(lambda i, *_: i < n, body, (tf.constant(0), init, ys))
-    stacked = ys.stack()
-    stacked.set_shape(xs_flat[0].shape[:1].concatenate(y_init.shape))
-    return final, stacked
+    _, final, arrays = tf.while_loop(lambda i, *_: i < n, body, (tf.constant(0), init, arrays))
+    stacked = []
+    for array, y in zip(arrays, y_flat):
+        value = array.stack()
+        value.set_shape(xs_flat[0].shape[:1].concatenate(y.shape))
+        stacked.append(value)
+    return final, keras.tree.pack_sequence_as(y_init, stacked)
 
 
 def _dropout_mask(generator, shape, rate, dtype):
@@ -226,6 +234,10 @@ class BidirectionalEncoder(keras.layers.Layer):
             shape = shape[:-1] + (2 * self.units,)
 
     def call(self, inputs, padding_mask=None, training=None):
+        if keras.backend.backend() == "torch":
+            from keras_trainer.assistant import torch_kernels
+
+            return torch_kernels.encode(self, inputs, padding_mask, bool(training))
         states = []
         x = inputs
         if padding_mask is None:
@@ -378,14 +390,17 @@ class AttentionDecoder(keras.layers.Layer):
         num_layers: Stacked layers (seed: 2).
         dropout: Between the LSTM layers and inside the attention.
         seed: Seed of the dropout RNG.
+        return_attention: Also return every step's attention context and weights
+            (what copy attention needs).
 
     Returns (from `call(embedded, encoder_outputs, encoder_mask, states)`):
-        `(outputs (batch, time, units), new_states)`.
+        `(outputs (batch, time, units), new_states)`, and with `return_attention`
+        also `contexts (batch, time, value_dim)` and `weights (batch, time, steps)`.
     """
 
     def __init__(
         self, units: int, attention_units: int, num_layers: int = 2, dropout: float = 0.0,
-        seed=None, **kwargs,
+        seed=None, return_attention: bool = False, **kwargs,
     ):
         super().__init__(**kwargs)
         self.units = int(units)
@@ -393,15 +408,16 @@ class AttentionDecoder(keras.layers.Layer):
         self.num_layers = int(num_layers)
         self.dropout = float(dropout)
         self.seed = seed
+        self.return_attention = bool(return_attention)
         self.cells = [DualBiasLSTMCell(units, name=f"cell_{i}") for i in range(self.num_layers)]
         self.attention = AdditiveAttention(attention_units, dropout, name="attention")
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, embedded_shape, encoder_outputs_shape, encoder_mask_shape, states_shape):
         self.embedding_dim = embedded_shape[-1]
-        value_dim = encoder_outputs_shape[-1]
-        self.attention.build((None, self.units), (None, None, value_dim))
-        self.cells[0].build((None, self.embedding_dim + value_dim))
+        self.value_dim = encoder_outputs_shape[-1]
+        self.attention.build((None, self.units), (None, None, self.value_dim))
+        self.cells[0].build((None, self.embedding_dim + self.value_dim))
         for cell in self.cells[1:]:
             cell.build((None, self.units))
 
@@ -427,11 +443,12 @@ class AttentionDecoder(keras.layers.Layer):
                 (batch, n-1, units))` scales.
 
         Returns:
-            `(top output (batch, units), new states)`.
+            `(top output (batch, units), new states, context (batch, value_dim),
+            attention weights (batch, steps))`.
         """
         attention_drop, layer_drop = dropout_masks if dropout_masks is not None else (None, None)
         query = states[2 * self.num_layers - 2]
-        context, _ = self.attention.attend(query, keys, values, mask, attention_drop)
+        context, weights = self.attention.attend(query, keys, values, mask, attention_drop)
         first = self.cells[0]
         x = projected_embedding + first.project(context, (self.embedding_dim, None))
         new_states = []
@@ -442,9 +459,9 @@ class AttentionDecoder(keras.layers.Layer):
                 x = cell.project(h)
             h, c = cell.step(x, states[2 * index], states[2 * index + 1])
             new_states += [h, c]
-        return h, new_states
+        return h, new_states, context, weights
 
-    def _dropout_masks(self, embedded, encoder_outputs):
+    def dropout_masks(self, embedded, encoder_outputs):
         """Every step's dropout scales, drawn in ONE random call outside the loop.
 
         One draw instead of one per mask: on JAX each distinct random shape is a
@@ -471,25 +488,39 @@ class AttentionDecoder(keras.layers.Layer):
         return attention, layer
 
     def call(self, embedded, encoder_outputs, encoder_mask, states, training=None):
+        if keras.backend.backend() == "torch" and embedded.shape[1] != 1:
+            from keras_trainer.assistant import torch_kernels
+
+            result = torch_kernels.decode_sequence(
+                self, embedded, encoder_outputs, encoder_mask, list(states), bool(training)
+            )
+            return result if self.return_attention else result[:2]
+        masks = None
+        if training and self.dropout > 0:
+            masks = self.dropout_masks(embedded, encoder_outputs)
         keys = self.prepare(encoder_outputs)
         projected = self.project_embedding(embedded)
         states = list(states)
-        masks = None
-        if training and self.dropout > 0:
-            masks = self._dropout_masks(embedded, encoder_outputs)
         if embedded.shape[1] == 1:
             step_masks = None if masks is None else (masks[0][:, 0], masks[1][:, 0])
-            out, states = self.step(
+            out, states, context, weights = self.step(
                 projected[:, 0], states, keys, encoder_outputs, encoder_mask, step_masks
             )
-            return ops.expand_dims(out, 1), states
+            result = [ops.expand_dims(t, 1) for t in (out, context, weights)]
+            return (result[0], states, result[1], result[2]) if self.return_attention else (
+                result[0], states
+            )
 
         def body(carry, xs):
             if masks is None:
                 x_t, step_masks = xs, None
             else:
                 x_t, step_masks = xs[0], (xs[1], xs[2])
-            out, new = self.step(x_t, list(carry), keys, encoder_outputs, encoder_mask, step_masks)
+            out, new, context, weights = self.step(
+                x_t, list(carry), keys, encoder_outputs, encoder_mask, step_masks
+            )
+            if self.return_attention:
+                return tuple(new), (out, context, weights)
             return tuple(new), out
 
         xs = ops.transpose(projected, (1, 0, 2))
@@ -499,18 +530,28 @@ class AttentionDecoder(keras.layers.Layer):
                 ops.transpose(masks[0], (1, 0, 2, 3)),
                 ops.transpose(masks[1], (1, 0, 2, 3)),
             )
-        final, outputs = _scan(body, tuple(states), xs, ops.zeros_like(states[-2]))
-        return ops.transpose(outputs, (1, 0, 2)), list(final)
+        y_init = ops.zeros_like(states[-2])
+        if self.return_attention:
+            y_init = (y_init, ops.zeros_like(encoder_outputs[:, 0]),
+                      ops.zeros_like(ops.cast(encoder_mask, y_init.dtype)))
+        final, ys = _scan(body, tuple(states), xs, y_init)
+        if not self.return_attention:
+            return ops.transpose(ys, (1, 0, 2)), list(final)
+        outputs, contexts, weights = (ops.transpose(y, (1, 0, 2)) for y in ys)
+        return outputs, list(final), contexts, weights
 
     def compute_output_spec(self, embedded, encoder_outputs, encoder_mask, states, training=None):
         batch, time = embedded.shape[0], embedded.shape[1]
-        return (
-            keras.KerasTensor((batch, time, self.units), dtype=embedded.dtype),
-            [
-                keras.KerasTensor((batch, self.units), dtype=embedded.dtype)
-                for _ in range(2 * self.num_layers)
-            ],
-        )
+        outputs = keras.KerasTensor((batch, time, self.units), dtype=embedded.dtype)
+        states = [
+            keras.KerasTensor((batch, self.units), dtype=embedded.dtype)
+            for _ in range(2 * self.num_layers)
+        ]
+        if not self.return_attention:
+            return outputs, states
+        contexts = keras.KerasTensor((batch, time, encoder_outputs.shape[-1]), dtype=embedded.dtype)
+        weights = keras.KerasTensor((batch, time, encoder_outputs.shape[1]), dtype=embedded.dtype)
+        return outputs, states, contexts, weights
 
     def get_config(self):
         return {
@@ -520,4 +561,78 @@ class AttentionDecoder(keras.layers.Layer):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
             "seed": self.seed,
+            "return_attention": self.return_attention,
         }
+
+
+@keras.saving.register_keras_serializable(package="keras_trainer")
+class CopyGenerator(keras.layers.Layer):
+    """Copy attention (pointer-generator): mixes generating a token with copying one.
+
+    At every decoder step a gate `p_gen = sigmoid(w . [context; output; input
+    embedding] + b)` weighs the vocabulary distribution `softmax(logits)` against
+    the attention weights over the query, each weight added to the query token at
+    that position. Query tokens outside the vocabulary carry extended ids
+    `vocab_size + k` (see `AssistantTokenizer.encode_extended`), so the result is a
+    distribution over `vocab_size + extension` tokens and an unknown word of the
+    query can be produced.
+
+    Args:
+        vocab_size: Tokens of the vocabulary.
+        extension: Extended-vocabulary slots (the longest query, `max_length`).
+
+    Returns (from `call(logits, weights, contexts, outputs, embedded, source_ids)`):
+        Log-probabilities `(..., vocab_size + extension)`.
+    """
+
+    def __init__(self, vocab_size: int, extension: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = int(vocab_size)
+        self.extension = int(extension)
+
+    def build(self, logits_shape, weights_shape, contexts_shape, outputs_shape, embedded_shape,
+              source_ids_shape):
+        width = contexts_shape[-1] + outputs_shape[-1] + embedded_shape[-1]
+        self.kernel = self.add_weight(
+            shape=(width, 1), initializer="glorot_uniform", name="kernel"
+        )
+        self.bias = self.add_weight(shape=(1,), initializer="zeros", name="bias")
+
+    def source_one_hot(self, source_ids, dtype="float32"):
+        """`(batch, steps, vocab_size + extension)` one-hot of the query's extended ids."""
+        return ops.one_hot(source_ids, self.vocab_size + self.extension, dtype=dtype)
+
+    def mix(self, logits, weights, contexts, outputs, embedded, one_hot):
+        """The log-probabilities, given `source_one_hot(source_ids)`.
+
+        `logits (..., vocab)`, `weights (..., steps)`, the rest `(..., width)`, with
+        `...` either `(batch,)` (one step) or `(batch, time)`.
+        """
+        features = ops.concatenate([contexts, outputs, embedded], axis=-1)
+        p_gen = ops.sigmoid(ops.matmul(features, self.kernel) + self.bias)
+        generate = p_gen * ops.softmax(logits, axis=-1)
+        generate = ops.pad(
+            generate, [[0, 0]] * (len(generate.shape) - 1) + [[0, self.extension]]
+        )
+        if len(weights.shape) == 2:
+            copy = ops.squeeze(ops.matmul(ops.expand_dims(weights, 1), one_hot), 1)
+        else:
+            copy = ops.matmul(weights, one_hot)
+        return ops.log(generate + (1.0 - p_gen) * copy + 1e-9)
+
+    def call(self, logits, weights, contexts, outputs, embedded, source_ids):
+        one_hot = self.source_one_hot(source_ids, logits.dtype)
+        return self.mix(logits, weights, contexts, outputs, embedded, one_hot)
+
+    def compute_output_spec(self, logits, weights, contexts, outputs, embedded, source_ids):
+        return keras.KerasTensor(
+            logits.shape[:-1] + (self.vocab_size + self.extension,), dtype=logits.dtype
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "extension": self.extension}
+
+
+def in_vocabulary(ids, vocab_size: int):
+    """Extended ids (copied unknown words) read as `<UNK>` where a layer needs a vocabulary id."""
+    return ops.where(ops.greater_equal(ids, vocab_size), UNK_ID, ids)

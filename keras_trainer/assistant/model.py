@@ -20,29 +20,45 @@ import keras
 from keras import ops
 
 from keras_trainer.assistant.config import AssistantConfig
-from keras_trainer.assistant.layers import AttentionDecoder, BidirectionalEncoder
+from keras_trainer.assistant.layers import (
+    AttentionDecoder,
+    BidirectionalEncoder,
+    CopyGenerator,
+    in_vocabulary,
+)
 from keras_trainer.assistant.tokenizer import PAD_ID
 from keras_trainer.errors import ModelError
 
 NUM_LAYERS = 2
 LAYER_NAMES = ("embedding", "embedding_dropout", "encoder", "decoder", "output_hidden",
                "output_dropout", "output_logits")
+COPY_LAYER = "copy_gate"
 
 
 def build_assistant_model(config: AssistantConfig, vocab_size: int) -> keras.Model:
     """Builds the training model: embedding, BiLSTM encoder, attention decoder, projection.
 
+    With `config.copy_attention` a `CopyGenerator` mixes the projection with
+    copying query tokens, and the model returns log-probabilities over the
+    vocabulary extended by `max_length` slots for query words that are not one
+    token, and takes a third input `query_extended` (`encode_query`'s copy ids);
+    `response_in` may then hold extended ids (read as `<UNK>` by the embedding).
+    Without it the model is the seed's, parameter for parameter, returning logits.
+
     Args:
-        config: Sizes (`embedding_dim`, `hidden_dim`, `dropout`, `seed`).
+        config: Sizes (`embedding_dim`, `hidden_dim`, `dropout`, `seed`,
+            `copy_attention`, `max_length`).
         vocab_size: Tokens in the vocabulary, special tokens included.
 
     Returns:
-        A functional `keras.Model` named "assistant" returning logits.
+        A functional `keras.Model` named "assistant": `{"query", "response_in"
+        [, "query_extended"]} (batch, L) int32 -> (batch, L, vocab_size [+ max_length])`.
     """
     if vocab_size < 5:
         raise ModelError(f"vocab_size must be at least 5 (4 special tokens + 1), got {vocab_size}")
     hidden = config.hidden_dim
     seed = config.seed
+    copy = config.copy_attention
     query = keras.Input((None,), dtype="int32", name="query")
     response_in = keras.Input((None,), dtype="int32", name="response_in")
     # PyTorch's nn.Embedding starts at N(0, 1), the seed's init; Keras' default
@@ -56,19 +72,34 @@ def build_assistant_model(config: AssistantConfig, vocab_size: int) -> keras.Mod
     embedding_dropout = keras.layers.Dropout(config.dropout, seed=seed, name="embedding_dropout")
     encoder = BidirectionalEncoder(hidden, NUM_LAYERS, config.dropout, seed=seed, name="encoder")
     decoder = AttentionDecoder(
-        2 * hidden, hidden, NUM_LAYERS, config.dropout, seed=seed, name="decoder"
+        2 * hidden, hidden, NUM_LAYERS, config.dropout, seed=seed, return_attention=copy,
+        name="decoder",
     )
     output_hidden = keras.layers.Dense(hidden, activation="relu", name="output_hidden")
     output_dropout = keras.layers.Dropout(config.dropout, seed=seed, name="output_dropout")
     output_logits = keras.layers.Dense(vocab_size, name="output_logits")
 
+    inputs = {"query": query, "response_in": response_in}
     query_mask = ops.not_equal(query, PAD_ID)
+    response_tokens = in_vocabulary(response_in, vocab_size) if copy else response_in
     encoder_outputs, states = encoder(embedding_dropout(embedding(query)), padding_mask=query_mask)
-    decoded, _ = decoder(
-        embedding_dropout(embedding(response_in)), encoder_outputs, query_mask, states
-    )
-    logits = output_logits(output_dropout(output_hidden(decoded)))
-    return keras.Model({"query": query, "response_in": response_in}, logits, name="assistant")
+    embedded = embedding_dropout(embedding(response_tokens))
+    decoded = decoder(embedded, encoder_outputs, query_mask, states)
+    logits = output_logits(output_dropout(output_hidden(decoded[0])))
+    if copy:
+        inputs["query_extended"] = keras.Input((None,), dtype="int32", name="query_extended")
+        _, _, contexts, weights = decoded
+        copier = CopyGenerator(vocab_size, config.max_length, name=COPY_LAYER)
+        logits = copier(logits, weights, contexts, decoded[0], embedded, inputs["query_extended"])
+    return keras.Model(inputs, logits, name="assistant")
+
+
+def copy_layer(model: keras.Model):
+    """The model's `CopyGenerator`, or None for a model without copy attention."""
+    try:
+        return model.get_layer(COPY_LAYER)
+    except ValueError:
+        return None
 
 
 def _layers(model: keras.Model):
@@ -101,24 +132,30 @@ def build_decoder_step_model(model: keras.Model) -> keras.Model:
 
     Returns:
         `[token (batch, 1), query (batch, L), encoder_outputs, h_1, c_1, h_2, c_2]
-        -> [logits (batch, vocab), h_1, c_1, h_2, c_2]`; `query` only supplies the
-        padding mask.
+        -> [logits (batch, vocab), h_1, c_1, h_2, c_2]`; `query` supplies the
+        padding mask. With copy attention a `query_extended` input follows `query`
+        and the logits are log-probabilities over the extended vocabulary.
     """
     embedding, _, encoder, decoder, output_hidden, _, output_logits = _layers(model)
+    copier = copy_layer(model)
     width = decoder.units
     token = keras.Input((1,), dtype="int32", name="token")
     query = keras.Input((None,), dtype="int32", name="query")
+    extended = [keras.Input((None,), dtype="int32", name="query_extended")] if copier else []
     encoder_outputs = keras.Input((None, 2 * encoder.units), name="encoder_outputs")
     states = [
         keras.Input((width,), name=f"{kind}_{i + 1}") for i in range(decoder.num_layers)
         for kind in ("h", "c")
     ]
-    decoded, new_states = decoder(
-        embedding(token), encoder_outputs, ops.not_equal(query, PAD_ID), states
-    )
-    logits = output_logits(output_hidden(decoded[:, 0]))
+    embedded = embedding(in_vocabulary(token, embedding.input_dim) if copier else token)
+    decoded = decoder(embedded, encoder_outputs, ops.not_equal(query, PAD_ID), states)
+    logits = output_logits(output_hidden(decoded[0][:, 0]))
+    if copier is not None:
+        _, _, contexts, weights = decoded
+        logits = copier(logits, weights[:, 0], contexts[:, 0], decoded[0][:, 0], embedded[:, 0],
+                        extended[0])
     return keras.Model(
-        [token, query, encoder_outputs, *states], [logits, *new_states],
+        [token, query, *extended, encoder_outputs, *states], [logits, *decoded[1]],
         name="assistant_decoder_step",
     )
 

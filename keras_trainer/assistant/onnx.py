@@ -28,7 +28,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from keras_trainer.assistant.data import encode_batch
+from keras_trainer.assistant.data import encode_queries
 from keras_trainer.assistant.generation import check_query
 from keras_trainer.assistant.tokenizer import EOS_ID, PAD_ID, SOS_ID, AssistantTokenizer
 from keras_trainer.errors import ConfigError, DataError, ExportError, InferenceError, ModelError
@@ -86,6 +86,7 @@ def export_assistant_onnx(
         "encoder_units": int(model.get_layer("encoder").units),
         "decoder_units": int(decoder.units),
         "num_layers": int(decoder.num_layers),
+        "copy_attention": assistant.copy_attention,
     }
     shared = {
         "task": TASK,
@@ -97,7 +98,7 @@ def export_assistant_onnx(
         "encoder": os.path.join(directory, ENCODER_FILE),
         "decoder_step": os.path.join(directory, DECODER_STEP_FILE),
     }
-    # Queries are always encoded to exactly `max_length` ids (`encode_batch`), so
+    # Queries are always encoded to exactly `max_length` ids (`encode_queries`), so
     # the time axis is fixed; only the batch is dynamic. TensorFlow's scan (the
     # encoder's recurrence) cannot be traced over an unknown time length anyway.
     length = assistant.tokenizer.max_length
@@ -120,6 +121,7 @@ def export_assistant_onnx(
             input_signature=[
                 ("token", [None, 1], "int32"),
                 query_spec,
+                *([("query_extended", [None, length], "int32")] if sizes["copy_attention"] else []),
                 ("encoder_outputs", [None, length, 2 * sizes["encoder_units"]], "float32"),
                 *state_specs,
             ],
@@ -162,10 +164,12 @@ class OnnxAssistant:
         self._step_inputs = [i.name for i in decoder_step.get_inputs()]
         self._step_outputs = [o.name for o in decoder_step.get_outputs()]
         states = 2 * int(metadata["sizes"]["num_layers"])
-        if len(self._step_inputs) != 3 + states or len(self._step_outputs) != 1 + states:
+        self.copy_attention = bool(metadata["sizes"].get("copy_attention", False))
+        inputs = 3 + states + self.copy_attention
+        if len(self._step_inputs) != inputs or len(self._step_outputs) != 1 + states:
             raise InferenceError(
                 f"decoder_step.onnx has {len(self._step_inputs)} inputs and "
-                f"{len(self._step_outputs)} outputs; expected {3 + states} and {1 + states}"
+                f"{len(self._step_outputs)} outputs; expected {inputs} and {1 + states}"
             )
 
     @classmethod
@@ -209,11 +213,16 @@ class OnnxAssistant:
             raise InferenceError(f"{directory!r}: bad tokenizer metadata: {error}") from None
         return cls(sessions["encoder"], sessions["decoder_step"], tokenizer, encoder_meta)
 
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        """Validates queries and encodes them `(n, max_length)`; long ones are cut, warning."""
+    def encode_queries(self, queries: Sequence[str], with_oovs: bool = False):
+        """Validates and encodes queries as `Assistant.encode_queries` does.
+
+        Returns:
+            `{"query": (n, max_length)[, "query_extended"]}`, or `(inputs, oovs)`.
+        """
         for index, query in enumerate(queries):
             check_query(query, index if len(queries) > 1 else None)
-        return encode_batch(self.tokenizer, list(queries), warn=True, what="query")
+        inputs, oovs = encode_queries(self.tokenizer, list(queries), self.copy_attention, warn=True)
+        return (inputs, oovs) if with_oovs else inputs
 
     def encode(self, query_ids: np.ndarray) -> list[np.ndarray]:
         """Runs the encoder: `[encoder_outputs, h_1, c_1, h_2, c_2]`."""
@@ -225,17 +234,26 @@ class OnnxAssistant:
         query_ids: np.ndarray,
         encoder_outputs: np.ndarray,
         states: Sequence[np.ndarray],
+        query_extended: np.ndarray | None = None,
     ) -> list[np.ndarray]:
-        """Runs one decoder step: `tokens (batch, 1) -> [logits (batch, vocab), *new_states]`."""
-        arrays = [np.asarray(tokens, dtype="int32"), np.asarray(query_ids, dtype="int32"),
-                  encoder_outputs, *states]
+        """Runs one decoder step: `tokens (batch, 1) -> [logits (batch, vocab), *new_states]`.
+
+        With copy attention `query_extended` (default: `query_ids`) gives the ids
+        copying each query position produces, and the logits are log-probabilities
+        over the extended vocabulary.
+        """
+        sources = [np.asarray(query_ids, dtype="int32")]
+        if self.copy_attention:
+            extended = query_ids if query_extended is None else query_extended
+            sources.append(np.asarray(extended, dtype="int32"))
+        arrays = [np.asarray(tokens, dtype="int32"), *sources, encoder_outputs, *states]
         return self.decoder_step.run(self._step_outputs, dict(zip(self._step_inputs, arrays)))
 
-    def generate_ids(self, query_ids: np.ndarray, max_length: int = 64) -> np.ndarray:
+    def generate_ids(self, inputs, max_length: int = 64) -> np.ndarray:
         """Greedy decoding of encoded queries.
 
         Args:
-            query_ids: `(batch, L)` int32 query ids.
+            inputs: `encode_queries`' dict, or `(batch, L)` int32 query ids.
             max_length: Tokens to generate at most.
 
         Returns:
@@ -243,6 +261,10 @@ class OnnxAssistant:
         """
         if not isinstance(max_length, int) or max_length < 1:
             raise ConfigError(f"max_length: must be a positive integer, got {max_length!r}")
+        if isinstance(inputs, dict):
+            query_ids, extended = inputs["query"], inputs.get("query_extended")
+        else:
+            query_ids, extended = inputs, None
         query_ids = np.asarray(query_ids, dtype="int32")
         if query_ids.ndim != 2:
             raise DataError(f"query_ids must be (batch, length), got shape {query_ids.shape}")
@@ -252,7 +274,7 @@ class OnnxAssistant:
         previous = np.full((batch, 1), SOS_ID, dtype="int32")
         done = np.zeros(batch, dtype=bool)
         for i in range(max_length):
-            logits, *states = self.step(previous, query_ids, encoder_outputs, states)
+            logits, *states = self.step(previous, query_ids, encoder_outputs, states, extended)
             logits[:, [PAD_ID, SOS_ID]] = _NEG_INF  # As in GreedyGenerator: never generated.
             chosen = np.where(done, PAD_ID, logits.argmax(-1)).astype("int32")
             tokens[:, i] = chosen
@@ -272,8 +294,9 @@ class OnnxAssistant:
             raise DataError(f"queries must be a list of strings, got {type(queries).__name__}")
         if not queries:
             return []
-        ids = self.generate_ids(self.encode_queries(queries), max_length=max_length)
-        return [self.tokenizer.decode(row) for row in ids]
+        inputs, oovs = self.encode_queries(queries, with_oovs=True)
+        ids = self.generate_ids(inputs, max_length=max_length)
+        return [self.tokenizer.decode(row, row_oovs) for row, row_oovs in zip(ids, oovs)]
 
     def generate_response(self, query: str, max_length: int = 64) -> str:
         """Answers one query (greedy); a query over `max_length` tokens is cut with a warning.

@@ -2,32 +2,49 @@ import numpy as np
 import pytest
 
 from keras_trainer.assistant.assistant import generate_response, load_assistant
-from keras_trainer.assistant.tokenizer import normalize_text
+from keras_trainer.assistant.config import load_assistant_config
 from keras_trainer.errors import CheckpointError, DataError, ModelError
 
-from tests.assistant.conftest import to_numpy
+from tests.assistant.conftest import MAX_LENGTH, to_numpy
 
 
-def test_greedy_answers_reproduce_training_responses(trained, greedy_ids, bundled_pairs):
+def test_greedy_answers_reproduce_training_responses(trained, greedy_ids, training_sample):
     assistant, history = trained
-    answers = [assistant.tokenizer.decode(row) for row in greedy_ids]
-    exact = np.mean([a == normalize_text(r) for a, (_, r) in zip(answers, bundled_pairs)])
+    _, oovs = assistant.encode_queries([q for q, _ in training_sample], with_oovs=True)
+    answers = [assistant.tokenizer.decode(row, o) for row, o in zip(greedy_ids, oovs)]
+    exact = np.mean([a == r for a, (_, r) in zip(answers, training_sample)])
     print(f"exact match {exact:.3f}, final loss {history.history['loss'][-1]:.4f}")
-    assert exact >= 0.9
+    assert exact >= 0.5
 
 
-def test_generate_batch_decodes_compiled_ids(trained_assistant, greedy_ids, bundled_pairs):
-    queries = [q for q, _ in bundled_pairs]
-    answers = trained_assistant.generate_batch(queries, max_length=24)
-    assert answers == [trained_assistant.tokenizer.decode(row) for row in greedy_ids]
+def test_training_reports_exact_match_and_token_f1_on_the_held_out_part(trained, bundled_pairs):
+    assistant, history = trained
+    assert "val_loss" in history.history
+    assert assistant.evaluation["pairs"] == int(len(bundled_pairs) * 0.1)
+    assert 0.0 <= assistant.evaluation["exact_match"] <= assistant.evaluation["token_f1"] <= 1.0
 
 
-def test_save_and_load_keep_vocabulary_and_weights(trained_assistant, query_ids, tmp_path):
+def test_generate_batch_decodes_compiled_ids(trained_assistant, greedy_ids, training_sample):
+    queries = [q for q, _ in training_sample]
+    _, oovs = trained_assistant.encode_queries(queries, with_oovs=True)
+    answers = trained_assistant.generate_batch(queries, max_length=MAX_LENGTH)
+    assert answers == [trained_assistant.tokenizer.decode(r, o) for r, o in zip(greedy_ids, oovs)]
+
+
+def test_generate_batch_in_padded_batches_gives_the_same_answers(trained_assistant, bundled_pairs):
+    queries = [q for q, _ in bundled_pairs[:10]]
+    assert trained_assistant.generate_batch(queries, max_length=MAX_LENGTH, batch_size=4) == (
+        trained_assistant.generate_batch(queries, max_length=MAX_LENGTH)
+    )
+
+
+def test_save_and_load_keep_tokenizer_and_weights(trained_assistant, query_inputs, tmp_path):
     path = trained_assistant.save(tmp_path / "assistant.keras")
     loaded = load_assistant(path)
-    assert loaded.tokenizer.vocabulary == trained_assistant.tokenizer.vocabulary
+    assert loaded.tokenizer.get_config() == trained_assistant.tokenizer.get_config()
     assert loaded.config == trained_assistant.config
-    x = {"query": query_ids[:4], "response_in": query_ids[4:8]}
+    x = {name: array[:4] for name, array in query_inputs.items()}
+    x["response_in"] = query_inputs["query"][4:8]
     np.testing.assert_allclose(
         *to_numpy([loaded.model(x), trained_assistant.model(x)]), atol=1e-5
     )
@@ -46,13 +63,13 @@ def test_generate_response_needs_an_assistant(trained_assistant):
 
 def test_long_query_is_cut_with_warning(trained_assistant):
     with pytest.warns(UserWarning, match="cut"):
-        ids = trained_assistant.encode_queries(["what " * 40])
-    assert ids.shape == (1, trained_assistant.tokenizer.max_length)
+        inputs = trained_assistant.encode_queries(["what " * 60])
+    assert inputs["query"].shape == (1, trained_assistant.tokenizer.max_length)
 
 
 def test_generator_is_compiled_once_per_setting(trained_assistant):
-    greedy = trained_assistant.generator("greedy", 24)
-    assert trained_assistant.generator("greedy", 24) is greedy
+    greedy = trained_assistant.generator("greedy", MAX_LENGTH)
+    assert trained_assistant.generator("greedy", MAX_LENGTH) is greedy
     assert trained_assistant.generator("greedy", 12) is not greedy
 
 
@@ -60,3 +77,11 @@ def test_load_rejects_non_assistant_file(tmp_path):
     with pytest.raises(CheckpointError):
         load_assistant(tmp_path / "missing.keras")
 
+
+def test_shipped_config_trains_with_early_stopping_and_copy_attention():
+    config = load_assistant_config("config/assistant_config.json")
+    assert (config.embedding_dim, config.hidden_dim, config.max_length) == (128, 256, 64)
+    assert config.copy_attention and config.tokenizer == "subword"
+    assert config.training.validation_split > 0 and config.training.early_stopping_patience > 0
+    assert config.training.epochs > 1
+    assert load_assistant_config(None) == config

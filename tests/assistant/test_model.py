@@ -11,7 +11,7 @@ from keras_trainer.assistant.model import (
     seed_parameter_count,
 )
 
-from tests.assistant.conftest import FAST_CONFIG, to_numpy
+from tests.assistant.conftest import FAST_CONFIG, MAX_LENGTH, to_numpy
 
 E, H = FAST_CONFIG["embedding_dim"], FAST_CONFIG["hidden_dim"]
 
@@ -23,36 +23,44 @@ def _seed_torch_module(vocab_size, embedding_dim, hidden_dim):
     return GenshinAssistant(vocab_size, embedding_dim, hidden_dim)
 
 
-def test_parameter_count_equals_seed_layer_shapes(trained_assistant):
-    vocab = trained_assistant.tokenizer.vocab_size
-    assert trained_assistant.model.count_params() == seed_parameter_count(vocab, E, H)
+def test_parameter_count_equals_seed_layer_shapes(trained_plain):
+    vocab = trained_plain.tokenizer.vocab_size
+    assert trained_plain.model.count_params() == seed_parameter_count(vocab, E, H)
 
 
-def test_parameter_count_equals_seed_pytorch_module(trained_assistant):
-    vocab = trained_assistant.tokenizer.vocab_size
+def test_parameter_count_equals_seed_pytorch_module(trained_plain):
+    vocab = trained_plain.tokenizer.vocab_size
     for v, e, h in ((40, 6, 5), (300, 128, 256), (vocab, E, H)):
         seed = _seed_torch_module(v, e, h)
         count = sum(p.numel() for p in seed.parameters() if p.requires_grad)
         assert seed_parameter_count(v, e, h) == count
-    weights = trained_assistant.model.trainable_weights
+    weights = trained_plain.model.trainable_weights
     assert sum(int(np.prod(w.shape)) for w in weights) == count
 
 
-def test_decoder_step_model_matches_teacher_forcing_logits(trained_assistant, query_ids):
-    model = trained_assistant.model
-    q = query_ids[:3]
-    r = query_ids[3:6, :5].copy()
+@pytest.mark.parametrize("which", ["copy", "plain"])
+def test_decoder_step_model_matches_teacher_forcing_logits(which, request, bundled_pairs):
+    assistant = request.getfixturevalue("trained_assistant" if which == "copy" else "trained_plain")
+    model = assistant.model
+    inputs = assistant.encode_queries([q for q, _ in bundled_pairs[:6]])
+    q = inputs["query"][:3]
+    sources = [q] + ([inputs["query_extended"][:3]] if "query_extended" in inputs else [])
+    r = inputs["query"][3:6, :5].copy()
     r[:, 0] = 2
-    full = to_numpy([model({"query": q, "response_in": r})])[0]
+    x = {"query": q, "response_in": r}
+    if len(sources) > 1:
+        x["query_extended"] = sources[1]
+    full = to_numpy([model(x)])[0]
     values, *states = to_numpy(build_encoder_model(model)(q))
     step = build_decoder_step_model(model)
     for t in range(5):
-        logits, *states = to_numpy(step([r[:, t : t + 1], q, values, *states]))
+        logits, *states = to_numpy(step([r[:, t : t + 1], *sources, values, *states]))
         np.testing.assert_allclose(logits, full[:, t], atol=1e-4)
 
 
-def test_padding_does_not_change_encoder_outputs(trained_assistant, query_ids):
+def test_padding_does_not_change_encoder_outputs(trained_assistant, query_inputs):
     encoder = build_encoder_model(trained_assistant.model)
+    query_ids = query_inputs["query"]
     length = int((query_ids[0] != 0).sum())
     q = query_ids[:1, :length]
     short = to_numpy(encoder(q))
@@ -82,13 +90,15 @@ def test_fused_encoder_equals_separate_directions():
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_compiled_greedy_equals_reference_decode(trained_assistant, query_ids, greedy_ids):
-    reference = reference_greedy_decode(trained_assistant.model, query_ids, 24)
+def test_compiled_greedy_equals_reference_decode(trained_assistant, query_inputs, greedy_ids):
+    reference = reference_greedy_decode(trained_assistant.model, query_inputs, MAX_LENGTH)
     np.testing.assert_array_equal(greedy_ids, reference)
 
 
-def test_beam_width_one_equals_greedy(trained_assistant, query_ids, greedy_ids):
-    beam = trained_assistant.generate_ids(query_ids, method="beam", max_length=24, beam_width=1)
+def test_beam_width_one_equals_greedy(trained_assistant, query_inputs, greedy_ids):
+    beam = trained_assistant.generate_ids(
+        query_inputs, method="beam", max_length=MAX_LENGTH, beam_width=1
+    )
     np.testing.assert_array_equal(beam, greedy_ids)
 
 

@@ -18,9 +18,8 @@ from keras_trainer.assistant.onnx import (
 )
 from keras_trainer.errors import DataError, InferenceError
 from keras_trainer.export import read_onnx_metadata
-from tests.assistant.conftest import to_numpy
+from tests.assistant.conftest import MAX_LENGTH, to_numpy
 
-MAX_LENGTH = 24
 LOGIT_TOLERANCE = 1e-4
 UNSEEN_QUERY = "could keras_trainer explain dragons to a confused parrot?"
 
@@ -48,13 +47,14 @@ def test_export_writes_both_files_with_vocabulary_metadata(exported, trained_ass
         assert metadata["tokenizer"] == trained_assistant.tokenizer.get_config()
         assert metadata["sizes"]["vocab_size"] == trained_assistant.tokenizer.vocab_size
         assert metadata["sizes"]["num_layers"] == 2
+        assert metadata["sizes"]["copy_attention"] is True
 
 
 def test_onnx_greedy_equals_keras_greedy_on_training_queries(
-    onnx_assistant, query_ids, greedy_ids
+    onnx_assistant, query_inputs, greedy_ids
 ):
-    onnx_ids = onnx_assistant.generate_ids(query_ids, max_length=MAX_LENGTH)
-    assert len(query_ids) >= 10
+    onnx_ids = onnx_assistant.generate_ids(query_inputs, max_length=MAX_LENGTH)
+    assert len(query_inputs["query"]) >= 10
     np.testing.assert_array_equal(onnx_ids, greedy_ids)
 
 
@@ -68,20 +68,24 @@ def test_onnx_greedy_equals_keras_greedy_on_unseen_query(onnx_assistant, trained
     )
 
 
-def test_onnx_generate_batch_answers_like_keras(onnx_assistant, trained_assistant, bundled_pairs):
-    queries = [q for q, _ in bundled_pairs[:4]]
+def test_onnx_generate_batch_answers_like_keras(onnx_assistant, trained_assistant, heldout_pairs):
+    # Held-out queries: the answers copy words outside the vocabulary.
+    queries = [q for q, _ in heldout_pairs[:4]]
     assert onnx_assistant.generate_batch(queries, max_length=MAX_LENGTH) == (
         trained_assistant.generate_batch(queries, max_length=MAX_LENGTH)
     )
 
 
-def test_decoder_step_logits_match_keras_within_1e_4(onnx_assistant, trained_assistant, query_ids):
-    ids = query_ids[:8]
+def test_decoder_step_logits_match_keras_within_1e_4(onnx_assistant, trained_assistant,
+                                                     query_inputs):
+    ids, extended = query_inputs["query"][:8], query_inputs["query_extended"][:8]
     values, *states = onnx_assistant.encode(ids)
     tokens = np.asarray([[2], [5], [9], [3], [7], [1], [4], [6]], dtype="int32")
-    onnx_logits, *onnx_states = onnx_assistant.step(tokens, ids, values, states)
+    onnx_logits, *onnx_states = onnx_assistant.step(tokens, ids, values, states, extended)
     step = build_decoder_step_model(trained_assistant.model)
-    keras_logits, *keras_states = to_numpy(step([tokens, ids, values, *states], training=False))
+    keras_logits, *keras_states = to_numpy(
+        step([tokens, ids, extended, values, *states], training=False)
+    )
     np.testing.assert_allclose(onnx_logits, keras_logits, atol=LOGIT_TOLERANCE, rtol=0)
     for onnx_state, keras_state in zip(onnx_states, keras_states):
         np.testing.assert_allclose(onnx_state, keras_state, atol=LOGIT_TOLERANCE, rtol=0)

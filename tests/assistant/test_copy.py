@@ -1,0 +1,74 @@
+"""Copy attention: answers that must name an entity the training data never saw."""
+
+import numpy as np
+import pytest
+
+from keras_trainer.assistant.config import AssistantConfig
+from keras_trainer.assistant.layers import CopyGenerator
+from keras_trainer.assistant.model import build_assistant_model, seed_parameter_count
+from tests.assistant.conftest import FAST_CONFIG, MAX_LENGTH, to_numpy
+
+
+def test_heldout_exact_match_with_copy_is_at_least_half_and_twice_without(heldout_scores):
+    copy, plain = heldout_scores["copy"], heldout_scores["plain"]
+    print(
+        f"held-out exact match: copy {copy['exact_match']:.3f} (token F1 "
+        f"{copy['token_f1']:.3f}), without {plain['exact_match']:.3f} "
+        f"(token F1 {plain['token_f1']:.3f})"
+    )
+    assert copy["exact_match"] >= 0.5
+    assert copy["exact_match"] >= 2 * plain["exact_match"]
+
+
+def test_heldout_entities_never_occur_in_training(bundled_pairs, heldout_pairs, trained_assistant):
+    # The answer's name can only come from the query: it is no token of the vocabulary.
+    tokenizer = trained_assistant.tokenizer
+    _, _, oovs = tokenizer.encode_query(heldout_pairs[0][0])
+    assert oovs and all(oov.strip() not in q + r for oov in oovs for q, r in bundled_pairs)
+
+
+def test_beam_search_copies_unseen_entities(trained_assistant, heldout_pairs):
+    pairs = heldout_pairs[::13][:8]
+    answers = trained_assistant.generate_batch(
+        [q for q, _ in pairs], max_length=MAX_LENGTH, method="beam", beam_width=3
+    )
+    exact = np.mean([a == r for a, (_, r) in zip(answers, pairs)])
+    print(f"beam exact match on {len(pairs)} held-out pairs: {exact:.3f}")
+    assert exact >= 0.5
+
+
+def test_without_copy_attention_the_model_is_the_seeds(trained_plain):
+    vocab = trained_plain.tokenizer.vocab_size
+    expected = seed_parameter_count(vocab, FAST_CONFIG["embedding_dim"], FAST_CONFIG["hidden_dim"])
+    assert trained_plain.model.count_params() == expected
+    assert not trained_plain.copy_attention
+
+
+def test_copy_attention_adds_only_the_gate():
+    config = AssistantConfig(embedding_dim=6, hidden_dim=5, max_length=8)
+    plain = build_assistant_model(
+        AssistantConfig(**{**config.__dict__, "copy_attention": False}), 20
+    )
+    copy = build_assistant_model(config, 20)
+    # p_gen reads [context (2h); decoder output (2h); input embedding (e)]: 4h + e + 1.
+    assert copy.count_params() - plain.count_params() == 4 * 5 + 6 + 1
+    assert copy.output_shape == (None, None, 20 + 8)
+
+
+def test_copy_distribution_puts_attention_on_extended_ids():
+    layer = CopyGenerator(vocab_size=5, extension=3)
+    logits = np.zeros((1, 5), "float32")
+    weights = np.array([[0.7, 0.2, 0.1]], "float32")
+    features = [np.zeros((1, 2), "float32")] * 3
+    source = np.array([[6, 4, 6]], "int32")  # position 0 and 2: extended id 6 (a copied word)
+    layer.build(logits.shape, weights.shape, (1, 2), (1, 2), (1, 2), source.shape)
+    layer.bias.assign(np.array([-30.0], "float32"))  # p_gen ~ 0: copy only
+    probs = np.exp(to_numpy([layer(logits, weights, *features, source)])[0])
+    np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs[0, [4, 6]], [0.2, 0.8], atol=1e-5)
+
+
+@pytest.mark.parametrize("query", ["How do I install Brainfuck?", "Is Quokka thread safe?"])
+def test_answers_restore_case_and_spacing_of_copied_words(trained_assistant, query):
+    answer = trained_assistant.generate_batch([query], max_length=MAX_LENGTH)[0]
+    assert answer == answer.strip() and "  " not in answer
