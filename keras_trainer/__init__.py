@@ -23,6 +23,7 @@ from keras_trainer.errors import (
     ModelError,
     TrainingError,
     TuningError,
+    WorkerError,
 )
 from keras_trainer.version import __version__
 
@@ -111,6 +112,7 @@ __all__ = sorted(_EXPORTS) + [
     "ModelError",
     "TrainingError",
     "TuningError",
+    "WorkerError",
     "__version__",
 ]
 

@@ -72,6 +72,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.quiet:
         training.verbose = 0
     config = load_config(config.to_dict())  # re-validate the overrides
+    output = _check_outputs(args, config)
     data_path = _dataset_path(args.data or config.data.path)
     ir_samples, runtime_data, labels = load_dataset(data_path)
     class_names = read_dataset(data_path)["strategies"]
@@ -96,10 +97,30 @@ def _train(args: argparse.Namespace) -> int:
     if len(test_idx):
         _print_metrics("test metrics:", trainer.evaluate((X_test, y_test)))
         _report(trainer, X_test, y_test, args.report)
-    output = args.output or config.output.model_path
     trainer.save_model(output)
     print(f"saved model: {output}")
     return 0
+
+
+def _check_outputs(args: argparse.Namespace, config) -> str:
+    """Checks every path `train` writes before training starts; returns the model path."""
+    from keras_trainer.core.atomic import check_writable_path
+    from keras_trainer.core.checkpoints import CheckpointManager
+    from keras_trainer.core.persistence import SUPPORTED_SUFFIXES
+
+    output = args.output or config.output.model_path
+    check_writable_path(output, "--output" if args.output else "output.model_path", SUPPORTED_SUFFIXES)
+    if args.report:
+        check_writable_path(args.report, "--report")
+    directory = config.training.checkpoint.directory
+    if directory is not None:
+        CheckpointManager(directory)  # a file where the folder should be is named here
+        check_writable_path(os.path.join(directory, "best.keras"), "training.checkpoint.directory")
+    if config.training.logging.directory is not None:
+        check_writable_path(
+            os.path.join(config.training.logging.directory, "history.json"), "training.logging.directory"
+        )
+    return output
 
 
 def _report(trainer, X: np.ndarray, y: np.ndarray, report_path: Optional[str]) -> None:
@@ -121,6 +142,10 @@ def _load_trainer(model_path: str):
 def _evaluate(args: argparse.Namespace) -> int:
     from keras_trainer.jit.collect import load_dataset
 
+    if args.report:
+        from keras_trainer.core.atomic import check_writable_path
+
+        check_writable_path(args.report, "--report")
     trainer = _load_trainer(args.model)
     ir_samples, runtime_data, labels = load_dataset(_dataset_path(args.data))
     X, y = trainer.prepare_training_data(ir_samples, runtime_data, labels, fit_normalizer=False)
@@ -130,18 +155,26 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from keras_trainer.config import read_json_file, read_text_file
+    from keras_trainer.errors import DataError
+
+    if args.runtime and not args.ir:
+        raise DataError("--runtime: gives the runtime metrics of --ir; pass --ir too")
     trainer = _load_trainer(args.model)
     if args.features:
-        with open(args.features, encoding="utf-8") as handle:
-            probabilities = trainer.predict(json.load(handle))
+        rows = read_json_file(args.features, "--features", DataError)
+        probabilities = trainer.predict(_feature_rows(rows, args.features))
         names = [f"row {i}" for i in range(len(probabilities))]
     elif args.ir:
-        with open(args.ir, encoding="utf-8") as handle:
-            ir_text = handle.read()
+        ir_text = read_text_file(args.ir, "--ir", DataError)
         runtime = {}
         if args.runtime:
-            with open(args.runtime, encoding="utf-8") as handle:
-                runtime = json.load(handle)
+            runtime = read_json_file(args.runtime, "--runtime", DataError)
+            if not isinstance(runtime, dict):
+                raise DataError(
+                    f"--runtime file {args.runtime}: must hold a JSON object of runtime metrics, "
+                    f"got {type(runtime).__name__}"
+                )
         probabilities = trainer.predict_ir([ir_text], [runtime])
         names = [args.ir]
     else:
@@ -154,6 +187,18 @@ def _predict(args: argparse.Namespace) -> int:
         best = int(np.argmax(row))
         print(f"{name}: {trainer.class_names[best]} (p={row[best]:.3f})")
     return 0
+
+
+def _feature_rows(rows, path: str) -> list:
+    from keras_trainer.errors import DataError
+
+    if not isinstance(rows, list) or not rows:
+        raise DataError(f"--features file {path}: must hold a non-empty JSON list of feature rows")
+    for index, row in enumerate(rows):
+        values = row if isinstance(row, list) else [row]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise DataError(f"--features file {path}: row {index} must be a list of numbers, got {row!r:.100}")
+    return rows
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 
 from keras_trainer.config import ConfigSource, FeatureConfig, TrainerConfig, load_config
 from keras_trainer.core import persistence, precision
+from keras_trainer.core.data import check_feature_values, check_one_hot
 from keras_trainer.core.fit import fit
 from keras_trainer.core.history import TrainingHistory
 from keras_trainer.core.models import build_model
@@ -74,9 +75,7 @@ def as_feature_matrix(features: Any, width: Optional[int], name: str = "features
         )
     if width is not None and matrix.shape[-1] != width:
         raise DataError(f"{name}: expected {width} features per sample, got shape {matrix.shape}")
-    if not np.all(np.isfinite(matrix)):
-        row = int(np.argwhere(~np.isfinite(matrix))[0][0])
-        raise DataError(f"{name}: row {row} contains NaN or infinite values")
+    check_feature_values(matrix, name)
     return matrix
 
 
@@ -135,7 +134,9 @@ class ModelTrainer:
             raise DataError(
                 f"ir_samples has {len(ir_samples)} entries but runtime_data has {len(runtime_data)}"
             )
-        features = np.asarray(self.feature_extractor.extract(ir_samples, runtime_data), dtype="float32")
+        features = np.asarray(self.feature_extractor.extract(ir_samples, runtime_data), dtype="float64")
+        check_feature_values(features, "features", self.feature_extractor.feature_names, row_name="sample")
+        features = features.astype("float32")
         expected = self.config.model.input_dim
         if expected is not None and features.shape[1] != expected:
             raise ConfigError(
@@ -153,11 +154,17 @@ class ModelTrainer:
         """
         features = as_feature_matrix(features, self.input_dim)
         # Per feature (last axis), over samples and, for sequence windows, time steps.
-        features = features.reshape(-1, features.shape[-1])
-        variance = features.var(axis=0)
+        features = features.reshape(-1, features.shape[-1]).astype("float64")
+        mean, variance = features.mean(axis=0), features.var(axis=0)
         variance[variance <= 1e-12] = 1.0
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(variance) & (variance < 3e38))):
+            column = int(np.flatnonzero(~np.isfinite(mean) | ~np.isfinite(variance) | (variance >= 3e38))[0])
+            raise DataError(
+                f"features: the normalization statistics of column {column} overflow float32 "
+                f"(mean {mean[column]:.3g}, variance {variance[column]:.3g}); rescale that feature"
+            )
         self._normalizer = keras.layers.Normalization(
-            mean=features.mean(axis=0), variance=variance, name=NORMALIZATION_LAYER
+            mean=mean.astype("float32"), variance=variance.astype("float32"), name=NORMALIZATION_LAYER
         )
 
     @property
@@ -275,6 +282,7 @@ class ModelTrainer:
                 f"{name}: expected one-hot labels of shape (n, {self.config.model.output_dim}) or "
                 f"class indices of shape (n,), got {y.shape}"
             )
+        check_one_hot(y, name)
         return y.astype("float32")
 
     def _split(self, data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -419,7 +427,20 @@ class ModelTrainer:
         if "config" in metadata:
             self.config = load_config(metadata["config"])
         self.model, self._normalizer = networks[0], normalizer
-        self.class_names = metadata.get("class_names", self.class_names)
+        class_names = metadata.get("class_names", self.class_names)
+        outputs = int(self.model.output_shape[-1])
+        if not (
+            isinstance(class_names, list)
+            and len(class_names) == outputs
+            and all(isinstance(name, str) for name in class_names)
+        ):
+            from keras_trainer.errors import CheckpointError
+
+            raise CheckpointError(
+                f"{os.fspath(model_path)}: metadata 'class_names' must be a list of {outputs} "
+                f"strings, got {class_names!r:.200}"
+            )
+        self.class_names = class_names
         if "feature_config" in metadata and self._feature_extractor is None:
             self.config.features = FeatureConfig.from_dict(metadata["feature_config"], "features")
         self.history = None

@@ -6,6 +6,13 @@ metrics (`exec_time_ns`, `compile_time_ms`, `code_size_bytes`), extracts the
 static IR features, asks the model for the best strategy, and recompiles with
 it (the O0 build is reused when O0 wins).
 
+Untrusted IR (the default) never runs in the caller's process: the O0 probe,
+its timing runs, the chosen build and every call of the returned function run
+in a worker subprocess (`keras_trainer.jit.sandbox`) with a time limit, and IR
+that declares external functions other than C math, uses external globals or
+inline assembly is refused. `trusted=True` compiles and runs in-process, for
+IR you wrote (lowest call overhead). See docs/jit.md, "Trust model".
+
 The model is a "serving model" saved by `ModelTrainer` (or
 `keras_trainer.core.persistence.save_model`): it takes RAW features and
 outputs probabilities over the strategies; its metadata has "class_names"
@@ -29,6 +36,7 @@ import numpy as np
 from keras_trainer.errors import CheckpointError, DataError, ModelError
 from keras_trainer.jit.engine import CompiledFunction, compile_ir
 from keras_trainer.jit.features import FeatureExtractor
+from keras_trainer.jit.sandbox import IsolatedFunction, IsolatedJIT, check_untrusted_ir
 from keras_trainer.jit.strategies import STRATEGY_NAMES, get_strategy
 from keras_trainer.jit.worker import time_call
 
@@ -47,6 +55,12 @@ class AdaptiveJIT:
         model_path: a `.keras`/`.h5` file saved with keras_trainer metadata
             ("class_names", "feature_config").
         probe_repeats: timed O0 runs for `exec_time_ns` (median).
+        trusted: `False` (default) runs the IR's machine code only in a worker
+            subprocess with a time limit and refuses IR that calls outside the
+            module; `True` compiles and runs it in this process. Pass `True`
+            only for IR you wrote.
+        timeout_s: wall-clock limit, in seconds, of each step in the worker
+            (the probe with its timing runs, the build, each call).
 
     Raises:
         CheckpointError: the model file is missing or unreadable.
@@ -54,7 +68,8 @@ class AdaptiveJIT:
             strategy, or its input size does not match the feature config.
     """
 
-    def __init__(self, model_path: str, probe_repeats: int = 3):
+    def __init__(self, model_path: str, probe_repeats: int = 3, trusted: bool = False,
+                 timeout_s: float = 60.0):
         model_path = os.fspath(model_path)
         if not os.path.exists(model_path):
             raise CheckpointError(f"model file not found: {model_path}")
@@ -80,6 +95,10 @@ class AdaptiveJIT:
         if probe_repeats < 1:
             raise DataError(f"probe_repeats must be >= 1, got {probe_repeats}")
         self.probe_repeats = probe_repeats
+        if not timeout_s > 0:
+            raise DataError(f"timeout_s must be > 0, got {timeout_s}")
+        self.trusted = bool(trusted)
+        self.timeout_s = float(timeout_s)
 
     def features(self, ir_text: str, entry: str = "entry",
                  args: Optional[Sequence] = None) -> tuple:
@@ -87,10 +106,17 @@ class AdaptiveJIT:
 
         Returns:
             `(features, baseline)`: float32 array `(1, n_features)` and the O0
-            `CompiledFunction` that was run to measure the runtime metrics.
+            build that was run to measure the runtime metrics: a
+            `CompiledFunction` when trusted, else an `IsolatedFunction` (its
+            worker stays up for the chosen build; `close()` it if unused).
+
+        Raises:
+            WorkerError: untrusted IR that hung past `timeout_s` or crashed.
         """
         module_args = list(args or [])
         static = self.extractor.extract_static(ir_text, entry=entry)
+        if not self.trusted:
+            return self._isolated_features(ir_text, entry, module_args, static)
         baseline = compile_ir(ir_text, entry, "O0", measure_code_size=True)
         if len(module_args) != len(baseline.argtypes):
             raise DataError(
@@ -101,6 +127,24 @@ class AdaptiveJIT:
         times = time_call(baseline.cfunc, baseline.convert(module_args), self.probe_repeats)
         metrics = {
             "exec_time_ns": float(np.median(times)),
+            "compile_time_ms": baseline.compile_time_ms,
+            "code_size_bytes": baseline.code_size_bytes,
+        }
+        runtime = self.extractor.extract_runtime(metrics, index=0)
+        return np.concatenate([static, runtime])[None, :].astype(np.float32), baseline
+
+    def _isolated_features(self, ir_text: str, entry: str, module_args: list, static: np.ndarray):
+        check_untrusted_ir(ir_text, entry)
+        worker = IsolatedJIT(self.timeout_s)
+        try:
+            probe = worker.probe(ir_text, entry, module_args, self.probe_repeats)
+        except BaseException:
+            worker.close()
+            raise
+        baseline = IsolatedFunction(worker, get_strategy(0).name, entry, probe["argtypes"],
+                                    probe["compile_time_ms"], probe["code_size_bytes"])
+        metrics = {
+            "exec_time_ns": float(np.median(probe["times_ns"])),
             "compile_time_ms": baseline.compile_time_ms,
             "code_size_bytes": baseline.code_size_bytes,
         }
@@ -124,15 +168,33 @@ class AdaptiveJIT:
                 parameters).
 
         Returns:
-            A `CompiledFunction` with `.strategy` (the chosen name) and
-            `.probabilities` (dict strategy -> probability).
+            A `CompiledFunction` (trusted) or `IsolatedFunction` (untrusted,
+            each call runs in the worker; `close()` it when done) with
+            `.strategy` (the chosen name) and `.probabilities` (dict strategy
+            -> probability).
 
         Raises:
-            IRParseError, DataError: bad IR, missing entry, wrong arguments.
+            IRParseError, DataError: bad IR, missing entry, wrong arguments,
+                or (untrusted) IR that calls outside the module.
+            WorkerError: (untrusted) the IR hung past `timeout_s` or crashed.
         """
         row, baseline = self.features(ir_text, entry, args)
-        probabilities = self.predict(row)[0]
-        choice = self.class_names[int(np.argmax(probabilities))]
+        try:
+            probabilities = self.predict(row)[0]
+            choice = self.class_names[int(np.argmax(probabilities))]
+            if isinstance(baseline, IsolatedFunction):
+                built = baseline._worker.build(choice)
+                compiled = IsolatedFunction(baseline._worker, choice, entry, baseline.argtypes,
+                                            built["compile_time_ms"],
+                                            baseline.code_size_bytes if choice == baseline.strategy else None)
+                compiled.probabilities = {
+                    name: float(p) for name, p in zip(self.class_names, probabilities)
+                }
+                return compiled
+        except BaseException:
+            if isinstance(baseline, IsolatedFunction):
+                baseline.close()
+            raise
         if choice == get_strategy(0).name:
             compiled = baseline
         else:

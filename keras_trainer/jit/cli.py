@@ -63,6 +63,10 @@ def register(subparsers) -> None:
     jit.add_argument("file", help=".ll file")
     jit.add_argument("args", type=_number, nargs="*", help="arguments of the entry function")
     jit.add_argument("--entry", default="entry")
+    jit.add_argument("--timeout", type=float, default=60.0,
+                     help="seconds each step of the untrusted IR (probe, build, run) may take")
+    jit.add_argument("--trusted", action="store_true",
+                     help="compile and run the IR in this process (only for IR you wrote)")
     jit.set_defaults(handler=run_jit)
 
 
@@ -70,14 +74,12 @@ def run_collect(args) -> int:
     from keras_trainer.jit.collect import collect_dataset, save_dataset
     from keras_trainer.jit.corpus import generate_corpus
 
+    from keras_trainer.config import read_text_file
+
     try:
         modules = []
         for path in args.files:
-            try:
-                with open(path) as f:
-                    text = f.read()
-            except OSError as error:
-                raise DataError(f"{path}: cannot read ({error.strerror})") from None
+            text = read_text_file(path, "IR", DataError)
             modules.append({"name": os.path.basename(path), "ir": text, "entry": args.entry,
                             "args": list(args.args)})
         if args.corpus:
@@ -107,20 +109,21 @@ def run_collect(args) -> int:
 
 
 def run_jit(args) -> int:
+    from keras_trainer.config import read_text_file
     from keras_trainer.jit.adaptive import AdaptiveJIT
 
+    function = None
     try:
-        try:
-            with open(args.file) as f:
-                text = f.read()
-        except OSError as error:
-            raise DataError(f"{args.file}: cannot read ({error.strerror})") from None
-        jit = AdaptiveJIT(args.model)
+        text = read_text_file(args.file, "IR", DataError)
+        jit = AdaptiveJIT(args.model, trusted=args.trusted, timeout_s=args.timeout)
         function = jit.compile(text, args.entry, args=args.args)
         result = function(*args.args)
     except KerasTrainerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if function is not None and hasattr(function, "close"):
+            function.close()
     probabilities = ", ".join(f"{k}={v:.3f}" for k, v in function.probabilities.items())
     print(f"strategy: {function.strategy} ({probabilities})")
     print(f"result: {result}")
