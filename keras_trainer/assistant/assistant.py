@@ -26,7 +26,7 @@ from keras_trainer.assistant.data import encode_batch, load_pairs, make_training
 from keras_trainer.assistant.generation import BeamSearchGenerator, GreedyGenerator, check_query
 from keras_trainer.assistant.model import MaskedTokenAccuracy, assistant_loss, build_assistant_model
 from keras_trainer.assistant.tokenizer import AssistantTokenizer
-from keras_trainer.errors import CheckpointError, DataError, ModelError
+from keras_trainer.errors import CheckpointError, ConfigError, DataError, KerasTrainerError, ModelError
 
 TASK = "assistant"
 
@@ -74,11 +74,11 @@ class Assistant:
     def generator(self, method: str = "greedy", max_length: int = 64, beam_width: int = 4):
         """Returns the (cached) compiled generator model for these settings."""
         if method not in ("greedy", "beam"):
-            raise ValueError(f"method must be 'greedy' or 'beam', got {method!r}")
+            raise ConfigError(f"method: must be 'greedy' or 'beam', got {method!r}")
         if not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+            raise ConfigError(f"max_length: must be a positive integer, got {max_length!r}")
         if method == "beam" and (not isinstance(beam_width, int) or beam_width < 1):
-            raise ValueError(f"beam_width must be a positive integer, got {beam_width!r}")
+            raise ConfigError(f"beam_width: must be a positive integer, got {beam_width!r}")
         key = (method, max_length, beam_width if method == "beam" else None)
         if key not in self._generators:
             if method == "greedy":
@@ -237,8 +237,15 @@ def load_assistant(path: Union[str, os.PathLike]) -> Assistant:
             f"{os.fspath(path)}: not an assistant model file (metadata task="
             f"{metadata.get('task')!r}); save it with Assistant.save"
         )
-    tokenizer = AssistantTokenizer.from_config(metadata["tokenizer"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        config = load_assistant_config(metadata.get("config", {}))
+    key = "tokenizer"
+    try:
+        tokenizer = AssistantTokenizer.from_config(metadata["tokenizer"])
+        key = "config"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = load_assistant_config(metadata.get("config", {}))
+    except (KerasTrainerError, TypeError, ValueError, KeyError, AttributeError) as error:
+        raise CheckpointError(
+            f"{os.fspath(path)}: metadata {key!r} is not a valid assistant {key} ({error})"
+        ) from None
     return Assistant(model, tokenizer, config)
