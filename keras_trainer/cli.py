@@ -84,12 +84,13 @@ def _train(args: argparse.Namespace) -> int:
     X_train, y_train = trainer.prepare_training_data(
         pick(ir_samples, train_idx), pick(runtime_data, train_idx), pick(labels, train_idx)
     )
-    X_test, y_test = trainer.prepare_training_data(
-        pick(ir_samples, test_idx),
-        pick(runtime_data, test_idx),
-        pick(labels, test_idx),
-        fit_normalizer=False,
-    )
+    if len(test_idx):  # data.test_split = 0 holds out nothing
+        X_test, y_test = trainer.prepare_training_data(
+            pick(ir_samples, test_idx),
+            pick(runtime_data, test_idx),
+            pick(labels, test_idx),
+            fit_normalizer=False,
+        )
     print(f"dataset: {data_path} ({len(train_idx)} train, {len(test_idx)} test samples)")
     trainer.create_model(X_train.shape[1])
     history = trainer.train((X_train, y_train))
