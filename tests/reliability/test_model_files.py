@@ -128,7 +128,7 @@ def test_a_file_naming_a_missing_module_gives_a_named_error(model_file, loader):
 
 def test_a_class_registered_by_another_package_is_refused(model_file):
     @keras.saving.register_keras_serializable(package="ThirdPartyReliabilityTest")
-    class Intruder(keras.layers.Dense):
+    class Intruder(keras.layers.Normalization):
         pass
 
     _rewrite_config(model_file, _name_module("somewhere", "Intruder", "ThirdPartyReliabilityTest>Intruder"))
