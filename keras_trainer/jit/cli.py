@@ -75,8 +75,10 @@ def run_collect(args) -> int:
     from keras_trainer.jit.corpus import generate_corpus
 
     from keras_trainer.config import read_text_file
+    from keras_trainer.core.atomic import check_writable_path
 
     try:
+        check_writable_path(args.output, "--output", (".json",))
         modules = []
         for path in args.files:
             text = read_text_file(path, "IR", DataError)

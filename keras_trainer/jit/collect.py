@@ -287,13 +287,9 @@ def read_dataset(path: str) -> dict:
             message names the file, the record index and the key).
     """
     path = os.fspath(path)
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: dataset file not found") from None
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON: {error}") from None
+    from keras_trainer.config import read_json_file
+
+    data = read_json_file(path, "dataset", DataError)
     if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise DataError(f"{path}: 'format' must be {DATASET_FORMAT!r}, got {found!r}")
