@@ -48,7 +48,6 @@ from keras_trainer.errors import DataError
 from keras_trainer.jit.strategies import STRATEGY_NAMES, get_strategy
 
 DATASET_FORMAT = "keras_trainer.jit_dataset/1"
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _module_fields(module, index: int) -> dict:
@@ -136,8 +135,9 @@ def label_samples(dataset: dict, tie_tolerance: float = 0.02, tie_break: str = "
 
 def run_worker(job: dict, timeout_s: float) -> dict:
     """Runs one measuring job in a fresh subprocess; failures come back as `ok: False`."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = _PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    from keras_trainer.jit.sandbox import worker_env
+
+    env = worker_env()
     try:
         process = subprocess.run(
             [sys.executable, "-m", "keras_trainer.jit.worker"],
