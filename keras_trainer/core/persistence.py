@@ -206,13 +206,10 @@ def allowed_objects() -> dict[str, Any]:
 
 
 def _is_keras_symbol(module: str, name: str) -> bool:
-    import sys
-
-    from keras.src.api_export import get_symbol_from_name
-
-    if module != "keras" and not module.startswith("keras."):
-        return False
-    return get_symbol_from_name(f"{module}.{name}") is not None or module in sys.modules
+    # Keras' own package: Keras resolves these itself (backend-specific classes such
+    # as `keras.src.backend.torch.optimizers.torch_adam.Adam` included) and accepts
+    # only `KerasSaveable` subclasses from them.
+    return module == "keras" or module.startswith("keras.")
 
 
 def _is_keras_builtin_function(name: str) -> bool:
