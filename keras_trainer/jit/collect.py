@@ -41,7 +41,6 @@ import platform
 import signal
 import subprocess
 import sys
-import tempfile
 from typing import Callable, Iterable, Optional
 
 from keras_trainer.errors import DataError
@@ -263,19 +262,12 @@ def _llvm_version() -> str:
 
 def save_dataset(dataset: dict, path: str) -> str:
     """Writes a dataset JSON atomically (temp file in the same folder, then rename)."""
+    from keras_trainer.core.atomic import atomic_path
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
+    with atomic_path(path) as temp:
+        with open(temp, "w", encoding="utf-8") as f:
             json.dump(dataset, f, separators=(",", ":"))
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
