@@ -159,3 +159,19 @@ def test_assistant_generation_arguments_are_config_errors(settings, key):
     assistant._generators = {}
     with pytest.raises(ConfigError, match=f"^{key}: "):
         assistant.generator(**settings)
+
+
+# ------------------------------------------------- past the list: more loaders
+def test_a_binary_dataset_file_is_named(tmp_path):
+    from keras_trainer.jit.collect import load_dataset
+
+    path = tmp_path / "data.json"
+    path.write_bytes(b"\x00\xff\xfe binary")
+    with pytest.raises(DataError, match="data.json: not UTF-8"):
+        load_dataset(str(path))
+
+
+def test_collect_with_a_wrong_output_suffix_fails_before_measuring(capsys, tmp_path):
+    status = cli.main(["collect", "--corpus", "1", "--output", str(tmp_path / "data.txt")])
+    err = capsys.readouterr().err
+    assert status == 2 and "--output" in err and "'.json'" in err

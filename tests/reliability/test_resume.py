@@ -141,7 +141,10 @@ def test_resume_replaces_a_corrupt_best_model(tmp_path):
 def test_resume_does_not_repeat_rows_of_the_csv_log(tmp_path):
     _train(tmp_path, epochs=2, early_stopping_patience=0)
     csv = tmp_path / "history.csv"
-    csv.write_text(csv.read_text() + "2,0.5,0.1,0.7,0.5")  # a row cut short by a kill
+    # A kill after epoch 2's CSV row but before its checkpoint, then a row cut short.
+    header = csv.read_text().splitlines()[0]
+    full_row = ",".join(["2"] + ["0.5"] * header.count(","))
+    csv.write_text(csv.read_text() + full_row + "\n" + "3,0.5,0.1")
     _train(tmp_path, epochs=3, early_stopping_patience=0, resume=True)
     epochs = [line.split(",")[0] for line in csv.read_text().strip().splitlines()[1:]]
     assert epochs == ["0", "1", "2"]
