@@ -11,7 +11,7 @@ from keras_trainer.errors import ConfigError, DataError
 
 pytest.importorskip("llvmlite")
 
-from keras_trainer.trainer import ModelTrainer  # noqa: E402
+from keras_trainer import ModelTrainer  # noqa: E402
 
 CONFIG = {
     "model": {"input_dim": 12, "hidden_layers": [4], "output_dim": 5},

@@ -77,7 +77,7 @@ def model_file(request, tmp_path):
 
 def _loaders():
     def trainer(path):
-        from keras_trainer.trainer import ModelTrainer
+        from keras_trainer import ModelTrainer
 
         ModelTrainer({}).load_model(path)
 
@@ -187,7 +187,7 @@ def test_deeply_nested_metadata_is_a_named_error(tmp_path):
 
 
 def test_hostile_class_names_in_trainer_metadata_are_named(model_file):
-    from keras_trainer.trainer import ModelTrainer
+    from keras_trainer import ModelTrainer
 
     metadata = dict(_metadata(), class_names={"not": "a list"})
     save_model(_serving_model(), model_file, metadata)
