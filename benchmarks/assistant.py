@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from keras_trainer.assistant.config import AssistantConfig  # noqa: E402
+from keras_trainer.assistant.config import AssistantConfig, assistant_training  # noqa: E402
 from keras_trainer.assistant.data import load_pairs  # noqa: E402
 from keras_trainer.assistant.generation import GreedyGenerator  # noqa: E402
 from keras_trainer.assistant.model import assistant_loss, build_assistant_model  # noqa: E402
@@ -96,7 +96,8 @@ class NoEosGreedy(GreedyGenerator):
 
 def bench_ours(vocab, args, q, r_in, r_out):
     config = AssistantConfig(embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
-                             max_length=args.max_length, learning_rate=0.002, batch_size=args.batch)
+                             max_length=args.max_length,
+                             training=assistant_training(learning_rate=0.002, batch_size=args.batch))
     model = build_assistant_model(config, vocab)
     compile_model(model, config.to_training_config(), loss=assistant_loss())
     x = {"query": q, "response_in": r_in}

@@ -120,7 +120,7 @@ def main():
     # Engines take turns in rounds so that a change of machine load during the
     # run (other processes) affects them all alike and the ratios stay fair.
     rounds = 10
-    for name, (fn, iterations) in engines.items():
+    for fn, iterations in engines.values():
         measure(fn, x1, 0, warm_up=max(20, iterations // 20))
         measure(fn, x1024, 0, warm_up=5)
     single = {name: [] for name in engines}

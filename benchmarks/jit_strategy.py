@@ -24,10 +24,10 @@ import numpy as np
 
 
 def main(argv=None) -> int:
-    from keras_trainer.cli import stratified_split
+    from keras_trainer.jit.cli import stratified_split
     from keras_trainer.jit import SAMPLE_DATASET_PATH
     from keras_trainer.jit.collect import read_dataset
-    from keras_trainer.trainer import ModelTrainer
+    from keras_trainer.jit.trainer import ModelTrainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=SAMPLE_DATASET_PATH)

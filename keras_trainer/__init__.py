@@ -32,7 +32,6 @@ _EXPORTS = {
     "TrainerConfig": "keras_trainer.config",
     "ModelConfig": "keras_trainer.config",
     "TrainingConfig": "keras_trainer.config",
-    "FeatureConfig": "keras_trainer.config",
     "load_config": "keras_trainer.config",
     "json_schema": "keras_trainer.config",
     # core
@@ -90,7 +89,10 @@ _EXPORTS = {
     "export_assistant_onnx": "keras_trainer.assistant",
     "OnnxAssistant": "keras_trainer.assistant",
     # JIT family
-    "ModelTrainer": "keras_trainer.trainer",
+    "ModelTrainer": "keras_trainer.jit.trainer",
+    "JITConfig": "keras_trainer.jit.config",
+    "FeatureConfig": "keras_trainer.jit.config",
+    "load_jit_config": "keras_trainer.jit.config",
     "FeatureExtractor": "keras_trainer.jit",
     "AdaptiveJIT": "keras_trainer.jit",
     "collect_dataset": "keras_trainer.jit",

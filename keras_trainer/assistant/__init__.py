@@ -1,4 +1,4 @@
-"""keras_trainer.assistant: seed 001's seq2seq question-answering model in Keras 3.
+"""keras_trainer.assistant: the seq2seq question-answering model in Keras 3.
 
 A bidirectional-LSTM encoder, additive attention and an LSTM decoder with the same
 parameter count as the seed's PyTorch model, trained through the shared `fit`;

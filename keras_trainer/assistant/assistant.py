@@ -147,26 +147,6 @@ def generate_batch(assistant: Assistant, queries: Sequence[str], **settings) -> 
     return assistant.generate_batch(queries, **settings)
 
 
-class _KeepBest(keras.callbacks.Callback):
-    """Keeps the weights of the best epoch in memory and puts them back at the end."""
-
-    def __init__(self, monitor: str):
-        super().__init__()
-        self.monitor = monitor
-        self.best = np.inf
-        self.best_weights = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is not None and value < self.best:
-            self.best = float(value)
-            self.best_weights = self.model.get_weights()
-
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-
-
 def train_assistant(
     config: Union[str, os.PathLike, dict, AssistantConfig, None] = None,
     pairs: Optional[Sequence[tuple[str, str]]] = None,
@@ -199,7 +179,7 @@ def train_assistant(
         [text for pair in pairs for text in pair], config.max_length, config.min_freq
     )
     x, y = make_training_arrays(pairs, tokenizer)
-    set_seed(config.seed)
+    set_seed(config.training.seed)
     model = build_assistant_model(config, tokenizer.vocab_size)
     assistant = Assistant(model, tokenizer, config)
     training = config.to_training_config()
@@ -214,7 +194,6 @@ def train_assistant(
         config=training,
         loss=assistant_loss(),
         metrics=[MaskedTokenAccuracy()],
-        callbacks=[_KeepBest(training.early_stopping_monitor)],
         save_model_fn=save_best,
     )
     return assistant, history

@@ -1,4 +1,4 @@
-"""The assistant's config: model sizes, vocabulary and training knobs in one place.
+"""The assistant's config: model sizes, vocabulary, and a shared `training` section.
 
 Example:
 
@@ -14,13 +14,50 @@ import dataclasses
 import os
 from typing import Any, Optional, Union
 
-from keras_trainer.config.fields import json_schema_for, option, to_dict
-from keras_trainer.config.schema import CheckpointConfig, TrainingConfig
+from keras_trainer.config.fields import ConfigSection, json_schema_for, option, to_dict
+from keras_trainer.config.schema import TrainingConfig
+
+
+# Training settings that differ from `TrainingConfig`'s defaults for the assistant.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 0.002,
+    "batch_size": 32,
+    "epochs": 1,
+    "gradient_clip_norm": 1.0,
+    "validation_split": 0.0,
+    "early_stopping_patience": 0,
+    "seed": 42,
+    "verbose": 0,
+    "loss": "sparse_categorical_crossentropy",
+    "metrics": [],
+}
+# Keys the assistant config used to hold at its top level; still accepted there and
+# moved into `training` (`checkpoint_dir` becomes `training.checkpoint.directory`).
+LEGACY_TRAINING_KEYS = (
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "gradient_clip_norm",
+    "validation_split",
+    "early_stopping_patience",
+    "seed",
+    "verbose",
+)
+
+
+def assistant_training(**changes: Any) -> TrainingConfig:
+    """The assistant's default `TrainingConfig` (`TRAINING_DEFAULTS`) with `changes` applied."""
+    return TrainingConfig.from_dict({**TRAINING_DEFAULTS, **changes}, "training")
 
 
 @dataclasses.dataclass
-class AssistantConfig:
-    """Sizes of the seq2seq assistant and how it is trained (seed 001 defaults)."""
+class AssistantConfig(ConfigSection):
+    """Sizes of the seq2seq assistant and how it is trained.
+
+    Training runs through the shared `fit` with `training` (a `TrainingConfig`
+    whose defaults are `TRAINING_DEFAULTS`). The best epoch's weights are kept:
+    by validation loss with a `validation_split`, else by training loss.
+    """
 
     embedding_dim: int = option(128, exclusive_minimum=0, description="Token embedding width.")
     hidden_dim: int = option(
@@ -39,49 +76,58 @@ class AssistantConfig:
     min_freq: int = option(
         1, exclusive_minimum=0, description="Words seen fewer times than this become <UNK>."
     )
-    learning_rate: float = option(0.002, exclusive_minimum=0.0, description="Adam learning rate.")
-    batch_size: int = option(32, exclusive_minimum=0, description="Pairs per batch.")
-    epochs: int = option(1, exclusive_minimum=0, description="Training epochs.")
-    gradient_clip_norm: float = option(
-        1.0, exclusive_minimum=0.0, description="Clip each gradient to this L2 norm."
-    )
-    validation_split: float = option(
-        0.0,
-        minimum=0.0,
-        exclusive_maximum=1.0,
-        description="Fraction of pairs held out; 0 trains on all and keeps the best training loss.",
-    )
-    early_stopping_patience: int = option(
-        0, minimum=0, description="Epochs without improvement before stopping; 0 turns it off."
-    )
-    seed: Optional[int] = option(42, minimum=0, description="Random seed; null leaves it random.")
     data_path: Optional[str] = option(
         None, description="training_data.json; null uses the bundled dataset."
     )
-    checkpoint_dir: Optional[str] = option(
-        None, description="Where the best checkpoint is kept; null keeps it in memory only."
+    training: TrainingConfig = option(
+        default_factory=assistant_training,
+        description=(
+            "How the assistant is trained (shared `training` section; assistant defaults: "
+            "learning_rate 0.002, epochs 1, gradient_clip_norm 1.0, validation_split 0, "
+            "verbose 0, sparse categorical cross-entropy). `checkpoint.directory` keeps "
+            "the best epoch as best.keras."
+        ),
     )
-    verbose: int = option(0, minimum=0, maximum=2, description="Keras progress output.")
+
+    @classmethod
+    def upgrade(cls, data: Any) -> Any:
+        """Accepts the older flat form (`epochs`, `batch_size`, ... at the top level)
+        and fills `training` with the assistant's defaults."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        training = data.get("training", {})
+        if not isinstance(training, dict):
+            return data
+        training = {**TRAINING_DEFAULTS, **{k: data.pop(k) for k in LEGACY_TRAINING_KEYS if k in data}, **training}
+        if "checkpoint_dir" in data:
+            checkpoint = dict(training.get("checkpoint", {}))
+            checkpoint.setdefault("directory", data.pop("checkpoint_dir"))
+            training["checkpoint"] = checkpoint
+        data["training"] = training
+        return data
+
+    @property
+    def seed(self) -> Optional[int]:
+        """The training seed (also seeds weight initialization)."""
+        return self.training.seed
 
     def to_training_config(self) -> TrainingConfig:
-        """Returns the shared `TrainingConfig` that `keras_trainer.core.fit.fit` runs with."""
-        monitor = "val_loss" if self.validation_split > 0 else "loss"
-        return TrainingConfig(
-            batch_size=self.batch_size,
-            epochs=self.epochs,
-            validation_split=self.validation_split,
-            learning_rate=self.learning_rate,
-            early_stopping_patience=self.early_stopping_patience,
+        """Returns the `TrainingConfig` that `keras_trainer.core.fit.fit` runs with.
+
+        The monitor follows `validation_split` (validation loss, else training loss)
+        and early stopping keeps the best epoch's weights; with patience 0 it never
+        stops early (patience = epochs) but still restores the best weights.
+        """
+        training = self.training
+        monitor = "val_loss" if training.validation_split > 0 else "loss"
+        patience = training.early_stopping_patience or training.epochs
+        checkpoint = training.checkpoint.replace(monitor=monitor, save_best=True)
+        return training.replace(
             early_stopping_monitor=monitor,
+            early_stopping_patience=patience,
             restore_best_weights=True,
-            loss="sparse_categorical_crossentropy",
-            metrics=[],
-            seed=self.seed,
-            verbose=self.verbose,
-            gradient_clip_norm=self.gradient_clip_norm,
-            checkpoint=CheckpointConfig(
-                directory=self.checkpoint_dir, monitor=monitor, save_best=True
-            ),
+            checkpoint=checkpoint.to_dict(),
         )
 
 

@@ -438,7 +438,7 @@ class AttentionDecoder(keras.layers.Layer):
         for index, cell in enumerate(self.cells):
             if index > 0:
                 if layer_drop is not None:
-                    h = h * layer_drop[:, index - 1]
+                    h = h * layer_drop[:, index - 1]  # noqa: F821  h: the previous cell's output
                 x = cell.project(h)
             h, c = cell.step(x, states[2 * index], states[2 * index + 1])
             new_states += [h, c]

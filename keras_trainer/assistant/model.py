@@ -1,4 +1,4 @@
-"""The seq2seq assistant network (seed 001), its loss and metric, and export views.
+"""The seq2seq assistant network (question answering), its loss and metric, and export views.
 
 `build_assistant_model` gives the teacher-forcing training model:
 `{"query": (batch, L), "response_in": (batch, L)} -> logits (batch, L, vocab)`.

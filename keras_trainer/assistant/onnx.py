@@ -31,7 +31,8 @@ import numpy as np
 from keras_trainer.assistant.data import encode_batch
 from keras_trainer.assistant.generation import check_query
 from keras_trainer.assistant.tokenizer import EOS_ID, PAD_ID, SOS_ID, AssistantTokenizer
-from keras_trainer.errors import DataError, ExportError, InferenceError, ModelError
+from keras_trainer.errors import ConfigError, DataError, ExportError, InferenceError, ModelError
+from keras_trainer.export.runtime import ort_session
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_STEP_FILE = "decoder_step.onnx"
@@ -130,19 +131,8 @@ def export_assistant_onnx(
 
 
 def _session(path: str):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Small per-step matmuls: one thread avoids spin-waiting on shared cores.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # ORT raises its own Fail/InvalidProtobuf types.
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InferenceError(f"cannot load {path!r} with ONNX Runtime: {message}") from None
+    return ort_session(path, intra_op_num_threads=1)
 
 
 def _metadata(session) -> dict[str, Any]:
@@ -252,7 +242,7 @@ class OnnxAssistant:
             `(batch, max_length)` int32 tokens, `<PAD>` after `<EOS>`.
         """
         if not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+            raise ConfigError(f"max_length: must be a positive integer, got {max_length!r}")
         query_ids = np.asarray(query_ids, dtype="int32")
         if query_ids.ndim != 2:
             raise DataError(f"query_ids must be (batch, length), got shape {query_ids.shape}")

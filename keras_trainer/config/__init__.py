@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any, Union
@@ -18,13 +19,10 @@ from keras_trainer.config.fields import from_dict, json_schema_for, option, to_d
 from keras_trainer.config.schema import (
     CheckpointConfig,
     DataConfig,
-    FeatureConfig,
     LoggingConfig,
     LRScheduleConfig,
     ModelConfig,
     OptimizerConfig,
-    OutputConfig,
-    RuntimeMetricSpec,
     TrainerConfig,
     TrainingConfig,
 )
@@ -115,6 +113,8 @@ def load_section(cls: type, source: Any, what: str = "config") -> Any:
         return cls()
     if isinstance(source, cls):
         return source
+    if dataclasses.is_dataclass(source) and not isinstance(source, type):
+        source = to_dict(source)  # another section class, e.g. a TrainerConfig for a JITConfig
     if isinstance(source, (str, os.PathLike)):
         data = read_json_file(source, what)
         try:
@@ -140,11 +140,18 @@ def load_config(source: ConfigSource) -> TrainerConfig:
     return load_section(TrainerConfig, source)
 
 
-def json_schema() -> dict:
-    """Returns the JSON Schema of a whole config file, for editors and validators."""
-    schema = json_schema_for(TrainerConfig)
+def json_schema(kind: str = "trainer") -> dict:
+    """Returns the JSON Schema of a whole config file, for editors and validators.
+
+    Args:
+        kind: A name in `keras_trainer.registry.CONFIG_FILES`: "trainer" (the shared
+            sections), "jit", "assistant", ...
+    """
+    from keras_trainer.registry import CONFIG_FILES
+
+    schema = json_schema_for(CONFIG_FILES.get(kind, "config kind"))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "keras_trainer config"
+    schema["title"] = "keras_trainer config" if kind == "trainer" else f"keras_trainer {kind} config"
     return schema
 
 
@@ -152,13 +159,10 @@ __all__ = [
     "CheckpointConfig",
     "ConfigSource",
     "DataConfig",
-    "FeatureConfig",
     "LRScheduleConfig",
     "LoggingConfig",
     "ModelConfig",
     "OptimizerConfig",
-    "OutputConfig",
-    "RuntimeMetricSpec",
     "TrainerConfig",
     "TrainingConfig",
     "TuningConfig",

@@ -40,23 +40,44 @@ def _rows(schema: dict, prefix: str, sections: list) -> list[str]:
     return rows
 
 
-def config_reference() -> str:
-    """Returns the Markdown reference of all options, section by section."""
-    lines = [
-        "# Config reference",
-        "",
-        "Generated from `keras_trainer/config/schema.py` by `python -m keras_trainer.config.docs`;",
-        "do not edit by hand. `keras-trainer schema` prints the same as JSON Schema.",
-    ]
-    pending = [("", json_schema())]
+def _sections(lines: list, schema: dict, skip: set) -> None:
+    top = dict(schema)
+    top["properties"] = {k: v for k, v in schema.get("properties", {}).items() if k not in skip}
+    pending = [("", top)]
     while pending:
         path, schema = pending.pop(0)
         nested: list = []
         rows = _rows(schema, path, nested)
         if rows:
-            lines += ["", f"## `{path or 'top level'}`", "", schema.get("description", ""), ""]
+            lines += ["", f"### `{path or 'top level'}`", "", schema.get("description", ""), ""]
             lines += ["| option | type | default | description |", "| --- | --- | --- | --- |", *rows]
         pending = nested + pending
+
+
+def config_reference() -> str:
+    """Returns the Markdown reference of all options of every config file kind."""
+    from keras_trainer.registry import CONFIG_FILES
+
+    lines = [
+        "# Config reference",
+        "",
+        "Generated from the config sections (`keras_trainer/config/schema.py` and each",
+        "family's `config` module) by `python -m keras_trainer.config.docs`; do not edit",
+        "by hand. `keras-trainer schema --kind KIND` prints the same as JSON Schema.",
+        "",
+        "## Shared sections (`--kind trainer`)",
+    ]
+    shared = json_schema("trainer")
+    _sections(lines, shared, set())
+    for kind in CONFIG_FILES.names():
+        if kind == "trainer":
+            continue
+        schema = json_schema(kind)
+        extends = set(shared["properties"]) <= set(schema.get("properties", {}))
+        lines += ["", f"## `{kind}` config file (`--kind {kind}`)", ""]
+        if extends:
+            lines.append("The shared sections above, plus:")
+        _sections(lines, schema, set(shared["properties"]) if extends else set())
     return "\n".join(lines) + "\n"
 
 

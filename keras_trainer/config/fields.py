@@ -13,6 +13,7 @@ single declaration the library derives:
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
 import types
@@ -157,6 +158,8 @@ def _convert(annotation: Any, value: Any, path: str, meta: dict) -> Any:
             for k, v in value.items()
         }
     if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation) and isinstance(value, ConfigSection):
+            return value  # validated when it was built
         return from_dict(annotation, value, path)
     if annotation is bool:
         if isinstance(value, bool):
@@ -204,6 +207,9 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     """
     if isinstance(data, cls):
         data = to_dict(data)
+    upgrade = getattr(cls, "upgrade", None)
+    if upgrade is not None:
+        data = upgrade(data)
     where = path or "config"
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: must be an object, got {_describe(data)}")
@@ -224,11 +230,38 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
             values[name] = _convert(hints[name], data[name], key_path, dict(field.metadata))
         elif field.default is _MISSING and field.default_factory is _MISSING:
             raise ConfigError(f"{key_path}: required key is missing")
-    instance = cls(**values)
+    token = _BUILDING.set(True)  # values are checked already; skip __post_init__'s check
+    try:
+        instance = cls(**values)
+    finally:
+        _BUILDING.reset(token)
     validate = getattr(instance, "validate", None)
     if validate is not None:
         validate(path)
     return instance
+
+
+_BUILDING = contextvars.ContextVar("keras_trainer_config_building", default=False)
+
+
+def check_fields(instance: Any, path: str = "") -> None:
+    """Validates a config dataclass built in Python exactly as `from_dict` validates JSON.
+
+    Converts each field in place (e.g. an int given for a float option becomes a float)
+    and runs the section's `validate`.
+
+    Raises:
+        ConfigError: naming the key path of the first problem found.
+    """
+    hints = _hints(type(instance))
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        converted = _convert(hints[field.name], value, _join(path, field.name), dict(field.metadata))
+        if converted is not value:
+            object.__setattr__(instance, field.name, converted)
+    validate = getattr(instance, "validate", None)
+    if validate is not None:
+        validate(path)
 
 
 def _join(path: str, key: str) -> str:
@@ -323,6 +356,16 @@ class ConfigSection:
     """
 
     section_path = ""
+
+    @classmethod
+    def upgrade(cls, data: Any) -> Any:
+        """Rewrites older JSON forms of this section into the current one (default: as is)."""
+        return data
+
+    def __post_init__(self) -> None:
+        # A section built in Python gets the same checks as one read from JSON.
+        if not _BUILDING.get():
+            check_fields(self, type(self).section_path)
 
     @classmethod
     def from_dict(cls, data: dict, path: Any = None):

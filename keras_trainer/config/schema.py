@@ -1,8 +1,10 @@
 """The config schema: every option of keras_trainer, declared once.
 
-A config is a JSON object with the sections below. Seed 000's
-`config/model_config.json` (only `model` and `training`, a handful of keys) is a
-valid config as is: everything it leaves out has the documented default.
+A config is a JSON object with the sections below, shared by every model family
+(families add their own sections, e.g. the JIT family's `features` and `output`, in
+their `config` module). `config/model_config.json` (only `model` and `training`, a
+handful of keys) is a valid config as is: everything it leaves out has the
+documented default.
 
 Example:
 
@@ -27,6 +29,7 @@ OutputActivation = Literal["softmax", "sigmoid", "linear"]
 Initializer = Literal[
     "glorot_uniform",
     "glorot_normal",
+    "glorot",
     "xavier",
     "he_uniform",
     "he_normal",
@@ -34,6 +37,9 @@ Initializer = Literal[
     "orthogonal",
     "lecun_normal",
 ]
+# Other names for Keras initializers, accepted wherever a config names one
+# (`model.kernel_initializer`, the tabular factory's `weight_init`).
+INITIALIZER_ALIASES = {"xavier": "glorot_uniform", "glorot": "glorot_uniform", "he": "he_normal"}
 
 
 @dataclasses.dataclass
@@ -43,7 +49,7 @@ class ModelConfig(ConfigSection):
     type: str = option(
         "mlp",
         description=(
-            "Model builder name. 'mlp' is the JIT strategy network (seed 000); "
+            "Model builder name. 'mlp' is a dense network on flat features (the JIT strategy network); "
             "families register more (e.g. 'feed_forward', 'lstm', 'cnn_lstm')."
         ),
     )
@@ -70,7 +76,10 @@ class ModelConfig(ConfigSection):
     )
     kernel_initializer: Initializer = option(
         "glorot_uniform",
-        description="Weight initializer of Dense layers ('xavier' = glorot_uniform, 'he' = he_normal).",
+        description=(
+            "Weight initializer of Dense layers ('xavier' and 'glorot' = glorot_uniform, "
+            "'he' = he_normal)."
+        ),
     )
     lstm_hidden_size: int = option(
         64, exclusive_minimum=0, description="LSTM units (sequence models only)."
@@ -312,44 +321,8 @@ class TrainingConfig(ConfigSection):
 
 
 @dataclasses.dataclass
-class RuntimeMetricSpec(ConfigSection):
-    """One runtime metric used as a feature."""
-
-    key: str = option(description="Key in each runtime-metrics dict.")
-    transform: Literal["identity", "log1p"] = option(
-        "identity", description="Applied before normalization; log1p suits times and counts."
-    )
-
-
-def _default_runtime_metrics() -> list[RuntimeMetricSpec]:
-    return [
-        RuntimeMetricSpec("exec_time_ns", "log1p"),
-        RuntimeMetricSpec("compile_time_ms", "log1p"),
-        RuntimeMetricSpec("code_size_bytes", "log1p"),
-    ]
-
-
-@dataclasses.dataclass
-class FeatureConfig(ConfigSection):
-    """Which features the JIT strategy model sees (static IR features + runtime metrics)."""
-
-    static_features: Literal["default", "extended", "autophase"] = option(
-        "default",
-        description=(
-            "Static IR feature set: 'default' (9 features, see docs/features.md), "
-            "'extended' (24 instruction-kind and CFG counts) or "
-            "'autophase' (the 56 Autophase features of CompilerGym)."
-        ),
-    )
-    runtime_metrics: list[RuntimeMetricSpec] = option(
-        default_factory=_default_runtime_metrics,
-        description="Runtime metrics appended after the static features, in order.",
-    )
-
-
-@dataclasses.dataclass
 class DataConfig(ConfigSection):
-    """Where the CLI's `train` reads its dataset."""
+    """Where the command line reads its dataset, and how much of it is held out."""
 
     path: Optional[str] = option(
         None, description="Dataset JSON; null uses the bundled sample dataset."
@@ -363,25 +336,16 @@ class DataConfig(ConfigSection):
 
 
 @dataclasses.dataclass
-class OutputConfig(ConfigSection):
-    """Where results are written."""
-
-    model_path: str = option(
-        "models/jit_optimizer.keras", description="Saved model (.keras or .h5)."
-    )
-
-
-@dataclasses.dataclass
 class TrainerConfig(ConfigSection):
-    """A whole keras_trainer config file."""
+    """A whole keras_trainer config file: the sections every model family shares.
+
+    Families extend it with their own sections (`keras_trainer.jit.config.JITConfig`
+    adds `features` and `output`); `keras_trainer.registry.CONFIG_FILES` lists them.
+    """
 
     model: ModelConfig = option(default_factory=ModelConfig, description="The network.")
     training: TrainingConfig = option(default_factory=TrainingConfig, description="Training.")
-    features: FeatureConfig = option(
-        default_factory=FeatureConfig, description="JIT feature extraction."
-    )
     data: DataConfig = option(default_factory=DataConfig, description="Dataset location.")
-    output: OutputConfig = option(default_factory=OutputConfig, description="Output paths.")
     tuning: TuningConfig = option(
         default_factory=TuningConfig, description="Hyperparameter search (keras-trainer tune)."
     )

@@ -1,6 +1,6 @@
 """The `tuning` config section: search method, budget, metric and search space.
 
-`TuningConfig` (also exported as the seed's `AutoTrainerConfig`) and
+`TuningConfig` (also exported under its older name `AutoTrainerConfig`) and
 `HyperparameterSpace` are declared with `keras_trainer.config.option`, so a JSON
 `tuning` section validates into them with errors naming the key path, and their
 JSON Schema is generated. Constructing them in Python validates too.
@@ -19,6 +19,7 @@ Example (JSON):
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 from typing import Literal, Optional
 
@@ -49,6 +50,52 @@ def _unique(values: list) -> list:
         if value not in seen:
             seen.append(value)
     return seen
+
+
+# Metric names `keras.metrics.get` accepts in the pinned Keras (3.15), so the config can
+# check `tuning.metric` without importing Keras; tests/tuning checks the list is current.
+KERAS_METRIC_NAMES = (
+    "accuracy",
+    "auc",
+    "binary_accuracy",
+    "binary_crossentropy",
+    "categorical_accuracy",
+    "categorical_crossentropy",
+    "categorical_hinge",
+    "concordance_correlation",
+    "cosine_similarity",
+    "f1_score",
+    "f_beta_score",
+    "false_negatives",
+    "false_positives",
+    "hinge",
+    "kl_divergence",
+    "log_cosh_error",
+    "mae",
+    "mape",
+    "mean",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_error",
+    "mean_squared_logarithmic_error",
+    "mse",
+    "msle",
+    "pearson_correlation",
+    "poisson",
+    "precision",
+    "r2_score",
+    "recall",
+    "root_mean_squared_error",
+    "sparse_categorical_accuracy",
+    "sparse_categorical_crossentropy",
+    "sparse_top_k_categorical_accuracy",
+    "squared_hinge",
+    "sum",
+    "top_k_categorical_accuracy",
+    "true_negatives",
+    "true_positives",
+)
+TRADING_METRICS = ("sharpe", "sortino")
 
 
 @dataclasses.dataclass
@@ -215,8 +262,6 @@ class TuningConfig(ConfigSection):
         Raises:
             ConfigError: naming the key path of the first problem.
         """
-        from keras_trainer.tuning.metrics import resolve_objective
-
         if self.search_method not in SEARCH_METHODS:
             raise ConfigError(
                 f"{_at(path, 'search_method')}: must be one of {', '.join(SEARCH_METHODS)}, got {self.search_method!r}"
@@ -237,9 +282,30 @@ class TuningConfig(ConfigSection):
                 f"{type(self.hyperparameter_space).__name__}"
             )
         self.hyperparameter_space.validate(_at(path, "hyperparameter_space"))
-        resolve_objective(self.metric, self.maximize_metric, _at(path, "metric"))
+        check_metric_name(self.metric, _at(path, "metric"))
 
 
 
-# The seed's name for the same settings.
+def check_metric_name(metric: object, path: str = "tuning.metric") -> str:
+    """Checks a search metric name ("loss", "sharpe", "accuracy", "val_mae"); returns it.
+
+    Raises:
+        ConfigError: not a string, or an unknown name (the message lists the valid ones).
+    """
+    if not isinstance(metric, str) or not metric:
+        raise ConfigError(f"{path}: must be a metric name, got {metric!r}")
+    base = metric[4:] if metric.startswith("val_") else metric
+    builtin = (*TRADING_METRICS, "accuracy", "loss")
+    if base in builtin or base in KERAS_METRIC_NAMES:
+        return metric
+    valid = list(builtin) + [n for n in KERAS_METRIC_NAMES if n not in builtin]
+    close = difflib.get_close_matches(base, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"{path}: unknown metric {metric!r}{hint}. Valid: {', '.join(builtin)}, or a Keras "
+        f"metric name: {', '.join(n for n in valid if n not in builtin)}"
+    )
+
+
+# The older name for the same settings (see keras_trainer.compat).
 AutoTrainerConfig = TuningConfig

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import keras
 import numpy as np
@@ -222,3 +222,61 @@ def shuffled_tf_dataset(
     # unbatch() hides the length; Keras plans epochs faster when it is known.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(size / batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE), EpochCounter(epoch)
+
+
+def as_feature_matrix(
+    data: Any, width: Optional[int] = None, name: str = "x", allow_empty: bool = True
+) -> np.ndarray:
+    """`data` as a finite float32 array `(samples, features)` or `(samples, steps, features)`.
+
+    The one input check of feature arrays, used by every family. A 1-D array is one
+    sample (a row).
+
+    Args:
+        data: Array-like of numbers.
+        width: Expected features per sample (last axis); `None` accepts any.
+        name: What `data` is, for messages ("train_data[0] (X)").
+        allow_empty: Whether zero samples are accepted.
+
+    Raises:
+        DataError: naming the shape, dtype, empty input or the first row with NaN/inf.
+    """
+    try:
+        array = np.asarray(data, dtype="float32")
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{name}: must be numeric, got {type(data).__name__} ({error})") from None
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim not in (2, 3):
+        raise DataError(
+            f"{name}: must have shape (samples, features) or (samples, steps, features), "
+            f"got {array.shape}"
+        )
+    if not allow_empty and array.shape[0] == 0:
+        raise DataError(f"{name}: has no samples")
+    if width is not None and array.shape[-1] != width:
+        raise DataError(f"{name}: expected {width} features per sample, got shape {array.shape}")
+    check_feature_values(array, name)
+    return array
+
+
+def check_pair(
+    data: Any, name: str, width: Optional[int] = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checks an `(X, y)` pair: a 2-tuple, numeric finite X, as many labels as rows.
+
+    Returns:
+        `(X, y)`: X float32 (see `as_feature_matrix`), y as a NumPy array.
+
+    Raises:
+        DataError: naming `name` and the problem.
+    """
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise DataError(f"{name}: must be a tuple (X, y), got {type(data).__name__}")
+    x = as_feature_matrix(data[0], width, f"{name}[0] (X)", allow_empty=False)
+    y = np.asarray(data[1])
+    if len(x) != len(y):
+        raise DataError(f"{name}: X has {len(x)} samples but y has {len(y)}; they must match")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise DataError(f"{name}[1] (y): contains NaN or infinite values")
+    return x, y

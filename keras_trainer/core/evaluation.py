@@ -28,6 +28,7 @@ import numpy as np
 
 from keras_trainer.core import scoring
 from keras_trainer.core.atomic import write_text_atomic
+from keras_trainer.core.metrics import higher_is_better
 # Re-exported for convenience; matplotlib itself is imported only when plotting.
 from keras_trainer.core.plots import plot_confusion_matrix, plot_training_curves  # noqa: F401
 from keras_trainer.errors import ConfigError, DataError, ModelError
@@ -405,8 +406,6 @@ _HEADLINE = (
     "accuracy", "f1_macro", "f1_weighted", "roc_auc", "roc_auc_ovr_macro",
     "mse", "mae", "rmse", "r2", "n_params", "inference_ms_per_sample",
 )
-# Scores where lower is better; every other score is better when higher.
-_LOWER_IS_BETTER = {"mse", "mae", "rmse", "n_params", "inference_seconds", "inference_ms_per_sample"}
 
 
 @dataclasses.dataclass
@@ -472,7 +471,7 @@ class ComparisonTable:
         scored = [(v, n) for v, n in scored if v is not None and not math.isnan(v)]
         if not scored:
             raise DataError(f"metric {metric!r} is undefined for every model")
-        pick = min if metric in _LOWER_IS_BETTER else max
+        pick = max if higher_is_better(metric) else min
         # min and max return the first of equal items: ties go to the first model listed.
         return pick(scored, key=lambda item: item[0])[1]
 

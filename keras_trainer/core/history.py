@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_trainer.core.atomic import write_json_atomic
+from keras_trainer.core.metrics import metric_mode
 
 
 @dataclasses.dataclass
@@ -83,12 +84,8 @@ class TrainingHistory:
 
 
 def monitor_mode(monitor: str, mode: str = "auto") -> str:
-    """Resolves 'auto' the way Keras does: accuracy-like metrics are maximized."""
-    if mode != "auto":
-        return mode
-    name = monitor.removeprefix("val_")
-    maximized = ("acc", "accuracy", "auc", "precision", "recall", "f1", "sharpe", "sortino")
-    return "max" if name.startswith(maximized) or name.endswith(maximized) else "min"
+    """Resolves 'auto' with the one direction rule (`keras_trainer.core.metrics.metric_mode`)."""
+    return metric_mode(monitor, mode)
 
 
 def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:

@@ -1,25 +1,26 @@
 """Model builders by name: `model.type` in a config picks one.
 
-The core registers `mlp`, the dense network of seed 000. Families register
-their own builders (the tabular family adds `feed_forward`, `lstm` and
-`cnn_lstm`) with `@register_model_builder`, so `ModelTrainer` builds any of
-them from the same config format without knowing the families.
+The core provides `mlp`, a dense network on flat feature vectors (the JIT strategy
+model's network). The tabular family provides `feed_forward`, `lstm` and `cnn_lstm`.
+All are entries of `keras_trainer.registry.MODEL_TYPES` (declared there lazily, so
+nothing is imported for its side effect); `@register_model_builder` adds more, and
+`ModelTrainer` builds any of them from the same config format without knowing the
+families.
 """
 
 from __future__ import annotations
 
-import difflib
 from typing import Callable, Sequence
 
 import keras
 
 from keras_trainer.config import ModelConfig
+from keras_trainer.config.schema import INITIALIZER_ALIASES
 from keras_trainer.errors import ConfigError
+from keras_trainer.registry import MODEL_TYPES
 
 ModelBuilder = Callable[[ModelConfig, Sequence[int], str], keras.Model]
-_BUILDERS: dict[str, ModelBuilder] = {}
 
-_INITIALIZERS = {"xavier": "glorot_uniform", "he": "he_normal"}
 
 
 def register_model_builder(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
@@ -33,16 +34,12 @@ def register_model_builder(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
     ...     return keras.Model(inputs, keras.layers.Dense(config.output_dim)(inputs))
     """
 
-    def decorator(builder: ModelBuilder) -> ModelBuilder:
-        _BUILDERS[name] = builder
-        return builder
-
-    return decorator
+    return MODEL_TYPES.register(name)
 
 
 def model_types() -> list[str]:
     """Names of all registered model builders."""
-    return sorted(_BUILDERS)
+    return MODEL_TYPES.names()
 
 
 def build_model(
@@ -53,20 +50,13 @@ def build_model(
     Raises:
         ConfigError: `model.type` is not registered (the message lists those that are).
     """
-    builder = _BUILDERS.get(config.type)
-    if builder is None:
-        close = difflib.get_close_matches(config.type, model_types(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"model.type: unknown model type {config.type!r}{hint} "
-            f"(registered: {', '.join(model_types())})"
-        )
+    builder = MODEL_TYPES.get(config.type, "model.type")
     return builder(config, tuple(input_shape), dtype_policy)
 
 
 def kernel_initializer(name: str) -> str:
     """Keras initializer name for a config's `kernel_initializer` (accepts aliases)."""
-    return _INITIALIZERS.get(name, name)
+    return INITIALIZER_ALIASES.get(name, name)
 
 
 def dense_stack(
@@ -118,9 +108,8 @@ def output_head(
     return keras.layers.Activation(config.output_activation, dtype="float32", name="output")(x)
 
 
-@register_model_builder("mlp")
 def build_mlp(config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32") -> keras.Model:
-    """The dense network of seed 000: hidden layers, then `output_dim` outputs.
+    """The dense network of the JIT strategy model: hidden layers, then `output_dim` outputs.
 
     Example:
 

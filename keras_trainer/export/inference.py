@@ -20,6 +20,7 @@ import numpy as np
 from keras_trainer.errors import ConfigError, DataError, InferenceError
 from keras_trainer.export.latency import LatencyRecorder
 from keras_trainer.export.metadata import decode_metadata_props
+from keras_trainer.export.runtime import ort_session
 
 logger = logging.getLogger(__name__)
 
@@ -175,22 +176,10 @@ class CompiledInferenceLayer:
         providers = ["CPUExecutionProvider"]
         if self.device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
         threads = self.intra_op_num_threads
         if threads is None:
             threads = 1 if os.path.getsize(path) < _SMALL_MODEL_BYTES else 0
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3  # ORT's own warnings would flood the logs.
-        try:
-            session = ort.InferenceSession(path, options, providers=providers)
-        except Exception as error:  # ORT raises its own Fail/InvalidProtobuf types.
-            raise InferenceError(
-                f"Cannot load {path!r} with ONNX Runtime (corrupt or not an ONNX model): "
-                f"{_first_line(error)}"
-            ) from error
+        session = ort_session(path, providers, intra_op_num_threads=threads, sequential=True)
         self.active_device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         if self.device == "cuda" and self.active_device != "cuda":
             logger.warning(

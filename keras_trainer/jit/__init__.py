@@ -1,4 +1,4 @@
-"""keras_trainer.jit: the JIT strategy family (seed 000) on real LLVM IR.
+"""keras_trainer.jit: the JIT family, which picks LLVM optimization strategies from IR features.
 
 Static IR features and runtime metrics (`FeatureExtractor`), five optimization
 strategies (`STRATEGIES`), a kernel corpus (`generate_corpus`), measured

@@ -1,6 +1,6 @@
 """Feature vectors for the JIT strategy model: static IR features plus runtime metrics.
 
-The layout is fixed by a `keras_trainer.config.FeatureConfig`: first the
+The layout is fixed by a `keras_trainer.jit.config.FeatureConfig`: first the
 static features of the chosen set ("default": 9, "extended": 24, "autophase":
 the 56 Autophase features of CompilerGym), then one column per runtime
 metric spec, in order. docs/features.md documents every feature by name.
@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from keras_trainer.config import FeatureConfig
+from keras_trainer.jit.config import FeatureConfig
 from keras_trainer.errors import ConfigError, DataError, IRParseError
 from keras_trainer.jit.ir import OPERAND_KEYS, analyze_module, parse_ir
 

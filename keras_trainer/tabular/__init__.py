@@ -1,8 +1,8 @@
-"""keras_trainer.tabular: seed 004's feed-forward, LSTM and CNN+LSTM networks.
+"""keras_trainer.tabular: feed-forward, LSTM and CNN+LSTM networks for tables and time series.
 
-Importing this package registers the `model.type`s "feed_forward", "lstm" and
-"cnn_lstm" with the core model registry, so `ModelTrainer` builds them from a
-JSON config.
+The `model.type`s "feed_forward", "lstm" and "cnn_lstm" (`tabular.builders`) are
+entries of `keras_trainer.registry.MODEL_TYPES`, so `ModelTrainer` builds them from
+a JSON config without importing this package first.
 
 Example:
 
@@ -12,7 +12,6 @@ Example:
 ...     hidden_sizes=[64, 32, 16], output_size=1, dropout_rate=0.2))
 """
 
-from keras_trainer.tabular import builders  # noqa: F401  registers the model types
 from keras_trainer.tabular.comparison import (
     ArchitectureResult,
     ComparisonTable,

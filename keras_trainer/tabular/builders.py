@@ -1,7 +1,6 @@
-"""Builders of the tabular and sequence networks, registered as `model.type`s.
+"""Builders of the tabular and sequence networks, the `model.type`s of the tabular family.
 
-`import keras_trainer.tabular` registers three builders with
-`keras_trainer.core.models.register_model_builder`:
+`keras_trainer.registry.MODEL_TYPES` declares them (imported on first use):
 
 * `feed_forward`: dense layers (a `(steps, features)` window is flattened first);
 * `lstm`: stacked (optionally bidirectional) LSTM layers, then dense layers;
@@ -20,7 +19,7 @@ from typing import Sequence
 import keras
 
 from keras_trainer.config import ModelConfig
-from keras_trainer.core.models import dense_stack, kernel_initializer, output_head, register_model_builder
+from keras_trainer.core.models import dense_stack, kernel_initializer, output_head
 from keras_trainer.errors import ConfigError
 
 
@@ -78,7 +77,6 @@ def conv_stack(x: keras.KerasTensor, config: ModelConfig, dtype_policy: str = "f
     return x
 
 
-@register_model_builder("feed_forward")
 def build_feed_forward(config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32") -> keras.Model:
     """Dense layers with optional batch norm and dropout, then the output head.
 
@@ -101,7 +99,6 @@ def build_feed_forward(config: ModelConfig, input_shape: Sequence[int], dtype_po
     return keras.Model(inputs, outputs, name="feed_forward")
 
 
-@register_model_builder("lstm")
 def build_lstm(config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32") -> keras.Model:
     """Stacked LSTM layers over `(steps, features)` windows, then dense layers and the head.
 
@@ -116,7 +113,6 @@ def build_lstm(config: ModelConfig, input_shape: Sequence[int], dtype_policy: st
     return keras.Model(inputs, outputs, name="lstm")
 
 
-@register_model_builder("cnn_lstm")
 def build_cnn_lstm(config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32") -> keras.Model:
     """The hybrid net: causal Conv1D feature extractors, LSTM layers, dense layers, head.
 

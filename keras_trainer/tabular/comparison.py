@@ -16,11 +16,12 @@ from typing import Any, Iterable, Mapping, Optional, Union
 import numpy as np
 
 from keras_trainer.config import TrainingConfig
+from keras_trainer.core.data import check_pair
 from keras_trainer.core.fit import fit
+from keras_trainer.core.metrics import higher_is_better
 from keras_trainer.errors import DataError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.factory import ModelFactory, default_loss, default_metrics
-from keras_trainer.tabular.normalization import as_float_array
 
 
 @dataclasses.dataclass
@@ -83,7 +84,7 @@ class ComparisonTable:
 
     def best(self) -> ArchitectureResult:
         """Highest accuracy, or lowest error for regression metrics."""
-        higher = self.results[0].metric.endswith("accuracy")
+        higher = higher_is_better(self.results[0].metric)
         return (max if higher else min)(self.results, key=lambda r: r.value)
 
     def to_markdown(self) -> str:
@@ -102,16 +103,6 @@ class ComparisonTable:
 
     def __repr__(self) -> str:
         return self.to_markdown()
-
-
-def _split(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise DataError(f"{name}: must be a tuple (X, y), got {type(data).__name__}")
-    x = as_float_array(data[0], f"{name}[0] (X)")
-    y = np.asarray(data[1])
-    if len(x) != len(y):
-        raise DataError(f"{name}: X has {len(x)} samples but y has {len(y)}; they must match")
-    return x, y
 
 
 def measure_latency(model, sample: np.ndarray, repeats: int = 20) -> float:
@@ -157,8 +148,8 @@ def test_architecture(
     >>> result = test_architecture(config, (x_tr, y_tr), (x_va, y_va), epochs=5)
     >>> result.row()
     """
-    x, y = _split(train_data, "train_data")
-    x_val, y_val = _split(val_data, "val_data")
+    x, y = check_pair(train_data, "train_data")
+    x_val, y_val = check_pair(val_data, "val_data")
     if config.input_size is None:
         config = config.replace(input_size=int(x.shape[-1]))
     if x.ndim == 3 and config.sequence_length is None:

@@ -1,4 +1,4 @@
-"""`TabularModelConfig` and `ArchitectureType`: seed 004's model description.
+"""`TabularModelConfig` and `ArchitectureType`: the tabular factory's model description.
 
 The seed describes a network with a `ModelConfig(architecture_type=..., input_size=...,
 hidden_sizes=...)`. This module keeps that API (it is exported as
@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import typing
 from typing import Any, Optional
 
 from keras_trainer.config import ModelConfig as CoreModelConfig
+from keras_trainer.config.schema import Initializer
 from keras_trainer.errors import ConfigError
 
 
@@ -30,7 +32,7 @@ class ArchitectureType(str, enum.Enum):
     """Network families of the tabular factory.
 
     `HYBRID` and `CNN_LSTM` are the same network (Conv1D layers, then LSTM layers,
-    then dense layers); the seed names it both ways.
+    then dense layers); older code names it both ways.
     """
 
     FEED_FORWARD = "feed_forward"
@@ -56,17 +58,9 @@ class ArchitectureType(str, enum.Enum):
 
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu")
-# Seed names -> Keras initializer names accepted by the core config.
-WEIGHT_INITS = {
-    "xavier": "glorot_uniform",
-    "glorot": "glorot_uniform",
-    "glorot_uniform": "glorot_uniform",
-    "glorot_normal": "glorot_normal",
-    "orthogonal": "orthogonal",
-    "he": "he_normal",
-    "he_normal": "he_normal",
-    "he_uniform": "he_uniform",
-}
+# Initializer names the factory accepts; aliases ("xavier", "he") are the core's
+# `INITIALIZER_ALIASES`, resolved when the network is built.
+WEIGHT_INITS = typing.get_args(Initializer)
 TASKS = ("regression", "classification")
 
 
@@ -173,7 +167,7 @@ class TabularModelConfig:
                 "output_activation": self.output_activation,
                 "dropout": float(self.dropout_rate),
                 "batch_norm": bool(self.use_batch_norm),
-                "kernel_initializer": WEIGHT_INITS[self.weight_init],
+                "kernel_initializer": self.weight_init,
                 "lstm_hidden_size": self.lstm_hidden_size,
                 "lstm_num_layers": self.lstm_num_layers,
                 "lstm_bidirectional": bool(self.lstm_bidirectional),
@@ -204,5 +198,5 @@ class TabularModelConfig:
         return cls(**data)
 
 
-# The seed's name. `keras_trainer.config.ModelConfig` is the JSON `model` section.
+# The older name (see keras_trainer.compat). `keras_trainer.config.ModelConfig` is the JSON `model` section.
 ModelConfig = TabularModelConfig

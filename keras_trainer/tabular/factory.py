@@ -1,4 +1,4 @@
-"""`ModelFactory`: builds seed 004's networks from a `TabularModelConfig`."""
+"""`ModelFactory`: builds the tabular and time-series networks from a `TabularModelConfig`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import keras
 
 from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
-from keras_trainer.tabular import builders  # noqa: F401  registers the model types
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.normalization import FeatureScaler, serving_model
 
@@ -35,7 +34,7 @@ def default_metrics(config: TabularModelConfig) -> list[str]:
 
 
 class ModelFactory:
-    """Builds feed-forward, LSTM and CNN+LSTM Keras models (the seed's model factory).
+    """Builds feed-forward, LSTM and CNN+LSTM Keras models (the factory API of the original PyTorch project).
 
     Args:
         seed: Seeds weight initialization for reproducible models; `None` leaves

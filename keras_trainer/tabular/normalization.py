@@ -2,9 +2,9 @@
 
 `FeatureScaler` computes per-feature mean and variance on TRAINING data only
 (over every axis but the last, so it serves `(samples, features)` tables and
-`(samples, steps, features)` windows alike). `serving_model` puts those
-statistics into a `keras.layers.Normalization` layer in front of a network, so
-the saved model takes raw features; `save_tabular_model` saves it through the
+`(samples, steps, features)` windows alike) with the core's
+`keras_trainer.core.normalization`; `serving_model` puts them into its
+`Normalization` layer in front of a network, so the saved model takes raw features; `save_tabular_model` saves it through the
 core's `persistence.save_model` with the statistics also in the metadata.
 """
 
@@ -17,32 +17,16 @@ import keras
 import numpy as np
 
 from keras_trainer.core import persistence
+from keras_trainer.core.data import as_feature_matrix
+from keras_trainer.core.normalization import (
+    NORMALIZATION_LAYER,
+    feature_statistics,
+    normalization_layer,
+    with_normalization,
+)
 from keras_trainer.errors import CheckpointError, DataError
 
-NORMALIZATION_LAYER = "feature_normalization"
 TASK = "tabular"
-
-
-def as_float_array(data: Any, name: str = "x") -> np.ndarray:
-    """`data` as a finite float32 array of rank 2 or 3.
-
-    Raises:
-        DataError: naming the shape or the first row with NaN/inf.
-    """
-    try:
-        array = np.asarray(data, dtype="float32")
-    except (TypeError, ValueError) as error:
-        raise DataError(f"{name}: must be numeric, got {type(data).__name__} ({error})") from None
-    if array.ndim not in (2, 3):
-        raise DataError(
-            f"{name}: must have shape (samples, features) or (samples, steps, features), got {array.shape}"
-        )
-    if array.shape[0] == 0:
-        raise DataError(f"{name}: has no samples")
-    if not np.all(np.isfinite(array)):
-        row = int(np.argwhere(~np.isfinite(array))[0][0])
-        raise DataError(f"{name}: row {row} contains NaN or infinite values")
-    return array
 
 
 class FeatureScaler:
@@ -64,11 +48,7 @@ class FeatureScaler:
 
     def fit(self, x: Any) -> "FeatureScaler":
         """Computes the statistics of `x` over all axes but the last; returns `self`."""
-        array = as_float_array(x, "x")
-        flat = array.reshape(-1, array.shape[-1]).astype("float64")
-        variance = flat.var(axis=0)
-        variance[variance <= 1e-12] = 1.0
-        self.mean, self.variance = flat.mean(axis=0).astype("float32"), variance.astype("float32")
+        self.mean, self.variance = feature_statistics(x, "x")
         return self
 
     @property
@@ -86,7 +66,7 @@ class FeatureScaler:
 
     def transform(self, x: Any, name: str = "x") -> np.ndarray:
         """Standardized float32 copy of `x`."""
-        array = as_float_array(x, name)
+        array = as_feature_matrix(x, name=name, allow_empty=False)
         self._check(array, name)
         return ((array - self.mean) / np.sqrt(self.variance)).astype("float32")
 
@@ -94,7 +74,7 @@ class FeatureScaler:
         """A `Normalization` layer holding these statistics (applied over the last axis)."""
         if not self.fitted:
             raise DataError("FeatureScaler: call fit() on training data first")
-        return keras.layers.Normalization(mean=self.mean, variance=self.variance, name=NORMALIZATION_LAYER)
+        return normalization_layer(self.mean, self.variance)
 
     def get_config(self) -> dict:
         """JSON-ready statistics (the `normalization` metadata entry)."""
@@ -113,8 +93,7 @@ def serving_model(network: keras.Model, scaler: FeatureScaler, name: str = "tabu
         scaler: The fitted statistics.
         name: Name of the returned model.
     """
-    inputs = keras.Input(shape=tuple(network.input_shape[1:]), name="raw_features")
-    return keras.Model(inputs, network(scaler.layer()(inputs)), name=name)
+    return with_normalization(network, scaler.layer(), name, input_name="raw_features")
 
 
 def save_tabular_model(

@@ -1,4 +1,4 @@
-"""keras_trainer.tuning: seed 004's AutoTrainer, every search run by KerasTuner.
+"""keras_trainer.tuning: hyperparameter search (AutoTrainer) for tabular nets, via KerasTuner.
 
 Example:
 

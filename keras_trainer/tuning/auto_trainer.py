@@ -1,4 +1,4 @@
-"""`AutoTrainer`: seed 004's hyperparameter search, run by KerasTuner.
+"""`AutoTrainer`: hyperparameter search over tabular and time-series networks, run by KerasTuner.
 
 Each search lives in `<directory>/<symbol>/` (KerasTuner's project folder plus
 `tuning.log`, `trials.json` and `best.json`); calling `optimize` again with the
@@ -25,9 +25,10 @@ import keras_tuner
 import numpy as np
 
 from keras_trainer.core.atomic import write_json_atomic
+from keras_trainer.core.data import check_pair
 from keras_trainer.errors import ConfigError, DataError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
-from keras_trainer.tabular.normalization import FeatureScaler, as_float_array, save_tabular_model, serving_model
+from keras_trainer.tabular.normalization import FeatureScaler, save_tabular_model, serving_model
 from keras_trainer.config.tuning import HyperparameterSpace, TuningConfig
 from keras_trainer.tuning.hypermodel import ModelFactoryLike, TunableModel
 from keras_trainer.tuning.metrics import Objective, resolve_objective
@@ -190,18 +191,6 @@ class TuningResult:
         return save_tabular_model(self.network, path, self.scaler, {**self.metadata(), **(metadata or {})})
 
 
-def _check_pair(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise DataError(f"{name}: must be a tuple (X, y), got {type(data).__name__}")
-    x = as_float_array(data[0], f"{name}[0] (X)")
-    y = np.asarray(data[1])
-    if len(x) != len(y):
-        raise DataError(f"{name}: X has {len(x)} samples but y has {len(y)}; they must match")
-    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-        raise DataError(f"{name}[1] (y): contains NaN or infinite values")
-    return x, y
-
-
 class AutoTrainer:
     """Searches learning rate, batch size, optimizer, dropout and weight decay with KerasTuner.
 
@@ -361,8 +350,8 @@ class AutoTrainer:
         config.validate("tuning")
         objective = resolve_objective(config.metric, config.maximize_metric)
         self._objective = objective
-        x, y = _check_pair(train_data, "train_data")
-        x_val, y_val = _check_pair(val_data, "val_data")
+        x, y = check_pair(train_data, "train_data")
+        x_val, y_val = check_pair(val_data, "val_data")
         if x.shape[1:] != x_val.shape[1:]:
             raise DataError(f"train_data X has samples of shape {x.shape[1:]} but val_data X has {x_val.shape[1:]}")
         returns = None

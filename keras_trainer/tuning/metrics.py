@@ -30,11 +30,11 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
+from keras_trainer.config.tuning import TRADING_METRICS
+from keras_trainer.core.metrics import higher_is_better
 from keras_trainer.errors import ConfigError, TuningError
 
-TRADING_METRICS = ("sharpe", "sortino")
 BUILTIN_METRICS = ("sharpe", "sortino", "accuracy", "loss")
-_MINIMIZED_WORDS = ("loss", "error", "crossentropy", "hinge", "divergence", "logcosh", "poisson")
 _SHORT_ERRORS = ("mae", "mse", "mape", "msle", "rmse")
 
 
@@ -108,9 +108,7 @@ def resolve_objective(metric: str, maximize: Optional[bool] = None, path: str = 
             ) from None
         kind = "keras"
     if maximize is None:
-        maximize = kind == "trading" or not (
-            base in _SHORT_ERRORS or any(word in base for word in _MINIMIZED_WORDS)
-        )
+        maximize = kind == "trading" or higher_is_better(base)
     return Objective(metric=base, name=f"val_{base}", direction="max" if maximize else "min", kind=kind)
 
 

@@ -142,7 +142,7 @@ def trained_jit_strategy_model(rng, path):
     """The library's real JIT model: trained 2 epochs by ModelTrainer, saved
     with its metadata (feature names, class names, normalization) by the
     core persistence. Returns `(serving_model, example)`."""
-    from keras_trainer.trainer import ModelTrainer
+    from keras_trainer.jit.trainer import ModelTrainer
 
     config = {
         "model": {"input_dim": 12, "hidden_layers": [64, 32], "output_dim": 5},

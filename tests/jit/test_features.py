@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_trainer.config import FeatureConfig, RuntimeMetricSpec
+from keras_trainer.jit.config import FeatureConfig, RuntimeMetricSpec
 from keras_trainer.errors import DataError, IRParseError
 from keras_trainer.jit.features import FeatureExtractor
 

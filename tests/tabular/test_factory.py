@@ -53,7 +53,7 @@ def test_hybrid_has_conv_then_lstm():
 
 
 def test_model_trainer_builds_sequence_types_from_json_config():
-    from keras_trainer.trainer import ModelTrainer
+    from keras_trainer.jit.trainer import ModelTrainer
 
     trainer = ModelTrainer({"model": {"type": "cnn_lstm", "input_dim": 3, "sequence_length": 8, "output_dim": 1,
                                       "output_activation": "linear", "hidden_layers": [4], "cnn_channels": [4],

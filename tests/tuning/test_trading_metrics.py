@@ -86,3 +86,20 @@ def test_sortino_of_a_classifier_uses_the_given_returns(tmp_path):
     assert result.val_metric == max(result.history.history["val_sortino"])
     # The first feature predicts the sign of the return: trading P(up) > 0.5 gains.
     assert result.val_metric > 0
+
+
+def test_config_metric_names_match_the_installed_keras():
+    from keras_trainer.config.tuning import KERAS_METRIC_NAMES
+    from keras_trainer.tuning.metrics import keras_metric_names
+
+    assert list(KERAS_METRIC_NAMES) == keras_metric_names()
+
+
+def test_tuning_config_validates_without_importing_keras():
+    import subprocess
+    import sys
+
+    code = ("import sys; from keras_trainer.config import TuningConfig; TuningConfig(metric='mae'); "
+            "print('keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

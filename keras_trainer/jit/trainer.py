@@ -1,4 +1,4 @@
-"""`ModelTrainer`: seed 000's config-driven trainer of the JIT strategy model.
+"""`ModelTrainer`: the config-driven trainer of the JIT strategy model.
 
 The trainer reads a JSON config, turns LLVM IR samples and runtime metrics into
 normalized features and one-hot labels, trains through the shared `fit`,
@@ -24,17 +24,22 @@ from typing import Any, Optional, Sequence
 import keras
 import numpy as np
 
-from keras_trainer.config import ConfigSource, FeatureConfig, TrainerConfig, load_config
+from keras_trainer.config import ConfigSource
 from keras_trainer.core import persistence, precision
-from keras_trainer.core.data import check_feature_values, check_one_hot
+from keras_trainer.core.data import as_feature_matrix, check_feature_values, check_one_hot, check_pair
 from keras_trainer.core.fit import fit
 from keras_trainer.core.history import TrainingHistory
 from keras_trainer.core.models import build_model
+from keras_trainer.core.normalization import (
+    feature_statistics,
+    find_normalization,
+    normalization_layer,
+    with_normalization,
+)
 from keras_trainer.core.seeding import set_seed
-from keras_trainer.errors import ConfigError, DataError, ModelError
-from keras_trainer.tabular import builders as _tabular_builders  # noqa: F401  model.type lstm, ...
+from keras_trainer.errors import CheckpointError, ConfigError, DataError, ModelError
+from keras_trainer.jit.config import FeatureConfig, JITConfig, load_jit_config
 
-NORMALIZATION_LAYER = "feature_normalization"
 TASK = "jit_strategy"
 
 
@@ -56,46 +61,24 @@ def one_hot(labels: Sequence[int], num_classes: int, name: str = "optimization_r
     return encoded
 
 
-def as_feature_matrix(features: Any, width: Optional[int], name: str = "features") -> np.ndarray:
-    """Converts `features` to float32 `(samples, width)`, or `(samples, steps, width)`
-    windows for sequence models, checking it.
-
-    Raises:
-        DataError: naming the shape, dtype or NaN problem.
-    """
-    try:
-        matrix = np.asarray(features, dtype="float32")
-    except (TypeError, ValueError) as error:
-        raise DataError(f"{name}: must be numeric, got {type(features).__name__} ({error})") from None
-    if matrix.ndim == 1:
-        matrix = matrix[None, :]
-    if matrix.ndim not in (2, 3):
-        raise DataError(
-            f"{name}: must have shape (samples, features) or (samples, steps, features), got {matrix.shape}"
-        )
-    if width is not None and matrix.shape[-1] != width:
-        raise DataError(f"{name}: expected {width} features per sample, got shape {matrix.shape}")
-    check_feature_values(matrix, name)
-    return matrix
-
-
 class ModelTrainer:
     """Trains, evaluates, saves and loads the JIT optimization-strategy model.
 
     Args:
-        config_path: Path to a JSON config, a dict, or a `TrainerConfig`.
+        config_path: Path to a JSON config, a dict, or a `JITConfig` (a general
+            `TrainerConfig` is accepted too).
         feature_extractor: Turns IR text and runtime metrics into features;
             defaults to `keras_trainer.jit.FeatureExtractor(config.features)`.
 
     Attributes:
-        config: The validated `TrainerConfig`.
+        config: The validated `JITConfig`.
         model: The network (it takes normalized features), or `None`.
         history: The `TrainingHistory` of the last `train` call.
         class_names: Names of the output classes (the optimization strategies).
     """
 
     def __init__(self, config_path: ConfigSource, feature_extractor: Any = None):
-        self.config: TrainerConfig = load_config(config_path)
+        self.config: JITConfig = load_jit_config(config_path)
         self.model: Optional[keras.Model] = None
         self.history: Optional[TrainingHistory] = None
         self._normalizer: Optional[keras.layers.Normalization] = None
@@ -152,20 +135,8 @@ class ModelTrainer:
 
         Constant features get variance 1, so they map to 0 instead of blowing up.
         """
-        features = as_feature_matrix(features, self.input_dim)
-        # Per feature (last axis), over samples and, for sequence windows, time steps.
-        features = features.reshape(-1, features.shape[-1]).astype("float64")
-        mean, variance = features.mean(axis=0), features.var(axis=0)
-        variance[variance <= 1e-12] = 1.0
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(variance) & (variance < 3e38))):
-            column = int(np.flatnonzero(~np.isfinite(mean) | ~np.isfinite(variance) | (variance >= 3e38))[0])
-            raise DataError(
-                f"features: the normalization statistics of column {column} overflow float32 "
-                f"(mean {mean[column]:.3g}, variance {variance[column]:.3g}); rescale that feature"
-            )
-        self._normalizer = keras.layers.Normalization(
-            mean=mean.astype("float32"), variance=variance.astype("float32"), name=NORMALIZATION_LAYER
-        )
+        features = as_feature_matrix(features, self.input_dim, "features")
+        self._normalizer = normalization_layer(*feature_statistics(features, "features"))
 
     @property
     def normalizer(self) -> keras.layers.Normalization:
@@ -174,14 +145,12 @@ class ModelTrainer:
             width = self.input_dim
             if width is None:
                 raise ModelError("no model and no model.input_dim: cannot tell the feature count")
-            self._normalizer = keras.layers.Normalization(
-                mean=np.zeros(width), variance=np.ones(width), name=NORMALIZATION_LAYER
-            )
+            self._normalizer = normalization_layer(np.zeros(width), np.ones(width))
         return self._normalizer
 
     def normalize(self, features: Any) -> np.ndarray:
         """Applies the stored normalization to raw `features`."""
-        matrix = as_feature_matrix(features, self.input_dim)
+        matrix = as_feature_matrix(features, self.input_dim, "features")
         return np.asarray(keras.ops.convert_to_numpy(self.normalizer(matrix)), dtype="float32")
 
     def prepare_training_data(
@@ -286,14 +255,8 @@ class ModelTrainer:
         return y.astype("float32")
 
     def _split(self, data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-        if not isinstance(data, (tuple, list)) or len(data) != 2:
-            raise DataError(f"{name}: must be a tuple (X, y), got {type(data).__name__}")
-        width = self.input_dim
-        X = as_feature_matrix(data[0], width, f"{name}[0] (X)")
-        y = self._labels(data[1], f"{name}[1] (y)")
-        if len(X) != len(y):
-            raise DataError(f"{name}: X has {len(X)} rows but y has {len(y)}")
-        return X, y
+        X, y = check_pair(data, name, self.input_dim)
+        return X, self._labels(y, f"{name}[1] (y)")
 
     def train(
         self,
@@ -363,10 +326,7 @@ class ModelTrainer:
     # -------------------------------------------------------------- prediction
     def serving_model(self) -> keras.Model:
         """The model that is saved: raw features -> normalization -> network."""
-        model = self._require_model()
-        inputs = keras.Input(shape=tuple(model.input_shape[1:]), name="features")
-        outputs = model(self.normalizer(inputs))
-        return keras.Model(inputs, outputs, name="jit_strategy_model")
+        return with_normalization(self._require_model(), self.normalizer, "jit_strategy_model")
 
     def predict(self, features: Any) -> np.ndarray:
         """Class probabilities for RAW features `(n, input_dim)` (normalized inside)."""
@@ -413,19 +373,14 @@ class ModelTrainer:
         """
         serving, metadata = persistence.load_model(model_path)
         networks = [layer for layer in serving.layers if isinstance(layer, keras.Model)]
-        try:
-            normalizer = serving.get_layer(NORMALIZATION_LAYER)
-        except ValueError:
-            normalizer = None
+        normalizer = find_normalization(serving)
         if normalizer is None or len(networks) != 1:
-            from keras_trainer.errors import CheckpointError
-
             raise CheckpointError(
                 f"{os.fspath(model_path)}: not a JIT strategy model saved by ModelTrainer "
                 f"(task={metadata.get('task')!r})"
             )
         if "config" in metadata:
-            self.config = load_config(metadata["config"])
+            self.config = load_jit_config(metadata["config"])
         self.model, self._normalizer = networks[0], normalizer
         class_names = metadata.get("class_names", self.class_names)
         outputs = int(self.model.output_shape[-1])
@@ -434,8 +389,6 @@ class ModelTrainer:
             and len(class_names) == outputs
             and all(isinstance(name, str) for name in class_names)
         ):
-            from keras_trainer.errors import CheckpointError
-
             raise CheckpointError(
                 f"{os.fspath(model_path)}: metadata 'class_names' must be a list of {outputs} "
                 f"strings, got {class_names!r:.200}"
@@ -445,3 +398,14 @@ class ModelTrainer:
             self.config.features = FeatureConfig.from_dict(metadata["feature_config"], "features")
         self.history = None
         return self.model
+
+
+def load_jit_model(path: str | os.PathLike) -> ModelTrainer:
+    """Loads a JIT strategy model saved by `ModelTrainer.save_model` (the `jit_strategy` task).
+
+    Raises:
+        CheckpointError: missing or corrupt file, or not a JIT strategy model.
+    """
+    trainer = ModelTrainer({})
+    trainer.load_model(path)
+    return trainer

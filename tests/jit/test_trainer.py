@@ -8,7 +8,7 @@ import pytest
 
 from keras_trainer.errors import CheckpointError, ConfigError, DataError, IRParseError, ModelError
 from keras_trainer.jit import SAMPLE_DATASET_PATH, STRATEGY_NAMES, load_dataset
-from keras_trainer.trainer import ModelTrainer
+from keras_trainer.jit.trainer import ModelTrainer
 from tests.conftest import ROOT, subprocess_env
 
 SEED_CONFIG = os.path.join(ROOT, "config", "model_config.json")
@@ -108,7 +108,7 @@ def test_predict_before_a_model_exists_is_a_model_error():
 
 LOAD_AND_PREDICT = """
 import json, sys, numpy as np
-from keras_trainer.trainer import ModelTrainer
+from keras_trainer.jit.trainer import ModelTrainer
 from keras_trainer.jit import SAMPLE_DATASET_PATH, load_dataset
 ir, runtime, _ = load_dataset(SAMPLE_DATASET_PATH)
 raw = np.load(sys.argv[1])
