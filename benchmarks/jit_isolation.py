@@ -32,7 +32,7 @@ def main() -> int:
     from tests.jit.test_adaptive import save_tiny_model
 
     kernel = generate_corpus(1, seed=0)[0]
-    ir, entry, call_args = kernel["ir"], kernel["entry"], kernel["args"]
+    ir, entry, call_args = kernel.ir, kernel.entry, list(kernel.args)
     with tempfile.TemporaryDirectory() as folder:
         model = save_tiny_model(os.path.join(folder, "o2.keras"), favourite=2)
         rows = {}
@@ -50,7 +50,7 @@ def main() -> int:
                 if hasattr(function, "close"):
                     function.close()
             rows[label] = (statistics.median(compile_s), statistics.median(call_s))
-    print(f"backend {keras.backend.backend()}, kernel {kernel['name']}, {args.repeats} repeats (median)")
+    print(f"backend {keras.backend.backend()}, kernel {kernel.name}, {args.repeats} repeats (median)")
     print(f"{'path':<28}{'compile s':>12}{'one call s':>14}")
     for label, (compile_time, call_time) in rows.items():
         print(f"{label:<28}{compile_time:>12.4f}{call_time:>14.6f}")
