@@ -34,14 +34,15 @@ def check_feature_values(
         column_text = f"feature {column_names[column]!r}"
     else:
         column_text = f"column {column}"
-    if np.isfinite(value):
-        problem = (
-            f"{float(value):.3g} is beyond +-{MAX_FEATURE_MAGNITUDE:.0e}, which overflows float32 "
-            "training; rescale it (e.g. a log transform)"
+    if not np.isfinite(value):
+        raise DataError(
+            f"{name}: {row_name} {position[0]} contains NaN or infinite values ({column_text} is "
+            f"{float(value)}; values beyond the float32 range become infinite)"
         )
-    else:
-        problem = f"{float(value)} is not finite (NaN, infinite, or beyond the float32 range)"
-    raise DataError(f"{name}: {row_name} {position[0]}, {column_text}: {problem}")
+    raise DataError(
+        f"{name}: {row_name} {position[0]}, {column_text}: {float(value):.3g} is beyond "
+        f"+-{MAX_FEATURE_MAGNITUDE:.0e}, which overflows float32 training; rescale it (e.g. a log transform)"
+    )
 
 
 def check_one_hot(labels: np.ndarray, name: str = "y") -> None:
