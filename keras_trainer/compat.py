@@ -13,6 +13,8 @@ only where existing user code imports them.
 | `keras_trainer.trainer.ModelTrainer` | `keras_trainer.jit.trainer.ModelTrainer` |
 | `keras_trainer.config.FeatureConfig` (and `RuntimeMetricSpec`, `OutputConfig`) | |
 |   | `keras_trainer.jit.config.FeatureConfig` (and the others) |
+| `keras_trainer.ComparisonTable` (model comparison) | `core.evaluation.ModelComparison` |
+| `tabular.ComparisonTable` (architecture comparison) | `tabular.ArchitectureComparison` (not aliased: the old name now means the model comparison) |
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ ALIASES = {
     "FeatureConfig": ("keras_trainer.jit.config", "FeatureConfig"),
     "RuntimeMetricSpec": ("keras_trainer.jit.config", "RuntimeMetricSpec"),
     "OutputConfig": ("keras_trainer.jit.config", "OutputConfig"),
+    "ComparisonTable": ("keras_trainer.core.evaluation", "ModelComparison"),
 }
 
 __all__ = sorted(ALIASES)

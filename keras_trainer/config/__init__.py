@@ -19,6 +19,7 @@ from keras_trainer.config.fields import from_dict, json_schema_for, option, to_d
 from keras_trainer.config.schema import (
     CheckpointConfig,
     DataConfig,
+    DistributionConfig,
     LoggingConfig,
     LRScheduleConfig,
     ModelConfig,
@@ -160,6 +161,7 @@ __all__ = [
     "ConfigSource",
     "DataConfig",
     "LRScheduleConfig",
+    "DistributionConfig",
     "LoggingConfig",
     "ModelConfig",
     "OptimizerConfig",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import difflib
+import enum
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -157,6 +158,17 @@ def _convert(annotation: Any, value: Any, path: str, meta: dict) -> Any:
             _convert(key_type, k, f"{path}.{k}", {}): _convert(value_type, v, f"{path}.{k}", meta)
             for k, v in value.items()
         }
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        # An enum option takes a member or its value; `parse` (if the enum has one)
+        # may accept more spellings.
+        parse = getattr(annotation, "parse", None)
+        if parse is not None:
+            return parse(value)
+        try:
+            return annotation(value)
+        except ValueError:
+            choices = ", ".join(repr(member.value) for member in annotation)
+            raise ConfigError(f"{path}: must be one of {choices}, got {_describe(value)}") from None
     if dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation) and isinstance(value, ConfigSection):
             return value  # validated when it was built
@@ -290,6 +302,8 @@ def _schema_for_type(annotation: Any, meta: dict) -> dict:
         schema = {"anyOf": [_schema_for_type(a, meta) for a in get_args(annotation)]}
     elif origin is Literal:
         schema = {"enum": list(get_args(annotation))}
+    elif isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        schema = {"enum": sorted({member.value for member in annotation})}
     elif origin in (list, tuple):
         (item,) = get_args(annotation)[:1]
         schema = {"type": "array", "items": _schema_for_type(item, meta)}

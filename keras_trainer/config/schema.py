@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from keras_trainer.config.fields import ConfigSection, option
 from keras_trainer.config.tuning import TuningConfig
@@ -225,6 +225,33 @@ class LoggingConfig(ConfigSection):
 
 
 @dataclasses.dataclass
+class DistributionConfig(ConfigSection):
+    """`training.distribution`: data-parallel training over several devices."""
+
+    strategy: Literal["none", "data_parallel"] = option(
+        "none",
+        description=(
+            "`data_parallel` replicates the model on every device and splits each batch "
+            "between them (Keras' `DataParallel` on JAX, `tf.distribute.MirroredStrategy` on "
+            "TensorFlow; torch is not supported)."
+        ),
+    )
+    devices: Union[Literal["all"], int] = option(
+        "all",
+        description=(
+            "How many local devices to use: `all`, or a positive count (the first N "
+            "accelerators, or CPU devices when there is no accelerator)."
+        ),
+    )
+
+    def validate(self, path: str) -> None:
+        if not isinstance(self.devices, str) and self.devices < 1:
+            raise ConfigError(
+                f"{_at(path, 'devices')}: must be 'all' or a positive integer, got {self.devices}"
+            )
+
+
+@dataclasses.dataclass
 class TrainingConfig(ConfigSection):
     """How `fit` trains: batches, epochs, optimizer, schedule, loss and safety nets."""
 
@@ -306,6 +333,10 @@ class TrainingConfig(ConfigSection):
     logging: LoggingConfig = option(default_factory=LoggingConfig, description="Log settings.")
     resume: bool = option(
         False, description="Continue from the latest checkpoint in checkpoint.directory."
+    )
+    distribution: DistributionConfig = option(
+        default_factory=DistributionConfig,
+        description="Multi-device data-parallel training (`batch_size` is the global batch).",
     )
 
     def validate(self, path: str) -> None:

@@ -127,6 +127,9 @@ class ShuffledArrays(keras.utils.PyDataset):
         shuffle: Whether to shuffle at all.
         seed: Seed of the per-epoch permutations.
         initial_epoch: The epoch the first batch belongs to (for resuming).
+        multiple_of: Trim the last batch to a multiple of this many rows (data
+            parallelism on JAX shards every batch exactly over the devices; at
+            most `multiple_of - 1` rows of each epoch's order are left out).
     """
 
     def __init__(
@@ -139,10 +142,13 @@ class ShuffledArrays(keras.utils.PyDataset):
         shuffle: bool = True,
         seed: int = 0,
         initial_epoch: int = 0,
+        multiple_of: int = 1,
     ):
         super().__init__()
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.size = check_same_length(x, y)
+        # batch_size is a multiple of `multiple_of`, so only the last batch is trimmed.
+        self.rows_per_epoch = self.size - self.size % multiple_of
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -157,10 +163,11 @@ class ShuffledArrays(keras.utils.PyDataset):
             self.order = np.arange(self.size)
 
     def __len__(self) -> int:
-        return math.ceil(self.size / self.batch_size)
+        return math.ceil(self.rows_per_epoch / self.batch_size)
 
     def __getitem__(self, index: int):
-        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        stop = min((index + 1) * self.batch_size, self.rows_per_epoch)
+        rows = self.order[index * self.batch_size : stop]
         batch = (take(self.x, rows), take(self.y, rows))
         if self.sample_weight is not None:
             batch = batch + (take(self.sample_weight, rows),)

@@ -401,7 +401,7 @@ def _n_samples(x: Any) -> Optional[int]:
     return None
 
 
-# Columns `ComparisonTable.to_text` shows by default (the full set is wide).
+# Columns `ModelComparison.to_text` shows by default (the full set is wide).
 _HEADLINE = (
     "accuracy", "f1_macro", "f1_weighted", "roc_auc", "roc_auc_ovr_macro",
     "mse", "mae", "rmse", "r2", "n_params", "inference_ms_per_sample",
@@ -410,7 +410,7 @@ _HEADLINE = (
 
 @dataclasses.dataclass
 class ComparisonRow:
-    """One model's line in a `ComparisonTable`."""
+    """One model's line in a `ModelComparison`."""
 
     name: str
     metrics: dict
@@ -429,7 +429,7 @@ class ComparisonRow:
 
 
 @dataclasses.dataclass
-class ComparisonTable:
+class ModelComparison:
     """Scores, parameter counts and inference times of several models.
 
     Attributes:
@@ -530,7 +530,7 @@ def compare_models(
     task: str = "classification",
     class_names: Optional[Sequence[str]] = None,
     batch_size: int = 256,
-) -> ComparisonTable:
+) -> ModelComparison:
     """Evaluates several trained models on the same data, side by side.
 
     Each model is run once untimed on the first batch (so tracing and
@@ -545,7 +545,7 @@ def compare_models(
         batch_size: Prediction batch size.
 
     Returns:
-        A `ComparisonTable`.
+        A `ModelComparison`.
 
     Example:
 
@@ -581,7 +581,7 @@ def compare_models(
                 inference_ms_per_sample=float(seconds * 1000.0 / len(y)),
             )
         )
-    return ComparisonTable(task=task, rows=rows, reports=reports)
+    return ModelComparison(task=task, rows=rows, reports=reports)
 
 
 def _first_rows(x: Any, n: int) -> Any:

@@ -8,6 +8,7 @@ checkpoints with exact resume, NaN detection, and CSV/JSON/TensorBoard logs.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -25,6 +26,7 @@ from keras_trainer.core.checkpoints import (
     repair_best,
     stopped_early,
 )
+from keras_trainer.core.distribution import EvenBatches, copy_variables, plan_distribution
 from keras_trainer.core.data import (
     ShuffledArrays,
     check_same_length,
@@ -181,8 +183,23 @@ def fit(
     n_train = check_same_length(x, y)
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     total_steps = max(steps_per_epoch * config.epochs // config.gradient_accumulation_steps, 1)
+
+    # Data parallelism trains a replica whose variables live on every device and
+    # copies the weights back at the end; the caller's model stays single-device.
+    plan = plan_distribution(config.distribution)
+    caller_model = model
+    distributed = plan.scope if plan is not None else contextlib.nullcontext
+    if plan is not None:
+        plan.check_batch_size(config.batch_size)
+        if not compile:
+            raise ConfigError(
+                "training.distribution: fit(compile=False) cannot be distributed; the "
+                "optimizer must be created on the devices, so let fit compile the model"
+            )
+        model = plan.replicate(model)
     if compile:
-        compile_model(model, config, loss=loss, metrics=metrics, total_steps=total_steps)
+        with distributed():
+            compile_model(model, config, loss=loss, metrics=metrics, total_steps=total_steps)
     elif model.optimizer is None:
         raise ConfigError("fit(compile=False) needs a model that was already compiled")
 
@@ -195,7 +212,8 @@ def fit(
     if config.checkpoint.directory is not None:
         manager = CheckpointManager(config.checkpoint.directory, config.checkpoint.max_checkpoints)
         if config.resume:
-            found = manager.restore_latest(model)
+            with distributed():
+                found = manager.restore_latest(model)
             if found is None:
                 warnings.warn(
                     f"training.resume: no complete checkpoint in {manager.directory}; starting afresh",
@@ -209,7 +227,13 @@ def fit(
     if resume_from is not None and (initial_epoch >= config.epochs or stopped_early(resume_from[0])):
         # The run had finished (or was killed after its last checkpoint): end it as
         # an uninterrupted run ends, with early stopping's best weights.
-        return _finish_resumed(model, config, manager, resume_from, history, monitor, checkpoint_monitor, save_model_fn)
+        with distributed():
+            history = _finish_resumed(
+                model, config, manager, resume_from, history, monitor, checkpoint_monitor, save_model_fn
+            )
+        if model is not caller_model:
+            copy_variables(model, caller_model)
+        return history
 
     log_callbacks, json_path = _log_callbacks(config, initial_epoch if resume_from is not None else None)
     nan_guard = NanGuard()
@@ -250,18 +274,25 @@ def fit(
     if keras.backend.backend() == "tensorflow":
         batches, epoch_counter = shuffled_tf_dataset(x, y, sample_weight, **feed)
         all_callbacks.insert(0, epoch_counter)
+    elif plan is not None and plan.needs_even_batches:
+        batches = ShuffledArrays(x, y, sample_weight, multiple_of=plan.num_replicas, **feed)
+        if validation_data is not None:
+            validation_data = EvenBatches(validation_data, config.batch_size, plan.num_replicas)
     else:
         batches = ShuffledArrays(x, y, sample_weight, **feed)
-    model.fit(
-        batches,
-        validation_data=validation_data,
-        validation_batch_size=config.batch_size,
-        epochs=config.epochs,
-        initial_epoch=initial_epoch,
-        callbacks=all_callbacks,
-        verbose=config.verbose,
-        shuffle=False,
-    )
+    with distributed():
+        model.fit(
+            batches,
+            validation_data=validation_data,
+            validation_batch_size=None if isinstance(validation_data, EvenBatches) else config.batch_size,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=all_callbacks,
+            verbose=config.verbose,
+            shuffle=False,
+        )
+    if model is not caller_model:
+        copy_variables(model, caller_model)
     if nan_guard.nan_at is not None:
         kept = manager.latest() if manager is not None else None
         raise TrainingError(

@@ -14,7 +14,7 @@ Example:
 
 from keras_trainer.tabular.comparison import (
     ArchitectureResult,
-    ComparisonTable,
+    ArchitectureComparison,
     compare_architectures,
     test_architecture,
 )
@@ -32,7 +32,7 @@ from keras_trainer.tabular.windows import make_windows, train_val_windows
 __all__ = [
     "ArchitectureResult",
     "ArchitectureType",
-    "ComparisonTable",
+    "ArchitectureComparison",
     "FeatureScaler",
     "KerasModelFactory",
     "ModelConfig",

@@ -19,6 +19,7 @@ from keras_trainer.config import TrainingConfig
 from keras_trainer.core.data import check_pair
 from keras_trainer.core.fit import fit
 from keras_trainer.core.metrics import higher_is_better
+from keras_trainer.core.tables import ResultTable
 from keras_trainer.errors import DataError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.factory import ModelFactory, default_loss, default_metrics
@@ -64,45 +65,17 @@ class ArchitectureResult:
         }
 
 
-class ComparisonTable:
+class ArchitectureComparison(ResultTable):
     """Results of `compare_architectures`, one row per architecture, in input order."""
 
-    def __init__(self, results: list[ArchitectureResult]):
-        self.results = results
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __iter__(self):
-        return iter(self.results)
-
-    def __getitem__(self, index: int) -> ArchitectureResult:
-        return self.results[index]
-
-    def rows(self) -> list[dict]:
-        return [result.row() for result in self.results]
+    @property
+    def results(self) -> list[ArchitectureResult]:
+        return self.records
 
     def best(self) -> ArchitectureResult:
         """Highest accuracy, or lowest error for regression metrics."""
-        higher = higher_is_better(self.results[0].metric)
-        return (max if higher else min)(self.results, key=lambda r: r.value)
-
-    def to_markdown(self) -> str:
-        rows = self.rows()
-        if not rows:
-            return ""
-        header = list(rows[0])
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(str(row.get(k, "")) for k in header) + " |" for row in rows]
-        return "\n".join(lines)
-
-    def to_pandas(self):
-        import pandas
-
-        return pandas.DataFrame(self.rows())
-
-    def __repr__(self) -> str:
-        return self.to_markdown()
+        higher = higher_is_better(self.records[0].metric)
+        return (max if higher else min)(self.records, key=lambda r: r.value)
 
 
 def measure_latency(model, sample: np.ndarray, repeats: int = 20) -> float:
@@ -198,7 +171,7 @@ def compare_architectures(
     learning_rate: float = 1e-3,
     seed: int = 42,
     training: Optional[TrainingConfig] = None,
-) -> ComparisonTable:
+) -> ArchitectureComparison:
     """Runs `test_architecture` on each config with the same data and settings.
 
     Args:
@@ -206,7 +179,7 @@ def compare_architectures(
         Other arguments: as `test_architecture`.
 
     Returns:
-        A `ComparisonTable` (`.rows()`, `.to_markdown()`, `.to_pandas()`, `.best()`).
+        An `ArchitectureComparison` (`.rows()`, `.to_markdown()`, `.to_pandas()`, `.best()`).
 
     Example:
 
@@ -221,7 +194,7 @@ def compare_architectures(
     tasks = {config.task for config in configs}
     if len(tasks) > 1:
         raise DataError(f"compare_architectures: configs mix tasks {sorted(tasks)}; compare one task at a time")
-    return ComparisonTable(
+    return ArchitectureComparison(
         [
             test_architecture(config, train_data, val_data, epochs, batch_size, learning_rate, seed, training)
             for config in configs

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import typing
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from keras_trainer.config import ModelConfig as CoreModelConfig
+from keras_trainer.config.fields import ConfigSection, option
 from keras_trainer.config.schema import Initializer
 from keras_trainer.errors import ConfigError
 
@@ -57,72 +57,61 @@ class ArchitectureType(str, enum.Enum):
         )
 
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu")
-# Initializer names the factory accepts; aliases ("xavier", "he") are the core's
-# `INITIALIZER_ALIASES`, resolved when the network is built.
-WEIGHT_INITS = typing.get_args(Initializer)
-TASKS = ("regression", "classification")
-
-
 @dataclasses.dataclass
-class TabularModelConfig:
+class TabularModelConfig(ConfigSection):
     """A feed-forward, LSTM or CNN+LSTM network with a regression or classification head.
 
-    Args:
-        architecture_type: `ArchitectureType` (or its name). Default `FEED_FORWARD`.
-        input_size: Features per sample (per time step for sequence models). Required.
-        hidden_sizes: Units of the dense layers after the (optional) recurrent part.
-            Default `[64, 32]`.
-        output_size: Outputs: 1 for regression or binary classification, the number
-            of classes for multi-class classification. Default 1.
-        dropout_rate: Dropout after each dense layer and after the recurrent stack.
-            Default 0.2.
-        use_batch_norm: Batch normalization after each dense/conv layer. Default True.
-        activation: "relu", "tanh", "sigmoid" or "gelu". Default "relu".
-        weight_init: "xavier"/"glorot", "orthogonal" or "he". Default "xavier".
-        lstm_hidden_size: LSTM units (LSTM and hybrid). Default 64.
-        lstm_num_layers: Stacked LSTM layers. Default 2.
-        lstm_bidirectional: Bidirectional LSTM layers. Default False.
-        cnn_channels: Filters of each Conv1D layer (hybrid). Default `[32, 64]`.
-        cnn_kernel_sizes: Kernel size of each Conv1D layer. Default `[3, 3]`.
-        sequence_length: Time steps per window for sequence models; `None` accepts
-            any length. A feed-forward net given a length flattens the window.
-        task: "regression" (linear output) or "classification" (sigmoid output for
-            `output_size=1`, softmax otherwise). Default "regression".
-        name: Model name (also the row name in architecture comparisons).
+    Declared and validated like every other config section: built in Python or
+    read with `from_dict`, a bad value raises `ConfigError` naming its key.
+    `sequence_length=None` accepts windows of any length; a feed-forward net given
+    a length flattens the window. Classification uses a sigmoid output for
+    `output_size=1` and softmax otherwise.
     """
 
-    architecture_type: ArchitectureType = ArchitectureType.FEED_FORWARD
-    input_size: Optional[int] = None
-    hidden_sizes: list[int] = dataclasses.field(default_factory=lambda: [64, 32])
-    output_size: int = 1
-    dropout_rate: float = 0.2
-    use_batch_norm: bool = True
-    activation: str = "relu"
-    weight_init: str = "xavier"
-    lstm_hidden_size: int = 64
-    lstm_num_layers: int = 2
-    lstm_bidirectional: bool = False
-    cnn_channels: list[int] = dataclasses.field(default_factory=lambda: [32, 64])
-    cnn_kernel_sizes: list[int] = dataclasses.field(default_factory=lambda: [3, 3])
-    sequence_length: Optional[int] = None
-    task: str = "regression"
-    name: Optional[str] = None
+    architecture_type: ArchitectureType = option(
+        ArchitectureType.FEED_FORWARD,
+        description="feed_forward, lstm or cnn_lstm (names in any case and 'hybrid' accepted).",
+    )
+    input_size: Optional[int] = option(
+        None, exclusive_minimum=0, description="Features per sample (per time step for sequences)."
+    )
+    hidden_sizes: list[int] = option(
+        default_factory=lambda: [64, 32],
+        description="Units of the dense layers after the (optional) recurrent part.",
+    )
+    output_size: int = option(
+        1, exclusive_minimum=0, description="1 for regression or binary classification, else classes."
+    )
+    dropout_rate: float = option(
+        0.2, minimum=0.0, exclusive_maximum=1.0, description="Dropout after dense and recurrent layers."
+    )
+    use_batch_norm: bool = option(True, description="Batch normalization after dense/conv layers.")
+    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = option(
+        "relu", description="Activation of the hidden layers."
+    )
+    weight_init: Initializer = option(
+        "xavier", description="Kernel initializer (xavier/glorot, orthogonal, he, ...)."
+    )
+    lstm_hidden_size: int = option(64, exclusive_minimum=0, description="LSTM units.")
+    lstm_num_layers: int = option(2, exclusive_minimum=0, description="Stacked LSTM layers.")
+    lstm_bidirectional: bool = option(False, description="Bidirectional LSTM layers.")
+    cnn_channels: list[int] = option(
+        default_factory=lambda: [32, 64], description="Filters of each Conv1D layer (cnn_lstm)."
+    )
+    cnn_kernel_sizes: list[int] = option(
+        default_factory=lambda: [3, 3], description="Kernel size of each Conv1D layer."
+    )
+    sequence_length: Optional[int] = option(
+        None, exclusive_minimum=0, description="Time steps per window of sequence models."
+    )
+    task: Literal["regression", "classification"] = option(
+        "regression", description="regression (linear output) or classification."
+    )
+    name: Optional[str] = option(
+        None, description="Model name (also the row name in architecture comparisons)."
+    )
 
-    def __post_init__(self):
-        self.architecture_type = ArchitectureType.parse(self.architecture_type)
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"activation: must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
-            )
-        if self.weight_init not in WEIGHT_INITS:
-            raise ConfigError(
-                f"weight_init: must be one of {', '.join(WEIGHT_INITS)}, got {self.weight_init!r}"
-            )
-        if self.task not in TASKS:
-            raise ConfigError(f"task: must be 'regression' or 'classification', got {self.task!r}")
-        if self.input_size is not None and (not isinstance(self.input_size, int) or self.input_size <= 0):
-            raise ConfigError(f"input_size: must be a positive integer, got {self.input_size!r}")
+    def validate(self, path: str) -> None:
         # The core schema checks the rest (ranges, list lengths) with key paths.
         self.to_model_config()
 
@@ -178,24 +167,11 @@ class TabularModelConfig:
             "model",
         )
 
-    def replace(self, **changes) -> "TabularModelConfig":
-        """A copy with `changes` applied (validated again)."""
-        return dataclasses.replace(self, **changes)
-
     def to_dict(self) -> dict:
-        """JSON-ready dict (for model metadata)."""
-        data = dataclasses.asdict(self)
+        """JSON-ready dict (for model metadata); the architecture goes by its name."""
+        data = super().to_dict()
         data["architecture_type"] = self.architecture_type.name if self.architecture_type != ArchitectureType.CNN_LSTM else "CNN_LSTM"
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TabularModelConfig":
-        """Inverse of `to_dict`; unknown keys raise `ConfigError` listing the valid ones."""
-        valid = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ConfigError(f"{unknown[0]}: unknown key (valid keys: {', '.join(sorted(valid))})")
-        return cls(**data)
 
 
 # The older name (see keras_trainer.compat). `keras_trainer.config.ModelConfig` is the JSON `model` section.

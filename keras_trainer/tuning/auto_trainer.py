@@ -17,8 +17,9 @@ import json
 import logging
 import os
 import re
+import sys
 import time
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import keras
 import keras_tuner
@@ -26,10 +27,12 @@ import numpy as np
 
 from keras_trainer.core.atomic import write_json_atomic
 from keras_trainer.core.data import check_pair
+from keras_trainer.core.tables import ResultTable
 from keras_trainer.errors import ConfigError, DataError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.normalization import FeatureScaler, save_tabular_model, serving_model
 from keras_trainer.config.tuning import HyperparameterSpace, TuningConfig
+from keras_trainer.tuning.distributed import DistributedSearch, end_with_chief, worker_role
 from keras_trainer.tuning.hypermodel import ModelFactoryLike, TunableModel
 from keras_trainer.tuning.metrics import Objective, resolve_objective
 
@@ -90,21 +93,12 @@ class TrialRecord:
         return row
 
 
-class TrialTable:
+class TrialTable(ResultTable):
     """All trials of a search, in the order they ran."""
 
     def __init__(self, records: list[TrialRecord], objective: Objective):
-        self.records = records
+        super().__init__(records)
         self.objective = objective
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self):
-        return iter(self.records)
-
-    def __getitem__(self, index: int) -> TrialRecord:
-        return self.records[index]
 
     @property
     def completed(self) -> list[TrialRecord]:
@@ -113,26 +107,6 @@ class TrialTable:
     @property
     def failed(self) -> list[TrialRecord]:
         return [r for r in self.records if r.status in ("FAILED", "INVALID")]
-
-    def rows(self) -> list[dict]:
-        return [record.row() for record in self.records]
-
-    def to_pandas(self):
-        import pandas
-
-        return pandas.DataFrame(self.rows())
-
-    def to_markdown(self) -> str:
-        rows = self.rows()
-        if not rows:
-            return ""
-        header = list(dict.fromkeys(key for row in rows for key in row))
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join("" if row.get(k) is None else str(row.get(k)) for k in header) + " |" for row in rows]
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.to_markdown()
 
 
 @dataclasses.dataclass
@@ -222,6 +196,7 @@ class AutoTrainer:
         self.result: Optional[TuningResult] = None
         self._table: Optional[TrialTable] = None
         self._project_dir: Optional[str] = None
+        self.distributed_events: list[str] = []
 
     # ----------------------------------------------------------------- search
     def _make_tuner(self, hypermodel: TunableModel, objective: Objective, project: str):
@@ -262,14 +237,21 @@ class AutoTrainer:
         return RecordingTuner(max_trials=config.max_trials, **common)
 
     def _info_path(self) -> str:
-        return os.path.join(self._project_dir, "trials.json")
+        # Each worker of a distributed search times its own trials in its own file.
+        role = worker_role()
+        name = "trials.json" if role is None else f"trials-{role}.json"
+        return os.path.join(self._project_dir, name)
 
     def _load_info(self) -> dict:
-        try:
-            with open(self._info_path(), encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, json.JSONDecodeError):
-            return {}
+        info = {}
+        for name in sorted(os.listdir(self._project_dir)):
+            if re.fullmatch(r"trials(-[\w.-]+)?\.json", name):
+                try:
+                    with open(os.path.join(self._project_dir, name), encoding="utf-8") as handle:
+                        info.update(json.load(handle))
+                except (OSError, json.JSONDecodeError):
+                    continue
+        return info
 
     def _record_trial(self, trial, seconds: float, fit_info: Optional[dict]) -> None:
         info = self._load_info()
@@ -323,8 +305,19 @@ class AutoTrainer:
         val_returns: Optional[Any] = None,
         loss: Any = None,
         metrics: Optional[list] = None,
-    ) -> TuningResult:
+        workers: int = 0,
+        worker_command: Optional[Sequence[str]] = None,
+        oracle_host: str = "127.0.0.1",
+        oracle_port: int = 0,
+    ) -> Optional[TuningResult]:
         """Runs (or resumes) the search and returns the best result, retrained.
+
+        With `workers=N` the search is distributed on KerasTuner's chief/worker
+        protocol (`docs/distributed.md`): this process serves the oracle and starts
+        N workers running `worker_command` (default: this program again,
+        `[sys.executable, *sys.argv]`), one per GPU when there are GPUs. A process
+        started as a KerasTuner worker (`KERASTUNER_ORACLE_IP` etc. set, tuner id
+        not "chief") runs trials for its chief and returns `None`.
 
         Args:
             model_factory: `fn(dropout_rate=..., **kwargs) -> keras.Model` (a factory
@@ -338,9 +331,14 @@ class AutoTrainer:
                 sortino; defaults to `y_val` for regression models.
             loss: Overrides `config.loss` and the inferred loss.
             metrics: Keras metrics to compile (the objective's is added).
+            workers: Local worker processes of a distributed search (0: run here).
+            worker_command: The command line of each worker (see above).
+            oracle_host: Address the chief's oracle listens on (`0.0.0.0` lets
+                workers on other machines join).
+            oracle_port: Its port (0: a free one; give one for remote workers).
 
         Returns:
-            A `TuningResult`.
+            A `TuningResult`, or `None` in a worker process.
 
         Raises:
             ConfigError: bad settings; DataError: bad arrays; TuningError: every
@@ -348,6 +346,8 @@ class AutoTrainer:
         """
         config = self.config
         config.validate("tuning")
+        if worker_role() is not None:
+            end_with_chief()
         objective = resolve_objective(config.metric, config.maximize_metric)
         self._objective = objective
         x, y = check_pair(train_data, "train_data")
@@ -394,8 +394,25 @@ class AutoTrainer:
                 ) from error
             logger.info("search %s in %s: method=%s max_trials=%d objective=%s (%s)", project, self._project_dir,
                         config.search_method, config.max_trials, objective.name, objective.direction)
-            try:
+            if worker_role() is not None:
+                # A worker runs the trials its chief hands out; the chief keeps the results.
                 self.tuner.search(x, y, validation_data=(x_val, y_val), verbose=config.verbose)
+                logger.info("worker %s: the search has no trials left", worker_role())
+                return None
+            try:
+                if workers:
+                    self.tuner.oracle.verbose = config.verbose
+                    search = DistributedSearch(
+                        self.tuner.oracle,
+                        workers,
+                        list(worker_command) if worker_command else [sys.executable, *sys.argv],
+                        os.path.join(self._project_dir, "workers"),
+                        host=oracle_host,
+                        port=oracle_port,
+                    )
+                    self.distributed_events = search.run()
+                else:
+                    self.tuner.search(x, y, validation_data=(x_val, y_val), verbose=config.verbose)
             except RuntimeError as error:
                 self._table = self._collect()
                 raise TuningError(

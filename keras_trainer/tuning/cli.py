@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Optional
 
 import numpy as np
@@ -49,6 +50,21 @@ def register(subparsers) -> None:
     tune.add_argument("--output", help="saved best model (.keras or .h5; default: DIRECTORY/SYMBOL/best.keras)")
     tune.add_argument("--max-trials", type=int, help="overrides tuning.max_trials")
     tune.add_argument("--max-epochs", type=int, help="overrides tuning.max_epochs")
+    tune.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="distribute the search: serve KerasTuner's oracle here and start N local "
+        "workers (one per GPU when there are GPUs); see docs/distributed.md",
+    )
+    tune.add_argument(
+        "--oracle-host",
+        default="127.0.0.1",
+        help="address the oracle listens on with --workers (0.0.0.0 lets other machines join)",
+    )
+    tune.add_argument(
+        "--oracle-port", type=int, default=0, help="port of the oracle (default: a free one)"
+    )
     tune.set_defaults(handler=run_tune)
 
 
@@ -108,12 +124,24 @@ def split(n: int, validation: float, test: float, seed: int) -> tuple[np.ndarray
     return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
 
 
+def _worker_command(args: argparse.Namespace) -> list[str]:
+    """The command a local worker runs: this search without --workers."""
+    command = [sys.executable, "-m", "keras_trainer", "tune", args.config, "--data", args.data]
+    for flag, value in (("--target", args.target), ("--directory", args.directory),
+                        ("--symbol", args.symbol), ("--max-trials", args.max_trials),
+                        ("--max-epochs", args.max_epochs)):
+        if value is not None:
+            command += [flag, str(value)]
+    return command
+
+
 def run_tune(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer tune`; returns the exit code."""
     from keras_trainer import tabular  # noqa: F401  registers feed_forward, lstm, cnn_lstm
     from keras_trainer.config import load_config
     from keras_trainer.core.models import build_model
     from keras_trainer.tuning.auto_trainer import AutoTrainer
+    from keras_trainer.tuning.distributed import worker_role
 
     config = load_config(args.config)
     tuning = config.tuning
@@ -144,7 +172,14 @@ def run_tune(args: argparse.Namespace) -> int:
           f"model.type={model_config.type}")
     trainer = AutoTrainer(tuning)
     result = trainer.optimize(model_factory, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
-                              symbol=args.symbol)
+                              symbol=args.symbol, workers=args.workers,
+                              worker_command=_worker_command(args),
+                              oracle_host=args.oracle_host, oracle_port=args.oracle_port)
+    if result is None:
+        print(f"worker {worker_role()}: no trials left; the chief keeps the results")
+        return 0
+    for event in trainer.distributed_events:
+        print(event)
     print(trainer.trials_table().to_markdown())
     print(f"best trial {result.trial_id}: {result.hyperparameters}")
     print(f"best {result.metric}: {result.val_metric:.6g}"

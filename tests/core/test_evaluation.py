@@ -9,7 +9,7 @@ import pytest
 from sklearn import metrics as skm
 
 from keras_trainer.core.evaluation import (
-    ComparisonTable,
+    ModelComparison,
     EvaluationReport,
     ModelEvaluator,
     compare_models,
@@ -262,7 +262,7 @@ def test_evaluate_rejects_inputs_and_targets_of_different_length():
 def test_compare_models_tabulates_scores_size_and_speed():
     models = {"small": tiny_classifier(2, seed=1), "large": tiny_classifier(16, seed=2)}
     table = compare_models(models, DATA_X, DATA_Y)
-    assert isinstance(table, ComparisonTable)
+    assert isinstance(table, ModelComparison)
     assert [row.name for row in table.rows] == ["small", "large"]
     accuracies = {}
     for row in table.rows:

@@ -1,0 +1,144 @@
+"""A data-parallel training run for the distribution tests, run as a child process.
+
+    python data_parallel_run.py OUT.json --devices N [--epochs E] [--checkpoint DIR]
+        [--resume] [--precision bfloat16] [--save MODEL.keras] [--batch-size B]
+
+The child sets up N CPU devices before the backend starts (XLA's host platform
+device count on JAX, logical CPU devices on TensorFlow), trains a small MLP with
+`training.distribution = {"strategy": "data_parallel", "devices": N}` (or no
+distribution when N is 1), and writes the losses, the final weights, how the
+trained variables and batches were laid out, to OUT.json.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+parser = argparse.ArgumentParser()
+parser.add_argument("out")
+parser.add_argument("--devices", type=int, default=2)
+parser.add_argument("--epochs", type=int, default=2)
+parser.add_argument("--checkpoint")
+parser.add_argument("--resume", action="store_true")
+parser.add_argument("--precision", default="off")
+parser.add_argument("--save")
+parser.add_argument("--batch-size", type=int, default=16)
+args = parser.parse_args()
+
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+if BACKEND == "jax":
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={max(args.devices, 2)}"
+elif BACKEND == "tensorflow":
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * max(args.devices, 2)
+    )
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_trainer.config import ModelConfig, TrainingConfig  # noqa: E402
+from keras_trainer.core.fit import fit  # noqa: E402
+from keras_trainer.core.models import build_model  # noqa: E402
+from keras_trainer.core.persistence import save_model  # noqa: E402
+from keras_trainer.errors import KerasTrainerError  # noqa: E402
+
+layout = {"batch_rows_per_device": set(), "devices_per_batch": set()}
+
+
+class RecordLayout(keras.layers.Layer):
+    """Identity layer that records how each training batch is split over devices."""
+
+    def call(self, inputs):
+        if BACKEND == "jax":
+            import jax
+
+            def record(sharding):
+                layout["devices_per_batch"].add(len(sharding.device_set))
+                layout["batch_rows_per_device"].add(
+                    sharding.shard_shape(tuple(inputs.shape))[0]
+                )
+
+            jax.debug.inspect_array_sharding(inputs, callback=record)
+        elif BACKEND == "tensorflow":
+            import tensorflow as tf
+
+            context = tf.distribute.get_replica_context()
+            # Only the traced training steps: model construction sees no batch size.
+            if context is not None and inputs.shape[0] is not None:
+                layout["devices_per_batch"].add(context.num_replicas_in_sync)
+                layout["batch_rows_per_device"].add(int(inputs.shape[0]))
+        return inputs
+
+
+class RecordVariables(keras.callbacks.Callback):
+    """Records on how many devices the trained model's variables live."""
+
+    def on_train_begin(self, logs=None):
+        copies = set()
+        for variable in self.model.trainable_variables:
+            value = variable.value
+            if BACKEND == "jax":
+                assert value.sharding.is_fully_replicated
+                copies.add(len(value.sharding.device_set))
+            elif BACKEND == "tensorflow":
+                copies.add(len(getattr(value, "values", [value])))
+            else:
+                copies.add(1)
+        layout["variable_copies"] = sorted(copies)
+
+
+def main():
+    distribution = (
+        {"strategy": "data_parallel", "devices": args.devices} if args.devices > 1 else {}
+    )
+    config = TrainingConfig.from_dict(
+        {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "seed": 7,
+            "verbose": 0,
+            "validation_split": 0.25,
+            "early_stopping_patience": 2,
+            "optimizer": {"name": "adam"},
+            "mixed_precision": args.precision,
+            "distribution": distribution,
+            "checkpoint": {"directory": args.checkpoint, "max_checkpoints": 2},
+            "resume": args.resume,
+        }
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 6)).astype("float32")
+    y = np.eye(3, dtype="float32")[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)]
+    keras.utils.set_random_seed(1)
+    policy = "float32" if args.precision == "off" else f"mixed_{args.precision}"
+    body = build_model(ModelConfig(input_dim=6, hidden_layers=[16], output_dim=3), (6,), policy)
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, body(RecordLayout()(inputs)))
+    try:
+        history = fit(model, x, y, config=config, callbacks=[RecordVariables()])
+    except KerasTrainerError as error:
+        with open(args.out, "w") as handle:
+            json.dump({"error": type(error).__name__, "message": str(error)}, handle)
+        return 0
+    if args.save:
+        save_model(body, args.save)  # the MLP alone: the recording layer is test-only
+    result = {
+        "loss": history.history["loss"],
+        "val_loss": history.history["val_loss"],
+        "epochs": history.epochs,
+        "weights": [np.asarray(w, dtype="float64").tolist() for w in model.get_weights()],
+        "devices_per_batch": sorted(layout["devices_per_batch"]),
+        "batch_rows_per_device": sorted(layout["batch_rows_per_device"]),
+        "variable_copies": layout.get("variable_copies", []),
+    }
+    with open(args.out, "w") as handle:
+        json.dump(result, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
