@@ -25,6 +25,7 @@ from keras_trainer.errors import (
     QuantizationError,
     TrainingError,
     TuningError,
+    WorkerError,
 )
 from keras_trainer.version import __version__
 
@@ -139,6 +140,7 @@ __all__ = sorted(_EXPORTS) + [
     "QuantizationError",
     "TrainingError",
     "TuningError",
+    "WorkerError",
     "__version__",
 ]
 

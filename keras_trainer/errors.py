@@ -71,3 +71,8 @@ class TuningError(KerasTrainerError, RuntimeError):
 
 class BackendNotSupportedError(KerasTrainerError, RuntimeError):
     """The active Keras backend (or device) cannot do what was asked."""
+
+
+class WorkerError(KerasTrainerError, RuntimeError):
+    """A worker subprocess running untrusted code (JIT-compiled IR) crashed, died,
+    or ran past its time limit; it was killed and the caller's process is unharmed."""

@@ -31,7 +31,7 @@ from keras_trainer.assistant.model import (
     copy_layer,
 )
 from keras_trainer.assistant.tokenizer import AssistantTokenizer
-from keras_trainer.errors import CheckpointError, ConfigError, DataError, ModelError
+from keras_trainer.errors import CheckpointError, ConfigError, DataError, KerasTrainerError, ModelError
 
 TASK = "assistant"
 
@@ -284,8 +284,15 @@ def load_assistant(path: Union[str, os.PathLike]) -> Assistant:
             f"{os.fspath(path)}: not an assistant model file (metadata task="
             f"{metadata.get('task')!r}); save it with Assistant.save"
         )
-    tokenizer = AssistantTokenizer.from_config(metadata["tokenizer"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        config = load_assistant_config(metadata.get("config", {}))
+    key = "tokenizer"
+    try:
+        tokenizer = AssistantTokenizer.from_config(metadata["tokenizer"])
+        key = "config"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = load_assistant_config(metadata.get("config", {}))
+    except (KerasTrainerError, TypeError, ValueError, KeyError, AttributeError) as error:
+        raise CheckpointError(
+            f"{os.fspath(path)}: metadata {key!r} is not a valid assistant {key} ({error})"
+        ) from None
     return Assistant(model, tokenizer, config)

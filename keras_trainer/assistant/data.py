@@ -12,7 +12,6 @@ True
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Literal, Sequence, Union
 
@@ -92,13 +91,9 @@ def load_pairs(
     path = os.fspath(path) if path is not None else BUNDLED_SPLITS[split]
     if os.path.isdir(path):
         path = os.path.join(path, "training_data.json")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            records = json.load(handle)
-    except FileNotFoundError:
-        raise DataError(f"dataset file not found: {path}") from None
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{error.lineno}:{error.colno}: malformed JSON: {error.msg}") from None
+    from keras_trainer.config import read_json_file
+
+    records = read_json_file(path, "dataset", DataError)
     return parse_pairs(records, path)
 
 

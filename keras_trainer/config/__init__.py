@@ -33,31 +33,66 @@ from keras_trainer.errors import ConfigError
 ConfigSource = Union[str, os.PathLike, dict, TrainerConfig]
 
 
-def read_json_file(path: Union[str, os.PathLike], what: str = "config") -> Any:
+# Config, feature and runtime JSON files are kilobytes; refuse to read a huge one.
+MAX_INPUT_FILE_BYTES = 256 * 1024 * 1024
+
+
+def read_text_file(path: Union[str, os.PathLike], what: str = "config", error: type = ConfigError) -> str:
+    """Reads a UTF-8 text file; every failure raises `error` naming the file.
+
+    Args:
+        path: The file to read.
+        what: What the file is, for messages ("config", "--ir file").
+        error: The library error to raise (`ConfigError` for configs, `DataError` for data).
+
+    Raises:
+        error: the file is missing, a folder, unreadable, too large or not UTF-8 text.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_INPUT_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise error(f"{what} file not found: {path}") from None
+    except IsADirectoryError:
+        raise error(f"{what} path is a directory, not a file: {path}") from None
+    except OSError as problem:
+        raise error(f"{what} file {path}: cannot read it ({problem.strerror or problem})") from None
+    if len(data) > MAX_INPUT_FILE_BYTES:
+        raise error(f"{what} file {path}: larger than {MAX_INPUT_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as problem:
+        raise error(
+            f"{what} file {path}: not UTF-8 text (byte {problem.start} is {data[problem.start]:#04x}); "
+            "is it a binary file?"
+        ) from None
+
+
+def read_json_file(path: Union[str, os.PathLike], what: str = "config", error: type = ConfigError) -> Any:
     """Reads a JSON file; malformed JSON raises an error naming file, line and column.
 
     Args:
         path: The file to read.
         what: What the file is, for messages ("config", "dataset").
+        error: The library error to raise (`ConfigError` for configs, `DataError` for data).
 
     Returns:
         The parsed JSON value.
 
     Raises:
-        ConfigError: the file is missing or is not valid JSON.
+        error: the file is missing, unreadable, not text, or not valid JSON.
     """
     path = os.fspath(path)
+    text = read_text_file(path, what, error)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{what} path is a directory, not a file: {path}") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            f"{path}:{error.lineno}:{error.colno}: malformed JSON in {what} file: {error.msg}"
+        return json.loads(text)
+    except json.JSONDecodeError as problem:
+        raise error(
+            f"{path}:{problem.lineno}:{problem.colno}: malformed JSON in {what} file: {problem.msg}"
         ) from None
+    except RecursionError:
+        raise error(f"{path}: {what} file is nested too deeply") from None
 
 
 def load_section(cls: type, source: Any, what: str = "config") -> Any:
@@ -141,5 +176,6 @@ __all__ = [
     "load_section",
     "option",
     "read_json_file",
+    "read_text_file",
     "to_dict",
 ]

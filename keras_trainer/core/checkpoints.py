@@ -13,7 +13,9 @@ Layout of a checkpoint directory:
 
 Each file and folder is written under a temporary name and renamed when complete
 (`keras_trainer.core.atomic`), so a kill at any instant leaves only complete
-checkpoints; `latest()` skips leftovers.
+checkpoints; `latest()` skips leftovers. A checkpoint damaged afterwards (a
+truncated copy, a disk error) is detected when resuming: `restore_latest` falls
+back to the newest intact checkpoint and says which.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ import math
 import os
 import re
 import shutil
+import warnings
+import zipfile
+import zlib
 from typing import Any, Optional
 
 import keras
 import numpy as np
 
-from keras_trainer.core.atomic import atomic_path, is_temporary
+from keras_trainer.core.atomic import atomic_path, remove_stale_temporaries
 from keras_trainer.core.history import TrainingHistory, monitor_mode
 from keras_trainer.core.seeding import capture_rng_state, restore_rng_state
 from keras_trainer.errors import CheckpointError
@@ -51,27 +56,60 @@ def _arrays(variables) -> dict[str, np.ndarray]:
     return {f"v{i:05d}": np.asarray(keras.ops.convert_to_numpy(v)) for i, v in enumerate(variables)}
 
 
-def _assign(variables, arrays: dict[str, np.ndarray], what: str, path: str) -> None:
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint's files are missing, truncated or malformed (another one may be intact)."""
+
+
+def _check_arrays(variables, arrays: dict[str, np.ndarray], what: str, path: str) -> list:
+    """The values of `variables` in `arrays`, checked in full before anything is assigned."""
     if len(arrays) != len(variables):
-        raise CheckpointError(
+        raise CorruptCheckpointError(
             f"{path}: holds {len(arrays)} {what} variables but the model has {len(variables)}"
         )
+    values = []
     for i, variable in enumerate(variables):
-        value = arrays[f"v{i:05d}"]
+        value = arrays.get(f"v{i:05d}")
+        if value is None:
+            raise CorruptCheckpointError(f"{path}: {what} variable #{i} ({variable.path}) is missing")
         if tuple(value.shape) != tuple(variable.shape):
-            raise CheckpointError(
+            raise CorruptCheckpointError(
                 f"{path}: {what} variable {variable.path} has shape {tuple(variable.shape)} in the "
                 f"model but {tuple(value.shape)} in the checkpoint"
             )
-        variable.assign(value)
+        values.append(value)
+    return values
 
 
 def _load_npz(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: unreadable checkpoint file ({error})") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        reason = "missing" if isinstance(error, FileNotFoundError) else f"{type(error).__name__}: {error}"
+        raise CorruptCheckpointError(f"{path}: unreadable checkpoint file ({reason})") from None
+
+
+# Keys of state.json and their types: a checkpoint lacking one is corrupt.
+_STATE_SCHEMA = {"epoch": int, "history": dict, "rng": dict, "callbacks": list, "fingerprint": list}
+
+
+def _read_state(path: str) -> dict:
+    state_path = os.path.join(path, "state.json")
+    try:
+        with open(state_path, encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise CorruptCheckpointError(f"{state_path}: unreadable checkpoint state ({error})") from None
+    if not isinstance(state, dict):
+        raise CorruptCheckpointError(f"{state_path}: must hold a JSON object, got {type(state).__name__}")
+    for key, kind in _STATE_SCHEMA.items():
+        if key not in state:
+            raise CorruptCheckpointError(f"{state_path}: missing key {key!r}")
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise CorruptCheckpointError(
+                f"{state_path}: {key!r} must be a {kind.__name__}, got {type(state[key]).__name__}"
+            )
+    return state
 
 
 class CheckpointManager:
@@ -89,6 +127,11 @@ class CheckpointManager:
 
     def __init__(self, directory: str, max_checkpoints: int = 3):
         self.directory = os.fspath(directory)
+        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            raise CheckpointError(
+                f"training.checkpoint.directory: {self.directory!r} is a file, not a folder; "
+                "choose another path"
+            )
         self.max_checkpoints = max_checkpoints
         self.best_path = os.path.join(self.directory, "best.keras")
 
@@ -111,11 +154,7 @@ class CheckpointManager:
 
     def remove_leftovers(self) -> None:
         """Deletes temporary files of writes that a crash interrupted."""
-        if os.path.isdir(self.directory):
-            for name in os.listdir(self.directory):
-                if is_temporary(name):
-                    path = os.path.join(self.directory, name)
-                    shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+        remove_stale_temporaries(self.directory)
 
     def save(self, model: keras.Model, epoch: int, state: dict, extra: dict[str, np.ndarray]) -> str:
         """Writes the checkpoint of a finished epoch, atomically; prunes old ones."""
@@ -143,16 +182,14 @@ class CheckpointManager:
             `(state, extra)`: the saved `state.json` and the callbacks' arrays.
 
         Raises:
-            CheckpointError: the checkpoint is unreadable or was written by a
-                model with other layers or shapes than `model`.
+            CorruptCheckpointError: a file of the checkpoint is missing, truncated
+                or malformed (nothing is assigned then).
+            CheckpointError: the checkpoint was written by a model with other
+                layers or shapes than `model`.
         """
-        try:
-            with open(os.path.join(path, "state.json"), encoding="utf-8") as handle:
-                state = json.load(handle)
-        except (OSError, json.JSONDecodeError) as error:
-            raise CheckpointError(f"{path}: unreadable checkpoint state ({error})") from None
+        state = _read_state(path)
         expected = model_fingerprint(model)
-        saved = state.get("fingerprint", [])
+        saved = state["fingerprint"]
         if saved != expected:
             differences = [
                 f"variable #{i} {model.variables[i].path if i < len(expected) else '?'}: "
@@ -167,15 +204,119 @@ class CheckpointManager:
                 "config, or start a fresh run in another checkpoint directory."
             )
         arrays = _load_npz(os.path.join(path, "variables.npz"))
+        extra = _load_npz(os.path.join(path, "extra.npz"))
         model_arrays = {k[len("model_") :]: v for k, v in arrays.items() if k.startswith("model_")}
         optimizer_arrays = {
             k[len("optimizer_") :]: v for k, v in arrays.items() if k.startswith("optimizer_")
         }
-        _assign(model.variables, model_arrays, "model", path)
+        model_values = _check_arrays(model.variables, model_arrays, "model", path)
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        _assign(model.optimizer.variables, optimizer_arrays, "optimizer", path)
-        return state, _load_npz(os.path.join(path, "extra.npz"))
+        optimizer_values = _check_arrays(model.optimizer.variables, optimizer_arrays, "optimizer", path)
+        for variable, value in zip(model.variables, model_values):
+            variable.assign(value)
+        for variable, value in zip(model.optimizer.variables, optimizer_values):
+            variable.assign(value)
+        return state, extra
+
+    def restore_latest(self, model: keras.Model) -> Optional[tuple[str, dict, dict[str, np.ndarray]]]:
+        """Restores the newest intact checkpoint, skipping (and naming) corrupt ones.
+
+        Returns:
+            `(path, state, extra)`, or `None` when there is no checkpoint.
+
+        Raises:
+            CheckpointError: every checkpoint is corrupt (each is named), or the
+                model differs from the one that wrote them.
+        """
+        dirs = self.epoch_dirs()
+        skipped = []
+        for _, path in reversed(dirs):
+            try:
+                state, extra = self.restore(model, path)
+            except CorruptCheckpointError as error:
+                skipped.append(str(error))
+                continue
+            if skipped:
+                warnings.warn(
+                    f"resuming from the intact checkpoint {path} (epoch {state['epoch'] + 1}); "
+                    f"skipped {len(skipped)} corrupt newer one(s): {'; '.join(skipped)}",
+                    stacklevel=2,
+                )
+            return path, state, extra
+        if skipped:
+            raise CheckpointError(
+                f"cannot resume: every checkpoint in {self.directory} is corrupt ({'; '.join(skipped)}). "
+                "Delete the folder to start afresh."
+            )
+        return None
+
+    def check_best(self) -> Optional[str]:
+        """Removes a `best.keras` that does not load; returns why, or `None` if it is fine."""
+        if not os.path.exists(self.best_path):
+            return None
+        from keras_trainer.core.persistence import check_model_config, read_metadata
+
+        try:
+            read_metadata(self.best_path)
+            check_model_config(self.best_path)
+            with zipfile.ZipFile(self.best_path) as archive:
+                damaged = archive.testzip()
+            if damaged is not None:
+                raise CheckpointError(f"{self.best_path}: entry {damaged!r} is damaged")
+        except (CheckpointError, zipfile.BadZipFile, OSError, zlib.error) as error:
+            shutil.rmtree(self.best_path) if os.path.isdir(self.best_path) else os.unlink(self.best_path)
+            return str(error)
+        return None
+
+
+def early_stopping_weights(extra: dict[str, np.ndarray]) -> Optional[list[np.ndarray]]:
+    """The best weights early stopping kept, as saved in a checkpoint's `extra.npz`."""
+    weights = [extra[k] for k in sorted(k for k in extra if k.startswith("es_best_"))]
+    return weights or None
+
+
+def stopped_early(state: dict) -> bool:
+    """Whether the run that wrote checkpoint `state` was stopped by early stopping."""
+    return any((saved or {}).get("stopped_epoch") or 0 for saved in state.get("callbacks", []))
+
+
+def repair_best(
+    manager: CheckpointManager,
+    model: keras.Model,
+    best_weights: Optional[list] = None,
+    save_model_fn=None,
+) -> Optional[str]:
+    """Replaces a corrupt `best.keras` before a resumed run relies on it.
+
+    With `best_weights` (early stopping's, for the same monitor) the file is
+    rewritten from them; without, it is removed and the next improvement
+    writes it again.
+
+    Returns:
+        A message saying what was done, or `None` when `best.keras` was fine.
+    """
+    problem = manager.check_best()
+    if problem is None:
+        return None
+    if best_weights is None:
+        return f"removed corrupt {manager.best_path} ({problem}); the next improvement rewrites it"
+    current = model.get_weights()
+    model.set_weights(best_weights)
+    try:
+        _save_best(model, manager.best_path, save_model_fn)
+    finally:
+        model.set_weights(current)
+    return f"rewrote corrupt {manager.best_path} ({problem}) from the checkpoint's best weights"
+
+
+def _save_best(model: keras.Model, path: str, save_model_fn=None) -> None:
+    if save_model_fn is not None:
+        save_model_fn(model, path)
+    else:
+        from keras_trainer.core.persistence import save_model
+
+        save_model(model, path)
 
 
 class CheckpointCallback(keras.callbacks.Callback):
@@ -236,12 +377,20 @@ class CheckpointCallback(keras.callbacks.Callback):
         state, extra = self.resume_from
         self.best = state.get("best")
         restore_rng_state(state["rng"], extra)
+        best_weights = None
         for callback, saved in zip(self.stateful_callbacks, state.get("callbacks", [])):
             for key, value in saved.items():
                 setattr(callback, key, value)
             if isinstance(callback, keras.callbacks.EarlyStopping):
-                weights = [extra[k] for k in sorted(k for k in extra if k.startswith("es_best_"))]
-                callback.best_weights = weights or None
+                callback.best_weights = early_stopping_weights(extra)
+                if callback.monitor == self.monitor:
+                    best_weights = callback.best_weights
+        if self.save_best:
+            message = repair_best(self.manager, self.model, best_weights, self.save_model_fn)
+            if message is not None:
+                if best_weights is None:
+                    self.best = None
+                warnings.warn(message, stacklevel=2)
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -255,12 +404,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         value = logs.get(self.monitor)
         if self.save_best and value is not None and not math.isnan(value) and self._improved(value):
             self.best = float(value)
-            if self.save_model_fn is not None:
-                self.save_model_fn(self.model, self.manager.best_path)
-            else:
-                from keras_trainer.core.persistence import save_model
-
-                save_model(self.model, self.manager.best_path)
+            _save_best(self.model, self.manager.best_path, self.save_model_fn)
         callback_states, extra = [], {}
         for callback in self.stateful_callbacks:
             keys = self._STATE_KEYS.get(type(callback).__name__, ())

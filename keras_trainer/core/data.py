@@ -10,6 +10,58 @@ import numpy as np
 
 from keras_trainer.errors import DataError
 
+# Features beyond this magnitude overflow float32 training arithmetic (squares in
+# variances, Adam's second moments reach inf past ~1.8e19): rescale them first.
+MAX_FEATURE_MAGNITUDE = 1e18
+
+
+def check_feature_values(
+    matrix: np.ndarray, name: str = "features", column_names: Any = None, row_name: str = "row"
+) -> None:
+    """Rejects NaN, infinite and absurdly large (> `MAX_FEATURE_MAGNITUDE`) values.
+
+    Raises:
+        DataError: naming the first bad row and column (by name when given) and the value.
+    """
+    values = np.asarray(matrix)
+    bad = ~np.isfinite(values) | (np.abs(np.where(np.isfinite(values), values, 0)) > MAX_FEATURE_MAGNITUDE)
+    if not bad.any():
+        return
+    position = tuple(int(i) for i in np.argwhere(bad)[0])
+    value = values[position]
+    column = position[-1]
+    if column_names is not None and column < len(column_names):
+        column_text = f"feature {column_names[column]!r}"
+    else:
+        column_text = f"column {column}"
+    if not np.isfinite(value):
+        raise DataError(
+            f"{name}: {row_name} {position[0]} contains NaN or infinite values ({column_text} is "
+            f"{float(value)}; values beyond the float32 range become infinite)"
+        )
+    raise DataError(
+        f"{name}: {row_name} {position[0]}, {column_text}: {float(value):.3g} is beyond "
+        f"+-{MAX_FEATURE_MAGNITUDE:.0e}, which overflows float32 training; rescale it (e.g. a log transform)"
+    )
+
+
+def check_one_hot(labels: np.ndarray, name: str = "y") -> None:
+    """Checks that 2-D class labels are one-hot: 0/1 values, exactly one 1 per row.
+
+    Raises:
+        DataError: naming the first row that is not one-hot.
+    """
+    values = np.asarray(labels)
+    binary = (values == 0) | (values == 1)
+    good = binary.all(axis=-1) & (values.sum(axis=-1) == 1)
+    if good.all():
+        return
+    row = int(np.flatnonzero(~good)[0])
+    raise DataError(
+        f"{name}: row {row} is not one-hot ({np.array2string(values[row], precision=3, threshold=8)}); "
+        "pass one 1 and zeros per row, or integer class indices of shape (n,)"
+    )
+
 
 def num_samples(data: Any, name: str = "x") -> int:
     """Returns the common first dimension of an array or a nest of arrays."""
@@ -247,9 +299,7 @@ def as_feature_matrix(
         raise DataError(f"{name}: has no samples")
     if width is not None and array.shape[-1] != width:
         raise DataError(f"{name}: expected {width} features per sample, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        row = int(np.argwhere(~np.isfinite(array))[0][0])
-        raise DataError(f"{name}: row {row} contains NaN or infinite values")
+    check_feature_values(array, name)
     return array
 
 

@@ -19,7 +19,14 @@ import keras
 
 from keras_trainer.config import TrainingConfig
 from keras_trainer.core import memory, precision, streaming
-from keras_trainer.core.checkpoints import CheckpointCallback, CheckpointManager, NanGuard
+from keras_trainer.core.checkpoints import (
+    CheckpointCallback,
+    CheckpointManager,
+    NanGuard,
+    early_stopping_weights,
+    repair_best,
+    stopped_early,
+)
 from keras_trainer.core.determinism import enable_determinism
 from keras_trainer.core.distribution import EvenBatches, copy_variables, plan_distribution
 from keras_trainer.core.data import (
@@ -32,6 +39,7 @@ from keras_trainer.core.fused import choose_engine, fused_fit
 from keras_trainer.core.history import HistoryRecorder, TrainingHistory, monitor_mode
 from keras_trainer.core.losses import get_loss
 from keras_trainer.core.optimizers import build_optimizer
+from keras_trainer.core.atomic import write_text_atomic
 from keras_trainer.core.schedules import build_schedule_callbacks
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import BackendNotSupportedError, ConfigError, TrainingError
@@ -77,14 +85,37 @@ def _monitor(config_monitor: str, has_validation: bool) -> str:
     return config_monitor
 
 
-def _log_callbacks(config: TrainingConfig, resume: bool) -> tuple[list, Optional[str]]:
+def _keep_csv_epochs(path: str, epochs: int) -> None:
+    """Keeps the header and the complete rows of the first `epochs` epochs of a CSV log.
+
+    A resumed run repeats the epochs after its checkpoint; their rows (and a row
+    cut short by a kill) would otherwise appear twice or half.
+    """
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        lines = handle.read().split("\n")
+    header, rows = lines[0], lines[1:]
+    width = header.count(",")
+    kept = []
+    for row in rows:
+        cells = row.split(",")
+        if len(cells) == width + 1 and cells[0].isdigit() and int(cells[0]) < epochs:
+            kept.append(row)
+    write_text_atomic(path, "\n".join([header, *kept]) + "\n" if header else "")
+
+
+def _log_callbacks(config: TrainingConfig, resume_epoch: Optional[int]) -> tuple[list, Optional[str]]:
     directory = config.logging.directory or config.checkpoint.directory
     if directory is None:
         return [], None
     os.makedirs(directory, exist_ok=True)
     callbacks = []
     if config.logging.csv:
-        callbacks.append(keras.callbacks.CSVLogger(os.path.join(directory, "history.csv"), append=resume))
+        csv_path = os.path.join(directory, "history.csv")
+        if resume_epoch is not None:
+            _keep_csv_epochs(csv_path, resume_epoch)
+        callbacks.append(keras.callbacks.CSVLogger(csv_path, append=resume_epoch is not None))
     if config.logging.tensorboard:
         try:
             import tensorboard  # noqa: F401
@@ -229,29 +260,41 @@ def fit(
     if config.checkpoint.directory is not None:
         manager = CheckpointManager(config.checkpoint.directory, config.checkpoint.max_checkpoints)
         if config.resume:
-            latest = manager.latest()
-            if latest is None:
+            with distributed():
+                found = manager.restore_latest(model)
+            if found is None:
                 warnings.warn(
                     f"training.resume: no complete checkpoint in {manager.directory}; starting afresh",
                     stacklevel=2,
                 )
             else:
-                with distributed():
-                    resume_from = manager.restore(model, latest)
-                initial_epoch = resume_from[0]["epoch"] + 1
-                history = TrainingHistory.from_dict(resume_from[0]["history"])
+                _, state, extra = found
+                resume_from = (state, extra)
+                initial_epoch = state["epoch"] + 1
+                history = TrainingHistory.from_dict(state["history"])
     if last_good is not None:
         if last_good.snapshot is not None:
             initial_epoch = last_good.restore(model)
             if last_good.snapshot.history is not None:
                 history = TrainingHistory.from_dict(last_good.snapshot.history)
         last_good.training_history = history
-    if initial_epoch >= config.epochs:
+    finished = resume_from is not None and (
+        initial_epoch >= config.epochs or stopped_early(resume_from[0])
+    )
+    if finished or initial_epoch >= config.epochs:
+        if finished:
+            # The run had finished (or was killed after its last checkpoint): end it as
+            # an uninterrupted run ends, with early stopping's best weights.
+            with distributed():
+                history = _finish_resumed(
+                    model, config, manager, resume_from, history, monitor, checkpoint_monitor,
+                    save_model_fn,
+                )
         if model is not caller_model:
             copy_variables(model, caller_model)
         return history
 
-    log_callbacks, json_path = _log_callbacks(config, resume_from is not None)
+    log_callbacks, json_path = _log_callbacks(config, initial_epoch if resume_from is not None else None)
     nan_guard = NanGuard()
     stateful: list[keras.callbacks.Callback] = []
     if config.early_stopping_patience > 0:
@@ -361,4 +404,29 @@ def fit(
         for callback in stateful
         if isinstance(callback, keras.callbacks.EarlyStopping)
     )
+    return history
+
+
+def _finish_resumed(
+    model: keras.Model,
+    config: TrainingConfig,
+    manager: CheckpointManager,
+    resume_from: tuple[dict, dict],
+    history: TrainingHistory,
+    monitor: str,
+    checkpoint_monitor: str,
+    save_model_fn: Optional[Callable[[keras.Model, str], Any]],
+) -> TrainingHistory:
+    state, extra = resume_from
+    uses_early_stopping = config.early_stopping_patience > 0
+    best_weights = early_stopping_weights(extra) if uses_early_stopping else None
+    if config.checkpoint.save_best:
+        message = repair_best(
+            manager, model, best_weights if monitor == checkpoint_monitor else None, save_model_fn
+        )
+        if message is not None:
+            warnings.warn(message, stacklevel=3)
+    if best_weights is not None and config.restore_best_weights:
+        model.set_weights(best_weights)
+    history.stopped_early = stopped_early(state)
     return history

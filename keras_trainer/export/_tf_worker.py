@@ -35,39 +35,6 @@ def _atomic_write_bytes(path, data):
             os.remove(tmp)
 
 
-def _library_modules(path):
-    """`keras_trainer` modules named in a `.keras` file's config.
-
-    The library's own custom layers register themselves when their module is
-    imported. Only modules inside `keras_trainer` are imported this way, so a
-    file can never make this process import arbitrary code.
-    """
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        return []
-    with zipfile.ZipFile(path) as archive:
-        try:
-            config = json.loads(archive.read("config.json"))
-        except (KeyError, ValueError):
-            return []
-    found = []
-
-    def visit(node):
-        if isinstance(node, dict):
-            module = node.get("module")
-            if isinstance(module, str) and module.startswith("keras_trainer."):
-                found.append(module)
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, list):
-            for value in node:
-                visit(value)
-
-    visit(config)
-    return list(dict.fromkeys(found))
-
-
 def _output_names(model, count):
     structure = model.output
     if isinstance(structure, dict):
@@ -102,9 +69,19 @@ def _convert_one(request, opset):
     import tf2onnx
     from onnx import numpy_helper
 
-    for module in [*(request.get("custom_modules") or ()), *_library_modules(request["source"])]:
+    from keras_trainer.core.persistence import load_model
+
+    # Modules the caller named explicitly (never ones the file names); their
+    # registered classes are allowed besides keras_trainer's own.
+    custom_modules = set(request.get("custom_modules") or ())
+    for module in custom_modules:
         importlib.import_module(module)
-    model = keras.saving.load_model(request["source"], safe_mode=True)
+    allowed = {
+        name: obj
+        for name, obj in keras.saving.get_custom_objects().items()
+        if getattr(obj, "__module__", None) in custom_modules
+    }
+    model, _ = load_model(request["source"], custom_objects=allowed)
 
     signature = request.get("input_signature")
     if signature is None:

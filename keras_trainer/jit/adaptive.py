@@ -6,6 +6,13 @@ metrics (`exec_time_ns`, `compile_time_ms`, `code_size_bytes`), extracts the
 static IR features, asks the model for the best strategy, and recompiles with
 it (the O0 build is reused when O0 wins).
 
+Untrusted IR (the default) never runs in the caller's process: the O0 probe,
+its timing runs, the chosen build and every call of the returned function run
+in a worker subprocess (`keras_trainer.jit.sandbox`) with a time limit, and IR
+that declares external functions other than C math, uses external globals or
+inline assembly is refused. `trusted=True` compiles and runs in-process, for
+IR you wrote (lowest call overhead). See docs/jit.md, "Trust model".
+
 The model is a "serving model" saved by `ModelTrainer` (or
 `keras_trainer.core.persistence.save_model`): it takes RAW features and
 outputs probabilities over the strategies; its metadata has "class_names"
@@ -29,6 +36,7 @@ import numpy as np
 from keras_trainer.errors import CheckpointError, DataError, ModelError
 from keras_trainer.jit.engine import CompiledFunction, compile_ir
 from keras_trainer.jit.features import FeatureExtractor
+from keras_trainer.jit.sandbox import IsolatedFunction, IsolatedJIT, check_untrusted_ir
 from keras_trainer.jit.strategies import STRATEGY_NAMES, get_strategy
 from keras_trainer.jit.worker import time_call
 
@@ -53,6 +61,12 @@ class AdaptiveJIT:
             was trained with `jit.fallback.enabled`), `False` always takes the
             most likely strategy, `{"strategy": name, "threshold": p}` falls
             back to `name` when the top probability is below `p`.
+        trusted: `False` (default) runs the IR's machine code only in a worker
+            subprocess with a time limit and refuses IR that calls outside the
+            module; `True` compiles and runs it in this process. Pass `True`
+            only for IR you wrote.
+        timeout_s: wall-clock limit, in seconds, of each step in the worker
+            (the probe with its timing runs, the build, each call).
 
     Raises:
         CheckpointError: the model file is missing or unreadable.
@@ -60,7 +74,8 @@ class AdaptiveJIT:
             strategy, or its input size does not match the feature config.
     """
 
-    def __init__(self, model_path: str, probe_repeats: int = 3, fallback=None):
+    def __init__(self, model_path: str, probe_repeats: int = 3, fallback=None,
+                 trusted: bool = False, timeout_s: float = 60.0):
         model_path = os.fspath(model_path)
         if not os.path.isfile(model_path) and ("@" in model_path or os.path.isdir(model_path)):
             from keras_trainer.export.store import resolve_model_path
@@ -103,6 +118,10 @@ class AdaptiveJIT:
                 f"got {fallback!r}"
             )
         self.fallback = fallback or None
+        if not timeout_s > 0:
+            raise DataError(f"timeout_s must be > 0, got {timeout_s}")
+        self.trusted = bool(trusted)
+        self.timeout_s = float(timeout_s)
 
     def features(self, ir_text: str, entry: str = "entry",
                  args: Optional[Sequence] = None) -> tuple:
@@ -110,10 +129,17 @@ class AdaptiveJIT:
 
         Returns:
             `(features, baseline)`: float32 array `(1, n_features)` and the O0
-            `CompiledFunction` that was run to measure the runtime metrics.
+            build that was run to measure the runtime metrics: a
+            `CompiledFunction` when trusted, else an `IsolatedFunction` (its
+            worker stays up for the chosen build; `close()` it if unused).
+
+        Raises:
+            WorkerError: untrusted IR that hung past `timeout_s` or crashed.
         """
         module_args = list(args or [])
         static = self.extractor.extract_static(ir_text, entry=entry)
+        if not self.trusted:
+            return self._isolated_features(ir_text, entry, module_args, static)
         baseline = compile_ir(ir_text, entry, "O0", measure_code_size=True)
         if len(module_args) != len(baseline.argtypes):
             raise DataError(
@@ -124,6 +150,24 @@ class AdaptiveJIT:
         times = time_call(baseline.cfunc, baseline.convert(module_args), self.probe_repeats)
         metrics = {
             "exec_time_ns": float(np.median(times)),
+            "compile_time_ms": baseline.compile_time_ms,
+            "code_size_bytes": baseline.code_size_bytes,
+        }
+        runtime = self.extractor.extract_runtime(metrics, index=0)
+        return np.concatenate([static, runtime])[None, :].astype(np.float32), baseline
+
+    def _isolated_features(self, ir_text: str, entry: str, module_args: list, static: np.ndarray):
+        check_untrusted_ir(ir_text, entry)
+        worker = IsolatedJIT(self.timeout_s)
+        try:
+            probe = worker.probe(ir_text, entry, module_args, self.probe_repeats)
+        except BaseException:
+            worker.close()
+            raise
+        baseline = IsolatedFunction(worker, get_strategy(0).name, entry, probe["argtypes"],
+                                    probe["compile_time_ms"], probe["code_size_bytes"])
+        metrics = {
+            "exec_time_ns": float(np.median(probe["times_ns"])),
             "compile_time_ms": baseline.compile_time_ms,
             "code_size_bytes": baseline.code_size_bytes,
         }
@@ -147,17 +191,35 @@ class AdaptiveJIT:
                 parameters).
 
         Returns:
-            A `CompiledFunction` with `.strategy` (the chosen name) and
-            `.probabilities` (dict strategy -> probability).
+            A `CompiledFunction` (trusted) or `IsolatedFunction` (untrusted,
+            each call runs in the worker; `close()` it when done) with
+            `.strategy` (the chosen name) and `.probabilities` (dict strategy
+            -> probability).
 
         Raises:
-            IRParseError, DataError: bad IR, missing entry, wrong arguments.
+            IRParseError, DataError: bad IR, missing entry, wrong arguments,
+                or (untrusted) IR that calls outside the module.
+            WorkerError: (untrusted) the IR hung past `timeout_s` or crashed.
         """
         row, baseline = self.features(ir_text, entry, args)
-        probabilities = self.predict(row)[0]
-        choice = self.class_names[int(np.argmax(probabilities))]
-        if self.fallback and probabilities.max() < self.fallback["threshold"]:
-            choice = self.fallback["strategy"]
+        try:
+            probabilities = self.predict(row)[0]
+            choice = self.class_names[int(np.argmax(probabilities))]
+            if self.fallback and probabilities.max() < self.fallback["threshold"]:
+                choice = self.fallback["strategy"]
+            if isinstance(baseline, IsolatedFunction):
+                built = baseline._worker.build(choice)
+                compiled = IsolatedFunction(baseline._worker, choice, entry, baseline.argtypes,
+                                            built["compile_time_ms"],
+                                            baseline.code_size_bytes if choice == baseline.strategy else None)
+                compiled.probabilities = {
+                    name: float(p) for name, p in zip(self.class_names, probabilities)
+                }
+                return compiled
+        except BaseException:
+            if isinstance(baseline, IsolatedFunction):
+                baseline.close()
+            raise
         if choice == get_strategy(0).name:
             compiled = baseline
         else:

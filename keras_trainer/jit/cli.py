@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import sys
 from typing import Optional
@@ -81,6 +80,10 @@ def register(subparsers) -> None:
     jit.add_argument("file", help=".ll file")
     jit.add_argument("args", type=_number, nargs="*", help="arguments of the entry function")
     jit.add_argument("--entry", default="entry")
+    jit.add_argument("--timeout", type=float, default=60.0,
+                     help="seconds each step of the untrusted IR (probe, build, run) may take")
+    jit.add_argument("--trusted", action="store_true",
+                     help="compile and run the IR in this process (only for IR you wrote)")
     jit.set_defaults(handler=run_jit)
 
 
@@ -130,6 +133,7 @@ def train(args: argparse.Namespace) -> int:
     if getattr(args, "wandb", False):
         training.logging.wandb = True
     config = load_jit_config(config.to_dict())  # re-validate the overrides
+    output = _check_outputs(args, config)
     data_path = _dataset_path(args.data or config.data.path)
     data = read_dataset(data_path)
     samples = data["samples"]
@@ -189,6 +193,27 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace, config) -> str:
+    """Checks every path `train` writes before training starts; returns the model path."""
+    from keras_trainer.core.atomic import check_writable_path
+    from keras_trainer.core.checkpoints import CheckpointManager
+    from keras_trainer.core.persistence import SUPPORTED_SUFFIXES
+
+    output = args.output or config.output.model_path
+    check_writable_path(output, "--output" if args.output else "output.model_path", SUPPORTED_SUFFIXES)
+    if args.report:
+        check_writable_path(args.report, "--report")
+    directory = config.training.checkpoint.directory
+    if directory is not None:
+        CheckpointManager(directory)  # a file where the folder should be is named here
+        check_writable_path(os.path.join(directory, "best.keras"), "training.checkpoint.directory")
+    if config.training.logging.directory is not None:
+        check_writable_path(
+            os.path.join(config.training.logging.directory, "history.json"), "training.logging.directory"
+        )
+    return output
+
+
 def _report(trainer, data, report_path: Optional[str]):
     report = trainer.evaluation_report(data)
     print(report.to_text())
@@ -221,6 +246,10 @@ def evaluate(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer evaluate` for a JIT strategy model."""
     from keras_trainer.jit.collect import dataset_fingerprint, dataset_outcomes, read_dataset
 
+    if args.report:
+        from keras_trainer.core.atomic import check_writable_path
+
+        check_writable_path(args.report, "--report")
     trainer = _load_trainer(args.model)
     data_path = _dataset_path(args.data)
     data = read_dataset(data_path)
@@ -256,27 +285,26 @@ def evaluate(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer predict` for a JIT strategy model: every strategy's
     probability per kernel, named by the kernel (dataset sample name or `.ll` file)."""
+    from keras_trainer.config import read_json_file, read_text_file
     from keras_trainer.core.predictions import MULTICLASS, describe, records_to_csv, write_predictions
 
+    if args.runtime and not args.ir:
+        raise DataError("--runtime: gives the runtime metrics of --ir; pass --ir too")
     trainer = _load_trainer(args.model)
     if args.features:
-        try:
-            with open(args.features, encoding="utf-8") as handle:
-                rows = json.load(handle)
-        except (OSError, ValueError) as error:
-            raise DataError(f"{args.features}: cannot read feature rows ({error})") from None
-        probabilities = trainer.predict(rows)
+        rows = read_json_file(args.features, "--features", DataError)
+        probabilities = trainer.predict(_feature_rows(rows, args.features))
         names = list(range(len(probabilities)))
     elif args.ir:
-        try:
-            with open(args.ir, encoding="utf-8") as handle:
-                ir_text = handle.read()
-            runtime = {}
-            if args.runtime:
-                with open(args.runtime, encoding="utf-8") as handle:
-                    runtime = json.load(handle)
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot read {args.ir} / {args.runtime}: {error}") from None
+        ir_text = read_text_file(args.ir, "--ir", DataError)
+        runtime = {}
+        if args.runtime:
+            runtime = read_json_file(args.runtime, "--runtime", DataError)
+            if not isinstance(runtime, dict):
+                raise DataError(
+                    f"--runtime file {args.runtime}: must hold a JSON object of runtime metrics, "
+                    f"got {type(runtime).__name__}"
+                )
         probabilities = trainer.predict_ir([ir_text], [runtime])
         names = [os.path.basename(args.ir)]
     else:
@@ -295,18 +323,28 @@ def predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feature_rows(rows, path: str) -> list:
+    if not isinstance(rows, list) or not rows:
+        raise DataError(f"--features file {path}: must hold a non-empty JSON list of feature rows")
+    for index, row in enumerate(rows):
+        values = row if isinstance(row, list) else [row]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise DataError(f"--features file {path}: row {index} must be a list of numbers, got {row!r:.100}")
+    return rows
+
+
 def run_collect(args) -> int:
     from keras_trainer.jit.collect import collect_dataset, save_dataset
     from keras_trainer.jit.corpus import generate_corpus
 
+    from keras_trainer.config import read_text_file
+    from keras_trainer.core.atomic import check_writable_path
+
     try:
+        check_writable_path(args.output, "--output", (".json", ".json.gz"))
         modules = []
         for path in args.files:
-            try:
-                with open(path) as f:
-                    text = f.read()
-            except OSError as error:
-                raise DataError(f"{path}: cannot read ({error.strerror})") from None
+            text = read_text_file(path, "C source" if path.endswith(".c") else "IR", DataError)
             if path.endswith(".c"):
                 from keras_trainer.jit.c_corpus import compile_c
 
@@ -352,20 +390,21 @@ def run_collect(args) -> int:
 
 
 def run_jit(args) -> int:
+    from keras_trainer.config import read_text_file
     from keras_trainer.jit.adaptive import AdaptiveJIT
 
+    function = None
     try:
-        try:
-            with open(args.file) as f:
-                text = f.read()
-        except OSError as error:
-            raise DataError(f"{args.file}: cannot read ({error.strerror})") from None
-        jit = AdaptiveJIT(args.model)
+        text = read_text_file(args.file, "IR", DataError)
+        jit = AdaptiveJIT(args.model, trusted=args.trusted, timeout_s=args.timeout)
         function = jit.compile(text, args.entry, args=args.args)
         result = function(*args.args)
     except KerasTrainerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if function is not None and hasattr(function, "close"):
+            function.close()
     probabilities = ", ".join(f"{k}={v:.3f}" for k, v in function.probabilities.items())
     print(f"strategy: {function.strategy} ({probabilities})")
     print(f"result: {result}")

@@ -42,14 +42,12 @@ import platform
 import signal
 import subprocess
 import sys
-import tempfile
 from typing import Callable, Iterable, Optional
 
 from keras_trainer.errors import DataError
 from keras_trainer.jit.strategies import STRATEGIES, STRATEGY_NAMES, get_strategy
 
 DATASET_FORMAT = "keras_trainer.jit_dataset/1"
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _module_fields(module, index: int) -> dict:
@@ -147,8 +145,9 @@ def label_samples(dataset: dict, tie_tolerance: float = 0.02, tie_break: str = "
 
 def run_worker(job: dict, timeout_s: float) -> dict:
     """Runs one measuring job in a fresh subprocess; failures come back as `ok: False`."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = _PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    from keras_trainer.jit.sandbox import worker_env
+
+    env = worker_env()
     try:
         process = subprocess.run(
             [sys.executable, "-m", "keras_trainer.jit.worker"],
@@ -292,24 +291,17 @@ def save_dataset(dataset: dict, path: str) -> str:
     A path ending in `.gz` is written gzip-compressed (IR text compresses
     about tenfold); `read_dataset` reads both.
     """
+    from keras_trainer.core.atomic import atomic_path
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            text = json.dumps(dataset, separators=(",", ":")).encode()
+    text = json.dumps(dataset, separators=(",", ":")).encode()
+    with atomic_path(path) as temp:
+        with open(temp, "wb") as raw:
             if path.endswith(".gz"):
                 with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
                     f.write(text)
             else:
                 raw.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from keras_trainer.config import ConfigSource
 from keras_trainer.core import persistence, precision
-from keras_trainer.core.data import as_feature_matrix
+from keras_trainer.core.data import as_feature_matrix, check_feature_values, check_one_hot, check_pair
 from keras_trainer.core.fit import fit
 from keras_trainer.core.history import TrainingHistory
 from keras_trainer.core.models import build_model
@@ -158,7 +158,9 @@ class ModelTrainer:
             raise DataError(
                 f"ir_samples has {len(ir_samples)} entries but runtime_data has {len(runtime_data)}"
             )
-        features = np.asarray(self.feature_extractor.extract(ir_samples, runtime_data), dtype="float32")
+        features = np.asarray(self.feature_extractor.extract(ir_samples, runtime_data), dtype="float64")
+        check_feature_values(features, "features", self.feature_extractor.feature_names, row_name="sample")
+        features = features.astype("float32")
         expected = self.config.model.input_dim
         if expected is not None and features.shape[1] != expected:
             raise ConfigError(
@@ -306,6 +308,7 @@ class ModelTrainer:
                 f"{name}: expected one-hot labels of shape (n, {self.config.model.output_dim}) or "
                 f"class indices of shape (n,), got {y.shape}"
             )
+        check_one_hot(y, name)
         return y.astype("float32")
 
     def _split(self, data: Any, name: str) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
@@ -679,7 +682,18 @@ class ModelTrainer:
                 saved["features"] = {"static_transform": "counts", **saved["features"]}
             self.config = load_jit_config(saved)
         self.model, self._normalizer = networks[0], normalizer
-        self.class_names = metadata.get("class_names", self.class_names)
+        class_names = metadata.get("class_names", self.class_names)
+        outputs = int(self.model.output_shape[-1])
+        if not (
+            isinstance(class_names, list)
+            and len(class_names) == outputs
+            and all(isinstance(name, str) for name in class_names)
+        ):
+            raise CheckpointError(
+                f"{os.fspath(model_path)}: metadata 'class_names' must be a list of {outputs} "
+                f"strings, got {class_names!r:.200}"
+            )
+        self.class_names = class_names
         if "feature_config" in metadata and self._feature_extractor is None:
             self.config.features = FeatureConfig.from_dict(
                 {"static_transform": "counts", **metadata["feature_config"]}, "features"
