@@ -40,6 +40,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from seed_assistant_torch import GenshinAssistant  # noqa: E402  (same folder)
 from torch import nn  # noqa: E402
 
 from keras_trainer.assistant.config import AssistantConfig, assistant_training  # noqa: E402
@@ -48,7 +49,6 @@ from keras_trainer.assistant.generation import GreedyGenerator  # noqa: E402
 from keras_trainer.assistant.model import assistant_loss, build_assistant_model  # noqa: E402
 from keras_trainer.assistant.tokenizer import EOS_ID, PAD_ID, SOS_ID, AssistantTokenizer  # noqa: E402
 from keras_trainer.core.fit import compile_model  # noqa: E402
-from seed_assistant_torch import GenshinAssistant  # noqa: E402  (same folder)
 
 
 def _sync():
@@ -62,7 +62,9 @@ def bench_torch(vocab, args, q, r_in, r_out):
     model = GenshinAssistant(vocab, args.embedding_dim, args.hidden_dim).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.002)
     criterion = nn.CrossEntropyLoss(ignore_index=PAD_ID)
-    q_t, r_in_t, r_out_t = (torch.as_tensor(a, dtype=torch.long, device=device) for a in (q, r_in, r_out))
+    q_t, r_in_t, r_out_t = (
+        torch.as_tensor(a, dtype=torch.long, device=device) for a in (q, r_in, r_out)
+    )
 
     def step():
         model.train()
@@ -101,9 +103,13 @@ class NoEosGreedy(GreedyGenerator):
 
 
 def bench_ours(vocab, args, q, r_in, r_out):
-    config = AssistantConfig(embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
-                             max_length=args.max_length, copy_attention=False,
-                             training=assistant_training(learning_rate=0.002, batch_size=args.batch))
+    config = AssistantConfig(
+        embedding_dim=args.embedding_dim,
+        hidden_dim=args.hidden_dim,
+        max_length=args.max_length,
+        copy_attention=False,
+        training=assistant_training(learning_rate=0.002, batch_size=args.batch),
+    )
     model = build_assistant_model(config, vocab)
     compile_model(model, config.to_training_config(), loss=assistant_loss())
     x = {"query": q, "response_in": r_in}
@@ -132,24 +138,35 @@ def bench_quality(args):
     from keras_trainer.assistant.evaluation import evaluate_assistant
 
     train, heldout = load_pairs(), load_pairs(split="heldout")
-    print(f"quality: {len(train)} training pairs, {len(heldout)} held-out pairs about entities "
-          f"never seen in training; greedy answers, exact match = byte-for-byte equal")
-    print(f"{'tokens':8} {'copy':5} {'vocab':>6} {'epochs':>6} {'val EM':>7} {'held-out EM':>11} "
-          f"{'token F1':>8} {'train s':>8}")
+    print(
+        f"quality: {len(train)} training pairs, {len(heldout)} held-out pairs about entities "
+        f"never seen in training; greedy answers, exact match = byte-for-byte equal"
+    )
+    print(
+        f"{'tokens':8} {'copy':5} {'vocab':>6} {'epochs':>6} {'val EM':>7} {'held-out EM':>11} "
+        f"{'token F1':>8} {'train s':>8}"
+    )
     for kind in args.tokenizers.split(","):
         for copy in (True, False):
-            config = dict(embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
-                          max_length=args.max_length, tokenizer=kind, copy_attention=copy,
-                          vocab_size=args.vocab_size if kind == "subword" else args.word_vocab_size,
-                          training={"epochs": args.epochs, "seed": args.seed})
+            config = dict(
+                embedding_dim=args.embedding_dim,
+                hidden_dim=args.hidden_dim,
+                max_length=args.max_length,
+                tokenizer=kind,
+                copy_attention=copy,
+                vocab_size=args.vocab_size if kind == "subword" else args.word_vocab_size,
+                training={"epochs": args.epochs, "seed": args.seed},
+            )
             start = time.perf_counter()
             assistant, history = train_assistant(config, train)
             seconds = time.perf_counter() - start
             scores = evaluate_assistant(assistant, heldout)
-            print(f"{kind:8} {'on' if copy else 'off':5} {assistant.tokenizer.vocab_size:6d} "
-                  f"{len(history.epochs):6d} {assistant.evaluation['exact_match']:7.3f} "
-                  f"{scores['exact_match']:11.3f} {scores['token_f1']:8.3f} {seconds:8.1f}",
-                  flush=True)
+            print(
+                f"{kind:8} {'on' if copy else 'off':5} {assistant.tokenizer.vocab_size:6d} "
+                f"{len(history.epochs):6d} {assistant.evaluation['exact_match']:7.3f} "
+                f"{scores['exact_match']:11.3f} {scores['token_f1']:8.3f} {seconds:8.1f}",
+                flush=True,
+            )
 
 
 def main():
@@ -162,10 +179,15 @@ def main():
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--generate", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--vocab-size", type=int, default=600,
-                        help="subword vocabulary size: of the speed model and the quality runs")
-    parser.add_argument("--word-vocab-size", type=int, default=2000,
-                        help="word vocabulary size of the quality runs")
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=600,
+        help="subword vocabulary size: of the speed model and the quality runs",
+    )
+    parser.add_argument(
+        "--word-vocab-size", type=int, default=2000, help="word vocabulary size of the quality runs"
+    )
     parser.add_argument("--speed", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--quality", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--tokenizers", default="subword,word")
@@ -188,14 +210,20 @@ def main():
 
         ours_rate, ours_latency = bench_ours(vocab, args, q, r_in, r_out)
         torch_rate, torch_latency, device = bench_torch(vocab, args, q, r_in, r_out)
-        print(f"backend={keras.backend.backend()} torch_device={device} vocab={vocab} "
-              f"batch={args.batch} length={args.max_length} emb={args.embedding_dim} "
-              f"hidden={args.hidden_dim} steps={args.steps}")
-        print(f"train tokens/s   ours {ours_rate:10.0f}   torch port {torch_rate:10.0f}   "
-              f"ratio {ours_rate / torch_rate:.2f}")
-        print(f"greedy {args.generate} tok   ours {ours_latency * 1e3:8.1f} ms   torch port "
-              f"{torch_latency * 1e3:8.1f} ms   latency ratio {ours_latency / torch_latency:.2f}",
-              flush=True)
+        print(
+            f"backend={keras.backend.backend()} torch_device={device} vocab={vocab} "
+            f"batch={args.batch} length={args.max_length} emb={args.embedding_dim} "
+            f"hidden={args.hidden_dim} steps={args.steps}"
+        )
+        print(
+            f"train tokens/s   ours {ours_rate:10.0f}   torch port {torch_rate:10.0f}   "
+            f"ratio {ours_rate / torch_rate:.2f}"
+        )
+        print(
+            f"greedy {args.generate} tok   ours {ours_latency * 1e3:8.1f} ms   torch port "
+            f"{torch_latency * 1e3:8.1f} ms   latency ratio {ours_latency / torch_latency:.2f}",
+            flush=True,
+        )
     if args.quality:
         bench_quality(args)
 

@@ -116,7 +116,12 @@ def main() -> None:
         build, x, y, batch, loss = FAMILIES[family](args.scale)
         one = throughput(build, x, y, batch, loss, args.epochs, {})
         many = throughput(
-            build, x, y, batch, loss, args.epochs,
+            build,
+            x,
+            y,
+            batch,
+            loss,
+            args.epochs,
             {"strategy": "data_parallel", "devices": args.devices},
         )
         print(

@@ -41,8 +41,9 @@ def table(rows: int):
 
 
 def model_factory(dropout_rate: float):
-    config = ModelConfig(type="mlp", input_dim=64, hidden_layers=[1024, 1024], output_dim=10,
-                         dropout=dropout_rate)
+    config = ModelConfig(
+        type="mlp", input_dim=64, hidden_layers=[1024, 1024], output_dim=10, dropout=dropout_rate
+    )
     return build_model(config, (64,))
 
 
@@ -98,8 +99,11 @@ def main() -> None:
             shutil.rmtree(directory, ignore_errors=True)
         completed = len(result.trials.completed)
         rates[count] = completed / seconds * 3600
-        print(f"{count} worker(s): {completed} trials in {seconds:6.1f} s = {rates[count]:7.0f} trials/hour"
-              f"   best accuracy {result.val_metric:.4f}", flush=True)
+        print(
+            f"{count} worker(s): {completed} trials in {seconds:6.1f} s = {rates[count]:7.0f} trials/hour"
+            f"   best accuracy {result.val_metric:.4f}",
+            flush=True,
+        )
     base = min(rates)
     for count, rate in rates.items():
         print(f"{count} worker(s) vs {base}: {rate / rates[base]:.2f}x")

@@ -112,14 +112,10 @@ def out_of_memory(auto):
             history = fit(model, x, y, config=config)
         return {
             "completed": True,
-            "final_batch_size": 32_768
-            // (model.optimizer.gradient_accumulation_steps or 1),
-            "gradient_accumulation_steps": model.optimizer.gradient_accumulation_steps
-            or 1,
+            "final_batch_size": 32_768 // (model.optimizer.gradient_accumulation_steps or 1),
+            "gradient_accumulation_steps": model.optimizer.gradient_accumulation_steps or 1,
             "retries": [
-                str(w.message)[:160]
-                for w in caught
-                if "auto_batch_size" in str(w.message)
+                str(w.message)[:160] for w in caught if "auto_batch_size" in str(w.message)
             ],
             "peak_device_memory_mb": history.history.get("peak_device_memory_mb"),
             "seconds": round(time.perf_counter() - started, 1),
@@ -137,9 +133,7 @@ if BACKEND == "jax":
 
     result["device"] = str(jax.devices()[0])
 elif BACKEND == "torch":
-    result["device"] = (
-        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    )
+    result["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 result["runs"] = train_twice()
 if MODE == "free":
     result["oom_without_auto_batch_size"] = out_of_memory(False)

@@ -38,7 +38,8 @@ def _threads_from_argv(default=1):
 THREADS = _threads_from_argv()
 os.environ["OMP_NUM_THREADS"] = str(THREADS)
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={'true' if THREADS > 1 else 'false'}"
+    os.environ.get("XLA_FLAGS", "")
+    + f" --xla_cpu_multi_thread_eigen={'true' if THREADS > 1 else 'false'}"
 )
 
 import keras  # noqa: E402
@@ -70,7 +71,8 @@ def seed_mlp(rng):
     """The seed's JIT model: 12 raw features -> Normalization -> 64 -> 32 -> 5 softmax."""
     inputs = keras.Input((12,), name="features")
     x = keras.layers.Normalization(
-        mean=rng.normal(5, 2, 12).astype("float32"), variance=rng.uniform(0.5, 4, 12).astype("float32")
+        mean=rng.normal(5, 2, 12).astype("float32"),
+        variance=rng.uniform(0.5, 4, 12).astype("float32"),
     )(inputs)
     x = keras.layers.Dense(64, activation="relu")(x)
     x = keras.layers.Dense(32, activation="relu")(x)
@@ -91,11 +93,17 @@ def measure(fn, x, iterations, warm_up):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=3000, help="batch-1 calls per fast engine")
+    parser.add_argument(
+        "--iterations", type=int, default=3000, help="batch-1 calls per fast engine"
+    )
     parser.add_argument("--slow-iterations", type=int, default=300, help="calls for model.predict")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of every engine")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
-    parser.add_argument("--torch-compile", action="store_true", help="also time the torch program under torch.compile")
+    parser.add_argument(
+        "--torch-compile",
+        action="store_true",
+        help="also time the torch program under torch.compile",
+    )
     args = parser.parse_args()
     _limit_backend_threads(args.threads)
 
@@ -109,9 +117,14 @@ def main():
     onnx_path, dynamic_path, static_path = export_onnx_many(
         [
             ExportRequest(keras_path, os.path.join(workdir, "mlp.onnx")),
-            ExportRequest(keras_path, os.path.join(workdir, "mlp.dynamic.onnx"), quantize="dynamic"),
             ExportRequest(
-                keras_path, os.path.join(workdir, "mlp.static.onnx"), quantize="static", calibration_data=calibration
+                keras_path, os.path.join(workdir, "mlp.dynamic.onnx"), quantize="dynamic"
+            ),
+            ExportRequest(
+                keras_path,
+                os.path.join(workdir, "mlp.static.onnx"),
+                quantize="static",
+                calibration_data=calibration,
             ),
         ]
     )
@@ -123,20 +136,36 @@ def main():
         ).load_model(path)
 
     onnx_layer = onnx_layer_of(onnx_path)
-    torch_layer = CompiledInferenceLayer(InferenceBackend.TORCH, device="cpu", torch_compile=False).load_model(torch_path)
-    keras_layer = CompiledInferenceLayer(InferenceBackend.KERAS, device="cpu").load_model(keras_path)
+    torch_layer = CompiledInferenceLayer(
+        InferenceBackend.TORCH, device="cpu", torch_compile=False
+    ).load_model(torch_path)
+    keras_layer = CompiledInferenceLayer(InferenceBackend.KERAS, device="cpu").load_model(
+        keras_path
+    )
     session = onnx_layer._session  # The raw engine, to show the layer's own overhead.
     x1 = rng.normal(5, 2, (1, 12)).astype("float32")
     x1024 = rng.normal(5, 2, (1024, 12)).astype("float32")
 
     engines = {
-        "onnxruntime session.run": (lambda x: session.run(["probabilities"], {"features": x}), args.iterations),
+        "onnxruntime session.run": (
+            lambda x: session.run(["probabilities"], {"features": x}),
+            args.iterations,
+        ),
         "CompiledInferenceLayer(ONNX)": (onnx_layer.predict, args.iterations),
-        "CompiledInferenceLayer(ONNX int8 dyn)": (onnx_layer_of(dynamic_path).predict, args.iterations),
-        "CompiledInferenceLayer(ONNX int8 st.)": (onnx_layer_of(static_path).predict, args.iterations),
+        "CompiledInferenceLayer(ONNX int8 dyn)": (
+            onnx_layer_of(dynamic_path).predict,
+            args.iterations,
+        ),
+        "CompiledInferenceLayer(ONNX int8 st.)": (
+            onnx_layer_of(static_path).predict,
+            args.iterations,
+        ),
         "CompiledInferenceLayer(TORCH)": (torch_layer.predict, args.iterations),
         "CompiledInferenceLayer(KERAS)": (keras_layer.predict, args.iterations),
-        "model(x)": (lambda x: keras.ops.convert_to_numpy(model(x, training=False)), args.slow_iterations),
+        "model(x)": (
+            lambda x: keras.ops.convert_to_numpy(model(x, training=False)),
+            args.slow_iterations,
+        ),
         "model.predict": (lambda x: model.predict(x, verbose=0), args.slow_iterations),
     }
     if args.torch_compile:

@@ -35,14 +35,17 @@ def main(argv=None) -> int:
     parser.add_argument("--modules", type=int, default=24, help="modules to collect")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--trials", type=int, default=3, help="extraction passes (best kept)")
-    parser.add_argument("--skip-collection", action="store_true",
-                        help="measure feature extraction only")
+    parser.add_argument(
+        "--skip-collection", action="store_true", help="measure feature extraction only"
+    )
     args = parser.parse_args(argv)
 
     texts = [s["ir"] for s in read_dataset(SAMPLE_DATASET_PATH)["samples"]]
     initialize_llvm()
-    extractors = {name: FeatureExtractor({"static_features": name})
-                  for name in ("default", "extended", "autophase")}
+    extractors = {
+        name: FeatureExtractor({"static_features": name})
+        for name in ("default", "extended", "autophase")
+    }
 
     def rate(work) -> float:
         start = time.perf_counter()
@@ -58,27 +61,34 @@ def main(argv=None) -> int:
         for name, extractor in extractors.items():
             best[name] = max(best[name], rate(extractor.extract_static))
     parse_rate = best["parse"]
-    print(f"{len(texts)} modules (mean {sum(map(len, texts)) / len(texts):.0f} chars of IR), "
-          f"best of {args.trials} passes")
+    print(
+        f"{len(texts)} modules (mean {sum(map(len, texts)) / len(texts):.0f} chars of IR), "
+        f"best of {args.trials} passes"
+    )
     print(f"parse+verify only:            {parse_rate:8.1f} modules/s (reference)")
     for name in extractors:
-        print(f"extract_static[{name:9s}]:    {best[name]:8.1f} modules/s  "
-              f"({best[name] / parse_rate:.2f}x parse)")
+        print(
+            f"extract_static[{name:9s}]:    {best[name]:8.1f} modules/s  "
+            f"({best[name] / parse_rate:.2f}x parse)"
+        )
     if args.skip_collection:
         return 0
 
     kernels = generate_corpus(args.modules, seed=12345)
     start = time.perf_counter()
     for kernel in kernels:
-        measure({"ir": kernel.ir, "entry": kernel.entry, "args": kernel.args,
-                 "repeats": args.repeats})
+        measure(
+            {"ir": kernel.ir, "entry": kernel.entry, "args": kernel.args, "repeats": args.repeats}
+        )
     in_process = (time.perf_counter() - start) / len(kernels)
     start = time.perf_counter()
     dataset = collect_dataset(kernels, repeats=args.repeats, timeout_s=60)
     collected = (time.perf_counter() - start) / len(kernels)
     print(f"in-process measure:           {in_process:8.3f} s/module (reference)")
-    print(f"collect_dataset (subprocess): {collected:8.3f} s/module  "
-          f"({collected / in_process:.2f}x in-process; {len(dataset['failed'])} failed)")
+    print(
+        f"collect_dataset (subprocess): {collected:8.3f} s/module  "
+        f"({collected / in_process:.2f}x in-process; {len(dataset['failed'])} failed)"
+    )
     return 0
 
 

@@ -50,13 +50,17 @@ def main() -> int:
                 if hasattr(function, "close"):
                     function.close()
             rows[label] = (statistics.median(compile_s), statistics.median(call_s))
-    print(f"backend {keras.backend.backend()}, kernel {kernel.name}, {args.repeats} repeats (median)")
+    print(
+        f"backend {keras.backend.backend()}, kernel {kernel.name}, {args.repeats} repeats (median)"
+    )
     print(f"{'path':<28}{'compile s':>12}{'one call s':>14}")
     for label, (compile_time, call_time) in rows.items():
         print(f"{label:<28}{compile_time:>12.4f}{call_time:>14.6f}")
     (trusted_compile, trusted_call), (isolated_compile, isolated_call) = rows.values()
-    print(f"worker / in-process: compile {isolated_compile / trusted_compile:.2f}x, "
-          f"call {isolated_call / trusted_call:.1f}x")
+    print(
+        f"worker / in-process: compile {isolated_compile / trusted_compile:.2f}x, "
+        f"call {isolated_call / trusted_call:.1f}x"
+    )
     return 0
 
 

@@ -51,10 +51,7 @@ def family_folds(families: np.ndarray, folds: int, seed: int) -> list:
     order = np.random.default_rng(seed).permutation(len(names))
     groups = {names[j]: k % folds for k, j in enumerate(order)}
     fold_of = np.array([groups[f] for f in families])
-    return [
-        (np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k))
-        for k in range(folds)
-    ]
+    return [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(folds)]
 
 
 def validation_rows(
@@ -102,9 +99,7 @@ def train_keras(
     trainer.create_model(X.shape[1])
     trainer.train(data.take(fit_rows), validation_data=data.take(val_rows))
     plain = trainer.predict_strategy_normalized(X[test_rows], fallback=False)
-    with_fallback = (
-        trainer.predict_strategy_normalized(X[test_rows]) if trainer.fallback else None
-    )
+    with_fallback = trainer.predict_strategy_normalized(X[test_rows]) if trainer.fallback else None
     return plain, with_fallback, trainer
 
 
@@ -127,17 +122,13 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=C_KERNELS_PATH)
-    parser.add_argument(
-        "--seed-config", default=os.path.join(ROOT, "config", "model_config.json")
-    )
+    parser.add_argument("--seed-config", default=os.path.join(ROOT, "config", "model_config.json"))
     parser.add_argument(
         "--cost-config", default=os.path.join(ROOT, "config", "jit_cost_aware.json")
     )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--cv", choices=["both", "stratified", "family"], default="both"
-    )
+    parser.add_argument("--cv", choices=["both", "stratified", "family"], default="both")
     args = parser.parse_args(argv)
 
     import keras
@@ -152,9 +143,7 @@ def main(argv=None) -> int:
     labels = labels_from_times(times, names, seed_config.jit.tie_tolerance)
     families = np.array([family_of(r) for r in samples])
     extractor = ModelTrainer(args.seed_config)
-    raw = extractor.extract_features(
-        [r["ir"] for r in samples], [r["runtime"] for r in samples]
-    )
+    raw = extractor.extract_features([r["ir"] for r in samples], [r["runtime"] for r in samples])
     counts = collections.Counter(names[k] for k in labels)
     print(
         f"dataset {os.path.relpath(args.dataset, ROOT)}: {len(samples)} kernels, "
@@ -205,9 +194,7 @@ def main(argv=None) -> int:
         }
         thresholds = []
         for k, (train, test) in enumerate(folds):
-            fit_rows, val_rows = validation_rows(
-                train, labels, families, by_family, args.seed + k
-            )
+            fit_rows, val_rows = validation_rows(train, labels, families, by_family, args.seed + k)
             plain, _, _ = train_keras(
                 args.seed_config,
                 raw,
@@ -230,16 +217,12 @@ def main(argv=None) -> int:
                 args.seed,
             )
             chosen["cost-aware config"][test] = plain
-            chosen["cost-aware + fallback"][test] = (
-                fallback if fallback is not None else plain
-            )
+            chosen["cost-aware + fallback"][test] = fallback if fallback is not None else plain
             if trainer.fallback:
                 thresholds.append(
                     f"{trainer.fallback['strategy']}@{trainer.fallback['threshold']:.2f}"
                 )
-            forest = RandomForestClassifier(
-                n_estimators=300, random_state=args.seed, n_jobs=1
-            )
+            forest = RandomForestClassifier(n_estimators=300, random_state=args.seed, n_jobs=1)
             forest.fit(raw[train], labels[train])
             chosen["RandomForest (same features)"][test] = forest.predict(raw[test])
             chosen["majority class"][test] = np.bincount(

@@ -19,14 +19,33 @@ class GenshinAssistant(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.embedding_dropout = nn.Dropout(0.1)
-        self.encoder = nn.LSTM(embedding_dim, hidden_dim, num_layers=2, batch_first=True,
-                               bidirectional=True, dropout=0.1)
-        self.decoder = nn.LSTM(embedding_dim + hidden_dim * 2, hidden_dim * 2, num_layers=2,
-                               batch_first=True, dropout=0.1)
-        self.attention = nn.Sequential(nn.Linear(hidden_dim * 4, hidden_dim), nn.Tanh(),
-                                       nn.Dropout(0.1), nn.Linear(hidden_dim, 1))
-        self.output_layer = nn.Sequential(nn.Linear(hidden_dim * 2, hidden_dim), nn.ReLU(),
-                                          nn.Dropout(0.1), nn.Linear(hidden_dim, vocab_size))
+        self.encoder = nn.LSTM(
+            embedding_dim,
+            hidden_dim,
+            num_layers=2,
+            batch_first=True,
+            bidirectional=True,
+            dropout=0.1,
+        )
+        self.decoder = nn.LSTM(
+            embedding_dim + hidden_dim * 2,
+            hidden_dim * 2,
+            num_layers=2,
+            batch_first=True,
+            dropout=0.1,
+        )
+        self.attention = nn.Sequential(
+            nn.Linear(hidden_dim * 4, hidden_dim),
+            nn.Tanh(),
+            nn.Dropout(0.1),
+            nn.Linear(hidden_dim, 1),
+        )
+        self.output_layer = nn.Sequential(
+            nn.Linear(hidden_dim * 2, hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+            nn.Linear(hidden_dim, vocab_size),
+        )
 
     def encode(self, queries):
         outputs, (h, c) = self.encoder(self.embedding_dropout(self.embedding(queries)))

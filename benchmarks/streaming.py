@@ -34,9 +34,7 @@ def write_shards(folder: str, gigabytes: float, shard_rows: int) -> int:
     rng = np.random.default_rng(0)
     weights = rng.normal(size=COLUMNS - 1)
     for index, start in enumerate(range(0, rows, shard_rows)):
-        x = rng.normal(size=(min(shard_rows, rows - start), COLUMNS - 1)).astype(
-            "float32"
-        )
+        x = rng.normal(size=(min(shard_rows, rows - start), COLUMNS - 1)).astype("float32")
         y = (x @ weights > 0).astype("float32")[:, None]
         np.save(os.path.join(folder, f"part-{index:04d}.npy"), np.hstack([x, y]))
     return rows
@@ -95,9 +93,9 @@ def child(args) -> None:
         fit(model, data, config=config)
     else:
         files = sorted(os.listdir(args.folder))
-        table = np.concatenate(
-            [np.load(os.path.join(args.folder, f)) for f in files[:2]]
-        )[: args.memory_rows]
+        table = np.concatenate([np.load(os.path.join(args.folder, f)) for f in files[:2]])[
+            : args.memory_rows
+        ]
         rows = len(table)
         started = time.perf_counter()
         fit(model, table[:, :-1], table[:, -1], config=config)
@@ -125,26 +123,19 @@ def main() -> None:
         return child(args)
     with tempfile.TemporaryDirectory() as folder:
         rows = write_shards(folder, args.gigabytes, shard_rows=131_072)
-        print(
-            f"data: {rows:,} rows, {rows * COLUMNS * 4 / 2**20:,.0f} MiB of .npy shards"
-        )
+        print(f"data: {rows:,} rows, {rows * COLUMNS * 4 / 2**20:,.0f} MiB of .npy shards")
         results = {}
         for mode in ("memory", "stream"):
             command = [sys.executable, __file__, "--child", mode, "--folder", folder]
             for key in ("cap_mb", "memory_rows", "batch_size", "workers"):
                 command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
-            output = subprocess.run(
-                command, capture_output=True, text=True, check=False
-            )
-            line = [l for l in output.stdout.splitlines() if l.startswith("RESULT ")]
+            output = subprocess.run(command, capture_output=True, text=True, check=False)
+            line = [text for text in output.stdout.splitlines() if text.startswith("RESULT ")]
             if not line:
                 sys.exit(f"{mode} run failed:\n{output.stderr[-3000:]}")
             results[mode] = json.loads(line[0][len("RESULT ") :])
             print(results[mode])
-        ratio = (
-            results["stream"]["samples_per_second"]
-            / results["memory"]["samples_per_second"]
-        )
+        ratio = results["stream"]["samples_per_second"] / results["memory"]["samples_per_second"]
         print(
             f"streaming {rows * COLUMNS * 4 / 2**20:,.0f} MiB under a {args.cap_mb:.0f} MiB address-space "
             f"margin: {results['stream']['samples_per_second']:,.0f} samples/s, peak RSS "

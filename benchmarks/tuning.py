@@ -57,18 +57,31 @@ def plain_search(train, val, trials: int, epochs: int, split_activations: bool =
     rates = LEARNING_RATES[:trials]
 
     def dense(units, activation):
-        if split_activations:  # the layer structure of our builders: Dense, then an Activation layer
+        if (
+            split_activations
+        ):  # the layer structure of our builders: Dense, then an Activation layer
             return [keras.layers.Dense(units), keras.layers.Activation(activation)]
         return [keras.layers.Dense(units, activation=activation)]
 
     def build(hp):
-        model = keras.Sequential([keras.Input((12,)), *dense(64, "relu"), *dense(32, "relu"), *dense(5, "softmax")])
-        model.compile(keras.optimizers.Adam(hp.Choice("learning_rate", rates)),
-                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model = keras.Sequential(
+            [keras.Input((12,)), *dense(64, "relu"), *dense(32, "relu"), *dense(5, "softmax")]
+        )
+        model.compile(
+            keras.optimizers.Adam(hp.Choice("learning_rate", rates)),
+            "sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return model
 
-    tuner = keras_tuner.GridSearch(build, objective="val_accuracy", max_trials=trials, seed=42,
-                                   directory=tempfile.mkdtemp(prefix="plain_kt_"), project_name="p")
+    tuner = keras_tuner.GridSearch(
+        build,
+        objective="val_accuracy",
+        max_trials=trials,
+        seed=42,
+        directory=tempfile.mkdtemp(prefix="plain_kt_"),
+        project_name="p",
+    )
     start = time.perf_counter()
     tuner.search(*train, epochs=epochs, batch_size=BATCH_SIZE, validation_data=val, verbose=0)
     return (time.perf_counter() - start) / trials
@@ -76,13 +89,28 @@ def plain_search(train, val, trials: int, epochs: int, split_activations: bool =
 
 def our_search(train, val, trials: int, epochs: int) -> float:
     config = AutoTrainerConfig(
-        search_method="grid", max_trials=trials, metric="accuracy", max_epochs=epochs, early_stopping_patience=0,
-        retrain_best=False, directory=tempfile.mkdtemp(prefix="ours_kt_"),
-        hyperparameter_space=HyperparameterSpace(learning_rates=LEARNING_RATES[:trials], batch_sizes=[BATCH_SIZE],
-                                                 optimizers=["adam"], dropout_rates=[0.0], weight_decay=[0.0]),
+        search_method="grid",
+        max_trials=trials,
+        metric="accuracy",
+        max_epochs=epochs,
+        early_stopping_patience=0,
+        retrain_best=False,
+        directory=tempfile.mkdtemp(prefix="ours_kt_"),
+        hyperparameter_space=HyperparameterSpace(
+            learning_rates=LEARNING_RATES[:trials],
+            batch_sizes=[BATCH_SIZE],
+            optimizers=["adam"],
+            dropout_rates=[0.0],
+            weight_decay=[0.0],
+        ),
     )
-    network = ModelConfig(hidden_sizes=[64, 32], output_size=5, task="classification", use_batch_norm=False,
-                          dropout_rate=0.0)
+    network = ModelConfig(
+        hidden_sizes=[64, 32],
+        output_size=5,
+        task="classification",
+        use_batch_norm=False,
+        dropout_rate=0.0,
+    )
     start = time.perf_counter()
     AutoTrainer(config).optimize(network, train, val)
     return (time.perf_counter() - start) / trials
@@ -93,8 +121,11 @@ def main():
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--split-activations", action="store_true",
-                        help="plain model with separate Activation layers, as our builders make it")
+    parser.add_argument(
+        "--split-activations",
+        action="store_true",
+        help="plain model with separate Activation layers, as our builders make it",
+    )
     args = parser.parse_args()
     if not 1 <= args.trials <= len(LEARNING_RATES):
         parser.error(f"--trials must be between 1 and {len(LEARNING_RATES)}")
@@ -106,8 +137,10 @@ def main():
         plain.append(plain_search(train, val, args.trials, args.epochs, args.split_activations))
         ours.append(our_search(train, val, args.trials, args.epochs))
     p, o = statistics.median(plain), statistics.median(ours)
-    print(f"backend={keras.backend.backend()} trials={args.trials} epochs={args.epochs} batch={BATCH_SIZE} "
-          f"rows=2048+512 rounds={args.rounds} plain_split_activations={args.split_activations}")
+    print(
+        f"backend={keras.backend.backend()} trials={args.trials} epochs={args.epochs} batch={BATCH_SIZE} "
+        f"rows=2048+512 rounds={args.rounds} plain_split_activations={args.split_activations}"
+    )
     print(f"plain KerasTuner : {p:.3f} s/trial  (rounds: {', '.join(f'{v:.3f}' for v in plain)})")
     print(f"ours AutoTrainer : {o:.3f} s/trial  (rounds: {', '.join(f'{v:.3f}' for v in ours)})")
     print(f"ratio ours/plain : {o / p:.2f}")

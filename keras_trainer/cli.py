@@ -26,7 +26,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from keras_trainer.errors import KerasTrainerError
 from keras_trainer.registry import CLI_COMMANDS, CONFIG_FILES
@@ -70,24 +71,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keras-trainer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"keras-trainer {__version__}")
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0,
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
         help="show third-party log lines and warnings (TensorFlow, JAX, absl); may stand anywhere",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     cli_verbs.register(commands)
-    plot = commands.add_parser("plot", help="draw a run's training curves and confusion matrix (PNG)")
-    plot.add_argument("run", help="a run folder: runs/<name> (its latest version) or runs/<name>/version_N")
+    plot = commands.add_parser(
+        "plot", help="draw a run's training curves and confusion matrix (PNG)"
+    )
+    plot.add_argument(
+        "run", help="a run folder: runs/<name> (its latest version) or runs/<name>/version_N"
+    )
     plot.set_defaults(handler=_plot)
 
     kinds = CONFIG_FILES.names()
     schema = commands.add_parser("schema", help="print the config JSON Schema")
-    schema.add_argument("--kind", choices=kinds, default="trainer",
-                        help="which config file (default: the shared sections)")
+    schema.add_argument(
+        "--kind",
+        choices=kinds,
+        default="trainer",
+        help="which config file (default: the shared sections)",
+    )
     schema.set_defaults(handler=_schema)
     validate = commands.add_parser("validate", help="validate a config file")
     validate.add_argument("config")
-    validate.add_argument("--kind", choices=kinds, default="jit",
-                          help="which config file (default: jit, as config/model_config.json)")
+    validate.add_argument(
+        "--kind",
+        choices=kinds,
+        default="jit",
+        help="which config file (default: jit, as config/model_config.json)",
+    )
     validate.set_defaults(handler=_validate)
 
     for family in CLI_COMMANDS.names():
@@ -100,9 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Python modules whose warnings and log lines are noise to a command-line user.
-_NOISY_MODULES = (
-    r"(keras|keras_tuner|tensorflow|tf2onnx|tf_keras|jax|jaxlib|torch|absl|google|onnx|onnxruntime|h5py)(\.|$)"
-)
+_NOISY_MODULES = r"(keras|keras_tuner|tensorflow|tf2onnx|tf_keras|jax|jaxlib|torch|absl|google|onnx|onnxruntime|h5py)(\.|$)"
 
 
 def quiet_third_party(verbose: int = 0) -> None:
@@ -122,7 +136,15 @@ def quiet_third_party(verbose: int = 0) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     os.environ.setdefault("GLOG_minloglevel", "3")
-    for name in ("absl", "tensorflow", "jax._src.xla_bridge", "jax", "keras_tuner", "h5py", "tf2onnx"):
+    for name in (
+        "absl",
+        "tensorflow",
+        "jax._src.xla_bridge",
+        "jax",
+        "keras_tuner",
+        "h5py",
+        "tf2onnx",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=_NOISY_MODULES)
     warnings.filterwarnings("ignore", category=DeprecationWarning)

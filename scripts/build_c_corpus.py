@@ -39,9 +39,7 @@ DEFAULT_OUTPUT = os.path.join(
 
 def _summary(dataset: dict) -> str:
     labels = collections.Counter(s["label_name"] for s in dataset["samples"])
-    share = {
-        k: f"{v / max(1, len(dataset['samples'])):.0%}" for k, v in labels.most_common()
-    }
+    share = {k: f"{v / max(1, len(dataset['samples'])):.0%}" for k, v in labels.most_common()}
     return f"{len(dataset['samples'])} samples, {len(dataset['failed'])} failed, labels {share}"
 
 
@@ -59,9 +57,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
     parser.add_argument("--tie-tolerance", type=float, default=0.03)
-    parser.add_argument(
-        "--tie-break", choices=["overall", "cheapest"], default="cheapest"
-    )
+    parser.add_argument("--tie-break", choices=["overall", "cheapest"], default="cheapest")
     parser.add_argument(
         "--resume", action="store_true", help="continue from <output>.partial.json.gz"
     )
@@ -72,9 +68,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     if args.relabel_only:
-        dataset = label_samples(
-            read_dataset(args.output), args.tie_tolerance, args.tie_break
-        )
+        dataset = label_samples(read_dataset(args.output), args.tie_tolerance, args.tie_break)
         save_dataset(dataset, args.output)
         print(f"relabelled {args.output}: {_summary(dataset)}")
         return 0

@@ -21,7 +21,10 @@ from keras_trainer.jit.corpus import generate_corpus
 
 DEFAULT_OUTPUT = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "keras_trainer", "jit", "data", "sample_dataset.json",
+    "keras_trainer",
+    "jit",
+    "data",
+    "sample_dataset.json",
 )
 
 
@@ -35,15 +38,20 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
     parser.add_argument("--tie-tolerance", type=float, default=0.02)
     parser.add_argument("--tie-break", choices=["overall", "cheapest"], default="overall")
-    parser.add_argument("--relabel-only", action="store_true",
-                        help="recompute the labels of --output from its recorded timings")
+    parser.add_argument(
+        "--relabel-only",
+        action="store_true",
+        help="recompute the labels of --output from its recorded timings",
+    )
     args = parser.parse_args(argv)
     if args.relabel_only:
         dataset = label_samples(read_dataset(args.output), args.tie_tolerance, args.tie_break)
         save_dataset(dataset, args.output)
         labels = collections.Counter(s["label_name"] for s in dataset["samples"])
-        print(f"relabelled {args.output}: labels {dict(labels)}, "
-              f"tie preference {dataset['metadata']['tie_preference']}")
+        print(
+            f"relabelled {args.output}: labels {dict(labels)}, "
+            f"tie preference {dataset['metadata']['tie_preference']}"
+        )
         return 0
     kernels = generate_corpus(args.count, seed=args.seed)
     start = time.time()
@@ -53,17 +61,27 @@ def main(argv=None) -> int:
             print(f"{done}/{total} modules, {time.time() - start:.0f} s", flush=True)
 
     dataset = collect_dataset(
-        kernels, repeats=args.repeats, warmup=args.warmup, timeout_s=args.timeout,
-        tie_tolerance=args.tie_tolerance, tie_break=args.tie_break, progress=progress,
-        metadata={"corpus_seed": args.seed, "corpus_count": args.count,
-                  "generator": "scripts/make_sample_dataset.py",
-                  "collection_seconds": None},
+        kernels,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        timeout_s=args.timeout,
+        tie_tolerance=args.tie_tolerance,
+        tie_break=args.tie_break,
+        progress=progress,
+        metadata={
+            "corpus_seed": args.seed,
+            "corpus_count": args.count,
+            "generator": "scripts/make_sample_dataset.py",
+            "collection_seconds": None,
+        },
     )
     dataset["metadata"]["collection_seconds"] = round(time.time() - start, 1)
     save_dataset(dataset, args.output)
     labels = collections.Counter(s["label_name"] for s in dataset["samples"])
-    print(f"wrote {args.output}: {len(dataset['samples'])} samples, "
-          f"{len(dataset['failed'])} failed, labels {dict(labels)}")
+    print(
+        f"wrote {args.output}: {len(dataset['samples'])} samples, "
+        f"{len(dataset['failed'])} failed, labels {dict(labels)}"
+    )
     return 0
 
 

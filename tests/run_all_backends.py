@@ -54,15 +54,24 @@ def main() -> int:
     totals = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
     failed_backends = []
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        for backend, code, output, seconds in pool.map(lambda b: run_backend(b, pytest_args), backends):
+        for backend, code, output, seconds in pool.map(
+            lambda b: run_backend(b, pytest_args), backends
+        ):
             print(f"\n===== KERAS_BACKEND={backend} (exit {code}, {seconds:.0f} s) =====")
             print(output, flush=True)
-            for count, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)\b", output.splitlines()[-1] if output else ""):
+            for count, word in re.findall(
+                r"(\d+) (passed|failed|skipped|errors?)\b",
+                output.splitlines()[-1] if output else "",
+            ):
                 totals["errors" if word.startswith("error") else word] += int(count)
             if code != 0:
                 failed_backends.append(backend)
     print(f"\nbackends: {', '.join(backends)}; failed: {', '.join(failed_backends) or 'none'}")
-    failed = totals["failed"] + totals["errors"] + (len(failed_backends) if not totals["failed"] + totals["errors"] else 0)
+    failed = (
+        totals["failed"]
+        + totals["errors"]
+        + (len(failed_backends) if not totals["failed"] + totals["errors"] else 0)
+    )
     print(f"{totals['passed']} passed, {failed} failed, {totals['skipped']} skipped")
     return 1 if failed_backends else 0
 

@@ -15,7 +15,10 @@ SEED_CONFIG = os.path.join(ROOT, "config", "model_config.json")
 def _cli(*args, cwd=ROOT):
     return subprocess.run(
         [sys.executable, "-m", "keras_trainer", *map(str, args)],
-        env=subprocess_env(), capture_output=True, text=True, cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
     )
 
 
@@ -30,17 +33,32 @@ def small_dataset(tmp_path_factory):
 
 def test_train_evaluate_and_predict_from_the_command_line(tmp_path, small_dataset):
     model = tmp_path / "jit.keras"
-    trained = _cli("train", SEED_CONFIG, "--data", small_dataset, "--epochs", 3, "--output", model, "--quiet",
-                   "--runs-dir", tmp_path / "runs")
+    trained = _cli(
+        "train",
+        SEED_CONFIG,
+        "--data",
+        small_dataset,
+        "--epochs",
+        3,
+        "--output",
+        model,
+        "--quiet",
+        "--runs-dir",
+        tmp_path / "runs",
+    )
     assert trained.returncode == 0, trained.stderr
     assert "test metrics:" in trained.stdout and "accuracy" in trained.stdout
     # Runtime terms on the held-out split, next to the baselines.
     assert "regret" in trained.stdout and "speed-up vs the best fixed strategy" in trained.stdout
     assert "majority (" in trained.stdout
     assert model.exists()
-    evaluated = _cli("evaluate", model, "--data", small_dataset, "--report", tmp_path / "report.json")
+    evaluated = _cli(
+        "evaluate", model, "--data", small_dataset, "--report", tmp_path / "report.json"
+    )
     assert evaluated.returncode == 0, evaluated.stderr
-    assert "f1_macro" in evaluated.stdout and "scoring the model's held-out split" in evaluated.stdout
+    assert (
+        "f1_macro" in evaluated.stdout and "scoring the model's held-out split" in evaluated.stdout
+    )
     report = json.loads((tmp_path / "report.json").read_text())
     # evaluate defaults to the split stored in the model file (20 % of 80 rows, stratified)
     assert 10 <= report["n_samples"] <= 22 and report["class_names"][3] == "O3"
@@ -50,7 +68,9 @@ def test_train_evaluate_and_predict_from_the_command_line(tmp_path, small_datase
     assert "were used to train the model" in everything.stderr
     assert "metrics on 80 samples" in everything.stdout
     assert (tmp_path / "runs" / "model_config" / "version_0" / "model.keras").is_file()
-    predicted = _cli("predict", model, "--data", small_dataset, "--output", tmp_path / "predictions.csv")
+    predicted = _cli(
+        "predict", model, "--data", small_dataset, "--output", tmp_path / "predictions.csv"
+    )
     assert predicted.returncode == 0, predicted.stderr
     with open(tmp_path / "predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -69,7 +89,9 @@ def test_a_bad_config_prints_one_clear_line(tmp_path):
     config.write_text(json.dumps({"model": {"hidden_layers": [64, -3]}}))
     result = _cli("validate", config)
     assert result.returncode == 2
-    assert result.stderr.strip().endswith("model.hidden_layers[1]: must be a positive integer, got -3")
+    assert result.stderr.strip().endswith(
+        "model.hidden_layers[1]: must be a positive integer, got -3"
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -80,8 +102,19 @@ def test_schema_command_prints_json_schema():
 
 
 def test_train_cross_validates_with_the_cv_flag(tmp_path, small_dataset):
-    trained = _cli("train", SEED_CONFIG, "--data", small_dataset, "--epochs", 1, "--cv", 2,
-                   "--output", tmp_path / "jit.keras", "--quiet")
+    trained = _cli(
+        "train",
+        SEED_CONFIG,
+        "--data",
+        small_dataset,
+        "--epochs",
+        1,
+        "--cv",
+        2,
+        "--output",
+        tmp_path / "jit.keras",
+        "--quiet",
+    )
     assert trained.returncode == 0, trained.stderr
     assert "2-fold cross-validation" in trained.stdout
     assert "val_accuracy:" in trained.stdout and "(folds: " in trained.stdout

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Literal, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Literal, Optional, Union
 
 import keras
 import numpy as np
@@ -31,7 +32,13 @@ from keras_trainer.assistant.model import (
     copy_layer,
 )
 from keras_trainer.assistant.tokenizer import AssistantTokenizer
-from keras_trainer.errors import CheckpointError, ConfigError, DataError, KerasTrainerError, ModelError
+from keras_trainer.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    KerasTrainerError,
+    ModelError,
+)
 
 TASK = "assistant"
 

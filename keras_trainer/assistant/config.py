@@ -17,7 +17,6 @@ from typing import Any, Literal, Optional, Union
 from keras_trainer.config.fields import ConfigSection, json_schema_for, option, to_dict
 from keras_trainer.config.schema import TrainingConfig
 
-
 # Training settings that differ from `TrainingConfig`'s defaults for the assistant.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "learning_rate": 0.002,
@@ -118,7 +117,11 @@ class AssistantConfig(ConfigSection):
         training = data.get("training", {})
         if not isinstance(training, dict):
             return data
-        training = {**TRAINING_DEFAULTS, **{k: data.pop(k) for k in LEGACY_TRAINING_KEYS if k in data}, **training}
+        training = {
+            **TRAINING_DEFAULTS,
+            **{k: data.pop(k) for k in LEGACY_TRAINING_KEYS if k in data},
+            **training,
+        }
         if "checkpoint_dir" in data:
             checkpoint = dict(training.get("checkpoint", {}))
             checkpoint.setdefault("directory", data.pop("checkpoint_dir"))

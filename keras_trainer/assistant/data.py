@@ -13,7 +13,8 @@ True
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Literal, Union
 
 import numpy as np
 

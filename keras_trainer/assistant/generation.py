@@ -172,9 +172,7 @@ class BeamSearchGenerator(_Generator):
             source = ops.repeat(source, k, axis=0)
         states = [ops.repeat(s, k, axis=0) for s in states]
         positions = ops.reshape(ops.arange(length, dtype="int32"), (1, 1, length))
-        pad_only = ops.where(
-            ops.equal(ops.arange(vocab, dtype="int32"), PAD_ID), 0.0, _NEG_INF
-        )
+        pad_only = ops.where(ops.equal(ops.arange(vocab, dtype="int32"), PAD_ID), 0.0, _NEG_INF)
         # Only beam 0 is live at the start, so the first step does not pick k copies.
         first_scores = ops.where(ops.equal(ops.arange(k), 0), 0.0, _NEG_INF)
 
@@ -196,7 +194,9 @@ class BeamSearchGenerator(_Generator):
             done = ops.take_along_axis(done, beam, axis=1)
             tokens = ops.where(ops.equal(positions, i), ops.expand_dims(chosen, -1), tokens)
             done = ops.logical_or(done, ops.equal(chosen, EOS_ID))
-            rows = ops.reshape(beam + ops.expand_dims(ops.arange(batch, dtype="int32") * k, 1), (-1,))
+            rows = ops.reshape(
+                beam + ops.expand_dims(ops.arange(batch, dtype="int32") * k, 1), (-1,)
+            )
             states = [ops.take(s, rows, axis=0) for s in states]
             return (i + 1, tokens, scores, chosen, done, *states)
 

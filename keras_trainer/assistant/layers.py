@@ -247,7 +247,9 @@ class BidirectionalEncoder(keras.layers.Layer):
         keep = ops.stack([keep, ops.flip(keep, axis=0)], axis=1)  # (time, 2, batch, 1)
         keep_float = ops.cast(keep, inputs.dtype)
         for index, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
-            outputs, h, c = self._bidirectional_layer(forward.cell, backward.cell, x, keep, keep_float)
+            outputs, h, c = self._bidirectional_layer(
+                forward.cell, backward.cell, x, keep, keep_float
+            )
             x = outputs
             states += [h, c]
             if index < self.num_layers - 1:
@@ -298,7 +300,10 @@ class BidirectionalEncoder(keras.layers.Layer):
         width = 2 * self.units
         return (
             keras.KerasTensor((batch, time, width), dtype=inputs.dtype),
-            [keras.KerasTensor((batch, width), dtype=inputs.dtype) for _ in range(2 * self.num_layers)],
+            [
+                keras.KerasTensor((batch, width), dtype=inputs.dtype)
+                for _ in range(2 * self.num_layers)
+            ],
         )
 
     def get_config(self):
@@ -399,8 +404,14 @@ class AttentionDecoder(keras.layers.Layer):
     """
 
     def __init__(
-        self, units: int, attention_units: int, num_layers: int = 2, dropout: float = 0.0,
-        seed=None, return_attention: bool = False, **kwargs,
+        self,
+        units: int,
+        attention_units: int,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        seed=None,
+        return_attention: bool = False,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.units = int(units)
@@ -507,8 +518,10 @@ class AttentionDecoder(keras.layers.Layer):
                 projected[:, 0], states, keys, encoder_outputs, encoder_mask, step_masks
             )
             result = [ops.expand_dims(t, 1) for t in (out, context, weights)]
-            return (result[0], states, result[1], result[2]) if self.return_attention else (
-                result[0], states
+            return (
+                (result[0], states, result[1], result[2])
+                if self.return_attention
+                else (result[0], states)
             )
 
         def body(carry, xs):
@@ -532,8 +545,11 @@ class AttentionDecoder(keras.layers.Layer):
             )
         y_init = ops.zeros_like(states[-2])
         if self.return_attention:
-            y_init = (y_init, ops.zeros_like(encoder_outputs[:, 0]),
-                      ops.zeros_like(ops.cast(encoder_mask, y_init.dtype)))
+            y_init = (
+                y_init,
+                ops.zeros_like(encoder_outputs[:, 0]),
+                ops.zeros_like(ops.cast(encoder_mask, y_init.dtype)),
+            )
         final, ys = _scan(body, tuple(states), xs, y_init)
         if not self.return_attention:
             return ops.transpose(ys, (1, 0, 2)), list(final)
@@ -590,12 +606,17 @@ class CopyGenerator(keras.layers.Layer):
         self.vocab_size = int(vocab_size)
         self.extension = int(extension)
 
-    def build(self, logits_shape, weights_shape, contexts_shape, outputs_shape, embedded_shape,
-              source_ids_shape):
+    def build(
+        self,
+        logits_shape,
+        weights_shape,
+        contexts_shape,
+        outputs_shape,
+        embedded_shape,
+        source_ids_shape,
+    ):
         width = contexts_shape[-1] + outputs_shape[-1] + embedded_shape[-1]
-        self.kernel = self.add_weight(
-            shape=(width, 1), initializer="glorot_uniform", name="kernel"
-        )
+        self.kernel = self.add_weight(shape=(width, 1), initializer="glorot_uniform", name="kernel")
         self.bias = self.add_weight(shape=(1,), initializer="zeros", name="bias")
 
     def source_one_hot(self, source_ids, dtype="float32"):
@@ -611,9 +632,7 @@ class CopyGenerator(keras.layers.Layer):
         features = ops.concatenate([contexts, outputs, embedded], axis=-1)
         p_gen = ops.sigmoid(ops.matmul(features, self.kernel) + self.bias)
         generate = p_gen * ops.softmax(logits, axis=-1)
-        generate = ops.pad(
-            generate, [[0, 0]] * (len(generate.shape) - 1) + [[0, self.extension]]
-        )
+        generate = ops.pad(generate, [[0, 0]] * (len(generate.shape) - 1) + [[0, self.extension]])
         if len(weights.shape) == 2:
             copy = ops.squeeze(ops.matmul(ops.expand_dims(weights, 1), one_hot), 1)
         else:

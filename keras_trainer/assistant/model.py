@@ -30,8 +30,15 @@ from keras_trainer.assistant.tokenizer import PAD_ID
 from keras_trainer.errors import ModelError
 
 NUM_LAYERS = 2
-LAYER_NAMES = ("embedding", "embedding_dropout", "encoder", "decoder", "output_hidden",
-               "output_dropout", "output_logits")
+LAYER_NAMES = (
+    "embedding",
+    "embedding_dropout",
+    "encoder",
+    "decoder",
+    "output_hidden",
+    "output_dropout",
+    "output_logits",
+)
 COPY_LAYER = "copy_gate"
 
 
@@ -72,7 +79,12 @@ def build_assistant_model(config: AssistantConfig, vocab_size: int) -> keras.Mod
     embedding_dropout = keras.layers.Dropout(config.dropout, seed=seed, name="embedding_dropout")
     encoder = BidirectionalEncoder(hidden, NUM_LAYERS, config.dropout, seed=seed, name="encoder")
     decoder = AttentionDecoder(
-        2 * hidden, hidden, NUM_LAYERS, config.dropout, seed=seed, return_attention=copy,
+        2 * hidden,
+        hidden,
+        NUM_LAYERS,
+        config.dropout,
+        seed=seed,
+        return_attention=copy,
         name="decoder",
     )
     output_hidden = keras.layers.Dense(hidden, activation="relu", name="output_hidden")
@@ -106,7 +118,9 @@ def _layers(model: keras.Model):
     try:
         return [model.get_layer(name) for name in LAYER_NAMES]
     except ValueError as error:
-        raise ModelError(f"not an assistant model (built by build_assistant_model): {error}") from None
+        raise ModelError(
+            f"not an assistant model (built by build_assistant_model): {error}"
+        ) from None
 
 
 def build_encoder_model(model: keras.Model) -> keras.Model:
@@ -144,7 +158,8 @@ def build_decoder_step_model(model: keras.Model) -> keras.Model:
     extended = [keras.Input((None,), dtype="int32", name="query_extended")] if copier else []
     encoder_outputs = keras.Input((None, 2 * encoder.units), name="encoder_outputs")
     states = [
-        keras.Input((width,), name=f"{kind}_{i + 1}") for i in range(decoder.num_layers)
+        keras.Input((width,), name=f"{kind}_{i + 1}")
+        for i in range(decoder.num_layers)
         for kind in ("h", "c")
     ]
     embedded = embedding(in_vocabulary(token, embedding.input_dim) if copier else token)
@@ -152,10 +167,12 @@ def build_decoder_step_model(model: keras.Model) -> keras.Model:
     logits = output_logits(output_hidden(decoded[0][:, 0]))
     if copier is not None:
         _, _, contexts, weights = decoded
-        logits = copier(logits, weights[:, 0], contexts[:, 0], decoded[0][:, 0], embedded[:, 0],
-                        extended[0])
+        logits = copier(
+            logits, weights[:, 0], contexts[:, 0], decoded[0][:, 0], embedded[:, 0], extended[0]
+        )
     return keras.Model(
-        [token, query, *extended, encoder_outputs, *states], [logits, *decoded[1]],
+        [token, query, *extended, encoder_outputs, *states],
+        [logits, *decoded[1]],
         name="assistant_decoder_step",
     )
 

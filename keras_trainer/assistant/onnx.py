@@ -24,7 +24,8 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 import numpy as np
 
@@ -173,7 +174,7 @@ class OnnxAssistant:
             )
 
     @classmethod
-    def load(cls, directory: Union[str, os.PathLike]) -> "OnnxAssistant":
+    def load(cls, directory: Union[str, os.PathLike]) -> OnnxAssistant:
         """Loads a directory written by `export_assistant_onnx`.
 
         Raises:

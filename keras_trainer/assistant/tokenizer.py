@@ -30,7 +30,8 @@ from __future__ import annotations
 import collections
 import re
 import warnings
-from typing import Iterable, Literal, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Literal
 
 from keras_trainer.errors import DataError
 
@@ -151,7 +152,7 @@ class AssistantTokenizer:
         vocab_size: int = 1000,
         kind: Literal["subword", "word"] = "subword",
         min_freq: int = 1,
-    ) -> "AssistantTokenizer":
+    ) -> AssistantTokenizer:
         """Learns the vocabulary from `texts`.
 
         Args:
@@ -270,9 +271,7 @@ class AssistantTokenizer:
     def _is_word_token(ids: list[int]) -> bool:
         return len(ids) == 1 and ids[0] != UNK_ID
 
-    def encode_query(
-        self, text: str, warn: bool = False
-    ) -> tuple[list[int], list[int], list[str]]:
+    def encode_query(self, text: str, warn: bool = False) -> tuple[list[int], list[int], list[str]]:
         """Encodes a query for copy attention, with its extended vocabulary.
 
         Every word that is not one known token (a word split into subword pieces,
@@ -353,7 +352,7 @@ class AssistantTokenizer:
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> "AssistantTokenizer":
+    def from_config(cls, config: dict) -> AssistantTokenizer:
         """Rebuilds a tokenizer from `get_config()`'s output."""
         if not isinstance(config, dict) or "kind" not in config:
             raise DataError(

@@ -37,7 +37,9 @@ ConfigSource = Union[str, os.PathLike, dict, TrainerConfig]
 MAX_INPUT_FILE_BYTES = 256 * 1024 * 1024
 
 
-def read_text_file(path: Union[str, os.PathLike], what: str = "config", error: type = ConfigError) -> str:
+def read_text_file(
+    path: Union[str, os.PathLike], what: str = "config", error: type = ConfigError
+) -> str:
     """Reads a UTF-8 text file; every failure raises `error` naming the file.
 
     Args:
@@ -69,7 +71,9 @@ def read_text_file(path: Union[str, os.PathLike], what: str = "config", error: t
         ) from None
 
 
-def read_json_file(path: Union[str, os.PathLike], what: str = "config", error: type = ConfigError) -> Any:
+def read_json_file(
+    path: Union[str, os.PathLike], what: str = "config", error: type = ConfigError
+) -> Any:
     """Reads a JSON file; malformed JSON raises an error naming file, line and column.
 
     Args:
@@ -152,7 +156,9 @@ def json_schema(kind: str = "trainer") -> dict:
 
     schema = json_schema_for(CONFIG_FILES.get(kind, "config kind"))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "keras_trainer config" if kind == "trainer" else f"keras_trainer {kind} config"
+    schema["title"] = (
+        "keras_trainer config" if kind == "trainer" else f"keras_trainer {kind} config"
+    )
     return schema
 
 

@@ -21,7 +21,12 @@ def _type(prop: dict) -> str:
     if prop.get("type") == "array":
         return f"list of {_type(prop.get('items', {}))}"
     bounds = []
-    for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+    for key, sign in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
         if key in prop:
             bounds.append(f"{sign} {prop[key]}")
     kind = prop.get("type", "any")
@@ -50,7 +55,11 @@ def _sections(lines: list, schema: dict, skip: set) -> None:
         rows = _rows(schema, path, nested)
         if rows:
             lines += ["", f"### `{path or 'top level'}`", "", schema.get("description", ""), ""]
-            lines += ["| option | type | default | description |", "| --- | --- | --- | --- |", *rows]
+            lines += [
+                "| option | type | default | description |",
+                "| --- | --- | --- | --- |",
+                *rows,
+            ]
         pending = nested + pending
 
 

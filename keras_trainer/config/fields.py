@@ -232,9 +232,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             valid = ", ".join(sorted(fields))
-            raise ConfigError(
-                f"{_join(path, key)}: unknown key{hint} (valid keys here: {valid})"
-            )
+            raise ConfigError(f"{_join(path, key)}: unknown key{hint} (valid keys here: {valid})")
     values = {}
     for name, field in fields.items():
         key_path = _join(path, name)
@@ -268,7 +266,9 @@ def check_fields(instance: Any, path: str = "") -> None:
     hints = _hints(type(instance))
     for field in dataclasses.fields(instance):
         value = getattr(instance, field.name)
-        converted = _convert(hints[field.name], value, _join(path, field.name), dict(field.metadata))
+        converted = _convert(
+            hints[field.name], value, _join(path, field.name), dict(field.metadata)
+        )
         if converted is not value:
             object.__setattr__(instance, field.name, converted)
     validate = getattr(instance, "validate", None)

@@ -140,7 +140,9 @@ class OptimizerConfig(ConfigSection):
 
     def validate(self, path: str) -> None:
         if self.nesterov and self.name != "sgd":
-            raise ConfigError(f"{_at(path, 'nesterov')}: only the 'sgd' optimizer has Nesterov momentum")
+            raise ConfigError(
+                f"{_at(path, 'nesterov')}: only the 'sgd' optimizer has Nesterov momentum"
+            )
         if self.momentum and self.name not in ("sgd", "rmsprop"):
             raise ConfigError(
                 f"{_at(path, 'momentum')}: only 'sgd' and 'rmsprop' take momentum, "
@@ -152,9 +154,9 @@ class OptimizerConfig(ConfigSection):
 class LRScheduleConfig(ConfigSection):
     """How the learning rate changes during training."""
 
-    name: Literal[
-        "none", "reduce_on_plateau", "cosine", "step", "exponential", "warmup_cosine"
-    ] = option("none", description="Schedule kind.")
+    name: Literal["none", "reduce_on_plateau", "cosine", "step", "exponential", "warmup_cosine"] = (
+        option("none", description="Schedule kind.")
+    )
     factor: float = option(
         0.5,
         exclusive_minimum=0.0,
@@ -275,11 +277,15 @@ class TrainingConfig(ConfigSection):
         exclusive_maximum=1.0,
         description="Fraction of training data held out for validation when none is given.",
     )
-    learning_rate: float = option(0.001, exclusive_minimum=0.0, description="Initial learning rate.")
+    learning_rate: float = option(
+        0.001, exclusive_minimum=0.0, description="Initial learning rate."
+    )
     early_stopping_patience: int = option(
         10, minimum=0, description="Epochs without improvement before stopping; 0 turns it off."
     )
-    early_stopping_monitor: str = option("val_loss", description="Metric watched by early stopping.")
+    early_stopping_monitor: str = option(
+        "val_loss", description="Metric watched by early stopping."
+    )
     early_stopping_min_delta: float = option(
         0.0, minimum=0.0, description="Smallest change that counts as an improvement."
     )
@@ -301,9 +307,14 @@ class TrainingConfig(ConfigSection):
         ),
     )
     label_smoothing: float = option(
-        0.0, minimum=0.0, exclusive_maximum=1.0, description="Label smoothing (cross-entropy, focal)."
+        0.0,
+        minimum=0.0,
+        exclusive_maximum=1.0,
+        description="Label smoothing (cross-entropy, focal).",
     )
-    focal_gamma: float = option(2.0, minimum=0.0, description="Focusing parameter of the focal loss.")
+    focal_gamma: float = option(
+        2.0, minimum=0.0, description="Focusing parameter of the focal loss."
+    )
     cross_entropy_weight: float = option(
         0.0,
         minimum=0.0,
@@ -311,7 +322,9 @@ class TrainingConfig(ConfigSection):
     )
     huber_delta: float = option(1.0, exclusive_minimum=0.0, description="Delta of the Huber loss.")
     loss_weights: Optional[list[float]] = option(
-        None, minimum=0.0, description="Per-output weights of a multi-task loss (one per output column)."
+        None,
+        minimum=0.0,
+        description="Per-output weights of a multi-task loss (one per output column).",
     )
     metrics: list[str] = option(
         default_factory=lambda: ["accuracy"], description="Keras metrics reported during training."
@@ -340,7 +353,9 @@ class TrainingConfig(ConfigSection):
         ),
     )
     gradient_accumulation_steps: int = option(
-        1, exclusive_minimum=0, description="Batches whose gradients are averaged per optimizer step."
+        1,
+        exclusive_minimum=0,
+        description="Batches whose gradients are averaged per optimizer step.",
     )
     mixed_precision: Literal["off", "float16", "bfloat16"] = option(
         "off", description="Compute dtype policy; float16 uses loss scaling."
@@ -422,9 +437,7 @@ class TrainingConfig(ConfigSection):
                 "gradient_clip_value, not both"
             )
         if self.resume and self.checkpoint.directory is None:
-            raise ConfigError(
-                f"{_at(path, 'resume')}: resume needs checkpoint.directory to be set"
-            )
+            raise ConfigError(f"{_at(path, 'resume')}: resume needs checkpoint.directory to be set")
 
 
 @dataclasses.dataclass
@@ -452,7 +465,7 @@ class DataConfig(ConfigSection):
         min_items=1,
         description=(
             "Target columns of the shards: names for CSV/Parquet, column indices "
-            "(\"-1\" = last) for .npy; every other column is a feature."
+            '("-1" = last) for .npy; every other column is a feature.'
         ),
     )
     num_workers: int = option(

@@ -153,21 +153,31 @@ class HyperparameterSpace(ConfigSection):
                     f"{_at(path, 'optimizers')}[{index}]: unknown optimizer {name!r} "
                     f"(valid: {', '.join(OPTIMIZERS)})"
                 )
-        for name, low, inclusive in (("learning_rates", 0.0, False), ("batch_sizes", 0, False),
-                                     ("dropout_rates", 0.0, True), ("weight_decay", 0.0, True)):
+        for name, low, inclusive in (
+            ("learning_rates", 0.0, False),
+            ("batch_sizes", 0, False),
+            ("dropout_rates", 0.0, True),
+            ("weight_decay", 0.0, True),
+        ):
             for index, value in enumerate(getattr(self, name)):
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                    value < low if inclusive else value <= low
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or (value < low if inclusive else value <= low)
                 ):
                     raise ConfigError(
                         f"{_at(path, name)}[{index}]: must be a number {'>=' if inclusive else '>'} {low}, got {value!r}"
                     )
         for index, value in enumerate(self.dropout_rates):
             if value >= 1.0:
-                raise ConfigError(f"{_at(path, 'dropout_rates')}[{index}]: must be below 1, got {value!r}")
+                raise ConfigError(
+                    f"{_at(path, 'dropout_rates')}[{index}]: must be below 1, got {value!r}"
+                )
         for index, value in enumerate(self.batch_sizes):
             if not isinstance(value, int):
-                raise ConfigError(f"{_at(path, 'batch_sizes')}[{index}]: must be an integer, got {value!r}")
+                raise ConfigError(
+                    f"{_at(path, 'batch_sizes')}[{index}]: must be an integer, got {value!r}"
+                )
 
     def choices(self) -> dict[str, list]:
         """Hyperparameter name -> distinct values, as the tuner declares them."""
@@ -217,17 +227,23 @@ class TuningConfig(ConfigSection):
         description="Whether higher is better; null infers it (loss and error metrics are minimized).",
     )
     early_stopping_patience: int = option(
-        5, minimum=0, description="Epochs without improvement of the metric before a trial stops; 0 turns it off."
+        5,
+        minimum=0,
+        description="Epochs without improvement of the metric before a trial stops; 0 turns it off.",
     )
     min_epochs: int = option(
-        1, exclusive_minimum=0, description="Epochs every trial trains before early stopping may watch it."
+        1,
+        exclusive_minimum=0,
+        description="Epochs every trial trains before early stopping may watch it.",
     )
     max_epochs: int = option(20, exclusive_minimum=0, description="Most epochs of a trial.")
     directory: str = option(
         "runs/tuning",
         description="Results folder; each symbol gets a sub-folder, and rerunning resumes there.",
     )
-    seed: Optional[int] = option(42, minimum=0, description="Seeds the search and every trial's training.")
+    seed: Optional[int] = option(
+        42, minimum=0, description="Seeds the search and every trial's training."
+    )
     annualization_factor: float = option(
         252.0,
         exclusive_minimum=0.0,
@@ -238,7 +254,8 @@ class TuningConfig(ConfigSection):
         3, exclusive_minimum=0, description="Consecutive failed trials that abort the search."
     )
     normalize: bool = option(
-        True, description="Standardize features with statistics of the training data (stored in the model)."
+        True,
+        description="Standardize features with statistics of the training data (stored in the model).",
     )
     retrain_best: bool = option(
         True, description="Retrain the best hyperparameters from scratch for the returned model."
@@ -279,7 +296,9 @@ class TuningConfig(ConfigSection):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{_at(path, name)}: must be an integer >= 1, got {value!r}")
         if not isinstance(self.early_stopping_patience, int) or self.early_stopping_patience < 0:
-            raise ConfigError(f"{_at(path, 'early_stopping_patience')}: must be an integer >= 0, got {self.early_stopping_patience!r}")
+            raise ConfigError(
+                f"{_at(path, 'early_stopping_patience')}: must be an integer >= 0, got {self.early_stopping_patience!r}"
+            )
         if self.min_epochs > self.max_epochs:
             raise ConfigError(
                 f"{_at(path, 'min_epochs')}: {self.min_epochs} is more than max_epochs={self.max_epochs}"
@@ -291,7 +310,6 @@ class TuningConfig(ConfigSection):
             )
         self.hyperparameter_space.validate(_at(path, "hyperparameter_space"))
         check_metric_name(self.metric, _at(path, "metric"))
-
 
 
 def check_metric_name(metric: object, path: str = "tuning.metric") -> str:

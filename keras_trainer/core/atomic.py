@@ -13,7 +13,8 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
 
 from keras_trainer.errors import ConfigError
 
@@ -110,17 +111,15 @@ def fsync_path(path: str | os.PathLike) -> None:
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Writes `data` as indented JSON to `path`, atomically."""
-    with atomic_path(path) as temp:
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False)
-            handle.write("\n")
+    with atomic_path(path) as temp, open(temp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=False)
+        handle.write("\n")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Writes `text` to `path`, atomically."""
-    with atomic_path(path) as temp:
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write(text)
+    with atomic_path(path) as temp, open(temp, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def is_temporary(name: str) -> bool:
@@ -144,7 +143,9 @@ def _writer_alive(name: str) -> bool:
     return True
 
 
-def remove_stale_temporaries(directory: str | os.PathLike, prefix: str = "", suffix: str = "") -> list[str]:
+def remove_stale_temporaries(
+    directory: str | os.PathLike, prefix: str = "", suffix: str = ""
+) -> list[str]:
     """Deletes `atomic_path` leftovers in `directory` whose writing process is dead.
 
     A write killed before its rename leaves its temporary file or folder behind;
@@ -169,7 +170,9 @@ def remove_stale_temporaries(directory: str | os.PathLike, prefix: str = "", suf
             continue
         path = os.path.join(directory, name)
         with contextlib.suppress(OSError):
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(
+                path
+            )
             removed.append(path)
     return removed
 
@@ -205,7 +208,9 @@ def check_writable_path(
     parent = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(parent, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=f".write-check{TEMP_MARKER}{os.getpid()}-", dir=parent)
+        handle, probe = tempfile.mkstemp(
+            prefix=f".write-check{TEMP_MARKER}{os.getpid()}-", dir=parent
+        )
         os.close(handle)
         os.unlink(probe)
     except OSError as error:

@@ -70,7 +70,9 @@ def _check_arrays(variables, arrays: dict[str, np.ndarray], what: str, path: str
     for i, variable in enumerate(variables):
         value = arrays.get(f"v{i:05d}")
         if value is None:
-            raise CorruptCheckpointError(f"{path}: {what} variable #{i} ({variable.path}) is missing")
+            raise CorruptCheckpointError(
+                f"{path}: {what} variable #{i} ({variable.path}) is missing"
+            )
         if tuple(value.shape) != tuple(variable.shape):
             raise CorruptCheckpointError(
                 f"{path}: {what} variable {variable.path} has shape {tuple(variable.shape)} in the "
@@ -85,7 +87,11 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
-        reason = "missing" if isinstance(error, FileNotFoundError) else f"{type(error).__name__}: {error}"
+        reason = (
+            "missing"
+            if isinstance(error, FileNotFoundError)
+            else f"{type(error).__name__}: {error}"
+        )
         raise CorruptCheckpointError(f"{path}: unreadable checkpoint file ({reason})") from None
 
 
@@ -99,9 +105,13 @@ def _read_state(path: str) -> dict:
         with open(state_path, encoding="utf-8") as handle:
             state = json.load(handle)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-        raise CorruptCheckpointError(f"{state_path}: unreadable checkpoint state ({error})") from None
+        raise CorruptCheckpointError(
+            f"{state_path}: unreadable checkpoint state ({error})"
+        ) from None
     if not isinstance(state, dict):
-        raise CorruptCheckpointError(f"{state_path}: must hold a JSON object, got {type(state).__name__}")
+        raise CorruptCheckpointError(
+            f"{state_path}: must hold a JSON object, got {type(state).__name__}"
+        )
     for key, kind in _STATE_SCHEMA.items():
         if key not in state:
             raise CorruptCheckpointError(f"{state_path}: missing key {key!r}")
@@ -156,7 +166,9 @@ class CheckpointManager:
         """Deletes temporary files of writes that a crash interrupted."""
         remove_stale_temporaries(self.directory)
 
-    def save(self, model: keras.Model, epoch: int, state: dict, extra: dict[str, np.ndarray]) -> str:
+    def save(
+        self, model: keras.Model, epoch: int, state: dict, extra: dict[str, np.ndarray]
+    ) -> str:
         """Writes the checkpoint of a finished epoch, atomically; prunes old ones."""
         path = os.path.join(self.directory, f"epoch-{epoch:06d}")
         with atomic_path(path, directory=True) as temp:
@@ -168,7 +180,9 @@ class CheckpointManager:
                 **{f"optimizer_{k}": v for k, v in optimizer_variables.items()},
             )
             np.savez(os.path.join(temp, "extra.npz"), **extra)
-            state = dict(state, format=STATE_FORMAT, epoch=epoch, fingerprint=model_fingerprint(model))
+            state = dict(
+                state, format=STATE_FORMAT, epoch=epoch, fingerprint=model_fingerprint(model)
+            )
             with open(os.path.join(temp, "state.json"), "w", encoding="utf-8") as handle:
                 json.dump(state, handle)
         for _, old in self.epoch_dirs()[: -self.max_checkpoints]:
@@ -212,14 +226,18 @@ class CheckpointManager:
         model_values = _check_arrays(model.variables, model_arrays, "model", path)
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        optimizer_values = _check_arrays(model.optimizer.variables, optimizer_arrays, "optimizer", path)
+        optimizer_values = _check_arrays(
+            model.optimizer.variables, optimizer_arrays, "optimizer", path
+        )
         for variable, value in zip(model.variables, model_values):
             variable.assign(value)
         for variable, value in zip(model.optimizer.variables, optimizer_values):
             variable.assign(value)
         return state, extra
 
-    def restore_latest(self, model: keras.Model) -> Optional[tuple[str, dict, dict[str, np.ndarray]]]:
+    def restore_latest(
+        self, model: keras.Model
+    ) -> Optional[tuple[str, dict, dict[str, np.ndarray]]]:
         """Restores the newest intact checkpoint, skipping (and naming) corrupt ones.
 
         Returns:
@@ -265,7 +283,9 @@ class CheckpointManager:
             if damaged is not None:
                 raise CheckpointError(f"{self.best_path}: entry {damaged!r} is damaged")
         except (CheckpointError, zipfile.BadZipFile, OSError, zlib.error) as error:
-            shutil.rmtree(self.best_path) if os.path.isdir(self.best_path) else os.unlink(self.best_path)
+            shutil.rmtree(self.best_path) if os.path.isdir(self.best_path) else os.unlink(
+                self.best_path
+            )
             return str(error)
         return None
 
@@ -356,7 +376,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         stateful_callbacks: tuple = (),
         resume_from: Optional[tuple[dict, dict]] = None,
         save_model_fn=None,
-        nan_guard: Optional["NanGuard"] = None,
+        nan_guard: Optional[NanGuard] = None,
     ):
         super().__init__()
         self.manager = manager
@@ -411,7 +431,9 @@ class CheckpointCallback(keras.callbacks.Callback):
             callback_states.append({key: _plain(getattr(callback, key, None)) for key in keys})
             best_weights = getattr(callback, "best_weights", None)
             if isinstance(callback, keras.callbacks.EarlyStopping) and best_weights is not None:
-                extra.update({f"es_best_{i:05d}": np.asarray(w) for i, w in enumerate(best_weights)})
+                extra.update(
+                    {f"es_best_{i:05d}": np.asarray(w) for i, w in enumerate(best_weights)}
+                )
         rng_state, rng_arrays = capture_rng_state()
         extra.update(rng_arrays)
         state = {

@@ -66,9 +66,7 @@ def fold_indices(
         DataError: more folds than samples (or groups), or lengths that differ.
     """
     if folds < 2:
-        raise ConfigError(
-            f"folds: cross-validation needs at least 2 folds, got {folds}"
-        )
+        raise ConfigError(f"folds: cross-validation needs at least 2 folds, got {folds}")
     if labels is not None and groups is not None:
         raise ConfigError("cross_validate: pass stratify or groups, not both")
     rng = np.random.default_rng(seed)
@@ -76,16 +74,10 @@ def fold_indices(
     if groups is not None:
         groups = np.asarray(groups).reshape(-1)
         if len(groups) != n:
-            raise DataError(
-                f"groups has {len(groups)} entries but there are {n} samples"
-            )
-        names, inverse, sizes = np.unique(
-            groups, return_inverse=True, return_counts=True
-        )
+            raise DataError(f"groups has {len(groups)} entries but there are {n} samples")
+        names, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
         if len(names) < folds:
-            raise DataError(
-                f"groups: {len(names)} distinct groups cannot fill {folds} folds"
-            )
+            raise DataError(f"groups: {len(names)} distinct groups cannot fill {folds} folds")
         order = rng.permutation(len(names)) if shuffle else np.arange(len(names))
         order = order[np.argsort(-sizes[order], kind="stable")]
         load = np.zeros(folds, dtype=np.int64)
@@ -98,9 +90,7 @@ def fold_indices(
     elif labels is not None:
         labels = _labels(labels)
         if len(labels) != n:
-            raise DataError(
-                f"stratify labels have {len(labels)} entries but there are {n} samples"
-            )
+            raise DataError(f"stratify labels have {len(labels)} entries but there are {n} samples")
         offset = 0
         for label in np.unique(labels):
             rows = np.nonzero(labels == label)[0]
@@ -141,10 +131,7 @@ class CrossValidationResult:
     @classmethod
     def from_folds(cls, folds: list[dict[str, float]]) -> CrossValidationResult:
         names = [name for name in folds[0] if all(name in fold for fold in folds)]
-        values = {
-            name: np.array([fold[name] for fold in folds], dtype="float64")
-            for name in names
-        }
+        values = {name: np.array([fold[name] for fold in folds], dtype="float64") for name in names}
         return cls(
             folds=folds,
             mean={name: float(np.mean(v)) for name, v in values.items()},
@@ -184,9 +171,7 @@ def _fold_config(config: Any, fold: int) -> Any:
         logging = dataclasses.replace(
             logging, directory=os.path.join(logging.directory, f"fold-{fold}")
         )
-    training = dataclasses.replace(
-        training, checkpoint=checkpoint, logging=logging, resume=False
-    )
+    training = dataclasses.replace(training, checkpoint=checkpoint, logging=logging, resume=False)
     return dataclasses.replace(config, training=training)
 
 

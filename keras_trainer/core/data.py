@@ -24,7 +24,9 @@ def check_feature_values(
         DataError: naming the first bad row and column (by name when given) and the value.
     """
     values = np.asarray(matrix)
-    bad = ~np.isfinite(values) | (np.abs(np.where(np.isfinite(values), values, 0)) > MAX_FEATURE_MAGNITUDE)
+    bad = ~np.isfinite(values) | (
+        np.abs(np.where(np.isfinite(values), values, 0)) > MAX_FEATURE_MAGNITUDE
+    )
     if not bad.any():
         return
     position = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -67,7 +69,9 @@ def num_samples(data: Any, name: str = "x") -> int:
     """Returns the common first dimension of an array or a nest of arrays."""
     lengths = {len(leaf) for leaf in keras.tree.flatten(data)}
     if len(lengths) != 1:
-        raise DataError(f"{name}: all arrays must have the same number of rows, got {sorted(lengths)}")
+        raise DataError(
+            f"{name}: all arrays must have the same number of rows, got {sorted(lengths)}"
+        )
     return lengths.pop()
 
 
@@ -303,9 +307,7 @@ def as_feature_matrix(
     return array
 
 
-def check_pair(
-    data: Any, name: str, width: Optional[int] = None
-) -> tuple[np.ndarray, np.ndarray]:
+def check_pair(data: Any, name: str, width: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
     """Checks an `(X, y)` pair: a 2-tuple, numeric finite X, as many labels as rows.
 
     Returns:

@@ -64,9 +64,7 @@ def enable_determinism() -> None:
         torch.backends.cudnn.benchmark = False
     elif backend == "jax":
         flags = os.environ.get("XLA_FLAGS", "")
-        missing = [
-            flag for flag in XLA_DETERMINISM_FLAGS if flag.split("=")[0] not in flags
-        ]
+        missing = [flag for flag in XLA_DETERMINISM_FLAGS if flag.split("=")[0] not in flags]
         if missing:
             os.environ["XLA_FLAGS"] = " ".join([flags, *missing]).strip()
             if _jax_started() and _on_gpu():

@@ -26,7 +26,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any, Optional
 
 import keras
 import numpy as np

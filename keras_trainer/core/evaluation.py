@@ -22,13 +22,15 @@ import json
 import math
 import os
 import time
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
 from keras_trainer.core import scoring
 from keras_trainer.core.atomic import write_text_atomic
 from keras_trainer.core.metrics import higher_is_better
+
 # Re-exported for convenience; matplotlib itself is imported only when plotting.
 from keras_trainer.core.plots import plot_confusion_matrix, plot_training_curves  # noqa: F401
 from keras_trainer.errors import ConfigError, DataError, ModelError
@@ -129,7 +131,7 @@ class EvaluationReport:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "EvaluationReport":
+    def from_dict(cls, data: Mapping) -> EvaluationReport:
         """Rebuilds a report from `to_dict()` output (e.g. a loaded JSON report)."""
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - fields
@@ -180,7 +182,8 @@ class EvaluationReport:
             lines += ["", "  output          mse         mae        rmse          r2"]
             for i, row in enumerate(self.per_output):
                 lines.append(
-                    f"  {i:<6}  " + "  ".join(f"{row[k]:10.4f}" for k in ("mse", "mae", "rmse", "r2"))
+                    f"  {i:<6}  "
+                    + "  ".join(f"{row[k]:10.4f}" for k in ("mse", "mae", "rmse", "r2"))
                 )
         if self.notes:
             lines += [""] + [f"  note: {note}" for note in self.notes]
@@ -221,16 +224,18 @@ class ModelEvaluator:
                 raise ConfigError("class_names: only a classification task has classes")
             class_names = [str(n) for n in class_names]
             if len(class_names) < 2 or len(set(class_names)) != len(class_names):
-                raise ConfigError(
-                    f"class_names: need at least 2 distinct names, got {class_names}"
-                )
+                raise ConfigError(f"class_names: need at least 2 distinct names, got {class_names}")
         self.class_names = class_names
 
     def predict(self, x: Any, batch_size: int = 256) -> np.ndarray:
         """Runs the model on `x` and returns its outputs as a NumPy array."""
         if self.model is None:
-            raise ModelError("ModelEvaluator has no model: pass model=... or use evaluate_predictions")
-        return _as_array(self.model.predict(x, batch_size=batch_size, verbose=0), "model predictions")
+            raise ModelError(
+                "ModelEvaluator has no model: pass model=... or use evaluate_predictions"
+            )
+        return _as_array(
+            self.model.predict(x, batch_size=batch_size, verbose=0), "model predictions"
+        )
 
     def evaluate(self, x: Any, y_true: Any, batch_size: int = 256) -> EvaluationReport:
         """Runs the model on `x` and scores its outputs against `y_true`.
@@ -403,8 +408,17 @@ def _n_samples(x: Any) -> Optional[int]:
 
 # Columns `ModelComparison.to_text` shows by default (the full set is wide).
 _HEADLINE = (
-    "accuracy", "f1_macro", "f1_weighted", "roc_auc", "roc_auc_ovr_macro",
-    "mse", "mae", "rmse", "r2", "n_params", "inference_ms_per_sample",
+    "accuracy",
+    "f1_macro",
+    "f1_weighted",
+    "roc_auc",
+    "roc_auc_ovr_macro",
+    "mse",
+    "mae",
+    "rmse",
+    "r2",
+    "n_params",
+    "inference_ms_per_sample",
 )
 
 
@@ -498,9 +512,7 @@ class ModelComparison:
             columns = [c for c in available if c in _HEADLINE]
         unknown = [c for c in columns if c not in available]
         if unknown:
-            raise ConfigError(
-                f"columns: unknown {unknown}; choose from {', '.join(available)}"
-            )
+            raise ConfigError(f"columns: unknown {unknown}; choose from {', '.join(available)}")
         name_width = max(5, max(len(row.name) for row in self.rows))
         widths = [max(10, len(c)) for c in columns]
         header = f"{'model':<{name_width}}  " + "  ".join(

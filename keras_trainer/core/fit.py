@@ -13,12 +13,14 @@ import math
 import os
 import sys
 import warnings
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 import keras
 
 from keras_trainer.config import TrainingConfig
 from keras_trainer.core import memory, precision, streaming
+from keras_trainer.core.atomic import write_text_atomic
 from keras_trainer.core.checkpoints import (
     CheckpointCallback,
     CheckpointManager,
@@ -27,19 +29,18 @@ from keras_trainer.core.checkpoints import (
     repair_best,
     stopped_early,
 )
-from keras_trainer.core.determinism import enable_determinism
-from keras_trainer.core.distribution import EvenBatches, copy_variables, plan_distribution
 from keras_trainer.core.data import (
     ShuffledArrays,
     check_same_length,
     shuffled_tf_dataset,
     split_validation,
 )
+from keras_trainer.core.determinism import enable_determinism
+from keras_trainer.core.distribution import EvenBatches, copy_variables, plan_distribution
 from keras_trainer.core.fused import choose_engine, fused_fit
 from keras_trainer.core.history import HistoryRecorder, TrainingHistory, monitor_mode
 from keras_trainer.core.losses import get_loss
 from keras_trainer.core.optimizers import build_optimizer
-from keras_trainer.core.atomic import write_text_atomic
 from keras_trainer.core.schedules import build_schedule_callbacks
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import BackendNotSupportedError, ConfigError, TrainingError
@@ -71,7 +72,9 @@ def compile_model(
             "one batch per call (a Keras limitation); set it to 1, or use the jax or tensorflow backend"
         )
     model.compile(
-        optimizer=precision.wrap_optimizer(build_optimizer(config, total_steps), config.mixed_precision),
+        optimizer=precision.wrap_optimizer(
+            build_optimizer(config, total_steps), config.mixed_precision
+        ),
         loss=get_loss(loss if loss is not None else config.loss, config),
         metrics=list(metrics) if metrics is not None else list(config.metrics),
         steps_per_execution=config.steps_per_execution,
@@ -105,7 +108,9 @@ def _keep_csv_epochs(path: str, epochs: int) -> None:
     write_text_atomic(path, "\n".join([header, *kept]) + "\n" if header else "")
 
 
-def _log_callbacks(config: TrainingConfig, resume_epoch: Optional[int]) -> tuple[list, Optional[str]]:
+def _log_callbacks(
+    config: TrainingConfig, resume_epoch: Optional[int]
+) -> tuple[list, Optional[str]]:
     directory = config.logging.directory or config.checkpoint.directory
     if directory is None:
         return [], None
@@ -205,9 +210,18 @@ def fit(
 
         def fit_once(attempt_config, state):
             return fit(
-                model, x, y, config=attempt_config, validation_data=validation_data,
-                sample_weight=sample_weight, callbacks=callbacks, loss=loss, metrics=metrics,
-                compile=True, save_model_fn=save_model_fn, last_good=state,
+                model,
+                x,
+                y,
+                config=attempt_config,
+                validation_data=validation_data,
+                sample_weight=sample_weight,
+                callbacks=callbacks,
+                loss=loss,
+                metrics=metrics,
+                compile=True,
+                save_model_fn=save_model_fn,
+                last_good=state,
             )
 
         return memory.fit_with_auto_batch_size(fit_once, config)
@@ -287,14 +301,22 @@ def fit(
             # an uninterrupted run ends, with early stopping's best weights.
             with distributed():
                 history = _finish_resumed(
-                    model, config, manager, resume_from, history, monitor, checkpoint_monitor,
+                    model,
+                    config,
+                    manager,
+                    resume_from,
+                    history,
+                    monitor,
+                    checkpoint_monitor,
                     save_model_fn,
                 )
         if model is not caller_model:
             copy_variables(model, caller_model)
         return history
 
-    log_callbacks, json_path = _log_callbacks(config, initial_epoch if resume_from is not None else None)
+    log_callbacks, json_path = _log_callbacks(
+        config, initial_epoch if resume_from is not None else None
+    )
     nan_guard = NanGuard()
     stateful: list[keras.callbacks.Callback] = []
     if config.early_stopping_patience > 0:
@@ -308,7 +330,13 @@ def fit(
             )
         )
     stateful.extend(build_schedule_callbacks(config.lr_schedule, monitor))
-    all_callbacks = [HistoryRecorder(history, json_path), nan_guard, *stateful, *log_callbacks, *callbacks]
+    all_callbacks = [
+        HistoryRecorder(history, json_path),
+        nan_guard,
+        *stateful,
+        *log_callbacks,
+        *callbacks,
+    ]
     if config.track_memory:
         all_callbacks.insert(0, memory.MemoryTracker())
     if last_good is not None:
@@ -344,9 +372,15 @@ def fit(
         with memory.device_scope(config.device):
             if use_fused:
                 fused_fit(
-                    model, x, y, sample_weight, validation_data=validation_data,
-                    epochs=config.epochs, callbacks=all_callbacks,
-                    verbose=progress_verbosity(config.verbose), **feed,
+                    model,
+                    x,
+                    y,
+                    sample_weight,
+                    validation_data=validation_data,
+                    epochs=config.epochs,
+                    callbacks=all_callbacks,
+                    verbose=progress_verbosity(config.verbose),
+                    **feed,
                 )
             else:
                 feeders = []

@@ -47,7 +47,9 @@ class TrainingHistory:
     def val_loss(self) -> list[float]:
         return self.history.get("val_loss", [])
 
-    def record(self, epoch: int, logs: dict[str, Any], learning_rate: float, seconds: float) -> None:
+    def record(
+        self, epoch: int, logs: dict[str, Any], learning_rate: float, seconds: float
+    ) -> None:
         """Appends one epoch's logs and updates the best epoch."""
         self.epochs.append(epoch)
         for name, value in logs.items():
@@ -72,14 +74,16 @@ class TrainingHistory:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainingHistory":
+    def from_dict(cls, data: dict[str, Any]) -> TrainingHistory:
         return cls(**data)
 
     def summary(self) -> str:
         """One line per metric with its last value, and the best epoch."""
         lines = [f"{name}: {values[-1]:.4f}" for name, values in self.history.items() if values]
         if self.best_epoch is not None:
-            lines.append(f"best {self.monitor}: {self.best_value:.4f} at epoch {self.best_epoch + 1}")
+            lines.append(
+                f"best {self.monitor}: {self.best_value:.4f} at epoch {self.best_epoch + 1}"
+            )
         return "\n".join(lines)
 
 

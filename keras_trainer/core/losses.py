@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 import keras
 from keras import ops
@@ -192,15 +193,23 @@ class ExpectedSlowdownLoss(keras.losses.Loss):
     1.25
     """
 
-    def __init__(self, cross_entropy_weight: float = 0.0, tie_tolerance: float = 0.03,
-                 from_logits: bool = False, name: str = "expected_slowdown", **kwargs):
+    def __init__(
+        self,
+        cross_entropy_weight: float = 0.0,
+        tie_tolerance: float = 0.03,
+        from_logits: bool = False,
+        name: str = "expected_slowdown",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         if cross_entropy_weight < 0:
             raise ConfigError(
                 f"ExpectedSlowdownLoss cross_entropy_weight: must be >= 0, got {cross_entropy_weight}"
             )
         if tie_tolerance < 0:
-            raise ConfigError(f"ExpectedSlowdownLoss tie_tolerance: must be >= 0, got {tie_tolerance}")
+            raise ConfigError(
+                f"ExpectedSlowdownLoss tie_tolerance: must be >= 0, got {tie_tolerance}"
+            )
         self.cross_entropy_weight = float(cross_entropy_weight)
         self.tie_tolerance = float(tie_tolerance)
         self.from_logits = bool(from_logits)
@@ -213,8 +222,12 @@ class ExpectedSlowdownLoss(keras.losses.Loss):
         slowdown = ops.divide(1.0, ops.maximum(speed, 1e-6))
         loss = ops.sum(ops.multiply(probabilities, slowdown), axis=-1)
         if self.cross_entropy_weight:
-            tied = ops.cast(ops.greater_equal(speed, 1.0 / (1.0 + self.tie_tolerance) - 1e-6), "int32")
-            label = ops.one_hot(ops.argmax(tied, axis=-1), ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+            tied = ops.cast(
+                ops.greater_equal(speed, 1.0 / (1.0 + self.tie_tolerance) - 1e-6), "int32"
+            )
+            label = ops.one_hot(
+                ops.argmax(tied, axis=-1), ops.shape(y_pred)[-1], dtype=y_pred.dtype
+            )
             cross_entropy = keras.losses.categorical_crossentropy(
                 label, y_pred, from_logits=self.from_logits
             )
@@ -223,8 +236,13 @@ class ExpectedSlowdownLoss(keras.losses.Loss):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update({"cross_entropy_weight": self.cross_entropy_weight,
-                       "tie_tolerance": self.tie_tolerance, "from_logits": self.from_logits})
+        config.update(
+            {
+                "cross_entropy_weight": self.cross_entropy_weight,
+                "tie_tolerance": self.tie_tolerance,
+                "from_logits": self.from_logits,
+            }
+        )
         return config
 
 
@@ -333,9 +351,7 @@ def register_loss(name: str) -> Callable[[Any], Any]:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"register_loss: the name must be a non-empty string, got {name!r}")
     if name.lower() in _BUILTIN:  # built-in names match case-insensitively
-        raise ConfigError(
-            f"register_loss: {name!r} is a built-in loss name; choose another name"
-        )
+        raise ConfigError(f"register_loss: {name!r} is a built-in loss name; choose another name")
 
     def decorator(obj):
         taken = keras.saving.get_registered_object(f"{_PACKAGE}>{name}")

@@ -142,9 +142,7 @@ def is_out_of_memory(error: BaseException) -> bool:
         seen.add(id(error))
         if isinstance(error, MemoryError) or type(error).__name__ in _OOM_TYPES:
             return True
-        if isinstance(error, RuntimeError) and any(
-            t in str(error).lower() for t in _OOM_TEXT
-        ):
+        if isinstance(error, RuntimeError) and any(t in str(error).lower() for t in _OOM_TEXT):
             return True
         error = error.__cause__ or error.__context__
     return False
@@ -160,9 +158,7 @@ def model_size(model: keras.Model) -> tuple[int, float]:
     return count, size / _MB
 
 
-def out_of_memory_error(
-    error: BaseException, model: keras.Model, config: Any
-) -> OutOfMemoryError:
+def out_of_memory_error(error: BaseException, model: keras.Model, config: Any) -> OutOfMemoryError:
     """The `OutOfMemoryError` `fit` raises for an allocation failure `error`."""
     parameters, megabytes = model_size(model)
     where = "host" if isinstance(error, MemoryError) else "device"
@@ -176,13 +172,9 @@ def out_of_memory_error(
     if config.mixed_precision == "off":
         hints.append("set training.mixed_precision: 'bfloat16' (or 'float16')")
     if config.remat == "off":
-        hints.append(
-            "set training.remat: 'full' to recompute activations instead of storing them"
-        )
+        hints.append("set training.remat: 'full' to recompute activations instead of storing them")
     first_line = (
-        str(error).strip().splitlines()[0][:200]
-        if str(error).strip()
-        else type(error).__name__
+        str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
     )
     return OutOfMemoryError(
         f"training ran out of {where} memory with batch_size={config.batch_size} "
@@ -226,14 +218,9 @@ class LastGoodState(keras.callbacks.Callback):
         variables = {}
         if optimizer is not None and optimizer.built:
             variables = {
-                v.path: np.array(keras.ops.convert_to_numpy(v))
-                for v in optimizer.variables
+                v.path: np.array(keras.ops.convert_to_numpy(v)) for v in optimizer.variables
             }
-        history = (
-            self.training_history.to_dict()
-            if self.training_history is not None
-            else None
-        )
+        history = self.training_history.to_dict() if self.training_history is not None else None
         self.snapshot = _Snapshot(epoch, self.model.get_weights(), variables, history)
 
     def on_train_begin(self, logs=None):
@@ -259,9 +246,7 @@ class LastGoodState(keras.callbacks.Callback):
         return snapshot.epoch + 1
 
 
-def fit_with_auto_batch_size(
-    fit_once: Callable[[Any, LastGoodState], Any], config: Any
-) -> Any:
+def fit_with_auto_batch_size(fit_once: Callable[[Any, LastGoodState], Any], config: Any) -> Any:
     """Runs `fit_once(config, last_good)` and retries with half the batch after an out-of-memory.
 
     `fit_once` trains with `last_good` among its callbacks, and restores it
@@ -375,9 +360,7 @@ def apply_remat(model: keras.Model, config: Any) -> int:
             "rejects the keyword arguments Keras passes in TensorFlow's compiled training step; "
             "use the jax or torch backend, or set training.remat: 'off'"
         )
-    scope = keras.RematScope(
-        mode=config.remat, output_size_threshold=config.remat_size_threshold
-    )
+    scope = keras.RematScope(mode=config.remat, output_size_threshold=config.remat_size_threshold)
     skip_training_flag = keras.backend.backend() == "jax"
     count = 0
     for layer in model._flatten_layers(include_self=False):
@@ -392,7 +375,4 @@ def apply_remat(model: keras.Model, config: Any) -> int:
 
 def uses_remat(model: keras.Model) -> bool:
     """Whether any layer of `model` rematerializes in the backward pass."""
-    return any(
-        getattr(layer, "_remat_mode", None) is not None
-        for layer in model._flatten_layers()
-    )
+    return any(getattr(layer, "_remat_mode", None) is not None for layer in model._flatten_layers())

@@ -10,7 +10,7 @@ families.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 
@@ -20,7 +20,6 @@ from keras_trainer.errors import ConfigError
 from keras_trainer.registry import MODEL_TYPES
 
 ModelBuilder = Callable[[ModelConfig, Sequence[int], str], keras.Model]
-
 
 
 def register_model_builder(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
@@ -85,7 +84,9 @@ def dense_stack(
         )(x)
         if config.batch_norm:
             x = keras.layers.BatchNormalization(dtype=dtype_policy, name=f"batch_norm_{index}")(x)
-            x = keras.layers.Activation(config.activation, dtype=dtype_policy, name=f"activation_{index}")(x)
+            x = keras.layers.Activation(
+                config.activation, dtype=dtype_policy, name=f"activation_{index}"
+            )(x)
         if config.dropout > 0:
             # A seeded dropout keeps its generator state in a model variable, which
             # checkpoints save: resumed runs then draw the same masks on every backend.
@@ -108,7 +109,9 @@ def output_head(
     return keras.layers.Activation(config.output_activation, dtype="float32", name="output")(x)
 
 
-def build_mlp(config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32") -> keras.Model:
+def build_mlp(
+    config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32"
+) -> keras.Model:
     """The dense network of the JIT strategy model: hidden layers, then `output_dim` outputs.
 
     Example:

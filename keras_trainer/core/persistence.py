@@ -43,7 +43,11 @@ def _check_suffix(path: str) -> str:
 
 def base_metadata() -> dict[str, Any]:
     """Metadata every saved model carries: library version and training backend."""
-    return {"library_version": __version__, "keras_version": keras.__version__, "backend": keras.backend.backend()}
+    return {
+        "library_version": __version__,
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+    }
 
 
 def save_model(model: keras.Model, path: str | os.PathLike, metadata: Optional[dict] = None) -> str:
@@ -114,7 +118,7 @@ def _read_zip_entry(archive: zipfile.ZipFile, path: str, entry: str, limit: int)
     return data
 
 
-def _read_h5_attr(handle: "h5py.File", path: str, name: str, limit: int) -> Optional[str]:
+def _read_h5_attr(handle: h5py.File, path: str, name: str, limit: int) -> Optional[str]:
     if name not in handle.attrs:
         return None
     size = handle.attrs.get_id(name).get_storage_size()
@@ -127,7 +131,7 @@ def _read_h5_attr(handle: "h5py.File", path: str, name: str, limit: int) -> Opti
     return text.decode("utf-8") if isinstance(text, bytes) else str(text)
 
 
-def _parse_json(text: "str | bytes", path: str, what: str) -> Any:
+def _parse_json(text: str | bytes, path: str, what: str) -> Any:
     try:
         return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
@@ -161,7 +165,14 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 text = _read_h5_attr(handle, path, H5_METADATA_ATTR, MAX_METADATA_BYTES)
             if text is None:
                 return {}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, KeyError, ValueError) as error:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        KeyError,
+        ValueError,
+    ) as error:
         if isinstance(error, CheckpointError):
             raise
         raise CheckpointError(f"{path}: not a readable model file ({error})") from None
@@ -202,7 +213,11 @@ def allowed_objects() -> dict[str, Any]:
         except ImportError:  # that family's optional dependencies are not installed
             continue
     prefix = f"{REGISTERED_PACKAGE}>"
-    return {name: obj for name, obj in keras.saving.get_custom_objects().items() if name.startswith(prefix)}
+    return {
+        name: obj
+        for name, obj in keras.saving.get_custom_objects().items()
+        if name.startswith(prefix)
+    }
 
 
 def _is_keras_symbol(module: str, name: str) -> bool:
@@ -216,7 +231,9 @@ def _is_keras_builtin_function(name: str) -> bool:
     from keras.src.api_export import get_symbol_from_name
     from keras.src.saving.serialization_lib import BUILTIN_MODULES
 
-    return any(get_symbol_from_name(f"keras.{module}.{name}") is not None for module in BUILTIN_MODULES)
+    return any(
+        get_symbol_from_name(f"keras.{module}.{name}") is not None for module in BUILTIN_MODULES
+    )
 
 
 def _check_object(node: dict, key: str, allowed: dict, path: str) -> None:
@@ -228,11 +245,14 @@ def _check_object(node: dict, key: str, allowed: dict, path: str) -> None:
     if class_name == "function" and module is not None:
         function = node.get("config")
         if not isinstance(function, str):
-            raise CheckpointError(f"{path}: {key}: a function must be named by a string, got {function!r}")
+            raise CheckpointError(
+                f"{path}: {key}: a function must be named by a string, got {function!r}"
+            )
         if function in allowed:
             return
         if ">" not in function and (
-            (module == "builtins" and _is_keras_builtin_function(function)) or _is_keras_symbol(module, function)
+            (module == "builtins" and _is_keras_builtin_function(function))
+            or _is_keras_symbol(module, function)
         ):
             return
         raise CheckpointError(
@@ -255,7 +275,9 @@ def _check_object(node: dict, key: str, allowed: dict, path: str) -> None:
     )
 
 
-def _check_config_tree(node: Any, key: str, allowed: dict, path: str, legacy_strings: bool = False) -> None:
+def _check_config_tree(
+    node: Any, key: str, allowed: dict, path: str, legacy_strings: bool = False
+) -> None:
     if isinstance(node, dict):
         if isinstance(node.get("class_name"), str):
             _check_object(node, key, allowed, path)
@@ -264,14 +286,21 @@ def _check_config_tree(node: Any, key: str, allowed: dict, path: str, legacy_str
     elif isinstance(node, list):
         for index, value in enumerate(node):
             _check_config_tree(value, f"{key}[{index}]", allowed, path, legacy_strings)
-    elif legacy_strings and isinstance(node, str) and _REGISTERED_NAME.match(node) and node not in allowed:
+    elif (
+        legacy_strings
+        and isinstance(node, str)
+        and _REGISTERED_NAME.match(node)
+        and node not in allowed
+    ):
         raise CheckpointError(
             f"{path}: {key} names {node!r}, which is not a registered keras_trainer object; "
             "refusing to load it"
         )
 
 
-def check_model_config(path: str | os.PathLike, custom_objects: Optional[dict] = None) -> dict[str, Any]:
+def check_model_config(
+    path: str | os.PathLike, custom_objects: Optional[dict] = None
+) -> dict[str, Any]:
     """Checks that every class a model file names is on the allowlist, without loading it.
 
     The allowlist is Keras' built-ins, `allowed_objects()` and `custom_objects`.
@@ -295,9 +324,17 @@ def check_model_config(path: str | os.PathLike, custom_objects: Optional[dict] =
                 sections = {
                     name: (text, name == "training_config")
                     for name in ("model_config", "training_config")
-                    if (text := _read_h5_attr(handle, path, name, MAX_MODEL_CONFIG_BYTES)) is not None
+                    if (text := _read_h5_attr(handle, path, name, MAX_MODEL_CONFIG_BYTES))
+                    is not None
                 }
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, KeyError, ValueError) as error:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        KeyError,
+        ValueError,
+    ) as error:
         if isinstance(error, CheckpointError):
             raise
         raise CheckpointError(f"{path}: not a readable model file ({error})") from None
@@ -337,7 +374,19 @@ def load_model(
     metadata = read_metadata(path)
     allowed = check_model_config(path, custom_objects)
     try:
-        model = keras.saving.load_model(path, custom_objects=allowed, compile=compile, safe_mode=True)
-    except (ValueError, OSError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"{path}: cannot load model ({type(error).__name__}: {error})") from None
+        model = keras.saving.load_model(
+            path, custom_objects=allowed, compile=compile, safe_mode=True
+        )
+    except (
+        ValueError,
+        OSError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        EOFError,
+        zipfile.BadZipFile,
+    ) as error:
+        raise CheckpointError(
+            f"{path}: cannot load model ({type(error).__name__}: {error})"
+        ) from None
     return model, metadata

@@ -31,7 +31,9 @@ def build_learning_rate(
         return learning_rate
     if name == "cosine":
         return keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=schedule.decay_steps or max(total_steps, 1), alpha=schedule.alpha
+            learning_rate,
+            decay_steps=schedule.decay_steps or max(total_steps, 1),
+            alpha=schedule.alpha,
         )
     if name == "warmup_cosine":
         decay_steps = schedule.decay_steps or max(total_steps - schedule.warmup_steps, 1)

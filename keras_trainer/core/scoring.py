@@ -19,7 +19,8 @@ does not depend on scikit-learn. Where scikit-learn has a choice, we take:
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -118,7 +119,11 @@ def roc_auc_ovr(
     if not aucs:
         return None, None, skipped
     aucs_arr, weights_arr = np.asarray(aucs), np.asarray(weights, dtype=np.float64)
-    return float(aucs_arr.mean()), float(np.sum(aucs_arr * weights_arr) / weights_arr.sum()), skipped
+    return (
+        float(aucs_arr.mean()),
+        float(np.sum(aucs_arr * weights_arr) / weights_arr.sum()),
+        skipped,
+    )
 
 
 def regression_scores(

@@ -66,9 +66,7 @@ def _shard_paths(source: str | os.PathLike | Sequence[str]) -> list[str]:
         else:
             paths = sorted(glob.glob(source))
     if not paths:
-        raise DataError(
-            f"{source}: no shards found (expected {', '.join(SHARD_SUFFIXES)} files)"
-        )
+        raise DataError(f"{source}: no shards found (expected {', '.join(SHARD_SUFFIXES)} files)")
     suffixes = {os.path.splitext(p)[1] for p in paths}
     if len(suffixes) != 1 or not suffixes <= set(SHARD_SUFFIXES):
         raise DataError(
@@ -184,9 +182,7 @@ class ShardDataset(keras.utils.PyDataset):
         initial_epoch: int = 0,
         rows: tuple[int, int] | None = None,
     ):
-        super().__init__(
-            workers=num_workers, use_multiprocessing=False, max_queue_size=prefetch
-        )
+        super().__init__(workers=num_workers, use_multiprocessing=False, max_queue_size=prefetch)
         if batch_size < 1 or shuffle_buffer < 1:
             raise ConfigError(
                 f"batch_size and shuffle_buffer must be positive, got {batch_size}, {shuffle_buffer}"
@@ -201,13 +197,9 @@ class ShardDataset(keras.utils.PyDataset):
                     f"{path}: columns {columns} differ from {self.paths[0]}'s {self.columns}"
                 )
         self.target_index = [self._column(c) for c in target_columns]
-        self.feature_index = [
-            i for i in range(len(self.columns)) if i not in self.target_index
-        ]
+        self.feature_index = [i for i in range(len(self.columns)) if i not in self.target_index]
         if not self.feature_index:
-            raise DataError(
-                f"{self.paths[0]}: every column is a target; no feature columns left"
-            )
+            raise DataError(f"{self.paths[0]}: every column is a target; no feature columns left")
         counts = np.array([rows_ for rows_, _ in layouts], dtype=np.int64)
         self._file_starts = np.concatenate([[0], np.cumsum(counts)])
         start, stop = rows if rows is not None else (0, int(self._file_starts[-1]))
@@ -244,12 +236,8 @@ class ShardDataset(keras.utils.PyDataset):
         """
         source = source or data.shards
         if not source:
-            raise ConfigError(
-                "data.shards: set a folder or glob of CSV, Parquet or .npy shards"
-            )
-        targets = [
-            int(c) if c.lstrip("-").isdigit() else c for c in data.target_columns
-        ]
+            raise ConfigError("data.shards: set a folder or glob of CSV, Parquet or .npy shards")
+        targets = [int(c) if c.lstrip("-").isdigit() else c for c in data.target_columns]
         return cls(
             source,
             target_columns=targets,
@@ -299,9 +287,9 @@ class ShardDataset(keras.utils.PyDataset):
         permutation = self._windows.get(key)
         if permutation is None:
             length = min(self.shuffle_buffer, self.size - window * self.shuffle_buffer)
-            permutation = np.random.default_rng(
-                [self.seed, self.epoch, window + 1]
-            ).permutation(length)
+            permutation = np.random.default_rng([self.seed, self.epoch, window + 1]).permutation(
+                length
+            )
             self._windows[key] = permutation
         return permutation
 
@@ -310,9 +298,7 @@ class ShardDataset(keras.utils.PyDataset):
         return [(self.paths[s], int(r)) for s, r in zip(*self._locate(step))]
 
     def _locate(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        positions = np.arange(
-            step * self.batch_size, min((step + 1) * self.batch_size, self.size)
-        )
+        positions = np.arange(step * self.batch_size, min((step + 1) * self.batch_size, self.size))
         if self.shuffle:
             windows = positions // self.shuffle_buffer
             offsets = positions % self.shuffle_buffer
@@ -467,9 +453,7 @@ def is_stream(data: Any) -> bool:
         return True
     if module.startswith("torch.utils.data"):
         return True
-    return inspect.isgenerator(data) or (
-        hasattr(data, "__next__") and hasattr(data, "__iter__")
-    )
+    return inspect.isgenerator(data) or (hasattr(data, "__next__") and hasattr(data, "__iter__"))
 
 
 class _StreamEpochs(keras.callbacks.Callback):
@@ -483,9 +467,7 @@ class _StreamEpochs(keras.callbacks.Callback):
         self.target.set_epoch(epoch)
 
 
-def open_stream(
-    x: Any, y: Any, config: Any, validation_data: Any, initial_epoch: int = 0
-):
+def open_stream(x: Any, y: Any, config: Any, validation_data: Any, initial_epoch: int = 0):
     """Prepares a stream for `fit`: `(batches, validation_data, steps_per_epoch, callbacks)`.
 
     Raises:
@@ -519,11 +501,7 @@ def open_stream(
             steps = len(x)
         except TypeError:
             steps = None
-        if (
-            steps is None
-            and "Dataset" in type(x).__name__
-            and hasattr(x, "cardinality")
-        ):
+        if steps is None and "Dataset" in type(x).__name__ and hasattr(x, "cardinality"):
             cardinality = int(x.cardinality())
             steps = cardinality if cardinality > 0 else None
         if steps is None:

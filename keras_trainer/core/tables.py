@@ -9,7 +9,8 @@ records mean: `tuning.TrialTable` (a search's trials) and
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 
 class ResultTable:

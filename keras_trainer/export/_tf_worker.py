@@ -105,9 +105,7 @@ def _convert_one(request, opset):
                 f"input_signature has {len(signature)} entries but the model has "
                 f"{len(keras.tree.flatten(input_structure))} inputs"
             )
-    specs = [
-        tf.TensorSpec(s["shape"], tf.as_dtype(s["dtype"]), name=s["name"]) for s in signature
-    ]
+    specs = [tf.TensorSpec(s["shape"], tf.as_dtype(s["dtype"]), name=s["name"]) for s in signature]
     input_names = [s["name"] for s in signature]
     probe = model(
         keras.tree.pack_sequence_as(input_structure, [_probe_array(s) for s in signature])
@@ -131,7 +129,7 @@ def _convert_one(request, opset):
     # into extra graph inputs. They become initializers below.
     concrete = serve.get_concrete_function(*specs)
     captured = {}
-    for placeholder, value in zip(concrete.inputs[len(specs):], concrete.captured_inputs):
+    for placeholder, value in zip(concrete.inputs[len(specs) :], concrete.captured_inputs):
         if placeholder.dtype != tf.resource:
             captured[placeholder.name] = value.numpy()
 
@@ -145,7 +143,9 @@ def _convert_one(request, opset):
             graph.input.remove(graph_input)
             if graph_input.name in used:
                 graph.initializer.append(
-                    numpy_helper.from_array(np.asarray(captured[graph_input.name]), graph_input.name)
+                    numpy_helper.from_array(
+                        np.asarray(captured[graph_input.name]), graph_input.name
+                    )
                 )
     remaining = [i.name for i in graph.input]
     if remaining != input_names:

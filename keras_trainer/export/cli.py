@@ -37,8 +37,7 @@ def register(subparsers) -> None:
         default=[],
         dest="custom_modules",
         metavar="MODULE",
-        help="a module to import before loading, where custom layers are registered "
-        "(repeatable)",
+        help="a module to import before loading, where custom layers are registered (repeatable)",
     )
     parser.set_defaults(handler=run_export)
 

@@ -16,14 +16,14 @@ once per input shape instead:
 """
 
 import logging
-from typing import Callable, List
+from collections.abc import Callable
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
 
-def compiled_call(model, device: str = "cpu") -> Callable[[List[np.ndarray]], List[np.ndarray]]:
+def compiled_call(model, device: str = "cpu") -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     """Returns a fast inference function of `model` under the active backend.
 
     Args:

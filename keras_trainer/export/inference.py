@@ -14,7 +14,8 @@ import logging
 import math
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class InferenceResult:
         backend: the `InferenceBackend` that ran it.
     """
 
-    prediction: Union[np.ndarray, Dict[str, np.ndarray]]
+    prediction: Union[np.ndarray, dict[str, np.ndarray]]
     latency_ms: float
     backend: InferenceBackend
 
@@ -120,14 +121,14 @@ class CompiledInferenceLayer:
         self.max_latency_samples = max_latency_samples
         self.torch_compile = torch_compile
         self.active_device: Optional[str] = None
-        self.metadata: Dict[str, Any] = {}
+        self.metadata: dict[str, Any] = {}
         self.model_path: Optional[str] = None
         self._latencies = LatencyRecorder(max_latency_samples)
-        self._inputs: List[_InputSpec] = []
-        self._output_names: List[str] = []
+        self._inputs: list[_InputSpec] = []
+        self._output_names: list[str] = []
         self._run = None
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {
             "backend": self.backend.value,
             "device": self.device,
@@ -137,15 +138,15 @@ class CompiledInferenceLayer:
         }
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "CompiledInferenceLayer":
+    def from_config(cls, config: dict[str, Any]) -> "CompiledInferenceLayer":
         return cls(**config)
 
     @property
-    def input_names(self) -> List[str]:
+    def input_names(self) -> list[str]:
         return [spec.name for spec in self._inputs]
 
     @property
-    def output_names(self) -> List[str]:
+    def output_names(self) -> list[str]:
         return list(self._output_names)
 
     # Loading.
@@ -170,7 +171,9 @@ class CompiledInferenceLayer:
         if not os.path.isfile(path) and ("@" in path or os.path.isdir(path)):
             from keras_trainer.export.store import resolve_model_path
 
-            path = resolve_model_path(path, kind="onnx" if self.backend is InferenceBackend.ONNX else "keras")
+            path = resolve_model_path(
+                path, kind="onnx" if self.backend is InferenceBackend.ONNX else "keras"
+            )
         if not os.path.isfile(path):
             raise InferenceError(f"Model file not found: {path!r}.")
         suffixes = {
@@ -204,7 +207,9 @@ class CompiledInferenceLayer:
         if threads is None:
             threads = 1 if os.path.getsize(path) < _SMALL_MODEL_BYTES else 0
         session = ort_session(path, providers, intra_op_num_threads=threads, sequential=True)
-        self.active_device = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self.active_device = (
+            "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        )
         if self.device == "cuda" and self.active_device != "cuda":
             logger.warning(
                 "device='cuda' was requested but ONNX Runtime's CUDAExecutionProvider is not "
@@ -263,15 +268,16 @@ class CompiledInferenceLayer:
     def _load_keras(self, path: str) -> None:
         import keras
 
-        from keras_trainer.export.compiled_call import compiled_call
-
         from keras_trainer.core.persistence import load_model
         from keras_trainer.errors import KerasTrainerError
+        from keras_trainer.export.compiled_call import compiled_call
 
         try:
             model, self.metadata = load_model(path)  # safe_mode=True: runs no code.
         except (KerasTrainerError, ValueError, OSError) as error:
-            raise InferenceError(f"Cannot load Keras model {path!r}: {_first_line(error)}") from error
+            raise InferenceError(
+                f"Cannot load Keras model {path!r}: {_first_line(error)}"
+            ) from error
         if not getattr(model, "inputs", None):
             raise InferenceError(
                 f"{path!r} holds a model without defined inputs; the KERAS backend "
@@ -343,7 +349,9 @@ class CompiledInferenceLayer:
         self._latencies.record(elapsed)
         return InferenceResult(prediction, elapsed / 1e6, self.backend)
 
-    def batch_predict(self, features_list: Sequence[Any], batch_size: int = 32) -> List[InferenceResult]:
+    def batch_predict(
+        self, features_list: Sequence[Any], batch_size: int = 32
+    ) -> list[InferenceResult]:
         """Runs many inputs, `batch_size` of them per model call.
 
         Args:
@@ -357,7 +365,7 @@ class CompiledInferenceLayer:
         self._require_model()
         if batch_size < 1:
             raise DataError(f"batch_size must be >= 1; got {batch_size}.")
-        results: List[InferenceResult] = []
+        results: list[InferenceResult] = []
         for begin in range(0, len(features_list), batch_size):
             start = time.perf_counter_ns()
             chunk = []
@@ -379,7 +387,7 @@ class CompiledInferenceLayer:
             results.extend(InferenceResult(p, elapsed / 1e6, self.backend) for p in pieces)
         return results
 
-    def get_latency_stats(self) -> Dict[str, float]:
+    def get_latency_stats(self) -> dict[str, float]:
         """Statistics of the recorded latencies (one per `predict` call or
         `batch_predict` batch): count, mean_ms, median_ms, p95_ms, p99_ms,
         min_ms, max_ms."""
@@ -395,7 +403,7 @@ class CompiledInferenceLayer:
         if self._run is None:
             raise InferenceError("No model is loaded; call `load_model(path)` first.")
 
-    def _execute(self, arrays: List[np.ndarray]) -> List[np.ndarray]:
+    def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         try:
             return self._run(arrays)
         except Exception as error:
@@ -410,7 +418,7 @@ class CompiledInferenceLayer:
             return outputs[0]
         return dict(zip(self._output_names, outputs))
 
-    def _prepare(self, features: Any) -> List[np.ndarray]:
+    def _prepare(self, features: Any) -> list[np.ndarray]:
         specs = self._inputs
         if len(specs) == 1 and type(features) is np.ndarray:
             return [_check_array(features, specs[0])]  # The common case, kept short.
@@ -442,9 +450,7 @@ class CompiledInferenceLayer:
         arrays = [_check_array(item, spec) for item, spec in zip(items, specs)]
         batch = arrays[0].shape[0]
         if len(arrays) > 1 and any(a.shape[0] != batch for a in arrays):
-            raise DataError(
-                f"Inputs have different batch sizes: {[a.shape[0] for a in arrays]}."
-            )
+            raise DataError(f"Inputs have different batch sizes: {[a.shape[0] for a in arrays]}.")
         return arrays
 
 

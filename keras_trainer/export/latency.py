@@ -1,7 +1,6 @@
 """Recording of inference latencies and their summary statistics."""
 
 import threading
-from typing import Dict
 
 import numpy as np
 
@@ -49,7 +48,7 @@ class LatencyRecorder:
     def __len__(self) -> int:
         return self._size
 
-    def stats(self) -> Dict[str, float]:
+    def stats(self) -> dict[str, float]:
         """Summary of the recorded latencies.
 
         Returns:

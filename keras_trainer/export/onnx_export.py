@@ -15,7 +15,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional, Union
 
 from keras_trainer.errors import ExportError, QuantizationError
 from keras_trainer.export.metadata import encode_metadata_props
@@ -243,9 +244,7 @@ def _prepare(request: ExportRequest, index: int, workdir: str) -> "dict[str, Any
         if not os.path.isfile(source):
             raise ExportError(f"Model file not found: {source!r}.")
         if not source.endswith(_KERAS_SUFFIXES):
-            raise ExportError(
-                f"Cannot export {source!r}: expected a `.keras` or `.h5` model file."
-            )
+            raise ExportError(f"Cannot export {source!r}: expected a `.keras` or `.h5` model file.")
         metadata = _read_file_metadata(source)
     else:
         model = request.model_or_path

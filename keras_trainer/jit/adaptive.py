@@ -29,7 +29,8 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -74,8 +75,14 @@ class AdaptiveJIT:
             strategy, or its input size does not match the feature config.
     """
 
-    def __init__(self, model_path: str, probe_repeats: int = 3, fallback=None,
-                 trusted: bool = False, timeout_s: float = 60.0):
+    def __init__(
+        self,
+        model_path: str,
+        probe_repeats: int = 3,
+        fallback=None,
+        trusted: bool = False,
+        timeout_s: float = 60.0,
+    ):
         model_path = os.fspath(model_path)
         if not os.path.isfile(model_path) and ("@" in model_path or os.path.isdir(model_path)):
             from keras_trainer.export.store import resolve_model_path
@@ -111,8 +118,11 @@ class AdaptiveJIT:
         self.probe_repeats = probe_repeats
         if fallback is None:
             fallback = self.metadata.get("fallback")
-        if fallback and (not isinstance(fallback, dict) or fallback.get("strategy") not in self.class_names
-                         or not isinstance(fallback.get("threshold"), (int, float))):
+        if fallback and (
+            not isinstance(fallback, dict)
+            or fallback.get("strategy") not in self.class_names
+            or not isinstance(fallback.get("threshold"), (int, float))
+        ):
             raise DataError(
                 f"fallback: expected {{'strategy': one of {self.class_names}, 'threshold': p}}, "
                 f"got {fallback!r}"
@@ -123,8 +133,9 @@ class AdaptiveJIT:
         self.trusted = bool(trusted)
         self.timeout_s = float(timeout_s)
 
-    def features(self, ir_text: str, entry: str = "entry",
-                 args: Optional[Sequence] = None) -> tuple:
+    def features(
+        self, ir_text: str, entry: str = "entry", args: Optional[Sequence] = None
+    ) -> tuple:
         """Feature row of a module, plus its O0 build.
 
         Returns:
@@ -164,8 +175,14 @@ class AdaptiveJIT:
         except BaseException:
             worker.close()
             raise
-        baseline = IsolatedFunction(worker, get_strategy(0).name, entry, probe["argtypes"],
-                                    probe["compile_time_ms"], probe["code_size_bytes"])
+        baseline = IsolatedFunction(
+            worker,
+            get_strategy(0).name,
+            entry,
+            probe["argtypes"],
+            probe["compile_time_ms"],
+            probe["code_size_bytes"],
+        )
         metrics = {
             "exec_time_ns": float(np.median(probe["times_ns"])),
             "compile_time_ms": baseline.compile_time_ms,
@@ -180,8 +197,9 @@ class AdaptiveJIT:
 
         return np.asarray(keras.ops.convert_to_numpy(self.model(features, training=False)))
 
-    def compile(self, ir_text: str, entry: str = "entry",
-                args: Optional[Sequence] = None) -> CompiledFunction:
+    def compile(
+        self, ir_text: str, entry: str = "entry", args: Optional[Sequence] = None
+    ) -> CompiledFunction:
         """Chooses a strategy for `ir_text` and JIT-compiles `@entry` with it.
 
         Args:
@@ -209,9 +227,14 @@ class AdaptiveJIT:
                 choice = self.fallback["strategy"]
             if isinstance(baseline, IsolatedFunction):
                 built = baseline._worker.build(choice)
-                compiled = IsolatedFunction(baseline._worker, choice, entry, baseline.argtypes,
-                                            built["compile_time_ms"],
-                                            baseline.code_size_bytes if choice == baseline.strategy else None)
+                compiled = IsolatedFunction(
+                    baseline._worker,
+                    choice,
+                    entry,
+                    baseline.argtypes,
+                    built["compile_time_ms"],
+                    baseline.code_size_bytes if choice == baseline.strategy else None,
+                )
                 compiled.probabilities = {
                     name: float(p) for name, p in zip(self.class_names, probabilities)
                 }

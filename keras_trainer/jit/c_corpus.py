@@ -79,13 +79,9 @@ def find_clang() -> str:
     path = shutil.which(configured or "clang")
     if path is None:
         where = (
-            f"$CLANG={configured!r} is not an executable"
-            if configured
-            else "clang is not on PATH"
+            f"$CLANG={configured!r} is not an executable" if configured else "clang is not on PATH"
         )
-        raise ClangNotFoundError(
-            f"compiling C kernels needs clang: {where}; {CLANG_INSTALL_HINT}"
-        )
+        raise ClangNotFoundError(f"compiling C kernels needs clang: {where}; {CLANG_INSTALL_HINT}")
     return path
 
 
@@ -153,16 +149,11 @@ def compile_c(
                 timeout=timeout_s,
             )
         except subprocess.TimeoutExpired:
-            raise DataError(
-                f"{name}.c: clang did not finish within {timeout_s:g} s"
-            ) from None
+            raise DataError(f"{name}.c: clang did not finish within {timeout_s:g} s") from None
         if process.returncode != 0:
-            errors = [line for line in process.stderr.splitlines() if "error" in line][
-                :3
-            ]
+            errors = [line for line in process.stderr.splitlines() if "error" in line][:3]
             raise DataError(
-                f"{name}.c: clang failed: "
-                + (" | ".join(errors) or process.stderr[-300:])
+                f"{name}.c: clang failed: " + (" | ".join(errors) or process.stderr[-300:])
             )
         with open(output_path) as f:
             return clean_ir(f.read())
@@ -285,12 +276,8 @@ def branchy(rng):
             "(i % 16 == 0)",
         ]
     )
-    then = rng.choice(
-        ["s += v >> 3;", "s = s * 3 + v;", "s ^= v; cnt++;", "s += cnt * v;"]
-    )
-    other = rng.choice(
-        ["s -= v & 255;", "s += 1;", "cnt += v & 7;", "s = (s << 1) ^ v;"]
-    )
+    then = rng.choice(["s += v >> 3;", "s = s * 3 + v;", "s ^= v; cnt++;", "s += cnt * v;"])
+    other = rng.choice(["s -= v & 255;", "s += 1;", "cnt += v & 7;", "s = (s << 1) ^ v;"])
     src = f"""
 static u32 data[{size}];
 u64 entry(i64 n) {{
@@ -311,9 +298,7 @@ def recursion(rng):
     kind = rng.choice(["fib", "tree", "ackermann", "hanoi", "sumdigits", "power"])
     if kind == "fib":
         depth = rng.randint(8, 22)
-        body = (
-            "static u64 rec(i64 x) { return x < 2 ? (u64)x : rec(x - 1) + rec(x - 2); }"
-        )
+        body = "static u64 rec(i64 x) { return x < 2 ? (u64)x : rec(x - 1) + rec(x - 2); }"
         work = 1.618**depth
     elif kind == "tree":
         depth = rng.randint(6, 16)
@@ -340,9 +325,7 @@ def recursion(rng):
         work = 2**depth
     elif kind == "sumdigits":
         depth = rng.randint(50, 2000)
-        body = (
-            "static u64 rec(i64 x) { return x <= 0 ? 0 : (u64)(x % 10) + rec(x - 1); }"
-        )
+        body = "static u64 rec(i64 x) { return x <= 0 ? 0 : (u64)(x % 10) + rec(x - 1); }"
         work = depth
     else:
         depth = rng.randint(20, 60)
@@ -390,9 +373,7 @@ def call_heavy(rng):
     fns = []
     for d in range(depth):
         callee = (
-            f"f{d + 1}(x ^ {rng.randint(1, 99)}u, y)"
-            if d + 1 < depth
-            else "x * 2654435761u + y"
+            f"f{d + 1}(x ^ {rng.randint(1, 99)}u, y)" if d + 1 < depth else "x * 2654435761u + y"
         )
         op = rng.choice(["+", "^", "-"])
         fns.append(
@@ -745,9 +726,7 @@ u64 entry(i64 n) {{
 def float_math(rng):
     t = rng.choice(FLOAT_TYPES)
     kind = rng.choice(["horner", "newton", "series", "mandel", "integrate"])
-    coefficients = ", ".join(
-        f"{rng.uniform(-2, 2):.4f}" for _ in range(rng.randint(3, 9))
-    )
+    coefficients = ", ".join(f"{rng.uniform(-2, 2):.4f}" for _ in range(rng.randint(3, 9)))
     body = {
         "horner": "const "
         + t
@@ -771,9 +750,7 @@ u64 entry(i64 n) {{
     return src, [
         _reps(
             rng,
-            {"horner": 20, "newton": 20, "series": 30, "mandel": 80, "integrate": 5}[
-                kind
-            ],
+            {"horner": 20, "newton": 20, "series": 30, "mandel": 80, "integrate": 5}[kind],
         )
     ]
 
@@ -846,9 +823,7 @@ def number_theory(rng):
         "collatz": "u64 x = (u64)i + 1; while (x != 1) { x = (x & 1) ? 3 * x + 1 : x / 2; s++; }",
         "isprime": "u64 x = (u64)i * 2 + 1; int pr = x > 1; for (u64 d = 3; d * d <= x; d += 2) if (x % d == 0) { pr = 0; break; } s += (u64)pr;",
     }[kind]
-    cost = {"gcd": 60, "modpow": 100, "sieve": size * 3, "collatz": 200, "isprime": 60}[
-        kind
-    ]
+    cost = {"gcd": 60, "modpow": 100, "sieve": size * 3, "collatz": 200, "isprime": 60}[kind]
     src = f"""
 static u8 comp[{size}];
 u64 entry(i64 n) {{
@@ -1057,9 +1032,7 @@ FAMILY_WEIGHTS: dict[str, int] = {
 def c_kernel_source(family: str, seed: int) -> tuple[str, list]:
     """The C source (with the common header) and entry arguments of one kernel."""
     if family not in FAMILIES:
-        raise DataError(
-            f"unknown C kernel family {family!r}; choose one of {sorted(FAMILIES)}"
-        )
+        raise DataError(f"unknown C kernel family {family!r}; choose one of {sorted(FAMILIES)}")
     rng = random.Random(f"c:{family}:{seed}")
     body, args = FAMILIES[family](rng)
     return HEADER + body + "\n", args

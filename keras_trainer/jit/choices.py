@@ -62,9 +62,7 @@ def times_matrix(
             if isinstance(value, bool) or not isinstance(
                 value, (int, float, np.integer, np.floating)
             ):
-                raise DataError(
-                    f"{name}[{i}][{strategy!r}]: expected a number, got {value!r}"
-                )
+                raise DataError(f"{name}[{i}][{strategy!r}]: expected a number, got {value!r}")
             if not math.isfinite(value) or value <= 0:
                 raise DataError(
                     f"{name}[{i}][{strategy!r}]: time must be finite and > 0, got {value}"
@@ -153,9 +151,7 @@ def runtime_report(
     total, regret, geomean = _scores(chosen, times)
     fixed = {}
     for k, name in enumerate(names):
-        fixed_total, fixed_regret, fixed_geomean = _scores(
-            np.full(len(times), k), times
-        )
+        fixed_total, fixed_regret, fixed_geomean = _scores(np.full(len(times), k), times)
         fixed[name] = {
             "regret": fixed_regret,
             "geomean_regret": fixed_geomean,

@@ -49,26 +49,56 @@ def register(subparsers) -> None:
             "worker subprocess, and writes the dataset (format keras_trainer.jit_dataset/1)."
         ),
     )
-    collect.add_argument("files", nargs="*",
-                         help=".ll files, or .c files compiled with clang (each with the entry function)")
-    collect.add_argument("--corpus", type=int, default=0, metavar="N",
-                         help="also generate N llvmlite corpus kernels (keras_trainer.jit.corpus)")
-    collect.add_argument("--c-corpus", type=int, default=0, metavar="N",
-                         help="also generate N C kernels compiled with clang (keras_trainer.jit.c_corpus)")
+    collect.add_argument(
+        "files",
+        nargs="*",
+        help=".ll files, or .c files compiled with clang (each with the entry function)",
+    )
+    collect.add_argument(
+        "--corpus",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also generate N llvmlite corpus kernels (keras_trainer.jit.corpus)",
+    )
+    collect.add_argument(
+        "--c-corpus",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also generate N C kernels compiled with clang (keras_trainer.jit.c_corpus)",
+    )
     collect.add_argument("--seed", type=int, default=0, help="corpus seed")
     collect.add_argument("--entry", default="entry", help="entry function of the .ll files")
-    collect.add_argument("--args", type=_number, nargs="*", default=[],
-                         help="arguments passed to the .ll files' entry function")
+    collect.add_argument(
+        "--args",
+        type=_number,
+        nargs="*",
+        default=[],
+        help="arguments passed to the .ll files' entry function",
+    )
     collect.add_argument("--output", "-o", required=True, help="dataset JSON to write")
     collect.add_argument("--repeats", type=int, default=5)
     collect.add_argument("--warmup", type=int, default=1)
     collect.add_argument("--timeout", type=float, default=60.0, help="seconds per module")
-    collect.add_argument("--tie-tolerance", type=float, default=0.03,
-                         help="relative margin within which strategies tie")
-    collect.add_argument("--tie-break", choices=["overall", "cheapest"], default="cheapest",
-                         help="who wins a tie: the cheapest to compile, or the best strategy overall")
-    collect.add_argument("--min-sample-us", type=float, default=50.0,
-                         help="time each sample over enough calls to last this long")
+    collect.add_argument(
+        "--tie-tolerance",
+        type=float,
+        default=0.03,
+        help="relative margin within which strategies tie",
+    )
+    collect.add_argument(
+        "--tie-break",
+        choices=["overall", "cheapest"],
+        default="cheapest",
+        help="who wins a tie: the cheapest to compile, or the best strategy overall",
+    )
+    collect.add_argument(
+        "--min-sample-us",
+        type=float,
+        default=50.0,
+        help="time each sample over enough calls to last this long",
+    )
     collect.add_argument("--workers", type=int, default=1)
     collect.set_defaults(handler=run_collect)
 
@@ -80,14 +110,23 @@ def register(subparsers) -> None:
     jit.add_argument("file", help=".ll file")
     jit.add_argument("args", type=_number, nargs="*", help="arguments of the entry function")
     jit.add_argument("--entry", default="entry")
-    jit.add_argument("--timeout", type=float, default=60.0,
-                     help="seconds each step of the untrusted IR (probe, build, run) may take")
-    jit.add_argument("--trusted", action="store_true",
-                     help="compile and run the IR in this process (only for IR you wrote)")
+    jit.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds each step of the untrusted IR (probe, build, run) may take",
+    )
+    jit.add_argument(
+        "--trusted",
+        action="store_true",
+        help="compile and run the IR in this process (only for IR you wrote)",
+    )
     jit.set_defaults(handler=run_jit)
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices `(train, test)` with about `fraction` of each class in `test`."""
     rng = np.random.default_rng(seed)
     train, test = [], []
@@ -116,8 +155,8 @@ def _print_metrics(title: str, metrics: dict) -> None:
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for a JIT strategy config."""
     from keras_trainer.core.runs import finish_run, start_run
-    from keras_trainer.jit.config import load_jit_config
     from keras_trainer.jit.collect import dataset_fingerprint, dataset_outcomes, read_dataset
+    from keras_trainer.jit.config import load_jit_config
     from keras_trainer.jit.trainer import ModelTrainer
 
     config = load_jit_config(args.config)
@@ -140,7 +179,9 @@ def train(args: argparse.Namespace) -> int:
     run = start_run(args, args.config)
     training = config.training
     training.logging.directory = run.path
-    training.logging.tensorboard = bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
+    training.logging.tensorboard = (
+        bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
+    )
     trainer = ModelTrainer(config)
     outcomes = dataset_outcomes(data, trainer.class_names)
     if not isinstance(outcomes[0], dict):
@@ -152,8 +193,10 @@ def train(args: argparse.Namespace) -> int:
     seed = training.seed or 0
     train_idx, test_idx = stratified_split(labels, config.data.test_split, seed)
     # Normalization statistics come from the training rows only.
-    raw = trainer.extract_features([samples[i]["ir"] for i in range(len(samples))],
-                                   [samples[i]["runtime"] for i in range(len(samples))])
+    raw = trainer.extract_features(
+        [samples[i]["ir"] for i in range(len(samples))],
+        [samples[i]["runtime"] for i in range(len(samples))],
+    )
     trainer.fit_normalizer(raw[train_idx])
     from keras_trainer.jit.trainer import PreparedData
 
@@ -176,7 +219,9 @@ def train(args: argparse.Namespace) -> int:
     history = trainer.train(prepared.take(train_idx))
     print(history.summary())
     if trainer.fallback:
-        print(f"fallback: {trainer.fallback['strategy']} below p={trainer.fallback['threshold']:.3f}")
+        print(
+            f"fallback: {trainer.fallback['strategy']} below p={trainer.fallback['threshold']:.3f}"
+        )
     report, metrics = None, {}
     if len(test_idx):
         test = prepared.take(test_idx)
@@ -187,9 +232,14 @@ def train(args: argparse.Namespace) -> int:
     trainer.save_model(output)
     trainer.save_model(run.file(run.MODEL))
     print(f"saved model: {output}")
-    finish_run(run, args, config.to_dict(), report=report,
-               metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-               summary={"command": "train", "family": "jit", "data": data_path, "model": output})
+    finish_run(
+        run,
+        args,
+        config.to_dict(),
+        report=report,
+        metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        summary={"command": "train", "family": "jit", "data": data_path, "model": output},
+    )
     return 0
 
 
@@ -200,7 +250,9 @@ def _check_outputs(args: argparse.Namespace, config) -> str:
     from keras_trainer.core.persistence import SUPPORTED_SUFFIXES
 
     output = args.output or config.output.model_path
-    check_writable_path(output, "--output" if args.output else "output.model_path", SUPPORTED_SUFFIXES)
+    check_writable_path(
+        output, "--output" if args.output else "output.model_path", SUPPORTED_SUFFIXES
+    )
     if args.report:
         check_writable_path(args.report, "--report")
     directory = config.training.checkpoint.directory
@@ -209,7 +261,8 @@ def _check_outputs(args: argparse.Namespace, config) -> str:
         check_writable_path(os.path.join(directory, "best.keras"), "training.checkpoint.directory")
     if config.training.logging.directory is not None:
         check_writable_path(
-            os.path.join(config.training.logging.directory, "history.json"), "training.logging.directory"
+            os.path.join(config.training.logging.directory, "history.json"),
+            "training.logging.directory",
         )
     return output
 
@@ -261,19 +314,28 @@ def evaluate(args: argparse.Namespace) -> int:
         test = sorted(set(split.get("test_indices", [])))
         if args.all:
             trained_on = len(samples) - len(test)
-            print(f"warning: {trained_on} of these {len(samples)} rows were used to train the model; "
-                  "their scores flatter it (drop --all to score the held-out split only)",
-                  file=sys.stderr)
+            print(
+                f"warning: {trained_on} of these {len(samples)} rows were used to train the model; "
+                "their scores flatter it (drop --all to score the held-out split only)",
+                file=sys.stderr,
+            )
         else:
             rows = test
-            print(f"scoring the model's held-out split: {len(rows)} of {len(samples)} rows of {data_path}")
+            print(
+                f"scoring the model's held-out split: {len(rows)} of {len(samples)} rows of {data_path}"
+            )
     elif not split:
-        print("warning: the model file records no held-out split; scoring every row, some of which "
-              "may have been used for training", file=sys.stderr)
+        print(
+            "warning: the model file records no held-out split; scoring every row, some of which "
+            "may have been used for training",
+            file=sys.stderr,
+        )
     if not rows:
         raise DataError(f"{data_path}: no rows to score")
     chosen = [samples[i] for i in rows]
-    outcomes = dataset_outcomes({"strategies": data["strategies"], "samples": chosen}, trainer.class_names)
+    outcomes = dataset_outcomes(
+        {"strategies": data["strategies"], "samples": chosen}, trainer.class_names
+    )
     prepared = trainer.prepare_training_data(
         [r["ir"] for r in chosen], [r["runtime"] for r in chosen], outcomes, fit_normalizer=False
     )
@@ -286,7 +348,12 @@ def predict(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer predict` for a JIT strategy model: every strategy's
     probability per kernel, named by the kernel (dataset sample name or `.ll` file)."""
     from keras_trainer.config import read_json_file, read_text_file
-    from keras_trainer.core.predictions import MULTICLASS, describe, records_to_csv, write_predictions
+    from keras_trainer.core.predictions import (
+        MULTICLASS,
+        describe,
+        records_to_csv,
+        write_predictions,
+    )
 
     if args.runtime and not args.ir:
         raise DataError("--runtime: gives the runtime metrics of --ir; pass --ir too")
@@ -329,16 +396,17 @@ def _feature_rows(rows, path: str) -> list:
     for index, row in enumerate(rows):
         values = row if isinstance(row, list) else [row]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise DataError(f"--features file {path}: row {index} must be a list of numbers, got {row!r:.100}")
+            raise DataError(
+                f"--features file {path}: row {index} must be a list of numbers, got {row!r:.100}"
+            )
     return rows
 
 
 def run_collect(args) -> int:
-    from keras_trainer.jit.collect import collect_dataset, save_dataset
-    from keras_trainer.jit.corpus import generate_corpus
-
     from keras_trainer.config import read_text_file
     from keras_trainer.core.atomic import check_writable_path
+    from keras_trainer.jit.collect import collect_dataset, save_dataset
+    from keras_trainer.jit.corpus import generate_corpus
 
     try:
         check_writable_path(args.output, "--output", (".json", ".json.gz"))
@@ -351,8 +419,14 @@ def run_collect(args) -> int:
                 # Says how to install clang when it is missing (ClangNotFoundError).
                 name = os.path.splitext(os.path.basename(path))[0]
                 text = compile_c(text, name=name)
-            modules.append({"name": os.path.basename(path), "ir": text, "entry": args.entry,
-                            "args": list(args.args)})
+            modules.append(
+                {
+                    "name": os.path.basename(path),
+                    "ir": text,
+                    "entry": args.entry,
+                    "args": list(args.args),
+                }
+            )
         if args.corpus:
             modules.extend(generate_corpus(args.corpus, seed=args.seed))
         if args.c_corpus:
@@ -366,26 +440,41 @@ def run_collect(args) -> int:
             if "reason" in record:
                 status = f"FAILED ({record['reason']})"
             else:
-                status = ("measured (raw fastest " + min(record["timings_ns"], key=record["timings_ns"].get)
-                          + "; labels follow the tie rule at the end)")
+                status = (
+                    "measured (raw fastest "
+                    + min(record["timings_ns"], key=record["timings_ns"].get)
+                    + "; labels follow the tie rule at the end)"
+                )
             print(f"[{done}/{total}] {record['name']}: {status}", flush=True)
 
-        dataset = collect_dataset(modules, repeats=args.repeats, warmup=args.warmup,
-                                  timeout_s=args.timeout, tie_tolerance=args.tie_tolerance,
-                                  tie_break=args.tie_break, min_sample_us=args.min_sample_us,
-                                  workers=args.workers, progress=progress)
+        dataset = collect_dataset(
+            modules,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            timeout_s=args.timeout,
+            tie_tolerance=args.tie_tolerance,
+            tie_break=args.tie_break,
+            min_sample_us=args.min_sample_us,
+            workers=args.workers,
+            progress=progress,
+        )
         save_dataset(dataset, args.output)
     except KerasTrainerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     rule = dataset.get("metadata", {})
-    print(f"final labels (ties within {args.tie_tolerance:g} go to the {args.tie_break} preference"
-          + (f" {rule['tie_preference']}" if "tie_preference" in rule else "") + "):")
+    print(
+        f"final labels (ties within {args.tie_tolerance:g} go to the {args.tie_break} preference"
+        + (f" {rule['tie_preference']}" if "tie_preference" in rule else "")
+        + "):"
+    )
     for sample in dataset["samples"]:
         print(f"  {sample.get('name', '?')}: {sample['label_name']}")
     labels = collections.Counter(s["label_name"] for s in dataset["samples"])
-    print(f"wrote {args.output}: {len(dataset['samples'])} samples, "
-          f"{len(dataset['failed'])} failed; labels {dict(labels)}")
+    print(
+        f"wrote {args.output}: {len(dataset['samples'])} samples, "
+        f"{len(dataset['failed'])} failed; labels {dict(labels)}"
+    )
     return 0
 
 

@@ -42,7 +42,8 @@ import platform
 import signal
 import subprocess
 import sys
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Optional
 
 from keras_trainer.errors import DataError
 from keras_trainer.jit.strategies import STRATEGIES, STRATEGY_NAMES, get_strategy
@@ -54,8 +55,10 @@ def _module_fields(module, index: int) -> dict:
     if isinstance(module, dict):
         get = module.get
     else:
+
         def get(key, default=None):
             return getattr(module, key, default)
+
     ir_text = get("ir")
     if not isinstance(ir_text, str) or not ir_text.strip():
         raise DataError(f"modules[{index}]: 'ir' must be a non-empty string of LLVM IR")
@@ -70,8 +73,9 @@ def _module_fields(module, index: int) -> dict:
     return fields
 
 
-def choose_label(timings_ns: dict, strategies: list, tie_tolerance: float,
-                 preference: Optional[list] = None) -> int:
+def choose_label(
+    timings_ns: dict, strategies: list, tie_tolerance: float, preference: Optional[list] = None
+) -> int:
     """Index of the fastest strategy; ties within `tie_tolerance` go by `preference`.
 
     Args:
@@ -99,9 +103,11 @@ def overall_preference(samples: list, strategies: list) -> list:
     ties, so that a label departs from it only where another strategy is
     really faster.
     """
+
     def slowdown(name):
-        return sum(math.log(r["timings_ns"][name] / max(1, min(r["timings_ns"].values())))
-                   for r in samples)
+        return sum(
+            math.log(r["timings_ns"][name] / max(1, min(r["timings_ns"].values()))) for r in samples
+        )
 
     return sorted(strategies, key=lambda name: (slowdown(name), strategies.index(name)))
 
@@ -151,7 +157,11 @@ def run_worker(job: dict, timeout_s: float) -> dict:
     try:
         process = subprocess.run(
             [sys.executable, "-m", "keras_trainer.jit.worker"],
-            input=json.dumps(job), capture_output=True, text=True, timeout=timeout_s, env=env,
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return {"ok": False, "reason": f"timed out after {timeout_s:g} s"}
@@ -224,8 +234,16 @@ def collect_dataset(
             f"timeout_s={timeout_s}, tie_tolerance={tie_tolerance}, workers={workers}"
         )
     items = [_module_fields(m, i) for i, m in enumerate(modules)]
-    jobs = [dict(item, strategies=specs, warmup=warmup, repeats=repeats,
-                 min_sample_ns=min_sample_us * 1000.0) for item in items]
+    jobs = [
+        dict(
+            item,
+            strategies=specs,
+            warmup=warmup,
+            repeats=repeats,
+            min_sample_ns=min_sample_us * 1000.0,
+        )
+        for item in items
+    ]
 
     def work(job):
         return job, run_worker(job, timeout_s)
@@ -235,9 +253,14 @@ def collect_dataset(
         for done, (job, outcome) in enumerate(pool.map(work, jobs), start=1):
             if outcome.get("ok"):
                 record = {
-                    "name": job["name"], "ir": job["ir"], "entry": job["entry"],
-                    "args": job["args"], "runtime": outcome["runtime"], "label": None,
-                    "label_name": None, "timings_ns": outcome["timings_ns"],
+                    "name": job["name"],
+                    "ir": job["ir"],
+                    "entry": job["entry"],
+                    "args": job["args"],
+                    "runtime": outcome["runtime"],
+                    "label": None,
+                    "label_name": None,
+                    "timings_ns": outcome["timings_ns"],
                     "compile_times_ms": outcome["compile_times_ms"],
                     "result": outcome["result"],
                 }
@@ -245,8 +268,11 @@ def collect_dataset(
                     record["family"] = job["family"]
                 samples.append(record)
             else:
-                record = {"name": job["name"], "entry": job["entry"],
-                          "reason": outcome.get("reason", "unknown")}
+                record = {
+                    "name": job["name"],
+                    "entry": job["entry"],
+                    "reason": outcome.get("reason", "unknown"),
+                }
                 failed.append(record)
             if progress is not None:
                 progress(done, len(jobs), record)
@@ -263,8 +289,13 @@ def collect_dataset(
         "min_sample_us": min_sample_us,
     }
     info.update(metadata or {})
-    dataset = {"format": DATASET_FORMAT, "strategies": names, "metadata": info,
-               "samples": samples, "failed": failed}
+    dataset = {
+        "format": DATASET_FORMAT,
+        "strategies": names,
+        "metadata": info,
+        "samples": samples,
+        "failed": failed,
+    }
     return label_samples(dataset, tie_tolerance, tie_break)
 
 
@@ -295,13 +326,12 @@ def save_dataset(dataset: dict, path: str) -> str:
 
     path = os.fspath(path)
     text = json.dumps(dataset, separators=(",", ":")).encode()
-    with atomic_path(path) as temp:
-        with open(temp, "wb") as raw:
-            if path.endswith(".gz"):
-                with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
-                    f.write(text)
-            else:
-                raw.write(text)
+    with atomic_path(path) as temp, open(temp, "wb") as raw:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+                f.write(text)
+        else:
+            raw.write(text)
     return path
 
 
@@ -329,8 +359,10 @@ def read_dataset(path: str) -> dict:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise DataError(f"{path}: 'format' must be {DATASET_FORMAT!r}, got {found!r}")
     strategies = data.get("strategies")
-    if not isinstance(strategies, list) or not strategies or not all(
-        isinstance(s, str) for s in strategies
+    if (
+        not isinstance(strategies, list)
+        or not strategies
+        or not all(isinstance(s, str) for s in strategies)
     ):
         raise DataError(f"{path}: 'strategies' must be a non-empty list of names")
     samples = data.get("samples")
@@ -345,8 +377,7 @@ def read_dataset(path: str) -> dict:
                 raise DataError(f"{where}: missing key '{key}'")
             if not isinstance(record[key], kind) or isinstance(record[key], bool):
                 raise DataError(
-                    f"{where}['{key}']: expected {kind.__name__}, got "
-                    f"{type(record[key]).__name__}"
+                    f"{where}['{key}']: expected {kind.__name__}, got {type(record[key]).__name__}"
                 )
         if not 0 <= record["label"] < len(strategies):
             raise DataError(
@@ -368,8 +399,11 @@ def load_dataset(path: str) -> tuple:
     """
     data = read_dataset(path)
     samples = data["samples"]
-    return ([r["ir"] for r in samples], [r["runtime"] for r in samples],
-            [r["label"] for r in samples])
+    return (
+        [r["ir"] for r in samples],
+        [r["runtime"] for r in samples],
+        [r["label"] for r in samples],
+    )
 
 
 def dataset_fingerprint(path: str) -> str:
@@ -392,7 +426,9 @@ def dataset_outcomes(data: dict, strategies: Optional[list] = None) -> list:
     strategy in `strategies` (default: the dataset's), else the recorded labels."""
     names = strategies or data["strategies"]
     samples = data["samples"]
-    if samples and all(isinstance(r.get("timings_ns"), dict) and set(names) <= set(r["timings_ns"])
-                       for r in samples):
+    if samples and all(
+        isinstance(r.get("timings_ns"), dict) and set(names) <= set(r["timings_ns"])
+        for r in samples
+    ):
         return [{name: r["timings_ns"][name] for name in names} for r in samples]
     return [r["label"] for r in samples]

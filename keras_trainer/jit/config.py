@@ -70,9 +70,13 @@ class FeatureConfig(ConfigSection):
 class StrategySpec(ConfigSection):
     """One optimization strategy the JIT strategy model chooses between."""
 
-    name: str = option(description="Class name of the strategy (a built-in one: O0, O1, O2, O3, O3-scalar).")
+    name: str = option(
+        description="Class name of the strategy (a built-in one: O0, O1, O2, O3, O3-scalar)."
+    )
     speed_level: Optional[int] = option(
-        None, minimum=0, maximum=3,
+        None,
+        minimum=0,
+        maximum=3,
         description="IR pipeline level 0-3; null takes the built-in strategy's of that name.",
     )
     loop_vectorization: Optional[bool] = option(None, description="Run the loop vectorizer.")
@@ -82,7 +86,8 @@ class StrategySpec(ConfigSection):
         None, minimum=0, maximum=3, description="Code generation level 0-3."
     )
     compile_rank: Optional[int] = option(
-        None, minimum=0,
+        None,
+        minimum=0,
         description=(
             "Place in the compile-cost order (0 = cheapest; ties between measured times go to "
             "the lowest); null: the built-in's, or after the built-ins in list order."
@@ -98,13 +103,17 @@ def _default_strategies() -> list[StrategySpec]:
 class FallbackConfig(ConfigSection):
     """Falling back to a fixed strategy when the model is not confident."""
 
-    enabled: bool = option(False, description="Fall back when the top probability is below the threshold.")
+    enabled: bool = option(
+        False, description="Fall back when the top probability is below the threshold."
+    )
     strategy: Optional[str] = option(
         None,
         description="Fixed strategy to fall back to; null: the best fixed strategy on the training data.",
     )
     threshold: Optional[float] = option(
-        None, minimum=0.0, maximum=1.0,
+        None,
+        minimum=0.0,
+        maximum=1.0,
         description="Probability threshold; null: chosen on the validation data (lowest total runtime).",
     )
 
@@ -114,11 +123,13 @@ class StrategyChoiceConfig(ConfigSection):
     """The strategies, the labelling rule, class weighting and the fallback of the JIT model."""
 
     strategies: list[StrategySpec] = option(
-        default_factory=_default_strategies, min_items=1,
+        default_factory=_default_strategies,
+        min_items=1,
         description="Strategies in class order (the model's class names).",
     )
     tie_tolerance: float = option(
-        0.03, minimum=0.0,
+        0.03,
+        minimum=0.0,
         description=(
             "Labels from measured times: strategies within this relative margin of the fastest "
             "tie, and the cheapest to compile (lowest compile_rank) wins."

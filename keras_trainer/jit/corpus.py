@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from llvmlite import ir
 
@@ -311,7 +311,9 @@ def matmul(rng, style):
                 def dot(p, acc):
                     x = b.load(_at(b, a, b.add(b.mul(i, c64(k)), p)))
                     y = b.load(_at(b, bm, b.add(b.mul(p, c64(k)), j)))
-                    return [b.fadd(acc[0], b.fmul(x, y)) if floating else b.add(acc[0], b.mul(x, y))]
+                    return [
+                        b.fadd(acc[0], b.fmul(x, y)) if floating else b.add(acc[0], b.mul(x, y))
+                    ]
 
                 (s,) = e.loop(c64(0), c64(k), [cf(0.0) if floating else c64(0)], dot, name="p")
                 b.store(s, _at(b, c, b.add(b.mul(i, c64(k)), j)))
@@ -326,7 +328,7 @@ def matmul(rng, style):
     e.loop(c64(0), n, [], rep, name="rep")
     value = b.load(_at(b, c, c64(k * k - 1)))
     e.finish(_checksum_f64(b, value) if floating else value)
-    return module, [max(1, _size(rng, 6, 16) // (k ** 3))]
+    return module, [max(1, _size(rng, 6, 16) // (k**3))]
 
 
 def branchy(rng, style):
@@ -338,8 +340,11 @@ def branchy(rng, style):
 
     def body(i, acc):
         cond = b.icmp_signed("==", b.srem(i, c64(period)), c64(0))
-        value = e.if_else(cond, lambda: b.mul(acc[0], c64(3)),
-                          lambda: b.add(acc[0], b.xor(i, c64(rng.randrange(1, 99)))))
+        value = e.if_else(
+            cond,
+            lambda: b.mul(acc[0], c64(3)),
+            lambda: b.add(acc[0], b.xor(i, c64(rng.randrange(1, 99)))),
+        )
         return [b.and_(value, c64((1 << 40) - 1))]
 
     (result,) = e.loop(c64(0), n, [c64(7)], body)
@@ -438,7 +443,7 @@ def recursion(rng, style):
 
     (result,) = e.loop(c64(0), f.args[0], [c64(0)], body)
     e.finish(result)
-    cost = 1.618 ** depth if kind == "fib" else depth
+    cost = 1.618**depth if kind == "fib" else depth
     return module, [max(1, int(_size(rng, 8, 17) / cost))]
 
 
@@ -550,8 +555,9 @@ def data_dependent(rng, style):
             one = b.icmp_unsigned("<=", x, c64(1))
             return [b.select(one, x, nxt), b.add(state[1], b.zext(b.not_(one), I64))]
 
-        x, steps = e.loop(c64(0), c64(rng.choice([20, 50, 150])), [start, c64(0)], inner,
-                          name="collatz")
+        x, steps = e.loop(
+            c64(0), c64(rng.choice([20, 50, 150])), [start, c64(0)], inner, name="collatz"
+        )
         del x
         return [b.add(acc[0], steps)]
 

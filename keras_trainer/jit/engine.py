@@ -23,8 +23,13 @@ from keras_trainer.errors import DataError
 from keras_trainer.jit.ir import parse_ir
 from keras_trainer.jit.strategies import create_target_machine, get_strategy, optimize
 
-_INT_CTYPES = {1: ctypes.c_bool, 8: ctypes.c_int8, 16: ctypes.c_int16, 32: ctypes.c_int32,
-               64: ctypes.c_int64}
+_INT_CTYPES = {
+    1: ctypes.c_bool,
+    8: ctypes.c_int8,
+    16: ctypes.c_int16,
+    32: ctypes.c_int32,
+    64: ctypes.c_int64,
+}
 
 
 def _ctype(type_ref, what: str, entry: str):
@@ -66,8 +71,9 @@ class CompiledFunction:
         cfunc: the raw ctypes function (lowest call overhead, for timing).
     """
 
-    def __init__(self, engine, cfunc, strategy, entry, argtypes, compile_time_ms,
-                 code_size_bytes=None):
+    def __init__(
+        self, engine, cfunc, strategy, entry, argtypes, compile_time_ms, code_size_bytes=None
+    ):
         self._engine = engine  # keeps the machine code alive
         self.cfunc = cfunc
         self.strategy = strategy
@@ -110,8 +116,9 @@ def _text_size(object_code: bytes) -> int:
     return size
 
 
-def compile_ir(ir_text: str, entry: str, strategy, measure_code_size: bool = False
-               ) -> CompiledFunction:
+def compile_ir(
+    ir_text: str, entry: str, strategy, measure_code_size: bool = False
+) -> CompiledFunction:
     """Parses, optimizes and MCJIT-compiles `ir_text`; returns `@entry` as a callable.
 
     Args:
@@ -145,5 +152,6 @@ def compile_ir(ir_text: str, entry: str, strategy, measure_code_size: bool = Fal
     address = engine.get_function_address(entry)
     compile_time_ms = (time.perf_counter() - start - measuring) * 1000.0
     cfunc = ctypes.CFUNCTYPE(restype, *argtypes)(address)
-    return CompiledFunction(engine, cfunc, strategy.name, entry, argtypes, compile_time_ms,
-                            code_size)
+    return CompiledFunction(
+        engine, cfunc, strategy.name, entry, argtypes, compile_time_ms, code_size
+    )

@@ -24,8 +24,8 @@ from typing import Optional
 
 import numpy as np
 
-from keras_trainer.jit.config import FeatureConfig
 from keras_trainer.errors import ConfigError, DataError, IRParseError
+from keras_trainer.jit.config import FeatureConfig
 from keras_trainer.jit.ir import OPERAND_KEYS, analyze_module, parse_ir
 
 # name -> key of `analyze_module`'s result.
@@ -131,10 +131,24 @@ AUTOPHASE_FEATURES = [
 
 # Under `static_transform="density"`: size counts are log1p'd, nesting depths
 # stay as they are, every other count is divided by the instruction count.
-SIZE_FEATURES = {"instructions", "basic_blocks", "functions", "cfg_edges", "mean_block_size",
-                 "max_block_size", "TotalInsts", "TotalBlocks", "TotalFuncs", "NumEdges"}
+SIZE_FEATURES = {
+    "instructions",
+    "basic_blocks",
+    "functions",
+    "cfg_edges",
+    "mean_block_size",
+    "max_block_size",
+    "TotalInsts",
+    "TotalBlocks",
+    "TotalFuncs",
+    "NumEdges",
+}
 LEVEL_FEATURES = {"max_loop_depth"}
-INSTRUCTION_COUNT = {"default": "instructions", "extended": "instructions", "autophase": "TotalInsts"}
+INSTRUCTION_COUNT = {
+    "default": "instructions",
+    "extended": "instructions",
+    "autophase": "TotalInsts",
+}
 
 STATIC_FEATURE_SETS = {
     "default": [(name, name) for name in DEFAULT_STATIC_FEATURES],
@@ -171,15 +185,14 @@ class FeatureExtractor:
     (9,)
     """
 
-    def __init__(self, feature_config: "FeatureConfig | dict | None" = None):
+    def __init__(self, feature_config: FeatureConfig | dict | None = None):
         if feature_config is None:
             feature_config = FeatureConfig()
         elif isinstance(feature_config, dict):
             feature_config = FeatureConfig.from_dict(feature_config, "features")
         elif not isinstance(feature_config, FeatureConfig):
             raise ConfigError(
-                "features: expected a FeatureConfig or a dict, got "
-                f"{type(feature_config).__name__}"
+                f"features: expected a FeatureConfig or a dict, got {type(feature_config).__name__}"
             )
         if feature_config.static_features not in STATIC_FEATURE_SETS:
             raise ConfigError(
@@ -243,7 +256,9 @@ class FeatureExtractor:
         if transform == "log1p":
             return np.log1p(counts).astype(np.float32)
         names = self.static_feature_names
-        total = max(1.0, float(counts[names.index(INSTRUCTION_COUNT[self.feature_config.static_features])]))
+        total = max(
+            1.0, float(counts[names.index(INSTRUCTION_COUNT[self.feature_config.static_features])])
+        )
         out = np.empty_like(counts)
         for i, name in enumerate(names):
             if name in SIZE_FEATURES:
@@ -334,6 +349,6 @@ class FeatureExtractor:
         return {"feature_config": self.feature_config.to_dict()}
 
     @classmethod
-    def from_config(cls, config: dict) -> "FeatureExtractor":
+    def from_config(cls, config: dict) -> FeatureExtractor:
         """Rebuilds an extractor from `get_config()`'s output."""
         return cls(config.get("feature_config"))

@@ -31,18 +31,42 @@ INT_ARITH_OPCODES = frozenset(
 FLOAT_ARITH_OPCODES = frozenset(["fadd", "fsub", "fmul", "fdiv", "frem", "fneg"])
 CAST_OPCODES = frozenset(
     [
-        "trunc", "zext", "sext", "fptrunc", "fpext", "fptoui", "fptosi", "uitofp", "sitofp",
-        "ptrtoint", "inttoptr", "bitcast", "addrspacecast",
+        "trunc",
+        "zext",
+        "sext",
+        "fptrunc",
+        "fpext",
+        "fptoui",
+        "fptosi",
+        "uitofp",
+        "sitofp",
+        "ptrtoint",
+        "inttoptr",
+        "bitcast",
+        "addrspacecast",
     ]
 )
 COMPARE_OPCODES = frozenset(["icmp", "fcmp"])
 CALL_OPCODES = frozenset(["call", "invoke", "callbr"])
 MEMORY_ACCESS_OPCODES = frozenset(["load", "store", "atomicrmw", "cmpxchg", "fence"])
 # LLVM's UnaryInstruction subclasses: casts plus these.
-UNARY_OPCODES = CAST_OPCODES | frozenset(["alloca", "load", "va_arg", "extractvalue", "freeze", "fneg"])
+UNARY_OPCODES = CAST_OPCODES | frozenset(
+    ["alloca", "load", "va_arg", "extractvalue", "freeze", "fneg"]
+)
 TERMINATOR_OPCODES = frozenset(
-    ["ret", "br", "switch", "indirectbr", "invoke", "callbr", "resume", "unreachable",
-     "cleanupret", "catchret", "catchswitch"]
+    [
+        "ret",
+        "br",
+        "switch",
+        "indirectbr",
+        "invoke",
+        "callbr",
+        "resume",
+        "unreachable",
+        "cleanupret",
+        "catchret",
+        "catchswitch",
+    ]
 )
 
 _LOCATION = re.compile(r"<string>:(\d+):(\d+):\s*(?:error:\s*)?(.*)")
@@ -59,7 +83,7 @@ def initialize_llvm() -> None:
         _initialized = True
 
 
-def parse_ir(ir_text, entry: "str | None" = None) -> llvm.ModuleRef:
+def parse_ir(ir_text, entry: str | None = None) -> llvm.ModuleRef:
     """Parses and verifies LLVM IR text.
 
     Args:
@@ -118,7 +142,7 @@ def _get_function(module, name):
         return None
 
 
-def _find_verifier_line(message: str, ir_text: str) -> "int | None":
+def _find_verifier_line(message: str, ir_text: str) -> int | None:
     """Finds the line of the first instruction that the verifier message quotes."""
     lines = [line.strip() for line in ir_text.splitlines()]
     for quoted in message.splitlines()[1:]:
@@ -244,7 +268,7 @@ class _RawAPI:
         for name, restype in self._RESTYPES.items():
             function = getattr(library, name)
             function.restype = restype
-            setattr(self, name[len("LLVMPY_"):], function)
+            setattr(self, name[len("LLVMPY_") :], function)
 
     @staticmethod
     def collect(make, advance, dispose, pointer) -> list:
@@ -293,8 +317,15 @@ _ARITH_B = _as_bytes(INT_ARITH_OPCODES | FLOAT_ARITH_OPCODES)
 # type); without `operands=True` they are left out of the result.
 OPERAND_KEYS = frozenset(
     [
-        "phi_args", "blocks_phi_args_gt5", "blocks_phi_args_1_5", "calls_returning_int",
-        "const_32bit", "const_64bit", "const_zeros", "const_ones", "binary_const_arg",
+        "phi_args",
+        "blocks_phi_args_gt5",
+        "blocks_phi_args_1_5",
+        "calls_returning_int",
+        "const_32bit",
+        "const_64bit",
+        "const_zeros",
+        "const_ones",
+        "binary_const_arg",
     ]
 )
 
@@ -319,8 +350,12 @@ class _Walker:
 
     def blocks(self, function) -> list:
         api = self.api
-        return api.collect(api.FunctionBlocksIter, api.BlocksIterNext, api.DisposeBlocksIter,
-                           function._as_parameter_)
+        return api.collect(
+            api.FunctionBlocksIter,
+            api.BlocksIterNext,
+            api.DisposeBlocksIter,
+            function._as_parameter_,
+        )
 
     def block(self, block):
         """Returns (size, phis, phi_args, distinct successor addresses) of one block."""
@@ -329,8 +364,9 @@ class _Walker:
         opcode_name, dispose_string = api.GetOpcodeName, api.DisposeString
         ops = self.ops
         operands = self.operands
-        instructions = collect(api.BlockInstructionsIter, api.InstructionsIterNext,
-                               api.DisposeInstructionsIter, block)
+        instructions = collect(
+            api.BlockInstructionsIter, api.InstructionsIterNext, api.DisposeInstructionsIter, block
+        )
         phis = phi_args = 0
         successors = []
         last = len(instructions) - 1
@@ -344,8 +380,12 @@ class _Walker:
             phis += is_phi
             if not (operands or terminator):
                 continue
-            operand_list = collect(api.InstructionOperandsIter, api.OperandsIterNext,
-                                   api.DisposeOperandsIter, instruction)
+            operand_list = collect(
+                api.InstructionOperandsIter,
+                api.OperandsIterNext,
+                api.DisposeOperandsIter,
+                instruction,
+            )
             if terminator:
                 for operand in operand_list:
                     address = operand.value
@@ -356,8 +396,11 @@ class _Walker:
             elif opcode == b"br":
                 key = b"br_cond" if len(operand_list) == 3 else b"br_uncond"
                 ops[key] = ops.get(key, 0) + 1
-            elif (operands and opcode in _CALLS_B
-                  and api.GetTypeKind(api.TypeOf(instruction)) == _TK_INTEGER):
+            elif (
+                operands
+                and opcode in _CALLS_B
+                and api.GetTypeKind(api.TypeOf(instruction)) == _TK_INTEGER
+            ):
                 self.calls_returning_int += 1
             if operands:
                 self.count_constants(opcode, operand_list)

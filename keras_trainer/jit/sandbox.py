@@ -40,7 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from keras_trainer import errors
 from keras_trainer.errors import DataError, WorkerError
@@ -50,16 +51,45 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 ALLOWED_EXTERNAL_FUNCTIONS = frozenset(
     name + suffix
     for name in (
-        "sqrt", "cbrt", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "pow",
-        "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh",
-        "fabs", "floor", "ceil", "round", "trunc", "fmod", "fmin", "fmax", "hypot", "copysign",
+        "sqrt",
+        "cbrt",
+        "exp",
+        "exp2",
+        "expm1",
+        "log",
+        "log2",
+        "log10",
+        "log1p",
+        "pow",
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "atan2",
+        "sinh",
+        "cosh",
+        "tanh",
+        "fabs",
+        "floor",
+        "ceil",
+        "round",
+        "trunc",
+        "fmod",
+        "fmin",
+        "fmax",
+        "hypot",
+        "copysign",
     )
     for suffix in ("", "f")
 )
 # Address space of the worker: generous for LLVM, but a runaway allocation fails there.
 WORKER_MEMORY_BYTES = 4 * 1024**3
-_INLINE_ASM = re.compile(r"^\s*module\s+asm\b|\basm\s+(sideeffect\b|alignstack\b|inteldialect\b|unwind\b|\")",
-                         re.MULTILINE)
+_INLINE_ASM = re.compile(
+    r"^\s*module\s+asm\b|\basm\s+(sideeffect\b|alignstack\b|inteldialect\b|unwind\b|\")",
+    re.MULTILINE,
+)
 
 
 def _line_of(ir_text: str, pattern: str) -> Optional[int]:
@@ -80,7 +110,11 @@ def check_untrusted_ir(ir_text: str, entry: Optional[str] = None) -> None:
     module = parse_ir(ir_text, entry=entry)
     for function in module.functions:
         name = function.name
-        if function.is_declaration and not name.startswith("llvm.") and name not in ALLOWED_EXTERNAL_FUNCTIONS:
+        if (
+            function.is_declaration
+            and not name.startswith("llvm.")
+            and name not in ALLOWED_EXTERNAL_FUNCTIONS
+        ):
             line = _line_of(ir_text, rf"^\s*declare\b.*@\"?{re.escape(name)}\b")
             raise DataError(
                 f"untrusted IR{f' line {line}' if line else ''}: declares the external function "
@@ -97,7 +131,9 @@ def check_untrusted_ir(ir_text: str, entry: Optional[str] = None) -> None:
     match = _INLINE_ASM.search(ir_text)
     if match:
         line = ir_text.count("\n", 0, match.start()) + 1
-        raise DataError(f"untrusted IR line {line}: contains inline assembly, which untrusted IR may not use")
+        raise DataError(
+            f"untrusted IR line {line}: contains inline assembly, which untrusted IR may not use"
+        )
 
 
 def worker_env() -> dict:
@@ -128,7 +164,7 @@ class IsolatedJIT:
         if not timeout_s > 0:
             raise DataError(f"timeout_s must be > 0, got {timeout_s}")
         self.timeout_s = float(timeout_s)
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  lives as long as the worker
         self._process = subprocess.Popen(
             [sys.executable, "-m", "keras_trainer.jit.sandbox"],
             stdin=subprocess.PIPE,
@@ -167,7 +203,9 @@ class IsolatedJIT:
     def request(self, op: str, what: str, **fields: Any) -> dict:
         """Sends one request; returns the reply, or raises the worker's error."""
         if self._process.poll() is not None:
-            raise WorkerError(f"{what}: the JIT worker is no longer running (exit status {self._process.returncode})")
+            raise WorkerError(
+                f"{what}: the JIT worker is no longer running (exit status {self._process.returncode})"
+            )
         started = time.monotonic()
         try:
             self._process.stdin.write((json.dumps(dict(fields, op=op)) + "\n").encode())
@@ -201,7 +239,9 @@ class IsolatedJIT:
             raise WorkerError(f"{what}: the JIT worker {how}{self._stderr_tail()}")
         if not reply.get("ok"):
             error_type = getattr(errors, str(reply.get("error")), None)
-            if not (isinstance(error_type, type) and issubclass(error_type, errors.KerasTrainerError)):
+            if not (
+                isinstance(error_type, type) and issubclass(error_type, errors.KerasTrainerError)
+            ):
                 error_type = WorkerError
             message = f"{what}: {reply.get('message')}"
             if error_type is errors.IRParseError:
@@ -217,8 +257,14 @@ class IsolatedJIT:
             `{"argtypes": [ctypes names], "compile_time_ms", "code_size_bytes",
             "times_ns": [...]}`.
         """
-        return self.request("probe", f"O0 probe of @{entry}", ir=ir_text, entry=entry,
-                            args=list(args), repeats=int(repeats))
+        return self.request(
+            "probe",
+            f"O0 probe of @{entry}",
+            ir=ir_text,
+            entry=entry,
+            args=list(args),
+            repeats=int(repeats),
+        )
 
     def build(self, strategy: str) -> dict:
         """Builds the probed module with `strategy` (reusing the O0 build for O0)."""
@@ -256,7 +302,7 @@ class IsolatedJIT:
     def running(self) -> bool:
         return self._process.poll() is None
 
-    def __enter__(self) -> "IsolatedJIT":
+    def __enter__(self) -> IsolatedJIT:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -277,8 +323,15 @@ class IsolatedFunction:
     `close()` (or leaving a `with` block) stops the worker.
     """
 
-    def __init__(self, worker: IsolatedJIT, strategy: str, entry: str, argtypes: list,
-                 compile_time_ms: float, code_size_bytes: Optional[int] = None):
+    def __init__(
+        self,
+        worker: IsolatedJIT,
+        strategy: str,
+        entry: str,
+        argtypes: list,
+        compile_time_ms: float,
+        code_size_bytes: Optional[int] = None,
+    ):
         self._worker = worker
         self.strategy = strategy
         self.entry = entry
@@ -293,7 +346,7 @@ class IsolatedFunction:
     def close(self) -> None:
         self._worker.close()
 
-    def __enter__(self) -> "IsolatedFunction":
+    def __enter__(self) -> IsolatedFunction:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -321,9 +374,12 @@ def _handle(request: dict, state: dict) -> dict:
         state.update(ir=request["ir"], entry=request["entry"], baseline=baseline, function=baseline)
         baseline.cfunc(*converted)  # warm-up
         times = time_call(baseline.cfunc, converted, max(int(request.get("repeats", 1)), 1))
-        return {"argtypes": [getattr(t, "__name__", str(t)) for t in baseline.argtypes],
-                "compile_time_ms": baseline.compile_time_ms,
-                "code_size_bytes": baseline.code_size_bytes, "times_ns": times}
+        return {
+            "argtypes": [getattr(t, "__name__", str(t)) for t in baseline.argtypes],
+            "compile_time_ms": baseline.compile_time_ms,
+            "code_size_bytes": baseline.code_size_bytes,
+            "times_ns": times,
+        }
     if op == "build":
         if "baseline" not in state:
             raise DataError("build before probe: nothing to build")
@@ -352,10 +408,18 @@ def main() -> int:
             request = json.loads(line)
             reply = dict(_handle(request, state), ok=True)
         except errors.KerasTrainerError as error:
-            reply = {"ok": False, "error": type(error).__name__, "message": str(error),
-                     "line": getattr(error, "line", None)}
+            reply = {
+                "ok": False,
+                "error": type(error).__name__,
+                "message": str(error),
+                "line": getattr(error, "line", None),
+            }
         except Exception as error:  # reported to the parent as a WorkerError
-            reply = {"ok": False, "error": "WorkerError", "message": f"{type(error).__name__}: {error}"}
+            reply = {
+                "ok": False,
+                "error": "WorkerError",
+                "message": f"{type(error).__name__}: {error}",
+            }
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
     return 0

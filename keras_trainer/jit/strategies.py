@@ -72,9 +72,20 @@ class Strategy:
 # median compile times on the C corpus agree within their noise.
 STRATEGIES: tuple = (
     Strategy("O0", 0, False, False, False, 0, "no IR optimization, fastest compile", 0),
-    Strategy("O1", 1, False, False, False, 1, "light cleanup (SROA, CSE, simplifycfg), no loop transforms", 1),
+    Strategy(
+        "O1",
+        1,
+        False,
+        False,
+        False,
+        1,
+        "light cleanup (SROA, CSE, simplifycfg), no loop transforms",
+        1,
+    ),
     Strategy("O2", 2, True, True, True, 2, "full pipeline with vectorization and unrolling", 3),
-    Strategy("O3", 3, True, True, True, 3, "aggressive pipeline with vectorization and unrolling", 4),
+    Strategy(
+        "O3", 3, True, True, True, 3, "aggressive pipeline with vectorization and unrolling", 4
+    ),
     Strategy("O3-scalar", 3, False, False, False, 3, "O3 without vectorization and unrolling", 2),
 )
 

@@ -19,14 +19,19 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import keras
 import numpy as np
 
 from keras_trainer.config import ConfigSource
 from keras_trainer.core import persistence, precision
-from keras_trainer.core.data import as_feature_matrix, check_feature_values, check_one_hot, check_pair
+from keras_trainer.core.data import (
+    as_feature_matrix,
+    check_feature_values,
+    check_one_hot,
+)
 from keras_trainer.core.fit import fit
 from keras_trainer.core.history import TrainingHistory
 from keras_trainer.core.models import build_model
@@ -67,14 +72,16 @@ class PreparedData(tuple):
     def y(self) -> np.ndarray:
         return self[1]
 
-    def take(self, indices) -> "PreparedData":
+    def take(self, indices) -> PreparedData:
         """The rows `indices` (times included)."""
         indices = np.asarray(indices)
         times = None if self.times is None else self.times[indices]
         return PreparedData(self[0][indices], self[1][indices], times)
 
 
-def one_hot(labels: Sequence[int], num_classes: int, name: str = "optimization_results") -> np.ndarray:
+def one_hot(
+    labels: Sequence[int], num_classes: int, name: str = "optimization_results"
+) -> np.ndarray:
     """One-hot encodes integer class labels, checking each one.
 
     Raises:
@@ -116,7 +123,8 @@ class ModelTrainer:
         self._feature_extractor = feature_extractor
         names = self.config.jit.names
         self.class_names: list[str] = (
-            list(names) if len(names) == self.config.model.output_dim
+            list(names)
+            if len(names) == self.config.model.output_dim
             else [f"class_{i}" for i in range(self.config.model.output_dim)]
         )
         #: Fallback rule `{"strategy", "threshold"}` set by `train` (config `jit.fallback`).
@@ -152,14 +160,20 @@ class ModelTrainer:
             return int(self.model.input_shape[-1])
         return self.config.model.input_dim
 
-    def extract_features(self, ir_samples: Sequence[str], runtime_data: Sequence[dict]) -> np.ndarray:
+    def extract_features(
+        self, ir_samples: Sequence[str], runtime_data: Sequence[dict]
+    ) -> np.ndarray:
         """Raw (unnormalized) features of IR samples plus their runtime metrics."""
         if len(ir_samples) != len(runtime_data):
             raise DataError(
                 f"ir_samples has {len(ir_samples)} entries but runtime_data has {len(runtime_data)}"
             )
-        features = np.asarray(self.feature_extractor.extract(ir_samples, runtime_data), dtype="float64")
-        check_feature_values(features, "features", self.feature_extractor.feature_names, row_name="sample")
+        features = np.asarray(
+            self.feature_extractor.extract(ir_samples, runtime_data), dtype="float64"
+        )
+        check_feature_values(
+            features, "features", self.feature_extractor.feature_names, row_name="sample"
+        )
         features = features.astype("float32")
         expected = self.config.model.input_dim
         if expected is not None and features.shape[1] != expected:
@@ -252,7 +266,9 @@ class ModelTrainer:
         return PreparedData(self.normalize(features), labels, times)
 
     # -------------------------------------------------------------------- model
-    def create_model(self, input_dim: Optional[int] = None, sequence_length: Optional[int] = None) -> keras.Model:
+    def create_model(
+        self, input_dim: Optional[int] = None, sequence_length: Optional[int] = None
+    ) -> keras.Model:
         """Builds the network of `config.model` for `input_dim` features.
 
         Sequence models (`lstm`, `cnn_lstm`) take `(sequence_length, input_dim)`
@@ -313,7 +329,9 @@ class ModelTrainer:
 
     def _split(self, data: Any, name: str) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
-            raise DataError(f"{name}: must be a tuple (X, y) or (X, y, times), got {type(data).__name__}")
+            raise DataError(
+                f"{name}: must be a tuple (X, y) or (X, y, times), got {type(data).__name__}"
+            )
         width = self.input_dim
         X = as_feature_matrix(data[0], width, f"{name}[0] (X)")
         y = self._labels(data[1], f"{name}[1] (y)")
@@ -370,7 +388,9 @@ class ModelTrainer:
         counts = y.sum(axis=0)
         present = counts > 0
         weights = np.zeros_like(counts)
-        weights[present] = (counts[present].sum() / counts[present]) ** (1.0 if scheme == "balanced" else 0.5)
+        weights[present] = (counts[present].sum() / counts[present]) ** (
+            1.0 if scheme == "balanced" else 0.5
+        )
         per_sample = (y * weights).sum(axis=1)
         return (per_sample / per_sample.mean()).astype("float32")
 
@@ -436,7 +456,9 @@ class ModelTrainer:
         labels = np.argmax(y, axis=-1) if self.is_classifier else None
         if labels is not None:
             self.training_baselines = {
-                "majority_class": self.class_names[int(np.bincount(labels, minlength=y.shape[1]).argmax())]
+                "majority_class": self.class_names[
+                    int(np.bincount(labels, minlength=y.shape[1]).argmax())
+                ]
             }
             if times is not None:
                 from keras_trainer.jit.choices import best_fixed_strategy
@@ -483,7 +505,11 @@ class ModelTrainer:
         mean, variance = stream_statistics(stream)
         self._normalizer = normalization_layer(mean, variance)
         scale = (1.0 / np.sqrt(variance)).astype("float32")
-        shift, outputs, classifier = mean.astype("float32"), self.config.model.output_dim, self.is_classifier
+        shift, outputs, classifier = (
+            mean.astype("float32"),
+            self.config.model.output_dim,
+            self.is_classifier,
+        )
 
         def transform(x, y):
             x = (x - shift) * scale
@@ -508,9 +534,14 @@ class ModelTrainer:
                     "validation data: pass validation_data, set training.validation_split, or set "
                     "the threshold"
                 )
-            probabilities = np.asarray(keras.ops.convert_to_numpy(self.model(X_val, training=False)))
+            probabilities = np.asarray(
+                keras.ops.convert_to_numpy(self.model(X_val, training=False))
+            )
             threshold = choose_fallback_threshold(
-                probabilities, times_val, np.argmax(y_val, axis=-1), self.class_names.index(strategy)
+                probabilities,
+                times_val,
+                np.argmax(y_val, axis=-1),
+                self.class_names.index(strategy),
             )
         return {"strategy": strategy, "threshold": float(threshold)}
 
@@ -532,12 +563,17 @@ class ModelTrainer:
 
                 compile_model(model, self.config.training, loss=self._loss())
             results = model.evaluate(
-                X, self._targets(y, times, "test_data"), batch_size=self.config.training.batch_size,
-                verbose=0, return_dict=True,
+                X,
+                self._targets(y, times, "test_data"),
+                batch_size=self.config.training.batch_size,
+                verbose=0,
+                return_dict=True,
             )
             results = {name: float(value) for name, value in results.items()}
         if self.is_classifier:
-            results["accuracy"] = float(np.mean(self.predict_strategy_normalized(X) == np.argmax(y, -1)))
+            results["accuracy"] = float(
+                np.mean(self.predict_strategy_normalized(X) == np.argmax(y, -1))
+            )
         if times is not None and self.is_classifier:
             report = self.runtime_report((X, y, times))
             results["regret"] = report["regret"]
@@ -549,7 +585,9 @@ class ModelTrainer:
             results["majority_regret"] = report["majority"]["regret"]
         return results
 
-    def runtime_report(self, test_data: tuple[Any, Any, Any], fallback: Any = None) -> dict[str, Any]:
+    def runtime_report(
+        self, test_data: tuple[Any, Any, Any], fallback: Any = None
+    ) -> dict[str, Any]:
         """The model's choices on `(X, y, times)` in runtime terms
         (`keras_trainer.jit.choices.runtime_report`; the fallback rule applies as
         in `predict_strategy`)."""
@@ -560,9 +598,13 @@ class ModelTrainer:
             raise DataError("runtime_report needs measured times: (X, y, times) or PreparedData")
         majority = self.training_baselines.get("majority_class")
         return runtime_report(
-            self.predict_strategy_normalized(X, fallback), times, self.class_names,
+            self.predict_strategy_normalized(X, fallback),
+            times,
+            self.class_names,
             labels=np.argmax(y, axis=-1),
-            majority_class=self.class_names.index(majority) if majority in self.class_names else None,
+            majority_class=self.class_names.index(majority)
+            if majority in self.class_names
+            else None,
         )
 
     def evaluation_report(self, test_data: tuple[Any, Any]):
@@ -583,7 +625,9 @@ class ModelTrainer:
             evaluator = ModelEvaluator(model, task="regression")
             return evaluator.evaluate(X, y, batch_size=self.config.training.batch_size)
         evaluator = ModelEvaluator(model, task="classification", class_names=self.class_names)
-        return evaluator.evaluate(X, np.argmax(y, axis=-1), batch_size=self.config.training.batch_size)
+        return evaluator.evaluate(
+            X, np.argmax(y, axis=-1), batch_size=self.config.training.batch_size
+        )
 
     # -------------------------------------------------------------- prediction
     def serving_model(self) -> keras.Model:
@@ -620,15 +664,18 @@ class ModelTrainer:
         """
         from keras_trainer.jit.choices import apply_fallback
 
-        return apply_fallback(self.predict(features), self._fallback_rule(fallback), self.class_names)
+        return apply_fallback(
+            self.predict(features), self._fallback_rule(fallback), self.class_names
+        )
 
     def predict_strategy_normalized(self, X: Any, fallback: Any = None) -> np.ndarray:
         """`predict_strategy` for NORMALIZED features (as `prepare_training_data` returns)."""
         from keras_trainer.jit.choices import apply_fallback
 
         model = self._require_model()
-        probabilities = np.asarray(keras.ops.convert_to_numpy(model(as_feature_matrix(X, self.input_dim),
-                                                                    training=False)))
+        probabilities = np.asarray(
+            keras.ops.convert_to_numpy(model(as_feature_matrix(X, self.input_dim), training=False))
+        )
         return apply_fallback(probabilities, self._fallback_rule(fallback), self.class_names)
 
     def predict_ir(self, ir_samples: Sequence[str], runtime_data: Sequence[dict]) -> np.ndarray:

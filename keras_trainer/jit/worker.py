@@ -72,8 +72,9 @@ def measure(job: dict) -> dict:
     repeats = int(job.get("repeats", 5))
     functions = {}
     for position, (name, strategy) in enumerate(zip(names, strategies)):
-        functions[name] = compile_ir(job["ir"], job["entry"], strategy,
-                                     measure_code_size=position == 0)
+        functions[name] = compile_ir(
+            job["ir"], job["entry"], strategy, measure_code_size=position == 0
+        )
     args = functions[names[0]].convert(args)
     results = {}
     for name, function in functions.items():
@@ -82,9 +83,11 @@ def measure(job: dict) -> dict:
     reference = results[names[0]]
     disagree = {n: r for n, r in results.items() if not _same(r, reference)}
     if disagree:
-        return {"ok": False,
-                "reason": f"strategies disagree on the result: {names[0]}={reference!r}, "
-                          + ", ".join(f"{n}={r!r}" for n, r in disagree.items())}
+        return {
+            "ok": False,
+            "reason": f"strategies disagree on the result: {names[0]}={reference!r}, "
+            + ", ".join(f"{n}={r!r}" for n, r in disagree.items()),
+        }
     calls = 1
     min_sample_ns = float(job.get("min_sample_ns", 0))
     if min_sample_ns > 0:
@@ -94,7 +97,7 @@ def measure(job: dict) -> dict:
     # Round-robin, rotating the order, so that drift (frequency, cache) hits
     # every strategy alike.
     for rep in range(repeats):
-        order = names[rep % len(names):] + names[:rep % len(names)]
+        order = names[rep % len(names) :] + names[: rep % len(names)]
         for name in order:
             samples[name].extend(time_call(functions[name].cfunc, args, 1, calls))
     timings = {name: int(statistics.median(t)) for name, t in samples.items()}

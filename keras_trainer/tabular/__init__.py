@@ -13,14 +13,19 @@ Example:
 """
 
 from keras_trainer.tabular.comparison import (
-    ArchitectureResult,
     ArchitectureComparison,
+    ArchitectureResult,
     compare_architectures,
     test_architecture,
 )
 from keras_trainer.tabular.config import ArchitectureType, ModelConfig, TabularModelConfig
 from keras_trainer.tabular.datasets import load_csv, load_stock_prices, load_table, stock_features
-from keras_trainer.tabular.factory import KerasModelFactory, ModelFactory, default_loss, default_metrics
+from keras_trainer.tabular.factory import (
+    KerasModelFactory,
+    ModelFactory,
+    default_loss,
+    default_metrics,
+)
 from keras_trainer.tabular.normalization import (
     FeatureScaler,
     load_tabular_model,

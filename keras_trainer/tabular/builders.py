@@ -14,7 +14,7 @@ The dense part and the output head are the core's `dense_stack` and `output_head
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
@@ -23,7 +23,9 @@ from keras_trainer.core.models import dense_stack, kernel_initializer, output_he
 from keras_trainer.errors import ConfigError
 
 
-def _sequence_input(config: ModelConfig, input_shape: Sequence[int], kind: str) -> keras.KerasTensor:
+def _sequence_input(
+    config: ModelConfig, input_shape: Sequence[int], kind: str
+) -> keras.KerasTensor:
     input_shape = tuple(input_shape)
     if len(input_shape) != 2:
         raise ConfigError(
@@ -36,11 +38,17 @@ def _sequence_input(config: ModelConfig, input_shape: Sequence[int], kind: str) 
             f"model.sequence_length is {config.sequence_length} but the windows have {steps} steps"
         )
     if config.input_dim is not None and width != config.input_dim:
-        raise ConfigError(f"model.input_dim is {config.input_dim} but the windows have {width} features")
-    return keras.Input(shape=(steps if steps is not None else config.sequence_length, width), name="features")
+        raise ConfigError(
+            f"model.input_dim is {config.input_dim} but the windows have {width} features"
+        )
+    return keras.Input(
+        shape=(steps if steps is not None else config.sequence_length, width), name="features"
+    )
 
 
-def lstm_stack(x: keras.KerasTensor, config: ModelConfig, dtype_policy: str = "float32", seed: int = 0):
+def lstm_stack(
+    x: keras.KerasTensor, config: ModelConfig, dtype_policy: str = "float32", seed: int = 0
+):
     """`config.lstm_num_layers` LSTM layers; the last one returns only its final state."""
     for index in range(config.lstm_num_layers):
         last = index == config.lstm_num_layers - 1
@@ -52,10 +60,14 @@ def lstm_stack(x: keras.KerasTensor, config: ModelConfig, dtype_policy: str = "f
             name=f"lstm_{index}",
         )
         if config.lstm_bidirectional:
-            layer = keras.layers.Bidirectional(layer, dtype=dtype_policy, name=f"bidirectional_{index}")
+            layer = keras.layers.Bidirectional(
+                layer, dtype=dtype_policy, name=f"bidirectional_{index}"
+            )
         x = layer(x)
     if config.dropout > 0:
-        x = keras.layers.Dropout(config.dropout, seed=seed, dtype=dtype_policy, name="lstm_dropout")(x)
+        x = keras.layers.Dropout(
+            config.dropout, seed=seed, dtype=dtype_policy, name="lstm_dropout"
+        )(x)
     return x
 
 
@@ -72,12 +84,18 @@ def conv_stack(x: keras.KerasTensor, config: ModelConfig, dtype_policy: str = "f
             name=f"conv_{index}",
         )(x)
         if config.batch_norm:
-            x = keras.layers.BatchNormalization(dtype=dtype_policy, name=f"conv_batch_norm_{index}")(x)
-        x = keras.layers.Activation(config.activation, dtype=dtype_policy, name=f"conv_activation_{index}")(x)
+            x = keras.layers.BatchNormalization(
+                dtype=dtype_policy, name=f"conv_batch_norm_{index}"
+            )(x)
+        x = keras.layers.Activation(
+            config.activation, dtype=dtype_policy, name=f"conv_activation_{index}"
+        )(x)
     return x
 
 
-def build_feed_forward(config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32") -> keras.Model:
+def build_feed_forward(
+    config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32"
+) -> keras.Model:
     """Dense layers with optional batch norm and dropout, then the output head.
 
     A `(steps, features)` input is flattened first, so the same data feeds all
@@ -99,7 +117,9 @@ def build_feed_forward(config: ModelConfig, input_shape: Sequence[int], dtype_po
     return keras.Model(inputs, outputs, name="feed_forward")
 
 
-def build_lstm(config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32") -> keras.Model:
+def build_lstm(
+    config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32"
+) -> keras.Model:
     """Stacked LSTM layers over `(steps, features)` windows, then dense layers and the head.
 
     Example:
@@ -113,7 +133,9 @@ def build_lstm(config: ModelConfig, input_shape: Sequence[int], dtype_policy: st
     return keras.Model(inputs, outputs, name="lstm")
 
 
-def build_cnn_lstm(config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32") -> keras.Model:
+def build_cnn_lstm(
+    config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32"
+) -> keras.Model:
     """The hybrid net: causal Conv1D feature extractors, LSTM layers, dense layers, head.
 
     Example:

@@ -324,12 +324,11 @@ def predict(args: argparse.Namespace) -> int:
     feature_names = list(metadata.get("feature_names") or [])
     x, ids = read_rows(args.data, feature_names, getattr(args, "id_column", None))
     window = metadata.get("window")
-    if window:
-        if x.ndim == 2:
-            if len(x) < window:
-                raise DataError(f"{args.data}: {len(x)} rows; the model reads windows of {window}")
-            ids = ids[window - 1 :]  # each window is named by its last row
-            x = np.stack([x[s : s + window] for s in range(len(x) - window + 1)])
+    if window and x.ndim == 2:
+        if len(x) < window:
+            raise DataError(f"{args.data}: {len(x)} rows; the model reads windows of {window}")
+        ids = ids[window - 1 :]  # each window is named by its last row
+        x = np.stack([x[s : s + window] for s in range(len(x) - window + 1)])
     expected = tuple(model.input_shape[1:])
     if tuple(x.shape[1:]) != expected:
         raise DataError(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Iterable, Mapping, Optional, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -141,7 +142,9 @@ def test_architecture(
     )
     model = ModelFactory(seed=seed).create_model(config)
     start = time.perf_counter()
-    history = fit(model, x, y, config=training, validation_data=(x_val, y_val), loss=default_loss(config, y))
+    history = fit(
+        model, x, y, config=training, validation_data=(x_val, y_val), loss=default_loss(config, y)
+    )
     seconds = time.perf_counter() - start
     metric = "val_" + default_metrics(config)[0]
     return ArchitectureResult(
@@ -193,10 +196,14 @@ def compare_architectures(
         raise DataError("compare_architectures: got no configs to compare")
     tasks = {config.task for config in configs}
     if len(tasks) > 1:
-        raise DataError(f"compare_architectures: configs mix tasks {sorted(tasks)}; compare one task at a time")
+        raise DataError(
+            f"compare_architectures: configs mix tasks {sorted(tasks)}; compare one task at a time"
+        )
     return ArchitectureComparison(
         [
-            test_architecture(config, train_data, val_data, epochs, batch_size, learning_rate, seed, training)
+            test_architecture(
+                config, train_data, val_data, epochs, batch_size, learning_rate, seed, training
+            )
             for config in configs
         ]
     )

@@ -41,14 +41,20 @@ class ArchitectureType(str, enum.Enum):
     HYBRID = "cnn_lstm"  # an alias of CNN_LSTM (same value)
 
     @classmethod
-    def parse(cls, value: Any) -> "ArchitectureType":
+    def parse(cls, value: Any) -> ArchitectureType:
         """Accepts an `ArchitectureType` or its name/value in any case ("hybrid", "LSTM")."""
         if isinstance(value, cls):
             return value
         if isinstance(value, str):
             key = value.strip().lower()
-            aliases = {"feed_forward": cls.FEED_FORWARD, "feedforward": cls.FEED_FORWARD, "mlp": cls.FEED_FORWARD,
-                       "lstm": cls.LSTM, "cnn_lstm": cls.CNN_LSTM, "hybrid": cls.CNN_LSTM}
+            aliases = {
+                "feed_forward": cls.FEED_FORWARD,
+                "feedforward": cls.FEED_FORWARD,
+                "mlp": cls.FEED_FORWARD,
+                "lstm": cls.LSTM,
+                "cnn_lstm": cls.CNN_LSTM,
+                "hybrid": cls.CNN_LSTM,
+            }
             if key in aliases:
                 return aliases[key]
         raise ConfigError(
@@ -80,10 +86,15 @@ class TabularModelConfig(ConfigSection):
         description="Units of the dense layers after the (optional) recurrent part.",
     )
     output_size: int = option(
-        1, exclusive_minimum=0, description="1 for regression or binary classification, else classes."
+        1,
+        exclusive_minimum=0,
+        description="1 for regression or binary classification, else classes.",
     )
     dropout_rate: float = option(
-        0.2, minimum=0.0, exclusive_maximum=1.0, description="Dropout after dense and recurrent layers."
+        0.2,
+        minimum=0.0,
+        exclusive_maximum=1.0,
+        description="Dropout after dense and recurrent layers.",
     )
     use_batch_norm: bool = option(True, description="Batch normalization after dense/conv layers.")
     activation: Literal["relu", "tanh", "sigmoid", "gelu"] = option(
@@ -117,7 +128,7 @@ class TabularModelConfig(ConfigSection):
 
     @property
     def output_activation(self) -> str:
-        """"linear" for regression; "sigmoid" for one-output, "softmax" for multi-class classification."""
+        """ "linear" for regression; "sigmoid" for one-output, "softmax" for multi-class classification."""
         if self.task == "regression":
             return "linear"
         return "sigmoid" if self.output_size == 1 else "softmax"
@@ -125,7 +136,10 @@ class TabularModelConfig(ConfigSection):
     @property
     def is_sequence(self) -> bool:
         """Whether the network takes `(steps, features)` windows."""
-        return self.architecture_type != ArchitectureType.FEED_FORWARD or self.sequence_length is not None
+        return (
+            self.architecture_type != ArchitectureType.FEED_FORWARD
+            or self.sequence_length is not None
+        )
 
     @property
     def input_shape(self) -> tuple:
@@ -170,7 +184,11 @@ class TabularModelConfig(ConfigSection):
     def to_dict(self) -> dict:
         """JSON-ready dict (for model metadata); the architecture goes by its name."""
         data = super().to_dict()
-        data["architecture_type"] = self.architecture_type.name if self.architecture_type != ArchitectureType.CNN_LSTM else "CNN_LSTM"
+        data["architecture_type"] = (
+            self.architecture_type.name
+            if self.architecture_type != ArchitectureType.CNN_LSTM
+            else "CNN_LSTM"
+        )
         return data
 
 

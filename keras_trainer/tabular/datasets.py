@@ -111,20 +111,28 @@ def load_csv(path: str, target: Optional[str] = None) -> tuple[np.ndarray, np.nd
         raise DataError(f"{path}: cannot read it as a CSV table: {error}") from None
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if len(rows) < 2:
-        raise DataError(f"{path}: needs a header row and at least one data row, got {len(rows)} non-empty rows")
+        raise DataError(
+            f"{path}: needs a header row and at least one data row, got {len(rows)} non-empty rows"
+        )
     header = [name.strip() for name in rows[0]]
     if target is None:
         target_index = len(header) - 1
     elif target in header:
         target_index = header.index(target)
     else:
-        raise DataError(f"{path}: no column {target!r} for the target (columns: {', '.join(header)})")
+        raise DataError(
+            f"{path}: no column {target!r} for the target (columns: {', '.join(header)})"
+        )
     if len(header) < 2:
-        raise DataError(f"{path}: needs at least one feature column besides the target {header[target_index]!r}")
+        raise DataError(
+            f"{path}: needs at least one feature column besides the target {header[target_index]!r}"
+        )
     values = np.empty((len(rows) - 1, len(header)), dtype="float64")
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
-            raise DataError(f"{path}:{number}: has {len(row)} cells but the header has {len(header)}")
+            raise DataError(
+                f"{path}:{number}: has {len(row)} cells but the header has {len(header)}"
+            )
         for column, cell in enumerate(row):
             try:
                 values[number - 2, column] = float(cell)
@@ -136,4 +144,8 @@ def load_csv(path: str, target: Optional[str] = None) -> tuple[np.ndarray, np.nd
         line, column = np.argwhere(~np.isfinite(values))[0]
         raise DataError(f"{path}:{line + 2}: column {header[column]!r} is NaN or infinite")
     features = [i for i in range(len(header)) if i != target_index]
-    return values[:, features].astype("float32"), values[:, target_index], [header[i] for i in features]
+    return (
+        values[:, features].astype("float32"),
+        values[:, target_index],
+        [header[i] for i in features],
+    )

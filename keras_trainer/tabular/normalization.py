@@ -44,9 +44,11 @@ class FeatureScaler:
 
     def __init__(self, mean: Optional[Any] = None, variance: Optional[Any] = None):
         self.mean = None if mean is None else np.asarray(mean, dtype="float32").reshape(-1)
-        self.variance = None if variance is None else np.asarray(variance, dtype="float32").reshape(-1)
+        self.variance = (
+            None if variance is None else np.asarray(variance, dtype="float32").reshape(-1)
+        )
 
-    def fit(self, x: Any) -> "FeatureScaler":
+    def fit(self, x: Any) -> FeatureScaler:
         """Computes the statistics of `x` over all axes but the last; returns `self`."""
         self.mean, self.variance = feature_statistics(x, "x")
         return self
@@ -81,11 +83,13 @@ class FeatureScaler:
         return {"mean": self.mean.tolist(), "variance": self.variance.tolist()}
 
     @classmethod
-    def from_config(cls, config: dict) -> "FeatureScaler":
+    def from_config(cls, config: dict) -> FeatureScaler:
         return cls(config["mean"], config["variance"])
 
 
-def serving_model(network: keras.Model, scaler: FeatureScaler, name: str = "tabular_model") -> keras.Model:
+def serving_model(
+    network: keras.Model, scaler: FeatureScaler, name: str = "tabular_model"
+) -> keras.Model:
     """`raw features -> Normalization(scaler) -> network`: a model that takes raw inputs.
 
     Args:

@@ -47,14 +47,20 @@ def _target_values(array, columns, target_column, targets) -> np.ndarray:
     if targets is not None:
         values = np.asarray(targets, dtype="float32")
         if len(values) != len(array):
-            raise DataError(f"targets has {len(values)} rows but the series has {len(array)}; they must match")
+            raise DataError(
+                f"targets has {len(values)} rows but the series has {len(array)}; they must match"
+            )
         return values
     if isinstance(target_column, str):
         if target_column not in columns:
-            raise DataError(f"target_column {target_column!r} is not a column (columns: {', '.join(columns)})")
+            raise DataError(
+                f"target_column {target_column!r} is not a column (columns: {', '.join(columns)})"
+            )
         target_column = columns.index(target_column)
     if not -array.shape[1] <= target_column < array.shape[1]:
-        raise DataError(f"target_column {target_column} is out of range for a series with {array.shape[1]} columns")
+        raise DataError(
+            f"target_column {target_column} is out of range for a series with {array.shape[1]} columns"
+        )
     return array[:, target_column]
 
 
@@ -160,5 +166,7 @@ def train_val_windows(
             f"window + horizon = {window + horizon} rows"
         )
     x_train, y_train = make_windows(array[:split], window, horizon, stride, targets=values[:split])
-    x_val, y_val = make_windows(array[split + gap :], window, horizon, stride, targets=values[split + gap :])
+    x_val, y_val = make_windows(
+        array[split + gap :], window, horizon, stride, targets=values[split + gap :]
+    )
     return (x_train, y_train), (x_val, y_val)

@@ -19,19 +19,20 @@ import os
 import re
 import sys
 import time
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 import keras
 import keras_tuner
 import numpy as np
 
+from keras_trainer.config.tuning import HyperparameterSpace, TuningConfig
 from keras_trainer.core.atomic import write_json_atomic
 from keras_trainer.core.data import check_pair
 from keras_trainer.core.tables import ResultTable
 from keras_trainer.errors import ConfigError, DataError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.normalization import FeatureScaler, save_tabular_model, serving_model
-from keras_trainer.config.tuning import HyperparameterSpace, TuningConfig
 from keras_trainer.tuning.distributed import DistributedSearch, end_with_chief, worker_role
 from keras_trainer.tuning.hypermodel import ModelFactoryLike, TunableModel
 from keras_trainer.tuning.metrics import Objective, resolve_objective
@@ -87,9 +88,16 @@ class TrialRecord:
     traceback: str = dataclasses.field(default="", repr=False)
 
     def row(self) -> dict:
-        row = {"trial_id": self.trial_id, "status": self.status, **self.hyperparameters, "value": self.value,
-               "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch,
-               "seconds": None if self.seconds is None else round(self.seconds, 3), "error": self.error}
+        row = {
+            "trial_id": self.trial_id,
+            "status": self.status,
+            **self.hyperparameters,
+            "value": self.value,
+            "epochs": self.epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+            "seconds": None if self.seconds is None else round(self.seconds, 3),
+            "error": self.error,
+        }
         return row
 
 
@@ -162,7 +170,9 @@ class TuningResult:
     def save(self, path: Union[str, os.PathLike], metadata: Optional[dict] = None) -> str:
         """Saves the model (taking raw features) with normalization stats and the best
         hyperparameters in its metadata, through `keras_trainer.core.persistence`."""
-        return save_tabular_model(self.network, path, self.scaler, {**self.metadata(), **(metadata or {})})
+        return save_tabular_model(
+            self.network, path, self.scaler, {**self.metadata(), **(metadata or {})}
+        )
 
 
 class AutoTrainer:
@@ -181,14 +191,19 @@ class AutoTrainer:
     >>> trainer.trials_table().to_pandas()
     """
 
-    def __init__(self, config: Union[TuningConfig, dict, None] = None,
-                 hyperparameter_space: Optional[HyperparameterSpace] = None):
+    def __init__(
+        self,
+        config: Union[TuningConfig, dict, None] = None,
+        hyperparameter_space: Optional[HyperparameterSpace] = None,
+    ):
         if config is None:
             config = TuningConfig()
         elif isinstance(config, dict):
             config = TuningConfig.from_dict(config)
         elif not isinstance(config, TuningConfig):
-            raise ConfigError(f"config must be a TuningConfig or a dict, got {type(config).__name__}")
+            raise ConfigError(
+                f"config must be a TuningConfig or a dict, got {type(config).__name__}"
+            )
         if hyperparameter_space is not None:
             config.hyperparameter_space = hyperparameter_space
         self.config = config
@@ -216,8 +231,11 @@ class AutoTrainer:
                 try:
                     super().on_trial_end(trial)
                 finally:
-                    recorder._record_trial(self.oracle.get_trial(trial.trial_id), time.perf_counter() - self._started,
-                                           hypermodel.last_fit)
+                    recorder._record_trial(
+                        self.oracle.get_trial(trial.trial_id),
+                        time.perf_counter() - self._started,
+                        hypermodel.last_fit,
+                    )
 
         common = dict(
             hypermodel=hypermodel,
@@ -229,8 +247,12 @@ class AutoTrainer:
             max_consecutive_failed_trials=config.max_consecutive_failures,
         )
         if config.search_method == "hyperband":
-            tuner = RecordingTuner(max_epochs=config.max_epochs, factor=config.hyperband_factor,
-                                   hyperband_iterations=1, **common)
+            tuner = RecordingTuner(
+                max_epochs=config.max_epochs,
+                factor=config.hyperband_factor,
+                hyperband_iterations=1,
+                **common,
+            )
             # Hyperband has no trial budget of its own; the base oracle honours this cap.
             tuner.oracle.max_trials = config.max_trials
             return tuner
@@ -262,18 +284,35 @@ class AutoTrainer:
         write_json_atomic(self._info_path(), info)
         status = str(trial.status)
         if status in ("FAILED", "INVALID"):
-            logger.error("trial %s %s: %s\n%s", trial.trial_id, status, _last_line(trial.message), trial.message or "")
+            logger.error(
+                "trial %s %s: %s\n%s",
+                trial.trial_id,
+                status,
+                _last_line(trial.message),
+                trial.message or "",
+            )
         else:
-            values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
-            logger.info("trial %s %s in %.2fs: %s=%s %s", trial.trial_id, status, seconds,
-                        self._objective.name, trial.score, values)
+            values = {
+                k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
+            }
+            logger.info(
+                "trial %s %s in %.2fs: %s=%s %s",
+                trial.trial_id,
+                status,
+                seconds,
+                self._objective.name,
+                trial.score,
+                values,
+            )
 
     def _collect(self) -> TrialTable:
         info = self._load_info()
         records = []
         for trial_id in self.tuner.oracle.end_order or list(self.tuner.oracle.trials):
             trial = self.tuner.oracle.trials[trial_id]
-            values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+            values = {
+                k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
+            }
             extra = info.get(trial_id, {})
             status = str(trial.status)
             records.append(
@@ -354,12 +393,20 @@ class AutoTrainer:
         x, y = check_pair(train_data, "train_data")
         x_val, y_val = check_pair(val_data, "val_data")
         if x.shape[1:] != x_val.shape[1:]:
-            raise DataError(f"train_data X has samples of shape {x.shape[1:]} but val_data X has {x_val.shape[1:]}")
+            raise DataError(
+                f"train_data X has samples of shape {x.shape[1:]} but val_data X has {x_val.shape[1:]}"
+            )
         returns = None
         if objective.kind == "trading":
-            returns = y_val if val_returns is None else np.asarray(val_returns, dtype="float64").reshape(-1)
+            returns = (
+                y_val
+                if val_returns is None
+                else np.asarray(val_returns, dtype="float64").reshape(-1)
+            )
             if len(returns) != len(x_val):
-                raise DataError(f"val_returns has {len(returns)} entries but val_data has {len(x_val)} samples")
+                raise DataError(
+                    f"val_returns has {len(returns)} entries but val_data has {len(x_val)} samples"
+                )
             if val_returns is None and np.issubdtype(np.asarray(y_val).dtype, np.integer):
                 raise TuningError(
                     f"metric {objective.metric!r} needs the realized return of each validation sample; y_val holds "
@@ -377,7 +424,9 @@ class AutoTrainer:
         project = _slug(symbol)
         self._project_dir = os.path.join(config.directory, project)
         os.makedirs(self._project_dir, exist_ok=True)
-        handler = logging.FileHandler(os.path.join(self._project_dir, "tuning.log"), encoding="utf-8")
+        handler = logging.FileHandler(
+            os.path.join(self._project_dir, "tuning.log"), encoding="utf-8"
+        )
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
@@ -393,8 +442,15 @@ class AutoTrainer:
                 raise TuningError(
                     f"building the first model to declare the search space failed: {type(error).__name__}: {error}"
                 ) from error
-            logger.info("search %s in %s: method=%s max_trials=%d objective=%s (%s)", project, self._project_dir,
-                        config.search_method, config.max_trials, objective.name, objective.direction)
+            logger.info(
+                "search %s in %s: method=%s max_trials=%d objective=%s (%s)",
+                project,
+                self._project_dir,
+                config.search_method,
+                config.max_trials,
+                objective.name,
+                objective.direction,
+            )
             if worker_role() is not None:
                 # A worker runs the trials its chief hands out; the chief keeps the results.
                 self.tuner.search(x, y, validation_data=(x_val, y_val), verbose=config.verbose)
@@ -422,12 +478,22 @@ class AutoTrainer:
                 ) from error
             self._table = self._collect()
             if not self._table.completed:
-                errors = "; ".join(f"trial {r.trial_id}: {r.error}" for r in self._table.failed) or "no trial ran"
+                errors = (
+                    "; ".join(f"trial {r.trial_id}: {r.error}" for r in self._table.failed)
+                    or "no trial ran"
+                )
                 raise TuningError(f"no trial completed in {self._project_dir}: {errors}")
             self.result = self._best(hypermodel, symbol, x, y, x_val, y_val, scaler)
-            write_json_atomic(os.path.join(self._project_dir, "best.json"), self.result.metadata()["tuning"])
-            logger.info("best trial %s: %s %s=%.6g", self.result.trial_id, self.result.hyperparameters,
-                        objective.name, self.result.val_metric)
+            write_json_atomic(
+                os.path.join(self._project_dir, "best.json"), self.result.metadata()["tuning"]
+            )
+            logger.info(
+                "best trial %s: %s %s=%.6g",
+                self.result.trial_id,
+                self.result.hyperparameters,
+                objective.name,
+                self.result.val_metric,
+            )
             return self.result
         finally:
             logger.removeHandler(handler)

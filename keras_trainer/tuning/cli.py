@@ -26,8 +26,7 @@ import sys
 import numpy as np
 
 from keras_trainer.core.runs import add_run_arguments, finish_run, start_run
-from keras_trainer.errors import ConfigError, DataError
-
+from keras_trainer.errors import ConfigError
 
 
 def register(subparsers) -> None:
@@ -46,7 +45,9 @@ def register(subparsers) -> None:
     tune.add_argument("--target", help="target column of a CSV file (default: its last column)")
     tune.add_argument("--directory", help="results folder (overrides tuning.directory)")
     tune.add_argument("--symbol", help="name of this search; its results go to DIRECTORY/SYMBOL")
-    tune.add_argument("--output", help="saved best model (.keras or .h5; default: DIRECTORY/SYMBOL/best.keras)")
+    tune.add_argument(
+        "--output", help="saved best model (.keras or .h5; default: DIRECTORY/SYMBOL/best.keras)"
+    )
     tune.add_argument("--max-trials", type=int, help="overrides tuning.max_trials")
     tune.add_argument("--max-epochs", type=int, help="overrides tuning.max_epochs")
     tune.add_argument(
@@ -71,9 +72,13 @@ def register(subparsers) -> None:
 def _worker_command(args: argparse.Namespace) -> list[str]:
     """The command a local worker runs: this search without --workers."""
     command = [sys.executable, "-m", "keras_trainer", "tune", args.config, "--data", args.data]
-    for flag, value in (("--target", args.target), ("--directory", args.directory),
-                        ("--symbol", args.symbol), ("--max-trials", args.max_trials),
-                        ("--max-epochs", args.max_epochs)):
+    for flag, value in (
+        ("--target", args.target),
+        ("--directory", args.directory),
+        ("--symbol", args.symbol),
+        ("--max-trials", args.max_trials),
+        ("--max-epochs", args.max_epochs),
+    ):
         if value is not None:
             command += [flag, str(value)]
     return command
@@ -102,32 +107,50 @@ def run_tune(args: argparse.Namespace) -> int:
 
     x, y, feature_names = load_data(args.data, args.target)
     if model_config.input_dim is not None and model_config.input_dim != x.shape[1]:
-        raise ConfigError(f"model.input_dim: is {model_config.input_dim} but {args.data} has {x.shape[1]} features")
+        raise ConfigError(
+            f"model.input_dim: is {model_config.input_dim} but {args.data} has {x.shape[1]} features"
+        )
     y, classification = head_targets(y, model_config, args.data)
     validation = config.training.validation_split or 0.2
-    train_idx, val_idx, test_idx = split_rows(len(x), validation, config.data.test_split, tuning.seed or 0)
+    train_idx, val_idx, test_idx = split_rows(
+        len(x), validation, config.data.test_split, tuning.seed or 0
+    )
     input_shape = (x.shape[1],)
 
     def model_factory(dropout_rate: float):
-        return build_model(model_config.replace(dropout=dropout_rate, input_dim=x.shape[1]), input_shape)
+        return build_model(
+            model_config.replace(dropout=dropout_rate, input_dim=x.shape[1]), input_shape
+        )
 
     # Workers of a distributed search report to the chief; only the chief writes a run folder.
     run = None if worker_role() else start_run(args, args.symbol or args.config)
-    print(f"data: {args.data} ({len(train_idx)} train, {len(val_idx)} validation, {len(test_idx)} test rows, "
-          f"{x.shape[1]} features)")
-    print(f"search: {tuning.search_method}, up to {tuning.max_trials} trials of up to {tuning.max_epochs} epochs, "
-          f"model.type={model_config.type}")
+    print(
+        f"data: {args.data} ({len(train_idx)} train, {len(val_idx)} validation, {len(test_idx)} test rows, "
+        f"{x.shape[1]} features)"
+    )
+    print(
+        f"search: {tuning.search_method}, up to {tuning.max_trials} trials of up to {tuning.max_epochs} epochs, "
+        f"model.type={model_config.type}"
+    )
     trainer = AutoTrainer(tuning)
     progress = logging.StreamHandler(sys.stdout)
     progress.setFormatter(logging.Formatter("%(message)s"))
-    progress.addFilter(lambda record: record.getMessage().startswith("trial "))  # one line per trial
+    progress.addFilter(
+        lambda record: record.getMessage().startswith("trial ")
+    )  # one line per trial
     trial_logger = logging.getLogger("keras_trainer.tuning")
     trial_logger.addHandler(progress)
     try:
-        result = trainer.optimize(model_factory, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]),
-                                  symbol=args.symbol, workers=args.workers,
-                                  worker_command=_worker_command(args),
-                                  oracle_host=args.oracle_host, oracle_port=args.oracle_port)
+        result = trainer.optimize(
+            model_factory,
+            (x[train_idx], y[train_idx]),
+            (x[val_idx], y[val_idx]),
+            symbol=args.symbol,
+            workers=args.workers,
+            worker_command=_worker_command(args),
+            oracle_host=args.oracle_host,
+            oracle_port=args.oracle_port,
+        )
     finally:
         trial_logger.removeHandler(progress)
     if result is None:
@@ -137,10 +160,14 @@ def run_tune(args: argparse.Namespace) -> int:
         print(event)
     print(trainer.trials_table().to_markdown())
     print(f"best trial {result.trial_id}: {result.hyperparameters}")
-    print(f"search: best trial's {result.metric} = {result.search_val_metric:.6g} (during the search)")
+    print(
+        f"search: best trial's {result.metric} = {result.search_val_metric:.6g} (during the search)"
+    )
     if tuning.retrain_best:
-        print(f"retrained model: {result.metric} = {result.val_metric:.6g} (best trial's values, retrained "
-              f"from scratch for {tuning.max_epochs} epochs; this is the saved model)")
+        print(
+            f"retrained model: {result.metric} = {result.val_metric:.6g} (best trial's values, retrained "
+            f"from scratch for {tuning.max_epochs} epochs; this is the saved model)"
+        )
     else:
         print("saved model: the best trial's own checkpoint (tuning.retrain_best is false)")
     test_metrics = {}
@@ -152,29 +179,52 @@ def run_tune(args: argparse.Namespace) -> int:
         report = ModelEvaluator(result.model, task=task).evaluate(x[test_idx], y[test_idx])
         predictions = np.asarray(result.model.predict(x[test_idx], verbose=0))
         if classification:
-            labels = (predictions.reshape(-1) > 0.5).astype("int64") if predictions.shape[-1] == 1 \
+            labels = (
+                (predictions.reshape(-1) > 0.5).astype("int64")
+                if predictions.shape[-1] == 1
                 else predictions.argmax(axis=-1)
+            )
             test_metrics["accuracy"] = float(np.mean(labels == y[test_idx]))
         else:
             errors = predictions.reshape(len(test_idx), -1)[:, 0] - y[test_idx]
             test_metrics["mae"] = float(np.mean(np.abs(errors)))
-            test_metrics["rmse"] = float(np.sqrt(np.mean(errors ** 2)))
-        print("test metrics: " + ", ".join(f"{name}={value:.4f}" for name, value in test_metrics.items()))
+            test_metrics["rmse"] = float(np.sqrt(np.mean(errors**2)))
+        print(
+            "test metrics: "
+            + ", ".join(f"{name}={value:.4f}" for name, value in test_metrics.items())
+        )
     output = args.output or os.path.join(result.directory, "best.keras")
-    path = result.save(output, {
-        "feature_names": feature_names,
-        "data": args.data,
-        "test_metrics": test_metrics,
-        "config": config.to_dict(),
-    })
+    path = result.save(
+        output,
+        {
+            "feature_names": feature_names,
+            "data": args.data,
+            "test_metrics": test_metrics,
+            "config": config.to_dict(),
+        },
+    )
     print(f"saved model: {path}")
     if os.path.abspath(path) != os.path.abspath(run.file(run.MODEL)):
         import shutil
 
         shutil.copyfile(path, run.file(run.MODEL))
-    finish_run(run, args, config.to_dict(), history=result.history, report=report,
-               metrics={f"test_{k}": v for k, v in test_metrics.items()}
-               | {f"search_{result.metric}": result.search_val_metric, f"retrained_{result.metric}": result.val_metric},
-               summary={"command": "tune", "data": args.data, "best_trial": result.trial_id,
-                        "hyperparameters": result.hyperparameters, "tuning_directory": result.directory})
+    finish_run(
+        run,
+        args,
+        config.to_dict(),
+        history=result.history,
+        report=report,
+        metrics={f"test_{k}": v for k, v in test_metrics.items()}
+        | {
+            f"search_{result.metric}": result.search_val_metric,
+            f"retrained_{result.metric}": result.val_metric,
+        },
+        summary={
+            "command": "tune",
+            "data": args.data,
+            "best_trial": result.trial_id,
+            "hyperparameters": result.hyperparameters,
+            "tuning_directory": result.directory,
+        },
+    )
     return 0

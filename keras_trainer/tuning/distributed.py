@@ -31,9 +31,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 from keras_trainer.core.atomic import write_json_atomic
 from keras_trainer.errors import ConfigError, TuningError
@@ -165,7 +166,9 @@ class DistributedSearch:
         os.makedirs(directory, exist_ok=True)
         gpus = local_gpu_count()
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        gpu_ids = [g.strip() for g in visible.split(",")] if visible else [str(i) for i in range(gpus)]
+        gpu_ids = (
+            [g.strip() for g in visible.split(",")] if visible else [str(i) for i in range(gpus)]
+        )
         self.workers = [
             WorkerState(
                 tuner_id=f"tuner{index}",
@@ -184,7 +187,9 @@ class DistributedSearch:
         from keras_tuner.src import protos
         from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=max(4, len(self.workers) + 2)))
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max(4, len(self.workers) + 2))
+        )
         self._servicer = OracleServicer(self.oracle)
         protos.get_service_grpc().add_OracleServicer_to_server(self._servicer, self._server)
         port = self._server.add_insecure_port(f"{self.host}:{self.port}")
@@ -294,7 +299,11 @@ class DistributedSearch:
         else:
             self._say(
                 f"worker {worker.tuner_id} died ({how}){during} after {worker.restarts} restarts; "
-                + (f"trial {trial_id} is marked FAILED" if trial_id is not None else "not restarted")
+                + (
+                    f"trial {trial_id} is marked FAILED"
+                    if trial_id is not None
+                    else "not restarted"
+                )
             )
             self._give_up(worker)
 
@@ -310,7 +319,9 @@ class DistributedSearch:
     def run(self) -> list[str]:
         """Serves the oracle and runs the workers until the search ends; returns the events."""
         port = self._serve()
-        logger.info("tuning oracle at %s:%d; starting %d local workers", self.host, port, len(self.workers))
+        logger.info(
+            "tuning oracle at %s:%d; starting %d local workers", self.host, port, len(self.workers)
+        )
         try:
             for worker in self.workers:
                 self._start(worker)

@@ -12,19 +12,20 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any, Optional, Union
 
 import keras
 import keras_tuner
 import numpy as np
 
 from keras_trainer.config import TrainingConfig
+from keras_trainer.config.tuning import TuningConfig
 from keras_trainer.core.fit import fit
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import ConfigError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.factory import ModelFactory
-from keras_trainer.config.tuning import TuningConfig
 from keras_trainer.tuning.metrics import Objective, TradingMetricCallback
 
 ModelFactoryLike = Union[Callable[..., keras.Model], TabularModelConfig]
@@ -46,7 +47,11 @@ def infer_loss(model: keras.Model, y: np.ndarray) -> str:
     """softmax -> (sparse_)categorical_crossentropy, sigmoid -> binary_crossentropy, else mse."""
     activation = final_activation(model)
     if activation == "softmax":
-        return "categorical_crossentropy" if np.ndim(y) == 2 and np.shape(y)[1] > 1 else "sparse_categorical_crossentropy"
+        return (
+            "categorical_crossentropy"
+            if np.ndim(y) == 2 and np.shape(y)[1] > 1
+            else "sparse_categorical_crossentropy"
+        )
     if activation == "sigmoid":
         return "binary_crossentropy"
     return "mse"
@@ -114,7 +119,9 @@ class TunableModel(keras_tuner.HyperModel):
         self.val_returns = val_returns
         self.last_fit: Optional[dict] = None
         choices = config.hyperparameter_space.choices()
-        if not isinstance(model_factory, TabularModelConfig) and not _accepts(model_factory, "dropout_rate"):
+        if not isinstance(model_factory, TabularModelConfig) and not _accepts(
+            model_factory, "dropout_rate"
+        ):
             if len(choices["dropout_rate"]) > 1:
                 raise ConfigError(
                     "tuning.hyperparameter_space.dropout_rates: the model_factory takes no dropout_rate "
@@ -126,7 +133,10 @@ class TunableModel(keras_tuner.HyperModel):
 
     def declare(self, hp: keras_tuner.HyperParameters) -> dict:
         """Declares the five searched hyperparameters; returns this trial's values."""
-        return {name: hp.Choice(name, values) for name, values in self.config.hyperparameter_space.choices().items()}
+        return {
+            name: hp.Choice(name, values)
+            for name, values in self.config.hyperparameter_space.choices().items()
+        }
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         values = self.declare(hp)
@@ -136,7 +146,9 @@ class TunableModel(keras_tuner.HyperModel):
             set_seed(self.config.seed)
         factory = self.model_factory
         if isinstance(factory, TabularModelConfig):
-            return ModelFactory(seed=self.config.seed).create_model(factory.replace(dropout_rate=values["dropout_rate"]))
+            return ModelFactory(seed=self.config.seed).create_model(
+                factory.replace(dropout_rate=values["dropout_rate"])
+            )
         kwargs = {"dropout_rate": values["dropout_rate"]} if self._pass_dropout else {}
         if _accepts(factory, "hp"):
             kwargs["hp"] = hp
@@ -152,7 +164,10 @@ class TunableModel(keras_tuner.HyperModel):
                 "batch_size": int(values["batch_size"]),
                 "epochs": int(epochs),
                 "learning_rate": float(values["learning_rate"]),
-                "optimizer": {"name": values["optimizer"], "weight_decay": float(values["weight_decay"])},
+                "optimizer": {
+                    "name": values["optimizer"],
+                    "weight_decay": float(values["weight_decay"]),
+                },
                 # Early stopping on the objective is added after the trading-metric callback.
                 "early_stopping_patience": 0,
                 "validation_split": 0.0,
@@ -174,7 +189,18 @@ class TunableModel(keras_tuner.HyperModel):
             metrics.append(self.objective.metric)
         return loss, metrics
 
-    def fit(self, hp, model, x, y=None, validation_data=None, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
+    def fit(
+        self,
+        hp,
+        model,
+        x,
+        y=None,
+        validation_data=None,
+        callbacks=(),
+        epochs=None,
+        initial_epoch=0,
+        **kwargs,
+    ):
         """Trains one trial; returns `{objective: score}`.
 
         With `tuning.cv_folds` > 1 the trial trains a fresh model on each of
@@ -199,13 +225,22 @@ class TunableModel(keras_tuner.HyperModel):
         for fold, (train_rows, val_rows) in enumerate(fold_indices(len(x), folds, shuffle=False)):
             network = model if fold == 0 else self.build(hp)
             result = self.fit_fold(
-                hp, network, x[train_rows], y[train_rows], (x[val_rows], y[val_rows]), callbacks, epochs, initial_epoch
+                hp,
+                network,
+                x[train_rows],
+                y[train_rows],
+                (x[val_rows], y[val_rows]),
+                callbacks,
+                epochs,
+                initial_epoch,
             )
             scores.append(result[self.objective.name])
         self.last_fit["fold_scores"] = scores
         return {self.objective.name: float(np.mean(scores))}
 
-    def fit_fold(self, hp, model, x, y=None, validation_data=None, callbacks=(), epochs=None, initial_epoch=0):
+    def fit_fold(
+        self, hp, model, x, y=None, validation_data=None, callbacks=(), epochs=None, initial_epoch=0
+    ):
         """Trains one model through `keras_trainer.core.fit.fit`; returns `{objective: best value}`.
 
         `epochs`/`initial_epoch` come from Hyperband (which resumes a model of an
@@ -220,8 +255,12 @@ class TunableModel(keras_tuner.HyperModel):
         if self.objective.kind == "trading":
             classification = isinstance(loss, str) and "crossentropy" in loss
             trading = TradingMetricCallback(
-                    self.objective.metric, validation_data[0], self.val_returns, classification,
-                self.config.annualization_factor, batch_size=max(int(values["batch_size"]), 256),
+                self.objective.metric,
+                validation_data[0],
+                self.val_returns,
+                classification,
+                self.config.annualization_factor,
+                batch_size=max(int(values["batch_size"]), 256),
             )
             extra.append(trading)
         if self.config.early_stopping_patience > 0:
@@ -236,8 +275,14 @@ class TunableModel(keras_tuner.HyperModel):
             )
         counter = _EpochCounter()
         history = fit(
-            model, x, y, config=config, validation_data=validation_data,
-            callbacks=[*extra, counter, *callbacks], loss=loss, metrics=metrics,
+            model,
+            x,
+            y,
+            config=config,
+            validation_data=validation_data,
+            callbacks=[*extra, counter, *callbacks],
+            loss=loss,
+            metrics=metrics,
         )
         # The core's history recorder runs before our callbacks, so trading values come from theirs.
         if trading is not None:

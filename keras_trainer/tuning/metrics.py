@@ -44,7 +44,9 @@ def keras_metric_names() -> list[str]:
     for name in dir(keras.metrics):
         if name.startswith("_") or name in ("get", "serialize", "deserialize", "Metric"):
             continue
-        candidates.add(name if name.islower() else re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower())
+        candidates.add(
+            name if name.islower() else re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower()
+        )
     valid = []
     for name in sorted(candidates):
         try:
@@ -82,7 +84,9 @@ class Objective:
         return max(finite) if self.maximize else min(finite)
 
 
-def resolve_objective(metric: str, maximize: Optional[bool] = None, path: str = "tuning.metric") -> Objective:
+def resolve_objective(
+    metric: str, maximize: Optional[bool] = None, path: str = "tuning.metric"
+) -> Objective:
     """Turns a metric name into an `Objective`.
 
     Raises:
@@ -99,7 +103,9 @@ def resolve_objective(metric: str, maximize: Optional[bool] = None, path: str = 
         try:
             keras.metrics.get(base)
         except (ValueError, TypeError):
-            valid = list(BUILTIN_METRICS) + [n for n in keras_metric_names() if n not in BUILTIN_METRICS]
+            valid = list(BUILTIN_METRICS) + [
+                n for n in keras_metric_names() if n not in BUILTIN_METRICS
+            ]
             close = difflib.get_close_matches(base, valid, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
@@ -109,7 +115,9 @@ def resolve_objective(metric: str, maximize: Optional[bool] = None, path: str = 
         kind = "keras"
     if maximize is None:
         maximize = kind == "trading" or higher_is_better(base)
-    return Objective(metric=base, name=f"val_{base}", direction="max" if maximize else "min", kind=kind)
+    return Objective(
+        metric=base, name=f"val_{base}", direction="max" if maximize else "min", kind=kind
+    )
 
 
 def positions(predictions: Any, classification: bool = False) -> np.ndarray:
@@ -134,11 +142,18 @@ def _strategy_returns(predictions, returns, classification: bool) -> np.ndarray:
     position = positions(predictions, classification)
     returns = np.asarray(returns, dtype="float64").reshape(-1)
     if len(returns) != len(position):
-        raise TuningError(f"{len(position)} predictions but {len(returns)} returns; they must match")
+        raise TuningError(
+            f"{len(position)} predictions but {len(returns)} returns; they must match"
+        )
     return position * returns
 
 
-def sharpe_ratio(predictions: Any, returns: Any, classification: bool = False, annualization_factor: float = 252.0) -> float:
+def sharpe_ratio(
+    predictions: Any,
+    returns: Any,
+    classification: bool = False,
+    annualization_factor: float = 252.0,
+) -> float:
     """Annualized Sharpe ratio of trading the sign of `predictions` on `returns`.
 
     Example:
@@ -150,11 +165,18 @@ def sharpe_ratio(predictions: Any, returns: Any, classification: bool = False, a
     return 0.0 if std == 0 else float(strategy.mean() / std * np.sqrt(annualization_factor))
 
 
-def sortino_ratio(predictions: Any, returns: Any, classification: bool = False, annualization_factor: float = 252.0) -> float:
+def sortino_ratio(
+    predictions: Any,
+    returns: Any,
+    classification: bool = False,
+    annualization_factor: float = 252.0,
+) -> float:
     """Annualized Sortino ratio (downside deviation in the denominator); see the module docstring."""
     strategy = _strategy_returns(predictions, returns, classification)
     downside = np.sqrt(np.mean(np.minimum(strategy, 0.0) ** 2))
-    return 0.0 if downside == 0 else float(strategy.mean() / downside * np.sqrt(annualization_factor))
+    return (
+        0.0 if downside == 0 else float(strategy.mean() / downside * np.sqrt(annualization_factor))
+    )
 
 
 class TradingMetricCallback(keras.callbacks.Callback):
@@ -169,8 +191,15 @@ class TradingMetricCallback(keras.callbacks.Callback):
         batch_size: Prediction batch size.
     """
 
-    def __init__(self, metric: str, x_val, returns, classification: bool, annualization_factor: float = 252.0,
-                 batch_size: int = 256):
+    def __init__(
+        self,
+        metric: str,
+        x_val,
+        returns,
+        classification: bool,
+        annualization_factor: float = 252.0,
+        batch_size: int = 256,
+    ):
         super().__init__()
         self.metric = metric
         self.x_val = x_val
@@ -185,6 +214,8 @@ class TradingMetricCallback(keras.callbacks.Callback):
         if logs is None:
             return
         predictions = self.model.predict(self.x_val, batch_size=self.batch_size, verbose=0)
-        value = self._function(predictions, self.returns, self.classification, self.annualization_factor)
+        value = self._function(
+            predictions, self.returns, self.classification, self.annualization_factor
+        )
         self.values.append(value)
         logs[f"val_{self.metric}"] = value

@@ -4,7 +4,6 @@ import pytest
 from keras_trainer.assistant.assistant import generate_response, load_assistant
 from keras_trainer.assistant.config import load_assistant_config
 from keras_trainer.errors import CheckpointError, DataError, ModelError
-
 from tests.assistant.conftest import MAX_LENGTH, to_numpy
 
 
@@ -45,9 +44,7 @@ def test_save_and_load_keep_tokenizer_and_weights(trained_assistant, query_input
     assert loaded.config == trained_assistant.config
     x = {name: array[:4] for name, array in query_inputs.items()}
     x["response_in"] = query_inputs["query"][4:8]
-    np.testing.assert_allclose(
-        *to_numpy([loaded.model(x), trained_assistant.model(x)]), atol=1e-5
-    )
+    np.testing.assert_allclose(*to_numpy([loaded.model(x), trained_assistant.model(x)]), atol=1e-5)
 
 
 @pytest.mark.parametrize("query", ["", "   ", None, 3])

@@ -19,7 +19,9 @@ def test_split_of_a_user_file_is_a_data_error(tmp_path):
         load_pairs(tmp_path, split="heldout")
 
 
-@pytest.mark.parametrize("names", [("query", "response"), ("question", "answer"), ("input", "output")])
+@pytest.mark.parametrize(
+    "names", [("query", "response"), ("question", "answer"), ("input", "output")]
+)
 def test_seed_field_names_are_accepted(tmp_path, names):
     path = tmp_path / "training_data.json"
     path.write_text(json.dumps([{names[0]: "hi", names[1]: "hello"}]))

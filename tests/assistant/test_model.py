@@ -10,7 +10,6 @@ from keras_trainer.assistant.model import (
     build_encoder_model,
     seed_parameter_count,
 )
-
 from tests.assistant.conftest import FAST_CONFIG, MAX_LENGTH, to_numpy
 
 E, H = FAST_CONFIG["embedding_dim"], FAST_CONFIG["hidden_dim"]
@@ -83,8 +82,10 @@ def test_fused_encoder_equals_separate_directions():
         out_f, h_f, c_f = forward(h, padding_mask=mask)
         out_b, h_b, c_b = backward(h, padding_mask=mask)
         h = keras.ops.concatenate([out_f, out_b], -1)
-        expected_states += [keras.ops.concatenate([h_f, h_b], -1),
-                            keras.ops.concatenate([c_f, c_b], -1)]
+        expected_states += [
+            keras.ops.concatenate([h_f, h_b], -1),
+            keras.ops.concatenate([c_f, c_b], -1),
+        ]
     np.testing.assert_allclose(*to_numpy([outputs, h]), atol=1e-5)
     for a, b in zip(to_numpy(states), to_numpy(expected_states)):
         np.testing.assert_allclose(a, b, atol=1e-5)

@@ -76,8 +76,9 @@ def test_onnx_generate_batch_answers_like_keras(onnx_assistant, trained_assistan
     )
 
 
-def test_decoder_step_logits_match_keras_within_1e_4(onnx_assistant, trained_assistant,
-                                                     query_inputs):
+def test_decoder_step_logits_match_keras_within_1e_4(
+    onnx_assistant, trained_assistant, query_inputs
+):
     ids, extended = query_inputs["query"][:8], query_inputs["query_extended"][:8]
     values, *states = onnx_assistant.encode(ids)
     tokens = np.asarray([[2], [5], [9], [3], [7], [1], [4], [6]], dtype="int32")

@@ -30,12 +30,16 @@ def test_defaults_fill_what_the_seed_leaves_out():
 
 
 def test_negative_layer_size_names_the_key_path_and_value():
-    with pytest.raises(ConfigError, match=r"model\.hidden_layers\[1\]: must be a positive integer, got -3"):
+    with pytest.raises(
+        ConfigError, match=r"model\.hidden_layers\[1\]: must be a positive integer, got -3"
+    ):
         load_config({"model": {"hidden_layers": [64, -3]}})
 
 
 def test_unknown_key_suggests_the_closest_valid_key():
-    with pytest.raises(ConfigError, match=r"model\.hiden_layers: unknown key; did you mean 'hidden_layers'"):
+    with pytest.raises(
+        ConfigError, match=r"model\.hiden_layers: unknown key; did you mean 'hidden_layers'"
+    ):
         load_config({"model": {"hiden_layers": [8]}})
 
 
@@ -88,7 +92,9 @@ def test_missing_file_is_named(tmp_path):
 def test_errors_from_a_file_name_the_file(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"model": {"output_dim": 0}}))
-    with pytest.raises(ConfigError, match=r"c\.json: model\.output_dim: must be a positive integer, got 0"):
+    with pytest.raises(
+        ConfigError, match=r"c\.json: model\.output_dim: must be a positive integer, got 0"
+    ):
         load_config(str(path))
 
 
@@ -118,4 +124,6 @@ def test_docs_config_md_is_generated_from_the_current_schema():
     from keras_trainer.config.docs import config_reference
 
     with open(os.path.join(ROOT, "docs", "config.md"), encoding="utf-8") as handle:
-        assert handle.read() == config_reference(), "run: python -m keras_trainer.config.docs > docs/config.md"
+        assert handle.read() == config_reference(), (
+            "run: python -m keras_trainer.config.docs > docs/config.md"
+        )

@@ -58,9 +58,7 @@ class RecordLayout(keras.layers.Layer):
 
             def record(sharding):
                 layout["devices_per_batch"].add(len(sharding.device_set))
-                layout["batch_rows_per_device"].add(
-                    sharding.shard_shape(tuple(inputs.shape))[0]
-                )
+                layout["batch_rows_per_device"].add(sharding.shard_shape(tuple(inputs.shape))[0])
 
             jax.debug.inspect_array_sharding(inputs, callback=record)
         elif BACKEND == "tensorflow":

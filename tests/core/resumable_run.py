@@ -36,7 +36,11 @@ class KillMidEpoch(keras.callbacks.Callback):
 
 def main():
     directory, out = sys.argv[1], sys.argv[2]
-    kill_at = int(sys.argv[sys.argv.index("--kill-at-epoch") + 1]) if "--kill-at-epoch" in sys.argv else None
+    kill_at = (
+        int(sys.argv[sys.argv.index("--kill-at-epoch") + 1])
+        if "--kill-at-epoch" in sys.argv
+        else None
+    )
     config = TrainingConfig.from_dict(
         {
             "epochs": 6,
@@ -47,7 +51,9 @@ def main():
             "lr_schedule": {"name": "warmup_cosine", "warmup_steps": 10},
             "checkpoint": {"directory": directory, "max_checkpoints": 2},
             "resume": "--resume" in sys.argv,
-            "engine": sys.argv[sys.argv.index("--engine") + 1] if "--engine" in sys.argv else "keras",
+            "engine": sys.argv[sys.argv.index("--engine") + 1]
+            if "--engine" in sys.argv
+            else "keras",
         }
     )
     rng = np.random.default_rng(0)

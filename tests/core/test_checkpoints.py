@@ -19,7 +19,10 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "resumable_run.py")
 
 def _run(*args):
     return subprocess.run(
-        [sys.executable, SCRIPT, *map(str, args)], env=subprocess_env(), capture_output=True, text=True
+        [sys.executable, SCRIPT, *map(str, args)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
     )
 
 

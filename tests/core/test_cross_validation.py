@@ -67,9 +67,7 @@ def test_cross_validate_reports_each_fold_and_the_mean(rng, tmp_path):
     result = cross_validate(_config(tmp_path), x, y, folds=3)
     assert isinstance(result, CrossValidationResult) and len(result.folds) == 3
     for name in ("val_loss", "val_accuracy", "epochs"):
-        assert result.mean[name] == pytest.approx(
-            np.mean([fold[name] for fold in result.folds])
-        )
+        assert result.mean[name] == pytest.approx(np.mean([fold[name] for fold in result.folds]))
     assert result.mean["epochs"] == 2
     assert (tmp_path / "fold-2").is_dir()  # each fold checkpoints in its own folder
     assert "val_loss" in result.summary()

@@ -118,7 +118,9 @@ def test_batch_that_does_not_split_evenly_is_a_config_error(tmp_path):
 
 @distributed_backends
 def test_more_devices_than_visible_is_a_config_error():
-    config = TrainingConfig.from_dict({"distribution": {"strategy": "data_parallel", "devices": 64}})
+    config = TrainingConfig.from_dict(
+        {"distribution": {"strategy": "data_parallel", "devices": 64}}
+    )
     model = build_model(ModelConfig(input_dim=4, output_dim=2), (4,))
     with pytest.raises(ConfigError, match="distribution.devices=64"):
         fit(model, np.zeros((32, 4), "float32"), np.zeros((32, 2), "float32"), config=config)

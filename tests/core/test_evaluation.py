@@ -9,8 +9,8 @@ import pytest
 from sklearn import metrics as skm
 
 from keras_trainer.core.evaluation import (
-    ModelComparison,
     EvaluationReport,
+    ModelComparison,
     ModelEvaluator,
     compare_models,
 )
@@ -40,7 +40,9 @@ def assert_classification_matches_sklearn(report, y, labels, k):
     m = report.metrics
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, labels))
     for avg in ("macro", "weighted"):
-        assert m[f"precision_{avg}"] == pytest.approx(skm.precision_score(y, labels, average=avg, **kw))
+        assert m[f"precision_{avg}"] == pytest.approx(
+            skm.precision_score(y, labels, average=avg, **kw)
+        )
         assert m[f"recall_{avg}"] == pytest.approx(skm.recall_score(y, labels, average=avg, **kw))
         assert m[f"f1_{avg}"] == pytest.approx(skm.f1_score(y, labels, average=avg, **kw))
     np.testing.assert_array_equal(
@@ -73,7 +75,9 @@ def test_one_hot_targets_give_the_same_report_as_indices():
     y, probs = multiclass_case(seed=2)
     evaluator = ModelEvaluator()
     one_hot = np.eye(4)[y]
-    assert evaluator.evaluate_predictions(one_hot, probs) == evaluator.evaluate_predictions(y, probs)
+    assert evaluator.evaluate_predictions(one_hot, probs) == evaluator.evaluate_predictions(
+        y, probs
+    )
 
 
 def test_binary_roc_auc_with_tied_scores_matches_sklearn():
@@ -178,7 +182,12 @@ def test_r2_of_exact_prediction_of_constant_target_is_one():
         ("classification", [0, 1], [[0.5, np.nan], [0.1, 0.9]], "NaN"),
         ("regression", [1.0, 2.0], [1.0, np.inf], "NaN or infinite"),
         ("classification", [0, 1], np.zeros((2, 2, 2)), "shape"),
-        ("regression", np.zeros((4, 2)), np.zeros((4, 3)), r"shape \(4, 2\) but y_pred has shape \(4, 3\)"),
+        (
+            "regression",
+            np.zeros((4, 2)),
+            np.zeros((4, 3)),
+            r"shape \(4, 2\) but y_pred has shape \(4, 3\)",
+        ),
         ("classification", [0, 3], [[0.5, 0.5], [0.1, 0.9]], "class index 3 out of range"),
         ("classification", [0, 1], [0.4, 1.7], r"\[0, 1\]"),
         ("classification", [0, -1], [0, 1], "non-negative"),
@@ -204,8 +213,19 @@ def test_class_names_must_match_probability_columns():
 
 def test_report_to_text_lists_metrics_classes_and_matrix():
     y, probs = multiclass_case()
-    text = ModelEvaluator(class_names=["hold", "buy", "sell", "wait"]).evaluate_predictions(y, probs).to_text()
-    for word in ("accuracy", "f1_macro", "roc_auc_ovr_weighted", "hold", "wait", "confusion matrix"):
+    text = (
+        ModelEvaluator(class_names=["hold", "buy", "sell", "wait"])
+        .evaluate_predictions(y, probs)
+        .to_text()
+    )
+    for word in (
+        "accuracy",
+        "f1_macro",
+        "roc_auc_ovr_weighted",
+        "hold",
+        "wait",
+        "confusion matrix",
+    ):
         assert word in text
 
 
@@ -322,9 +342,13 @@ def resumed_training_history():
 
 def test_plot_training_curves_writes_a_png(tmp_path):
     path = plot_training_curves(
-        {"loss": [1.0, 0.6, 0.4], "val_loss": [1.2, 0.9, 0.8],
-         "accuracy": [0.5, 0.7, 0.8], "val_accuracy": [0.4, 0.6, 0.65],
-         "learning_rate": [0.01, 0.005, 0.001]},
+        {
+            "loss": [1.0, 0.6, 0.4],
+            "val_loss": [1.2, 0.9, 0.8],
+            "accuracy": [0.5, 0.7, 0.8],
+            "val_accuracy": [0.4, 0.6, 0.65],
+            "learning_rate": [0.01, 0.005, 0.001],
+        },
         str(tmp_path / "curves.png"),
     )
     height, width, _ = read_png_shape(path)
@@ -344,7 +368,9 @@ def test_plot_training_curves_rejects_an_empty_history(tmp_path):
 
 def test_plot_confusion_matrix_writes_a_png(tmp_path):
     y, probs = multiclass_case()
-    report = ModelEvaluator(class_names=["hold", "buy", "sell", "wait"]).evaluate_predictions(y, probs)
+    report = ModelEvaluator(class_names=["hold", "buy", "sell", "wait"]).evaluate_predictions(
+        y, probs
+    )
     path = plot_confusion_matrix(report, str(tmp_path / "cm.png"), normalize=True)
     read_png_shape(path)
     assert os.listdir(tmp_path) == ["cm.png"]
@@ -383,4 +409,3 @@ def test_evaluate_binary_sigmoid_model_reports_roc_auc():
     p = keras.ops.convert_to_numpy(model(DATA_X))[:, 0]
     assert report.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-6)
     assert report.metrics["accuracy"] == pytest.approx(np.mean((p > 0.5) == y))
-

@@ -75,14 +75,19 @@ def test_each_optimizer_trains(rng, name):
     "schedule, check",
     [
         ({"name": "cosine"}, lambda lr: lr[0] > lr[1] > lr[2]),
-        ({"name": "exponential", "decay_steps": 2, "decay_rate": 0.5}, lambda lr: lr[0] > lr[1] > lr[2]),
+        (
+            {"name": "exponential", "decay_steps": 2, "decay_rate": 0.5},
+            lambda lr: lr[0] > lr[1] > lr[2],
+        ),
         ({"name": "step", "decay_steps": 10, "decay_rate": 0.5}, lambda lr: lr[0] > lr[1] == lr[2]),
         ({"name": "warmup_cosine", "warmup_steps": 10}, lambda lr: lr[0] < lr[1] and lr[1] > lr[2]),
     ],
 )
 def test_step_schedules_change_the_learning_rate(rng, schedule, check):
     x, y = _data(rng, n=200)  # 160 training rows: 5 steps per epoch
-    history = fit(_model(), x, y, config=_config(lr_schedule=schedule, learning_rate=1e-3, batch_size=32))
+    history = fit(
+        _model(), x, y, config=_config(lr_schedule=schedule, learning_rate=1e-3, batch_size=32)
+    )
     assert check(history.learning_rates), history.learning_rates
 
 
@@ -94,7 +99,9 @@ def test_reduce_on_plateau_lowers_the_learning_rate(rng):
         x,
         noisy_y,
         config=_config(
-            epochs=8, learning_rate=0.05, lr_schedule={"name": "reduce_on_plateau", "patience": 1, "factor": 0.5}
+            epochs=8,
+            learning_rate=0.05,
+            lr_schedule={"name": "reduce_on_plateau", "patience": 1, "factor": 0.5},
         ),
     )
     assert min(history.learning_rates) < 0.05
@@ -105,8 +112,13 @@ def test_gradient_clip_norm_bounds_each_update(rng):
     model = _model()
     before = [np.array(w) for w in model.trainable_weights]
     config = _config(
-        epochs=1, batch_size=32, validation_split=0.2, learning_rate=1.0,
-        optimizer={"name": "sgd"}, gradient_clip_norm=0.01, shuffle=False,
+        epochs=1,
+        batch_size=32,
+        validation_split=0.2,
+        learning_rate=1.0,
+        optimizer={"name": "sgd"},
+        gradient_clip_norm=0.01,
+        shuffle=False,
     )
     fit(model, x, y, config=config)
     for old, new in zip(before, model.trainable_weights):
@@ -115,7 +127,9 @@ def test_gradient_clip_norm_bounds_each_update(rng):
 
 def test_gradient_accumulation_matches_one_big_batch(rng):
     x, y = _data(rng, n=64)
-    common = dict(epochs=1, validation_split=0.0, optimizer={"name": "sgd"}, learning_rate=0.1, shuffle=False)
+    common = dict(
+        epochs=1, validation_split=0.0, optimizer={"name": "sgd"}, learning_rate=0.1, shuffle=False
+    )
     accumulated = _model()
     fit(accumulated, x, y, config=_config(batch_size=16, gradient_accumulation_steps=4, **common))
     big_batch = _model()
@@ -138,7 +152,9 @@ def test_mixed_precision_builds_and_trains(rng, mode):
 
 def test_mixed_precision_with_a_float32_model_is_a_config_error(rng):
     x, y = _data(rng)
-    with pytest.raises(ConfigError, match="mixed_precision is 'float16' but the model computes in float32"):
+    with pytest.raises(
+        ConfigError, match="mixed_precision is 'float16' but the model computes in float32"
+    ):
         fit(_model(), x, y, config=_config(mixed_precision="float16"))
 
 
@@ -156,7 +172,12 @@ def test_validation_split_that_leaves_nothing_is_an_error(rng):
 
 def test_tensorboard_logs_are_written(tmp_path, rng):
     x, y = _data(rng)
-    fit(_model(), x, y, config=_config(epochs=1, logging={"directory": str(tmp_path), "tensorboard": True}))
+    fit(
+        _model(),
+        x,
+        y,
+        config=_config(epochs=1, logging={"directory": str(tmp_path), "tensorboard": True}),
+    )
     events = [f for _, _, files in __import__("os").walk(tmp_path / "tensorboard") for f in files]
     assert any(name.startswith("events.out.tfevents") for name in events)
 
@@ -164,7 +185,9 @@ def test_tensorboard_logs_are_written(tmp_path, rng):
 @pytest.mark.skipif(BACKEND == "torch", reason="torch runs one step per call; see the test below")
 def test_steps_per_execution_trains_to_the_same_weights(rng):
     x, y = _data(rng, n=128)
-    common = dict(epochs=2, validation_split=0.0, optimizer={"name": "sgd"}, learning_rate=0.1, batch_size=16)
+    common = dict(
+        epochs=2, validation_split=0.0, optimizer={"name": "sgd"}, learning_rate=0.1, batch_size=16
+    )
     one_step = _model()
     fit(one_step, x, y, config=_config(**common))
     fused = _model()

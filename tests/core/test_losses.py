@@ -283,7 +283,9 @@ def test_losses_train_a_model(loss_name, targets):
         optimizer=keras.optimizers.SGD(0.1),
         loss=get_loss(
             loss_name,
-            TrainingConfig(loss_weights=[1.0, 1.0, 1.0] if loss_name.startswith("weighted_") else None),
+            TrainingConfig(
+                loss_weights=[1.0, 1.0, 1.0] if loss_name.startswith("weighted_") else None
+            ),
         ),
     )
     history = model.fit(REG_TRUE, targets, epochs=3, batch_size=8, verbose=0).history["loss"]
@@ -296,8 +298,13 @@ def test_fit_selects_the_configured_loss_by_name():
 
     model = _tiny_model()
     config = TrainingConfig(
-        epochs=2, batch_size=8, verbose=0, loss="test_scaled_mae", metrics=[],
-        validation_split=0.0, early_stopping_patience=0,
+        epochs=2,
+        batch_size=8,
+        verbose=0,
+        loss="test_scaled_mae",
+        metrics=[],
+        validation_split=0.0,
+        early_stopping_patience=0,
     )
     history = fit(model, REG_TRUE, REG_PRED, config=config)
     assert isinstance(model.loss, ScaledMAE)
@@ -325,7 +332,9 @@ def test_expected_slowdown_tie_rule_picks_the_first_alternative_within_tolerance
     loss = ExpectedSlowdownLoss(cross_entropy_weight=1.0, tie_tolerance=0.03)
     assert value(loss, speeds, probs) == pytest.approx(0.25 / 0.98 + 0.75 - np.log(0.25), rel=1e-5)
     strict = ExpectedSlowdownLoss(cross_entropy_weight=1.0, tie_tolerance=0.0)
-    assert value(strict, speeds, probs) == pytest.approx(0.25 / 0.98 + 0.75 - np.log(0.75), rel=1e-5)
+    assert value(strict, speeds, probs) == pytest.approx(
+        0.25 / 0.98 + 0.75 - np.log(0.75), rel=1e-5
+    )
 
 
 def test_expected_slowdown_loss_round_trips_through_keras_serialization():

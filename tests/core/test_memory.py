@@ -153,9 +153,7 @@ def test_device_auto_falls_back_to_the_cpu_with_a_warning(rng, monkeypatch):
     assert len(history.epochs) == 2
 
 
-@pytest.mark.skipif(
-    BACKEND == "tensorflow", reason="Keras' remat fails in TF graph mode"
-)
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="Keras' remat fails in TF graph mode")
 def test_remat_keeps_the_result(rng):
     x, y = _data(rng)
     plain = _model(activation="gelu")
@@ -182,11 +180,7 @@ def _backward_memory(model, x, y):
             [v.value for v in model.non_trainable_variables],
         )
         return (
-            jax.jit(jax.grad(loss))
-            .lower(*weights)
-            .compile()
-            .memory_analysis()
-            .temp_size_in_bytes
+            jax.jit(jax.grad(loss)).lower(*weights).compile().memory_analysis().temp_size_in_bytes
         )
     import torch
 
@@ -197,9 +191,7 @@ def _backward_memory(model, x, y):
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        loss = (
-            (model(torch.from_numpy(x), training=True) - torch.from_numpy(y)) ** 2
-        ).mean()
+        loss = ((model(torch.from_numpy(x), training=True) - torch.from_numpy(y)) ** 2).mean()
     loss.backward()
     return saved[0]
 
@@ -211,9 +203,7 @@ def test_remat_lowers_the_memory_of_the_backward_pass(rng):
     x = rng.normal(size=(256, 12)).astype("float32")
     y = np.zeros((256, 5), "float32")
     plain = _model(hidden_layers=[512, 512, 512], activation="gelu", batch_norm=True)
-    rematerialized = _model(
-        hidden_layers=[512, 512, 512], activation="gelu", batch_norm=True
-    )
+    rematerialized = _model(hidden_layers=[512, 512, 512], activation="gelu", batch_norm=True)
     assert memory.apply_remat(rematerialized, _config(remat="full")) > 0
     assert _backward_memory(rematerialized, x, y) < 0.8 * _backward_memory(plain, x, y)
 

@@ -74,15 +74,9 @@ def test_position_epoch_and_step_fixes_the_batch(tmp_path, rng):
 def test_csv_and_parquet_shards_give_the_rows_of_their_columns(tmp_path, rng):
     table = _table(rng, 20)
     header = "a,b,c,d,label"
-    np.savetxt(
-        tmp_path / "one.csv", table[:12], delimiter=",", header=header, comments=""
-    )
-    np.savetxt(
-        tmp_path / "two.csv", table[12:], delimiter=",", header=header, comments=""
-    )
-    data = ShardDataset(
-        tmp_path, target_columns=["label"], batch_size=20, shuffle=False
-    )
+    np.savetxt(tmp_path / "one.csv", table[:12], delimiter=",", header=header, comments="")
+    np.savetxt(tmp_path / "two.csv", table[12:], delimiter=",", header=header, comments="")
+    data = ShardDataset(tmp_path, target_columns=["label"], batch_size=20, shuffle=False)
     x, y = data[0]
     np.testing.assert_allclose(x, table[:, :4], rtol=1e-6)
     np.testing.assert_allclose(y, table[:, 4])
@@ -110,9 +104,7 @@ def test_stream_statistics_in_one_pass_match_numpy(tmp_path, rng):
     np.testing.assert_allclose(mean, table[:, :4].mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(variance, table[:, :4].var(axis=0), rtol=1e-5)
     batches = [(table[i : i + 10, :4], None) for i in range(0, len(table), 10)]
-    np.testing.assert_allclose(
-        stream_statistics(batches)[1], table[:, :4].var(axis=0), rtol=1e-5
-    )
+    np.testing.assert_allclose(stream_statistics(batches)[1], table[:, :4].var(axis=0), rtol=1e-5)
 
 
 def test_bad_shards_are_named(tmp_path, rng):
@@ -178,9 +170,7 @@ def test_backend_native_streams(rng):
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
-        stream = tf.data.Dataset.from_tensor_slices((table[:, :4], table[:, 4])).batch(
-            8
-        )
+        stream = tf.data.Dataset.from_tensor_slices((table[:, :4], table[:, 4])).batch(8)
     elif BACKEND == "torch":
         import torch
 

@@ -10,11 +10,11 @@ import dataclasses
 import os
 import zipfile
 
+import export_models
 import keras
 import numpy as np
 import pytest
 
-import export_models
 from keras_trainer.errors import ExportError
 from keras_trainer.export import ExportRequest, export_onnx_many
 
@@ -66,7 +66,11 @@ def exported_models(tmp_path_factory):
     built["jit_mlp"].model.save(h5_path)
     requests.append(ExportRequest(h5_path, os.path.join(directory, "jit_mlp_h5.onnx")))
     built["jit_mlp_h5"] = ExportedModel(
-        "jit_mlp_h5", built["jit_mlp"].model, built["jit_mlp"].example, None, h5_path,
+        "jit_mlp_h5",
+        built["jit_mlp"].model,
+        built["jit_mlp"].example,
+        None,
+        h5_path,
         os.path.join(directory, "jit_mlp_h5.onnx"),
     )
     # The encoder with an explicit signature: sequences of exactly 7 tokens.

@@ -180,4 +180,7 @@ BUILDERS = {
 def keras_outputs(model, example):
     """The model's outputs (training=False) on `example`, as NumPy arrays."""
     inputs = example if len(example) > 1 else example[0]
-    return [np.asarray(ops.convert_to_numpy(o)) for o in keras.tree.flatten(model(inputs, training=False))]
+    return [
+        np.asarray(ops.convert_to_numpy(o))
+        for o in keras.tree.flatten(model(inputs, training=False))
+    ]

@@ -29,8 +29,13 @@ def test_unreadable_metadata_file_exits_1(exported_models, tmp_path, capsys):
     bad = tmp_path / "meta.json"
     bad.write_text("{not json")
     args = _parse(
-        ["export", exported_models["jit_mlp"].keras_path, str(tmp_path / "m.onnx"),
-         "--metadata", str(bad)]
+        [
+            "export",
+            exported_models["jit_mlp"].keras_path,
+            str(tmp_path / "m.onnx"),
+            "--metadata",
+            str(bad),
+        ]
     )
     assert args.handler(args) == 1
     assert "meta.json" in capsys.readouterr().err
@@ -41,8 +46,13 @@ def test_exports_model_file_with_metadata_file(exported_models, tmp_path, capsys
     meta.write_text('{"class_names": ["a", "b", "c"]}')
     output = tmp_path / "cli.onnx"
     args = _parse(
-        ["export", exported_models["tabular_cnn_lstm"].keras_path, str(output),
-         "--metadata", str(meta)]
+        [
+            "export",
+            exported_models["tabular_cnn_lstm"].keras_path,
+            str(output),
+            "--metadata",
+            str(meta),
+        ]
     )
     assert args.handler(args) == 0
     assert capsys.readouterr().out.strip() == str(output)

@@ -214,14 +214,22 @@ def test_config_round_trips():
 
 @pytest.mark.parametrize(
     "family",
-    ["jit_trainer", "jit_mlp_h5", "tabular_feed_forward", "tabular_lstm", "tabular_cnn_lstm",
-     "seq2seq_encoder"],
+    [
+        "jit_trainer",
+        "jit_mlp_h5",
+        "tabular_feed_forward",
+        "tabular_lstm",
+        "tabular_cnn_lstm",
+        "seq2seq_encoder",
+    ],
 )
 def test_both_backends_match_keras_for_family(exported_models, family):
     exported = exported_models[family]
     features = exported.example if len(exported.example) > 1 else exported.example[0]
     for backend, path in (("onnx", exported.onnx_path), ("keras", exported.keras_path)):
-        prediction = CompiledInferenceLayer(backend=backend).load_model(path).predict(features).prediction
+        prediction = (
+            CompiledInferenceLayer(backend=backend).load_model(path).predict(features).prediction
+        )
         outputs = list(prediction.values()) if isinstance(prediction, dict) else [prediction]
         for got, expected in zip(outputs, exported.keras_outputs, strict=True):
             assert np.max(np.abs(got - expected)) <= 1e-5, backend

@@ -3,13 +3,13 @@
 import json
 import os
 
+import export_models
 import keras
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
-import export_models
 from keras_trainer.errors import ExportError
 from keras_trainer.export import export_onnx, read_onnx_metadata
 
@@ -142,7 +142,9 @@ def test_export_leaves_no_temporary_files(exported_models):
 def test_failed_conversion_is_an_export_error_and_spares_the_others(exported_models):
     message = exported_models["failed_export_error"]
     assert "corrupt.keras" in message
-    assert not os.path.exists(os.path.join(os.path.dirname(exported_models["jit_mlp"].onnx_path), "bad.onnx"))
+    assert not os.path.exists(
+        os.path.join(os.path.dirname(exported_models["jit_mlp"].onnx_path), "bad.onnx")
+    )
     for family in FAMILIES:
         assert os.path.isfile(exported_models[family].onnx_path)
 

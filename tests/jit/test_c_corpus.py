@@ -15,9 +15,7 @@ from keras_trainer.jit.c_corpus import (
 )
 from keras_trainer.jit.collect import collect_dataset
 
-needs_clang = pytest.mark.skipif(
-    shutil.which("clang") is None, reason="clang is not installed"
-)
+needs_clang = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
 
 
 def test_there_are_at_least_twenty_families_and_sources_vary_with_the_seed():
@@ -41,14 +39,8 @@ def test_clean_ir_drops_optnone_noinline_and_the_pinned_cpu():
         '"target-cpu"="x86-64" "target-features"="+sse2" }\n!llvm.ident = !{!0}\n'
     )
     cleaned = clean_ir(text)
-    assert (
-        "optnone" not in cleaned
-        and "noinline" not in cleaned
-        and "target-cpu" not in cleaned
-    )
-    assert (
-        "attributes #0 = { nounwind uwtable }" in cleaned and "ModuleID" not in cleaned
-    )
+    assert "optnone" not in cleaned and "noinline" not in cleaned and "target-cpu" not in cleaned
+    assert "attributes #0 = { nounwind uwtable }" in cleaned and "ModuleID" not in cleaned
     assert "ret i64 %n\n" in cleaned
 
 
@@ -61,9 +53,7 @@ def test_clang_reports_a_c_error_with_its_message():
 @needs_clang
 @pytest.mark.slow
 def test_c_kernels_compile_and_collect_through_the_isolated_worker():
-    kernels = generate_c_corpus(
-        3, seed=5, families=["tiny_kernel", "reduction", "call_heavy"]
-    )
+    kernels = generate_c_corpus(3, seed=5, families=["tiny_kernel", "reduction", "call_heavy"])
     assert [k.family for k in kernels] == ["tiny_kernel", "reduction", "call_heavy"]
     assert all("optnone" not in k.ir for k in kernels)
     # Small sizes keep the test quick: every strategy must agree on the result.
@@ -77,9 +67,7 @@ def test_c_kernels_compile_and_collect_through_the_isolated_worker():
         )
         for k in kernels
     ]
-    dataset = collect_dataset(
-        modules, repeats=1, warmup=1, timeout_s=60, min_sample_us=5
-    )
+    dataset = collect_dataset(modules, repeats=1, warmup=1, timeout_s=60, min_sample_us=5)
     assert not dataset["failed"], dataset["failed"]
     assert [r["family"] for r in dataset["samples"]] == [
         "tiny_kernel",

@@ -27,19 +27,13 @@ def test_tie_rule_gives_a_tie_to_the_cheapest_to_compile():
 def test_tie_rule_follows_the_compile_rank_not_the_class_order():
     assert tie_preference(STRATEGY_NAMES) == ["O0", "O1", "O3-scalar", "O2", "O3"]
     times = np.array([[9.0, 9.0, 5.0, 5.0, 5.05]])  # O2, O3 and O3-scalar tie
-    assert labels_from_times(
-        times, STRATEGY_NAMES, 0.03, tie_preference(STRATEGY_NAMES)
-    ) == [4]
+    assert labels_from_times(times, STRATEGY_NAMES, 0.03, tie_preference(STRATEGY_NAMES)) == [4]
     assert labels_from_times(times, STRATEGY_NAMES, 0.03) == [2]
 
 
 def test_times_matrix_names_the_sample_and_strategy_of_a_bad_time():
-    assert times_matrix([{"O0": 3, "O1": 2, "O2": 1}], NAMES).tolist() == [
-        [3.0, 2.0, 1.0]
-    ]
-    with pytest.raises(
-        DataError, match=r"optimization_results\[1\]: no time for strategy 'O2'"
-    ):
+    assert times_matrix([{"O0": 3, "O1": 2, "O2": 1}], NAMES).tolist() == [[3.0, 2.0, 1.0]]
+    with pytest.raises(DataError, match=r"optimization_results\[1\]: no time for strategy 'O2'"):
         times_matrix([{"O0": 3, "O1": 2, "O2": 1}, {"O0": 3, "O1": 2}], NAMES)
     with pytest.raises(DataError, match=r"\[0\]\['O1'\]: time must be finite and > 0"):
         times_matrix([{"O0": 3, "O1": 0, "O2": 1}], NAMES)
@@ -55,9 +49,7 @@ def test_runtime_report_figures_by_hand():
     report = runtime_report([1, 1, 0], TIMES, NAMES, labels=[2, 1, 0], majority_class=2)
     # chosen 40 + 20 + 5 = 65; oracle 10 + 19.8 + 5 = 34.8
     assert report["regret"] == pytest.approx(65 / 34.8)
-    assert report["geomean_regret"] == pytest.approx(
-        (4.0 * (20 / 19.8) * 1.0) ** (1 / 3)
-    )
+    assert report["geomean_regret"] == pytest.approx((4.0 * (20 / 19.8) * 1.0) ** (1 / 3))
     assert report["accuracy"] == pytest.approx(2 / 3)
     # fixed totals: O0 155, O1 66, O2 37.8 -> O2 is the best fixed strategy
     assert report["best_fixed"] == "O2"
@@ -91,7 +83,5 @@ def test_fallback_threshold_is_chosen_for_the_lowest_total_time():
     # Row 0 picks O2 either way, so 0.7 and 0.9 tie and the safer (higher) one wins.
     threshold = choose_fallback_threshold(probabilities, TIMES, None, fallback=2)
     assert threshold == pytest.approx(0.9)
-    choice = apply_fallback(
-        probabilities, {"strategy": "O2", "threshold": threshold}, NAMES
-    )
+    choice = apply_fallback(probabilities, {"strategy": "O2", "threshold": threshold}, NAMES)
     assert choice.tolist() == [2, 2, 0]

@@ -20,8 +20,20 @@ def test_collect_writes_a_dataset_from_ll_files(tmp_path, capsys):
     source = tmp_path / "loop.ll"
     source.write_text(ONE_LOOP)
     output = tmp_path / "out.json"
-    args = parse(["collect", str(source), "--args", "20", "--repeats", "1", "--output",
-                  str(output), "--timeout", "20"])
+    args = parse(
+        [
+            "collect",
+            str(source),
+            "--args",
+            "20",
+            "--repeats",
+            "1",
+            "--output",
+            str(output),
+            "--timeout",
+            "20",
+        ]
+    )
     assert args.handler(args) == 0
     ir_samples, runtime_data, labels = load_dataset(str(output))
     assert ir_samples == [ONE_LOOP] and len(labels) == 1

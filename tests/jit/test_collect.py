@@ -6,7 +6,12 @@ import pytest
 
 from keras_trainer.errors import DataError
 from keras_trainer.jit.collect import (
-    DATASET_FORMAT, choose_label, collect_dataset, label_samples, load_dataset, save_dataset,
+    DATASET_FORMAT,
+    choose_label,
+    collect_dataset,
+    label_samples,
+    load_dataset,
+    save_dataset,
 )
 from keras_trainer.jit.strategies import STRATEGY_NAMES
 
@@ -61,8 +66,9 @@ def test_crashing_and_hanging_modules_are_recorded_as_failed(dataset):
 
 
 def test_bad_ir_module_is_recorded_as_failed_with_the_parse_error():
-    result = collect_dataset([{"name": "bad", "ir": "define i64 @entry( {"}], repeats=1,
-                             timeout_s=10)
+    result = collect_dataset(
+        [{"name": "bad", "ir": "define i64 @entry( {"}], repeats=1, timeout_s=10
+    )
     assert result["samples"] == []
     assert "IRParseError" in result["failed"][0]["reason"]
 
@@ -75,11 +81,14 @@ def test_choose_label_prefers_the_earliest_within_tolerance():
 
 def test_overall_tie_break_prefers_the_strategy_best_over_the_collection():
     names = ["O0", "O1", "O2"]
-    dataset = {"strategies": names, "samples": [
-        {"timings_ns": {"O0": 300, "O1": 100, "O2": 101}},
-        {"timings_ns": {"O0": 300, "O1": 200, "O2": 100}},
-        {"timings_ns": {"O0": 300, "O1": 100, "O2": 100}},
-    ]}
+    dataset = {
+        "strategies": names,
+        "samples": [
+            {"timings_ns": {"O0": 300, "O1": 100, "O2": 101}},
+            {"timings_ns": {"O0": 300, "O1": 200, "O2": 100}},
+            {"timings_ns": {"O0": 300, "O1": 100, "O2": 100}},
+        ],
+    }
     labelled = label_samples(dataset, tie_tolerance=0.02, tie_break="overall")
     assert labelled["metadata"]["tie_preference"] == ["O2", "O1", "O0"]
     assert [s["label_name"] for s in labelled["samples"]] == ["O2", "O2", "O2"]

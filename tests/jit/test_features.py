@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from keras_trainer.jit.config import FeatureConfig, RuntimeMetricSpec
 from keras_trainer.errors import DataError, IRParseError
+from keras_trainer.jit.config import FeatureConfig, RuntimeMetricSpec
 from keras_trainer.jit.features import FeatureExtractor
 
 from .snippets import DIAMOND, NESTED_LOOP, ONE_LOOP
@@ -12,9 +12,18 @@ from .snippets import DIAMOND, NESTED_LOOP, ONE_LOOP
 RUNTIME = {"exec_time_ns": 1000.0, "compile_time_ms": 2.5, "code_size_bytes": 64}
 
 DEFAULT_NAMES = [
-    "instructions", "basic_blocks", "loops", "max_loop_depth", "int_arith", "float_arith",
-    "memory_ops", "calls", "cond_branches",
-    "exec_time_ns", "compile_time_ms", "code_size_bytes",
+    "instructions",
+    "basic_blocks",
+    "loops",
+    "max_loop_depth",
+    "int_arith",
+    "float_arith",
+    "memory_ops",
+    "calls",
+    "cond_branches",
+    "exec_time_ns",
+    "compile_time_ms",
+    "code_size_bytes",
 ]
 
 
@@ -51,7 +60,9 @@ def test_autophase_values_on_one_loop():
     assert values["twoPred"] == 1  # the loop: from entry and from itself
     assert values["twoSuccessor"] == 1 and values["oneSuccessor"] == 1
     # i64 constants: the two phis' 0 and the increment's 1.
-    assert values["const64Bit"] == 3 and values["numConstZeroes"] == 2 and values["numConstOnes"] == 1
+    assert (
+        values["const64Bit"] == 3 and values["numConstZeroes"] == 2 and values["numConstOnes"] == 1
+    )
 
 
 def test_diamond_autophase_counts_critical_edges_and_calls():
@@ -95,8 +106,9 @@ def test_boolean_runtime_value_is_rejected():
 
 def test_bad_ir_in_batch_names_sample_and_keeps_line():
     with pytest.raises(IRParseError, match="sample 1") as info:
-        FeatureExtractor().extract([ONE_LOOP, "define i64 @f() {\n  ret i64 %x\n}"],
-                                   [RUNTIME, RUNTIME])
+        FeatureExtractor().extract(
+            [ONE_LOOP, "define i64 @f() {\n  ret i64 %x\n}"], [RUNTIME, RUNTIME]
+        )
     assert info.value.line == 2
 
 

@@ -58,7 +58,9 @@ def test_seed_workflow_trains_evaluates_and_predicts(sample):
     probabilities = trainer.predict(raw)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-5)
     np.testing.assert_array_equal(trainer.predict_strategy(raw), probabilities.argmax(axis=1))
-    np.testing.assert_allclose(trainer.predict_ir(sample[0][:5], sample[1][:5]), probabilities, atol=1e-6)
+    np.testing.assert_allclose(
+        trainer.predict_ir(sample[0][:5], sample[1][:5]), probabilities, atol=1e-6
+    )
 
 
 def test_train_accepts_ready_arrays_and_class_indices(toy_classification):
@@ -70,7 +72,9 @@ def test_train_accepts_ready_arrays_and_class_indices(toy_classification):
 
 
 def test_create_model_rejects_an_input_dim_that_contradicts_the_config():
-    with pytest.raises(ConfigError, match="model.input_dim: config says 12 but create_model got input_dim=7"):
+    with pytest.raises(
+        ConfigError, match="model.input_dim: config says 12 but create_model got input_dim=7"
+    ):
         _trainer().create_model(7)
 
 
@@ -82,7 +86,9 @@ def test_labels_out_of_range_name_the_index(sample):
 
 
 def test_mismatched_lengths_are_named(sample):
-    with pytest.raises(DataError, match="optimization_results has 59 entries but ir_samples has 60"):
+    with pytest.raises(
+        DataError, match="optimization_results has 59 entries but ir_samples has 60"
+    ):
         _trainer().prepare_training_data(sample[0], sample[1], sample[2][:-1])
 
 
@@ -122,7 +128,9 @@ print(json.dumps(results))
 """
 
 
-def test_saved_model_reproduces_predictions_in_fresh_processes_under_every_backend(tmp_path, sample):
+def test_saved_model_reproduces_predictions_in_fresh_processes_under_every_backend(
+    tmp_path, sample
+):
     trainer = _trainer(epochs=2)
     X, y = trainer.prepare_training_data(*sample)
     trainer.class_names = list(STRATEGY_NAMES)
@@ -159,10 +167,23 @@ def test_loading_a_file_that_is_not_a_jit_model_says_so(tmp_path):
 
 def test_config_driven_lstm_regression_trains_saves_and_reloads(tmp_path, rng):
     config = {
-        "model": {"type": "lstm", "input_dim": 3, "sequence_length": 8, "output_dim": 1,
-                  "output_activation": "linear", "hidden_layers": [8], "lstm_hidden_size": 8,
-                  "lstm_num_layers": 1},
-        "training": {"epochs": 2, "verbose": 0, "loss": "mse", "metrics": ["mae"], "batch_size": 16},
+        "model": {
+            "type": "lstm",
+            "input_dim": 3,
+            "sequence_length": 8,
+            "output_dim": 1,
+            "output_activation": "linear",
+            "hidden_layers": [8],
+            "lstm_hidden_size": 8,
+            "lstm_num_layers": 1,
+        },
+        "training": {
+            "epochs": 2,
+            "verbose": 0,
+            "loss": "mse",
+            "metrics": ["mae"],
+            "batch_size": 16,
+        },
     }
     x = (rng.normal(size=(64, 8, 3)) * 4 + 10).astype("float32")
     y = x[:, -1, :1] * 0.5
@@ -213,7 +234,9 @@ def test_seed_000_usage_example_runs_as_written(tmp_path, monkeypatch, sample):
     monkeypatch.chdir(tmp_path)
     validation = ModelTrainer(SEED_CONFIG)
     validation.prepare_training_data(ir[:40], runtime[:40], labels[:40])
-    X_val, y_val = validation.prepare_training_data(ir[40:], runtime[40:], labels[40:], fit_normalizer=False)
+    X_val, y_val = validation.prepare_training_data(
+        ir[40:], runtime[40:], labels[40:], fit_normalizer=False
+    )
     namespace = {
         "ir_code_samples": ir[:40],
         "performance_metrics": runtime[:40],
@@ -235,10 +258,15 @@ def test_train_streams_shards_normalized_in_one_pass(toy_classification, tmp_pat
     x, labels = toy_classification
     for part in range(3):
         rows = slice(part * 100, (part + 1) * 100)
-        np.save(tmp_path / f"part-{part}.npy", np.column_stack([x[rows], labels[rows]]).astype("float32"))
+        np.save(
+            tmp_path / f"part-{part}.npy",
+            np.column_stack([x[rows], labels[rows]]).astype("float32"),
+        )
     trainer = _trainer(epochs=2, validation_split=0.2)
     stream = trainer.prepare_stream(ShardDataset(tmp_path, batch_size=32))
-    np.testing.assert_allclose(np.asarray(trainer.normalizer.input_mean).ravel(), x.mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(trainer.normalizer.input_mean).ravel(), x.mean(axis=0), rtol=1e-4
+    )
     features, one_hot = stream[0]
     assert one_hot.shape == (32, 5) and abs(float(features.mean())) < 0.5
     history = trainer.train(stream)

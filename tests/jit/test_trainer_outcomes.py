@@ -67,17 +67,9 @@ def test_cost_aware_training_reports_runtime_and_stores_fallback(tmp_path, measu
     ir, runtime, outcomes = measured
     trainer = ModelTrainer(_config(loss="expected_slowdown", cross_entropy_weight=0.1))
     data = trainer.prepare_training_data(ir, runtime, outcomes)
-    history = trainer.train(
-        data.take(np.arange(40)), validation_data=data.take(np.arange(40, 48))
-    )
-    assert (
-        np.isfinite(history.history["loss"]).all()
-        and min(history.history["loss"]) >= 1.0
-    )
-    assert (
-        trainer.fallback["strategy"] in NAMES
-        and 0.0 <= trainer.fallback["threshold"] <= 1.0
-    )
+    history = trainer.train(data.take(np.arange(40)), validation_data=data.take(np.arange(40, 48)))
+    assert np.isfinite(history.history["loss"]).all() and min(history.history["loss"]) >= 1.0
+    assert trainer.fallback["strategy"] in NAMES and 0.0 <= trainer.fallback["threshold"] <= 1.0
     metrics = trainer.evaluate(data)
     for key in (
         "accuracy",
@@ -102,9 +94,7 @@ def test_cost_aware_training_reports_runtime_and_stores_fallback(tmp_path, measu
     assert loaded.fallback == trainer.fallback and loaded.split == trainer.split
     assert loaded.training_baselines == trainer.training_baselines
     raw = trainer.extract_features(ir, runtime)
-    np.testing.assert_array_equal(
-        loaded.predict_strategy(raw), trainer.predict_strategy(raw)
-    )
+    np.testing.assert_array_equal(loaded.predict_strategy(raw), trainer.predict_strategy(raw))
 
 
 def test_fallback_argument_of_predict_strategy(measured):
@@ -113,9 +103,7 @@ def test_fallback_argument_of_predict_strategy(measured):
     data = trainer.prepare_training_data(ir, runtime, outcomes)
     trainer.train(data)
     raw = trainer.extract_features(ir, runtime)
-    always = trainer.predict_strategy(
-        raw, fallback={"strategy": "O1", "threshold": 1.01}
-    )
+    always = trainer.predict_strategy(raw, fallback={"strategy": "O1", "threshold": 1.01})
     assert (always == 1).all()
     never = trainer.predict_strategy(raw, fallback={"strategy": "O1", "threshold": 0.0})
     np.testing.assert_array_equal(never, trainer.predict_strategy(raw, fallback=False))

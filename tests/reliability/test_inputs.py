@@ -54,7 +54,9 @@ def test_malformed_json_arguments_name_the_file_and_line(saved_model, capsys, tm
     bad.write_text('{"exec_time_ns": 1,\n oops}')
     ir = tmp_path / "k.ll"
     ir.write_text("define i64 @entry(i64 %n) {\nentry:\n  ret i64 %n\n}\n")
-    argv = ["predict", saved_model, flag, str(bad)] + (["--ir", str(ir)] if flag == "--runtime" else [])
+    argv = ["predict", saved_model, flag, str(bad)] + (
+        ["--ir", str(ir)] if flag == "--runtime" else []
+    )
     err = _cli_error(capsys, argv)
     assert f"{bad}:2:" in err and "malformed JSON" in err
 
@@ -93,7 +95,9 @@ def config_file(tmp_path):
 
 
 def test_train_with_a_wrong_output_suffix_fails_before_training(config_file, capsys, tmp_path):
-    err = _cli_error(capsys, ["train", config_file, "--output", str(tmp_path / "models" / "out.txt")])
+    err = _cli_error(
+        capsys, ["train", config_file, "--output", str(tmp_path / "models" / "out.txt")]
+    )
     assert "--output" in err and "'.keras'" in err
     assert not (tmp_path / "models").exists()
 
@@ -104,11 +108,22 @@ def test_train_into_an_unwritable_folder_fails_before_training(config_file, caps
     assert "dataset:" not in capsys.readouterr().out
 
 
-def test_train_with_a_checkpoint_directory_that_is_a_file_fails_up_front(config_file, capsys, tmp_path):
+def test_train_with_a_checkpoint_directory_that_is_a_file_fails_up_front(
+    config_file, capsys, tmp_path
+):
     blocker = tmp_path / "ckpt"
     blocker.write_text("")
-    err = _cli_error(capsys, ["train", config_file, "--output", str(tmp_path / "m.keras"),
-                              "--checkpoint-dir", str(blocker)])
+    err = _cli_error(
+        capsys,
+        [
+            "train",
+            config_file,
+            "--output",
+            str(tmp_path / "m.keras"),
+            "--checkpoint-dir",
+            str(blocker),
+        ],
+    )
     assert "is a file" in err
 
 
@@ -136,7 +151,10 @@ def test_absurdly_large_features_are_rejected():
 def test_a_huge_runtime_metric_is_named_not_blamed_on_nan(tmp_path):
     from ..jit.snippets import ONE_LOOP
 
-    identity = [{"key": k, "transform": "identity"} for k in ("exec_time_ns", "compile_time_ms", "code_size_bytes")]
+    identity = [
+        {"key": k, "transform": "identity"}
+        for k in ("exec_time_ns", "compile_time_ms", "code_size_bytes")
+    ]
     trainer = ModelTrainer(dict(CONFIG, features={"runtime_metrics": identity}))
     runtime = [{"exec_time_ns": 1000.0, "compile_time_ms": 1.0, "code_size_bytes": 100.0}] * 3
     runtime = [dict(r) for r in runtime]
@@ -149,8 +167,11 @@ def test_a_huge_runtime_metric_is_named_not_blamed_on_nan(tmp_path):
 # ------------------------------------------------------------------ assistant
 @pytest.mark.parametrize(
     "settings, key",
-    [({"method": "foo"}, "method"), ({"max_length": 0}, "max_length"),
-     ({"method": "beam", "beam_width": 0}, "beam_width")],
+    [
+        ({"method": "foo"}, "method"),
+        ({"max_length": 0}, "max_length"),
+        ({"method": "beam", "beam_width": 0}, "beam_width"),
+    ],
 )
 def test_assistant_generation_arguments_are_config_errors(settings, key):
     from keras_trainer.assistant.assistant import Assistant

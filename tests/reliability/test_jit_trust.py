@@ -76,7 +76,10 @@ def test_trusted_runs_in_process(o2_model):
 def _jit_cli(model, ir_path, *extra, timeout=120):
     return subprocess.run(
         [sys.executable, "-m", "keras_trainer", "jit", model, str(ir_path), "1", *extra],
-        capture_output=True, text=True, env=subprocess_env(), timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=timeout,
     )
 
 

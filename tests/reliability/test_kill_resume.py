@@ -28,19 +28,38 @@ pytestmark = pytest.mark.slow
 CONFIG = {
     "model": {"input_dim": 12, "hidden_layers": [8], "output_dim": 5},
     "training": {
-        "batch_size": 16, "epochs": 2, "validation_split": 0.25, "learning_rate": 0.05,
-        "early_stopping_patience": 3, "seed": 3, "verbose": 0,
+        "batch_size": 16,
+        "epochs": 2,
+        "validation_split": 0.25,
+        "learning_rate": 0.05,
+        "early_stopping_patience": 3,
+        "seed": 3,
+        "verbose": 0,
     },
     "data": {"test_split": 0.0},
 }
 
 
 def _run(kill_at, log, workdir, *extra):
-    args = ["train", "config.json", "--data", "data.json", "--output", "out/model.keras",
-            "--checkpoint-dir", "ckpt", "--quiet", *extra]
+    args = [
+        "train",
+        "config.json",
+        "--data",
+        "data.json",
+        "--output",
+        "out/model.keras",
+        "--checkpoint-dir",
+        "ckpt",
+        "--quiet",
+        *extra,
+    ]
     return subprocess.run(
         [sys.executable, "-m", "tests.reliability.kill_driver", str(kill_at), str(log), *args],
-        cwd=workdir, env=subprocess_env(PYTHONPATH=ROOT), capture_output=True, text=True, timeout=300,
+        cwd=workdir,
+        env=subprocess_env(PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -22,7 +22,9 @@ SUFFIXES = [".keras", ".h5"]
 
 def _serving_model():
     inputs = keras.Input((12,))
-    x = keras.layers.Normalization(mean=np.zeros(12), variance=np.ones(12), name="feature_normalization")(inputs)
+    x = keras.layers.Normalization(
+        mean=np.zeros(12), variance=np.ones(12), name="feature_normalization"
+    )(inputs)
     hidden = keras.Sequential([keras.Input((12,)), keras.layers.Dense(5, activation="softmax")])
     return keras.Model(inputs, hidden(x))
 
@@ -101,8 +103,14 @@ def _loaders():
 
         AdaptiveJIT(str(path))
 
-    return {"load_model": load_model, "ModelTrainer.load_model": trainer, "load_assistant": assistant,
-            "load_tabular_model": tabular, "CompiledInferenceLayer": inference, "AdaptiveJIT": adaptive}
+    return {
+        "load_model": load_model,
+        "ModelTrainer.load_model": trainer,
+        "load_assistant": assistant,
+        "load_tabular_model": tabular,
+        "CompiledInferenceLayer": inference,
+        "AdaptiveJIT": adaptive,
+    }
 
 
 LOADERS = _loaders()
@@ -110,7 +118,9 @@ LOADERS = _loaders()
 
 @pytest.mark.parametrize("loader", sorted(LOADERS))
 def test_a_file_naming_the_cli_module_does_not_run_it(model_file, loader, monkeypatch, capsys):
-    _rewrite_config(model_file, _name_module("keras_trainer.__main__", "Evil", "keras_trainer>Evil"))
+    _rewrite_config(
+        model_file, _name_module("keras_trainer.__main__", "Evil", "keras_trainer>Evil")
+    )
     monkeypatch.setattr(sys, "argv", ["host.py", "schema"])
     monkeypatch.delitem(sys.modules, "keras_trainer.__main__", raising=False)
     with pytest.raises(KerasTrainerError, match=r"model\.(keras|h5).*layers\[1\].*Evil"):
@@ -131,7 +141,9 @@ def test_a_class_registered_by_another_package_is_refused(model_file):
     class Intruder(keras.layers.Normalization):
         pass
 
-    _rewrite_config(model_file, _name_module("somewhere", "Intruder", "ThirdPartyReliabilityTest>Intruder"))
+    _rewrite_config(
+        model_file, _name_module("somewhere", "Intruder", "ThirdPartyReliabilityTest>Intruder")
+    )
     with pytest.raises(CheckpointError, match="ThirdPartyReliabilityTest>Intruder"):
         load_model(model_file)
     # The caller may allow it explicitly.

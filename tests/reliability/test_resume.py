@@ -34,8 +34,14 @@ def _model():
 
 def _config(directory, **overrides):
     settings = dict(
-        epochs=5, batch_size=32, learning_rate=0.1, seed=1, verbose=0, early_stopping_patience=10,
-        checkpoint={"directory": str(directory)}, logging={"csv": True},
+        epochs=5,
+        batch_size=32,
+        learning_rate=0.1,
+        seed=1,
+        verbose=0,
+        early_stopping_patience=10,
+        checkpoint={"directory": str(directory)},
+        logging={"csv": True},
     )
     settings.update(overrides)
     return TrainingConfig.from_dict(settings)
@@ -95,11 +101,16 @@ def _drop_state_key(path):
     json.dump(state, open(target, "w"))
 
 
-@pytest.mark.parametrize("damage", [_truncate_variables, _drop_state_key], ids=["truncated-npz", "state-key"])
+@pytest.mark.parametrize(
+    "damage", [_truncate_variables, _drop_state_key], ids=["truncated-npz", "state-key"]
+)
 def test_resume_falls_back_to_the_newest_intact_checkpoint_and_says_which(tmp_path, damage):
     _train(tmp_path, epochs=3, early_stopping_patience=0)
     broken = _corrupt_newest(tmp_path, damage)
-    with pytest.warns(UserWarning, match=r"resuming from the intact checkpoint .*epoch-000001.*skipped.*epoch-000002"):
+    with pytest.warns(
+        UserWarning,
+        match=r"resuming from the intact checkpoint .*epoch-000001.*skipped.*epoch-000002",
+    ):
         _, history = _train(tmp_path, epochs=4, early_stopping_patience=0, resume=True)
     assert len(history.epochs) == 4
     assert broken  # the damaged one was rewritten by the resumed run's epoch 3
@@ -154,7 +165,9 @@ def test_a_killed_save_leaves_no_temporary_file_after_the_next_save(tmp_path):
     path = tmp_path / "model.keras"
     dead = tmp_path / ".model.tmp-abcd1234.keras"  # a leftover from before process ids
     dead.write_bytes(b"")
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = tmp_path / f".model.tmp-{finished.stdout.strip()}-x1y2.keras"
     dead_pid.write_bytes(b"")
     alive = tmp_path / f".model.tmp-{os.getppid()}-z9.keras"  # a live writer's file stays

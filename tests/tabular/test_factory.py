@@ -5,7 +5,13 @@ import pytest
 from keras_trainer.config import ModelConfig as CoreModelConfig
 from keras_trainer.core.models import model_types
 from keras_trainer.errors import ConfigError
-from keras_trainer.tabular import ArchitectureType, KerasModelFactory, ModelConfig, ModelFactory, TabularModelConfig
+from keras_trainer.tabular import (
+    ArchitectureType,
+    KerasModelFactory,
+    ModelConfig,
+    ModelFactory,
+    TabularModelConfig,
+)
 
 
 def test_seed_names_are_exported():
@@ -19,8 +25,15 @@ def test_import_registers_model_types():
 
 
 def test_feed_forward_follows_config():
-    config = ModelConfig(input_size=100, hidden_sizes=[64, 32, 16], output_size=1, dropout_rate=0.2,
-                         use_batch_norm=True, activation="gelu", weight_init="he")
+    config = ModelConfig(
+        input_size=100,
+        hidden_sizes=[64, 32, 16],
+        output_size=1,
+        dropout_rate=0.2,
+        use_batch_norm=True,
+        activation="gelu",
+        weight_init="he",
+    )
     model = ModelFactory(seed=0).create_model(config)
     assert model.input_shape == (None, 100) and model.output_shape == (None, 1)
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
@@ -32,9 +45,18 @@ def test_feed_forward_follows_config():
 
 
 def test_lstm_bidirectional_with_classification_head():
-    config = ModelConfig(architecture_type="lstm", input_size=4, sequence_length=12, hidden_sizes=[8],
-                         lstm_hidden_size=6, lstm_num_layers=2, lstm_bidirectional=True,
-                         task="classification", output_size=3, weight_init="orthogonal")
+    config = ModelConfig(
+        architecture_type="lstm",
+        input_size=4,
+        sequence_length=12,
+        hidden_sizes=[8],
+        lstm_hidden_size=6,
+        lstm_num_layers=2,
+        lstm_bidirectional=True,
+        task="classification",
+        output_size=3,
+        weight_init="orthogonal",
+    )
     model = ModelFactory(seed=0).create_model(config)
     assert model.input_shape == (None, 12, 4) and model.output_shape == (None, 3)
     assert sum(isinstance(layer, keras.layers.Bidirectional) for layer in model.layers) == 2
@@ -43,22 +65,46 @@ def test_lstm_bidirectional_with_classification_head():
 
 
 def test_hybrid_has_conv_then_lstm():
-    config = ModelConfig(architecture_type=ArchitectureType.HYBRID, input_size=3, sequence_length=10,
-                         hidden_sizes=[4], cnn_channels=[5, 6], cnn_kernel_sizes=[3, 2], lstm_hidden_size=4,
-                         lstm_num_layers=1, task="classification")
+    config = ModelConfig(
+        architecture_type=ArchitectureType.HYBRID,
+        input_size=3,
+        sequence_length=10,
+        hidden_sizes=[4],
+        cnn_channels=[5, 6],
+        cnn_kernel_sizes=[3, 2],
+        lstm_hidden_size=4,
+        lstm_num_layers=1,
+        task="classification",
+    )
     model = ModelFactory().create_model(config)
     names = [layer.name for layer in model.layers]
     assert names.index("conv_1") < names.index("lstm_0")
-    assert model.get_layer("conv_1").filters == 6 and model.get_layer("output").activation.__name__ == "sigmoid"
+    assert (
+        model.get_layer("conv_1").filters == 6
+        and model.get_layer("output").activation.__name__ == "sigmoid"
+    )
 
 
 def test_model_trainer_builds_sequence_types_from_json_config():
     from keras_trainer.jit.trainer import ModelTrainer
 
-    trainer = ModelTrainer({"model": {"type": "cnn_lstm", "input_dim": 3, "sequence_length": 8, "output_dim": 1,
-                                      "output_activation": "linear", "hidden_layers": [4], "cnn_channels": [4],
-                                      "cnn_kernel_sizes": [3], "lstm_hidden_size": 4, "lstm_num_layers": 1},
-                            "training": {"epochs": 1, "loss": "mse", "metrics": ["mae"], "verbose": 0}})
+    trainer = ModelTrainer(
+        {
+            "model": {
+                "type": "cnn_lstm",
+                "input_dim": 3,
+                "sequence_length": 8,
+                "output_dim": 1,
+                "output_activation": "linear",
+                "hidden_layers": [4],
+                "cnn_channels": [4],
+                "cnn_kernel_sizes": [3],
+                "lstm_hidden_size": 4,
+                "lstm_num_layers": 1,
+            },
+            "training": {"epochs": 1, "loss": "mse", "metrics": ["mae"], "verbose": 0},
+        }
+    )
     x = np.random.default_rng(0).normal(size=(32, 8, 3)).astype("float32")
     y = x[:, -1, :1]
     trainer.fit_normalizer(x)
@@ -71,12 +117,20 @@ def test_model_trainer_builds_sequence_types_from_json_config():
 def test_factory_and_json_config_build_the_same_network():
     from keras_trainer.core.models import build_model
 
-    config = ModelConfig(architecture_type="lstm", input_size=2, sequence_length=5, hidden_sizes=[3],
-                         lstm_hidden_size=4, lstm_num_layers=1)
+    config = ModelConfig(
+        architecture_type="lstm",
+        input_size=2,
+        sequence_length=5,
+        hidden_sizes=[3],
+        lstm_hidden_size=4,
+        lstm_num_layers=1,
+    )
     a = ModelFactory().create_model(config)
     b = build_model(CoreModelConfig.from_dict(config.to_model_config().to_dict()), (5, 2))
     assert a.count_params() == b.count_params()
-    assert [type(layer).__name__ for layer in a.layers] == [type(layer).__name__ for layer in b.layers]
+    assert [type(layer).__name__ for layer in a.layers] == [
+        type(layer).__name__ for layer in b.layers
+    ]
 
 
 @pytest.mark.parametrize(

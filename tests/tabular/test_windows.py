@@ -43,7 +43,9 @@ def test_real_stock_series_windows():
 
 
 def test_window_longer_than_series_is_rejected():
-    with pytest.raises(DataError, match="window=30 plus horizon=1 needs at least 31 rows, but the series has 20"):
+    with pytest.raises(
+        DataError, match="window=30 plus horizon=1 needs at least 31 rows, but the series has 20"
+    ):
         make_windows(np.zeros(20), window=30)
 
 

@@ -21,8 +21,13 @@ NET = ModelConfig(hidden_sizes=[16], task="classification", use_batch_norm=False
 
 
 def space(learning_rates=(1e-2,), batch_sizes=(32, 64), optimizers=(OptimizerType.ADAM,)):
-    return HyperparameterSpace(learning_rates=list(learning_rates), batch_sizes=list(batch_sizes),
-                               optimizers=list(optimizers), dropout_rates=[0.0], weight_decay=[0.0])
+    return HyperparameterSpace(
+        learning_rates=list(learning_rates),
+        batch_sizes=list(batch_sizes),
+        optimizers=list(optimizers),
+        dropout_rates=[0.0],
+        weight_decay=[0.0],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +42,15 @@ def cancer():
 def tuned(cancer, tmp_path_factory):
     """One grid search over two batch sizes, best retrained: shared by the tests below."""
     train, val, _ = cancer
-    config = AutoTrainerConfig(search_method="grid", max_trials=2, metric="loss", max_epochs=20,
-                               early_stopping_patience=3, directory=str(tmp_path_factory.mktemp("grid")),
-                               hyperparameter_space=space())
+    config = AutoTrainerConfig(
+        search_method="grid",
+        max_trials=2,
+        metric="loss",
+        max_epochs=20,
+        early_stopping_patience=3,
+        directory=str(tmp_path_factory.mktemp("grid")),
+        hyperparameter_space=space(),
+    )
     trainer = AutoTrainer(config)
     result = trainer.optimize(NET, train, val, symbol="BTC-USD")
     return config, trainer, result
@@ -58,14 +69,20 @@ def test_grid_search_retrains_the_best_and_saves_it_with_normalization(cancer, t
     _, _, (x_test, _) = cancer
     config, trainer, result = tuned
     assert [r.status for r in trainer.trials_table()] == ["COMPLETED", "COMPLETED"]
-    assert result.history is not None and 1 <= len(result.history.history["val_loss"]) <= config.max_epochs
+    assert (
+        result.history is not None
+        and 1 <= len(result.history.history["val_loss"]) <= config.max_epochs
+    )
     assert result.val_metric == min(result.history.history["val_loss"])
     path = result.save(tmp_path / "best.keras")
     model, metadata = load_tabular_model(path)
     assert metadata["tuning"]["hyperparameters"]["batch_size"] == result.batch_size
-    assert metadata["tuning"]["metric"] == "val_loss" and len(metadata["normalization"]["mean"]) == 30
-    np.testing.assert_allclose(model.predict_on_batch(x_test), result.model.predict_on_batch(x_test),
-                               rtol=1e-4, atol=1e-5)
+    assert (
+        metadata["tuning"]["metric"] == "val_loss" and len(metadata["normalization"]["mean"]) == 30
+    )
+    np.testing.assert_allclose(
+        model.predict_on_batch(x_test), result.model.predict_on_batch(x_test), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_batch_size_is_really_used(tuned):
@@ -77,10 +94,12 @@ def test_batch_size_is_really_used(tuned):
 def test_search_resumes_without_rerunning_trials(cancer, tuned):
     train, val, _ = cancer
     config, trainer, _ = tuned
-    assert (trainer._project_dir and (trainer._project_dir.endswith("BTC-USD")))
+    assert trainer._project_dir and (trainer._project_dir.endswith("BTC-USD"))
     again = AutoTrainer(dataclasses.replace(config, retrain_best=False))
     again.optimize(NET, train, val, symbol="BTC-USD")
-    assert [r.trial_id for r in again.trials_table()] == [r.trial_id for r in trainer.trials_table()]
+    assert [r.trial_id for r in again.trials_table()] == [
+        r.trial_id for r in trainer.trials_table()
+    ]
     assert [r.seconds for r in again.trials_table()] == [r.seconds for r in trainer.trials_table()]
     log = open(f"{config.directory}/BTC-USD/tuning.log", encoding="utf-8").read()
     assert log.count("COMPLETED") == 2  # each trial logged once, when it ran
@@ -89,12 +108,16 @@ def test_search_resumes_without_rerunning_trials(cancer, tuned):
 def test_without_retraining_the_best_trial_checkpoint_is_returned(cancer, tuned):
     train, val, _ = cancer
     config, trainer, _ = tuned
-    result = AutoTrainer(dataclasses.replace(config, retrain_best=False)).optimize(NET, train, val, symbol="BTC-USD")
+    result = AutoTrainer(dataclasses.replace(config, retrain_best=False)).optimize(
+        NET, train, val, symbol="BTC-USD"
+    )
     best = min(trainer.trials_table().completed, key=lambda r: r.value)
     assert result.history is None and result.trial_id == best.trial_id
     assert result.val_metric == result.search_val_metric == best.value
     # The network holds the best epoch's weights: its validation loss is the recorded score.
-    p = np.clip(np.asarray(result.model.predict_on_batch(val[0]), "float64").reshape(-1), 1e-7, 1 - 1e-7)
+    p = np.clip(
+        np.asarray(result.model.predict_on_batch(val[0]), "float64").reshape(-1), 1e-7, 1 - 1e-7
+    )
     loss = -np.mean(val[1] * np.log(p) + (1 - val[1]) * np.log(1 - p))
     np.testing.assert_allclose(loss, best.value, rtol=1e-3)
 
@@ -102,15 +125,25 @@ def test_without_retraining_the_best_trial_checkpoint_is_returned(cancer, tuned)
 @pytest.mark.parametrize("method", ["random", "bayesian", "hyperband"])
 def test_search_method_completes_and_its_best_is_saved(method, cancer, tmp_path):
     train, val, _ = cancer
-    config = AutoTrainerConfig(search_method=method, max_trials=2, metric="accuracy", max_epochs=2,
-                               directory=str(tmp_path), hyperparameter_space=space(), retrain_best=False)
+    config = AutoTrainerConfig(
+        search_method=method,
+        max_trials=2,
+        metric="accuracy",
+        max_epochs=2,
+        directory=str(tmp_path),
+        hyperparameter_space=space(),
+        retrain_best=False,
+    )
     trainer = AutoTrainer(config)
     result = trainer.optimize(NET, train, val, symbol="BC")
     table = trainer.trials_table()
     assert 1 <= len(table) <= 2 and all(r.status == "COMPLETED" for r in table)
     assert result.val_metric > 0.5 and result.batch_size in (32, 64) and result.optimizer == "adam"
     metadata = persistence.read_metadata(result.save(tmp_path / "best.keras"))
-    assert metadata["tuning"]["trial_id"] == result.trial_id and len(metadata["normalization"]["variance"]) == 30
+    assert (
+        metadata["tuning"]["trial_id"] == result.trial_id
+        and len(metadata["normalization"]["variance"]) == 30
+    )
 
 
 def test_failed_trial_is_reported_not_swallowed(cancer, tmp_path, caplog):
@@ -124,9 +157,15 @@ def test_failed_trial_is_reported_not_swallowed(cancer, tmp_path, caplog):
         inputs = keras.Input((30,))
         return keras.Model(inputs, keras.layers.Dense(units, activation="sigmoid")(inputs))
 
-    config = AutoTrainerConfig(search_method="grid", max_trials=2, metric="accuracy", max_epochs=1,
-                               directory=str(tmp_path), retrain_best=False,
-                               hyperparameter_space=space(learning_rates=[1e-2, 1e-3], batch_sizes=[64]))
+    config = AutoTrainerConfig(
+        search_method="grid",
+        max_trials=2,
+        metric="accuracy",
+        max_epochs=1,
+        directory=str(tmp_path),
+        retrain_best=False,
+        hyperparameter_space=space(learning_rates=[1e-2, 1e-3], batch_sizes=[64]),
+    )
     trainer = AutoTrainer(config)
     with caplog.at_level(logging.ERROR, logger="keras_trainer.tuning"):
         result = trainer.optimize(factory, train, val, loss="binary_crossentropy")
@@ -145,16 +184,27 @@ def test_all_trials_failing_raises_with_the_errors(cancer, tmp_path):
     def factory(dropout_rate):
         raise ValueError("no model today")
 
-    config = AutoTrainerConfig(search_method="random", max_trials=2, max_epochs=1, directory=str(tmp_path),
-                               hyperparameter_space=space(), max_consecutive_failures=5)
+    config = AutoTrainerConfig(
+        search_method="random",
+        max_trials=2,
+        max_epochs=1,
+        directory=str(tmp_path),
+        hyperparameter_space=space(),
+        max_consecutive_failures=5,
+    )
     with pytest.raises(TuningError, match="no model today"):
         AutoTrainer(config).optimize(factory, train, val)
 
 
 def test_sharpe_on_class_labels_needs_returns(cancer, tmp_path):
     train, val, _ = cancer
-    config = AutoTrainerConfig(metric="sharpe", max_trials=1, max_epochs=1, directory=str(tmp_path),
-                               hyperparameter_space=space())
+    config = AutoTrainerConfig(
+        metric="sharpe",
+        max_trials=1,
+        max_epochs=1,
+        directory=str(tmp_path),
+        hyperparameter_space=space(),
+    )
     with pytest.raises(TuningError, match="pass val_returns"):
         AutoTrainer(config).optimize(NET, train, val)
 
@@ -163,11 +213,17 @@ def test_bad_inputs_get_clear_errors(cancer, tmp_path):
     train, val, _ = cancer
     with pytest.raises(ConfigError, match="tuning.max_trials: must be an integer >= 1, got 0"):
         AutoTrainerConfig(max_trials=0)
-    with pytest.raises(ConfigError, match=r"hyperparameter_space.learning_rates: the search space is empty"):
+    with pytest.raises(
+        ConfigError, match=r"hyperparameter_space.learning_rates: the search space is empty"
+    ):
         HyperparameterSpace(learning_rates=[])
-    with pytest.raises(ConfigError, match=r"unknown metric 'sharp'; did you mean 'sharpe'\?.*sortino.*auc"):
+    with pytest.raises(
+        ConfigError, match=r"unknown metric 'sharp'; did you mean 'sharpe'\?.*sortino.*auc"
+    ):
         AutoTrainerConfig(metric="sharp")
-    with pytest.raises(ConfigError, match=r"tuning.hyperparameter_space.batch_sizes: must have at least 1"):
+    with pytest.raises(
+        ConfigError, match=r"tuning.hyperparameter_space.batch_sizes: must have at least 1"
+    ):
         AutoTrainerConfig.from_dict({"hyperparameter_space": {"batch_sizes": []}})
     with pytest.raises(ConfigError, match="unknown optimizer 'adagrad'"):
         HyperparameterSpace(optimizers=["adagrad"])
@@ -178,9 +234,16 @@ def test_bad_inputs_get_clear_errors(cancer, tmp_path):
 
 def test_cv_folds_make_a_trials_score_the_mean_over_folds(cancer, tmp_path):
     train, val, _ = cancer
-    config = AutoTrainerConfig(search_method="grid", max_trials=1, metric="loss", max_epochs=2, cv_folds=2,
-                               directory=str(tmp_path), hyperparameter_space=space(batch_sizes=(32,)),
-                               retrain_best=False)
+    config = AutoTrainerConfig(
+        search_method="grid",
+        max_trials=1,
+        metric="loss",
+        max_epochs=2,
+        cv_folds=2,
+        directory=str(tmp_path),
+        hyperparameter_space=space(batch_sizes=(32,)),
+        retrain_best=False,
+    )
     trainer = AutoTrainer(config)
     result = trainer.optimize(NET, train, val, symbol="CV")
     fold_scores = trainer.tuner.hypermodel.last_fit["fold_scores"]

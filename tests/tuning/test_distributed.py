@@ -32,13 +32,33 @@ TRIALS = 4
 
 def _chief(tmp_path, output):
     command = [
-        sys.executable, "-m", "keras_trainer", "tune", CONFIG, "--data", "builtin:breast_cancer",
-        "--directory", str(tmp_path / "runs"), "--symbol", "bc", "--max-trials", str(TRIALS),
-        "--max-epochs", "3", "--workers", "2", "--output", str(output),
+        sys.executable,
+        "-m",
+        "keras_trainer",
+        "tune",
+        CONFIG,
+        "--data",
+        "builtin:breast_cancer",
+        "--directory",
+        str(tmp_path / "runs"),
+        "--symbol",
+        "bc",
+        "--max-trials",
+        str(TRIALS),
+        "--max-epochs",
+        "3",
+        "--workers",
+        "2",
+        "--output",
+        str(output),
     ]
     return subprocess.Popen(
-        command, cwd=tmp_path, env=subprocess_env(OMP_NUM_THREADS=1),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        command,
+        cwd=tmp_path,
+        env=subprocess_env(OMP_NUM_THREADS=1),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -70,7 +90,10 @@ def test_search_survives_a_killed_worker_and_a_restarted_chief(tmp_path):
     try:
         # Kill worker tuner0 while the oracle has a trial running for it.
         def tuner0_mid_trial():
-            status, oracle = _read(project / "workers" / "workers.json"), _read(project / "oracle.json")
+            status, oracle = (
+                _read(project / "workers" / "workers.json"),
+                _read(project / "oracle.json"),
+            )
             if status and oracle and "tuner0" in oracle.get("ongoing_trials", {}):
                 return status["workers"][0]["pid"], oracle["ongoing_trials"]["tuner0"]
             return None
@@ -104,7 +127,10 @@ def test_search_survives_a_killed_worker_and_a_restarted_chief(tmp_path):
     rows = [line for line in out.splitlines() if line.startswith("| ") and "| COMPLETED |" in line]
     assert len(rows) == TRIALS, out[-3000:]
     oracle = _read(project / "oracle.json")
-    assert sorted(oracle["end_order"]) == sorted(oracle["start_order"]) and len(oracle["end_order"]) == TRIALS
+    assert (
+        sorted(oracle["end_order"]) == sorted(oracle["start_order"])
+        and len(oracle["end_order"]) == TRIALS
+    )
     assert not oracle["ongoing_trials"]
     # Trials that ended before the chief died were not run again.
     assert oracle["end_order"][: len(finished_before_restart)] == finished_before_restart

@@ -5,7 +5,12 @@ import pytest
 
 from keras_trainer.errors import TuningError
 from keras_trainer.tabular import ModelConfig
-from keras_trainer.tuning import AutoTrainer, AutoTrainerConfig, HyperparameterSpace, resolve_objective
+from keras_trainer.tuning import (
+    AutoTrainer,
+    AutoTrainerConfig,
+    HyperparameterSpace,
+    resolve_objective,
+)
 from keras_trainer.tuning.metrics import positions, sharpe_ratio, sortino_ratio
 
 
@@ -16,9 +21,13 @@ def test_sortino_divides_by_the_downside_deviation():
     downside = np.sqrt(np.mean(np.minimum(strategy, 0) ** 2))
     expected = strategy.mean() / downside * np.sqrt(252)
     assert sortino_ratio(predictions, returns) == pytest.approx(expected)
-    assert sortino_ratio(predictions, returns, annualization_factor=12) == pytest.approx(expected * np.sqrt(12 / 252))
+    assert sortino_ratio(predictions, returns, annualization_factor=12) == pytest.approx(
+        expected * np.sqrt(12 / 252)
+    )
     # Same data, standard deviation instead: the Sharpe ratio differs.
-    assert sharpe_ratio(predictions, returns) == pytest.approx(strategy.mean() / strategy.std() * np.sqrt(252))
+    assert sharpe_ratio(predictions, returns) == pytest.approx(
+        strategy.mean() / strategy.std() * np.sqrt(252)
+    )
 
 
 def test_sortino_ignores_upside_volatility():
@@ -58,12 +67,24 @@ def returns_data():
 @pytest.mark.parametrize("metric, ratio", [("sharpe", sharpe_ratio), ("sortino", sortino_ratio)])
 def test_trading_objective_is_the_returned_networks_ratio(metric, ratio, returns_data, tmp_path):
     train, (x_val, r_val) = returns_data
-    config = AutoTrainerConfig(search_method="random", max_trials=1, metric=metric, max_epochs=2,
-                               directory=str(tmp_path), retrain_best=False,
-                               hyperparameter_space=HyperparameterSpace(learning_rates=[1e-2], batch_sizes=[64],
-                                                                        optimizers=["adam"], dropout_rates=[0.0],
-                                                                        weight_decay=[0.0]))
-    result = AutoTrainer(config).optimize(ModelConfig(hidden_sizes=[4], use_batch_norm=False), train, (x_val, r_val))
+    config = AutoTrainerConfig(
+        search_method="random",
+        max_trials=1,
+        metric=metric,
+        max_epochs=2,
+        directory=str(tmp_path),
+        retrain_best=False,
+        hyperparameter_space=HyperparameterSpace(
+            learning_rates=[1e-2],
+            batch_sizes=[64],
+            optimizers=["adam"],
+            dropout_rates=[0.0],
+            weight_decay=[0.0],
+        ),
+    )
+    result = AutoTrainer(config).optimize(
+        ModelConfig(hidden_sizes=[4], use_batch_norm=False), train, (x_val, r_val)
+    )
     assert result.metric == f"val_{metric}" and np.isfinite(result.val_metric)
     # Without retraining, the network is the best epoch's checkpoint: its ratio on the validation data is the score.
     predictions = np.asarray(result.model.predict_on_batch(x_val))
@@ -75,13 +96,27 @@ def test_sortino_of_a_classifier_uses_the_given_returns(tmp_path):
     x = rng.normal(size=(320, 3)).astype("float32")
     returns = (0.01 * x[:, 0] + 0.004 * rng.normal(size=320)).astype("float32")
     up = (returns > 0).astype("int64")
-    config = AutoTrainerConfig(search_method="grid", max_trials=1, metric="sortino", max_epochs=10,
-                               directory=str(tmp_path), retrain_best=True,
-                               hyperparameter_space=HyperparameterSpace(learning_rates=[3e-2], batch_sizes=[32],
-                                                                        optimizers=["adam"], dropout_rates=[0.0],
-                                                                        weight_decay=[0.0]))
-    result = AutoTrainer(config).optimize(ModelConfig(hidden_sizes=[4], task="classification", use_batch_norm=False),
-                                          (x[:256], up[:256]), (x[256:], up[256:]), val_returns=returns[256:])
+    config = AutoTrainerConfig(
+        search_method="grid",
+        max_trials=1,
+        metric="sortino",
+        max_epochs=10,
+        directory=str(tmp_path),
+        retrain_best=True,
+        hyperparameter_space=HyperparameterSpace(
+            learning_rates=[3e-2],
+            batch_sizes=[32],
+            optimizers=["adam"],
+            dropout_rates=[0.0],
+            weight_decay=[0.0],
+        ),
+    )
+    result = AutoTrainer(config).optimize(
+        ModelConfig(hidden_sizes=[4], task="classification", use_batch_norm=False),
+        (x[:256], up[:256]),
+        (x[256:], up[256:]),
+        val_returns=returns[256:],
+    )
     assert result.history is not None and result.metric == "val_sortino"
     assert result.val_metric == max(result.history.history["val_sortino"])
     # The first feature predicts the sign of the return: trading P(up) > 0.5 gains.
@@ -99,7 +134,11 @@ def test_tuning_config_validates_without_importing_keras():
     import subprocess
     import sys
 
-    code = ("import sys; from keras_trainer.config import TuningConfig; TuningConfig(metric='mae'); "
-            "print('keras' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import sys; from keras_trainer.config import TuningConfig; TuningConfig(metric='mae'); "
+        "print('keras' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
