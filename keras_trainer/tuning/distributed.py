@@ -318,6 +318,12 @@ class DistributedSearch:
 
     def run(self) -> list[str]:
         """Serves the oracle and runs the workers until the search ends; returns the events."""
+        # KerasTuner saves the oracle before it forgets a finished trial, so after a
+        # crash of the chief its file can list a finished trial as still running;
+        # forget those, or the worker with that id would be handed it again.
+        for tuner_id, trial in list(self.oracle.ongoing_trials.items()):
+            if str(trial.status) in ("COMPLETED", "FAILED", "INVALID"):
+                del self.oracle.ongoing_trials[tuner_id]
         port = self._serve()
         logger.info(
             "tuning oracle at %s:%d; starting %d local workers", self.host, port, len(self.workers)

@@ -17,7 +17,8 @@ def test_seed_config_is_valid_as_is():
     assert config.model.input_dim == 12
     assert config.model.hidden_layers == [64, 32]
     assert config.model.output_dim == 5
-    assert config.training.early_stopping_patience == 10
+    # The shipped config trains up to 300 epochs with patience 30 (docs/features.md).
+    assert config.training.early_stopping_patience == 30
 
 
 def test_defaults_fill_what_the_seed_leaves_out():

@@ -47,7 +47,13 @@ def test_fused_engine_matches_the_keras_engine(rng, tmp_path):
     logs = {"checkpoint": {"directory": str(tmp_path)}}
     fused_model, fused_history = _train("fused", x, y, **logs)
     assert fused_history.epochs == keras_history.epochs
-    assert set(fused_history.history) == {
+    # peak_* memory columns are measurements of the run, not results to compare.
+    results = {
+        name: values
+        for name, values in keras_history.history.items()
+        if not name.startswith("peak_")
+    }
+    assert {name for name in fused_history.history if not name.startswith("peak_")} == {
         "loss",
         "accuracy",
         "mae",
@@ -55,7 +61,7 @@ def test_fused_engine_matches_the_keras_engine(rng, tmp_path):
         "val_accuracy",
         "val_mae",
     }
-    for name, values in keras_history.history.items():
+    for name, values in results.items():
         np.testing.assert_allclose(fused_history.history[name], values, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(
         fused_history.learning_rates, keras_history.learning_rates, rtol=1e-6
