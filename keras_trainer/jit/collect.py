@@ -348,12 +348,16 @@ def read_dataset(path: str) -> dict:
             raw = f.read()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: dataset file not found") from None
     except (OSError, EOFError) as error:
         raise DataError(f"{path}: cannot read the gzip-compressed dataset: {error}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{path}: not UTF-8 text; a dataset is JSON (optionally gzip-compressed)"
+        ) from None
+    except json.JSONDecodeError as error:
         raise DataError(f"{path}: not valid JSON: {error}") from None
     if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
