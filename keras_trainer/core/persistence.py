@@ -188,6 +188,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 # losses, metrics). This list, not the file being loaded, decides what is imported.
 SERIALIZABLE_MODULES = (
     "keras_trainer.core.losses",
+    "keras_trainer.core.ensemble",
     "keras_trainer.assistant.layers",
     "keras_trainer.assistant.model",
 )

@@ -179,10 +179,20 @@ def _export_job(job: dict) -> None:
 
     from keras_trainer.core.persistence import load_model
 
-    for module in job.get("custom_modules") or ():
+    import keras
+
+    # Modules the caller named explicitly (never ones the file names); their
+    # registered classes are allowed besides keras_trainer's own.
+    custom_modules = set(job.get("custom_modules") or ())
+    for module in custom_modules:
         importlib.import_module(module)
+    allowed = {
+        name: obj
+        for name, obj in keras.saving.get_custom_objects().items()
+        if getattr(obj, "__module__", None) in custom_modules
+    }
     try:
-        model, metadata = load_model(job["source"])
+        model, metadata = load_model(job["source"], custom_objects=allowed)
     except Exception as error:
         raise ExportError(f"Cannot load {job['source']!r} for torch export: {error}") from error
     _capture(model, metadata, job["output"], job["signature"], job["metadata"])

@@ -71,3 +71,17 @@ def test_safe_mode_refuses_code_in_the_file(tmp_path):
         assert "keras_trainer.json" in archive.namelist()
     with pytest.raises(CheckpointError, match="(?i)unsafe|safe_mode|lambda"):
         load_model(path)
+
+
+def test_every_module_that_registers_a_serializable_class_is_on_the_allowlist():
+    import pathlib
+
+    from keras_trainer.core.persistence import SERIALIZABLE_MODULES
+
+    package = pathlib.Path(__file__).resolve().parents[2] / "keras_trainer"
+    registering = {
+        ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        for path in package.rglob("*.py")
+        if "register_keras_serializable" in path.read_text(encoding="utf-8")
+    }
+    assert registering <= set(SERIALIZABLE_MODULES)
