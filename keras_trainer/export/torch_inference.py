@@ -177,9 +177,9 @@ def export_torch_many(requests: Sequence[Any], *, timeout: float = 900.0) -> lis
 def _export_job(job: dict) -> None:
     import importlib
 
-    from keras_trainer.core.persistence import load_model
-
     import keras
+
+    from keras_trainer.core.persistence import load_model
 
     # Modules the caller named explicitly (never ones the file names); their
     # registered classes are allowed besides keras_trainer's own.
