@@ -56,6 +56,8 @@ def test_members_equal_solo_runs_and_stop_early_on_their_own(rng):
         assert member.history.stopped_early == history.stopped_early
         assert member.history.best_epoch == history.best_epoch
         for name, values in history.history.items():
+            if name.startswith("peak_"):  # memory measurements of the run, not results
+                continue
             np.testing.assert_allclose(member.history.history[name], values, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(member.history.learning_rates, history.learning_rates, rtol=1e-6)
         for a, b in zip(member.model.get_weights(), solo.get_weights()):
