@@ -139,6 +139,18 @@ def _parse_json(text: str | bytes, path: str, what: str) -> Any:
         raise CheckpointError(f"{path}: {what} is not valid JSON ({reason})") from None
 
 
+# What a truncated, corrupt or foreign file raises while we read its zip entries or
+# HDF5 attributes (CheckpointError, a ValueError, is re-raised as it is).
+_UNREADABLE_FILE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    KeyError,
+    ValueError,
+)
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """Reads keras_trainer's metadata from a `.keras` or `.h5` file without loading the model.
 
@@ -165,14 +177,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 text = _read_h5_attr(handle, path, H5_METADATA_ATTR, MAX_METADATA_BYTES)
             if text is None:
                 return {}
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        OSError,
-        EOFError,
-        KeyError,
-        ValueError,
-    ) as error:
+    except _UNREADABLE_FILE as error:
         if isinstance(error, CheckpointError):
             raise
         raise CheckpointError(f"{path}: not a readable model file ({error})") from None
@@ -328,14 +333,7 @@ def check_model_config(
                     if (text := _read_h5_attr(handle, path, name, MAX_MODEL_CONFIG_BYTES))
                     is not None
                 }
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        OSError,
-        EOFError,
-        KeyError,
-        ValueError,
-    ) as error:
+    except _UNREADABLE_FILE as error:
         if isinstance(error, CheckpointError):
             raise
         raise CheckpointError(f"{path}: not a readable model file ({error})") from None
