@@ -277,7 +277,7 @@ def _check_object(node: dict, key: str, allowed: dict, path: str) -> None:
         f"{path}: {key} names the class {where!r}"
         + (f" (registered as {registered!r})" if registered not in (None, class_name) else "")
         + ", which is neither a Keras built-in nor a registered keras_trainer class; refusing to load it"
-        + (f". Known keras_trainer classes: {sorted(allowed)}" if allowed else "")
+        + (f". Allowed classes: {sorted(allowed)}" if allowed else "")
     )
 
 
@@ -319,7 +319,15 @@ def check_model_config(
             that is not allowed, or a config that is unreadable.
     """
     path = os.fspath(path)
-    allowed = {**allowed_objects(), **(custom_objects or {})}
+    custom_objects = dict(custom_objects or {})
+    # A caller's class is allowed under the key it was given and under the name it
+    # was registered with (`package>Name`), the one a saved file names.
+    registered = {
+        keras.saving.get_registered_name(obj): obj
+        for obj in custom_objects.values()
+        if isinstance(obj, type) or callable(obj)
+    }
+    allowed = {**allowed_objects(), **registered, **custom_objects}
     try:
         if path.endswith(".keras"):
             with zipfile.ZipFile(path) as archive:

@@ -151,7 +151,9 @@ class CompiledInferenceLayer:
 
     # Loading.
 
-    def load_model(self, path: Union[str, os.PathLike]) -> "CompiledInferenceLayer":
+    def load_model(
+        self, path: Union[str, os.PathLike], custom_objects: Optional[dict[str, Any]] = None
+    ) -> "CompiledInferenceLayer":
         """Loads a model file and compiles it for inference.
 
         Args:
@@ -159,6 +161,9 @@ class CompiledInferenceLayer:
                 file for the KERAS backend; a `.pt2`, `.keras` or `.h5` file
                 for the TORCH backend. Or a model store reference such as
                 `"models/store@production"` (see `keras_trainer.export.store`).
+            custom_objects: your own layers and functions a `.keras`/`.h5`
+                file names, as for `keras.saving.load_model`; the file may name
+                no other class outside Keras and keras_trainer.
 
         Returns:
             self.
@@ -189,9 +194,9 @@ class CompiledInferenceLayer:
         if self.backend is InferenceBackend.ONNX:
             self._load_onnx(path)
         elif self.backend is InferenceBackend.TORCH:
-            self._load_torch(path)
+            self._load_torch(path, custom_objects)
         else:
-            self._load_keras(path)
+            self._load_keras(path, custom_objects)
         self.model_path = path
         self.reset_stats()
         return self
@@ -236,7 +241,7 @@ class CompiledInferenceLayer:
         self._session = session
         self._run = run
 
-    def _load_torch(self, path: str) -> None:
+    def _load_torch(self, path: str, custom_objects: Optional[dict[str, Any]]) -> None:
         import tempfile
 
         from keras_trainer.export.torch_inference import (
@@ -254,7 +259,11 @@ class CompiledInferenceLayer:
             program = load_torch_program(path, self.active_device, self.torch_compile)
         else:
             with tempfile.TemporaryDirectory(prefix="keras_trainer_torch_") as workdir:
-                exported = export_torch(path, os.path.join(workdir, "model.pt2"))
+                # The export subprocess imports the modules that register them.
+                modules = sorted({obj.__module__ for obj in (custom_objects or {}).values()})
+                exported = export_torch(
+                    path, os.path.join(workdir, "model.pt2"), custom_modules=modules
+                )
                 program = load_torch_program(exported, self.active_device, self.torch_compile)
         self.metadata = program.metadata
         self._inputs = [
@@ -265,7 +274,7 @@ class CompiledInferenceLayer:
         self._program = program
         self._run = program
 
-    def _load_keras(self, path: str) -> None:
+    def _load_keras(self, path: str, custom_objects: Optional[dict[str, Any]]) -> None:
         import keras
 
         from keras_trainer.core.persistence import load_model
@@ -273,7 +282,8 @@ class CompiledInferenceLayer:
         from keras_trainer.export.compiled_call import compiled_call
 
         try:
-            model, self.metadata = load_model(path)  # safe_mode=True: runs no code.
+            # safe_mode=True: runs no code the file names.
+            model, self.metadata = load_model(path, custom_objects)
         except (KerasTrainerError, ValueError, OSError) as error:
             raise InferenceError(
                 f"Cannot load Keras model {path!r}: {_first_line(error)}"

@@ -316,14 +316,27 @@ class DistributedSearch:
         # With only remote workers, the search ends once the oracle has said stop.
         return bool(self.workers) or self._servicer.stop_triggered
 
+    def _resume_oracle(self) -> None:
+        """Continues the search a killed chief left in the oracle's directory."""
+        oracle = self.oracle
+        oracle_file = os.path.join(oracle._project_dir, "oracle.json")
+        # KerasTuner reloads only when the tuner's own file exists, which a chief
+        # killed before any worker saved its tuner lacks; the oracle file decides.
+        if not oracle.trials and os.path.isfile(oracle_file):
+            oracle.reload()
+            logger.info("resuming the search in %s", oracle._project_dir)
+        # KerasTuner saves the oracle before it forgets a finished trial, so a killed
+        # chief's file can list a finished trial as running, which a reload sends for
+        # retry; a trial in `end_order` has ended for good (retries never get there).
+        ended = set(oracle.end_order)
+        oracle._retry_queue = [t for t in oracle._retry_queue if t not in ended]
+        for tuner_id, trial in list(oracle.ongoing_trials.items()):
+            if trial.trial_id in ended:
+                del oracle.ongoing_trials[tuner_id]
+
     def run(self) -> list[str]:
         """Serves the oracle and runs the workers until the search ends; returns the events."""
-        # KerasTuner saves the oracle before it forgets a finished trial, so after a
-        # crash of the chief its file can list a finished trial as still running;
-        # forget those, or the worker with that id would be handed it again.
-        for tuner_id, trial in list(self.oracle.ongoing_trials.items()):
-            if str(trial.status) in ("COMPLETED", "FAILED", "INVALID"):
-                del self.oracle.ongoing_trials[tuner_id]
+        self._resume_oracle()
         port = self._serve()
         logger.info(
             "tuning oracle at %s:%d; starting %d local workers", self.host, port, len(self.workers)

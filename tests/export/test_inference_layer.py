@@ -9,6 +9,7 @@ import pytest
 
 from keras_trainer.errors import ConfigError, DataError, InferenceError
 from keras_trainer.export import CompiledInferenceLayer, InferenceBackend, InferenceResult
+from tests.export.export_models import DotAttention, ScaledResidual
 
 STAT_KEYS = {"count", "mean_ms", "median_ms", "p95_ms", "p99_ms", "min_ms", "max_ms"}
 
@@ -51,12 +52,23 @@ def test_compiled_keras_predict_matches_eager_keras(exported_models, keras_mlp):
 def test_multi_output_model_returns_dict_by_output_name(exported_models, backend):
     exported = exported_models["seq2seq_decoder_step"]
     path = exported.onnx_path if backend == "onnx" else exported.keras_path
-    layer = CompiledInferenceLayer(backend=backend).load_model(path)
+    # The Keras file names the test's own layers, allowed by the caller.
+    layer = CompiledInferenceLayer(backend=backend).load_model(
+        path, custom_objects={"DotAttention": DotAttention, "ScaledResidual": ScaledResidual}
+    )
     features = dict(zip(layer.input_names, exported.example))
     prediction = layer.predict(features).prediction
     assert list(prediction) == ["next_token", "new_state_h", "new_state_c"]
     for got, expected in zip(prediction.values(), exported.keras_outputs):
         assert np.max(np.abs(got - expected)) <= 1e-5
+
+
+def test_keras_file_naming_an_unallowed_class_is_refused(exported_models):
+    path = exported_models["seq2seq_decoder_step"].keras_path
+    with pytest.raises(InferenceError, match="keras_trainer_tests>ScaledResidual"):
+        CompiledInferenceLayer(backend="keras").load_model(
+            path, custom_objects={"DotAttention": DotAttention}
+        )
 
 
 def test_onnx_layer_exposes_exported_metadata(onnx_mlp):

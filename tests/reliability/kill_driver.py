@@ -7,7 +7,10 @@ Every rename that completes an atomic write (`os.replace`) is appended to LOG
 rename, after its temporary file is complete, as a kill -9 at that instant
 would. N = 0 never kills. The resume-time repair of `history.csv` is not
 counted: it happens only in resumed runs, so counting it would shift the
-numbering between runs.
+numbering between runs. Nor are the writes into the run folder
+(`runs/<name>/version_N`): each resumed run records itself in a new folder,
+with what that run saw, so their order differs between runs; they go through
+the same atomic writer.
 """
 
 import os
@@ -22,8 +25,10 @@ def main() -> int:
 
     def replace(source, target, *args, **kwargs):
         nonlocal count
-        name = os.path.basename(os.fspath(target))
-        if name != "history.csv":
+        target = os.fspath(target)
+        name = os.path.basename(target)
+        in_run_folder = "runs" in os.path.relpath(target).split(os.sep)
+        if name != "history.csv" and not in_run_folder:
             count += 1
             with open(log, "a", encoding="utf-8") as handle:
                 handle.write(name + "\n")
