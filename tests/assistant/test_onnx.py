@@ -64,8 +64,9 @@ def test_onnx_greedy_equals_keras_greedy_on_unseen_query(onnx_assistant, trained
     onnx_answer = onnx_assistant.generate_ids(ids, max_length=MAX_LENGTH)
     np.testing.assert_array_equal(onnx_answer, keras_answer)
     # Copied words decode from the query's own out-of-vocabulary list.
-    assert onnx_assistant.generate_response(UNSEEN_QUERY, max_length=MAX_LENGTH) == (
-        trained_assistant.generate_batch([UNSEEN_QUERY], max_length=MAX_LENGTH)[0]
+    assert (
+        onnx_assistant.generate_response(UNSEEN_QUERY, max_length=MAX_LENGTH)
+        == (trained_assistant.generate_batch([UNSEEN_QUERY], max_length=MAX_LENGTH)[0])
     )
 
 
