@@ -31,7 +31,7 @@ ALIASES = {
     "FeatureConfig": ("keras_trainer.jit.config", "FeatureConfig"),
     "RuntimeMetricSpec": ("keras_trainer.jit.config", "RuntimeMetricSpec"),
     "OutputConfig": ("keras_trainer.jit.config", "OutputConfig"),
-    "ComparisonTable": ("keras_trainer.core.evaluation", "ModelComparison"),
+    "ComparisonTable": ("keras_trainer.core.comparison", "ModelComparison"),
 }
 
 __all__ = sorted(ALIASES)

@@ -11,7 +11,6 @@ library's errors, and both record the latency of every call.
 import dataclasses
 import enum
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -20,6 +19,12 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from keras_trainer.errors import ConfigError, DataError, InferenceError
+from keras_trainer.export.input_checks import (
+    InputSpec,
+    check_input,
+    onnx_input_dtype,
+    warm_up_input,
+)
 from keras_trainer.export.latency import LatencyRecorder
 from keras_trainer.export.metadata import decode_metadata_props
 from keras_trainer.export.runtime import ort_session
@@ -28,8 +33,6 @@ logger = logging.getLogger(__name__)
 
 _DEVICES = ("cpu", "cuda", "auto")
 _SMALL_MODEL_BYTES = 4 * 1024 * 1024
-# Stand-in length for dynamic non-batch dimensions (e.g. sequence length) in warm-up.
-_WARM_UP_DYNAMIC_DIM = 8
 
 
 class InferenceBackend(enum.Enum):
@@ -56,13 +59,6 @@ class InferenceResult:
     prediction: Union[np.ndarray, dict[str, np.ndarray]]
     latency_ms: float
     backend: InferenceBackend
-
-
-@dataclasses.dataclass(frozen=True)
-class _InputSpec:
-    name: str
-    shape: tuple  # None for dynamic dimensions, the batch included.
-    dtype: np.dtype
 
 
 class CompiledInferenceLayer:
@@ -124,7 +120,7 @@ class CompiledInferenceLayer:
         self.metadata: dict[str, Any] = {}
         self.model_path: Optional[str] = None
         self._latencies = LatencyRecorder(max_latency_samples)
-        self._inputs: list[_InputSpec] = []
+        self._inputs: list[InputSpec] = []
         self._output_names: list[str] = []
         self._run = None
 
@@ -223,10 +219,10 @@ class CompiledInferenceLayer:
                 ", ".join(available),
             )
         self._inputs = [
-            _InputSpec(
+            InputSpec(
                 i.name,
                 tuple(d if isinstance(d, int) and d > 0 else None for d in i.shape),
-                _onnx_dtype(i.type, path),
+                onnx_input_dtype(i.type, path),
             )
             for i in session.get_inputs()
         ]
@@ -267,7 +263,7 @@ class CompiledInferenceLayer:
                 program = load_torch_program(exported, self.active_device, self.torch_compile)
         self.metadata = program.metadata
         self._inputs = [
-            _InputSpec(spec["name"], tuple(spec["shape"]), np.dtype(spec["dtype"]))
+            InputSpec(spec["name"], tuple(spec["shape"]), np.dtype(spec["dtype"]))
             for spec in program.inputs
         ]
         self._output_names = program.output_names
@@ -301,13 +297,13 @@ class CompiledInferenceLayer:
                 keras.backend.backend(),
             )
         self._inputs = [
-            _InputSpec(t.name, tuple(t.shape), np.dtype(str(t.dtype)))
+            InputSpec(t.name, tuple(t.shape), np.dtype(str(t.dtype)))
             for t in keras.tree.flatten(model.input)
         ]
         self._output_names = list(getattr(model, "output_names", None) or [])
         self.model = model
         self._run = compiled_call(model, self.active_device)
-        probe = self._run([_dummy(spec, 1) for spec in self._inputs])
+        probe = self._run([warm_up_input(spec, 1) for spec in self._inputs])
         if len(self._output_names) != len(probe):
             self._output_names = [f"output_{i}" for i in range(len(probe))]
 
@@ -328,7 +324,7 @@ class CompiledInferenceLayer:
                 f"warm_up needs num_iterations >= 0 and batch_size >= 1; got "
                 f"{num_iterations} and {batch_size}."
             )
-        arrays = [_dummy(spec, batch_size) for spec in self._inputs]
+        arrays = [warm_up_input(spec, batch_size) for spec in self._inputs]
         for _ in range(num_iterations):
             self._execute(arrays)
 
@@ -431,7 +427,7 @@ class CompiledInferenceLayer:
     def _prepare(self, features: Any) -> list[np.ndarray]:
         specs = self._inputs
         if len(specs) == 1 and type(features) is np.ndarray:
-            return [_check_array(features, specs[0])]  # The common case, kept short.
+            return [check_input(features, specs[0])]  # The common case, kept short.
         if len(specs) == 1:
             if isinstance(features, dict):
                 if set(features) != {specs[0].name}:
@@ -457,93 +453,11 @@ class CompiledInferenceLayer:
                 f"The model has {len(specs)} inputs {[s.name for s in specs]}; pass a list "
                 "or a dict of that many arrays."
             )
-        arrays = [_check_array(item, spec) for item, spec in zip(items, specs)]
+        arrays = [check_input(item, spec) for item, spec in zip(items, specs)]
         batch = arrays[0].shape[0]
         if len(arrays) > 1 and any(a.shape[0] != batch for a in arrays):
             raise DataError(f"Inputs have different batch sizes: {[a.shape[0] for a in arrays]}.")
         return arrays
-
-
-def _check_array(value: Any, spec: _InputSpec) -> np.ndarray:
-    # Fast path first: this runs on every call, where microseconds matter.
-    if type(value) is np.ndarray and value.dtype == spec.dtype:
-        array = value
-    else:
-        array = _convert_array(value, spec)
-    if array.ndim == len(spec.shape) - 1 and len(spec.shape) == 2:
-        array = array[np.newaxis]  # One row given without its batch axis.
-    shape = array.shape
-    if len(shape) != len(spec.shape) or (
-        shape[1:] != spec.shape[1:]
-        and any(d is not None and d != a for d, a in zip(spec.shape[1:], shape[1:]))
-    ):
-        expected = ", ".join(
-            "batch" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(spec.shape)
-        )
-        raise DataError(f"Input {spec.name!r} has shape {shape}; the model expects ({expected}).")
-    if shape[0] == 0:
-        raise DataError(f"Input {spec.name!r} has no rows (shape {shape}).")
-    # A sum is NaN or infinite whenever an element is; only then look closer
-    # (a huge finite sum may overflow, so the full check decides).
-    if spec.dtype.kind == "f" and not math.isfinite(array.sum()):
-        bad = ~np.isfinite(array)
-        if bad.any():
-            row = int(np.argwhere(bad)[0][0])
-            what = "NaN" if np.isnan(array).any() else "infinite"
-            raise DataError(
-                f"Input {spec.name!r} has {int(bad.sum())} NaN or infinite value(s) "
-                f"({what} first in row {row})."
-            )
-    if not array.flags.c_contiguous:
-        array = np.ascontiguousarray(array)
-    return array
-
-
-def _convert_array(value: Any, spec: _InputSpec) -> np.ndarray:
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as error:
-        raise DataError(f"Input {spec.name!r} is not an array: {error}") from error
-    kind = array.dtype.kind
-    expected = spec.dtype
-    if expected.kind == "f":
-        if kind not in "fiu":
-            raise DataError(
-                f"Input {spec.name!r} has dtype {array.dtype}; expected numbers ({expected})."
-            )
-    elif expected.kind in "iu":
-        if kind not in "iu":
-            raise DataError(
-                f"Input {spec.name!r} has dtype {array.dtype}; expected integers ({expected})."
-            )
-    elif kind != expected.kind:
-        raise DataError(f"Input {spec.name!r} has dtype {array.dtype}; expected {expected}.")
-    return array.astype(expected, copy=False)
-
-
-_ONNX_TYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-    "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64,
-    "tensor(int8)": np.int8,
-    "tensor(uint8)": np.uint8,
-    "tensor(bool)": np.bool_,
-}
-
-
-def _onnx_dtype(onnx_type: str, path: str) -> np.dtype:
-    if onnx_type not in _ONNX_TYPES:
-        raise InferenceError(f"{path!r} has an input of unsupported type {onnx_type}.")
-    return np.dtype(_ONNX_TYPES[onnx_type])
-
-
-def _dummy(spec: _InputSpec, batch_size: int) -> np.ndarray:
-    shape = [batch_size] + [_WARM_UP_DYNAMIC_DIM if d is None else d for d in spec.shape[1:]]
-    if spec.dtype.kind == "f":
-        return np.random.default_rng(0).standard_normal(shape).astype(spec.dtype)
-    return np.zeros(shape, dtype=spec.dtype)
 
 
 def _first_line(error: Exception) -> str:

@@ -26,7 +26,8 @@ import numpy as np
 
 from keras_trainer.errors import ConfigError, DataError, IRParseError
 from keras_trainer.jit.config import FeatureConfig
-from keras_trainer.jit.ir import OPERAND_KEYS, analyze_module, parse_ir
+from keras_trainer.jit.ir import parse_ir
+from keras_trainer.jit.ir_analysis import OPERAND_KEYS, analyze_module
 
 # name -> key of `analyze_module`'s result.
 DEFAULT_STATIC_FEATURES = [

@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from keras_trainer.core.evaluation import (
-    EvaluationReport,
-    ModelComparison,
-    ModelEvaluator,
-    compare_models,
-)
+from keras_trainer.core.comparison import ModelComparison, compare_models
+from keras_trainer.core.evaluation import EvaluationReport, ModelEvaluator
 from keras_trainer.core.plots import plot_confusion_matrix, plot_training_curves
 from keras_trainer.errors import ConfigError, DataError, ModelError
 

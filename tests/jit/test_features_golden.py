@@ -15,7 +15,8 @@ import pytest
 from keras_trainer.jit import SAMPLE_DATASET_PATH
 from keras_trainer.jit.collect import read_dataset
 from keras_trainer.jit.features import FeatureExtractor
-from keras_trainer.jit.ir import OPERAND_KEYS, analyze_module, parse_ir
+from keras_trainer.jit.ir import parse_ir
+from keras_trainer.jit.ir_analysis import OPERAND_KEYS, analyze_module
 
 GOLDEN_PATH = pathlib.Path(__file__).parent / "data" / "sample_features_150.json"
 GOLDEN = json.loads(GOLDEN_PATH.read_text())

@@ -3,7 +3,8 @@
 import pytest
 
 from keras_trainer.errors import DataError, IRParseError
-from keras_trainer.jit.ir import analyze_module, parse_ir
+from keras_trainer.jit.ir import parse_ir
+from keras_trainer.jit.ir_analysis import analyze_module
 
 from .snippets import DIAMOND, NESTED_LOOP, ONE_LOOP, SEQUENTIAL_LOOPS, STRAIGHT, SWITCH
 

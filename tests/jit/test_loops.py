@@ -2,7 +2,7 @@
 
 import random
 
-from keras_trainer.jit.ir import _loop_depths
+from keras_trainer.jit.ir_analysis import _loop_depths
 
 
 def _reference_loop_depths(successors, entry):

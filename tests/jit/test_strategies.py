@@ -4,7 +4,8 @@ import pytest
 
 from keras_trainer.errors import ConfigError, DataError
 from keras_trainer.jit.engine import compile_ir
-from keras_trainer.jit.ir import analyze_module, parse_ir
+from keras_trainer.jit.ir import parse_ir
+from keras_trainer.jit.ir_analysis import analyze_module
 from keras_trainer.jit.strategies import STRATEGIES, STRATEGY_NAMES, get_strategy, optimize
 
 from .snippets import DIAMOND, ONE_LOOP
