@@ -12,6 +12,7 @@ raises `TuningError` with the errors when no trial succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -390,28 +391,9 @@ class AutoTrainer:
             end_with_chief()
         objective = resolve_objective(config.metric, config.maximize_metric)
         self._objective = objective
-        x, y = check_pair(train_data, "train_data")
-        x_val, y_val = check_pair(val_data, "val_data")
-        if x.shape[1:] != x_val.shape[1:]:
-            raise DataError(
-                f"train_data X has samples of shape {x.shape[1:]} but val_data X has {x_val.shape[1:]}"
-            )
-        returns = None
-        if objective.kind == "trading":
-            returns = (
-                y_val
-                if val_returns is None
-                else np.asarray(val_returns, dtype="float64").reshape(-1)
-            )
-            if len(returns) != len(x_val):
-                raise DataError(
-                    f"val_returns has {len(returns)} entries but val_data has {len(x_val)} samples"
-                )
-            if val_returns is None and np.issubdtype(np.asarray(y_val).dtype, np.integer):
-                raise TuningError(
-                    f"metric {objective.metric!r} needs the realized return of each validation sample; y_val holds "
-                    "class labels, so pass val_returns=..."
-                )
+        x, y, x_val, y_val, returns = _check_search_data(
+            train_data, val_data, val_returns, objective
+        )
         if isinstance(model_factory, TabularModelConfig):
             if model_factory.input_size is None:
                 model_factory = model_factory.replace(input_size=int(x.shape[-1]))
@@ -423,15 +405,7 @@ class AutoTrainer:
 
         project = _slug(symbol)
         self._project_dir = os.path.join(config.directory, project)
-        os.makedirs(self._project_dir, exist_ok=True)
-        handler = logging.FileHandler(
-            os.path.join(self._project_dir, "tuning.log"), encoding="utf-8"
-        )
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        if logger.level == logging.NOTSET or logger.level > logging.INFO:
-            logger.setLevel(logging.INFO)
-        try:
+        with _project_log(self._project_dir):
             hypermodel = TunableModel(model_factory, config, objective, loss, metrics, returns)
             try:
                 # KerasTuner builds a first model here to collect the search space.
@@ -456,33 +430,7 @@ class AutoTrainer:
                 self.tuner.search(x, y, validation_data=(x_val, y_val), verbose=config.verbose)
                 logger.info("worker %s: the search has no trials left", worker_role())
                 return None
-            try:
-                if workers:
-                    self.tuner.oracle.verbose = config.verbose
-                    search = DistributedSearch(
-                        self.tuner.oracle,
-                        workers,
-                        list(worker_command) if worker_command else [sys.executable, *sys.argv],
-                        os.path.join(self._project_dir, "workers"),
-                        host=oracle_host,
-                        port=oracle_port,
-                    )
-                    self.distributed_events = search.run()
-                else:
-                    self.tuner.search(x, y, validation_data=(x_val, y_val), verbose=config.verbose)
-            except RuntimeError as error:
-                self._table = self._collect()
-                raise TuningError(
-                    f"search aborted after {config.max_consecutive_failures} consecutive failed trials; errors: "
-                    + "; ".join(f"trial {r.trial_id}: {r.error}" for r in self._table.failed)
-                ) from error
-            self._table = self._collect()
-            if not self._table.completed:
-                errors = (
-                    "; ".join(f"trial {r.trial_id}: {r.error}" for r in self._table.failed)
-                    or "no trial ran"
-                )
-                raise TuningError(f"no trial completed in {self._project_dir}: {errors}")
+            self._search(x, y, x_val, y_val, workers, worker_command, oracle_host, oracle_port)
             self.result = self._best(hypermodel, symbol, x, y, x_val, y_val, scaler)
             write_json_atomic(
                 os.path.join(self._project_dir, "best.json"), self.result.metadata()["tuning"]
@@ -495,9 +443,37 @@ class AutoTrainer:
                 self.result.val_metric,
             )
             return self.result
-        finally:
-            logger.removeHandler(handler)
-            handler.close()
+
+    def _search(self, x, y, x_val, y_val, workers, worker_command, host, port) -> None:
+        """Runs the trials, here or on workers; leaves the trial table in `_table`."""
+        config = self.config
+        try:
+            if workers:
+                self.tuner.oracle.verbose = config.verbose
+                search = DistributedSearch(
+                    self.tuner.oracle,
+                    workers,
+                    list(worker_command) if worker_command else [sys.executable, *sys.argv],
+                    os.path.join(self._project_dir, "workers"),
+                    host=host,
+                    port=port,
+                )
+                self.distributed_events = search.run()
+            else:
+                self.tuner.search(x, y, validation_data=(x_val, y_val), verbose=config.verbose)
+        except RuntimeError as error:
+            self._table = self._collect()
+            raise TuningError(
+                f"search aborted after {config.max_consecutive_failures} consecutive failed trials; errors: "
+                + "; ".join(f"trial {r.trial_id}: {r.error}" for r in self._table.failed)
+            ) from error
+        self._table = self._collect()
+        if not self._table.completed:
+            errors = (
+                "; ".join(f"trial {r.trial_id}: {r.error}" for r in self._table.failed)
+                or "no trial ran"
+            )
+            raise TuningError(f"no trial completed in {self._project_dir}: {errors}")
 
     def ensemble(self, top_k: int = 3, name: str = "tuning_ensemble") -> keras.Model:
         """The best `top_k` completed trials of the last search as one model.
@@ -570,3 +546,42 @@ class AutoTrainer:
             directory=self._project_dir,
             trials=self._table,
         )
+
+
+def _check_search_data(train_data, val_data, val_returns, objective: Objective):
+    """`(x, y, x_val, y_val, returns)` checked; `returns` only for trading metrics."""
+    x, y = check_pair(train_data, "train_data")
+    x_val, y_val = check_pair(val_data, "val_data")
+    if x.shape[1:] != x_val.shape[1:]:
+        raise DataError(
+            f"train_data X has samples of shape {x.shape[1:]} but val_data X has {x_val.shape[1:]}"
+        )
+    if objective.kind != "trading":
+        return x, y, x_val, y_val, None
+    returns = y_val if val_returns is None else np.asarray(val_returns, dtype="float64").reshape(-1)
+    if len(returns) != len(x_val):
+        raise DataError(
+            f"val_returns has {len(returns)} entries but val_data has {len(x_val)} samples"
+        )
+    if val_returns is None and np.issubdtype(np.asarray(y_val).dtype, np.integer):
+        raise TuningError(
+            f"metric {objective.metric!r} needs the realized return of each validation sample; y_val holds "
+            "class labels, so pass val_returns=..."
+        )
+    return x, y, x_val, y_val, returns
+
+
+@contextlib.contextmanager
+def _project_log(project_dir: str):
+    """Copies the search's log lines to `tuning.log` in its project folder."""
+    os.makedirs(project_dir, exist_ok=True)
+    handler = logging.FileHandler(os.path.join(project_dir, "tuning.log"), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
