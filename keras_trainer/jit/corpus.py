@@ -24,14 +24,22 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from collections.abc import Callable
 
 from llvmlite import ir
 
-I1 = ir.IntType(1)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-F64 = ir.DoubleType()
+from keras_trainer.jit.ir_emitter import (
+    F64,
+    I64,
+    Emitter,
+    array_of,
+    c64,
+    cf,
+    checksum_f64,
+    element_at,
+    global_array,
+    new_module,
+    random_int_op,
+)
 
 
 @dataclasses.dataclass
@@ -45,147 +53,6 @@ class Kernel:
     args: list = dataclasses.field(default_factory=list)
 
 
-def c64(value: int) -> ir.Constant:
-    return ir.Constant(I64, value)
-
-
-def cf(value: float) -> ir.Constant:
-    return ir.Constant(F64, value)
-
-
-class Emitter:
-    """Builds structured control flow in one function, in "ssa" or "memory" style.
-
-    `loop` takes the loop-carried values and a body that returns their
-    updated values; in "ssa" style they live in phi nodes, in "memory" style
-    in allocas (loaded and stored every iteration, as unoptimized code does).
-    """
-
-    def __init__(self, function: ir.Function, style: str):
-        self.function = function
-        self.style = style
-        self.entry_block = function.append_basic_block("entry")
-        self.alloca_builder = ir.IRBuilder(self.entry_block)
-        start = function.append_basic_block("start")
-        self.start_block = start
-        self.b = ir.IRBuilder(start)
-
-    def alloca(self, typ, name=""):
-        return self.alloca_builder.alloca(typ, name=name)
-
-    def finish(self, value):
-        self.b.ret(value)
-        self.alloca_builder.branch(self.start_block)
-
-    def loop(self, lo, hi, carried: list, body: Callable, step=1, name="loop") -> list:
-        b = self.b
-        step_value = c64(step) if isinstance(step, int) else step
-        header = self.function.append_basic_block(f"{name}.header")
-        body_block = self.function.append_basic_block(f"{name}.body")
-        exit_block = self.function.append_basic_block(f"{name}.exit")
-        if self.style == "ssa":
-            pre = b.block
-            b.branch(header)
-            b.position_at_end(header)
-            index = b.phi(I64, name=f"{name}.i")
-            index.add_incoming(lo, pre)
-            phis = []
-            for k, value in enumerate(carried):
-                phi = b.phi(value.type, name=f"{name}.v{k}")
-                phi.add_incoming(value, pre)
-                phis.append(phi)
-            b.cbranch(b.icmp_signed("<", index, hi), body_block, exit_block)
-            b.position_at_end(body_block)
-            updated = body(index, list(phis))
-            following = b.add(index, step_value)
-            latch = b.block
-            b.branch(header)
-            index.add_incoming(following, latch)
-            for phi, value in zip(phis, updated):
-                phi.add_incoming(value, latch)
-            b.position_at_end(exit_block)
-            return list(phis)
-        index_slot = self.alloca(I64, name=f"{name}.i.addr")
-        slots = [self.alloca(v.type, name=f"{name}.v{k}.addr") for k, v in enumerate(carried)]
-        b.store(lo, index_slot)
-        for slot, value in zip(slots, carried):
-            b.store(value, slot)
-        b.branch(header)
-        b.position_at_end(header)
-        b.cbranch(b.icmp_signed("<", b.load(index_slot), hi), body_block, exit_block)
-        b.position_at_end(body_block)
-        updated = body(b.load(index_slot), [b.load(s) for s in slots])
-        for slot, value in zip(slots, updated):
-            b.store(value, slot)
-        b.store(b.add(b.load(index_slot), step_value), index_slot)
-        b.branch(header)
-        b.position_at_end(exit_block)
-        return [b.load(s) for s in slots]
-
-    def if_else(self, cond, then_fn: Callable, else_fn: Callable, name="if"):
-        b = self.b
-        then_block = self.function.append_basic_block(f"{name}.then")
-        else_block = self.function.append_basic_block(f"{name}.else")
-        merge = self.function.append_basic_block(f"{name}.end")
-        b.cbranch(cond, then_block, else_block)
-        b.position_at_end(then_block)
-        then_value = then_fn()
-        then_end = b.block
-        b.branch(merge)
-        b.position_at_end(else_block)
-        else_value = else_fn()
-        else_end = b.block
-        b.branch(merge)
-        b.position_at_end(merge)
-        phi = b.phi(then_value.type, name=f"{name}.value")
-        phi.add_incoming(then_value, then_end)
-        phi.add_incoming(else_value, else_end)
-        return phi
-
-
-def _new_module(name: str):
-    module = ir.Module(name=name)
-    entry = ir.Function(module, ir.FunctionType(I64, [I64]), name="entry")
-    entry.args[0].name = "n"
-    return module, entry
-
-
-def _global_array(module, typ, size, name):
-    array = ir.GlobalVariable(module, ir.ArrayType(typ, size), name=name)
-    array.linkage = "internal"
-    array.initializer = ir.Constant(ir.ArrayType(typ, size), None)
-    return array
-
-
-def _array(e: Emitter, module, typ, size, name, on_stack: bool):
-    if on_stack:
-        return e.alloca(ir.ArrayType(typ, size), name=name)
-    return _global_array(module, typ, size, name)
-
-
-def _at(b, array, index):
-    return b.gep(array, [c64(0), index], inbounds=True)
-
-
-def _int_op(b, rng, x, y):
-    op = rng.choice(["add", "sub", "xor", "mul", "or_add", "shl_xor"])
-    if op == "add":
-        return b.add(x, y)
-    if op == "sub":
-        return b.sub(x, y)
-    if op == "xor":
-        return b.xor(x, y)
-    if op == "mul":
-        return b.mul(x, b.or_(y, c64(1)))
-    if op == "or_add":
-        return b.add(b.or_(x, c64(rng.randrange(1, 255))), y)
-    return b.xor(b.shl(x, c64(rng.randrange(1, 5))), b.lshr(y, c64(rng.randrange(1, 5))))
-
-
-def _checksum_f64(b, value):
-    return b.bitcast(value, I64)
-
-
 def _size(rng, lo_log2, hi_log2) -> int:
     # Log-uniform work; the +2 keeps most O0 runs well above the ~0.3 us call overhead.
     return int(2 ** (rng.uniform(lo_log2, hi_log2) + 2))
@@ -195,7 +62,7 @@ def _size(rng, lo_log2, hi_log2) -> int:
 
 
 def int_reduction(rng, style):
-    module, f = _new_module("int_reduction")
+    module, f = new_module("int_reduction")
     e = Emitter(f, style)
     n = f.args[0]
     ops = rng.randint(1, 6)
@@ -204,7 +71,7 @@ def int_reduction(rng, style):
     def body(i, acc):
         value = acc[0]
         for r in choices:
-            value = _int_op(e.b, r, value, i)
+            value = random_int_op(e.b, r, value, i)
         return [value]
 
     (result,) = e.loop(c64(0), n, [c64(rng.randrange(1, 1000))], body)
@@ -213,7 +80,7 @@ def int_reduction(rng, style):
 
 
 def loop_nest(rng, style):
-    module, f = _new_module("loop_nest")
+    module, f = new_module("loop_nest")
     e = Emitter(f, style)
     n = f.args[0]
     depth = rng.randint(2, 3)
@@ -235,40 +102,40 @@ def loop_nest(rng, style):
 
 
 def stencil(rng, style):
-    module, f = _new_module("stencil")
+    module, f = new_module("stencil")
     e = Emitter(f, style)
     n = f.args[0]
     size = rng.choice([16, 64, 100, 256, 1000, 1024, 4096])
     floating = rng.random() < 0.5
     typ = F64 if floating else I64
     on_stack = rng.random() < 0.4 and size <= 4096
-    a = _array(e, module, typ, size, "a", on_stack)
-    out = _array(e, module, typ, size, "b", on_stack)
+    a = array_of(e, module, typ, size, "a", on_stack)
+    out = array_of(e, module, typ, size, "b", on_stack)
     b = e.b
 
     def init(i, _):
         value = b.sitofp(i, F64) if floating else b.mul(i, c64(7))
-        b.store(value, _at(b, a, i))
+        b.store(value, element_at(b, a, i))
         return []
 
     e.loop(c64(0), c64(size), [], init, name="init")
 
     def sweep(t, _):
         def point(i, __):
-            left = b.load(_at(b, a, b.sub(i, c64(1))))
-            mid = b.load(_at(b, a, i))
-            right = b.load(_at(b, a, b.add(i, c64(1))))
+            left = b.load(element_at(b, a, b.sub(i, c64(1))))
+            mid = b.load(element_at(b, a, i))
+            right = b.load(element_at(b, a, b.add(i, c64(1))))
             if floating:
                 value = b.fmul(b.fadd(b.fadd(left, mid), right), cf(1.0 / 3.0))
             else:
                 value = b.ashr(b.add(b.add(left, b.shl(mid, c64(1))), right), c64(2))
-            b.store(value, _at(b, out, i))
+            b.store(value, element_at(b, out, i))
             return []
 
         e.loop(c64(1), c64(size - 1), [], point, name="pt")
 
         def copy(i, __):
-            b.store(b.load(_at(b, out, i)), _at(b, a, i))
+            b.store(b.load(element_at(b, out, i)), element_at(b, a, i))
             return []
 
         e.loop(c64(1), c64(size - 1), [], copy, name="cp")
@@ -277,30 +144,30 @@ def stencil(rng, style):
     e.loop(c64(0), n, [], sweep, name="sweep")
 
     def total(i, acc):
-        value = b.load(_at(b, a, i))
+        value = b.load(element_at(b, a, i))
         return [b.fadd(acc[0], value) if floating else b.add(acc[0], value)]
 
     (result,) = e.loop(c64(0), c64(size), [cf(0.0) if floating else c64(0)], total, name="sum")
-    e.finish(_checksum_f64(b, result) if floating else result)
+    e.finish(checksum_f64(b, result) if floating else result)
     return module, [max(1, _size(rng, 4, 15) // size)]
 
 
 def matmul(rng, style):
-    module, f = _new_module("matmul")
+    module, f = new_module("matmul")
     e = Emitter(f, style)
     n = f.args[0]
     k = rng.choice([4, 8, 12, 16, 24, 32])
     floating = rng.random() < 0.5
     typ = F64 if floating else I64
-    a = _global_array(module, typ, k * k, "A")
-    bm = _global_array(module, typ, k * k, "B")
-    c = _global_array(module, typ, k * k, "C")
+    a = global_array(module, typ, k * k, "A")
+    bm = global_array(module, typ, k * k, "B")
+    c = global_array(module, typ, k * k, "C")
     b = e.b
 
     def init(i, _):
         value = b.srem(b.mul(i, c64(rng.randrange(3, 17))), c64(23))
-        b.store(b.sitofp(value, F64) if floating else value, _at(b, a, i))
-        b.store(b.sitofp(i, F64) if floating else b.add(i, c64(1)), _at(b, bm, i))
+        b.store(b.sitofp(value, F64) if floating else value, element_at(b, a, i))
+        b.store(b.sitofp(i, F64) if floating else b.add(i, c64(1)), element_at(b, bm, i))
         return []
 
     e.loop(c64(0), c64(k * k), [], init, name="init")
@@ -309,14 +176,14 @@ def matmul(rng, style):
         def row(i, ___):
             def col(j, ____):
                 def dot(p, acc):
-                    x = b.load(_at(b, a, b.add(b.mul(i, c64(k)), p)))
-                    y = b.load(_at(b, bm, b.add(b.mul(p, c64(k)), j)))
+                    x = b.load(element_at(b, a, b.add(b.mul(i, c64(k)), p)))
+                    y = b.load(element_at(b, bm, b.add(b.mul(p, c64(k)), j)))
                     return [
                         b.fadd(acc[0], b.fmul(x, y)) if floating else b.add(acc[0], b.mul(x, y))
                     ]
 
                 (s,) = e.loop(c64(0), c64(k), [cf(0.0) if floating else c64(0)], dot, name="p")
-                b.store(s, _at(b, c, b.add(b.mul(i, c64(k)), j)))
+                b.store(s, element_at(b, c, b.add(b.mul(i, c64(k)), j)))
                 return []
 
             e.loop(c64(0), c64(k), [], col, name="j")
@@ -326,13 +193,13 @@ def matmul(rng, style):
         return []
 
     e.loop(c64(0), n, [], rep, name="rep")
-    value = b.load(_at(b, c, c64(k * k - 1)))
-    e.finish(_checksum_f64(b, value) if floating else value)
+    value = b.load(element_at(b, c, c64(k * k - 1)))
+    e.finish(checksum_f64(b, value) if floating else value)
     return module, [max(1, _size(rng, 6, 16) // (k**3))]
 
 
 def branchy(rng, style):
-    module, f = _new_module("branchy")
+    module, f = new_module("branchy")
     e = Emitter(f, style)
     n = f.args[0]
     period = rng.choice([2, 3, 7, 16, 64])
@@ -353,7 +220,7 @@ def branchy(rng, style):
 
 
 def switchy(rng, style):
-    module, f = _new_module("switchy")
+    module, f = new_module("switchy")
     e = Emitter(f, style)
     n = f.args[0]
     cases = rng.randint(3, 8)
@@ -369,7 +236,7 @@ def switchy(rng, style):
             block = f.append_basic_block(f"sw.case{k}")
             sw.add_case(c64(k), block)
             b.position_at_end(block)
-            value = _int_op(b, random.Random(rng.random()), acc[0], c64(k + 3))
+            value = random_int_op(b, random.Random(rng.random()), acc[0], c64(k + 3))
             incoming.append((value, b.block))
             b.branch(merge)
         b.position_at_end(default)
@@ -388,7 +255,7 @@ def switchy(rng, style):
 
 
 def calls(rng, style):
-    module, f = _new_module("calls")
+    module, f = new_module("calls")
     helpers = []
     for h in range(rng.randint(1, 3)):
         helper = ir.Function(module, ir.FunctionType(I64, [I64, I64]), name=f"helper{h}")
@@ -397,7 +264,7 @@ def calls(rng, style):
         x, y = helper.args
         value = x
         for r in [random.Random(rng.random()) for _ in range(rng.randint(1, 4))]:
-            value = _int_op(hb, r, value, y)
+            value = random_int_op(hb, r, value, y)
         hb.ret(value)
         helpers.append(helper)
     e = Emitter(f, style)
@@ -415,7 +282,7 @@ def calls(rng, style):
 
 
 def recursion(rng, style):
-    module, f = _new_module("recursion")
+    module, f = new_module("recursion")
     fib = ir.Function(module, ir.FunctionType(I64, [I64]), name="rec")
     fib.linkage = "internal"
     fb = ir.IRBuilder(fib.append_basic_block("entry"))
@@ -448,7 +315,7 @@ def recursion(rng, style):
 
 
 def float_math(rng, style):
-    module, f = _new_module("float_math")
+    module, f = new_module("float_math")
     e = Emitter(f, style)
     b = e.b
     kind = rng.choice(["poly", "newton", "series"])
@@ -470,23 +337,23 @@ def float_math(rng, style):
         return [b.fadd(acc[0], value)]
 
     (result,) = e.loop(c64(0), f.args[0], [cf(0.0)], body)
-    e.finish(_checksum_f64(b, result))
+    e.finish(checksum_f64(b, result))
     return module, [_size(rng, 3, 16)]
 
 
 def memory_pattern(rng, style):
-    module, f = _new_module("memory_pattern")
+    module, f = new_module("memory_pattern")
     e = Emitter(f, style)
     b = e.b
     size = rng.choice([64, 256, 1024, 4096, 16384])
     kind = rng.choice(["stride", "reverse", "gather"])
     stride = rng.choice([1, 2, 3, 8, 17])
-    data = _global_array(module, I64, size, "data")
-    index = _global_array(module, I64, size, "index")
+    data = global_array(module, I64, size, "data")
+    index = global_array(module, I64, size, "index")
 
     def init(i, _):
-        b.store(b.xor(i, c64(0x5A5A)), _at(b, data, i))
-        b.store(b.urem(b.mul(i, c64(2654435761)), c64(size)), _at(b, index, i))
+        b.store(b.xor(i, c64(0x5A5A)), element_at(b, data, i))
+        b.store(b.urem(b.mul(i, c64(2654435761)), c64(size)), element_at(b, index, i))
         return []
 
     e.loop(c64(0), c64(size), [], init, name="init")
@@ -498,8 +365,8 @@ def memory_pattern(rng, style):
             elif kind == "reverse":
                 where = b.sub(c64(size - 1), i)
             else:
-                where = b.load(_at(b, index, i))
-            return [b.add(inner[0], b.load(_at(b, data, where)))]
+                where = b.load(element_at(b, index, i))
+            return [b.add(inner[0], b.load(element_at(b, data, where)))]
 
         return e.loop(c64(0), c64(size), acc, visit, name="visit")
 
@@ -509,28 +376,28 @@ def memory_pattern(rng, style):
 
 
 def prefix_sum(rng, style):
-    module, f = _new_module("prefix_sum")
+    module, f = new_module("prefix_sum")
     e = Emitter(f, style)
     b = e.b
     size = rng.choice([32, 128, 512, 2048, 8192])
     on_stack = rng.random() < 0.5
-    data = _array(e, module, I64, size, "data", on_stack)
+    data = array_of(e, module, I64, size, "data", on_stack)
 
     def rep(t, acc):
         def init(i, _):
-            b.store(b.add(i, t), _at(b, data, i))
+            b.store(b.add(i, t), element_at(b, data, i))
             return []
 
         e.loop(c64(0), c64(size), [], init, name="init")
 
         def scan(i, _):
-            previous = b.load(_at(b, data, b.sub(i, c64(1))))
-            current = _at(b, data, i)
+            previous = b.load(element_at(b, data, b.sub(i, c64(1))))
+            current = element_at(b, data, i)
             b.store(b.add(b.load(current), previous), current)
             return []
 
         e.loop(c64(1), c64(size), [], scan, name="scan")
-        return [b.add(acc[0], b.load(_at(b, data, c64(size - 1))))]
+        return [b.add(acc[0], b.load(element_at(b, data, c64(size - 1))))]
 
     (result,) = e.loop(c64(0), f.args[0], [c64(0)], rep, name="rep")
     e.finish(result)
@@ -538,7 +405,7 @@ def prefix_sum(rng, style):
 
 
 def data_dependent(rng, style):
-    module, f = _new_module("data_dependent")
+    module, f = new_module("data_dependent")
     e = Emitter(f, style)
     b = e.b
 
