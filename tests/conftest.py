@@ -13,6 +13,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKEND = keras.backend.backend()
 
 
+# `tests/run_all_backends.py` names one backend here: tests marked
+# `backend_independent` (no Keras model, layer or op runs in them, e.g. IR
+# parsing, config schemas, the JIT sandbox) then run under that backend only,
+# since their result cannot depend on it. A plain `pytest` runs them all.
+BACKEND_INDEPENDENT_ON = os.environ.get("KERAS_TRAINER_BACKEND_INDEPENDENT_ON")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not BACKEND_INDEPENDENT_ON or BACKEND_INDEPENDENT_ON == BACKEND:
+        return
+    skip = pytest.mark.skip(
+        reason=f"backend-independent; run_all_backends runs it under {BACKEND_INDEPENDENT_ON}"
+    )
+    for item in items:
+        if item.get_closest_marker("backend_independent"):
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

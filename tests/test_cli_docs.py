@@ -3,7 +3,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, subprocess_env
+
+pytestmark = pytest.mark.backend_independent  # no Keras code runs here
 
 
 def test_cli_reference_page_is_up_to_date():

@@ -9,7 +9,11 @@ import ast
 import pathlib
 import sys
 
+import pytest
+
 import keras_trainer
+
+pytestmark = pytest.mark.backend_independent  # no Keras code runs here
 
 PACKAGE = pathlib.Path(keras_trainer.__file__).parent
 

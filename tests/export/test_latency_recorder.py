@@ -4,6 +4,8 @@ import pytest
 
 from keras_trainer.export import LatencyRecorder
 
+pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+
 
 def test_stats_of_known_latencies():
     recorder = LatencyRecorder()

@@ -14,6 +14,8 @@ from keras_trainer.jit.choices import (
 )
 from keras_trainer.jit.strategies import STRATEGY_NAMES, tie_preference
 
+pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+
 NAMES = ["O0", "O1", "O2"]
 # Row 0: O2 fastest by far; row 1: O1 and O2 within 2 % (a tie); row 2: O0 fastest.
 TIMES = np.array([[100.0, 40.0, 10.0], [50.0, 20.0, 19.8], [5.0, 6.0, 8.0]])

@@ -17,6 +17,8 @@ from keras_trainer.jit.strategies import STRATEGY_NAMES
 
 from .snippets import NESTED_LOOP, ONE_LOOP
 
+pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+
 CRASHES = """define i64 @entry(i64 %n) {
 entry:
   store volatile i64 %n, ptr null

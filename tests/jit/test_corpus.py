@@ -1,8 +1,12 @@
 """The kernel corpus: every family parses, runs and is reproducible."""
 
+import pytest
+
 from keras_trainer.jit.corpus import FAMILIES, generate_corpus, generate_kernel
 from keras_trainer.jit.engine import compile_ir
 from keras_trainer.jit.ir import parse_ir
+
+pytestmark = pytest.mark.backend_independent  # no Keras code runs here
 
 
 def test_corpus_covers_every_family_and_is_seeded():
