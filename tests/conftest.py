@@ -13,21 +13,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKEND = keras.backend.backend()
 
 
-# `tests/run_all_backends.py` names one backend here: tests marked
-# `backend_independent` (no Keras model, layer or op runs in them, e.g. IR
-# parsing, config schemas, the JIT sandbox) then run under that backend only,
-# since their result cannot depend on it. A plain `pytest` runs them all.
-BACKEND_INDEPENDENT_ON = os.environ.get("KERAS_TRAINER_BACKEND_INDEPENDENT_ON")
+# `tests/run_all_backends.py` names one backend here: tests marked `one_backend`
+# then run under that backend only. Either no Keras code runs in them (IR
+# parsing, config schemas, layering), so the backend cannot change the result, or
+# they run the documentation (README/docs examples, notebooks) end to end, whose
+# features the rest of the suite tests on every backend. A plain `pytest` runs them.
+ONE_BACKEND = os.environ.get("KERAS_TRAINER_ONE_BACKEND")
 
 
 def pytest_collection_modifyitems(config, items):
-    if not BACKEND_INDEPENDENT_ON or BACKEND_INDEPENDENT_ON == BACKEND:
+    if not ONE_BACKEND or ONE_BACKEND == BACKEND:
         return
-    skip = pytest.mark.skip(
-        reason=f"backend-independent; run_all_backends runs it under {BACKEND_INDEPENDENT_ON}"
-    )
+    skip = pytest.mark.skip(reason=f"one_backend: run_all_backends runs it under {ONE_BACKEND}")
     for item in items:
-        if item.get_closest_marker("backend_independent"):
+        if item.get_closest_marker("one_backend"):
             item.add_marker(skip)
 
 

@@ -5,8 +5,8 @@
 Each backend runs pytest in its own process with `KERAS_BACKEND` set (a backend
 cannot change inside a process). Runs go `--jobs` at a time; each one's output
 is printed when it ends, and a summary line closes the run. Tests marked
-`backend_independent` (no Keras code runs in them) run under one backend only
-(`--backend-independent-on`, default the first one listed).
+`one_backend` (no Keras code runs in them, or they run the documentation's
+examples) run under one backend only (`--one-backend`, default the first listed).
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def run_backend(
-    backend: str, pytest_args: list[str], independent_on: str
+    backend: str, pytest_args: list[str], one_backend: str
 ) -> tuple[str, int, str, float]:
     env = dict(os.environ)
     env.update(
         KERAS_BACKEND=backend,
-        # Tests marked `backend_independent` run under this backend only.
-        KERAS_TRAINER_BACKEND_INDEPENDENT_ON=independent_on,
+        # Tests marked `one_backend` run under this backend only.
+        KERAS_TRAINER_ONE_BACKEND=one_backend,
         # One thread per process: with several processes on few cores, OpenMP
         # threads spin against each other and the torch backend slows ~40x.
         OMP_NUM_THREADS="1",
@@ -56,18 +56,18 @@ def main() -> int:
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument(
-        "--backend-independent-on",
+        "--one-backend",
         default=None,
-        help="backend that runs the tests marked backend_independent (default: the first)",
+        help="backend that runs the tests marked one_backend (default: the first)",
     )
     args, pytest_args = parser.parse_known_args()
     backends = [b for b in args.backends.split(",") if b]
-    independent_on = args.backend_independent_on or backends[0]
+    one_backend = args.one_backend or backends[0]
     totals = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
     failed_backends = []
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
         for backend, code, output, seconds in pool.map(
-            lambda b: run_backend(b, pytest_args, independent_on), backends
+            lambda b: run_backend(b, pytest_args, one_backend), backends
         ):
             print(f"\n===== KERAS_BACKEND={backend} (exit {code}, {seconds:.0f} s) =====")
             print(output, flush=True)

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import ROOT, subprocess_env
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 
 def test_cli_reference_page_is_up_to_date():

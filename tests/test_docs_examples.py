@@ -24,6 +24,9 @@ import pytest
 
 from tests.conftest import ROOT, subprocess_env
 
+# Documentation runs end to end; every feature they show is tested on each backend.
+pytestmark = pytest.mark.one_backend
+
 DOCS = ["README.md"] + sorted(
     os.path.join("docs", name)
     for name in os.listdir(os.path.join(ROOT, "docs"))

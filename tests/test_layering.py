@@ -13,7 +13,7 @@ import pytest
 
 import keras_trainer
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 PACKAGE = pathlib.Path(keras_trainer.__file__).parent
 

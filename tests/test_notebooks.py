@@ -8,6 +8,9 @@ from nbclient import NotebookClient
 
 from tests.conftest import ROOT, subprocess_env
 
+# Documentation runs end to end; every feature they show is tested on each backend.
+pytestmark = pytest.mark.one_backend
+
 NOTEBOOKS = sorted(
     name for name in os.listdir(os.path.join(ROOT, "notebooks")) if name.endswith(".ipynb")
 )

@@ -82,6 +82,7 @@ def _add(args: argparse.Namespace) -> int:
             raise ModelStoreError(f"cannot read metrics file {args.metrics!r}: {error}") from error
         if not isinstance(metrics, dict):
             raise ModelStoreError(f"metrics file {args.metrics!r} must hold a JSON object")
+        metrics = _flat_metrics(metrics)
     with tempfile.TemporaryDirectory(prefix="keras_trainer_store_") as workdir:
         onnx_path = None
         if args.onnx:
@@ -98,6 +99,25 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
+# Shown first by `models list`: what the families' users judge a model by.
+_HEADLINE = ("regret", "speedup_vs_best_fixed", "exact_match", "accuracy", "f1_macro", "rmse", "r2")
+
+
+def _flat_metrics(metrics: dict) -> dict:
+    """The numbers of an evaluation report (`train/evaluate --report`) in one dict.
+
+    A report keeps its scores under "metrics" and, for the JIT model, its
+    runtime figures under "runtime"; any other JSON object is taken as it is.
+    """
+    if not isinstance(metrics.get("metrics"), dict):
+        return metrics
+    flat = dict(metrics["metrics"])
+    for key, value in (metrics.get("runtime") or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat.setdefault(key, value)
+    return flat
+
+
 def _list(args: argparse.Namespace) -> int:
     store = _store(args)
     aliases = store.aliases()
@@ -112,10 +132,15 @@ def _list(args: argparse.Namespace) -> int:
     print(f"{'version':>7}  {'created':25s} {'task':14s} {'metrics':40s} aliases")
     for version in versions:
         info = version.info
+        numbers = {
+            k: v
+            for k, v in (info.get("metrics") or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        shown = [k for k in _HEADLINE if k in numbers] + [k for k in numbers if k not in _HEADLINE]
         metrics = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in list((info.get("metrics") or {}).items())[:3]
-            if isinstance(v, (int, float))
+            f"{k}={numbers[k]:.4g}" if isinstance(numbers[k], float) else f"{k}={numbers[k]}"
+            for k in shown[:3]
         )
         print(
             f"{version.version:>7}  {info.get('created', ''):25s} "

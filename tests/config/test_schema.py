@@ -9,7 +9,7 @@ from keras_trainer.config.fields import json_schema_for
 from keras_trainer.errors import ConfigError
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 SEED_CONFIG = os.path.join(ROOT, "config", "model_config.json")
 

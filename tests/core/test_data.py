@@ -4,7 +4,7 @@ import pytest
 from keras_trainer.core.data import ShuffledArrays, shuffled_tf_dataset, split_validation
 from keras_trainer.errors import DataError
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 X = np.arange(20, dtype="float32").reshape(10, 2)
 Y = np.arange(10, dtype="float32")

@@ -4,7 +4,7 @@ import pytest
 
 from keras_trainer.export import LatencyRecorder
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 
 def test_stats_of_known_latencies():

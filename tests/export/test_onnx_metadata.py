@@ -6,7 +6,7 @@ from keras_trainer.errors import ExportError
 from keras_trainer.export import read_onnx_metadata
 from keras_trainer.export.metadata import decode_metadata_props, encode_metadata_props
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 
 def test_metadata_round_trips_through_props():

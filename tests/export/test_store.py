@@ -135,6 +135,28 @@ def test_cli_add_list_promote_rollback(models, tmp_path, capsys):
     assert "no version 9" in capsys.readouterr().err
 
 
+def test_cli_add_reads_the_numbers_of_an_evaluation_report(models, tmp_path, capsys):
+    root = str(tmp_path / "store")
+    report = tmp_path / "report.json"
+    report.write_text(
+        json.dumps(
+            {
+                "task": "classification",
+                "metrics": {"accuracy": 0.5},
+                "runtime": {"regret": 1.1, "best_fixed": "O3", "samples": 2},
+            }
+        )
+    )
+    assert cli_main(["models", "add", models[0], "--store", root, "--metrics", str(report)]) == 0
+    assert ModelStore(root).versions()[0].info["metrics"] == {
+        "accuracy": 0.5,
+        "regret": 1.1,
+        "samples": 2,
+    }
+    assert cli_main(["models", "list", "--store", root]) == 0
+    assert "regret=1.1, accuracy=0.5" in capsys.readouterr().out
+
+
 _KILLED_PROMOTE = textwrap.dedent(
     """
     import os, signal, sys

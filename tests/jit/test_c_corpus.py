@@ -15,7 +15,7 @@ from keras_trainer.jit.c_corpus import (
 )
 from keras_trainer.jit.collect import collect_dataset
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 needs_clang = pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
 

@@ -14,7 +14,7 @@ from keras_trainer.jit.choices import (
 )
 from keras_trainer.jit.strategies import STRATEGY_NAMES, tie_preference
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 NAMES = ["O0", "O1", "O2"]
 # Row 0: O2 fastest by far; row 1: O1 and O2 within 2 % (a tie); row 2: O0 fastest.

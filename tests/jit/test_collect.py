@@ -17,7 +17,7 @@ from keras_trainer.jit.strategies import STRATEGY_NAMES
 
 from .snippets import NESTED_LOOP, ONE_LOOP
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 CRASHES = """define i64 @entry(i64 %n) {
 entry:

@@ -6,7 +6,7 @@ from keras_trainer.jit.corpus import FAMILIES, generate_corpus, generate_kernel
 from keras_trainer.jit.engine import compile_ir
 from keras_trainer.jit.ir import parse_ir
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 
 def test_corpus_covers_every_family_and_is_seeded():

@@ -9,7 +9,7 @@ from keras_trainer.jit.features import FeatureExtractor
 
 from .snippets import DIAMOND, NESTED_LOOP, ONE_LOOP
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 RUNTIME = {"exec_time_ns": 1000.0, "compile_time_ms": 2.5, "code_size_bytes": 64}
 

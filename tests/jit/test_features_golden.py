@@ -18,7 +18,7 @@ from keras_trainer.jit.features import FeatureExtractor
 from keras_trainer.jit.ir import parse_ir
 from keras_trainer.jit.ir_analysis import OPERAND_KEYS, analyze_module
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 GOLDEN_PATH = pathlib.Path(__file__).parent / "data" / "sample_features_150.json"
 GOLDEN = json.loads(GOLDEN_PATH.read_text())

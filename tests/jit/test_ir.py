@@ -8,7 +8,7 @@ from keras_trainer.jit.ir_analysis import analyze_module
 
 from .snippets import DIAMOND, NESTED_LOOP, ONE_LOOP, SEQUENTIAL_LOOPS, STRAIGHT, SWITCH
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 
 def stats(text):

@@ -6,7 +6,7 @@ import pytest
 
 from keras_trainer.jit.ir_analysis import _loop_depths
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 
 def _reference_loop_depths(successors, entry):

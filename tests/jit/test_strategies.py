@@ -10,7 +10,7 @@ from keras_trainer.jit.strategies import STRATEGIES, STRATEGY_NAMES, get_strateg
 
 from .snippets import DIAMOND, ONE_LOOP
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 FLOAT_ENTRY = """define double @scale(double %x, i32 %k) {
 entry:

@@ -5,7 +5,7 @@ from keras_trainer.errors import DataError
 from keras_trainer.tabular import load_table
 from keras_trainer.tabular.datasets import load_csv
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 
 def test_builtin_tables_are_real_and_bundled():

@@ -4,7 +4,7 @@ import pytest
 from keras_trainer.errors import DataError
 from keras_trainer.tabular import make_windows, stock_features, train_val_windows
 
-pytestmark = pytest.mark.backend_independent  # no Keras code runs here
+pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
 
 def test_windows_hold_past_rows_and_the_future_target():
