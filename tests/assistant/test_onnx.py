@@ -21,6 +21,9 @@ from keras_trainer.export import read_onnx_metadata
 from tests.assistant.conftest import MAX_LENGTH, to_numpy
 
 LOGIT_TOLERANCE = 1e-4
+# Log-probabilities reach -20, where float32 sums of a few hundred terms differ
+# by ~1e-4 between runtimes: a relative term of 1e-5 on top of the absolute one.
+LOGIT_RTOL = 1e-5
 UNSEEN_QUERY = "could keras_trainer explain dragons to a confused parrot?"
 
 
@@ -89,7 +92,7 @@ def test_decoder_step_logits_match_keras_within_1e_4(
     keras_logits, *keras_states = to_numpy(
         step([tokens, ids, extended, values, *states], training=False)
     )
-    np.testing.assert_allclose(onnx_logits, keras_logits, atol=LOGIT_TOLERANCE, rtol=0)
+    np.testing.assert_allclose(onnx_logits, keras_logits, atol=LOGIT_TOLERANCE, rtol=LOGIT_RTOL)
     for onnx_state, keras_state in zip(onnx_states, keras_states):
         np.testing.assert_allclose(onnx_state, keras_state, atol=LOGIT_TOLERANCE, rtol=0)
 
