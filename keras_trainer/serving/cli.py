@@ -15,11 +15,15 @@ def register(subparsers) -> None:
         "serve",
         help="serve a saved model over HTTP (POST /predict, GET /health, GET /metadata)",
         description=(
-            "Loads a .keras, .h5 or .onnx model, or an assistant (.keras or ONNX folder), and "
-            "answers JSON requests over HTTP until interrupted. Needs the [serve] extra."
+            "Loads a .keras, .h5 or .onnx model, an assistant (.keras or ONNX folder), or a "
+            "model store version (STORE@production, STORE@3), and answers JSON requests over "
+            "HTTP until interrupted. Needs the [serve] extra."
         ),
     )
-    serve.add_argument("model", help=".keras, .h5 or .onnx file, or an assistant ONNX folder")
+    serve.add_argument(
+        "model",
+        help=".keras, .h5 or .onnx file, an assistant ONNX folder, or STORE@ALIAS / STORE@VERSION",
+    )
     serve.add_argument(
         "--host",
         default="127.0.0.1",

@@ -42,6 +42,18 @@ _ASSISTANT_KEYS = {"query", "queries", "method", "max_length", "beam_width"}
 _NETWORK_KEYS = {"inputs", "ids"}
 
 
+def _resolve_store_reference(path: str) -> str:
+    """A model store reference (`STORE@production`, `STORE@3`, a store folder) as its file."""
+    if os.path.isfile(path) or (os.path.isdir(path) and _is_assistant_folder(path)):
+        return path
+    from keras_trainer.export.store import ModelStore, resolve_model_path
+
+    root = path.rpartition("@")[0] if "@" in path else path
+    if root and ModelStore(root).exists():
+        return resolve_model_path(path)
+    return path
+
+
 def _is_assistant_folder(path: str) -> bool:
     from keras_trainer.assistant.onnx import DECODER_STEP_FILE, ENCODER_FILE
 
@@ -62,7 +74,7 @@ class ServedModel:
     """
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu"):
-        self.path = os.fspath(path)
+        self.path = _resolve_store_reference(os.fspath(path))
         self.kind = NETWORK
         self.assistant = None
         self.layer = None

@@ -195,6 +195,20 @@ def test_serve_command_listens_on_loopback_and_stops_on_sigterm(saved_models):
     assert "Traceback" not in process.stderr.read()
 
 
+def test_serves_a_model_store_version_by_alias(saved_models, start_server, tmp_path):
+    from keras_trainer.export.store import ModelStore
+
+    store = ModelStore(tmp_path / "store")
+    store.add(saved_models["regression"])
+    store.promote(store.add(saved_models["binary"]).version)
+    served = ServedModel(f"{tmp_path / 'store'}@production")
+    assert served.path == store.path("production")
+    _, meta = request(start_server(served), "/metadata")
+    assert meta["head"] == "binary"
+    assert ServedModel(tmp_path / "store").path == served.path  # the folder: its production
+    assert ServedModel(f"{tmp_path / 'store'}@1").path == store.path("1")
+
+
 def test_serving_a_missing_file_is_an_inference_error(tmp_path):
     from keras_trainer.errors import InferenceError
 
