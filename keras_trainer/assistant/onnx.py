@@ -25,14 +25,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from keras_trainer.assistant.data import encode_queries
 from keras_trainer.assistant.generation import check_query
 from keras_trainer.assistant.tokenizer import EOS_ID, PAD_ID, SOS_ID, AssistantTokenizer
-from keras_trainer.errors import ConfigError, DataError, ExportError, InferenceError, ModelError
+from keras_trainer.errors import (
+    ConfigError,
+    DataError,
+    ExportError,
+    InferenceError,
+    ModelError,
+    QuantizationError,
+)
 from keras_trainer.export.runtime import ort_session
 
 ENCODER_FILE = "encoder.onnx"
@@ -42,7 +49,11 @@ _NEG_INF = -1e9
 
 
 def export_assistant_onnx(
-    assistant, directory: Union[str, os.PathLike], *, opset: int | None = None
+    assistant,
+    directory: Union[str, os.PathLike],
+    *,
+    opset: int | None = None,
+    quantize: Optional[str] = None,
 ) -> dict[str, str]:
     """Exports an assistant's encoder and decoder step to ONNX, with its vocabulary.
 
@@ -51,6 +62,10 @@ def export_assistant_onnx(
         directory: Folder for `encoder.onnx` and `decoder_step.onnx` (created if
             missing; existing files are replaced atomically).
         opset: ONNX opset; the export default (17) when None.
+        quantize: "dynamic" writes both parts with int8 weights
+            (`keras_trainer.export.quantize_onnx`); None keeps float32. Static
+            quantization does not apply: the inputs are token ids and recurrent
+            states, not rows of training data to calibrate on.
 
     Returns:
         `{"encoder": path, "decoder_step": path}`.
@@ -58,6 +73,8 @@ def export_assistant_onnx(
     Raises:
         ModelError: `assistant` is not an `Assistant`.
         ExportError: the conversion fails.
+        QuantizationError: `quantize` is not None or "dynamic" (raised before
+            anything is written).
 
     Example:
 
@@ -73,6 +90,11 @@ def export_assistant_onnx(
         raise ModelError(
             f"export_assistant_onnx needs an Assistant (train_assistant or load_assistant), "
             f"got {type(assistant).__name__}"
+        )
+    if quantize not in (None, "dynamic"):
+        raise QuantizationError(
+            f"quantize: the assistant quantizes in 'dynamic' mode only (its inputs are token ids "
+            f"and recurrent states, nothing to calibrate 'static' scales on); got {quantize!r}"
         )
     directory = os.path.abspath(os.fspath(directory))
     try:
@@ -130,6 +152,11 @@ def export_assistant_onnx(
         ),
     ]
     export_onnx_many(requests, opset=opset)
+    if quantize is not None:
+        from keras_trainer.export.quantization import quantize_onnx
+
+        for path in paths.values():
+            quantize_onnx(path, path, quantize)
     return paths
 
 

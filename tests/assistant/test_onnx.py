@@ -16,7 +16,7 @@ from keras_trainer.assistant.onnx import (
     OnnxAssistant,
     export_assistant_onnx,
 )
-from keras_trainer.errors import DataError, InferenceError
+from keras_trainer.errors import DataError, InferenceError, QuantizationError
 from keras_trainer.export import read_onnx_metadata
 from tests.assistant.conftest import MAX_LENGTH, to_numpy
 
@@ -118,3 +118,32 @@ def test_long_query_is_cut_with_warning(onnx_assistant):
     with pytest.warns(UserWarning, match="cut to the first"):
         answer = onnx_assistant.generate_response("what " * 60, max_length=4)
     assert isinstance(answer, str)
+
+
+@pytest.mark.one_backend  # the ONNX conversion and quantization are the same on every backend
+def test_dynamic_int8_export_keeps_most_answers_and_shrinks_the_files(
+    exported, trained_assistant, training_sample, tmp_path
+):
+    paths = export_assistant_onnx(trained_assistant, tmp_path, quantize="dynamic")
+    for part, path in paths.items():
+        assert read_onnx_metadata(path)["quantization"]["mode"] == "dynamic"
+        assert os.path.getsize(path) < os.path.getsize(exported[1][part])
+    queries = [q for q, _ in training_sample]
+    float_answers = OnnxAssistant.load(exported[0]).generate_batch(queries, MAX_LENGTH)
+    int8_answers = OnnxAssistant.load(tmp_path).generate_batch(queries, MAX_LENGTH)
+    exact = [
+        np.mean([a == r for a, (_, r) in zip(answers, training_sample)])
+        for answers in (float_answers, int8_answers)
+    ]
+    print(
+        f"exact match on {len(queries)} training queries: float {exact[0]:.3f}, int8 {exact[1]:.3f}"
+    )
+    assert exact[1] >= exact[0] - 0.15
+
+
+def test_static_quantization_of_the_assistant_is_refused_before_writing(
+    trained_assistant, tmp_path
+):
+    with pytest.raises(QuantizationError, match="'dynamic' mode only"):
+        export_assistant_onnx(trained_assistant, tmp_path / "out", quantize="static")
+    assert not (tmp_path / "out").exists()
