@@ -1,4 +1,5 @@
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -45,9 +46,15 @@ def test_train_evaluate_and_predict_from_the_command_line(tmp_path, small_datase
         "--quiet",
         "--runs-dir",
         tmp_path / "runs",
+        "--tensorboard",
+        *(["--mlflow"] if importlib.util.find_spec("mlflow") else []),
     )
     assert trained.returncode == 0, trained.stderr
     assert "test metrics:" in trained.stdout and "accuracy" in trained.stdout
+    run = tmp_path / "runs" / "model_config" / "version_0"
+    assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
+    if importlib.util.find_spec("mlflow"):
+        assert any((tmp_path / "runs" / "mlruns").rglob("meta.yaml"))
     # Runtime terms on the held-out split, next to the baselines.
     assert "regret" in trained.stdout and "speed-up vs the best fixed strategy" in trained.stdout
     assert "majority (" in trained.stdout

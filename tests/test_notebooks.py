@@ -4,8 +4,8 @@ import os
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
+from scripts.execute_notebooks import run_notebook
 from tests.conftest import ROOT, subprocess_env
 
 # Documentation runs end to end; every feature they show is tested on each backend.
@@ -20,20 +20,14 @@ NOTEBOOKS = sorted(
 def test_notebook_executes(name, monkeypatch):
     # The kernel is a new process: make it import this checkout, installed or not.
     monkeypatch.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
-    path = os.path.join(ROOT, "notebooks", name)
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        notebook,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": os.path.dirname(path)}},
-    )
-    client.execute()
-    errors = [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-        if output.get("output_type") == "error"
-    ]
-    assert not errors
+    monkeypatch.setenv("KERAS_TRAINER_NOTEBOOK_EPOCHS", "10")  # the assistant's, made short
+    run_notebook(os.path.join(ROOT, "notebooks", name), timeout=300)  # raises on a failed cell
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_committed_with_its_outputs(name):
+    # scripts/execute_notebooks.py writes them; a reader sees results without a kernel.
+    notebook = nbformat.read(os.path.join(ROOT, "notebooks", name), as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(cell.get("execution_count") for cell in code), name
+    assert all(cell.get("outputs") for cell in code if "print(" in cell.source), name
