@@ -9,8 +9,8 @@ would. N = 0 never kills. The resume-time repair of `history.csv` is not
 counted: it happens only in resumed runs, so counting it would shift the
 numbering between runs. Nor are the writes into the run folder
 (`runs/<name>/version_N`): each resumed run records itself in a new folder,
-with what that run saw, so their order differs between runs; they go through
-the same atomic writer.
+with what that run saw, so their order differs between runs. With
+`KILL_DRIVER_SCOPE=run_folder` only those are counted (and killed at).
 """
 
 import os
@@ -20,6 +20,7 @@ import sys
 
 def main() -> int:
     kill_at, log, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+    run_folder_scope = os.environ.get("KILL_DRIVER_SCOPE") == "run_folder"
     real_replace = os.replace
     count = 0
 
@@ -28,7 +29,7 @@ def main() -> int:
         target = os.fspath(target)
         name = os.path.basename(target)
         in_run_folder = "runs" in os.path.relpath(target).split(os.sep)
-        if name != "history.csv" and not in_run_folder:
+        if name != "history.csv" and in_run_folder == run_folder_scope:
             count += 1
             with open(log, "a", encoding="utf-8") as handle:
                 handle.write(name + "\n")

@@ -40,7 +40,7 @@ CONFIG = {
 }
 
 
-def _run(kill_at, log, workdir, *extra):
+def _run(kill_at, log, workdir, *extra, scope="training"):
     args = [
         "train",
         "config.json",
@@ -56,7 +56,7 @@ def _run(kill_at, log, workdir, *extra):
     return subprocess.run(
         [sys.executable, "-m", "tests.reliability.kill_driver", str(kill_at), str(log), *args],
         cwd=workdir,
-        env=subprocess_env(PYTHONPATH=ROOT),
+        env=subprocess_env(PYTHONPATH=ROOT, KILL_DRIVER_SCOPE=scope),
         capture_output=True,
         text=True,
         timeout=300,
@@ -128,3 +128,28 @@ def test_kill_at_every_write_then_resume_gives_the_uninterrupted_best(tmp_path):
         assert not [n for n in os.listdir(workdir / folder) if is_temporary(n)], folder
     for got, want in zip(_weights(workdir / "out" / "model.keras"), expected):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.one_backend  # the run folder's files are written the same way on every backend
+def test_kill_at_every_run_folder_write_leaves_only_complete_files(tmp_path):
+    workdir = _workdir(tmp_path / "run")
+    reference = _run(0, tmp_path / "reference.log", workdir, scope="run_folder")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    writes = (tmp_path / "reference.log").read_text().split()
+    assert {"model.keras", "summary.json", "config.json"} <= set(writes)
+    # One kill at the first write of each file (the others repeat it, e.g. history.json).
+    for target in sorted(
+        {name: index + 1 for index, name in reversed(list(enumerate(writes)))}.values()
+    ):
+        result = _run(target, tmp_path / f"kill{target}.log", workdir, scope="run_folder")
+        assert result.returncode == -9, (target, result.stderr[-2000:])
+    for folder in (workdir / "runs").rglob("version_*"):
+        for path in folder.iterdir():
+            if is_temporary(path.name) or path.is_dir():
+                continue
+            if path.suffix == ".keras":
+                load_model(path)
+            elif path.suffix == ".json":
+                json.loads(path.read_text())
+            elif path.suffix == ".png":
+                assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 100
