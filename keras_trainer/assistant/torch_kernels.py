@@ -19,6 +19,8 @@ Only imported when `keras.backend.backend() == "torch"`.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -56,9 +58,14 @@ def bidirectional_lstm(forward, backward, x, lengths, training: bool):
             _value(cell.recurrent_bias),
         ]
     zeros = x.new_zeros(2, batch, units)
-    output, h, c = torch._VF.lstm(
-        packed.data, packed.batch_sizes, (zeros, zeros), weights, True, 1, 0.0, training, True
-    )
+    with warnings.catch_warnings():
+        # The weights are Keras variables, not one flat cuDNN buffer, so cuDNN packs
+        # them on every call and says so; that copy is in the measured speed (H200:
+        # 1.45x the plain PyTorch port, docs/benchmarks.md).
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
+        output, h, c = torch._VF.lstm(
+            packed.data, packed.batch_sizes, (zeros, zeros), weights, True, 1, 0.0, training, True
+        )
     output = torch.nn.utils.rnn.PackedSequence(
         output, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
     )
