@@ -69,7 +69,7 @@ def _read_metadata_file(path: str) -> dict:
         with open(path) as f:
             metadata = json.load(f)
     except (OSError, ValueError) as error:
-        raise ExportError(f"Cannot read metadata JSON file {path!r}: {error}") from error
+        raise ExportError(f"cannot read metadata JSON file {path!r}: {error}") from error
     if not isinstance(metadata, dict):
-        raise ExportError(f"Metadata file {path!r} must hold a JSON object.")
+        raise ExportError(f"metadata file {path!r} must hold a JSON object")
     return metadata

@@ -56,7 +56,7 @@ def compiled_call(model, device: str = "cpu") -> Callable[[list[np.ndarray]], li
 
     raise BackendNotSupportedError(
         f"Compiled inference supports the jax, tensorflow and torch backends; "
-        f"the active backend is {backend!r}."
+        f"the active backend is {backend!r}"
     )
 
 

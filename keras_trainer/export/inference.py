@@ -106,12 +106,12 @@ class CompiledInferenceLayer:
             )
         except ValueError:
             raise ConfigError(
-                f"backend must be one of {[b.value for b in InferenceBackend]}; got {backend!r}."
+                f"backend must be one of {[b.value for b in InferenceBackend]}; got {backend!r}"
             ) from None
         if device not in _DEVICES:
-            raise ConfigError(f"device must be one of {list(_DEVICES)}; got {device!r}.")
+            raise ConfigError(f"device must be one of {list(_DEVICES)}; got {device!r}")
         if intra_op_num_threads is not None and intra_op_num_threads < 0:
-            raise ConfigError(f"intra_op_num_threads must be >= 0; got {intra_op_num_threads}.")
+            raise ConfigError(f"intra_op_num_threads must be >= 0; got {intra_op_num_threads}")
         self.device = device
         self.intra_op_num_threads = intra_op_num_threads
         self.max_latency_samples = max_latency_samples
@@ -176,7 +176,7 @@ class CompiledInferenceLayer:
                 path, kind="onnx" if self.backend is InferenceBackend.ONNX else "keras"
             )
         if not os.path.isfile(path):
-            raise InferenceError(f"Model file not found: {path!r}.")
+            raise InferenceError(f"model file not found: {path!r}")
         suffixes = {
             InferenceBackend.ONNX: (".onnx",),
             InferenceBackend.KERAS: (".keras", ".h5"),
@@ -184,8 +184,8 @@ class CompiledInferenceLayer:
         }[self.backend]
         if not path.lower().endswith(suffixes):
             raise InferenceError(
-                f"The {self.backend.value} backend loads {' or '.join(suffixes)} files; "
-                f"got {path!r}."
+                f"the {self.backend.value} backend loads {' or '.join(suffixes)} files; "
+                f"got {path!r}"
             )
         if self.backend is InferenceBackend.ONNX:
             self._load_onnx(path)
@@ -282,12 +282,12 @@ class CompiledInferenceLayer:
             model, self.metadata = load_model(path, custom_objects)
         except (KerasTrainerError, ValueError, OSError) as error:
             raise InferenceError(
-                f"Cannot load Keras model {path!r}: {_first_line(error)}"
+                f"cannot load Keras model {path!r}: {_first_line(error)}"
             ) from error
         if not getattr(model, "inputs", None):
             raise InferenceError(
                 f"{path!r} holds a model without defined inputs; the KERAS backend "
-                "serves functional or sequential models."
+                "serves functional or sequential models"
             )
         self.active_device = "cuda" if self.device != "cpu" and _keras_has_cuda() else "cpu"
         if self.device == "cuda" and self.active_device != "cuda":
@@ -322,7 +322,7 @@ class CompiledInferenceLayer:
         if num_iterations < 0 or batch_size < 1:
             raise DataError(
                 f"warm_up needs num_iterations >= 0 and batch_size >= 1; got "
-                f"{num_iterations} and {batch_size}."
+                f"{num_iterations} and {batch_size}"
             )
         arrays = [warm_up_input(spec, batch_size) for spec in self._inputs]
         for _ in range(num_iterations):
@@ -370,7 +370,7 @@ class CompiledInferenceLayer:
         """
         self._require_model()
         if batch_size < 1:
-            raise DataError(f"batch_size must be >= 1; got {batch_size}.")
+            raise DataError(f"batch_size must be >= 1; got {batch_size}")
         results: list[InferenceResult] = []
         for begin in range(0, len(features_list), batch_size):
             start = time.perf_counter_ns()
@@ -407,7 +407,7 @@ class CompiledInferenceLayer:
 
     def _require_model(self) -> None:
         if self._run is None:
-            raise InferenceError("No model is loaded; call `load_model(path)` first.")
+            raise InferenceError("no model is loaded; call `load_model(path)` first")
 
     def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         try:
@@ -415,7 +415,7 @@ class CompiledInferenceLayer:
         except Exception as error:
             shapes = ", ".join(str(a.shape) for a in arrays)
             raise InferenceError(
-                f"The {self.backend.value} backend failed on inputs of shape {shapes}: "
+                f"the {self.backend.value} backend failed on inputs of shape {shapes}: "
                 f"{_first_line(error)}"
             ) from error
 
@@ -433,7 +433,7 @@ class CompiledInferenceLayer:
                 if set(features) != {specs[0].name}:
                     raise DataError(
                         f"features dict has keys {sorted(features)}; the model's input is "
-                        f"{specs[0].name!r}."
+                        f"{specs[0].name!r}"
                     )
                 features = features[specs[0].name]
             items = [features]
@@ -443,20 +443,20 @@ class CompiledInferenceLayer:
             if missing or extra:
                 raise DataError(
                     f"features dict must have exactly the keys {[s.name for s in specs]}; "
-                    f"missing {missing}, unexpected {extra}."
+                    f"missing {missing}, unexpected {extra}"
                 )
             items = [features[s.name] for s in specs]
         elif isinstance(features, (list, tuple)) and len(features) == len(specs):
             items = list(features)
         else:
             raise DataError(
-                f"The model has {len(specs)} inputs {[s.name for s in specs]}; pass a list "
-                "or a dict of that many arrays."
+                f"the model has {len(specs)} inputs {[s.name for s in specs]}; pass a list "
+                "or a dict of that many arrays"
             )
         arrays = [check_input(item, spec) for item, spec in zip(items, specs)]
         batch = arrays[0].shape[0]
         if len(arrays) > 1 and any(a.shape[0] != batch for a in arrays):
-            raise DataError(f"Inputs have different batch sizes: {[a.shape[0] for a in arrays]}.")
+            raise DataError(f"inputs have different batch sizes: {[a.shape[0] for a in arrays]}")
         return arrays
 
 

@@ -43,9 +43,9 @@ def check_input(value: Any, spec: InputSpec) -> np.ndarray:
         expected = ", ".join(
             "batch" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(spec.shape)
         )
-        raise DataError(f"Input {spec.name!r} has shape {shape}; the model expects ({expected}).")
+        raise DataError(f"input {spec.name!r} has shape {shape}; the model expects ({expected})")
     if shape[0] == 0:
-        raise DataError(f"Input {spec.name!r} has no rows (shape {shape}).")
+        raise DataError(f"input {spec.name!r} has no rows (shape {shape})")
     # A sum is NaN or infinite whenever an element is; only then look closer
     # (a huge finite sum may overflow, so the full check decides).
     if spec.dtype.kind == "f" and not math.isfinite(array.sum()):
@@ -54,8 +54,8 @@ def check_input(value: Any, spec: InputSpec) -> np.ndarray:
             row = int(np.argwhere(bad)[0][0])
             what = "NaN" if np.isnan(array).any() else "infinite"
             raise DataError(
-                f"Input {spec.name!r} has {int(bad.sum())} NaN or infinite value(s) "
-                f"({what} first in row {row})."
+                f"input {spec.name!r} has {int(bad.sum())} NaN or infinite value(s) "
+                f"({what} first in row {row})"
             )
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
@@ -66,21 +66,21 @@ def convert_input(value: Any, spec: InputSpec) -> np.ndarray:
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:
-        raise DataError(f"Input {spec.name!r} is not an array: {error}") from error
+        raise DataError(f"input {spec.name!r} is not an array: {error}") from error
     kind = array.dtype.kind
     expected = spec.dtype
     if expected.kind == "f":
         if kind not in "fiu":
             raise DataError(
-                f"Input {spec.name!r} has dtype {array.dtype}; expected numbers ({expected})."
+                f"input {spec.name!r} has dtype {array.dtype}; expected numbers ({expected})"
             )
     elif expected.kind in "iu":
         if kind not in "iu":
             raise DataError(
-                f"Input {spec.name!r} has dtype {array.dtype}; expected integers ({expected})."
+                f"input {spec.name!r} has dtype {array.dtype}; expected integers ({expected})"
             )
     elif kind != expected.kind:
-        raise DataError(f"Input {spec.name!r} has dtype {array.dtype}; expected {expected}.")
+        raise DataError(f"input {spec.name!r} has dtype {array.dtype}; expected {expected}")
     return array.astype(expected, copy=False)
 
 
@@ -98,7 +98,7 @@ _ONNX_TYPES = {
 
 def onnx_input_dtype(onnx_type: str, path: str) -> np.dtype:
     if onnx_type not in _ONNX_TYPES:
-        raise InferenceError(f"{path!r} has an input of unsupported type {onnx_type}.")
+        raise InferenceError(f"{path!r} has an input of unsupported type {onnx_type}")
     return np.dtype(_ONNX_TYPES[onnx_type])
 
 

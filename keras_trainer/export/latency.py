@@ -25,7 +25,7 @@ class LatencyRecorder:
 
     def __init__(self, max_samples: int = 100_000):
         if max_samples < 1:
-            raise ValueError(f"max_samples must be >= 1; got {max_samples}.")
+            raise ValueError(f"max_samples must be >= 1; got {max_samples}")
         self.max_samples = int(max_samples)
         self._buffer = np.zeros(self.max_samples, dtype=np.int64)
         self._size = 0

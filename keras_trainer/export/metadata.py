@@ -28,12 +28,12 @@ def encode_metadata_props(metadata: "dict[str, Any]") -> "dict[str, str]":
     props = {}
     for key, value in metadata.items():
         if not isinstance(key, str):
-            raise ExportError(f"Metadata keys must be strings; got {key!r}.")
+            raise ExportError(f"metadata keys must be strings; got {key!r}")
         try:
             props[key] = json.dumps(value, sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as error:
             raise ExportError(
-                f"Metadata value of key {key!r} is not JSON-serializable: {error}"
+                f"metadata value of key {key!r} is not JSON-serializable: {error}"
             ) from error
     return props
 
@@ -75,11 +75,11 @@ def read_onnx_metadata(path: "str | os.PathLike") -> "dict[str, Any]":
 
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ExportError(f"ONNX file not found: {path!r}.")
+        raise ExportError(f"ONNX file not found: {path!r}")
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as error:  # onnx raises DecodeError and others.
         raise ExportError(f"{path!r} is not a valid ONNX model: {error}") from error
     if not model.graph.node:
-        raise ExportError(f"{path!r} is not a valid ONNX model: its graph is empty.")
+        raise ExportError(f"{path!r} is not a valid ONNX model: its graph is empty")
     return decode_metadata_props({p.key: p.value for p in model.metadata_props})

@@ -201,7 +201,7 @@ def export_onnx_many(
         job, result = failures[0]
         kind = QuantizationError if "quantization" in result else ExportError
         raise kind(
-            f"Export of {job['display']} to {job['final_output']!r} failed: {result['error']}"
+            f"export of {job['display']} to {job['final_output']!r} failed: {result['error']}"
             + (f" ({len(failures) - 1} more export(s) failed)" if len(failures) > 1 else "")
         )
     return [job["final_output"] for job in jobs]
@@ -221,7 +221,7 @@ def _run_worker(job_path, result_path, workdir, timeout):
             command, env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired as error:
-        raise ExportError(f"ONNX conversion did not finish within {timeout:.0f} s.") from error
+        raise ExportError(f"ONNX conversion did not finish within {timeout:.0f} s") from error
     if process.returncode != 0 or not os.path.exists(result_path):
         tail = (process.stderr or process.stdout or "").strip().splitlines()[-15:]
         raise ExportError(
@@ -235,22 +235,22 @@ def _run_worker(job_path, result_path, workdir, timeout):
 def _prepare(request: ExportRequest, index: int, workdir: str) -> "dict[str, Any]":
     output = os.path.abspath(os.fspath(request.path))
     if not os.path.isdir(os.path.dirname(output)):
-        raise ExportError(f"Output directory of {output!r} does not exist.")
+        raise ExportError(f"output directory of {output!r} does not exist")
     modules = ["keras_trainer", *request.custom_modules]
     source_backend = None
     if isinstance(request.model_or_path, (str, os.PathLike)):
         source = os.path.abspath(os.fspath(request.model_or_path))
         display = repr(os.fspath(request.model_or_path))
         if not os.path.isfile(source):
-            raise ExportError(f"Model file not found: {source!r}.")
+            raise ExportError(f"model file not found: {source!r}")
         if not source.endswith(_KERAS_SUFFIXES):
-            raise ExportError(f"Cannot export {source!r}: expected a `.keras` or `.h5` model file.")
+            raise ExportError(f"cannot export {source!r}: expected a `.keras` or `.h5` model file")
         metadata = _read_file_metadata(source)
     else:
         model = request.model_or_path
         if not hasattr(model, "save") or not hasattr(model, "layers"):
             raise ExportError(
-                f"Expected a Keras model or a model file path; got {type(model).__name__}."
+                f"expected a Keras model or a model file path; got {type(model).__name__}"
             )
         import keras
 
@@ -259,7 +259,7 @@ def _prepare(request: ExportRequest, index: int, workdir: str) -> "dict[str, Any
         try:
             model.save(source)
         except Exception as error:
-            raise ExportError(f"Cannot save {display} for export: {error}") from error
+            raise ExportError(f"cannot save {display} for export: {error}") from error
         modules.extend(_custom_modules_of(model))
         source_backend = keras.backend.backend()
         metadata = {}
@@ -289,7 +289,7 @@ def _read_file_metadata(path: str) -> "dict[str, Any]":
     try:
         return dict(read_metadata(path) or {})
     except Exception as error:
-        raise ExportError(f"Cannot read metadata of {path!r}: {error}") from error
+        raise ExportError(f"cannot read metadata of {path!r}: {error}") from error
 
 
 def _custom_modules_of(model) -> "list[str]":
@@ -318,12 +318,12 @@ def _normalize_signature(signature) -> "Optional[list[dict[str, Any]]]":
         else:
             raise ExportError(
                 f"input_signature[{i}] must be (shape, dtype), (name, shape, dtype) or a "
-                f"TensorSpec; got {entry!r}."
+                f"TensorSpec; got {entry!r}"
             )
         try:
             shape = [None if d is None else int(d) for d in shape]
         except (TypeError, ValueError) as error:
-            raise ExportError(f"input_signature[{i}] has a bad shape {shape!r}.") from error
+            raise ExportError(f"input_signature[{i}] has a bad shape {shape!r}") from error
         dtype = getattr(dtype, "name", None) or str(dtype)
         normalized.append({"name": name or f"input_{i}", "shape": shape, "dtype": dtype})
     return normalized

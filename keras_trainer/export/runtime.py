@@ -48,7 +48,7 @@ def ort_session(
         text = str(error).strip()
         message = text.splitlines()[0] if text else type(error).__name__
         raise InferenceError(
-            f"Cannot load {path!r} with ONNX Runtime (corrupt or not an ONNX model): {message}"
+            f"cannot load {path!r} with ONNX Runtime (corrupt or not an ONNX model): {message}"
         ) from None
 
 

@@ -135,7 +135,7 @@ def export_torch_many(requests: Sequence[Any], *, timeout: float = 900.0) -> lis
             if not path.endswith(TORCH_SUFFIX):
                 raise ExportError(f"torch program files end in {TORCH_SUFFIX!r}; got {path!r}")
             if not os.path.isdir(os.path.dirname(path)):
-                raise ExportError(f"Output directory of {path!r} does not exist.")
+                raise ExportError(f"output directory of {path!r} does not exist")
             job = {
                 "output": path,
                 "signature": _normalize_signature(request.input_signature),
@@ -146,14 +146,14 @@ def export_torch_many(requests: Sequence[Any], *, timeout: float = 900.0) -> lis
             if isinstance(source, (str, os.PathLike)):
                 source = os.path.abspath(os.fspath(source))
                 if not os.path.isfile(source):
-                    raise ExportError(f"Model file not found: {source!r}.")
+                    raise ExportError(f"model file not found: {source!r}")
                 if not source.endswith(_KERAS_SUFFIXES):
                     raise ExportError(
-                        f"Cannot export {source!r}: expected a `.keras` or `.h5` model file."
+                        f"cannot export {source!r}: expected a `.keras` or `.h5` model file"
                     )
             elif not hasattr(source, "save"):
                 raise ExportError(
-                    f"Expected a Keras model or a model file path; got {type(source).__name__}."
+                    f"expected a Keras model or a model file path; got {type(source).__name__}"
                 )
             elif in_process:
                 _capture(source, {}, path, job["signature"], job["metadata"])
@@ -194,7 +194,7 @@ def _export_job(job: dict) -> None:
     try:
         model, metadata = load_model(job["source"], custom_objects=allowed)
     except Exception as error:
-        raise ExportError(f"Cannot load {job['source']!r} for torch export: {error}") from error
+        raise ExportError(f"cannot load {job['source']!r} for torch export: {error}") from error
     _capture(model, metadata, job["output"], job["signature"], job["metadata"])
 
 
@@ -212,7 +212,7 @@ def _run_worker(workdir: str, jobs: list, timeout: float) -> None:
             command, env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired as error:
-        raise ExportError(f"torch export did not finish within {timeout:.0f} s.") from error
+        raise ExportError(f"torch export did not finish within {timeout:.0f} s") from error
     if process.returncode != 0:
         lines = (process.stderr or process.stdout or "").strip().splitlines()
         message = next(
@@ -364,19 +364,19 @@ def load_torch_program(
     torch = require_torch()
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise InferenceError(f"Model file not found: {path!r}.")
+        raise InferenceError(f"model file not found: {path!r}")
     _check_archive(path, torch)
     extra = {METADATA_FILE: ""}
     try:
         program = torch.export.load(path, extra_files=extra)
     except Exception as error:
-        raise InferenceError(f"Cannot load torch program {path!r}: {error}") from error
+        raise InferenceError(f"cannot load torch program {path!r}: {error}") from error
     try:
         info = json.loads(extra[METADATA_FILE] or "{}")
     except ValueError as error:
         raise InferenceError(f"{path!r}: unreadable {METADATA_FILE}: {error}") from error
     if "inputs" not in info:
-        raise InferenceError(f"{path!r} was not written by export_torch (no input description).")
+        raise InferenceError(f"{path!r} was not written by export_torch (no input description)")
     target = torch.device("cuda" if device == "cuda" else "cpu")
     graph_module = program.graph_module
     _drop_no_op_nodes(graph_module, torch)
@@ -413,9 +413,7 @@ def _check_archive(path: str, torch) -> None:
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as error:
-        raise InferenceError(
-            f"{path!r} is not a torch program file (not a zip archive)."
-        ) from error
+        raise InferenceError(f"{path!r} is not a torch program file (not a zip archive)") from error
     with archive:
         for name in archive.namelist():
             data = archive.read(name)
