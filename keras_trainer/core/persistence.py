@@ -17,6 +17,7 @@ import json
 import os
 import re
 import zipfile
+from collections.abc import Iterable
 from typing import Any, Optional
 
 import h5py
@@ -351,6 +352,24 @@ def check_model_config(
         config = _parse_json(text, path, name)
         _check_config_tree(config, name, allowed, path, legacy_strings)
     return allowed
+
+
+def registered_objects_of(modules: Iterable[str]) -> dict[str, Any]:
+    """The registered Keras objects of the modules a caller names, for `load_model`.
+
+    Imports each module (named by the caller, never by a file) so that its
+    `register_keras_serializable` classes register, and returns those classes by
+    registered name: what a worker process that loads a file with custom layers
+    passes as `custom_objects`.
+    """
+    modules = set(modules)
+    for module in modules:
+        importlib.import_module(module)
+    return {
+        name: obj
+        for name, obj in keras.saving.get_custom_objects().items()
+        if getattr(obj, "__module__", None) in modules
+    }
 
 
 def load_model(

@@ -14,7 +14,6 @@ The job file holds `{"opset": int, "requests": [{"source", "output",
 bad model does not lose the others.
 """
 
-import importlib
 import json
 import os
 import sys
@@ -69,18 +68,11 @@ def _convert_one(request, opset):
     import tf2onnx
     from onnx import numpy_helper
 
-    from keras_trainer.core.persistence import load_model
+    from keras_trainer.core.persistence import load_model, registered_objects_of
 
     # Modules the caller named explicitly (never ones the file names); their
     # registered classes are allowed besides keras_trainer's own.
-    custom_modules = set(request.get("custom_modules") or ())
-    for module in custom_modules:
-        importlib.import_module(module)
-    allowed = {
-        name: obj
-        for name, obj in keras.saving.get_custom_objects().items()
-        if getattr(obj, "__module__", None) in custom_modules
-    }
+    allowed = registered_objects_of(request.get("custom_modules") or ())
     model, _ = load_model(request["source"], custom_objects=allowed)
 
     signature = request.get("input_signature")

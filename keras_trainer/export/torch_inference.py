@@ -175,22 +175,12 @@ def export_torch_many(requests: Sequence[Any], *, timeout: float = 900.0) -> lis
 
 
 def _export_job(job: dict) -> None:
-    import importlib
 
-    import keras
-
-    from keras_trainer.core.persistence import load_model
+    from keras_trainer.core.persistence import load_model, registered_objects_of
 
     # Modules the caller named explicitly (never ones the file names); their
     # registered classes are allowed besides keras_trainer's own.
-    custom_modules = set(job.get("custom_modules") or ())
-    for module in custom_modules:
-        importlib.import_module(module)
-    allowed = {
-        name: obj
-        for name, obj in keras.saving.get_custom_objects().items()
-        if getattr(obj, "__module__", None) in custom_modules
-    }
+    allowed = registered_objects_of(job.get("custom_modules") or ())
     try:
         model, metadata = load_model(job["source"], custom_objects=allowed)
     except Exception as error:
