@@ -357,8 +357,8 @@ def check_model_config(
 def registered_objects_of(modules: Iterable[str]) -> dict[str, Any]:
     """The registered Keras objects of the modules a caller names, for `load_model`.
 
-    Imports each module (named by the caller, never by a file) so that its
-    `register_keras_serializable` classes register, and returns those classes by
+    Imports each module (named by the caller, never by a file) so that the
+    serializable classes it declares register, and returns those classes by
     registered name: what a worker process that loads a file with custom layers
     passes as `custom_objects`.
     """
