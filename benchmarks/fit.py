@@ -118,12 +118,12 @@ def measure(batch: int, x: np.ndarray, y: np.ndarray, target_steps: int, rounds:
     epochs = max(1, round(target_steps / steps_per_epoch))
     steps = steps_per_epoch * epochs
 
-    plain = build_model(ModelConfig(), (12,))
+    plain = build_model(ModelConfig(output_dim=5), (12,))
     plain.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", metrics=["accuracy"])
     config = TrainingConfig(
         epochs=1, batch_size=batch, verbose=0, validation_split=0.0, early_stopping_patience=0
     )
-    models = {engine: build_model(ModelConfig(), (12,)) for engine in ("keras", "fused")}
+    models = {engine: build_model(ModelConfig(output_dim=5), (12,)) for engine in ("keras", "fused")}
 
     def run_plain(n):
         plain.fit(x, y, batch_size=batch, epochs=n, verbose=0, shuffle=True)

@@ -55,7 +55,7 @@ def _configs(count: int, epochs: int) -> list[TrainingConfig]:
 
 
 def _builder(index: int) -> keras.Model:
-    return build_model(ModelConfig(), (12,))
+    return build_model(ModelConfig(output_dim=5), (12,))
 
 
 def _peak_bytes() -> int | None:

@@ -63,7 +63,14 @@ class ModelConfig(ConfigSection):
         exclusive_minimum=0,
         description="Units of each hidden Dense layer, input side first.",
     )
-    output_dim: int = option(5, exclusive_minimum=0, description="Number of outputs (classes).")
+    output_dim: Optional[int] = option(
+        None,
+        exclusive_minimum=0,
+        description=(
+            "Number of outputs (classes); null lets the family set it: one per strategy for "
+            "the JIT model, one per class (or 1) from the labels for tabular nets."
+        ),
+    )
     activation: Activation = option("relu", description="Activation of the hidden layers.")
     output_activation: OutputActivation = option(
         "softmax", description="Activation of the output layer."

@@ -47,10 +47,26 @@ def build_model(
     """Builds the model `config.type` names, for inputs of `input_shape` (no batch axis).
 
     Raises:
-        ConfigError: `model.type` is not registered (the message lists those that are).
+        ConfigError: `model.type` is not registered (the message lists those that are),
+            or `model.output_dim` is not set.
     """
     builder = MODEL_TYPES.get(config.type, "model.type")
+    output_units(config)
     return builder(config, tuple(input_shape), dtype_policy)
+
+
+def output_units(config: ModelConfig) -> int:
+    """`model.output_dim`, which the family's trainer fills when the config leaves it null.
+
+    Raises:
+        ConfigError: it is still null.
+    """
+    if config.output_dim is None:
+        raise ConfigError(
+            "model.output_dim: not set; give the number of outputs (classes), or build the "
+            "model through its family's trainer, which takes it from the strategies or labels"
+        )
+    return config.output_dim
 
 
 def kernel_initializer(name: str) -> str:
@@ -101,7 +117,7 @@ def output_head(
 ) -> keras.KerasTensor:
     """The output Dense layer; its activation computes in float32 under mixed precision."""
     x = keras.layers.Dense(
-        config.output_dim,
+        output_units(config),
         kernel_initializer=kernel_initializer(config.kernel_initializer),
         dtype=dtype_policy,
         name="logits",
@@ -116,7 +132,7 @@ def build_mlp(
 
     Example:
 
-    >>> model = build_mlp(ModelConfig(input_dim=12), (12,))
+    >>> model = build_mlp(ModelConfig(input_dim=12, output_dim=5), (12,))
     >>> model.output_shape
     (None, 5)
     """

@@ -125,7 +125,7 @@ def fit_population(
     Example:
 
     >>> configs = [TrainingConfig(learning_rate=lr, epochs=20) for lr in (1e-3, 3e-3, 1e-2)]
-    >>> members = fit_population(lambda i: build_model(ModelConfig(), (12,)), x, y, configs)
+    >>> members = fit_population(lambda i: build_model(ModelConfig(output_dim=5), (12,)), x, y, configs)
     >>> [m.history.best_value for m in members]
     """
     configs = list(configs)

@@ -181,6 +181,11 @@ class JITConfig(TrainerConfig):
         description="JIT strategies, labelling tie rule, class weighting and fallback.",
     )
 
+    def validate(self, path: str) -> None:
+        # The model has one output per strategy unless the config says otherwise.
+        if self.model.output_dim is None:
+            self.model.output_dim = len(self.jit.strategies)
+
 
 def load_jit_config(
     source: Union[str, os.PathLike, dict, TrainerConfig, None] = None,

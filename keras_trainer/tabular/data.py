@@ -140,13 +140,19 @@ def _load_numpy(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
 def head_targets(y: np.ndarray, model_config: Any, source: str) -> tuple[np.ndarray, bool]:
     """The targets as the model's head needs them, and whether the task is classification.
 
+    A null `model_config.output_dim` is set here from the targets: the number of
+    classes for a softmax head, 1 for a sigmoid head, the target columns for regression.
+
     Raises:
         DataError: class heads on targets that are not labels 0, 1, 2, ...
         ConfigError: the head's size does not fit the labels.
     """
     activation = model_config.output_activation
     if activation not in CLASSIFICATION_ACTIVATIONS:
-        return np.asarray(y, dtype="float32"), False
+        targets = np.asarray(y, dtype="float32")
+        if model_config.output_dim is None:
+            model_config.output_dim = 1 if targets.ndim == 1 else int(targets.shape[1])
+        return targets, False
     if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
         raise DataError(
             f"{source}: model.output_activation={activation!r} needs class labels 0, 1, 2, ... as targets; "
@@ -154,6 +160,8 @@ def head_targets(y: np.ndarray, model_config: Any, source: str) -> tuple[np.ndar
         )
     labels = y.astype("int64")
     classes = int(labels.max()) + 1
+    if model_config.output_dim is None:
+        model_config.output_dim = 1 if activation == "sigmoid" else classes
     if activation == "sigmoid" and (model_config.output_dim != 1 or classes > 2):
         raise ConfigError(
             f"model.output_activation: a sigmoid head needs output_dim 1 and 0/1 labels; got output_dim="

@@ -130,3 +130,23 @@ def test_docs_config_md_is_generated_from_the_current_schema():
         assert handle.read() == config_reference(), (
             "run: python -m keras_trainer.config.docs > docs/config.md"
         )
+
+
+@pytest.mark.one_backend
+def test_output_dim_is_left_to_the_family_unless_the_config_sets_it():
+    from keras_trainer.jit.config import load_jit_config
+
+    assert TrainerConfig().model.output_dim is None
+    # The JIT model has one output per strategy in its config.
+    assert load_jit_config({}).model.output_dim == 5
+    three = {"jit": {"strategies": [{"name": "O0"}, {"name": "O2"}, {"name": "O3"}]}}
+    assert load_jit_config(three).model.output_dim == 3
+    assert load_jit_config({"model": {"output_dim": 4}}).model.output_dim == 4
+
+
+def test_building_a_model_without_output_dim_names_the_key():
+    from keras_trainer.config import ModelConfig
+    from keras_trainer.core.models import build_model
+
+    with pytest.raises(ConfigError, match="model.output_dim: not set"):
+        build_model(ModelConfig(), (12,))

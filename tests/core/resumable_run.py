@@ -60,7 +60,7 @@ def main():
     x = rng.normal(size=(320, 12)).astype("float32")
     y = np.eye(5, dtype="float32")[(x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0).astype(int)]
     set_seed(config.seed)
-    model = build_model(ModelConfig(dropout=0.2, batch_norm=True), (12,))
+    model = build_model(ModelConfig(output_dim=5, dropout=0.2, batch_norm=True), (12,))
     callbacks = [KillMidEpoch(kill_at)] if kill_at is not None else []
     history = fit(model, x, y, config=config, callbacks=callbacks)
     np.savez(out, *[np.asarray(w) for w in model.get_weights()], epochs=np.asarray(history.epochs))

@@ -64,7 +64,7 @@ def _data(rng, n=128):
 
 def test_keeps_best_model_and_at_most_max_checkpoints(tmp_path, rng):
     x, y = _data(rng)
-    history = fit(build_model(ModelConfig(), (12,)), x, y, config=_config(tmp_path))
+    history = fit(build_model(ModelConfig(output_dim=5), (12,)), x, y, config=_config(tmp_path))
     manager = CheckpointManager(str(tmp_path / "ckpt"))
     assert [epoch for epoch, _ in manager.epoch_dirs()] == [2, 3]
     model, _ = load_model(manager.best_path)
@@ -78,28 +78,28 @@ def test_keeps_best_model_and_at_most_max_checkpoints(tmp_path, rng):
 def test_incomplete_checkpoints_are_ignored_and_cleaned(tmp_path, rng):
     x, y = _data(rng)
     directory = tmp_path / "ckpt"
-    fit(build_model(ModelConfig(), (12,)), x, y, config=_config(tmp_path, epochs=2))
+    fit(build_model(ModelConfig(output_dim=5), (12,)), x, y, config=_config(tmp_path, epochs=2))
     leftover = directory / ".epoch-000009.tmp-abc"
     leftover.mkdir()
     (leftover / "variables.npz").write_bytes(b"half")
     manager = CheckpointManager(str(directory))
     assert manager.latest().endswith("epoch-000001")
-    fit(build_model(ModelConfig(), (12,)), x, y, config=_config(tmp_path, epochs=3, resume=True))
+    fit(build_model(ModelConfig(output_dim=5), (12,)), x, y, config=_config(tmp_path, epochs=3, resume=True))
     assert not leftover.exists()
     assert manager.latest().endswith("epoch-000002")
 
 
 def test_resume_with_a_different_model_says_so(tmp_path, rng):
     x, y = _data(rng)
-    fit(build_model(ModelConfig(), (12,)), x, y, config=_config(tmp_path, epochs=2))
-    other = build_model(ModelConfig(hidden_layers=[64, 16]), (12,))
+    fit(build_model(ModelConfig(output_dim=5), (12,)), x, y, config=_config(tmp_path, epochs=2))
+    other = build_model(ModelConfig(output_dim=5, hidden_layers=[64, 16]), (12,))
     with pytest.raises(CheckpointError, match="configured model differs"):
         fit(other, x, y, config=_config(tmp_path, epochs=3, resume=True))
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, rng):
     x, y = _data(rng)
-    model = build_model(ModelConfig(), (12,))
+    model = build_model(ModelConfig(output_dim=5), (12,))
 
     class Poison(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):

@@ -18,7 +18,7 @@ def _config(**overrides):
 
 def _run(x, y, **overrides):
     set_seed(11)
-    model = build_model(ModelConfig(hidden_layers=[16], dropout=0.2), (12,))
+    model = build_model(ModelConfig(output_dim=5, hidden_layers=[16], dropout=0.2), (12,))
     history = fit(model, x, y, config=_config(**overrides))
     return model, history
 

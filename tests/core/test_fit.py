@@ -26,6 +26,7 @@ def _data(rng, n=160):
 
 def _model(seed=42, **model):
     set_seed(seed)
+    model.setdefault("output_dim", 5)
     return build_model(ModelConfig(**model), (12,))
 
 
@@ -142,7 +143,7 @@ def test_gradient_accumulation_matches_one_big_batch(rng):
 def test_mixed_precision_builds_and_trains(rng, mode):
     x, y = _data(rng)
     set_seed(1)
-    model = build_model(ModelConfig(), (12,), precision.policy_name(mode))
+    model = build_model(ModelConfig(output_dim=5), (12,), precision.policy_name(mode))
     history = fit(model, x, y, config=_config(mixed_precision=mode))
     assert np.isfinite(history.history["loss"]).all()
     assert model.output.dtype == "float32"

@@ -36,7 +36,7 @@ def _train(engine, x, y, callbacks=(), **overrides):
     }
     data.update(overrides)
     set_seed(7)
-    model = build_model(ModelConfig(dropout=0.2, batch_norm=True), (12,))
+    model = build_model(ModelConfig(output_dim=5, dropout=0.2, batch_norm=True), (12,))
     history = fit(model, x, y, config=TrainingConfig.from_dict(data), callbacks=list(callbacks))
     return model, history
 
@@ -121,7 +121,7 @@ def test_auto_falls_back_to_keras_for_a_batch_callback_and_logs_why(rng, caplog)
 
 def test_fused_refuses_what_it_cannot_run(rng):
     x, y = _data(rng)
-    model = build_model(ModelConfig(), (12,))
+    model = build_model(ModelConfig(output_dim=5), (12,))
     model.compile("adam", "categorical_crossentropy", run_eagerly=True)
     config = TrainingConfig(epochs=1, verbose=0, engine="fused")
     with pytest.raises(ConfigError, match="training.engine='fused'.*run_eagerly"):

@@ -37,6 +37,7 @@ def _data(rng, n=64):
 def _model(**model):
     set_seed(7)
     model.setdefault("hidden_layers", [16])
+    model.setdefault("output_dim", 5)
     return build_model(ModelConfig(**model), (12,))
 
 

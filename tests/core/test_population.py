@@ -14,7 +14,7 @@ DROPOUT = [0.1, 0.2, 0.3]
 
 
 def _builder(index):
-    return build_model(ModelConfig(dropout=DROPOUT[index]), (12,))
+    return build_model(ModelConfig(output_dim=5, dropout=DROPOUT[index]), (12,))
 
 
 def _configs():

@@ -40,3 +40,22 @@ def test_bad_csv_is_reported_with_line_and_column(tmp_path, text, target, messag
     path.write_text(text)
     with pytest.raises(DataError, match=message):
         load_csv(str(path), target)
+
+
+@pytest.mark.one_backend
+@pytest.mark.parametrize(
+    "activation, targets, expected",
+    [
+        ("softmax", np.array([0, 2, 1, 2]), 3),
+        ("sigmoid", np.array([0, 1, 1, 0]), 1),
+        ("linear", np.array([0.5, 1.5, 2.0]), 1),
+        ("linear", np.ones((3, 2)), 2),
+    ],
+)
+def test_a_null_output_dim_is_taken_from_the_targets(activation, targets, expected):
+    from keras_trainer.config import ModelConfig
+    from keras_trainer.tabular.data import head_targets
+
+    config = ModelConfig(type="feed_forward", output_activation=activation)
+    head_targets(targets, config, "table.csv")
+    assert config.output_dim == expected
