@@ -123,7 +123,9 @@ def measure(batch: int, x: np.ndarray, y: np.ndarray, target_steps: int, rounds:
     config = TrainingConfig(
         epochs=1, batch_size=batch, verbose=0, validation_split=0.0, early_stopping_patience=0
     )
-    models = {engine: build_model(ModelConfig(output_dim=5), (12,)) for engine in ("keras", "fused")}
+    models = {
+        engine: build_model(ModelConfig(output_dim=5), (12,)) for engine in ("keras", "fused")
+    }
 
     def run_plain(n):
         plain.fit(x, y, batch_size=batch, epochs=n, verbose=0, shuffle=True)

@@ -84,7 +84,12 @@ def test_incomplete_checkpoints_are_ignored_and_cleaned(tmp_path, rng):
     (leftover / "variables.npz").write_bytes(b"half")
     manager = CheckpointManager(str(directory))
     assert manager.latest().endswith("epoch-000001")
-    fit(build_model(ModelConfig(output_dim=5), (12,)), x, y, config=_config(tmp_path, epochs=3, resume=True))
+    fit(
+        build_model(ModelConfig(output_dim=5), (12,)),
+        x,
+        y,
+        config=_config(tmp_path, epochs=3, resume=True),
+    )
     assert not leftover.exists()
     assert manager.latest().endswith("epoch-000002")
 
