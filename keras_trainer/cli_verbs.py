@@ -62,9 +62,11 @@ def config_family(config_path: str, data: str | None = None) -> str:
     model_type = (
         (raw.get("model") or {}).get("type", "mlp") if isinstance(raw.get("model"), dict) else "mlp"
     )
+    shards = None
     if not data and isinstance(raw.get("data"), dict):
-        data = raw["data"].get("path")
-    if model_type in TABULAR_TYPES or _is_table(data):
+        data, shards = raw["data"].get("path"), raw["data"].get("shards")
+    # Shards are tables streamed through fit, whatever the network.
+    if model_type in TABULAR_TYPES or _is_table(data) or shards:
         return "tabular"
     return "jit"
 

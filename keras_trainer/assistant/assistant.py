@@ -203,7 +203,7 @@ def generate_batch(assistant: Assistant, queries: Sequence[str], **settings) -> 
 
 def train_assistant(
     config: Union[str, os.PathLike, dict, AssistantConfig, None] = None,
-    pairs: Optional[Sequence[tuple[str, str]]] = None,
+    pairs: Union[Sequence[tuple[str, str]], str, os.PathLike, None] = None,
 ):
     """Learns the tokenizer, builds the model from `config` and trains through the shared fit.
 
@@ -216,41 +216,56 @@ def train_assistant(
     shifted by one), a loss and token accuracy that ignore `<PAD>`, and gradient
     clipping (`gradient_clip_norm`) as in the seed.
 
+    JSON Lines data (a `.jsonl` file, a folder of them or a glob, as `pairs` or
+    `config.data_path`) is streamed instead of loaded (`keras_trainer.assistant.streaming`):
+    the tokenizer is learned in one pass, the last `validation_split` of the records
+    in file order are held out, and batches are read as training needs them.
+
     Args:
         config: Path to `assistant_config.json`, a dict, or an `AssistantConfig`.
-        pairs: `(query, response)` pairs; None reads `config.data_path` (or the
-            bundled dataset's training split).
+        pairs: `(query, response)` pairs, or a JSON Lines source; None reads
+            `config.data_path` (or the bundled dataset's training split).
 
     Returns:
         `(assistant, history)`: the trained `Assistant` and the `TrainingHistory`.
     """
     from keras_trainer.assistant.evaluation import evaluate_assistant
+    from keras_trainer.assistant.streaming import PairStream, is_pair_stream
     from keras_trainer.core.fit import fit
     from keras_trainer.core.seeding import set_seed
 
     config = load_assistant_config(config)
-    if pairs is None:
-        pairs = load_pairs(config.data_path)
-    pairs = list(pairs)
-    if not pairs:
-        raise DataError("no pairs to train on: the dataset is empty")
-    # fit holds out the LAST validation_split of the rows: shuffle so it is a random part.
-    order = np.random.default_rng(config.seed).permutation(len(pairs))
-    pairs = [pairs[i] for i in order]
-    held_out = int(np.floor(len(pairs) * config.training.validation_split))  # as fit's split
-    train_pairs = pairs[: len(pairs) - held_out]
-    tokenizer = AssistantTokenizer.build(
-        [text for pair in train_pairs for text in pair],
-        config.max_length,
-        vocab_size=config.vocab_size,
-        kind=config.tokenizer,
-        min_freq=config.min_freq,
-    )
-    x, y = make_training_arrays(pairs, tokenizer, copy=config.copy_attention)
+    training = config.to_training_config()
+    source = config.data_path if pairs is None else pairs
+    split = config.training.validation_split
+    validation = None
+    if is_pair_stream(source):
+        x = PairStream(
+            source, batch_size=training.batch_size, seed=config.seed, copy=config.copy_attention
+        )
+        if split > 0:
+            x, validation = x.split(split)
+        tokenizer = _learn_tokenizer(config, x.texts())
+        x, y = x.with_tokenizer(tokenizer), None
+        if validation is not None:
+            validation = validation.with_tokenizer(tokenizer)
+        held_out_pairs = list(validation.pairs()) if validation is not None else []
+    else:
+        if isinstance(source, (str, os.PathLike)) or source is None:
+            source = load_pairs(source)
+        pairs = list(source)
+        if not pairs:
+            raise DataError("no pairs to train on: the dataset is empty")
+        # fit holds out the LAST validation_split of the rows: shuffle so it is a random part.
+        order = np.random.default_rng(config.seed).permutation(len(pairs))
+        pairs = [pairs[i] for i in order]
+        cut = len(pairs) - int(np.floor(len(pairs) * split))  # as fit's split
+        tokenizer = _learn_tokenizer(config, (text for pair in pairs[:cut] for text in pair))
+        x, y = make_training_arrays(pairs, tokenizer, copy=config.copy_attention)
+        held_out_pairs = pairs[cut:]
     set_seed(config.training.seed)
     model = build_assistant_model(config, tokenizer.vocab_size)
     assistant = Assistant(model, tokenizer, config)
-    training = config.to_training_config()
 
     def save_best(model_to_save, path):
         Assistant(model_to_save, tokenizer, config).save(path)
@@ -260,18 +275,30 @@ def train_assistant(
         x,
         y,
         config=training,
+        validation_data=validation,
         loss=assistant_loss(),
         metrics=[MaskedTokenAccuracy()],
         save_model_fn=save_best,
     )
-    if held_out:
-        assistant.evaluation = evaluate_assistant(assistant, pairs[len(pairs) - held_out :])
+    if held_out_pairs:
+        assistant.evaluation = evaluate_assistant(assistant, held_out_pairs)
         if config.training.verbose:
             print(
-                f"held-out {held_out} pairs: exact match {assistant.evaluation['exact_match']:.3f}, "
+                f"held-out {len(held_out_pairs)} pairs: exact match "
+                f"{assistant.evaluation['exact_match']:.3f}, "
                 f"token F1 {assistant.evaluation['token_f1']:.3f}"
             )
     return assistant, history
+
+
+def _learn_tokenizer(config: AssistantConfig, texts) -> AssistantTokenizer:
+    return AssistantTokenizer.build(
+        texts,
+        config.max_length,
+        vocab_size=config.vocab_size,
+        kind=config.tokenizer,
+        min_freq=config.min_freq,
+    )
 
 
 def load_assistant(path: Union[str, os.PathLike]) -> Assistant:

@@ -31,6 +31,7 @@ def train(args: argparse.Namespace) -> int:
     from keras_trainer.assistant.assistant import train_assistant
     from keras_trainer.assistant.config import load_assistant_config
     from keras_trainer.assistant.data import load_pairs
+    from keras_trainer.assistant.streaming import PairStream, is_pair_stream
     from keras_trainer.core.runs import finish_run, start_run
 
     config = load_assistant_config(args.config)
@@ -39,19 +40,28 @@ def train(args: argparse.Namespace) -> int:
         training.epochs = args.epochs
     if getattr(args, "quiet", False):
         training.verbose = 0
-    pairs = load_pairs(args.data or config.data_path)
+    source = args.data or config.data_path
+    if is_pair_stream(source):
+        pairs, described = None, f"{PairStream(source).size} records, streamed"
+    else:
+        pairs = load_pairs(source)
+        described = f"{len(pairs)} pairs"
     run = start_run(args, args.config)
-    print(
-        f"data: {args.data or config.data_path or 'the bundled QA dataset'} ({len(pairs)} pairs)",
-        flush=True,
-    )
-    assistant, history = train_assistant(config, pairs)
+    print(f"data: {source or 'the bundled QA dataset'} ({described})", flush=True)
+    assistant, history = train_assistant(config, source if pairs is None else pairs)
     print(history.summary())
-    scores = exact_match(assistant, pairs)
-    print(
-        f"on the training pairs: exact match {scores['exact_match']:.3f} "
-        f"({scores['matched']}/{scores['pairs']}), token accuracy {scores['token_accuracy']:.3f}"
-    )
+    metrics = {
+        f"heldout_{k}": float(v)
+        for k, v in (assistant.evaluation or {}).items()
+        if isinstance(v, (int, float))
+    }
+    if pairs is not None:  # a stream is scored on its held-out records only
+        scores = exact_match(assistant, pairs)
+        metrics.update({f"train_{k}": float(v) for k, v in scores.items()})
+        print(
+            f"on the training pairs: exact match {scores['exact_match']:.3f} ({scores['matched']}/"
+            f"{scores['pairs']}), token accuracy {scores['token_accuracy']:.3f}"
+        )
     path = assistant.save(run.file(run.MODEL))
     if args.output:
         path = assistant.save(args.output)
@@ -63,7 +73,7 @@ def train(args: argparse.Namespace) -> int:
         args,
         config_to_dict(config),
         history=history,
-        metrics={f"train_{k}": float(v) for k, v in scores.items()},
+        metrics=metrics,
         summary={"command": "train", "family": "assistant", "model": path},
     )
     return 0

@@ -47,26 +47,35 @@ def parse_pairs(records: Any, source: str = "dataset") -> list[tuple[str, str]]:
         raise DataError(f"{source}: must be a list of records, got {type(records).__name__}")
     if not records:
         raise DataError(f"{source}: the dataset is empty; it needs at least one record")
-    pairs = []
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise DataError(f"{source}: record {index} must be an object, got {record!r:.60}")
-        names = next((n for n in FIELD_NAMES if n[0] in record or n[1] in record), FIELD_NAMES[0])
-        values = []
-        for name in names:
-            if name not in record:
-                raise DataError(f"{source}: record {index} has no {name!r} field")
-            value = record[name]
-            if not isinstance(value, str):
-                raise DataError(
-                    f"{source}: record {index} field {name!r} must be a string, "
-                    f"got {type(value).__name__}"
-                )
-            if not value.strip():
-                raise DataError(f"{source}: record {index} field {name!r} is empty")
-            values.append(value)
-        pairs.append((values[0], values[1]))
-    return pairs
+    return [
+        parse_record(record, f"{source}: record {index}") for index, record in enumerate(records)
+    ]
+
+
+def parse_record(record: Any, where: str) -> tuple[str, str]:
+    """One record as a `(query, response)` pair.
+
+    Args:
+        record: The parsed JSON object.
+        where: How messages name the record (`"data.json: record 3"`, `"part-0.jsonl:12"`).
+
+    Raises:
+        DataError: not an object, a missing field, or a non-string or empty one.
+    """
+    if not isinstance(record, dict):
+        raise DataError(f"{where} must be an object, got {record!r:.60}")
+    names = next((n for n in FIELD_NAMES if n[0] in record or n[1] in record), FIELD_NAMES[0])
+    values = []
+    for name in names:
+        if name not in record:
+            raise DataError(f"{where} has no {name!r} field")
+        value = record[name]
+        if not isinstance(value, str):
+            raise DataError(f"{where} field {name!r} must be a string, got {type(value).__name__}")
+        if not value.strip():
+            raise DataError(f"{where} field {name!r} is empty")
+        values.append(value)
+    return values[0], values[1]
 
 
 def load_pairs(
@@ -154,7 +163,10 @@ def encode_batch(
 
 
 def make_training_arrays(
-    pairs: Sequence[tuple[str, str]], tokenizer: AssistantTokenizer, copy: bool = False
+    pairs: Sequence[tuple[str, str]],
+    tokenizer: AssistantTokenizer,
+    copy: bool = False,
+    length: int | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Builds teacher-forcing arrays: the decoder sees the response shifted by one.
 
@@ -163,6 +175,7 @@ def make_training_arrays(
         tokenizer: The tokenizer.
         copy: Copy attention: inputs gain `query_extended` (`encode_query`) and
             the query's extended-vocabulary words are one id in the response.
+        length: Columns of every array; None pads to the longest text.
 
     Returns:
         `(inputs, targets)`: inputs `{"query": (n, L), "response_in": (n, L)}`, with L
@@ -183,7 +196,7 @@ def make_training_arrays(
             responses.append(tokenizer.encode(response))
         queries.append(query_ids)
     # Pad to the longest text, not max_length: padded steps still cost time.
-    longest = max(len(ids) for ids in queries + responses)
+    longest = max(len(ids) for ids in queries + responses) if length is None else length
     queries, targets = _pad(queries, tokenizer, longest), _pad(responses, tokenizer, longest)
     response_in = np.full_like(targets, PAD_ID)
     response_in[:, 0] = SOS_ID

@@ -236,11 +236,14 @@ class ModelEvaluator:
             self.model.predict(x, batch_size=batch_size, verbose=0), "model predictions"
         )
 
-    def evaluate(self, x: Any, y_true: Any, batch_size: int = 256) -> EvaluationReport:
+    def evaluate(self, x: Any, y_true: Any = None, batch_size: int = 256) -> EvaluationReport:
         """Runs the model on `x` and scores its outputs against `y_true`.
 
         Args:
-            x: Model inputs (an array, or what the model's `predict` accepts).
+            x: Model inputs (an array, or what the model's `predict` accepts), or
+                a stream of `(inputs, targets)` batches (a `ShardDataset`, any
+                `PyDataset` or iterable) with `y_true=None`: only the predictions
+                and targets are kept, so the inputs may exceed memory.
             y_true: Targets: class indices or one-hot rows (classification), or
                 values `(n,)` / `(n, outputs)` (regression).
             batch_size: Prediction batch size.
@@ -248,6 +251,17 @@ class ModelEvaluator:
         Returns:
             An `EvaluationReport`.
         """
+        if y_true is None:
+            predictions, targets = [], []
+            batches = (x[i] for i in range(len(x))) if hasattr(x, "__getitem__") else x
+            for inputs, batch_targets in batches:
+                predictions.append(self.predict(inputs, batch_size=batch_size))
+                targets.append(_as_array(batch_targets, "y_true"))
+            if not targets:
+                raise DataError("evaluate: the stream yielded no batches")
+            return self.evaluate_predictions(
+                np.concatenate(targets), np.concatenate(predictions), prediction_type="scores"
+            )
         y_true = _as_array(y_true, "y_true")
         n_x = sample_count(x)
         if n_x is not None and n_x != len(y_true):

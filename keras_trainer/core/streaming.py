@@ -388,15 +388,20 @@ class ShardDataset(keras.utils.PyDataset):
 
     def feature_chunks(self, rows: int = 65536) -> Iterable[np.ndarray]:
         """The feature columns of every row, in file order, `rows` at a time (no transform)."""
+        return self._column_chunks(self.feature_index, rows)
+
+    def target_chunks(self, rows: int = 65536) -> Iterable[np.ndarray]:
+        """The target columns `(n, targets)` of every row, in file order, `rows` at a time."""
+        return self._column_chunks(self.target_index, rows)
+
+    def _column_chunks(self, columns: list[int], rows: int) -> Iterable[np.ndarray]:
         for index, path in enumerate(self.paths):
             lo, hi = int(self._lo[index]), int(self._hi[index])
             if hi <= lo:
                 continue
             array = _read_shard(path)
             for begin in range(lo, hi, rows):
-                yield np.asarray(array[begin : min(begin + rows, hi)], dtype="float32")[
-                    :, self.feature_index
-                ]
+                yield np.asarray(array[begin : min(begin + rows, hi)], dtype="float32")[:, columns]
 
 
 def stream_statistics(stream: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ through `keras_trainer.registry.FAMILY_VERBS` ("train:tabular", ...).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from typing import Any
@@ -49,19 +50,18 @@ def _windows(x: np.ndarray, y: np.ndarray, window: int, horizon: int):
     return make_windows(x, window, horizon=horizon, targets=y)
 
 
+def is_shard_source(source: str | None) -> bool:
+    """Whether `source` is a folder or glob of table shards, streamed instead of loaded."""
+    return bool(source) and (os.path.isdir(source) or any(c in source for c in "*?["))
+
+
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for tabular and sequence configs."""
     from keras_trainer.config import load_config
-    from keras_trainer.core.evaluation import ModelEvaluator
     from keras_trainer.core.fit import fit
     from keras_trainer.core.models import build_model
     from keras_trainer.core.runs import finish_run, start_run
-    from keras_trainer.tabular.data import head_targets, load_data, split_rows
-    from keras_trainer.tabular.normalization import (
-        FeatureScaler,
-        save_tabular_model,
-        serving_model,
-    )
+    from keras_trainer.tabular.normalization import save_tabular_model, serving_model
 
     with open(args.config, encoding="utf-8") as handle:
         raw = json.load(handle)
@@ -71,13 +71,122 @@ def train(args: argparse.Namespace) -> int:
         training.epochs = args.epochs
     if getattr(args, "quiet", False):
         training.verbose = 0
-    source = args.data or config.data.path
+    source = args.data or config.data.path or config.data.shards
     if not source:
         raise DataError(
-            "train: a tabular config needs --data (builtin:<name>, .csv, .parquet, .npy or .npz)"
+            "train: a tabular config needs --data (builtin:<name>, .csv, .parquet, .npy, .npz, "
+            "or a folder or glob of shards)"
         )
-    x, y, feature_names = load_data(source, args.target)
+    prepare = _stream_splits if is_shard_source(source) else _array_splits
+    splits = prepare(args, config, source)
     model_config = config.model
+    run = start_run(args, args.config)
+    training.logging.directory = run.path
+    training.logging.tensorboard = (
+        bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
+    )
+    network = build_model(
+        model_config.replace(input_dim=splits.input_shape[-1]), splits.input_shape
+    )
+    loss = raw.get("training", {}).get("loss") or _default_loss(model_config.output_activation)
+    print(
+        f"data: {source} ({splits.describe()}, {splits.input_shape[-1]} features), "
+        f"model.type={model_config.type}",
+        flush=True,
+    )
+    history = fit(
+        network,
+        splits.train,
+        splits.train_targets,
+        config=training,
+        loss=loss,
+        metrics=["accuracy"] if splits.classification else ["mae"],
+        validation_data=splits.validation,
+    )
+    print(history.summary())
+    model = serving_model(network, splits.scaler)
+    class_names = None
+    if splits.classification:
+        width = 2 if model_config.output_activation == "sigmoid" else model_config.output_dim
+        class_names = [str(i) for i in range(width)]
+    report, metric_values = None, {}
+    if splits.has_test:
+        report = splits.test_report(model, class_names)
+        print(report.to_text())
+        metric_values = {
+            f"test_{k}": v
+            for k, v in report.to_dict().get("metrics", {}).items()
+            if isinstance(v, (int, float))
+        }
+    metadata = {
+        "config": config.to_dict(),
+        "feature_names": splits.feature_names,
+        "class_names": class_names,
+        "data": source,
+        "target": args.target,
+        "window": splits.window,
+        "horizon": splits.horizon,
+    }
+    path = save_tabular_model(network, run.file(run.MODEL), splits.scaler, metadata)
+    if args.output:
+        path = save_tabular_model(network, args.output, splits.scaler, metadata)
+    print(f"saved model: {path}")
+    finish_run(
+        run,
+        args,
+        config.to_dict(),
+        report=report,
+        metrics=metric_values,
+        summary={"command": "train", "family": "tabular", "data": source, "model": path},
+    )
+    return 0
+
+
+@dataclasses.dataclass
+class _Splits:
+    """Training, validation and test data of one `train` run, as arrays or as streams."""
+
+    train: Any
+    train_targets: Any  # None for a stream, which yields its targets
+    validation: Any
+    scaler: Any
+    input_shape: tuple
+    feature_names: list[str]
+    classification: bool
+    sizes: tuple[int, int, int]
+    unit: str = "rows"
+    test: Any = None  # (x, y) arrays, or a stream of raw (x, y) batches
+    window: int | None = None
+    horizon: int | None = None
+
+    def describe(self) -> str:
+        n_train, n_val, n_test = self.sizes
+        return f"{n_train} train, {n_val} validation, {n_test} test {self.unit}"
+
+    @property
+    def has_test(self) -> bool:
+        return self.sizes[2] > 0
+
+    def test_report(self, model: Any, class_names: list[str] | None):
+        from keras_trainer.core.evaluation import ModelEvaluator
+
+        evaluator = ModelEvaluator(
+            model,
+            task="classification" if self.classification else "regression",
+            class_names=class_names,
+        )
+        if isinstance(self.test, tuple):
+            return evaluator.evaluate(*self.test)
+        return evaluator.evaluate(self.test)  # a stream: only predictions and targets kept
+
+
+def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
+    """A table read whole: rows (or windows of rows) split at random (or by time)."""
+    from keras_trainer.tabular.data import head_targets, load_data, split_rows
+    from keras_trainer.tabular.normalization import FeatureScaler
+
+    x, y, feature_names = load_data(source, args.target)
+    model_config, training = config.model, config.training
     y, classification = head_targets(y, model_config, source)
     sequence = model_config.type in SEQUENCE_TYPES
     window, horizon = getattr(args, "window", None), getattr(args, "horizon", 1) or 1
@@ -106,76 +215,69 @@ def train(args: argparse.Namespace) -> int:
         x, y = xs, ys
     else:
         train_idx, val_idx, test_idx = split_rows(len(x), validation, config.data.test_split, seed)
-    run = start_run(args, args.config)
-    training.logging.directory = run.path
-    training.logging.tensorboard = (
-        bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
-    )
     scaler = FeatureScaler().fit(x[train_idx])
-    input_shape = tuple(x.shape[1:])
-    network = build_model(model_config.replace(input_dim=x.shape[-1]), input_shape)
-    loss = raw.get("training", {}).get("loss") or _default_loss(model_config.output_activation)
-    metrics = ["accuracy"] if classification else ["mae"]
-    print(
-        f"data: {source} ({len(train_idx)} train, {len(val_idx)} validation, {len(test_idx)} test "
-        f"{'windows' if sequence else 'rows'}, {x.shape[-1]} features), model.type={model_config.type}",
-        flush=True,
+    return _Splits(
+        train=scaler.transform(x[train_idx]),
+        train_targets=y[train_idx],
+        validation=(scaler.transform(x[val_idx]), y[val_idx]),
+        scaler=scaler,
+        input_shape=tuple(x.shape[1:]),
+        feature_names=feature_names,
+        classification=classification,
+        sizes=(len(train_idx), len(val_idx), len(test_idx)),
+        unit="windows" if sequence else "rows",
+        test=(x[test_idx], y[test_idx]),
+        window=window if sequence else None,
+        horizon=horizon if sequence else None,
     )
-    history = fit(
-        network,
-        scaler.transform(x[train_idx]),
-        y[train_idx],
-        config=training,
-        loss=loss,
-        metrics=metrics,
-        validation_data=(scaler.transform(x[val_idx]), y[val_idx]),
+
+
+def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
+    """Shards streamed through fit: the last rows (file order) are the test, then the
+    validation rows; the scaler's statistics and the label range take one pass each."""
+    from keras_trainer.core.streaming import ShardDataset, stream_statistics
+    from keras_trainer.tabular.data import head_targets
+    from keras_trainer.tabular.normalization import FeatureScaler
+
+    model_config, training = config.model, config.training
+    if model_config.type in SEQUENCE_TYPES:
+        raise ConfigError(
+            f"model.type: {model_config.type!r} reads windows of consecutive rows, which are "
+            f"not cut across shards; give one table file as --data, or a feed_forward model"
+        )
+    data = config.data if args.target is None else config.data.replace(target_columns=[args.target])
+    stream = ShardDataset.from_config(data, training, source)
+    rest, test = stream, None
+    if config.data.test_split > 0:
+        rest, test = stream.split(config.data.test_split)
+    train, validation = rest.split(training.validation_split or 0.2)
+    # The head's size and kind from the targets' range, in one pass.
+    low, high, whole = np.inf, -np.inf, True
+    for targets in train.target_chunks():
+        low, high = min(low, float(targets.min())), max(high, float(targets.max()))
+        whole = whole and bool(np.all(np.mod(targets, 1) == 0))
+    width = len(stream.target_index)
+    probe = np.array([low, high if whole else high + 0.5], dtype="float64")
+    _, classification = head_targets(
+        probe if width == 1 else np.tile(probe[:, None], (1, width)), model_config, source
     )
-    print(history.summary())
-    model = serving_model(network, scaler)
-    class_names = None
-    if classification:
-        width = 2 if model_config.output_activation == "sigmoid" else model_config.output_dim
-        class_names = [str(i) for i in range(width)]
-    report, metric_values = None, {}
-    if len(test_idx):
-        report = ModelEvaluator(
-            model,
-            task="classification" if classification else "regression",
-            class_names=class_names,
-        ).evaluate(x[test_idx], y[test_idx])
-        print(report.to_text())
-        metric_values = {
-            f"test_{k}": v
-            for k, v in report.to_dict().get("metrics", {}).items()
-            if isinstance(v, (int, float))
-        }
-    metadata = {
-        "config": config.to_dict(),
-        "feature_names": feature_names,
-        "class_names": class_names,
-        "data": source,
-        "target": args.target,
-        "window": window if sequence else None,
-        "horizon": horizon if sequence else None,
-    }
-    path = save_tabular_model(network, run.file(run.MODEL), scaler, metadata)
-    if args.output:
-        path = save_tabular_model(network, args.output, scaler, metadata)
-    print(f"saved model: {path}")
-    finish_run(
-        run,
-        args,
-        config.to_dict(),
-        report=report,
-        metrics=metric_values,
-        summary={
-            "command": "train",
-            "family": "tabular",
-            "data": source,
-            "model": path,
-        },
+    scaler = FeatureScaler(*stream_statistics(train))
+
+    def standardize(x, y):
+        return scaler.transform(x), y.astype("int64") if classification else y
+
+    feature_names = [stream.columns[i] for i in stream.feature_index]
+    return _Splits(
+        train=train.with_transform(standardize),
+        train_targets=None,
+        validation=validation.with_transform(standardize),
+        scaler=scaler,
+        input_shape=(len(feature_names),),
+        feature_names=feature_names,
+        classification=classification,
+        sizes=(train.size, validation.size, test.size if test is not None else 0),
+        test=test,
     )
-    return 0
 
 
 def _load(model_path: str):
@@ -201,18 +303,28 @@ def evaluate(args: argparse.Namespace) -> int:
     source = args.data or metadata.get("data")
     if not source:
         raise DataError(f"evaluate: pass --data (the model {args.model} does not name its data)")
-    x, y, _ = load_data(source, args.target or metadata.get("target"))
+    target = args.target or metadata.get("target")
     head = head_kind(metadata, int(np.prod(model.output_shape[1:])), model)
     classification = head in CLASSIFICATION_HEADS
-    if "config" in metadata:
-        y, classification = head_targets(y, load_config(metadata["config"]).model, source)
-    x, y = _windowed(x, y, metadata)
-    report = ModelEvaluator(
+    evaluator = ModelEvaluator(
         model,
         task="classification" if classification else "regression",
         class_names=metadata.get("class_names") if classification else None,
-    ).evaluate(x, y)
-    print(f"metrics on {len(y)} {'windows' if metadata.get('window') else 'rows'} of {source}:")
+    )
+    if is_shard_source(source):
+        from keras_trainer.core.streaming import ShardDataset
+
+        stream = ShardDataset(
+            source, target_columns=[target if target is not None else -1], shuffle=False
+        )
+        report, count = evaluator.evaluate(stream), stream.size
+    else:
+        x, y, _ = load_data(source, target)
+        if "config" in metadata:
+            y, _ = head_targets(y, load_config(metadata["config"]).model, source)
+        x, y = _windowed(x, y, metadata)
+        report, count = evaluator.evaluate(x, y), len(y)
+    print(f"metrics on {count} {'windows' if metadata.get('window') else 'rows'} of {source}:")
     print(report.to_text())
     if args.report:
         report.save_json(args.report)
