@@ -159,4 +159,4 @@ def test_lstm_on_flat_features_is_rejected():
     from keras_trainer.core.models import build_model
 
     with pytest.raises(ConfigError, match=r"\(steps, features\)"):
-        build_model(CoreModelConfig(type="lstm"), (7,))
+        build_model(CoreModelConfig(type="lstm", output_dim=1), (7,))
