@@ -21,6 +21,7 @@ import sys
 import time
 
 from keras_trainer.jit.c_corpus import FAMILIES, generate_c_corpus
+from keras_trainer.jit.cli import collect_options
 from keras_trainer.jit.collect import (
     collect_dataset,
     label_samples,
@@ -91,13 +92,7 @@ def main(argv=None) -> int:
         chunk = kernels[done : done + args.chunk]
         dataset = collect_dataset(
             chunk,
-            repeats=args.repeats,
-            warmup=args.warmup,
-            timeout_s=args.timeout,
-            tie_tolerance=args.tie_tolerance,
-            tie_break=args.tie_break,
-            min_sample_us=args.min_sample_us,
-            workers=args.workers,
+            **collect_options(args),
             metadata={
                 "corpus": "c_kernels",
                 "corpus_seed": args.seed,

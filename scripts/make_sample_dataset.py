@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from keras_trainer.jit.cli import collect_options
 from keras_trainer.jit.collect import collect_dataset, label_samples, read_dataset, save_dataset
 from keras_trainer.jit.corpus import generate_corpus
 
@@ -62,12 +63,8 @@ def main(argv=None) -> int:
 
     dataset = collect_dataset(
         kernels,
-        repeats=args.repeats,
-        warmup=args.warmup,
-        timeout_s=args.timeout,
-        tie_tolerance=args.tie_tolerance,
-        tie_break=args.tie_break,
         progress=progress,
+        **collect_options(args),
         metadata={
             "corpus_seed": args.seed,
             "corpus_count": args.count,

@@ -402,6 +402,21 @@ def _feature_rows(rows, path: str) -> list:
     return rows
 
 
+def collect_options(args: argparse.Namespace) -> dict:
+    """`collect_dataset`'s measuring and labelling options from parsed `collect`-style flags."""
+    options = {
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "timeout_s": args.timeout,
+        "tie_tolerance": args.tie_tolerance,
+        "tie_break": args.tie_break,
+    }
+    for name in ("min_sample_us", "workers"):  # not every script has these flags
+        if hasattr(args, name):
+            options[name] = getattr(args, name)
+    return options
+
+
 def run_collect(args) -> int:
     from keras_trainer.config import read_text_file
     from keras_trainer.core.atomic import check_writable_path
@@ -447,17 +462,7 @@ def run_collect(args) -> int:
                 )
             print(f"[{done}/{total}] {record['name']}: {status}", flush=True)
 
-        dataset = collect_dataset(
-            modules,
-            repeats=args.repeats,
-            warmup=args.warmup,
-            timeout_s=args.timeout,
-            tie_tolerance=args.tie_tolerance,
-            tie_break=args.tie_break,
-            min_sample_us=args.min_sample_us,
-            workers=args.workers,
-            progress=progress,
-        )
+        dataset = collect_dataset(modules, progress=progress, **collect_options(args))
         save_dataset(dataset, args.output)
     except KerasTrainerError as error:
         print(f"error: {error}", file=sys.stderr)
