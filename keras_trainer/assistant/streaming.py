@@ -109,6 +109,7 @@ class PairStream(keras.utils.PyDataset):
         prefetch: Batches queued ahead of training (Keras' `max_queue_size`).
         index: The `(file, byte offset, line)` rows to read (what `split` passes);
             None scans the files.
+        start_step: Batches of the epoch to leave out at its start (`from_step`).
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class PairStream(keras.utils.PyDataset):
         num_workers: int = 1,
         prefetch: int = 4,
         index: Optional[np.ndarray] = None,
+        start_step: int = 0,
     ):
         super().__init__(workers=num_workers, use_multiprocessing=False, max_queue_size=prefetch)
         if batch_size < 1:
@@ -132,6 +134,7 @@ class PairStream(keras.utils.PyDataset):
         self.tokenizer = tokenizer
         self.batch_size, self.shuffle, self.seed, self.copy = batch_size, shuffle, seed, copy
         self.num_workers, self.prefetch = num_workers, prefetch
+        self.start_step = start_step
         self.set_epoch(0)
 
     def _copy(self, **changes) -> PairStream:
@@ -144,6 +147,7 @@ class PairStream(keras.utils.PyDataset):
             num_workers=self.num_workers,
             prefetch=self.prefetch,
             index=self.records,
+            start_step=self.start_step,
         )
         arguments.update(changes)
         stream = PairStream(self.paths, **arguments)
@@ -168,13 +172,14 @@ class PairStream(keras.utils.PyDataset):
         self.set_epoch(self.epoch + 1)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.records) / self.batch_size)
+        return math.ceil(len(self.records) / self.batch_size) - self.start_step
 
-    def __getitem__(self, step: int):
-        if not 0 <= step < len(self):
-            raise IndexError(f"batch {step} out of range for {len(self)} batches")
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range for {len(self)} batches")
         if self.tokenizer is None:
             raise DataError("PairStream: set a tokenizer (with_tokenizer) before reading batches")
+        step = index + self.start_step
         chosen = self._order[step * self.batch_size : (step + 1) * self.batch_size]
         pairs = self._read(self.records[chosen])
         return make_training_arrays(
@@ -214,6 +219,10 @@ class PairStream(keras.utils.PyDataset):
     def with_tokenizer(self, tokenizer: AssistantTokenizer) -> PairStream:
         """The same stream encoding its batches with `tokenizer`."""
         return self._copy(tokenizer=tokenizer)
+
+    def from_step(self, step: int) -> PairStream:
+        """The same stream starting each epoch at batch `step` (resuming within an epoch)."""
+        return self._copy(start_step=step)
 
     def with_batch_size(self, batch_size: int) -> PairStream:
         """The same stream in batches of `batch_size`."""

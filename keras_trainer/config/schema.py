@@ -219,6 +219,15 @@ class CheckpointConfig(ConfigSection):
         3, exclusive_minimum=0, description="How many latest-epoch checkpoints to keep."
     )
     save_best: bool = option(True, description="Keep a separate best checkpoint.")
+    every_steps: Optional[int] = option(
+        None,
+        exclusive_minimum=0,
+        description=(
+            "Also checkpoint every N batches within an epoch, so that a killed run resumes at "
+            "that batch (streams that can start at a batch: ShardDataset, PairStream); null: "
+            "at epoch ends only."
+        ),
+    )
 
 
 @dataclasses.dataclass

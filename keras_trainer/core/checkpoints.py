@@ -10,6 +10,11 @@ Layout of a checkpoint directory:
                             count, learning rate, moments, gradient accumulators)
         extra.npz           arrays of callbacks (early stopping's best weights)
         state.json          epoch, history, callback states, model fingerprint
+    epoch-000005-step-000000200/
+                            with `checkpoint.every_steps`, the newest checkpoint
+                            within an epoch: the same files after 200 batches of
+                            epoch 5 (`state.json` has `"step": 200`); removed once
+                            that epoch's own checkpoint is written
 
 Each file and folder is written under a temporary name and renamed when complete
 (`keras_trainer.core.atomic`), so a kill at any instant leaves only complete
@@ -39,7 +44,7 @@ from keras_trainer.core.history import TrainingHistory, monitor_mode
 from keras_trainer.core.seeding import capture_rng_state, restore_rng_state
 from keras_trainer.errors import CheckpointError
 
-_EPOCH_DIR = re.compile(r"^epoch-(\d{6})$")
+_CHECKPOINT_DIR = re.compile(r"^epoch-(\d{6})(?:-step-(\d{9}))?$")
 STATE_FORMAT = "keras_trainer.checkpoint/1"
 
 
@@ -145,21 +150,34 @@ class CheckpointManager:
         self.max_checkpoints = max_checkpoints
         self.best_path = os.path.join(self.directory, "best.keras")
 
-    def epoch_dirs(self) -> list[tuple[int, str]]:
-        """Complete epoch checkpoints as `(epoch, path)`, oldest first."""
+    def _complete_dirs(self) -> list[tuple[tuple[int, int], str]]:
+        """Complete checkpoints as `(position, path)`, oldest first.
+
+        The position is where training resumes: `(epoch + 1, 0)` after an epoch's
+        checkpoint, `(epoch, step)` after a checkpoint within an epoch.
+        """
         if not os.path.isdir(self.directory):
             return []
         found = []
         for name in os.listdir(self.directory):
-            match = _EPOCH_DIR.match(name)
+            match = _CHECKPOINT_DIR.match(name)
             path = os.path.join(self.directory, name)
             if match and os.path.isfile(os.path.join(path, "state.json")):
-                found.append((int(match.group(1)), path))
+                epoch, step = int(match.group(1)), match.group(2)
+                found.append(((epoch, int(step)) if step else (epoch + 1, 0), path))
         return sorted(found)
 
+    def epoch_dirs(self) -> list[tuple[int, str]]:
+        """Complete epoch-end checkpoints as `(epoch, path)`, oldest first."""
+        return [
+            (position[0] - 1, path)
+            for position, path in self._complete_dirs()
+            if not _CHECKPOINT_DIR.match(os.path.basename(path)).group(2)
+        ]
+
     def latest(self) -> Optional[str]:
-        """Path of the newest complete epoch checkpoint, or `None`."""
-        dirs = self.epoch_dirs()
+        """Path of the newest complete checkpoint (of an epoch or within one), or `None`."""
+        dirs = self._complete_dirs()
         return dirs[-1][1] if dirs else None
 
     def remove_leftovers(self) -> None:
@@ -167,10 +185,22 @@ class CheckpointManager:
         remove_stale_temporaries(self.directory)
 
     def save(
-        self, model: keras.Model, epoch: int, state: dict, extra: dict[str, np.ndarray]
+        self,
+        model: keras.Model,
+        epoch: int,
+        state: dict,
+        extra: dict[str, np.ndarray],
+        step: Optional[int] = None,
     ) -> str:
-        """Writes the checkpoint of a finished epoch, atomically; prunes old ones."""
-        path = os.path.join(self.directory, f"epoch-{epoch:06d}")
+        """Writes a checkpoint atomically and prunes old ones.
+
+        Args:
+            epoch: The epoch (0-based) that finished, or that is under way with `step`.
+            step: Batches of `epoch` done, for a checkpoint within the epoch; None
+                at the epoch's end.
+        """
+        name = f"epoch-{epoch:06d}" if step is None else f"epoch-{epoch:06d}-step-{step:09d}"
+        path = os.path.join(self.directory, name)
         with atomic_path(path, directory=True) as temp:
             variables = _arrays(model.variables)
             optimizer_variables = _arrays(model.optimizer.variables)
@@ -183,10 +213,18 @@ class CheckpointManager:
             state = dict(
                 state, format=STATE_FORMAT, epoch=epoch, fingerprint=model_fingerprint(model)
             )
+            if step is not None:
+                state["step"] = step
             with open(os.path.join(temp, "state.json"), "w", encoding="utf-8") as handle:
                 json.dump(state, handle)
+        # Keep `max_checkpoints` epoch ends, and only the newest checkpoint within an
+        # epoch, while it is newer than every epoch end.
         for _, old in self.epoch_dirs()[: -self.max_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
+        dirs = self._complete_dirs()
+        for _, old in dirs[:-1]:
+            if _CHECKPOINT_DIR.match(os.path.basename(old)).group(2):
+                shutil.rmtree(old, ignore_errors=True)
         return path
 
     def restore(self, model: keras.Model, path: str) -> tuple[dict, dict[str, np.ndarray]]:
@@ -247,7 +285,7 @@ class CheckpointManager:
             CheckpointError: every checkpoint is corrupt (each is named), or the
                 model differs from the one that wrote them.
         """
-        dirs = self.epoch_dirs()
+        dirs = self._complete_dirs()
         skipped = []
         for _, path in reversed(dirs):
             try:
@@ -425,6 +463,10 @@ class CheckpointCallback(keras.callbacks.Callback):
         if self.save_best and value is not None and not math.isnan(value) and self._improved(value):
             self.best = float(value)
             _save_best(self.model, self.manager.best_path, self.save_model_fn)
+        self.manager.save(self.model, epoch, *self._snapshot())
+
+    def _snapshot(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """`(state, extra)` of the run now: callback counters, RNG, history."""
         callback_states, extra = [], {}
         for callback in self.stateful_callbacks:
             keys = self._STATE_KEYS.get(type(callback).__name__, ())
@@ -443,7 +485,50 @@ class CheckpointCallback(keras.callbacks.Callback):
             "callbacks": callback_states,
             "history": self.training_history.to_dict(),
         }
-        self.manager.save(self.model, epoch, state, extra)
+        return state, extra
+
+
+class StepCheckpointCallback(CheckpointCallback):
+    """A `CheckpointCallback` that also checkpoints every `every_steps` batches of an epoch.
+
+    Its batch hook costs a host sync per step on JAX, so `fit` adds it only when
+    `checkpoint.every_steps` is set, and only for streams that can resume at a step.
+
+    Args:
+        every_steps: Batches between checkpoints within an epoch.
+        first_step: Batches of the first epoch done before this run (a run
+            resumed within an epoch starts its batch count there).
+        **kwargs: As `CheckpointCallback`.
+    """
+
+    def __init__(
+        self,
+        manager: CheckpointManager,
+        history: TrainingHistory,
+        *,
+        every_steps: int,
+        first_step: int = 0,
+        **kwargs,
+    ):
+        super().__init__(manager, history, **kwargs)
+        self.every_steps = every_steps
+        self._epoch, self._offset = 0, first_step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self._offset = 0  # only the first epoch of a resumed run starts within the epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._offset + batch + 1
+        if step % self.every_steps or batch + 1 == self.params.get("steps"):
+            return  # not due, or the epoch's own checkpoint follows at once
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            return  # never checkpoint a model that produced NaN
+        self.manager.save(self.model, self._epoch, *self._snapshot(), step=step)
 
 
 def _plain(value: Any) -> Any:

@@ -25,6 +25,7 @@ from keras_trainer.core.checkpoints import (
     CheckpointCallback,
     CheckpointManager,
     NanGuard,
+    StepCheckpointCallback,
     early_stopping_weights,
     repair_best,
     stopped_early,
@@ -43,7 +44,12 @@ from keras_trainer.core.losses import get_loss
 from keras_trainer.core.optimizers import build_optimizer
 from keras_trainer.core.schedules import build_schedule_callbacks
 from keras_trainer.core.seeding import set_seed
-from keras_trainer.errors import BackendNotSupportedError, ConfigError, TrainingError
+from keras_trainer.errors import (
+    BackendNotSupportedError,
+    CheckpointError,
+    ConfigError,
+    TrainingError,
+)
 
 
 def compile_model(
@@ -229,6 +235,19 @@ def fit(
         enable_determinism()
     set_seed(config.seed)
     memory.apply_remat(model, config)
+    # What a run resumed within an epoch hands back to `fit` once that epoch is done.
+    continuation = dict(
+        x=x,
+        y=y,
+        config=config,
+        validation_data=validation_data,
+        sample_weight=sample_weight,
+        callbacks=callbacks,
+        loss=loss,
+        metrics=metrics,
+        compile=compile,
+        save_model_fn=save_model_fn,
+    )
     stream = streaming.is_stream(x)
     if stream:
         x, validation_data, steps_per_epoch, stream_callbacks = streaming.open_stream(
@@ -244,6 +263,12 @@ def fit(
             check_same_length(validation_data[0], validation_data[1])
         n_train = check_same_length(x, y)
         steps_per_epoch = math.ceil(n_train / config.batch_size)
+    if config.checkpoint.every_steps is not None and not hasattr(x, "from_step"):
+        raise ConfigError(
+            "checkpoint.every_steps: checkpoints within an epoch need a stream that can start "
+            f"at a batch (ShardDataset, PairStream), not {type(x).__name__}; leave it null to "
+            "checkpoint at epoch ends"
+        )
     total_steps = max(steps_per_epoch * config.epochs // config.gradient_accumulation_steps, 1)
 
     # Data parallelism trains a replica whose variables live on every device and
@@ -270,7 +295,7 @@ def fit(
     checkpoint_monitor = _monitor(config.checkpoint.monitor, has_validation)
     history = TrainingHistory(monitor=monitor, mode=monitor_mode(monitor))
 
-    manager, resume_from, initial_epoch = None, None, 0
+    manager, resume_from, initial_epoch, first_step = None, None, 0, 0
     if config.checkpoint.directory is not None:
         manager = CheckpointManager(config.checkpoint.directory, config.checkpoint.max_checkpoints)
         if config.resume:
@@ -286,6 +311,19 @@ def fit(
                 resume_from = (state, extra)
                 initial_epoch = state["epoch"] + 1
                 history = TrainingHistory.from_dict(state["history"])
+                if state.get("step"):
+                    # Written within epoch `state["epoch"]`: finish that epoch from the
+                    # next batch, then go on as from the epoch's own checkpoint.
+                    if not hasattr(x, "from_step"):
+                        raise CheckpointError(
+                            f"cannot resume from {found[0]}: it was written after batch "
+                            f"{state['step']} of an epoch, and only a stream that can start at "
+                            f"a batch (ShardDataset, PairStream) resumes there, not "
+                            f"{type(x).__name__}"
+                        )
+                    initial_epoch, first_step = state["epoch"], state["step"]
+                    x, stream_callbacks = streaming.start_at_step(x, first_step, stream_callbacks)
+                    steps_per_epoch = len(x)
     if last_good is not None:
         if last_good.snapshot is not None:
             initial_epoch = last_good.restore(model)
@@ -342,19 +380,30 @@ def fit(
     if last_good is not None:
         all_callbacks.append(last_good)
     if manager is not None:
-        all_callbacks.append(
-            CheckpointCallback(
-                manager,
-                history,
-                monitor=checkpoint_monitor,
-                mode=config.checkpoint.mode,
-                save_best=config.checkpoint.save_best,
-                stateful_callbacks=tuple(stateful),
-                resume_from=resume_from,
-                save_model_fn=save_model_fn,
-                nan_guard=nan_guard,
-            )
+        every_steps = config.checkpoint.every_steps
+        checkpointing = dict(
+            monitor=checkpoint_monitor,
+            mode=config.checkpoint.mode,
+            save_best=config.checkpoint.save_best,
+            stateful_callbacks=tuple(stateful),
+            resume_from=resume_from,
+            save_model_fn=save_model_fn,
+            nan_guard=nan_guard,
         )
+        if every_steps is None:
+            all_callbacks.append(CheckpointCallback(manager, history, **checkpointing))
+        else:
+            all_callbacks.append(
+                StepCheckpointCallback(
+                    manager,
+                    history,
+                    every_steps=every_steps,
+                    first_step=first_step,
+                    **checkpointing,
+                )
+            )
+    if first_step:
+        all_callbacks.append(_StopAfterEpoch(initial_epoch))
 
     feed = dict(
         batch_size=config.batch_size,
@@ -438,7 +487,23 @@ def fit(
         for callback in stateful
         if isinstance(callback, keras.callbacks.EarlyStopping)
     )
+    if first_step:
+        # The epoch resumed within is done and checkpointed: the rest of the run
+        # resumes from that checkpoint, as after a kill at the epoch's end.
+        return fit(caller_model, **continuation)
     return history
+
+
+class _StopAfterEpoch(keras.callbacks.Callback):
+    """Ends `model.fit` after `epoch` (a run resumed within an epoch finishes that epoch alone)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= self.epoch:
+            self.model.stop_training = True
 
 
 def _finish_resumed(

@@ -20,7 +20,9 @@ concatenates their rows, and shuffles every window of `shuffle_buffer` consecuti
 rows `w` with `default_rng([seed, e, w + 1])`; step `s` is rows
 `[s * batch_size, (s + 1) * batch_size)` of that order (`ShardDataset.batch_rows`).
 A run resumed from the checkpoint of epoch `e` continues at position
-`(epoch=e + 1, step=0)` and sees exactly the batches an uninterrupted run sees.
+`(epoch=e + 1, step=0)` and sees exactly the batches an uninterrupted run sees;
+with `checkpoint.every_steps`, one resumed from a checkpoint written after batch
+`s` of epoch `e` continues at `(epoch=e, step=s)` through `from_step(s)`.
 Your own `PyDataset` or `DataLoader` gets `set_epoch(epoch)` (on the dataset, or on
 a DataLoader's sampler, as torch's `DistributedSampler` expects) at the start of
 each epoch, so it can give the same promise.
@@ -160,6 +162,7 @@ class ShardDataset(keras.utils.PyDataset):
         initial_epoch: The epoch the first batch belongs to (for resuming).
         rows: Optional `(start, stop)` range of rows (in file order) to use:
             `split` uses it to hold out validation rows.
+        start_step: Batches of the epoch to leave out at its start (`from_step`).
 
     Example:
 
@@ -181,6 +184,7 @@ class ShardDataset(keras.utils.PyDataset):
         transform: Callable[[np.ndarray, np.ndarray], tuple] | None = None,
         initial_epoch: int = 0,
         rows: tuple[int, int] | None = None,
+        start_step: int = 0,
     ):
         super().__init__(workers=num_workers, use_multiprocessing=False, max_queue_size=prefetch)
         if batch_size < 1 or shuffle_buffer < 1:
@@ -217,6 +221,7 @@ class ShardDataset(keras.utils.PyDataset):
         self.shuffle_buffer = shuffle_buffer
         self.num_workers, self.prefetch = num_workers, prefetch
         self.transform = transform
+        self.start_step = start_step
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self._windows: dict[tuple[int, int], np.ndarray] = {}
@@ -328,12 +333,12 @@ class ShardDataset(keras.utils.PyDataset):
         return array
 
     def __len__(self) -> int:
-        return math.ceil(self.size / self.batch_size)
+        return math.ceil(self.size / self.batch_size) - self.start_step
 
-    def __getitem__(self, step: int):
-        if not 0 <= step < len(self):
-            raise IndexError(f"batch {step} out of range for {len(self)} batches")
-        shard, row = self._locate(step)
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range for {len(self)} batches")
+        shard, row = self._locate(index + self.start_step)
         out = np.empty((len(row), len(self.columns)), dtype="float32")
         for index in np.unique(shard):
             where = np.nonzero(shard == index)[0]
@@ -361,6 +366,7 @@ class ShardDataset(keras.utils.PyDataset):
             transform=self.transform,
             initial_epoch=self.epoch,
             rows=self.row_range,
+            start_step=self.start_step,
         )
         arguments.update(changes)
         return ShardDataset(self.paths, **arguments)
@@ -368,6 +374,10 @@ class ShardDataset(keras.utils.PyDataset):
     def with_batch_size(self, batch_size: int) -> ShardDataset:
         """The same stream in batches of `batch_size` (used by `training.auto_batch_size`)."""
         return self._copy(batch_size=batch_size)
+
+    def from_step(self, step: int) -> ShardDataset:
+        """The same stream starting each epoch at batch `step` (resuming within an epoch)."""
+        return self._copy(start_step=step)
 
     def with_transform(self, transform: Callable | None) -> ShardDataset:
         """The same stream with `transform(x, y)` applied to each batch."""
@@ -470,6 +480,15 @@ class _StreamEpochs(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.target.set_epoch(epoch)
+
+
+def start_at_step(stream: Any, step: int, callbacks: list) -> tuple[Any, list]:
+    """`stream` starting its epochs at batch `step`, and `callbacks` retargeted to it."""
+    started = stream.from_step(step)
+    for callback in callbacks:
+        if isinstance(callback, _StreamEpochs) and callback.target is stream:
+            callback.target = started
+    return started, callbacks
 
 
 def open_stream(x: Any, y: Any, config: Any, validation_data: Any, initial_epoch: int = 0):

@@ -47,6 +47,10 @@ def test_records_are_indexed_read_lazily_and_split_in_file_order(tmp_path):
     np.testing.assert_array_equal(again[0][1], targets)
     batches.set_epoch(1)
     assert not np.array_equal(batches[0][1], targets)
+    # A run resumed after batch 2 of an epoch reads that epoch's batches from the third.
+    later = batches.from_step(2)
+    assert len(later) == len(batches) - 2
+    np.testing.assert_array_equal(later[0][1], batches[2][1])
 
 
 @pytest.mark.one_backend

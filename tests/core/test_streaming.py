@@ -213,3 +213,86 @@ def test_a_stream_from_the_config_sections(tmp_path, rng):
         stream.batch_size,
     ) == (3, 2, 50, 16)
     assert stream.target_index == [4] and len(stream.paths) == 3
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAtStep(keras.callbacks.Callback):
+    """Stops the process's training abruptly after batch `step` of `epoch`, as a kill would."""
+
+    def __init__(self, epoch, step):
+        super().__init__()
+        self.kill_epoch, self.kill_step, self.epoch = epoch, step, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.kill_epoch and batch + 1 == self.kill_step:
+            raise _Killed()
+
+
+class _BatchCount(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.count += 1
+
+
+def test_a_run_stopped_within_an_epoch_resumes_at_its_last_step_checkpoint(tmp_path, rng):
+    from keras_trainer.core.checkpoints import CheckpointManager
+
+    (tmp_path / "data").mkdir()
+    _npy_shards(tmp_path / "data", rng)  # 96 rows: 6 batches of 16 per epoch
+    source = str(tmp_path / "data")
+    settings = dict(epochs=3, learning_rate=0.05)
+    straight = _model()
+    straight_history = fit(straight, source, config=_config(**settings))
+
+    checkpoints = str(tmp_path / "ckpt")
+    every = {"directory": checkpoints, "every_steps": 2}
+    with pytest.raises(_Killed):
+        fit(
+            _model(),
+            source,
+            config=_config(checkpoint=every, **settings),
+            callbacks=[_KillAtStep(epoch=1, step=5)],
+        )
+    manager = CheckpointManager(checkpoints)
+    # Epoch 0's own checkpoint, and the newest one within epoch 1 (after batch 4).
+    assert manager.latest().endswith("epoch-000001-step-000000004")
+    assert [epoch for epoch, _ in manager.epoch_dirs()] == [0]
+
+    resumed, batches = _model(), _BatchCount()
+    history = fit(
+        resumed,
+        source,
+        config=_config(checkpoint=every, resume=True, **settings),
+        callbacks=[batches],
+    )
+    assert batches.count == 2 + 6  # the rest of epoch 1 (batches 5 and 6), then epoch 2
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert history.epochs == straight_history.epochs
+    # Step checkpoints are gone once their epoch's own checkpoint exists.
+    assert manager.latest().endswith("epoch-000002")
+
+
+def test_step_checkpoints_need_a_stream_that_can_start_at_a_batch(tmp_path, rng):
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    config = _config(checkpoint={"directory": str(tmp_path), "every_steps": 2})
+    with pytest.raises(ConfigError, match="checkpoint.every_steps: checkpoints within an epoch"):
+        fit(_model(), x, y, config=config)
+
+
+def test_from_step_leaves_out_the_first_batches_of_the_epoch(tmp_path, rng):
+    _npy_shards(tmp_path, rng)
+    data = ShardDataset(tmp_path, batch_size=16, seed=2, initial_epoch=1)
+    later = data.from_step(4)
+    assert len(later) == len(data) - 4
+    np.testing.assert_array_equal(later[0][0], data[4][0])
