@@ -13,8 +13,9 @@ loop:
   full batch of an epoch, gathering its rows on the device.
 * TensorFlow: one `tf.function` whose `tf.while_loop` runs the epoch's steps.
 * torch: the steps run on device tensors without the data adapter or per-batch
-  callbacks; on a CUDA device they are captured once into CUDA graphs (16 steps
-  and 1 step) and replayed, which removes the Python cost of every step.
+  callbacks; on a CUDA device they are captured once per batch size into CUDA
+  graphs (16 steps and 1 step) and replayed, which removes the Python cost of
+  every step.
 
 The batches are exactly the Keras engine's: the order of epoch `e` comes from
 `keras_trainer.core.data.epoch_order` (host) or the same `tf.data` shuffle
@@ -341,7 +342,13 @@ def _gather(arrays, rows):
 
 
 class _TorchLoop:
-    """Epochs of Keras' torch `train_step` on device tensors; CUDA graphs on a GPU."""
+    """Epochs of Keras' torch `train_step` on device tensors; CUDA graphs on a GPU.
+
+    On a CUDA device the steps are captured once per batch size into CUDA graphs
+    (`GRAPH_STEPS` steps, and one step for the remainder), which are replayed with
+    the epoch's rows copied into their input buffer: no Python or kernel launch
+    per step. If capture fails, the steps run eagerly and a log line says why.
+    """
 
     GRAPH_STEPS = 16
 
@@ -355,7 +362,7 @@ class _TorchLoop:
             None if validation is None else keras.tree.map_structure(convert, validation)
         )
         self.device = keras.tree.flatten(self.train)[0].device
-        self.graphs: Optional[dict] = None
+        self.graphs: dict[int, dict] = {}  # batch size -> its captured graphs
         self.graph_failure: Optional[str] = None
         self.use_graphs = self.device.type == "cuda"
 
@@ -366,18 +373,21 @@ class _TorchLoop:
         for batch_rows in rows:
             self.model.train_step(_gather(self.train, batch_rows))
 
+    def _steps(self, rows: np.ndarray) -> None:
+        batch_size = rows.shape[1]
+        if self.use_graphs and batch_size not in self.graphs and self.graph_failure is None:
+            self._capture(batch_size, (self.GRAPH_STEPS, 1) if len(rows) > 1 else (1,))
+        if batch_size in self.graphs:
+            self._replay(self.graphs[batch_size], rows)
+        else:
+            self._eager_steps(self._rows(rows))
+
     def train_epoch(self, full: np.ndarray, rest: np.ndarray) -> dict:
         self.model.reset_metrics()
         self.model.train()
-        if full.size:
-            if self.use_graphs and self.graphs is None and self.graph_failure is None:
-                self._capture(full.shape[1])
-            if self.graphs is not None:
-                self._replay(full)
-            else:
-                self._eager_steps(self._rows(full))
-        if rest.size:
-            self._eager_steps(self._rows(rest))
+        for rows in (full, rest):
+            if rows.size:
+                self._steps(rows)
         return self.model.get_metrics_result()
 
     def evaluate(self, full, rest) -> dict:
@@ -397,10 +407,10 @@ class _TorchLoop:
             for v in (*model.variables, *model.optimizer.variables, *model.metrics_variables)
         ]
 
-    def _capture(self, batch_size: int) -> None:
+    def _capture(self, batch_size: int, counts: tuple[int, ...]) -> None:
+        """Captures graphs of `counts` consecutive steps on batches of `batch_size` rows."""
         torch = self.torch
-        k = self.GRAPH_STEPS
-        rows = torch.zeros((k, batch_size), dtype=torch.long, device=self.device)
+        rows = torch.zeros((max(counts), batch_size), dtype=torch.long, device=self.device)
         index = torch.zeros((), dtype=torch.long, device=self.device)
         saved = [t.detach().clone() for t in self._state()]
 
@@ -421,13 +431,20 @@ class _TorchLoop:
                         step()
                 torch.cuda.current_stream().wait_stream(stream)
                 graphs = {}
-                for n in (k, 1):
+                for n in counts:
                     graph = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(graph):
+                    # thread_local: CUDA calls of other threads (a data loader, JAX in the
+                    # same process) neither fail nor spoil this capture.
+                    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                         for _ in range(n):
                             step()
                     graphs[n] = graph
-            self.graphs = {"rows": rows, "index": index, "constants": constants, **graphs}
+            self.graphs[batch_size] = {
+                "rows": rows,
+                "index": index,
+                "constants": constants,
+                "graphs": graphs,
+            }
         except Exception as error:  # noqa: BLE001 - any capture failure falls back to eager
             self.graph_failure = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
             logger.info(
@@ -440,20 +457,16 @@ class _TorchLoop:
                 for tensor, value in zip(self._state(), saved):
                     tensor.copy_(value)
 
-    def _replay(self, full: np.ndarray) -> None:
-        graphs, k = self.graphs, self.GRAPH_STEPS
-        rows_all = self._rows(full)
-        for start in range(0, len(full), k):
-            chunk = rows_all[start : start + k]
-            if len(chunk) == k:
-                graphs["rows"].copy_(chunk)
-                graphs["index"].zero_()
-                graphs[k].replay()
-            else:
-                for batch_rows in chunk:
-                    graphs["rows"][0].copy_(batch_rows)
-                    graphs["index"].zero_()
-                    graphs[1].replay()
+    def _replay(self, captured: dict, rows: np.ndarray) -> None:
+        graphs, longest = captured["graphs"], max(captured["graphs"])
+        rows_all = self._rows(rows)
+        start = 0
+        while start < len(rows_all):
+            n = longest if len(rows_all) - start >= longest else 1
+            captured["rows"][:n].copy_(rows_all[start : start + n])
+            captured["index"].zero_()
+            graphs[n].replay()
+            start += n
 
 
 @contextlib.contextmanager
@@ -471,6 +484,13 @@ def _device_constants(torch, cache: dict):
     def constant_key(data):
         if isinstance(data, (bool, int, float)):
             return (type(data), data)
+        # A shape (`torch.Size`, a tuple): the loss reduction converts the batch's shape.
+        if (
+            isinstance(data, (tuple, list))
+            and len(data) <= 64
+            and all(type(v) in (bool, int, float) for v in data)
+        ):
+            return (type(data).__name__, tuple(data))
         if isinstance(data, (np.ndarray, np.generic)) and np.size(data) <= 64:
             return (np.asarray(data).dtype.str, np.shape(data), np.asarray(data).tobytes())
         return None
