@@ -1,6 +1,7 @@
 """Wall time per trial: our `AutoTrainer` against plain KerasTuner.
 
-    KERAS_BACKEND=jax python benchmarks/tuning.py [--trials 4] [--epochs 5] [--rounds 3]
+    KERAS_BACKEND=jax python benchmarks/tuning.py [--trials 4] [--epochs 5] [--rounds 3] \
+        [--population-size 16]
 
 Both search the same grid (`--trials` learning rates, batch size 64, Adam) for
 the seed's 12-64-32-5 MLP (ReLU, softmax) on the same synthetic 12-feature,
@@ -19,7 +20,9 @@ the same process:
 Each search runs in a fresh folder; the two take turns for `--rounds` rounds
 (after one warm-up round each, not timed) and the medians of seconds per trial
 are compared: ratio = ours / plain (1.0 = same cost; compilation included, as
-every trial builds a new model in both). `--split-activations` gives the plain
+every trial builds a new model in both). `--population-size P` adds a third contender: ours with `tuning.population_size:
+P`, whose trials (one batch size) train as populations through `fit_population`.
+`--split-activations` gives the plain
 model the layer structure of our builders (Dense, then a separate Activation
 layer), isolating the tuner/fit overhead from the model's layer count.
 """
@@ -40,7 +43,9 @@ import numpy as np  # noqa: E402
 from keras_trainer.tabular import ModelConfig  # noqa: E402
 from keras_trainer.tuning import AutoTrainer, AutoTrainerConfig, HyperparameterSpace  # noqa: E402
 
-LEARNING_RATES = [1e-3, 3e-3, 1e-2, 3e-2, 3e-4, 1e-1]
+# The first six are the grid of the recorded runs; the rest let populations grow to 16.
+LEARNING_RATES = [1e-3, 3e-3, 1e-2, 3e-2, 3e-4, 1e-1, 2e-3, 5e-3, 2e-2, 5e-4, 7e-3, 1.5e-2]
+LEARNING_RATES += [4e-3, 6e-4, 8e-3, 2.5e-2]
 BATCH_SIZE = 64
 
 
@@ -87,8 +92,9 @@ def plain_search(train, val, trials: int, epochs: int, split_activations: bool =
     return (time.perf_counter() - start) / trials
 
 
-def our_search(train, val, trials: int, epochs: int) -> float:
+def our_search(train, val, trials: int, epochs: int, population_size: int = 1) -> float:
     config = AutoTrainerConfig(
+        population_size=population_size,
         search_method="grid",
         max_trials=trials,
         metric="accuracy",
@@ -126,16 +132,29 @@ def main():
         action="store_true",
         help="plain model with separate Activation layers, as our builders make it",
     )
+    parser.add_argument(
+        "--population-size",
+        type=int,
+        default=1,
+        help="also time AutoTrainer with tuning.population_size set to this (all trials share a batch size)",
+    )
     args = parser.parse_args()
     if not 1 <= args.trials <= len(LEARNING_RATES):
         parser.error(f"--trials must be between 1 and {len(LEARNING_RATES)}")
     train, val = make_data()
     plain_search(train, val, 1, 1)  # warm-up: imports, first compilations
     our_search(train, val, 1, 1)
-    plain, ours = [], []
+    populations = args.population_size > 1
+    if populations:
+        our_search(train, val, args.population_size, 1, args.population_size)
+    plain, ours, population = [], [], []
     for _ in range(args.rounds):
         plain.append(plain_search(train, val, args.trials, args.epochs, args.split_activations))
         ours.append(our_search(train, val, args.trials, args.epochs))
+        if populations:
+            population.append(
+                our_search(train, val, args.trials, args.epochs, args.population_size)
+            )
     p, o = statistics.median(plain), statistics.median(ours)
     print(
         f"backend={keras.backend.backend()} trials={args.trials} epochs={args.epochs} batch={BATCH_SIZE} "
@@ -144,6 +163,13 @@ def main():
     print(f"plain KerasTuner : {p:.3f} s/trial  (rounds: {', '.join(f'{v:.3f}' for v in plain)})")
     print(f"ours AutoTrainer : {o:.3f} s/trial  (rounds: {', '.join(f'{v:.3f}' for v in ours)})")
     print(f"ratio ours/plain : {o / p:.2f}")
+    if populations:
+        q = statistics.median(population)
+        print(
+            f"ours, population_size={args.population_size}: {q:.3f} s/trial  "
+            f"(rounds: {', '.join(f'{v:.3f}' for v in population)}); ratio to plain {q / p:.2f}, "
+            f"to ours one by one {q / o:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -272,6 +272,17 @@ class TuningConfig(ConfigSection):
             "contiguous folds of the training data (val_data is then unused by the search)."
         ),
     )
+    population_size: int = option(
+        1,
+        minimum=1,
+        description=(
+            "Trials asked of the oracle at once and trained as populations: those sharing "
+            "batch size, optimizer and whether dropout is on train together through "
+            "fit_population (one compiled program on JAX, one after another on other "
+            "backends). 1 trains trials one by one. Not with hyperband, cv_folds, "
+            "min_epochs above 1, trading metrics or workers."
+        ),
+    )
     hyperparameter_space: HyperparameterSpace = option(
         default_factory=HyperparameterSpace, description="The values to try."
     )
@@ -310,6 +321,22 @@ class TuningConfig(ConfigSection):
             )
         self.hyperparameter_space.validate(_at(path, "hyperparameter_space"))
         check_metric_name(self.metric, _at(path, "metric"))
+        if self.population_size > 1:
+            conflict = {
+                "search_method": self.search_method == "hyperband"
+                and "hyperband resumes trials with more epochs, one at a time",
+                "cv_folds": self.cv_folds > 1 and "a population trains on one split",
+                "min_epochs": self.min_epochs > 1
+                and "a population's early stopping watches every epoch",
+                "metric": self.metric.removeprefix("val_") in TRADING_METRICS
+                and "trading metrics need a callback per trial",
+            }
+            for key, reason in conflict.items():
+                if reason:
+                    raise ConfigError(
+                        f"{_at(path, 'population_size')}: {self.population_size} does not go with "
+                        f"{key}={getattr(self, key)!r} ({reason}); set population_size to 1"
+                    )
 
 
 def check_metric_name(metric: object, path: str = "tuning.metric") -> str:

@@ -387,6 +387,11 @@ class AutoTrainer:
         """
         config = self.config
         config.validate("tuning")
+        if workers and config.population_size > 1:
+            raise ConfigError(
+                f"tuning.population_size: {config.population_size} does not go with workers="
+                f"{workers}; a population trains its trials in one process (set one of them to 1/0)"
+            )
         if worker_role() is not None:
             end_with_chief()
         objective = resolve_objective(config.metric, config.maximize_metric)
@@ -459,6 +464,13 @@ class AutoTrainer:
                     port=port,
                 )
                 self.distributed_events = search.run()
+            elif config.population_size > 1:
+                from keras_trainer.tuning.population import population_search
+
+                self.tuner.oracle.verbose = config.verbose
+                population_search(
+                    self.tuner, self.tuner.hypermodel, x, y, x_val, y_val, config.population_size
+                )
             else:
                 self.tuner.search(x, y, validation_data=(x_val, y_val), verbose=config.verbose)
         except RuntimeError as error:

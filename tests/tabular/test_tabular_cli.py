@@ -252,13 +252,14 @@ def test_a_folder_of_shards_is_streamed_through_train_and_evaluate(tmp_path, cap
     shards = _shards(tmp_path / "shards")
     config = _config(tmp_path)
     runs = tmp_path / "runs"
-    assert main(["train", config, "--data", str(shards), "--runs-dir", str(runs), "--quiet"]) == 0
+    arguments = ["--data", str(shards), "--runs-dir", str(runs), "--epochs", "15", "--quiet"]
+    assert main(["train", config, *arguments]) == 0
     out = capsys.readouterr().out
     # 360 rows: the last 72 (file order) are the test rows, the 57 before them validation.
     assert "231 train, 57 validation, 72 test rows, 5 features" in out
     model_path = runs / "tabular" / "version_0" / "model.keras"
     report = json.loads((runs / "tabular" / "version_0" / "evaluation.json").read_text())
-    assert report["metrics"]["accuracy"] > 0.6  # the label is learnable from two features
+    assert report["metrics"]["accuracy"] > 0.8  # the label is linear in two features
 
     # The streamed test score equals scoring the same rows read whole.
     model, _ = load_tabular_model(str(model_path))
