@@ -30,7 +30,9 @@ batch hooks once per epoch (with the epoch's last batch index), which is why
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import json
 import logging
 import math
 import weakref
@@ -182,13 +184,21 @@ def choose_engine(
 
 
 _PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# JAX programs shared by models of one structure and compilation (the trials of a
+# search): the newest few, since each keeps its first model alive.
+_SHARED_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
+SHARED_PROGRAMS_KEPT = 4
 
 
-def _programs(model: keras.Model, build):
+def _programs(model: keras.Model, build, share: bool = False):
     """The compiled epoch programs of `model`, reused while its compilation is unchanged.
 
     Like Keras' own `train_function`, a second `fit` of the same compiled model
-    (new data of the same shapes) reuses them instead of compiling again.
+    (new data of the same shapes) reuses them instead of compiling again. With
+    `share` (JAX, where a step is a pure function of the state it is given), a
+    new model whose architecture and compile settings equal an earlier one's
+    (`sharing_key`) reuses that model's programs: a search's trials differing only
+    in the learning rate compile once.
     """
     key = (
         id(model.optimizer),
@@ -197,9 +207,47 @@ def _programs(model: keras.Model, build):
     )
     cached = _PROGRAMS.get(model)
     if cached is None or cached[0] != key:
-        cached = (key, build())
+        shared = sharing_key(model) if share else None
+        programs = _SHARED_PROGRAMS.get(shared) if shared is not None else None
+        if programs is None:
+            programs = build()
+            if shared is not None:
+                _SHARED_PROGRAMS[shared] = programs
+                while len(_SHARED_PROGRAMS) > SHARED_PROGRAMS_KEPT:
+                    _SHARED_PROGRAMS.popitem(last=False)
+        else:
+            _SHARED_PROGRAMS.move_to_end(shared)
+        cached = (key, programs)
         _PROGRAMS[model] = cached
     return cached[1]
+
+
+def sharing_key(model: keras.Model) -> Optional[str]:
+    """What must be equal for two models to run the same compiled step, or None.
+
+    The model's config, its compile config (optimizer, loss, metrics, ...) and the
+    layers' rematerialization modes. A plain learning rate is left out: it is an
+    optimizer variable, part of the state each call is given; so is the optimizer's
+    instance name. Anything that does
+    not serialize to plain JSON (a lambda loss, a custom object) gives None: no sharing.
+    """
+    try:
+        compile_config = model.get_compile_config()
+        if compile_config is None:
+            return None
+        optimizer = compile_config.get("optimizer")
+        if isinstance(optimizer, dict) and isinstance(optimizer.get("config"), dict):
+            settings = dict(optimizer["config"])
+            settings.pop("name", None)  # numbered per instance ("adam_1"); computes nothing
+            if isinstance(settings.get("learning_rate"), float):
+                settings.pop("learning_rate")
+            compile_config = {**compile_config, "optimizer": {**optimizer, "config": settings}}
+        remat = [str(getattr(layer, "_remat_mode", None)) for layer in model._flatten_layers()]
+        return json.dumps(
+            [type(model).__qualname__, model.get_config(), compile_config, remat], sort_keys=True
+        )
+    except (TypeError, ValueError, NotImplementedError, AttributeError):
+        return None
 
 
 def _split_rows(order: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -257,7 +305,7 @@ class _JaxLoop:
                 jax.jit(lambda *args: run(model.test_step, *args)),
             )
 
-        self._train, self._test = _programs(model, build)
+        self._train, self._test = _programs(model, build, share=True)
 
     def train_epoch(self, full: np.ndarray, rest: np.ndarray) -> dict:
         model = self.model

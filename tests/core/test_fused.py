@@ -142,3 +142,24 @@ def test_sigkill_then_resume_on_the_fused_engine_matches_an_uninterrupted_run(tm
     actual, actual_epochs = _weights(tmp_path / "resumed.npz")
     np.testing.assert_array_equal(actual_epochs, expected_epochs)
     assert max(np.abs(a - b).max() for a, b in zip(actual, expected)) <= 1e-5
+
+
+def test_models_of_one_structure_share_compiled_programs_and_train_as_if_alone(rng):
+    from keras_trainer.core import fused
+
+    x, y = _data(rng)
+
+    def train(learning_rate):
+        plain = {"lr_schedule": {"name": "none"}, "gradient_clip_norm": None}
+        return _train("fused", x, y, learning_rate=learning_rate, **plain)[0]
+
+    fused._SHARED_PROGRAMS.clear()
+    alone = train(0.05)  # compiles its own programs
+    fused._SHARED_PROGRAMS.clear()
+    train(0.01)
+    shared = train(0.05)  # another learning rate only: runs the programs compiled above
+    for a, b in zip(alone.get_weights(), shared.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    if keras.backend.backend() == "jax":
+        assert len(fused._SHARED_PROGRAMS) == 1
+        assert fused.sharing_key(shared) is not None
