@@ -34,6 +34,7 @@ import numpy as np
 
 from keras_trainer.assistant.data import make_training_arrays, parse_record
 from keras_trainer.assistant.tokenizer import AssistantTokenizer
+from keras_trainer.core.streaming import folder_files, is_glob
 from keras_trainer.errors import DataError
 
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
@@ -45,18 +46,10 @@ def is_pair_stream(source: object) -> bool:
         return False
     source = os.fspath(source)
     if os.path.isdir(source):
-        return bool(_json_lines_in(source)) and not os.path.isfile(
+        return bool(folder_files(source, JSON_LINES_SUFFIXES)) and not os.path.isfile(
             os.path.join(source, "training_data.json")
         )
-    return source.lower().endswith(JSON_LINES_SUFFIXES) or any(c in source for c in "*?[")
-
-
-def _json_lines_in(folder: str) -> list[str]:
-    return sorted(
-        os.path.join(folder, name)
-        for name in os.listdir(folder)
-        if name.lower().endswith(JSON_LINES_SUFFIXES)
-    )
+    return source.lower().endswith(JSON_LINES_SUFFIXES) or is_glob(source)
 
 
 def _paths(source: Union[str, os.PathLike, Sequence[str]]) -> list[str]:
@@ -65,8 +58,8 @@ def _paths(source: Union[str, os.PathLike, Sequence[str]]) -> list[str]:
     else:
         source = os.fspath(source)
         if os.path.isdir(source):
-            paths = _json_lines_in(source)
-        elif any(c in source for c in "*?["):
+            paths = folder_files(source, JSON_LINES_SUFFIXES)
+        elif is_glob(source):
             paths = sorted(glob.glob(source))
         else:
             paths = [source]

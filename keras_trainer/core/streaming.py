@@ -54,17 +54,27 @@ from keras_trainer.errors import ConfigError, DataError
 SHARD_SUFFIXES = (".npy", ".csv", ".parquet")
 
 
+def is_glob(source: str | os.PathLike) -> bool:
+    """Whether `source` is a glob pattern (`*`, `?` or `[`) rather than one path."""
+    return glob.has_magic(os.fspath(source))
+
+
+def folder_files(folder: str, suffixes: tuple[str, ...]) -> list[str]:
+    """The files of `folder` ending in `suffixes`, sorted; hidden files are left out."""
+    return sorted(
+        os.path.join(folder, name)
+        for name in os.listdir(folder)
+        if name.endswith(suffixes) and not name.startswith(".")
+    )
+
+
 def _shard_paths(source: str | os.PathLike | Sequence[str]) -> list[str]:
     if isinstance(source, (list, tuple)):
         paths = [os.fspath(p) for p in source]
     else:
         source = os.fspath(source)
         if os.path.isdir(source):
-            paths = sorted(
-                os.path.join(source, name)
-                for name in os.listdir(source)
-                if name.endswith(SHARD_SUFFIXES) and not name.startswith(".")
-            )
+            paths = folder_files(source, SHARD_SUFFIXES)
         else:
             paths = sorted(glob.glob(source))
     if not paths:
@@ -400,9 +410,11 @@ class ShardDataset(keras.utils.PyDataset):
         """The feature columns of every row, in file order, `rows` at a time (no transform)."""
         return self._column_chunks(self.feature_index, rows)
 
-    def target_chunks(self, rows: int = 65536) -> Iterable[np.ndarray]:
-        """The target columns `(n, targets)` of every row, in file order, `rows` at a time."""
-        return self._column_chunks(self.target_index, rows)
+    def chunks(self, rows: int = 65536) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        """`(features, targets (n, targets))` of every row, in file order, `rows` at a time."""
+        width = len(self.feature_index)
+        for chunk in self._column_chunks(self.feature_index + self.target_index, rows):
+            yield chunk[:, :width], chunk[:, width:]
 
     def _column_chunks(self, columns: list[int], rows: int) -> Iterable[np.ndarray]:
         for index, path in enumerate(self.paths):

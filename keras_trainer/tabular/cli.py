@@ -52,7 +52,9 @@ def _windows(x: np.ndarray, y: np.ndarray, window: int, horizon: int):
 
 def is_shard_source(source: str | None) -> bool:
     """Whether `source` is a folder or glob of table shards, streamed instead of loaded."""
-    return bool(source) and (os.path.isdir(source) or any(c in source for c in "*?["))
+    from keras_trainer.core.streaming import is_glob
+
+    return bool(source) and (os.path.isdir(source) or is_glob(source))
 
 
 def train(args: argparse.Namespace) -> int:
@@ -251,17 +253,23 @@ def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Split
     if config.data.test_split > 0:
         rest, test = stream.split(config.data.test_split)
     train, validation = rest.split(training.validation_split or 0.2)
-    # The head's size and kind from the targets' range, in one pass.
+    # One pass over the training rows: the scaler's statistics, and the targets'
+    # range, which gives the head's size and kind.
     low, high, whole = np.inf, -np.inf, True
-    for targets in train.target_chunks():
-        low, high = min(low, float(targets.min())), max(high, float(targets.max()))
-        whole = whole and bool(np.all(np.mod(targets, 1) == 0))
+
+    def features():
+        nonlocal low, high, whole
+        for x, targets in train.chunks():
+            low, high = min(low, float(targets.min())), max(high, float(targets.max()))
+            whole = whole and bool(np.all(np.mod(targets, 1) == 0))
+            yield x
+
+    scaler = FeatureScaler(*stream_statistics(features()))
     width = len(stream.target_index)
     probe = np.array([low, high if whole else high + 0.5], dtype="float64")
     _, classification = head_targets(
         probe if width == 1 else np.tile(probe[:, None], (1, width)), model_config, source
     )
-    scaler = FeatureScaler(*stream_statistics(train))
 
     def standardize(x, y):
         return scaler.transform(x), y.astype("int64") if classification else y

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 import traceback
 from typing import Any
 
@@ -71,7 +70,7 @@ def _values(trial) -> dict:
 
 def _train_group(tuner, hypermodel: TunableModel, trials: list, x, y, x_val, y_val) -> None:
     objective = hypermodel.objective
-    started = time.perf_counter()
+    # Each trial's time is the population's: they train together.
     for trial in trials:
         tuner.on_trial_begin(trial)
     configs = [
@@ -98,7 +97,6 @@ def _train_group(tuner, hypermodel: TunableModel, trials: list, x, y, x_val, y_v
         )
     except Exception:  # noqa: BLE001 - a failed population fails its trials, as a failed trial does
         message = traceback.format_exc()
-    seconds = time.perf_counter() - started
     steps = math.ceil(len(x) / configs[0].batch_size)
     for index, trial in enumerate(trials):
         hypermodel.last_fit = None
@@ -121,8 +119,6 @@ def _train_group(tuner, hypermodel: TunableModel, trials: list, x, y, x_val, y_v
                     "batch_size": configs[index].batch_size,
                     "history": history,
                 }
-        # The population trained together: each trial's time is the population's.
-        tuner._started = time.perf_counter() - seconds
         tuner.on_trial_end(trial)
 
 
