@@ -114,10 +114,10 @@ def scores(chosen: np.ndarray, times: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def main(argv=None) -> int:
-    from keras_trainer.config import load_config
     from keras_trainer.jit import C_KERNELS_PATH
     from keras_trainer.jit.choices import labels_from_times, times_matrix
     from keras_trainer.jit.collect import read_dataset
+    from keras_trainer.jit.config import load_jit_config
     from keras_trainer.jit.trainer import ModelTrainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -137,12 +137,14 @@ def main(argv=None) -> int:
     start = time.time()
     data = read_dataset(args.dataset)
     samples = data["samples"]
-    seed_config = load_config(args.seed_config)
+    seed_config = load_jit_config(args.seed_config)
     names = seed_config.jit.names
     times = times_matrix([r["timings_ns"] for r in samples], names, "timings_ns")
-    labels = labels_from_times(times, names, seed_config.jit.tie_tolerance)
-    families = np.array([family_of(r) for r in samples])
     extractor = ModelTrainer(args.seed_config)
+    labels = labels_from_times(
+        times, names, seed_config.jit.tie_tolerance, extractor.tie_preference
+    )
+    families = np.array([family_of(r) for r in samples])
     raw = extractor.extract_features([r["ir"] for r in samples], [r["runtime"] for r in samples])
     counts = collections.Counter(names[k] for k in labels)
     print(

@@ -8,7 +8,7 @@ each chunk the records so far are saved to `<output>.partial.json.gz`, and
 `--resume` continues from there.
 
 Usage:
-    PYTHONPATH=. nice -n 5 python scripts/build_c_corpus.py [--count 1600] [--seed 2026]
+    PYTHONPATH=. nice -n 5 python scripts/build_c_corpus.py [--count 1620] [--seed 2026]
     PYTHONPATH=. python scripts/build_c_corpus.py --relabel-only --tie-tolerance 0.03
 """
 
@@ -46,7 +46,7 @@ def _summary(dataset: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1560)
+    parser.add_argument("--count", type=int, default=1620)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)

@@ -206,28 +206,48 @@ def choose_fallback_threshold(
     times: np.ndarray | None,
     labels: np.ndarray | None,
     fallback: int,
+    confidence: float = 0.0,
+    resamples: int = 500,
+    seed: int = 0,
 ) -> float:
     """The confidence threshold that serves the validation rows best.
 
     Below the threshold (top probability < threshold) the fallback strategy
-    is used. Candidates are 0 and the rows' top probabilities; the one with
+    is used. Candidates are 0, 1 and the rows' top probabilities; the one with
     the lowest total time wins (with times), else the highest accuracy; ties
     go to the higher (safer) threshold.
+
+    With times and `confidence` > 0, a threshold below 1 (one that lets the
+    model choose somewhere) must also save time against always falling back
+    in at least `confidence` of `resamples` bootstrap resamples of the rows:
+    a few hundred validation rows say little about unseen code, and a
+    saving that does not hold up under resampling is not worth the risk of
+    being slower than the safe default.
     """
     probabilities = np.asarray(probabilities)
     top = probabilities.max(axis=1)
     model_choice = probabilities.argmax(axis=1)
     candidates = np.unique(np.concatenate([[0.0], top, [1.0 + 1e-9]]))
-    best_threshold, best_score = 0.0, None
-    for threshold in candidates:
-        choice = np.where(top >= threshold, model_choice, fallback)
-        if times is not None:
-            score = float(times[np.arange(len(times)), choice].sum())
-        else:
-            score = -float(np.mean(choice == labels))
-        if best_score is None or score <= best_score * (1 + 1e-12):
-            best_threshold, best_score = float(threshold), score
-    return min(best_threshold, 1.0)
+    choices = np.where(top[None, :] >= candidates[:, None], model_choice[None, :], fallback)
+    if times is None:
+        scores = -np.mean(choices == np.asarray(labels)[None, :], axis=1)
+    else:
+        times = np.asarray(times, dtype="float64")
+        rows = np.arange(len(times))
+        picked = times[rows[None, :], choices]
+        scores = picked.sum(axis=1)
+        if confidence > 0:
+            saving = times[:, fallback][None, :] - picked
+            # Each resample as how often it draws each row: (rows, resamples).
+            counts = np.random.default_rng(seed).multinomial(
+                len(times), np.full(len(times), 1.0 / len(times)), size=resamples
+            ).T
+            share_saving = (saving @ counts > 0).mean(axis=1)
+            scores = np.where(share_saving >= confidence, scores, np.inf)
+            scores[-1] = picked[-1].sum()  # always falling back needs no evidence
+    # The highest threshold among the best scores (the safer one).
+    best = np.flatnonzero(scores <= scores.min() * (1 + 1e-12))[-1]
+    return float(min(candidates[best], 1.0))
 
 
 def apply_fallback(

@@ -116,6 +116,16 @@ class FallbackConfig(ConfigSection):
         maximum=1.0,
         description="Probability threshold; null: chosen on the validation data (lowest total runtime).",
     )
+    confidence: float = option(
+        0.9,
+        minimum=0.0,
+        maximum=1.0,
+        description=(
+            "A chosen threshold that lets the model choose must save time against always "
+            "falling back in at least this share of bootstrap resamples of the validation rows; "
+            "0 takes the lowest validation time as is."
+        ),
+    )
 
 
 @dataclasses.dataclass

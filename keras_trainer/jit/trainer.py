@@ -542,6 +542,8 @@ class ModelTrainer:
                 times_val,
                 np.argmax(y_val, axis=-1),
                 self.class_names.index(strategy),
+                confidence=settings.confidence,
+                seed=self.config.training.seed or 0,
             )
         return {"strategy": strategy, "threshold": float(threshold)}
 

@@ -87,3 +87,22 @@ def test_fallback_threshold_is_chosen_for_the_lowest_total_time():
     assert threshold == pytest.approx(0.9)
     choice = apply_fallback(probabilities, {"strategy": "O2", "threshold": threshold}, NAMES)
     assert choice.tolist() == [2, 2, 0]
+
+
+def test_fallback_threshold_needs_a_saving_that_survives_resampling():
+    # 40 rows where the fallback (O2) is right, and one confident row where the
+    # model's O0 saves 3 units: the lowest validation time lets the model choose
+    # there, but most bootstrap resamples miss that single row, so with
+    # confidence the rule keeps to the fallback everywhere (threshold 1).
+    times = np.array([[10.0, 10.0, 10.0]] * 40 + [[5.0, 9.0, 8.0]])
+    probabilities = np.array([[0.2, 0.2, 0.6]] * 40 + [[0.9, 0.05, 0.05]])
+    assert choose_fallback_threshold(probabilities, times, None, fallback=2) == pytest.approx(0.9)
+    assert choose_fallback_threshold(
+        probabilities, times, None, fallback=2, confidence=0.9
+    ) == pytest.approx(1.0)
+    # Twenty such rows are a saving in nearly every resample: the model keeps them.
+    times = np.array([[10.0, 10.0, 10.0]] * 40 + [[5.0, 9.0, 8.0]] * 20)
+    probabilities = np.array([[0.2, 0.2, 0.6]] * 40 + [[0.9, 0.05, 0.05]] * 20)
+    assert choose_fallback_threshold(
+        probabilities, times, None, fallback=2, confidence=0.9
+    ) == pytest.approx(0.9)
