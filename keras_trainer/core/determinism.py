@@ -93,9 +93,8 @@ def determinism_enabled() -> bool:
     if backend == "jax":
         flags = os.environ.get("XLA_FLAGS", "")
         return all(flag in flags for flag in XLA_DETERMINISM_FLAGS)
-    import tensorflow as tf
-
-    try:
-        return bool(tf.config.experimental.is_op_determinism_enabled())
-    except AttributeError:
+    try:  # where Keras reads it; TensorFlow has no public getter
+        from tensorflow.python.framework.config import is_op_determinism_enabled
+    except ImportError:
         return os.environ.get("TF_DETERMINISTIC_OPS") == "1"
+    return bool(is_op_determinism_enabled())

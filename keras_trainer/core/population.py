@@ -17,6 +17,11 @@ a member that stops early is frozen while the others go on.
   `fit` (same results; no speed-up). Keras' torch and TensorFlow train steps
   update variables in place, which `vmap` cannot batch.
 
+On GPUs, JAX runs float32 matrix products in TF32 by default, and the batched
+program uses other kernels than a solo run; set
+`JAX_DEFAULT_MATMUL_PRECISION=highest` for members equal to their solo runs
+(at high learning rates the TF32 differences grow over epochs).
+
 Not supported in a population (`ConfigError`): checkpoints and resume, the
 `reduce_on_plateau` schedule, and members whose configs differ in anything else.
 """

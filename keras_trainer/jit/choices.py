@@ -239,9 +239,11 @@ def choose_fallback_threshold(
         if confidence > 0:
             saving = times[:, fallback][None, :] - picked
             # Each resample as how often it draws each row: (rows, resamples).
-            counts = np.random.default_rng(seed).multinomial(
-                len(times), np.full(len(times), 1.0 / len(times)), size=resamples
-            ).T
+            counts = (
+                np.random.default_rng(seed)
+                .multinomial(len(times), np.full(len(times), 1.0 / len(times)), size=resamples)
+                .T
+            )
             share_saving = (saving @ counts > 0).mean(axis=1)
             scores = np.where(share_saving >= confidence, scores, np.inf)
             scores[-1] = picked[-1].sum()  # always falling back needs no evidence

@@ -29,7 +29,12 @@ def test_the_strategy_benchmark_reports_every_chooser_and_the_checks(tmp_path):
     )
     assert process.returncode == 0, process.stderr[-2000:]
     out = process.stdout
-    for row in ("seed config (labels)", "cost-aware + fallback", "RandomForest", "oracle"):
+    for row in (
+        "seed config (labels)",
+        "cost-aware + fallback",
+        "RandomForest (same features)",
+        "oracle",
+    ):
         assert out.count(row) == 2, row  # once per cross-validation scheme
     assert "<- best fixed" in out
     assert out.count("PASS") + out.count("FAIL") == 3
