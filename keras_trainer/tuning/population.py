@@ -22,6 +22,7 @@ from typing import Any
 
 import keras
 from keras_tuner.src.engine.trial import TrialStatus
+from keras_tuner.src.tuners.gridsearch import GridSearchOracle
 
 from keras_trainer.core.atomic import atomic_path
 from keras_trainer.core.population import fit_population
@@ -46,6 +47,12 @@ def population_search(tuner: Any, hypermodel: TunableModel, x, y, x_val, y_val, 
         size: Trials per population.
     """
     oracle = tuner.oracle
+    # KerasTuner's grid oracle derives the next grid point from a trial only once
+    # that trial ends, in case it declares new hyperparameters while it runs, so
+    # it would hand out one trial at a time. Ours are the five the hypermodel
+    # declares when the tuner starts, so the next points may come from running
+    # trials, and a population gets `size` of them.
+    grid = isinstance(oracle, GridSearchOracle)
     tuner.on_search_begin()
     while True:
         trials = []
@@ -54,6 +61,8 @@ def population_search(tuner: Any, hypermodel: TunableModel, x, y, x_val, y_val, 
             if trial.status != TrialStatus.RUNNING:
                 break  # stopped (budget spent) or idle (waiting for results): run what we have
             trials.append(trial)
+            if grid and trial.trial_id not in oracle._populate_next:
+                oracle._populate_next.append(trial.trial_id)
         if not trials:
             break
         groups: dict[tuple, list] = {}

@@ -90,3 +90,41 @@ def test_a_population_is_not_split_over_workers(cancer, tmp_path):  # noqa: F811
     with pytest.raises(ConfigError, match="population_size: 2 does not go with workers=2"):
         trainer.optimize(NET, train, val, workers=2)
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+@pytest.mark.one_backend
+def test_a_grid_search_hands_out_whole_populations(cancer, tmp_path, monkeypatch):  # noqa: F811
+    from keras_trainer.tuning import population
+
+    sizes = []
+
+    def spy(builder, x, y, configs, **kwargs):
+        sizes.append(len(configs))
+        return fit_population(builder, x, y, configs, **kwargs)
+
+    fit_population = population.fit_population
+    monkeypatch.setattr(population, "fit_population", spy)
+    train, val, _ = cancer
+    space = HyperparameterSpace(
+        learning_rates=[1e-3, 3e-3, 1e-2, 3e-2],
+        batch_sizes=[32],
+        optimizers=["adam"],
+        dropout_rates=[0.0],
+        weight_decay=[0.0],
+    )
+    config = AutoTrainerConfig(
+        search_method="grid",
+        max_trials=4,
+        metric="loss",
+        max_epochs=2,
+        seed=5,
+        directory=str(tmp_path),
+        population_size=4,
+        hyperparameter_space=space,
+    )
+    trainer = AutoTrainer(config)
+    trainer.optimize(NET, train, val, symbol="grid")
+    # The whole 4-point grid came as one population (KerasTuner alone gives 1, then 1, ...).
+    assert sizes == [4]
+    table = trainer.trials_table()
+    assert sorted(r.hyperparameters["learning_rate"] for r in table) == [1e-3, 3e-3, 1e-2, 3e-2]
