@@ -33,26 +33,32 @@ def _search(directory, train, val, population_size):
     return trainer, result
 
 
-def test_a_population_search_scores_every_trial_as_the_one_by_one_search(
-    cancer,  # noqa: F811
-    tmp_path,
-    monkeypatch,
-):
+@pytest.fixture
+def population_sizes(monkeypatch):
+    """The sizes of the populations the search trains, in order."""
     from keras_trainer.tuning import population
 
     sizes = []
+    fit_population = population.fit_population
 
     def spy(builder, x, y, configs, **kwargs):
         sizes.append(len(configs))
         return fit_population(builder, x, y, configs, **kwargs)
 
-    fit_population = population.fit_population
     monkeypatch.setattr(population, "fit_population", spy)
+    return sizes
+
+
+def test_a_population_search_scores_every_trial_as_the_one_by_one_search(
+    cancer,  # noqa: F811
+    tmp_path,
+    population_sizes,
+):
     train, val, _ = cancer
     one_by_one, alone = _search(tmp_path / "one", train, val, population_size=1)
     together, result = _search(tmp_path / "population", train, val, population_size=4)
     # The 4 trials came at once; those of one batch size trained together.
-    assert sum(sizes) == 4 and max(sizes) > 1
+    assert sum(population_sizes) == 4 and max(population_sizes) > 1
     rows = {r.trial_id: r for r in one_by_one.trials_table()}
     table = together.trials_table()
     assert [r.status for r in table] == ["COMPLETED"] * 4
@@ -93,17 +99,7 @@ def test_a_population_is_not_split_over_workers(cancer, tmp_path):  # noqa: F811
 
 
 @pytest.mark.one_backend
-def test_a_grid_search_hands_out_whole_populations(cancer, tmp_path, monkeypatch):  # noqa: F811
-    from keras_trainer.tuning import population
-
-    sizes = []
-
-    def spy(builder, x, y, configs, **kwargs):
-        sizes.append(len(configs))
-        return fit_population(builder, x, y, configs, **kwargs)
-
-    fit_population = population.fit_population
-    monkeypatch.setattr(population, "fit_population", spy)
+def test_a_grid_search_hands_out_whole_populations(cancer, tmp_path, population_sizes):  # noqa: F811
     train, val, _ = cancer
     space = HyperparameterSpace(
         learning_rates=[1e-3, 3e-3, 1e-2, 3e-2],
@@ -125,6 +121,6 @@ def test_a_grid_search_hands_out_whole_populations(cancer, tmp_path, monkeypatch
     trainer = AutoTrainer(config)
     trainer.optimize(NET, train, val, symbol="grid")
     # The whole 4-point grid came as one population (KerasTuner alone gives 1, then 1, ...).
-    assert sizes == [4]
+    assert population_sizes == [4]
     table = trainer.trials_table()
     assert sorted(r.hyperparameters["learning_rate"] for r in table) == [1e-3, 3e-3, 1e-2, 3e-2]
