@@ -227,29 +227,41 @@ def choose_fallback_threshold(
     probabilities = np.asarray(probabilities)
     top = probabilities.max(axis=1)
     model_choice = probabilities.argmax(axis=1)
-    candidates = np.unique(np.concatenate([[0.0], top, [1.0 + 1e-9]]))
-    choices = np.where(top[None, :] >= candidates[:, None], model_choice[None, :], fallback)
+    # Rows by top probability, highest first: a threshold lets the model choose
+    # for a prefix of them, so every candidate's score is a cumulative sum.
+    order = np.argsort(-top, kind="stable")
+    ranked = top[order]
+    ends = np.flatnonzero(np.r_[ranked[1:] != ranked[:-1], True])
+    thresholds = np.r_[1.0 + 1e-9, ranked[ends]]  # highest (always fall back) first
+
+    def through(values: np.ndarray) -> np.ndarray:
+        """`values` summed over the rows each threshold leaves to the model."""
+        sums = np.cumsum(values[order], axis=0)[ends]
+        return np.concatenate([np.zeros((1,) + sums.shape[1:]), sums])
+
     if times is None:
-        scores = -np.mean(choices == np.asarray(labels)[None, :], axis=1)
+        labels = np.asarray(labels)
+        gain = through((model_choice == labels).astype(float) - (fallback == labels))
+        tolerance = 1e-12
     else:
         times = np.asarray(times, dtype="float64")
         rows = np.arange(len(times))
-        picked = times[rows[None, :], choices]
-        scores = picked.sum(axis=1)
+        saving = times[rows, fallback] - times[rows, model_choice]
+        gain = through(saving)
+        tolerance = 1e-12 * times[:, fallback].sum()
         if confidence > 0:
-            saving = times[:, fallback][None, :] - picked
             # Each resample as how often it draws each row: (rows, resamples).
             counts = (
                 np.random.default_rng(seed)
                 .multinomial(len(times), np.full(len(times), 1.0 / len(times)), size=resamples)
                 .T
             )
-            share_saving = (saving @ counts > 0).mean(axis=1)
-            scores = np.where(share_saving >= confidence, scores, np.inf)
-            scores[-1] = picked[-1].sum()  # always falling back needs no evidence
-    # The highest threshold among the best scores (the safer one).
-    best = np.flatnonzero(scores <= scores.min() * (1 + 1e-12))[-1]
-    return float(min(candidates[best], 1.0))
+            share_saving = (through(saving[:, None] * counts) > 0).mean(axis=1)
+            share_saving[0] = 1.0  # always falling back needs no evidence
+            gain = np.where(share_saving >= confidence, gain, -np.inf)
+    # The highest threshold among the best (the safer one).
+    best = np.flatnonzero(gain >= gain.max() - tolerance)[0]
+    return float(min(thresholds[best], 1.0))
 
 
 def apply_fallback(
