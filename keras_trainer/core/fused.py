@@ -343,7 +343,7 @@ def _tensorflow_xla(model: keras.Model) -> bool:
     suits its one step per call; a whole epoch of small ops in one
     `tf.while_loop` is what XLA fuses best (the seed MLP at batch 32 on 2 CPU
     cores: 3.2x Keras `fit` without it, 20x with it). Off for a layer without
-    XLA support. Keras also turns XLA off whenever op determinism is on (which
+    XLA support or with random numbers. Keras also turns XLA off whenever op determinism is on (which
     `set_seed` turns on) because some XLA GPU kernels are not deterministic;
     on a CPU, XLA runs a compiled program the same way every time, so there
     only a GPU with op determinism keeps it off.
@@ -354,7 +354,13 @@ def _tensorflow_xla(model: keras.Model) -> bool:
 
     if model.jit_compile:
         return True
-    if not all(layer.supports_jit for layer in model._flatten_layers()):
+    layers = list(model._flatten_layers())
+    if not all(layer.supports_jit for layer in layers):
+        return False
+    # Random layers (dropout, noise) draw other numbers under XLA than
+    # TensorFlow's own kernels do, so the engines would train different models
+    # from one seed and a checkpoint would not resume the same on both.
+    if any(getattr(layer, "_seed_generators", None) for layer in layers):
         return False
     return not (determinism_enabled() and tf.config.list_physical_devices("GPU"))
 
@@ -383,11 +389,33 @@ class _TensorFlowLoop:
                 tf.while_loop(lambda i: i < tf.shape(rows)[0], body, (tf.constant(0),))
                 return tf.constant(0)
 
-            return tf.function(
-                tf.autograph.experimental.do_not_convert(run),
-                jit_compile=_tensorflow_xla(model),
-                reduce_retracing=True,
-            )
+            def program(xla: bool):
+                return tf.function(
+                    tf.autograph.experimental.do_not_convert(run),
+                    jit_compile=xla,
+                    reduce_retracing=True,
+                )
+
+            if not _tensorflow_xla(model):
+                return program(False)
+            chosen = [program(True)]
+
+            def call(*args):
+                try:
+                    return chosen[0](*args)
+                except tf.errors.OpError as error:
+                    # XLA compiles before anything runs, so no state changed.
+                    if "xla" not in str(error).lower() or len(chosen) > 1:
+                        raise
+                    logger.info(
+                        "training.engine='fused': XLA cannot compile this model's epoch "
+                        "(%s); running it without XLA",
+                        str(error).strip().splitlines()[0][:200],
+                    )
+                    chosen[:] = [program(False), None]
+                    return chosen[0](*args)
+
+            return call
 
         self._train, self._test = _programs(
             model, lambda: (make(model.train_step), make(model.test_step))

@@ -163,3 +163,30 @@ def test_models_of_one_structure_share_compiled_programs_and_train_as_if_alone(r
     if keras.backend.backend() == "jax":
         assert len(fused._SHARED_PROGRAMS) == 1
         assert fused.sharing_key(shared) is not None
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the TensorFlow loop's XLA")
+def test_tensorflow_epochs_use_xla_where_it_compiles_and_fall_back_where_not(rng, caplog):
+    import tensorflow as tf
+
+    from keras_trainer.core.fused import _tensorflow_xla
+
+    set_seed(3)
+    assert _tensorflow_xla(build_model(ModelConfig(output_dim=5), (12,)))
+    # Dropout draws other random numbers under XLA: the engines would part.
+    assert not _tensorflow_xla(build_model(ModelConfig(output_dim=5, dropout=0.2), (12,)))
+
+    class HostCopy(keras.layers.Layer):  # a host function: XLA has no kernel for it
+        def call(self, x):
+            y = tf.numpy_function(lambda a: a.copy(), [x], x.dtype)
+            y.set_shape(x.shape)
+            return y
+
+    inputs = keras.Input((12,))
+    model = keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(HostCopy()(inputs)))
+    x, y = _data(rng)
+    config = TrainingConfig(epochs=2, batch_size=32, verbose=0, engine="fused")
+    with caplog.at_level(logging.INFO, logger="keras_trainer.fit"):
+        history = fit(model, x, y, config=config)
+    assert "XLA cannot compile this model's epoch" in caplog.text
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
