@@ -228,8 +228,8 @@ def sharing_key(model: keras.Model) -> Optional[str]:
     The model's config, its compile config (optimizer, loss, metrics, ...) and the
     layers' rematerialization modes. A plain learning rate is left out: it is an
     optimizer variable, part of the state each call is given; so is the optimizer's
-    instance name. Anything that does
-    not serialize to plain JSON (a lambda loss, a custom object) gives None: no sharing.
+    instance name. Anything that does not serialize to plain JSON (a lambda loss,
+    a custom object) gives None: no sharing.
     """
     try:
         compile_config = model.get_compile_config()
@@ -343,10 +343,10 @@ def _tensorflow_xla(model: keras.Model) -> bool:
     suits its one step per call; a whole epoch of small ops in one
     `tf.while_loop` is what XLA fuses best (the seed MLP at batch 32 on 2 CPU
     cores: 3.2x Keras `fit` without it, 20x with it). Off for a layer without
-    XLA support or with random numbers. Keras also turns XLA off whenever op determinism is on (which
-    `set_seed` turns on) because some XLA GPU kernels are not deterministic;
-    on a CPU, XLA runs a compiled program the same way every time, so there
-    only a GPU with op determinism keeps it off.
+    XLA support or with random numbers. Keras also turns XLA off whenever op
+    determinism is on (which `set_seed` turns on) because some XLA GPU kernels
+    are not deterministic; on a CPU, XLA runs a compiled program the same way
+    every time, so there only a GPU with op determinism keeps it off.
     """
     import tensorflow as tf
 
@@ -398,22 +398,22 @@ class _TensorFlowLoop:
 
             if not _tensorflow_xla(model):
                 return program(False)
-            chosen = [program(True)]
+            current = {"program": program(True), "xla": True}
 
             def call(*args):
                 try:
-                    return chosen[0](*args)
+                    return current["program"](*args)
                 except tf.errors.OpError as error:
                     # XLA compiles before anything runs, so no state changed.
-                    if "xla" not in str(error).lower() or len(chosen) > 1:
+                    if not current["xla"] or "xla" not in str(error).lower():
                         raise
                     logger.info(
                         "training.engine='fused': XLA cannot compile this model's epoch "
                         "(%s); running it without XLA",
                         str(error).strip().splitlines()[0][:200],
                     )
-                    chosen[:] = [program(False), None]
-                    return chosen[0](*args)
+                    current.update(program=program(False), xla=False)
+                    return current["program"](*args)
 
             return call
 
