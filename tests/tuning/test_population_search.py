@@ -16,17 +16,19 @@ SPACE = HyperparameterSpace(
 )
 
 
-def _search(directory, train, val, population_size):
+def _search(directory, train, val, population_size, **overrides):
+    settings = {
+        "search_method": "random",
+        "max_trials": 4,
+        "metric": "loss",
+        "max_epochs": 4,
+        "early_stopping_patience": 2,
+        "seed": 5,
+        "hyperparameter_space": SPACE,
+        **overrides,
+    }
     config = AutoTrainerConfig(
-        search_method="random",
-        max_trials=4,
-        metric="loss",
-        max_epochs=4,
-        early_stopping_patience=2,
-        seed=5,
-        directory=str(directory),
-        population_size=population_size,
-        hyperparameter_space=SPACE,
+        directory=str(directory), population_size=population_size, **settings
     )
     trainer = AutoTrainer(config)
     result = trainer.optimize(NET, train, val, symbol="population")
@@ -101,25 +103,16 @@ def test_a_population_is_not_split_over_workers(cancer, tmp_path):  # noqa: F811
 @pytest.mark.one_backend
 def test_a_grid_search_hands_out_whole_populations(cancer, tmp_path, population_sizes):  # noqa: F811
     train, val, _ = cancer
-    space = HyperparameterSpace(
+    grid = HyperparameterSpace(
         learning_rates=[1e-3, 3e-3, 1e-2, 3e-2],
         batch_sizes=[32],
         optimizers=["adam"],
         dropout_rates=[0.0],
         weight_decay=[0.0],
     )
-    config = AutoTrainerConfig(
-        search_method="grid",
-        max_trials=4,
-        metric="loss",
-        max_epochs=2,
-        seed=5,
-        directory=str(tmp_path),
-        population_size=4,
-        hyperparameter_space=space,
+    trainer, _ = _search(
+        tmp_path, train, val, population_size=4, search_method="grid", hyperparameter_space=grid
     )
-    trainer = AutoTrainer(config)
-    trainer.optimize(NET, train, val, symbol="grid")
     # The whole 4-point grid came as one population (KerasTuner alone gives 1, then 1, ...).
     assert population_sizes == [4]
     table = trainer.trials_table()
