@@ -123,26 +123,32 @@ def measure(batch: int, x: np.ndarray, y: np.ndarray, target_steps: int, rounds:
     config = TrainingConfig(
         epochs=1, batch_size=batch, verbose=0, validation_split=0.0, early_stopping_patience=0
     )
-    models = {
-        engine: build_model(ModelConfig(output_dim=5), (12,)) for engine in ("keras", "fused")
-    }
+    engines = ["keras", "fused"]
+    if keras.backend.backend() == "torch" and device_name() == "cpu":  # CUDA: graphs instead
+        engines.append("fused, torch.compile")
+    models = {engine: build_model(ModelConfig(output_dim=5), (12,)) for engine in engines}
 
     def run_plain(n):
         plain.fit(x, y, batch_size=batch, epochs=n, verbose=0, shuffle=True)
 
     def run_engine(engine):
         def run(n):
-            fit(models[engine], x, y, config=config.replace(epochs=n, engine=engine), compile=False)
+            settings = config.replace(epochs=n, engine=engine.split(",")[0])
+            fit(models[engine], x, y, config=settings, compile=False)
 
         return run
 
-    contenders = {
-        "plain keras fit": run_plain,
-        'keras_trainer fit, engine "keras"': run_engine("keras"),
-        'keras_trainer fit, engine "fused"': run_engine("fused"),
-    }
+    contenders = {"plain keras fit": run_plain}
+    contenders.update({f'keras_trainer fit, engine "{name}"': run_engine(name) for name in engines})
     for engine, model in models.items():  # compile once, with the same config
-        fit(model, x, y, config=config.replace(engine=engine))
+        fit(model, x, y, config=config.replace(engine=engine.split(",")[0]))
+        if "torch.compile" in engine:  # what the torch engine does after 10,000 steps
+            model.jit_compile = True
+            start = time.perf_counter()
+            run_engine(engine)(1)
+            print(
+                f"batch {batch}: torch.compile of the traced step took {time.perf_counter() - start:.1f} s"
+            )
     run_plain(1)
     scan_epoch = jax_scan_trainer(x, y, batch)
     if scan_epoch is not None:

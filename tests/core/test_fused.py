@@ -9,11 +9,20 @@ import numpy as np
 import pytest
 
 from keras_trainer.config import ModelConfig, TrainingConfig
-from keras_trainer.core.fit import fit
+from keras_trainer.core.fit import compile_model, fit
 from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import ConfigError
 from tests.core.test_checkpoints import _run, _weights
+
+
+@pytest.fixture(autouse=True)
+def _trace_torch_steps_at_once(monkeypatch):
+    """On torch, every fused test here runs traced steps (or proves why it cannot)."""
+    if keras.backend.backend() == "torch":
+        from keras_trainer.core.fused import _TorchLoop
+
+        monkeypatch.setattr(_TorchLoop, "TRACE_AFTER_STEPS", 0)
 
 
 def _data(rng, n=200):
@@ -22,7 +31,9 @@ def _data(rng, n=200):
     return x, np.eye(5, dtype="float32")[labels]
 
 
-def _train(engine, x, y, callbacks=(), **overrides):
+def _train(engine, x, y, callbacks=(), model=None, jit_compile=False, **overrides):
+    """Trains the test MLP; `model` overrides its `ModelConfig` (default: dropout and
+    batch norm), `jit_compile` sets the model's flag after `fit` compiles it."""
     data = {
         "epochs": 5,
         "batch_size": 24,  # 160 training rows: 6 full batches and one of 16
@@ -35,10 +46,17 @@ def _train(engine, x, y, callbacks=(), **overrides):
         "metrics": ["accuracy", "mae"],
     }
     data.update(overrides)
+    config = TrainingConfig.from_dict(data)
     set_seed(7)
-    model = build_model(ModelConfig(output_dim=5, dropout=0.2, batch_norm=True), (12,))
-    history = fit(model, x, y, config=TrainingConfig.from_dict(data), callbacks=list(callbacks))
-    return model, history
+    network = build_model(
+        ModelConfig(**{"output_dim": 5, "dropout": 0.2, "batch_norm": True, **(model or {})}),
+        (12,),
+    )
+    if jit_compile:
+        compile_model(network, config, total_steps=config.epochs * 7)
+        network.jit_compile = True
+    history = fit(network, x, y, config=config, callbacks=list(callbacks), compile=not jit_compile)
+    return network, history
 
 
 def test_fused_engine_matches_the_keras_engine(rng, tmp_path):
@@ -190,3 +208,119 @@ def test_tensorflow_epochs_use_xla_where_it_compiles_and_fall_back_where_not(rng
         history = fit(model, x, y, config=config)
     assert "XLA cannot compile this model's epoch" in caplog.text
     assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+
+
+class _HalveLearningRate(keras.callbacks.Callback):
+    """Assigns to the optimizer after epochs 1 and 3, as ReduceLROnPlateau would."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch in (1, 3):
+            rate = self.model.optimizer.learning_rate
+            rate.assign(rate * 0.5)
+
+
+def test_a_callback_that_changes_the_learning_rate_between_epochs_takes_effect(rng, monkeypatch):
+    from keras_trainer.core import fused
+
+    calls = []
+    build_programs = fused._programs
+
+    def counting_programs(model, build, share=False):
+        programs = build_programs(model, build, share)
+        if not isinstance(programs, tuple):
+            return programs
+
+        def train(*args):
+            calls.append(1)
+            return programs[0](*args)
+
+        return (train, *programs[1:])
+
+    monkeypatch.setattr(fused, "_programs", counting_programs)
+    x, y = _data(rng)
+    options = {
+        "model": {"dropout": 0.0, "batch_norm": False},
+        "lr_schedule": {"name": "none"},
+        "early_stopping_patience": 0,
+        "epochs": 6,
+    }
+    keras_model, keras_history = _train("keras", x, y, [_HalveLearningRate()], **options)
+    model, history = _train("fused", x, y, [_HalveLearningRate()], **options)
+    np.testing.assert_allclose(history.learning_rates, keras_history.learning_rates, rtol=1e-6)
+    np.testing.assert_allclose(history.train_loss, keras_history.train_loss, rtol=1e-5)
+    for a, b in zip(model.get_weights(), keras_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    if keras.backend.backend() == "jax":
+        # Each epoch after the first is started before the previous one's callbacks;
+        # the ones started before a learning-rate change (epochs 2 and 4) run again.
+        assert len(calls) == 6 + 2
+
+
+def _traced_entries(model) -> list:
+    from keras_trainer.core.fused import _PROGRAMS
+
+    return list(_PROGRAMS[model][1].values())
+
+
+torch_only = pytest.mark.skipif(keras.backend.backend() != "torch", reason="the torch loop")
+
+
+@torch_only
+def test_torch_traced_steps_give_the_eager_steps_numbers(rng, caplog):
+    x, y = _data(rng)
+    # No dropout: a seeded dropout reads its seed in Python (see the next test).
+    options = {"model": {"dropout": 0.0}, "early_stopping_patience": 0}
+    keras_model, keras_history = _train("keras", x, y, **options)
+    with caplog.at_level(logging.INFO, logger="keras_trainer.fit"):
+        fused_model, fused_history = _train("fused", x, y, **options)
+    assert "cannot trace" not in caplog.text
+    entries = _traced_entries(fused_model)
+    assert {entry["graph"] is not None for entry in entries} == {True}
+    assert len(entries) == 2  # the full batches and the last, smaller one
+    np.testing.assert_array_equal(fused_history.train_loss, keras_history.train_loss)
+    for a, b in zip(fused_model.get_weights(), keras_model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@torch_only
+@pytest.mark.parametrize(
+    "options, reason",
+    [
+        (
+            {"model": {"dropout": 0.0}, "gradient_accumulation_steps": 2},
+            "a branch of ops.cond writes to a tensor",
+        ),
+        ({"model": {"dropout": 0.2}}, "reads a tensor's value in Python"),
+    ],
+)
+def test_torch_steps_that_read_tensors_in_python_run_eagerly_and_say_so(
+    rng, caplog, options, reason
+):
+    x, y = _data(rng)
+    options = {**options, "epochs": 2, "early_stopping_patience": 0}
+    keras_model, _ = _train("keras", x, y, **options)
+    with caplog.at_level(logging.INFO, logger="keras_trainer.fit"):
+        fused_model, _ = _train("fused", x, y, **options)
+    assert "cannot trace the training step" in caplog.text and reason in caplog.text
+    assert {entry["graph"] for entry in _traced_entries(fused_model)} == {None}
+    for a, b in zip(fused_model.get_weights(), keras_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@torch_only
+@pytest.mark.slow
+def test_torch_compiles_the_traced_step_for_jit_compile_models(rng, caplog):
+    import shutil
+
+    if not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
+        pytest.skip("torch.compile on a CPU needs a C++ compiler")
+    x, y = _data(rng)
+    options = {"model": {"dropout": 0.0}, "early_stopping_patience": 0, "epochs": 3}
+    keras_model, keras_history = _train("keras", x, y, **options)
+    with caplog.at_level(logging.INFO, logger="keras_trainer.fit"):
+        model, history = _train("fused", x, y, jit_compile=True, **options)
+    assert "torch.compile failed" not in caplog.text and "cannot trace" not in caplog.text
+    assert {entry["compiled"] is not None for entry in _traced_entries(model)} == {True}
+    np.testing.assert_allclose(history.train_loss, keras_history.train_loss, rtol=1e-5)
+    for a, b in zip(model.get_weights(), keras_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
