@@ -272,6 +272,7 @@ class _JaxLoop:
     """
 
     UNROLL = 8
+    MAX_WASTED = 2
 
     def __init__(self, model: keras.Model, train: tuple, validation: Optional[tuple]):
         import jax
@@ -310,6 +311,7 @@ class _JaxLoop:
 
         self._train, self._test = _programs(model, build, share=True)
         self.pending: Optional[dict] = None  # the next epoch, started early
+        self.wasted = 0  # epochs in a row started early for nothing
 
     def train_epoch(self, full: np.ndarray, rest: np.ndarray, following=None) -> dict:
         """Runs an epoch; with `following` (the next epoch's rows), starts that one too.
@@ -320,7 +322,9 @@ class _JaxLoop:
         not the variables: the next call uses that epoch only if the variables
         still hold the state it started from, i.e. no callback assigned to a
         weight, optimizer variable or learning rate; otherwise it runs again from
-        the variables. A run that stops discards it.
+        the variables. A run that stops discards it. After `MAX_WASTED` epochs
+        in a row started for nothing (a callback that sets the learning rate
+        every epoch), epochs start after the callbacks again.
         """
         model = self.model
         groups = (
@@ -337,9 +341,11 @@ class _JaxLoop:
             and _same_arrays(pending["start"], start)
         ):
             state, logs = pending["result"]
+            self.wasted = 0
         else:
+            self.wasted += pending is not None
             state, logs = self._train(start + (self.fresh_metrics,), self.train, full, rest)
-        if following is not None:
+        if following is not None and self.wasted < self.MAX_WASTED:
             self.pending = {
                 "full": following[0],
                 "start": state[:3],
