@@ -11,6 +11,9 @@ cross-entropy, Adam 1e-3, accuracy metric) on the same arrays, in the same proce
   the reproducible per-epoch shuffle, with history, NaN guard and logs);
 * the same `fit` with `training.engine: "fused"` (arrays on the device, a whole
   epoch per compiled call, same callbacks at epoch granularity);
+* on torch with a CPU, the same with the model's `jit_compile=True`: the traced
+  step compiled by `torch.compile`, as the engine runs it after 10,000 steps (the
+  compile time is printed and left out);
 * a hand-written JAX loop: one `jax.jit`-compiled `lax.scan` over the epoch's
   batches with Adam written out, no Keras (runs whenever JAX is installed,
   whatever the Keras backend): the ceiling a fused loop can reach here.
