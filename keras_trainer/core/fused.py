@@ -571,6 +571,14 @@ class _TorchLoop:
             for v in (*model.variables, *model.optimizer.variables, *model.metrics_variables)
         ]
 
+    def _snapshot(self) -> list:
+        return [t.detach().clone() for t in self._state()]
+
+    def _restore(self, snapshot: list) -> None:
+        with self.torch.no_grad():
+            for tensor, value in zip(self._state(), snapshot):
+                tensor.copy_(value)
+
     # Traced steps -------------------------------------------------------------------------
     def _traced_steps(self, batch_size: int, rows) -> None:
         arrays = keras.tree.flatten(self.train)
@@ -585,10 +593,10 @@ class _TorchLoop:
             self._eager_steps(rows)
             entry["eager_steps"] += len(rows)
             return
-        step, start = entry["graph"], 0
-        if self._compiles(entry):
-            step, start = self._compiled(entry, rows[0], arrays), 1
         with self.torch.no_grad():
+            step, start = entry["graph"], 0
+            if self._compiles(entry):
+                step, start = self._compiled(entry, rows[0], arrays), 1
             for batch_rows in rows[start:]:
                 step(batch_rows, *arrays)
 
@@ -615,19 +623,17 @@ class _TorchLoop:
             with _traceable_step(torch, refusals):
                 self.model.train_step(batch)
 
-        saved = [t.detach().clone() for t in self._state()]
+        saved = self._snapshot()
         random_state = torch.random.get_rng_state()
 
         def restore() -> None:
-            with torch.no_grad():
-                for tensor, value in zip(self._state(), saved):
-                    tensor.copy_(value)
+            self._restore(saved)
             torch.random.set_rng_state(random_state)
 
         def run_and_restore(run) -> list:
             try:
                 run()
-                return [t.detach().clone() for t in self._state()]
+                return self._snapshot()
             finally:
                 restore()
 
@@ -674,25 +680,21 @@ class _TorchLoop:
         compile error leaves the state as it was: that batch, and the ones after
         it, run the traced graph instead.
         """
-        torch = self.torch
         if entry["compiled"] is None:
-            compiled = torch.compile(entry["graph"], dynamic=False)
+            compiled = self.torch.compile(entry["graph"], dynamic=False)
             try:
-                with torch.no_grad():
-                    compiled(first_rows, *arrays)
+                compiled(first_rows, *arrays)
             except Exception as error:  # noqa: BLE001 - no compiler here: keep the traced graph
                 entry["failure"] = f"{type(error).__name__}: {_first_line(error)}"
                 logger.info(
                     "fused engine (torch): torch.compile failed (%s); replaying the traced step",
                     entry["failure"],
                 )
-                with torch.no_grad():
-                    entry["graph"](first_rows, *arrays)
+                entry["graph"](first_rows, *arrays)
                 return entry["graph"]
             entry["compiled"] = compiled
             return compiled
-        with torch.no_grad():
-            entry["compiled"](first_rows, *arrays)
+        entry["compiled"](first_rows, *arrays)
         return entry["compiled"]
 
     # CUDA graphs ---------------------------------------------------------------------------
@@ -701,7 +703,7 @@ class _TorchLoop:
         torch = self.torch
         rows = torch.zeros((max(counts), batch_size), dtype=torch.long, device=self.device)
         index = torch.zeros((), dtype=torch.long, device=self.device)
-        saved = [t.detach().clone() for t in self._state()]
+        saved = self._snapshot()
 
         def step():
             batch_rows = rows.index_select(0, index.reshape(1)).reshape(-1)
@@ -742,9 +744,7 @@ class _TorchLoop:
             )
             torch.cuda.synchronize()
         finally:
-            with torch.no_grad():
-                for tensor, value in zip(self._state(), saved):
-                    tensor.copy_(value)
+            self._restore(saved)
 
     def _replay(self, captured: dict, rows: np.ndarray) -> None:
         graphs, longest = captured["graphs"], max(captured["graphs"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_trainer.config import ModelConfig, TrainingConfig
-from keras_trainer.core.fit import compile_model, fit
+from keras_trainer.core.fit import fit
 from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import ConfigError
@@ -29,6 +29,13 @@ def _data(rng, n=200):
     x = rng.normal(size=(n, 12)).astype("float32")
     labels = (x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0).astype(int)
     return x, np.eye(5, dtype="float32")[labels]
+
+
+class _JitCompile(keras.callbacks.Callback):
+    """Sets the model's `jit_compile` once `fit` has compiled it."""
+
+    def on_train_begin(self, logs=None):
+        self.model.jit_compile = True
 
 
 def _train(engine, x, y, callbacks=(), model=None, jit_compile=False, **overrides):
@@ -52,10 +59,8 @@ def _train(engine, x, y, callbacks=(), model=None, jit_compile=False, **override
         ModelConfig(**{"output_dim": 5, "dropout": 0.2, "batch_norm": True, **(model or {})}),
         (12,),
     )
-    if jit_compile:
-        compile_model(network, config, total_steps=config.epochs * 7)
-        network.jit_compile = True
-    history = fit(network, x, y, config=config, callbacks=list(callbacks), compile=not jit_compile)
+    callbacks = [*callbacks, _JitCompile()] if jit_compile else list(callbacks)
+    history = fit(network, x, y, config=config, callbacks=callbacks)
     return network, history
 
 
