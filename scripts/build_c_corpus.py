@@ -3,9 +3,13 @@
 Generates a seeded corpus of C kernels (`keras_trainer.jit.c_corpus`, 28 program
 families, see `c_corpus.FAMILY_WEIGHTS`), compiles each with clang (-O0, optnone dropped), measures each under
 the strategies in a worker subprocess (`keras_trainer.jit.collect`) and writes
-keras_trainer/jit/data/c_kernels.json.gz. The work is done in chunks; after
-each chunk the records so far are saved to `<output>.partial.json.gz`, and
-`--resume` continues from there.
+keras_trainer/jit/data/c_kernels.json.gz. It collects the whole corpus
+`--passes` times, one pass after another, and keeps each time's median over
+the passes (`collect.merge_collections`): each pass compiles the code anew
+and meets the machine at another moment. A pass works in chunks; after each
+chunk the records so far are saved to `<output>.pass<k>.json.gz.partial`,
+each finished pass to `<output>.pass<k>.json.gz`, and `--resume` continues
+from there.
 
 Usage:
     PYTHONPATH=. nice -n 5 python scripts/build_c_corpus.py [--count 1620] [--seed 2026]
@@ -25,6 +29,7 @@ from keras_trainer.jit.cli import collect_options
 from keras_trainer.jit.collect import (
     collect_dataset,
     label_samples,
+    merge_collections,
     read_dataset,
     save_dataset,
 )
@@ -54,13 +59,21 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--chunk", type=int, default=100)
     parser.add_argument(
+        "--passes",
+        type=int,
+        default=3,
+        help="whole collections, one after another; each time is their median",
+    )
+    parser.add_argument(
         "--workers", type=int, default=1, help="modules compiled and measured at once"
     )
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
     parser.add_argument("--tie-tolerance", type=float, default=0.03)
     parser.add_argument("--tie-break", choices=["overall", "cheapest"], default="cheapest")
     parser.add_argument(
-        "--resume", action="store_true", help="continue from <output>.partial.json.gz"
+        "--resume",
+        action="store_true",
+        help="keep the passes already written and continue the one under way",
     )
     parser.add_argument(
         "--relabel-only",
@@ -73,21 +86,44 @@ def main(argv=None) -> int:
         save_dataset(dataset, args.output)
         print(f"relabelled {args.output}: {_summary(dataset)}")
         return 0
-    partial = args.output + ".partial.json.gz"
     start = time.time()
     kernels = generate_c_corpus(args.count, seed=args.seed, workers=args.workers)
     print(
         f"compiled {len(kernels)} C kernels with clang in {time.time() - start:.0f} s",
         flush=True,
     )
-    merged = None
+    passes = []
+    for number in range(args.passes):
+        path = f"{args.output}.pass{number}.json.gz"
+        if args.resume and os.path.exists(path):
+            passes.append(read_dataset(path))
+            print(f"pass {number}: already collected ({path})", flush=True)
+            continue
+        passes.append(collect_pass(kernels, args, path, number))
+    merged = merge_collections(passes)
+    save_dataset(merged, args.output)
+    for number in range(args.passes):
+        os.unlink(f"{args.output}.pass{number}.json.gz")
+    print(
+        f"wrote {args.output}: {_summary(merged)}; {args.passes} passes in "
+        f"{time.time() - start:.0f} s"
+    )
+    return 0
+
+
+def collect_pass(kernels: list, args: argparse.Namespace, path: str, number: int) -> dict:
+    """Measures every kernel once, in chunks saved to `<path>.partial` (resumable); writes `path`."""
+    partial = path + ".partial"
+    start = time.time()
+    collected = None
     if args.resume and os.path.exists(partial):
-        merged = read_dataset(partial)
+        collected = read_dataset(partial)
         print(
-            f"resuming after {len(merged['samples']) + len(merged['failed'])} modules",
+            f"pass {number}: resuming after "
+            f"{len(collected['samples']) + len(collected['failed'])} modules",
             flush=True,
         )
-    done = 0 if merged is None else len(merged["samples"]) + len(merged["failed"])
+    done = 0 if collected is None else len(collected["samples"]) + len(collected["failed"])
     while done < len(kernels):
         chunk = kernels[done : done + args.chunk]
         dataset = collect_dataset(
@@ -102,23 +138,23 @@ def main(argv=None) -> int:
                 "compiler": "clang -O0 -Xclang -disable-O0-optnone (keras_trainer.jit.c_corpus)",
             },
         )
-        if merged is None:
-            merged = dataset
+        if collected is None:
+            collected = dataset
         else:
-            merged["samples"].extend(dataset["samples"])
-            merged["failed"].extend(dataset["failed"])
+            collected["samples"].extend(dataset["samples"])
+            collected["failed"].extend(dataset["failed"])
         done += len(chunk)
-        save_dataset(merged, partial)
+        save_dataset(collected, partial)
         print(
-            f"{done}/{len(kernels)} modules, {time.time() - start:.0f} s: {_summary(merged)}",
+            f"pass {number}: {done}/{len(kernels)} modules, {time.time() - start:.0f} s: "
+            f"{_summary(collected)}",
             flush=True,
         )
-    merged["metadata"]["collection_seconds"] = round(time.time() - start, 1)
-    label_samples(merged, args.tie_tolerance, args.tie_break)
-    save_dataset(merged, args.output)
+    collected["metadata"]["collection_seconds"] = round(time.time() - start, 1)
+    label_samples(collected, args.tie_tolerance, args.tie_break)
+    save_dataset(collected, path)
     os.unlink(partial)
-    print(f"wrote {args.output}: {_summary(merged)}")
-    return 0
+    return collected
 
 
 if __name__ == "__main__":

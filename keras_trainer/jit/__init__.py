@@ -23,6 +23,7 @@ _EXPORTS = {
     "DATASET_FORMAT": "collect",
     "collect_dataset": "collect",
     "load_dataset": "collect",
+    "merge_collections": "collect",
     "read_dataset": "collect",
     "save_dataset": "collect",
     "C_FAMILIES": "c_corpus",

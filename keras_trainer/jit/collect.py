@@ -40,9 +40,10 @@ import math
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Optional
 
 from keras_trainer.errors import DataError
@@ -147,6 +148,101 @@ def label_samples(dataset: dict, tie_tolerance: float = 0.02, tie_break: str = "
         {"tie_tolerance": tie_tolerance, "tie_break": tie_break, "tie_preference": preference}
     )
     return dataset
+
+
+def merge_collections(datasets: Sequence[dict]) -> dict:
+    """One dataset from independent collections (passes) of the same modules.
+
+    One collection's median hides the noise within a run, not between runs:
+    each compile places the code anew (alignment), and a shared machine's
+    load comes and goes over minutes. On the bundled C kernels, single
+    collections on one machine agreed on 79-90 % of the labels. A module
+    measured in every pass keeps, per strategy, the median of the passes'
+    times (and compile times), and the passes' own times under
+    "pass_timings_ns"; its runtime metrics are those of the merged baseline. A module that failed in any pass, or whose result differs
+    between passes, is recorded as failed. Labels are recomputed with the
+    first pass's tie rule.
+
+    Args:
+        datasets: whole collections (from `collect_dataset`) of the same
+            modules under the same strategies, in the order they ran.
+
+    Raises:
+        DataError: no datasets, or their strategies differ.
+    """
+    if not datasets:
+        raise DataError("merge_collections: no datasets to merge")
+    first = datasets[0]
+    names = first["strategies"]
+    for k, dataset in enumerate(datasets[1:], start=1):
+        if dataset["strategies"] != names:
+            raise DataError(
+                f"merge_collections: pass {k} measured strategies {dataset['strategies']}, "
+                f"pass 0 measured {names}"
+            )
+    by_pass = [{r["name"]: r for r in d["samples"]} for d in datasets]
+    failed = {r["name"]: r for d in datasets for r in d["failed"]}
+    samples = []
+    for record in first["samples"]:
+        runs = [measured.get(record["name"]) for measured in by_pass]
+        missing = [k for k, run in enumerate(runs) if run is None]
+        if missing:  # failed in a later pass (and listed) or not measured there
+            failed.setdefault(
+                record["name"],
+                {
+                    "name": record["name"],
+                    "entry": record["entry"],
+                    "reason": f"not measured in pass {missing[0]}",
+                },
+            )
+            continue
+        # Compared as JSON text, so that NaN equals NaN and -0.0 differs from 0.0.
+        if len({json.dumps(run["result"]) for run in runs}) > 1:
+            failed[record["name"]] = {
+                "name": record["name"],
+                "entry": record["entry"],
+                "reason": "results differ between passes: "
+                + ", ".join(repr(run["result"]) for run in runs),
+            }
+            continue
+        timings = {n: int(statistics.median(run["timings_ns"][n] for run in runs)) for n in names}
+        merged = dict(
+            record,
+            timings_ns=timings,
+            compile_times_ms={
+                n: round(statistics.median(run["compile_times_ms"][n] for run in runs), 4)
+                for n in names
+            },
+            runtime=dict(
+                record["runtime"],
+                exec_time_ns=timings[names[0]],
+                compile_time_ms=round(
+                    statistics.median(run["runtime"]["compile_time_ms"] for run in runs), 4
+                ),
+            ),
+            pass_timings_ns=[run["timings_ns"] for run in runs],
+        )
+        samples.append(merged)
+    metadata = dict(
+        first["metadata"],
+        passes=len(datasets),
+        created=datasets[-1]["metadata"].get("created"),
+    )
+    seconds = [d["metadata"].get("collection_seconds") for d in datasets]
+    if all(isinstance(s, (int, float)) for s in seconds):
+        metadata["collection_seconds"] = round(sum(seconds), 1)
+    dataset = {
+        "format": DATASET_FORMAT,
+        "strategies": list(names),
+        "metadata": metadata,
+        "samples": samples,
+        "failed": list(failed.values()),
+    }
+    return label_samples(
+        dataset,
+        first["metadata"].get("tie_tolerance", 0.02),
+        first["metadata"].get("tie_break", "overall"),
+    )
 
 
 def run_worker(job: dict, timeout_s: float) -> dict:

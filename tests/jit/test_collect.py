@@ -11,6 +11,7 @@ from keras_trainer.jit.collect import (
     collect_dataset,
     label_samples,
     load_dataset,
+    merge_collections,
     save_dataset,
 )
 from keras_trainer.jit.strategies import STRATEGY_NAMES
@@ -96,6 +97,87 @@ def test_overall_tie_break_prefers_the_strategy_best_over_the_collection():
     assert [s["label_name"] for s in labelled["samples"]] == ["O2", "O2", "O2"]
     cheapest = label_samples(dataset, tie_tolerance=0.02, tie_break="cheapest")
     assert [s["label_name"] for s in cheapest["samples"]] == ["O1", "O2", "O1"]
+
+
+def _pass(times: dict, result=7, seconds=10.0) -> dict:
+    """A hand-made collection of modules named by `times`' keys."""
+    samples = [
+        {
+            "name": name,
+            "ir": "",
+            "entry": "entry",
+            "args": [],
+            "runtime": {"exec_time_ns": t[0], "compile_time_ms": t[0] / 100, "code_size_bytes": 64},
+            "timings_ns": dict(zip(["O0", "O1", "O2"], t)),
+            "compile_times_ms": {"O0": 1.0, "O1": 2.0, "O2": 3.0},
+            "result": result,
+        }
+        for name, t in times.items()
+    ]
+    return label_samples(
+        {
+            "format": DATASET_FORMAT,
+            "strategies": ["O0", "O1", "O2"],
+            "metadata": {"collection_seconds": seconds},
+            "samples": samples,
+            "failed": [],
+        },
+        tie_tolerance=0.03,
+        tie_break="cheapest",
+    )
+
+
+def test_merged_passes_keep_each_times_median_and_relabel():
+    passes = [
+        _pass({"a": (300, 100, 90), "b": (300, 100, 99)}),
+        # A load spike hits O2 of "a" in this pass only.
+        _pass({"a": (310, 101, 400), "b": (290, 100, 98)}),
+        _pass({"a": (305, 99, 91), "b": (295, 99, 98)}),
+    ]
+    assert passes[1]["samples"][0]["label_name"] == "O1"
+    merged = merge_collections(passes)
+    a, b = merged["samples"]
+    assert a["timings_ns"] == {"O0": 305, "O1": 100, "O2": 91}
+    assert a["label_name"] == "O2"  # 9 % faster than O1 in the median
+    assert b["label_name"] == "O1"  # within 3 % of O2: the cheaper one wins
+    assert a["runtime"]["exec_time_ns"] == 305
+    assert a["runtime"]["compile_time_ms"] == 3.05
+    assert [t["O2"] for t in a["pass_timings_ns"]] == [90, 400, 91]
+    assert merged["metadata"]["passes"] == 3
+    assert merged["metadata"]["collection_seconds"] == 30.0
+    assert merged["metadata"]["tie_break"] == "cheapest"
+
+
+def test_a_module_failing_or_disagreeing_in_any_pass_is_failed():
+    second = _pass({"a": (300, 100, 90)})
+    second["failed"].append({"name": "b", "entry": "entry", "reason": "crashed (SIGSEGV)"})
+    third = _pass({"a": (300, 100, 90), "b": (300, 100, 90)})
+    third["samples"][0]["result"] = 8
+    merged = merge_collections([_pass({"a": (300, 100, 90), "b": (300, 100, 90)}), second, third])
+    assert merged["samples"] == []
+    reasons = {f["name"]: f["reason"] for f in merged["failed"]}
+    assert reasons["b"] == "crashed (SIGSEGV)"
+    assert "results differ between passes: 7, 7, 8" in reasons["a"]
+
+
+def test_merging_passes_of_other_strategies_raises_dataerror():
+    other = _pass({"a": (300, 100, 90)})
+    other["strategies"] = ["O0", "O1", "O3"]
+    with pytest.raises(DataError, match="pass 1 measured strategies"):
+        merge_collections([_pass({"a": (300, 100, 90)}), other])
+    with pytest.raises(DataError, match="no datasets"):
+        merge_collections([])
+
+
+def test_two_real_passes_merge_into_a_loadable_dataset(dataset, tmp_path):
+    modules = [{"name": "one_loop", "ir": ONE_LOOP, "args": [50]}]
+    again = collect_dataset(modules, repeats=2, warmup=1, timeout_s=4.0)
+    merged = merge_collections([dataset, again])
+    assert [s["name"] for s in merged["samples"]] == ["one_loop"]
+    assert {f["name"] for f in merged["failed"]} == {"crashes", "hangs", "nested"}
+    path = save_dataset(merged, str(tmp_path / "merged.json.gz"))
+    ir_samples, runtime_data, labels = load_dataset(path)
+    assert ir_samples == [ONE_LOOP] and labels == [merged["samples"][0]["label"]]
 
 
 def test_unknown_tie_break_raises_dataerror():
