@@ -82,6 +82,7 @@ def train_keras(
     raw: np.ndarray,
     labels: np.ndarray,
     times: np.ndarray,
+    families: np.ndarray,
     fit_rows: np.ndarray,
     val_rows: np.ndarray,
     test_rows: np.ndarray,
@@ -95,7 +96,7 @@ def train_keras(
     trainer.fit_normalizer(raw[fit_rows])
     X = trainer.normalize(raw)
     y = one_hot(labels.tolist(), trainer.config.model.output_dim)
-    data = PreparedData(X, y, times)
+    data = PreparedData(X, y, times, families)
     trainer.create_model(X.shape[1])
     trainer.train(data.take(fit_rows), validation_data=data.take(val_rows))
     plain = trainer.predict_strategy_normalized(X[test_rows], fallback=False)
@@ -202,6 +203,7 @@ def main(argv=None) -> int:
                 raw,
                 labels,
                 times,
+                families,
                 fit_rows,
                 val_rows,
                 test,
@@ -213,6 +215,7 @@ def main(argv=None) -> int:
                 raw,
                 labels,
                 times,
+                families,
                 fit_rows,
                 val_rows,
                 test,

@@ -201,6 +201,30 @@ def format_runtime_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _by_group(values: np.ndarray, groups: Sequence[Any]) -> np.ndarray:
+    """`(rows, groups)`: each row's value in its group's column, zeros elsewhere."""
+    if len(groups) != len(values):
+        raise DataError(f"groups has {len(groups)} entries but there are {len(values)} rows")
+    index = np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
+    spread = np.zeros((len(values), index.max() + 1))
+    spread[np.arange(len(values)), index] = values
+    return spread
+
+
+def _sign_test(group_totals: np.ndarray) -> np.ndarray:
+    """One-sided exact sign-test p-value per row of `(candidates, groups)` totals:
+    the chance of at least that many gaining groups among those that change, were
+    gains and losses equally likely."""
+    gains = (group_totals > 0).sum(axis=1)
+    changed = gains + (group_totals < 0).sum(axis=1)
+    return np.array(
+        [
+            sum(math.comb(n, k) for k in range(g, n + 1)) / 2.0**n if n else 1.0
+            for g, n in zip(gains, changed)
+        ]
+    )
+
+
 def choose_fallback_threshold(
     probabilities: np.ndarray,
     times: np.ndarray | None,
@@ -209,6 +233,7 @@ def choose_fallback_threshold(
     confidence: float = 0.0,
     resamples: int = 500,
     seed: int = 0,
+    groups: Sequence[Any] | None = None,
 ) -> float:
     """The confidence threshold that serves the validation rows best.
 
@@ -222,7 +247,14 @@ def choose_fallback_threshold(
     in at least `confidence` of `resamples` bootstrap resamples of the rows:
     a few hundred validation rows say little about unseen code, and a
     saving that does not hold up under resampling is not worth the risk of
-    being slower than the safe default.
+    being slower than the safe default. With `groups` (each row's program
+    family, say), the evidence is counted in groups instead: kernels of one
+    family are alike, so its rows are not independent evidence about code
+    the model has not seen, and a bootstrap over a handful of groups
+    overstates the confidence. The threshold must then save time in more
+    groups than it loses in, by an exact one-sided sign test at level
+    `1 - confidence` (at 0.95, five groups that all gain and none that
+    loses are the least evidence that passes).
     """
     probabilities = np.asarray(probabilities)
     top = probabilities.max(axis=1)
@@ -250,15 +282,18 @@ def choose_fallback_threshold(
         gain = through(saving)
         tolerance = 1e-12 * times[:, fallback].sum()
         if confidence > 0:
-            # Each resample as how often it draws each row: (rows, resamples).
-            counts = (
-                np.random.default_rng(seed)
-                .multinomial(len(times), np.full(len(times), 1.0 / len(times)), size=resamples)
-                .T
-            )
-            share_saving = (through(saving[:, None] * counts) > 0).mean(axis=1)
-            share_saving[0] = 1.0  # always falling back needs no evidence
-            gain = np.where(share_saving >= confidence, gain, -np.inf)
+            if groups is None:
+                # Each resample as how often it draws each row: (rows, resamples).
+                counts = (
+                    np.random.default_rng(seed)
+                    .multinomial(len(times), np.full(len(times), 1.0 / len(times)), size=resamples)
+                    .T
+                )
+                evidence = (through(saving[:, None] * counts) > 0).mean(axis=1)
+            else:
+                evidence = 1.0 - _sign_test(through(_by_group(saving, groups)))
+            evidence[0] = 1.0  # always falling back needs no evidence
+            gain = np.where(evidence >= confidence, gain, -np.inf)
     # The highest threshold among the best (the safer one).
     best = np.flatnonzero(gain >= gain.max() - tolerance)[0]
     return float(min(thresholds[best], 1.0))

@@ -186,8 +186,12 @@ def train(args: argparse.Namespace) -> int:
     outcomes = dataset_outcomes(data, trainer.class_names)
     if not isinstance(outcomes[0], dict):
         trainer.class_names = data["strategies"]
+    families = [r.get("family") for r in samples]
     prepared = trainer.prepare_training_data(
-        [r["ir"] for r in samples], [r["runtime"] for r in samples], outcomes
+        [r["ir"] for r in samples],
+        [r["runtime"] for r in samples],
+        outcomes,
+        groups=families if all(families) else None,
     )
     labels = np.argmax(prepared.y, axis=-1)
     seed = training.seed or 0
@@ -200,7 +204,7 @@ def train(args: argparse.Namespace) -> int:
     trainer.fit_normalizer(raw[train_idx])
     from keras_trainer.jit.trainer import PreparedData
 
-    prepared = PreparedData(trainer.normalize(raw), prepared.y, prepared.times)
+    prepared = PreparedData(trainer.normalize(raw), prepared.y, prepared.times, prepared.groups)
     trainer.split = {
         "dataset": os.path.basename(data_path),
         "sha256": dataset_fingerprint(data_path),

@@ -117,13 +117,14 @@ class FallbackConfig(ConfigSection):
         description="Probability threshold; null: chosen on the validation data (lowest total runtime).",
     )
     confidence: float = option(
-        0.9,
+        0.95,
         minimum=0.0,
         maximum=1.0,
         description=(
             "A chosen threshold that lets the model choose must save time against always "
-            "falling back in at least this share of bootstrap resamples of the validation rows; "
-            "0 takes the lowest validation time as is."
+            "falling back in at least this share of bootstrap resamples of the validation rows, "
+            "or, when the samples carry groups (program families), pass a one-sided sign test "
+            "over the groups at level 1 - confidence; 0 takes the lowest validation time as is."
         ),
     )
 

@@ -56,12 +56,22 @@ class PreparedData(tuple):
     `evaluate` and `runtime_report` read `.times` (a `(n, k)` array of
     per-strategy times, or `None` when only class labels were given) when it
     is passed to them whole. Plain `(X, y)` and `(X, y, times)` tuples work
-    too.
+    too. `.groups` (each sample's program family, or `None`) makes the
+    fallback rule count its evidence in groups (`choose_fallback_threshold`).
     """
 
-    def __new__(cls, X: np.ndarray, y: np.ndarray, times: Optional[np.ndarray] = None):
+    def __new__(
+        cls,
+        X: np.ndarray,
+        y: np.ndarray,
+        times: Optional[np.ndarray] = None,
+        groups: Optional[np.ndarray] = None,
+    ):
+        if groups is not None and len(groups) != len(X):
+            raise DataError(f"groups has {len(groups)} entries but X has {len(X)} rows")
         data = super().__new__(cls, (X, y))
         data.times = times
+        data.groups = None if groups is None else np.asarray(groups)
         return data
 
     @property
@@ -73,10 +83,11 @@ class PreparedData(tuple):
         return self[1]
 
     def take(self, indices) -> PreparedData:
-        """The rows `indices` (times included)."""
+        """The rows `indices` (times and groups included)."""
         indices = np.asarray(indices)
         times = None if self.times is None else self.times[indices]
-        return PreparedData(self[0][indices], self[1][indices], times)
+        groups = None if self.groups is None else self.groups[indices]
+        return PreparedData(self[0][indices], self[1][indices], times, groups)
 
 
 def one_hot(
@@ -214,6 +225,7 @@ class ModelTrainer:
         runtime_data: Sequence[dict],
         optimization_results: Sequence[Any],
         fit_normalizer: bool = True,
+        groups: Optional[Sequence[Any]] = None,
     ) -> PreparedData:
         """Extracts, normalizes and labels a dataset.
 
@@ -229,6 +241,10 @@ class ModelTrainer:
                 report.
             fit_normalizer: Compute normalization statistics from these samples
                 (training data); `False` reuses the stored ones (test data).
+            groups: Optional, each sample's program family (any label): the
+                fallback threshold must then save time in more families than
+                it loses in (a sign test), as unseen code comes in whole
+                programs.
 
         Returns:
             A `PreparedData` `(X, y)`: normalized float32 features
@@ -246,6 +262,10 @@ class ModelTrainer:
             )
         if len(ir_samples) == 0:
             raise DataError("prepare_training_data needs at least one sample, got none")
+        if groups is not None and len(groups) != len(ir_samples):
+            raise DataError(
+                f"groups has {len(groups)} entries but ir_samples has {len(ir_samples)}"
+            )
         times = None
         if any(isinstance(result, dict) for result in optimization_results):
             from keras_trainer.jit.choices import labels_from_times, times_matrix
@@ -263,7 +283,7 @@ class ModelTrainer:
         features = self.extract_features(ir_samples, runtime_data)
         if fit_normalizer:
             self.fit_normalizer(features)
-        return PreparedData(self.normalize(features), labels, times)
+        return PreparedData(self.normalize(features), labels, times, groups)
 
     # -------------------------------------------------------------------- model
     def create_model(
@@ -443,14 +463,18 @@ class ModelTrainer:
         X, y, times = self._split(training_data, "training_data")
         if self.model is None:
             self.create_model(X.shape[-1], sequence_length=X.shape[1] if X.ndim == 3 else None)
+        groups_val = None
         if validation_data:
             X_val, y_val, times_val = self._split(validation_data, "validation_data")
+            groups_val = getattr(validation_data, "groups", None)
         elif self.config.training.validation_split > 0:
             from keras_trainer.core.data import split_validation
 
             (X, y, times), (X_val, y_val, times_val) = split_validation(
                 X, y, times, self.config.training.validation_split
             )
+            groups = getattr(training_data, "groups", None)
+            groups_val = None if groups is None else groups[len(X) :]  # the held-out tail
         else:
             X_val = y_val = times_val = None
         labels = np.argmax(y, axis=-1) if self.is_classifier else None
@@ -481,7 +505,7 @@ class ModelTrainer:
         )
         self.fallback = None
         if self.config.jit.fallback.enabled and self.is_classifier:
-            self.fallback = self._choose_fallback(X_val, y_val, times_val, times)
+            self.fallback = self._choose_fallback(X_val, y_val, times_val, times, groups_val)
         return self.history
 
     def prepare_stream(self, stream: Any) -> Any:
@@ -519,7 +543,7 @@ class ModelTrainer:
 
         return stream.with_transform(transform)
 
-    def _choose_fallback(self, X_val, y_val, times_val, times_train) -> dict:
+    def _choose_fallback(self, X_val, y_val, times_val, times_train, groups_val) -> dict:
         from keras_trainer.jit.choices import choose_fallback_threshold
 
         settings = self.config.jit.fallback
@@ -544,6 +568,7 @@ class ModelTrainer:
                 self.class_names.index(strategy),
                 confidence=settings.confidence,
                 seed=self.config.training.seed or 0,
+                groups=groups_val,
             )
         return {"strategy": strategy, "threshold": float(threshold)}
 

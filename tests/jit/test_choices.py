@@ -106,3 +106,52 @@ def test_fallback_threshold_needs_a_saving_that_survives_resampling():
     assert choose_fallback_threshold(
         probabilities, times, None, fallback=2, confidence=0.9
     ) == pytest.approx(0.9)
+
+
+def _families(wins: int, losses: int, rows: int = 10):
+    """Validation rows of `wins + losses` families, `rows` each: in the winning
+    families the confident model's O0 saves 3 units on every row, in the losing
+    ones it costs 3; elsewhere (low confidence) the fallback O2 is as good."""
+    saving, costing = [5.0, 9.0, 8.0], [11.0, 9.0, 8.0]
+    times, groups = [], []
+    for family in range(wins + losses):
+        times += [saving if family < wins else costing] * rows
+        groups += [f"family_{family}"] * rows
+    probabilities = np.array([[0.9, 0.05, 0.05]] * len(times))
+    # Rows where only the fallback is used change nothing, and no family.
+    times += [[10.0, 10.0, 10.0]] * 5
+    groups += ["other"] * 5
+    probabilities = np.vstack([probabilities, [[0.2, 0.2, 0.6]] * 5])
+    return probabilities, np.array(times), groups
+
+
+@pytest.mark.parametrize(
+    "wins, losses, lets_the_model_choose",
+    [
+        (4, 0, False),  # p = 1/16 > 0.05: four families are not enough
+        (5, 0, True),  # p = 1/32
+        (8, 1, True),  # p = 10/512
+        (7, 2, False),  # p = 46/512: the saving is there, the evidence is not
+    ],
+)
+def test_with_groups_the_threshold_must_pass_a_sign_test_over_them(
+    wins, losses, lets_the_model_choose
+):
+    probabilities, times, groups = _families(wins, losses)
+    threshold = choose_fallback_threshold(
+        probabilities, times, None, fallback=2, confidence=0.95, groups=groups
+    )
+    assert threshold == pytest.approx(0.9 if lets_the_model_choose else 1.0)
+    # Without groups, each row counts as evidence: the row bootstrap lets the
+    # model choose in every case, the 4-family one included.
+    assert choose_fallback_threshold(
+        probabilities, times, None, fallback=2, confidence=0.95
+    ) == pytest.approx(0.9)
+
+
+def test_groups_must_match_the_rows():
+    probabilities, times, groups = _families(5, 0)
+    with pytest.raises(DataError, match="groups has 54 entries but there are 55 rows"):
+        choose_fallback_threshold(
+            probabilities, times, None, fallback=2, confidence=0.95, groups=groups[1:]
+        )

@@ -97,6 +97,35 @@ def test_cost_aware_training_reports_runtime_and_stores_fallback(tmp_path, measu
     np.testing.assert_array_equal(loaded.predict_strategy(raw), trainer.predict_strategy(raw))
 
 
+def test_sample_groups_reach_the_fallback_rule(measured, monkeypatch):
+    import keras_trainer.jit.choices as choices
+
+    seen = []
+    choose = choices.choose_fallback_threshold
+
+    def spy(*args, groups=None, **kwargs):
+        seen.append(None if groups is None else list(groups))
+        return choose(*args, groups=groups, **kwargs)
+
+    monkeypatch.setattr(choices, "choose_fallback_threshold", spy)
+    ir, runtime, outcomes = measured
+    families = [f"family_{i % 6}" for i in range(48)]
+    trainer = ModelTrainer(_config())
+    data = trainer.prepare_training_data(ir, runtime, outcomes, groups=families)
+    assert data.take([0, 7]).groups.tolist() == ["family_0", "family_1"]
+    trainer.train(data.take(np.arange(40)), validation_data=data.take(np.arange(40, 48)))
+    trainer.model = None
+    trainer.train(data)  # training.validation_split holds out the last rows
+    held_out = int(48 * trainer.config.training.validation_split)
+    assert seen == [families[40:], families[48 - held_out :]]
+    trainer.train(PreparedData(data.X, data.y, data.times))
+    assert seen[-1] is None  # no groups: the row bootstrap
+    with pytest.raises(DataError, match="groups has 3 entries but ir_samples has 48"):
+        trainer.prepare_training_data(ir, runtime, outcomes, groups=families[:3])
+    with pytest.raises(DataError, match="groups has 3 entries but X has 48 rows"):
+        PreparedData(data.X, data.y, data.times, families[:3])
+
+
 def test_fallback_argument_of_predict_strategy(measured):
     ir, runtime, outcomes = measured
     trainer = ModelTrainer(_config())
