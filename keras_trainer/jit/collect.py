@@ -159,9 +159,10 @@ def merge_collections(datasets: Sequence[dict]) -> dict:
     collections on one machine agreed on 79-90 % of the labels. A module
     measured in every pass keeps, per strategy, the median of the passes'
     times (and compile times), and the passes' own times under
-    "pass_timings_ns"; its runtime metrics are those of the merged baseline. A module that failed in any pass, or whose result differs
-    between passes, is recorded as failed. Labels are recomputed with the
-    first pass's tie rule.
+    "pass_timings_ns"; its runtime metrics are those of the merged baseline.
+    A module that failed in any pass, was not measured in one, or whose
+    result differs between passes, is recorded as failed. Labels are
+    recomputed with the first pass's tie rule.
 
     Args:
         datasets: whole collections (from `collect_dataset`) of the same
