@@ -505,7 +505,7 @@ class ModelTrainer:
         )
         self.fallback = None
         if self.config.jit.fallback.enabled and self.is_classifier:
-            self.fallback = self._choose_fallback(X_val, y_val, times_val, times, groups_val)
+            self.fallback = self._choose_fallback(X_val, y_val, times_val, groups_val)
         return self.history
 
     def prepare_stream(self, stream: Any) -> Any:
@@ -543,7 +543,7 @@ class ModelTrainer:
 
         return stream.with_transform(transform)
 
-    def _choose_fallback(self, X_val, y_val, times_val, times_train, groups_val) -> dict:
+    def _choose_fallback(self, X_val, y_val, times_val, groups_val) -> dict:
         from keras_trainer.jit.choices import choose_fallback_threshold
 
         settings = self.config.jit.fallback
