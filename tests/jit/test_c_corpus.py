@@ -1,6 +1,9 @@
 """The C kernel corpus and the collector's clang path (needs clang; .ci/run installs it)."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -13,7 +16,7 @@ from keras_trainer.jit.c_corpus import (
     compile_c,
     generate_c_corpus,
 )
-from keras_trainer.jit.collect import collect_dataset
+from keras_trainer.jit.collect import collect_dataset, read_dataset
 
 pytestmark = pytest.mark.one_backend  # no Keras code runs here
 
@@ -100,3 +103,39 @@ def test_collect_cli_says_how_to_get_clang_for_c_files(tmp_path, monkeypatch, ca
     )
     assert args.handler(args) == 2
     assert "apt-get install -y clang" in capsys.readouterr().err
+
+
+@needs_clang
+@pytest.mark.slow
+def test_the_corpus_script_merges_its_passes_and_resumes_after_a_finished_pass(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def build(output, *extra):
+        return subprocess.run(
+            [sys.executable, "scripts/build_c_corpus.py", "--count", "3", "--passes", "2"]
+            + ["--chunk", "2", "--repeats", "1", "--min-sample-us", "0", "--output", output]
+            + list(extra),
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": root},
+        )
+
+    first = str(tmp_path / "first.json.gz")
+    process = build(first)
+    assert process.returncode == 0, process.stderr[-2000:]
+    merged = read_dataset(first)
+    assert merged["metadata"]["passes"] == 2 and len(merged["samples"]) == 3
+    assert all(len(r["pass_timings_ns"]) == 2 for r in merged["samples"])
+    assert os.listdir(tmp_path) == ["first.json.gz"]  # the pass files are gone
+    # A finished pass is kept by --resume: here, the first run's merged result.
+    second = str(tmp_path / "second.json.gz")
+    shutil.copy(first, second + ".pass0.json.gz")
+    process = build(second, "--resume")
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert "pass 0: already collected" in process.stdout
+    resumed = read_dataset(second)
+    assert [r["pass_timings_ns"][0] for r in resumed["samples"]] == [
+        r["timings_ns"] for r in merged["samples"]
+    ]
