@@ -9,7 +9,7 @@ bundled training data at `--vocab-size` subword tokens, and
 train on the same random `(batch, max_length)` token batches (no padding) with
 Adam (lr 0.002), cross-entropy ignoring `<PAD>` and gradient clipping 1.0.
 
-* ours: `build_assistant_model` compiled by `keras_trainer.core.fit.compile_model`
+* ours: `build_assistant_model` compiled by `keras_trainer.core.training.fit.compile_model`
   (the shared fit's optimizer and clipping) and stepped with `train_on_batch`;
   greedy decoding is the compiled `GreedyGenerator` (one backend while loop).
 * torch port: the seed's `GenshinAssistant` modules with a forward written the
@@ -48,7 +48,7 @@ from keras_trainer.assistant.data import load_pairs  # noqa: E402
 from keras_trainer.assistant.generation import GreedyGenerator  # noqa: E402
 from keras_trainer.assistant.model import assistant_loss, build_assistant_model  # noqa: E402
 from keras_trainer.assistant.tokenizer import EOS_ID, PAD_ID, SOS_ID, AssistantTokenizer  # noqa: E402
-from keras_trainer.core.fit import compile_model  # noqa: E402
+from keras_trainer.core.training.fit import compile_model  # noqa: E402
 
 
 def _sync():

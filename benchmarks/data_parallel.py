@@ -32,8 +32,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_trainer.config import ModelConfig, TrainingConfig  # noqa: E402
-from keras_trainer.core.fit import fit  # noqa: E402
-from keras_trainer.core.models import build_model  # noqa: E402
+from keras_trainer.core.building.models import build_model  # noqa: E402
+from keras_trainer.core.training.fit import fit  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):

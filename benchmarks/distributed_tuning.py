@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from keras_trainer.config import ModelConfig  # noqa: E402
 from keras_trainer.config.tuning import TuningConfig  # noqa: E402
-from keras_trainer.core.models import build_model  # noqa: E402
+from keras_trainer.core.building.models import build_model  # noqa: E402
 from keras_trainer.tuning.auto_trainer import AutoTrainer  # noqa: E402
 from keras_trainer.tuning.distributed import worker_role  # noqa: E402
 

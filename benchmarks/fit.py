@@ -7,7 +7,7 @@ Every contender trains the seed's 12-64-32-5 MLP (ReLU, softmax, categorical
 cross-entropy, Adam 1e-3, accuracy metric) on the same arrays, in the same process:
 
 * plain `keras.Model.fit` on the arrays with `shuffle=True` (the reference);
-* `keras_trainer.core.fit` with `training.engine: "keras"` (Keras `fit` fed by
+* `keras_trainer.core.training.fit` with `training.engine: "keras"` (Keras `fit` fed by
   the reproducible per-epoch shuffle, with history, NaN guard and logs);
 * the same `fit` with `training.engine: "fused"` (arrays on the device, a whole
   epoch per compiled call, same callbacks at epoch granularity);
@@ -40,8 +40,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_trainer.config import ModelConfig, TrainingConfig  # noqa: E402
-from keras_trainer.core.fit import fit  # noqa: E402
-from keras_trainer.core.models import build_model  # noqa: E402
+from keras_trainer.core.building.models import build_model  # noqa: E402
+from keras_trainer.core.training.fit import fit  # noqa: E402
 
 
 def jax_scan_trainer(x: np.ndarray, y: np.ndarray, batch: int, seed: int = 0):

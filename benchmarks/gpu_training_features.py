@@ -28,7 +28,7 @@ BACKEND = os.environ.get("KERAS_BACKEND", "jax")
 os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.08")
 
 if MODE == "deterministic":
-    from keras_trainer.core.determinism import enable_determinism
+    from keras_trainer.core.training.determinism import enable_determinism
 
     enable_determinism()  # before the backend's first computation
 
@@ -36,8 +36,8 @@ import keras
 import numpy as np
 
 from keras_trainer.config import TrainingConfig
-from keras_trainer.core.fit import fit
-from keras_trainer.core.seeding import set_seed
+from keras_trainer.core.training.fit import fit
+from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import TrainingError
 
 if BACKEND == "torch":

@@ -25,11 +25,11 @@ def main(argv=None) -> int:
     import llvmlite.binding as llvm
 
     from keras_trainer.jit import SAMPLE_DATASET_PATH
-    from keras_trainer.jit.collect import collect_dataset, read_dataset
-    from keras_trainer.jit.corpus import generate_corpus
-    from keras_trainer.jit.features import FeatureExtractor
-    from keras_trainer.jit.ir import initialize_llvm
-    from keras_trainer.jit.worker import measure
+    from keras_trainer.jit.data.collect import collect_dataset, read_dataset
+    from keras_trainer.jit.data.corpus import generate_corpus
+    from keras_trainer.jit.llvm_ir.features import FeatureExtractor
+    from keras_trainer.jit.llvm_ir.ir import initialize_llvm
+    from keras_trainer.jit.runtime.worker import measure
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", type=int, default=24, help="modules to collect")

@@ -27,8 +27,8 @@ def main() -> int:
 
     import keras
 
-    from keras_trainer.jit.adaptive import AdaptiveJIT
-    from keras_trainer.jit.corpus import generate_corpus
+    from keras_trainer.jit.data.corpus import generate_corpus
+    from keras_trainer.jit.runtime.adaptive import AdaptiveJIT
     from tests.jit.test_adaptive import save_tiny_model
 
     kernel = generate_corpus(1, seed=0)[0]

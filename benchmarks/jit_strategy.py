@@ -88,7 +88,7 @@ def train_keras(
     test_rows: np.ndarray,
     seed: int,
 ):
-    from keras_trainer.jit.trainer import ModelTrainer, PreparedData, one_hot
+    from keras_trainer.jit.model.trainer import ModelTrainer, PreparedData, one_hot
 
     trainer = ModelTrainer(config_path)
     trainer.config.training.verbose = 0
@@ -116,10 +116,10 @@ def scores(chosen: np.ndarray, times: np.ndarray, labels: np.ndarray) -> dict:
 
 def main(argv=None) -> int:
     from keras_trainer.jit import C_KERNELS_PATH
-    from keras_trainer.jit.choices import labels_from_times, times_matrix
-    from keras_trainer.jit.collect import read_dataset
     from keras_trainer.jit.config import load_jit_config
-    from keras_trainer.jit.trainer import ModelTrainer
+    from keras_trainer.jit.data.collect import read_dataset
+    from keras_trainer.jit.model.choices import labels_from_times, times_matrix
+    from keras_trainer.jit.model.trainer import ModelTrainer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=C_KERNELS_PATH)

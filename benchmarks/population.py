@@ -35,10 +35,10 @@ import numpy as np  # noqa: E402
 
 from benchmarks.fit import device_name  # noqa: E402
 from keras_trainer.config import ModelConfig, TrainingConfig  # noqa: E402
-from keras_trainer.core.fit import fit  # noqa: E402
-from keras_trainer.core.models import build_model  # noqa: E402
-from keras_trainer.core.population import fit_population  # noqa: E402
-from keras_trainer.core.seeding import set_seed  # noqa: E402
+from keras_trainer.core.building.models import build_model  # noqa: E402
+from keras_trainer.core.training.fit import fit  # noqa: E402
+from keras_trainer.core.training.population import fit_population  # noqa: E402
+from keras_trainer.core.training.seeding import set_seed  # noqa: E402
 
 
 def _configs(count: int, epochs: int) -> list[TrainingConfig]:

@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 from keras_trainer.export import export_onnx, quantization_report, quantize_onnx  # noqa: E402
 from keras_trainer.jit import SAMPLE_DATASET_PATH  # noqa: E402
 from keras_trainer.jit.cli import stratified_split  # noqa: E402
-from keras_trainer.jit.collect import load_dataset, read_dataset  # noqa: E402
 from keras_trainer.jit.config import load_jit_config  # noqa: E402
-from keras_trainer.jit.trainer import ModelTrainer  # noqa: E402
+from keras_trainer.jit.data.collect import load_dataset, read_dataset  # noqa: E402
+from keras_trainer.jit.model.trainer import ModelTrainer  # noqa: E402
 
 
 def main():

@@ -52,10 +52,10 @@ def child(args) -> None:
     import keras
 
     from keras_trainer.config import ModelConfig, TrainingConfig
-    from keras_trainer.core.fit import fit
-    from keras_trainer.core.memory import peak_host_rss_mb
-    from keras_trainer.core.models import build_model
-    from keras_trainer.core.streaming import ShardDataset
+    from keras_trainer.core.building.models import build_model
+    from keras_trainer.core.inputs.streaming import ShardDataset
+    from keras_trainer.core.training.fit import fit
+    from keras_trainer.core.training.memory import peak_host_rss_mb
 
     model = build_model(
         ModelConfig(hidden_layers=[64, 32], output_dim=1, output_activation="sigmoid"),

@@ -11,6 +11,7 @@ Example:
 
 import importlib
 
+from keras_trainer.compat import install_module_aliases
 from keras_trainer.errors import (
     BackendNotSupportedError,
     CheckpointError,
@@ -29,6 +30,9 @@ from keras_trainer.errors import (
 )
 from keras_trainer.version import __version__
 
+# Modules moved into subpackages (core/training, jit/runtime, ...) keep their old paths.
+install_module_aliases()
+
 _EXPORTS = {
     # config
     "TrainerConfig": "keras_trainer.config",
@@ -37,37 +41,37 @@ _EXPORTS = {
     "load_config": "keras_trainer.config",
     "json_schema": "keras_trainer.config",
     # core
-    "fit": "keras_trainer.core.fit",
-    "compile_model": "keras_trainer.core.fit",
-    "fit_population": "keras_trainer.core.population",
-    "PopulationMember": "keras_trainer.core.population",
-    "TrainingHistory": "keras_trainer.core.history",
-    "CheckpointManager": "keras_trainer.core.checkpoints",
-    "save_model": "keras_trainer.core.persistence",
-    "load_model": "keras_trainer.core.persistence",
-    "read_metadata": "keras_trainer.core.persistence",
-    "set_seed": "keras_trainer.core.seeding",
-    "build_model": "keras_trainer.core.models",
-    "get_loss": "keras_trainer.core.losses",
-    "register_loss": "keras_trainer.core.losses",
-    "available_losses": "keras_trainer.core.losses",
-    "FocalLoss": "keras_trainer.core.losses",
-    "WeightedMultiTaskLoss": "keras_trainer.core.losses",
-    "ModelEvaluator": "keras_trainer.core.evaluation",
-    "EvaluationReport": "keras_trainer.core.evaluation",
-    "compare_models": "keras_trainer.core.comparison",
-    "ModelComparison": "keras_trainer.core.comparison",
+    "fit": "keras_trainer.core.training.fit",
+    "compile_model": "keras_trainer.core.training.fit",
+    "fit_population": "keras_trainer.core.training.population",
+    "PopulationMember": "keras_trainer.core.training.population",
+    "TrainingHistory": "keras_trainer.core.recording.history",
+    "CheckpointManager": "keras_trainer.core.saving.checkpoints",
+    "save_model": "keras_trainer.core.saving.persistence",
+    "load_model": "keras_trainer.core.saving.persistence",
+    "read_metadata": "keras_trainer.core.saving.persistence",
+    "set_seed": "keras_trainer.core.training.seeding",
+    "build_model": "keras_trainer.core.building.models",
+    "get_loss": "keras_trainer.core.building.losses",
+    "register_loss": "keras_trainer.core.building.losses",
+    "available_losses": "keras_trainer.core.building.losses",
+    "FocalLoss": "keras_trainer.core.building.losses",
+    "WeightedMultiTaskLoss": "keras_trainer.core.building.losses",
+    "ModelEvaluator": "keras_trainer.core.evaluating.evaluation",
+    "EvaluationReport": "keras_trainer.core.evaluating.evaluation",
+    "compare_models": "keras_trainer.core.evaluating.comparison",
+    "ModelComparison": "keras_trainer.core.evaluating.comparison",
     "ComparisonTable": "keras_trainer.compat",
-    "plot_training_curves": "keras_trainer.core.plots",
-    "plot_confusion_matrix": "keras_trainer.core.plots",
-    "register_model_builder": "keras_trainer.core.models",
+    "plot_training_curves": "keras_trainer.core.recording.plots",
+    "plot_confusion_matrix": "keras_trainer.core.recording.plots",
+    "register_model_builder": "keras_trainer.core.building.models",
     # training features: streams, cross-validation, memory, determinism
-    "ShardDataset": "keras_trainer.core.streaming",
-    "stream_statistics": "keras_trainer.core.streaming",
-    "cross_validate": "keras_trainer.core.cross_validation",
-    "CrossValidationResult": "keras_trainer.core.cross_validation",
-    "OutOfMemoryError": "keras_trainer.core.memory",
-    "enable_determinism": "keras_trainer.core.determinism",
+    "ShardDataset": "keras_trainer.core.inputs.streaming",
+    "stream_statistics": "keras_trainer.core.inputs.streaming",
+    "cross_validate": "keras_trainer.core.evaluating.cross_validation",
+    "CrossValidationResult": "keras_trainer.core.evaluating.cross_validation",
+    "OutOfMemoryError": "keras_trainer.core.training.memory",
+    "enable_determinism": "keras_trainer.core.training.determinism",
     # export and serving
     "export_onnx": "keras_trainer.export",
     "export_onnx_many": "keras_trainer.export",
@@ -82,9 +86,9 @@ _EXPORTS = {
     "QuantizationReport": "keras_trainer.export",
     "export_torch": "keras_trainer.export",
     "load_torch_program": "keras_trainer.export",
-    "build_ensemble": "keras_trainer.core.ensemble",
-    "save_ensemble": "keras_trainer.core.ensemble",
-    "EnsembleAverage": "keras_trainer.core.ensemble",
+    "build_ensemble": "keras_trainer.core.evaluating.ensemble",
+    "save_ensemble": "keras_trainer.core.evaluating.ensemble",
+    "EnsembleAverage": "keras_trainer.core.evaluating.ensemble",
     "ModelStore": "keras_trainer.export.store",
     "resolve_model_path": "keras_trainer.export.store",
     # tabular family and tuning
@@ -113,7 +117,7 @@ _EXPORTS = {
     "OnnxAssistant": "keras_trainer.assistant",
     "evaluate_assistant": "keras_trainer.assistant",
     # JIT family
-    "ModelTrainer": "keras_trainer.jit.trainer",
+    "ModelTrainer": "keras_trainer.jit.model.trainer",
     "JITConfig": "keras_trainer.jit.config",
     "FeatureConfig": "keras_trainer.jit.config",
     "load_jit_config": "keras_trainer.jit.config",

@@ -49,7 +49,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from keras_trainer.core.runs import RunFolder
+    from keras_trainer.core.recording.runs import RunFolder
     from keras_trainer.errors import DataError
 
     run = RunFolder.resolve(args.run)

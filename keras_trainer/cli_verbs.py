@@ -86,7 +86,7 @@ def model_family(model_path: str) -> str:
             f"{model_path}: evaluate and predict read .keras/.h5 files; serve an .onnx model with "
             "`keras-trainer serve` (or use CompiledInferenceLayer)"
         )
-    from keras_trainer.core.persistence import read_metadata
+    from keras_trainer.core.saving.persistence import read_metadata
 
     return TASK_FAMILIES.get(read_metadata(model_path).get("task"), "tabular")
 
@@ -111,7 +111,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Adds `train`, `evaluate` and `predict` with every family's options."""
-    from keras_trainer.core.runs import add_run_arguments
+    from keras_trainer.core.recording.runs import add_run_arguments
 
     train = subparsers.add_parser(
         "train",

@@ -116,7 +116,7 @@ def lazy_exports(namespace: dict[str, Any], exports: dict[str, str]):
 
     Example:
 
-    >>> __getattr__, __dir__ = lazy_exports(globals(), {"fit": "keras_trainer.core.fit"})
+    >>> __getattr__, __dir__ = lazy_exports(globals(), {"fit": "keras_trainer.core.training.fit"})
     """
 
     def __getattr__(name: str) -> Any:
@@ -141,7 +141,7 @@ CONFIG_FILES: Registry[type] = Registry("config kind")
 # The built-in families, declared once. A new family adds its lines here (or calls
 # `register` from its own code); see docs/architecture.md.
 for _name, _target in {
-    "mlp": "keras_trainer.core.models:build_mlp",
+    "mlp": "keras_trainer.core.building.models:build_mlp",
     "feed_forward": "keras_trainer.tabular.builders:build_feed_forward",
     "lstm": "keras_trainer.tabular.builders:build_lstm",
     "cnn_lstm": "keras_trainer.tabular.builders:build_cnn_lstm",
@@ -149,7 +149,7 @@ for _name, _target in {
     MODEL_TYPES.register_lazy(_name, _target)
 
 for _name, _target in {
-    "jit_strategy": "keras_trainer.jit.trainer:load_jit_model",
+    "jit_strategy": "keras_trainer.jit.model.trainer:load_jit_model",
     "tabular": "keras_trainer.tabular.normalization:load_tabular_model",
     "assistant": "keras_trainer.assistant.assistant:load_assistant",
 }.items():

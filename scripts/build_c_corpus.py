@@ -1,8 +1,8 @@
 """Builds the bundled C-kernel JIT dataset: clang-compiled kernels measured under every strategy.
 
-Generates a seeded corpus of C kernels (`keras_trainer.jit.c_corpus`, 28 program
+Generates a seeded corpus of C kernels (`keras_trainer.jit.data.c_corpus`, 28 program
 families, see `c_corpus.FAMILY_WEIGHTS`), compiles each with clang (-O0, optnone dropped), measures each under
-the strategies in a worker subprocess (`keras_trainer.jit.collect`) and writes
+the strategies in a worker subprocess (`keras_trainer.jit.data.collect`) and writes
 keras_trainer/jit/data/c_kernels.json.gz. It collects the whole corpus
 `--passes` times, one pass after another, and keeps each time's median over
 the passes (`collect.merge_collections`): each pass compiles the code anew
@@ -24,9 +24,9 @@ import os
 import sys
 import time
 
-from keras_trainer.jit.c_corpus import FAMILIES, generate_c_corpus
 from keras_trainer.jit.cli import collect_options
-from keras_trainer.jit.collect import (
+from keras_trainer.jit.data.c_corpus import FAMILIES, generate_c_corpus
+from keras_trainer.jit.data.collect import (
     collect_dataset,
     label_samples,
     merge_collections,
@@ -135,7 +135,7 @@ def collect_pass(kernels: list, args: argparse.Namespace, path: str, number: int
                 "corpus_count": args.count,
                 "families": sorted(FAMILIES),
                 "generator": "scripts/build_c_corpus.py",
-                "compiler": "clang -O0 -Xclang -disable-O0-optnone (keras_trainer.jit.c_corpus)",
+                "compiler": "clang -O0 -Xclang -disable-O0-optnone (keras_trainer.jit.data.c_corpus)",
             },
         )
         if collected is None:

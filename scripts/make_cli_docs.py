@@ -21,7 +21,7 @@ prints one line `error: ...` and exits with status 2 on bad input (a config key,
 a file, a column, an IR line), before any work is lost. `-v` (anywhere on the
 line) shows the log lines of TensorFlow, JAX and absl that are hidden by default.
 Training and tuning write a run folder `runs/<name>/version_N/` (see
-`keras_trainer.core.runs`). This page is generated from the parser by
+`keras_trainer.core.recording.runs`). This page is generated from the parser by
 `scripts/make_cli_docs.py`; the text below is each command's `--help`.
 """
 

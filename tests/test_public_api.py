@@ -11,7 +11,7 @@ def test_every_public_name_imports():
 
 def test_model_trainer_lives_in_the_jit_wing_and_imports_from_the_top():
     from keras_trainer import ModelTrainer
-    from keras_trainer.jit.trainer import ModelTrainer as JITModelTrainer
+    from keras_trainer.jit.model.trainer import ModelTrainer as JITModelTrainer
 
     assert ModelTrainer is JITModelTrainer
 

@@ -75,7 +75,7 @@ class Assistant:
 
     def save(self, path: Union[str, os.PathLike]) -> str:
         """Writes model, vocabulary and config into one `.keras` file, atomically."""
-        from keras_trainer.core.persistence import save_model
+        from keras_trainer.core.saving.persistence import save_model
 
         return save_model(self.model, path, metadata=self.metadata())
 
@@ -231,8 +231,8 @@ def train_assistant(
     """
     from keras_trainer.assistant.evaluation import evaluate_assistant
     from keras_trainer.assistant.streaming import PairStream, is_pair_stream
-    from keras_trainer.core.fit import fit
-    from keras_trainer.core.seeding import set_seed
+    from keras_trainer.core.training.fit import fit
+    from keras_trainer.core.training.seeding import set_seed
 
     config = load_assistant_config(config)
     training = config.to_training_config()
@@ -310,7 +310,7 @@ def load_assistant(path: Union[str, os.PathLike]) -> Assistant:
     Raises:
         CheckpointError: the file is missing, corrupt, or not an assistant model.
     """
-    from keras_trainer.core.persistence import load_model
+    from keras_trainer.core.saving.persistence import load_model
 
     model, metadata = load_model(path)
     if metadata.get("task") != TASK or "tokenizer" not in metadata:

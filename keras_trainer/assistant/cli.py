@@ -32,7 +32,7 @@ def train(args: argparse.Namespace) -> int:
     from keras_trainer.assistant.config import load_assistant_config
     from keras_trainer.assistant.data import load_pairs
     from keras_trainer.assistant.streaming import is_pair_stream
-    from keras_trainer.core.runs import finish_run, start_run
+    from keras_trainer.core.recording.runs import finish_run, start_run
 
     config = load_assistant_config(args.config)
     training = config.training
@@ -125,7 +125,7 @@ def evaluate(args: argparse.Namespace) -> int:
     for name, value in scores.items():
         print(f"  {name:<16} {value:.4f}" if isinstance(value, float) else f"  {name:<16} {value}")
     if args.report:
-        from keras_trainer.core.atomic import write_json_atomic
+        from keras_trainer.core.saving.atomic import write_json_atomic
 
         write_json_atomic(args.report, {"task": "assistant", "data": args.data, **scores})
         print(f"saved report: {args.report}")
@@ -164,7 +164,7 @@ def read_queries(path: str) -> list[str]:
 
 def predict(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer predict` for an assistant: one answer per question."""
-    from keras_trainer.core.predictions import records_to_csv, write_predictions
+    from keras_trainer.core.evaluating.predictions import records_to_csv, write_predictions
 
     if not args.data:
         raise DataError("predict: pass --data QUESTIONS (.json list or .csv with a 'query' column)")

@@ -135,7 +135,7 @@ class AssistantConfig(ConfigSection):
         return self.training.seed
 
     def to_training_config(self) -> TrainingConfig:
-        """Returns the `TrainingConfig` that `keras_trainer.core.fit.fit` runs with.
+        """Returns the `TrainingConfig` that `keras_trainer.core.training.fit.fit` runs with.
 
         The monitor follows `validation_split` (validation loss, else training loss)
         and early stopping keeps the best epoch's weights; with patience 0 it never

@@ -34,7 +34,7 @@ import numpy as np
 
 from keras_trainer.assistant.data import make_training_arrays, parse_record
 from keras_trainer.assistant.tokenizer import AssistantTokenizer
-from keras_trainer.core.streaming import folder_files, is_glob
+from keras_trainer.core.inputs.streaming import folder_files, is_glob
 from keras_trainer.errors import DataError
 
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")

@@ -473,7 +473,7 @@ class DataConfig(ConfigSection):
         None,
         description=(
             "A folder or glob of CSV, Parquet or .npy shards streamed lazily through "
-            "fit (`keras_trainer.core.streaming.ShardDataset`)."
+            "fit (`keras_trainer.core.inputs.streaming.ShardDataset`)."
         ),
     )
     target_columns: list[str] = option(

@@ -7,17 +7,17 @@ NumPy (`core.predictions`, `core.runs`) load without Keras.
 from keras_trainer.registry import lazy_exports
 
 _EXPORTS = {
-    "CheckpointManager": "keras_trainer.core.checkpoints",
-    "compile_model": "keras_trainer.core.fit",
-    "fit": "keras_trainer.core.fit",
-    "TrainingHistory": "keras_trainer.core.history",
-    "build_model": "keras_trainer.core.models",
-    "model_types": "keras_trainer.core.models",
-    "register_model_builder": "keras_trainer.core.models",
-    "load_model": "keras_trainer.core.persistence",
-    "read_metadata": "keras_trainer.core.persistence",
-    "save_model": "keras_trainer.core.persistence",
-    "set_seed": "keras_trainer.core.seeding",
+    "CheckpointManager": "keras_trainer.core.saving.checkpoints",
+    "compile_model": "keras_trainer.core.training.fit",
+    "fit": "keras_trainer.core.training.fit",
+    "TrainingHistory": "keras_trainer.core.recording.history",
+    "build_model": "keras_trainer.core.building.models",
+    "model_types": "keras_trainer.core.building.models",
+    "register_model_builder": "keras_trainer.core.building.models",
+    "load_model": "keras_trainer.core.saving.persistence",
+    "read_metadata": "keras_trainer.core.saving.persistence",
+    "save_model": "keras_trainer.core.saving.persistence",
+    "set_seed": "keras_trainer.core.training.seeding",
 }
 
 __all__ = list(_EXPORTS)

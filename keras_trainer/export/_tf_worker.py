@@ -68,7 +68,7 @@ def _convert_one(request, opset):
     import tf2onnx
     from onnx import numpy_helper
 
-    from keras_trainer.core.persistence import load_model, registered_objects_of
+    from keras_trainer.core.saving.persistence import load_model, registered_objects_of
 
     # Modules the caller named explicitly (never ones the file names); their
     # registered classes are allowed besides keras_trainer's own.

@@ -273,7 +273,7 @@ class CompiledInferenceLayer:
     def _load_keras(self, path: str, custom_objects: Optional[dict[str, Any]]) -> None:
         import keras
 
-        from keras_trainer.core.persistence import load_model
+        from keras_trainer.core.saving.persistence import load_model
         from keras_trainer.errors import KerasTrainerError
         from keras_trainer.export.compiled_call import compiled_call
 

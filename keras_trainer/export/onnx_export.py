@@ -284,7 +284,7 @@ def _prepare(request: ExportRequest, index: int, workdir: str) -> "dict[str, Any
 
 def _read_file_metadata(path: str) -> "dict[str, Any]":
     """Metadata the library stored inside a `.keras` file, if any."""
-    from keras_trainer.core.persistence import read_metadata
+    from keras_trainer.core.saving.persistence import read_metadata
 
     try:
         return dict(read_metadata(path) or {})

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_trainer.core.atomic import atomic_path
+from keras_trainer.core.saving.atomic import atomic_path
 from keras_trainer.errors import ExportError, QuantizationError
 
 QUANTIZATION_MODES = ("dynamic", "static")

@@ -50,7 +50,12 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from keras_trainer.core.atomic import TEMP_MARKER, fsync_path, is_temporary, write_json_atomic
+from keras_trainer.core.saving.atomic import (
+    TEMP_MARKER,
+    fsync_path,
+    is_temporary,
+    write_json_atomic,
+)
 from keras_trainer.errors import ModelStoreError
 from keras_trainer.version import __version__
 
@@ -231,7 +236,7 @@ class ModelStore:
         Raises:
             ModelStoreError: the model file is missing or not a model file.
         """
-        from keras_trainer.core.persistence import read_metadata
+        from keras_trainer.core.saving.persistence import read_metadata
         from keras_trainer.errors import KerasTrainerError
 
         model_path = os.fspath(model_path)

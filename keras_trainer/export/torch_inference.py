@@ -176,7 +176,7 @@ def export_torch_many(requests: Sequence[Any], *, timeout: float = 900.0) -> lis
 
 def _export_job(job: dict) -> None:
 
-    from keras_trainer.core.persistence import load_model, registered_objects_of
+    from keras_trainer.core.saving.persistence import load_model, registered_objects_of
 
     # Modules the caller named explicitly (never ones the file names); their
     # registered classes are allowed besides keras_trainer's own.
@@ -216,7 +216,7 @@ def _capture(model, metadata: dict, path: str, signature, extra: dict) -> None:
     import keras
     import torch
 
-    from keras_trainer.core.atomic import atomic_path
+    from keras_trainer.core.saving.atomic import atomic_path
 
     if keras.backend.backend() != "torch":  # pragma: no cover - guarded by callers
         raise BackendNotSupportedError("torch capture needs KERAS_BACKEND=torch")

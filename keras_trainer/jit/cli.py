@@ -59,14 +59,14 @@ def register(subparsers) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="also generate N llvmlite corpus kernels (keras_trainer.jit.corpus)",
+        help="also generate N llvmlite corpus kernels (keras_trainer.jit.data.corpus)",
     )
     collect.add_argument(
         "--c-corpus",
         type=int,
         default=0,
         metavar="N",
-        help="also generate N C kernels compiled with clang (keras_trainer.jit.c_corpus)",
+        help="also generate N C kernels compiled with clang (keras_trainer.jit.data.c_corpus)",
     )
     collect.add_argument("--seed", type=int, default=0, help="corpus seed")
     collect.add_argument("--entry", default="entry", help="entry function of the .ll files")
@@ -154,10 +154,10 @@ def _print_metrics(title: str, metrics: dict) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for a JIT strategy config."""
-    from keras_trainer.core.runs import finish_run, start_run
-    from keras_trainer.jit.collect import dataset_fingerprint, dataset_outcomes, read_dataset
+    from keras_trainer.core.recording.runs import finish_run, start_run
     from keras_trainer.jit.config import load_jit_config
-    from keras_trainer.jit.trainer import ModelTrainer
+    from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
+    from keras_trainer.jit.model.trainer import ModelTrainer
 
     config = load_jit_config(args.config)
     training = config.training
@@ -202,7 +202,7 @@ def train(args: argparse.Namespace) -> int:
         [samples[i]["runtime"] for i in range(len(samples))],
     )
     trainer.fit_normalizer(raw[train_idx])
-    from keras_trainer.jit.trainer import PreparedData
+    from keras_trainer.jit.model.trainer import PreparedData
 
     prepared = PreparedData(trainer.normalize(raw), prepared.y, prepared.times, prepared.groups)
     trainer.split = {
@@ -214,7 +214,7 @@ def train(args: argparse.Namespace) -> int:
     }
     print(f"dataset: {data_path} ({len(train_idx)} train, {len(test_idx)} test samples)")
     if getattr(args, "cv", None):
-        from keras_trainer.core.cross_validation import cross_validate
+        from keras_trainer.core.evaluating.cross_validation import cross_validate
 
         result = cross_validate(trainer, raw[train_idx], labels[train_idx], folds=args.cv)
         print(f"{args.cv}-fold cross-validation on the training split (mean ± std):")
@@ -249,9 +249,9 @@ def train(args: argparse.Namespace) -> int:
 
 def _check_outputs(args: argparse.Namespace, config) -> str:
     """Checks every path `train` writes before training starts; returns the model path."""
-    from keras_trainer.core.atomic import check_writable_path
-    from keras_trainer.core.checkpoints import CheckpointManager
-    from keras_trainer.core.persistence import SUPPORTED_SUFFIXES
+    from keras_trainer.core.saving.atomic import check_writable_path
+    from keras_trainer.core.saving.checkpoints import CheckpointManager
+    from keras_trainer.core.saving.persistence import SUPPORTED_SUFFIXES
 
     output = args.output or config.output.model_path
     check_writable_path(
@@ -275,14 +275,14 @@ def _report(trainer, data, report_path: Optional[str]):
     report = trainer.evaluation_report(data)
     print(report.to_text())
     if getattr(data, "times", None) is not None:
-        from keras_trainer.jit.choices import format_runtime_report
+        from keras_trainer.jit.model.choices import format_runtime_report
 
         runtime = trainer.runtime_report(data)
         print(format_runtime_report(runtime))
         report_dict = report.to_dict() if hasattr(report, "to_dict") else None
         if report_path and report_dict is not None:
             report_dict["runtime"] = runtime
-            from keras_trainer.core.atomic import write_json_atomic
+            from keras_trainer.core.saving.atomic import write_json_atomic
 
             write_json_atomic(report_path, report_dict)
             print(f"saved report: {report_path}")
@@ -294,17 +294,17 @@ def _report(trainer, data, report_path: Optional[str]):
 
 
 def _load_trainer(model_path: str):
-    from keras_trainer.jit.trainer import load_jit_model
+    from keras_trainer.jit.model.trainer import load_jit_model
 
     return load_jit_model(model_path)
 
 
 def evaluate(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer evaluate` for a JIT strategy model."""
-    from keras_trainer.jit.collect import dataset_fingerprint, dataset_outcomes, read_dataset
+    from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
 
     if args.report:
-        from keras_trainer.core.atomic import check_writable_path
+        from keras_trainer.core.saving.atomic import check_writable_path
 
         check_writable_path(args.report, "--report")
     trainer = _load_trainer(args.model)
@@ -352,7 +352,7 @@ def predict(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer predict` for a JIT strategy model: every strategy's
     probability per kernel, named by the kernel (dataset sample name or `.ll` file)."""
     from keras_trainer.config import read_json_file, read_text_file
-    from keras_trainer.core.predictions import (
+    from keras_trainer.core.evaluating.predictions import (
         MULTICLASS,
         describe,
         records_to_csv,
@@ -379,7 +379,7 @@ def predict(args: argparse.Namespace) -> int:
         probabilities = trainer.predict_ir([ir_text], [runtime])
         names = [os.path.basename(args.ir)]
     else:
-        from keras_trainer.jit.collect import load_dataset, read_dataset
+        from keras_trainer.jit.data.collect import load_dataset, read_dataset
 
         path = _dataset_path(args.data)
         ir_samples, runtime_data, _ = load_dataset(path)
@@ -423,9 +423,9 @@ def collect_options(args: argparse.Namespace) -> dict:
 
 def run_collect(args) -> int:
     from keras_trainer.config import read_text_file
-    from keras_trainer.core.atomic import check_writable_path
-    from keras_trainer.jit.collect import collect_dataset, save_dataset
-    from keras_trainer.jit.corpus import generate_corpus
+    from keras_trainer.core.saving.atomic import check_writable_path
+    from keras_trainer.jit.data.collect import collect_dataset, save_dataset
+    from keras_trainer.jit.data.corpus import generate_corpus
 
     try:
         check_writable_path(args.output, "--output", (".json", ".json.gz"))
@@ -433,7 +433,7 @@ def run_collect(args) -> int:
         for path in args.files:
             text = read_text_file(path, "C source" if path.endswith(".c") else "IR", DataError)
             if path.endswith(".c"):
-                from keras_trainer.jit.c_corpus import compile_c
+                from keras_trainer.jit.data.c_corpus import compile_c
 
                 # Says how to install clang when it is missing (ClangNotFoundError).
                 name = os.path.splitext(os.path.basename(path))[0]
@@ -449,7 +449,7 @@ def run_collect(args) -> int:
         if args.corpus:
             modules.extend(generate_corpus(args.corpus, seed=args.seed))
         if args.c_corpus:
-            from keras_trainer.jit.c_corpus import generate_c_corpus
+            from keras_trainer.jit.data.c_corpus import generate_c_corpus
 
             modules.extend(generate_c_corpus(args.c_corpus, seed=args.seed))
         if not modules:
@@ -489,7 +489,7 @@ def run_collect(args) -> int:
 
 def run_jit(args) -> int:
     from keras_trainer.config import read_text_file
-    from keras_trainer.jit.adaptive import AdaptiveJIT
+    from keras_trainer.jit.runtime.adaptive import AdaptiveJIT
 
     function = None
     try:

@@ -34,7 +34,7 @@ import dataclasses
 import llvmlite.binding as llvm
 
 from keras_trainer.errors import ConfigError
-from keras_trainer.jit.ir import initialize_llvm
+from keras_trainer.jit.llvm_ir.ir import initialize_llvm
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_trainer.core import predictions
+from keras_trainer.core.evaluating import predictions
 from keras_trainer.errors import DataError, InferenceError
 from keras_trainer.version import __version__
 
@@ -95,7 +95,7 @@ class ServedModel:
             self.engine = "onnx"
             self._load_network(device)
         elif self.path.lower().endswith((".keras", ".h5")):
-            from keras_trainer.core.persistence import read_metadata
+            from keras_trainer.core.saving.persistence import read_metadata
 
             self.engine = "keras"
             if read_metadata(self.path).get("task") == "assistant":
@@ -183,7 +183,7 @@ class ServedModel:
         Returns:
             For a network, `{"prediction": record}` for one row or
             `{"predictions": [records]}` for a batch (records as
-            `keras_trainer.core.predictions.describe` writes them); for an
+            `keras_trainer.core.evaluating.predictions.describe` writes them); for an
             assistant, `{"response": text}` or `{"responses": [texts]}`. Each
             with `latency_ms`.
 

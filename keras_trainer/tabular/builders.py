@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import keras
 
 from keras_trainer.config import ModelConfig
-from keras_trainer.core.models import dense_stack, kernel_initializer, output_head
+from keras_trainer.core.building.models import dense_stack, kernel_initializer, output_head
 from keras_trainer.errors import ConfigError
 
 

@@ -52,7 +52,7 @@ def _windows(x: np.ndarray, y: np.ndarray, window: int, horizon: int):
 
 def is_shard_source(source: str | None) -> bool:
     """Whether `source` is a folder or glob of table shards, streamed instead of loaded."""
-    from keras_trainer.core.streaming import is_glob
+    from keras_trainer.core.inputs.streaming import is_glob
 
     return bool(source) and (os.path.isdir(source) or is_glob(source))
 
@@ -60,9 +60,9 @@ def is_shard_source(source: str | None) -> bool:
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for tabular and sequence configs."""
     from keras_trainer.config import load_config
-    from keras_trainer.core.fit import fit
-    from keras_trainer.core.models import build_model
-    from keras_trainer.core.runs import finish_run, start_run
+    from keras_trainer.core.building.models import build_model
+    from keras_trainer.core.recording.runs import finish_run, start_run
+    from keras_trainer.core.training.fit import fit
     from keras_trainer.tabular.normalization import save_tabular_model, serving_model
 
     with open(args.config, encoding="utf-8") as handle:
@@ -170,7 +170,7 @@ class _Splits:
         return self.sizes[2] > 0
 
     def test_report(self, model: Any, class_names: list[str] | None):
-        from keras_trainer.core.evaluation import ModelEvaluator
+        from keras_trainer.core.evaluating.evaluation import ModelEvaluator
 
         evaluator = ModelEvaluator(
             model,
@@ -237,7 +237,7 @@ def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
 def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
     """Shards streamed through fit: the last rows (file order) are the test, then the
     validation rows; the scaler's statistics and the label range take one pass each."""
-    from keras_trainer.core.streaming import ShardDataset, stream_statistics
+    from keras_trainer.core.inputs.streaming import ShardDataset, stream_statistics
     from keras_trainer.tabular.data import head_targets
     from keras_trainer.tabular.normalization import FeatureScaler
 
@@ -303,8 +303,8 @@ def _windowed(x: np.ndarray, y: np.ndarray, metadata: dict):
 def evaluate(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer evaluate` for a tabular model."""
     from keras_trainer.config import load_config
-    from keras_trainer.core.evaluation import ModelEvaluator
-    from keras_trainer.core.predictions import CLASSIFICATION_HEADS, head_kind
+    from keras_trainer.core.evaluating.evaluation import ModelEvaluator
+    from keras_trainer.core.evaluating.predictions import CLASSIFICATION_HEADS, head_kind
     from keras_trainer.tabular.data import head_targets, load_data
 
     model, metadata = _load(args.model)
@@ -320,7 +320,7 @@ def evaluate(args: argparse.Namespace) -> int:
         class_names=metadata.get("class_names") if classification else None,
     )
     if is_shard_source(source):
-        from keras_trainer.core.streaming import ShardDataset
+        from keras_trainer.core.inputs.streaming import ShardDataset
 
         stream = ShardDataset(
             source, target_columns=[target if target is not None else -1], shuffle=False
@@ -430,7 +430,7 @@ def read_rows(path: str, feature_names: list[str], id_column: str | None = None)
 
 def predict(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer predict` for a tabular model."""
-    from keras_trainer.core.predictions import (
+    from keras_trainer.core.evaluating.predictions import (
         class_names_for,
         describe,
         head_kind,

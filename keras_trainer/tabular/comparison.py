@@ -17,10 +17,10 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from keras_trainer.config import TrainingConfig
-from keras_trainer.core.data import check_pair
-from keras_trainer.core.fit import fit
-from keras_trainer.core.metrics import higher_is_better
-from keras_trainer.core.tables import ResultTable
+from keras_trainer.core.evaluating.metrics import higher_is_better
+from keras_trainer.core.evaluating.tables import ResultTable
+from keras_trainer.core.inputs.data import check_pair
+from keras_trainer.core.training.fit import fit
 from keras_trainer.errors import DataError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.factory import ModelFactory, default_loss, default_metrics

@@ -6,8 +6,8 @@ from typing import Any, Optional
 
 import keras
 
-from keras_trainer.core.models import build_model
-from keras_trainer.core.seeding import set_seed
+from keras_trainer.core.building.models import build_model
+from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.normalization import FeatureScaler, serving_model
 

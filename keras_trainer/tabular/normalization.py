@@ -3,7 +3,7 @@
 `FeatureScaler` computes per-feature mean and variance on TRAINING data only
 (over every axis but the last, so it serves `(samples, features)` tables and
 `(samples, steps, features)` windows alike) with the core's
-`keras_trainer.core.normalization`; `serving_model` puts them into its
+`keras_trainer.core.inputs.normalization`; `serving_model` puts them into its
 `Normalization` layer in front of a network, so the saved model takes raw features; `save_tabular_model` saves it through the
 core's `persistence.save_model` with the statistics also in the metadata.
 """
@@ -16,14 +16,14 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
-from keras_trainer.core import persistence
-from keras_trainer.core.data import as_feature_matrix
-from keras_trainer.core.normalization import (
+from keras_trainer.core.inputs.data import as_feature_matrix
+from keras_trainer.core.inputs.normalization import (
     NORMALIZATION_LAYER,
     feature_statistics,
     normalization_layer,
     with_normalization,
 )
+from keras_trainer.core.saving import persistence
 from keras_trainer.errors import CheckpointError, DataError
 
 TASK = "tabular"

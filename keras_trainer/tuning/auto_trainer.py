@@ -28,9 +28,9 @@ import keras_tuner
 import numpy as np
 
 from keras_trainer.config.tuning import HyperparameterSpace, TuningConfig
-from keras_trainer.core.atomic import write_json_atomic
-from keras_trainer.core.data import check_pair
-from keras_trainer.core.tables import ResultTable
+from keras_trainer.core.evaluating.tables import ResultTable
+from keras_trainer.core.inputs.data import check_pair
+from keras_trainer.core.saving.atomic import write_json_atomic
 from keras_trainer.errors import ConfigError, DataError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.normalization import FeatureScaler, save_tabular_model, serving_model
@@ -170,7 +170,7 @@ class TuningResult:
 
     def save(self, path: Union[str, os.PathLike], metadata: Optional[dict] = None) -> str:
         """Saves the model (taking raw features) with normalization stats and the best
-        hyperparameters in its metadata, through `keras_trainer.core.persistence`."""
+        hyperparameters in its metadata, through `keras_trainer.core.saving.persistence`."""
         return save_tabular_model(
             self.network, path, self.scaler, {**self.metadata(), **(metadata or {})}
         )
@@ -491,7 +491,7 @@ class AutoTrainer:
         """The best `top_k` completed trials of the last search as one model.
 
         Each trial's best-epoch checkpoint (kept by KerasTuner) is loaded and
-        the networks are combined by `keras_trainer.core.ensemble.build_ensemble`:
+        the networks are combined by `keras_trainer.core.evaluating.ensemble.build_ensemble`:
         the returned model averages their probabilities (or values). Like
         `TuningResult.model`, it takes RAW features (the search's
         normalization is inside when `normalize`). It saves, loads, exports
@@ -513,7 +513,7 @@ class AutoTrainer:
         >>> trainer.optimize(make_model, (x, y), (x_val, y_val))  # doctest: +SKIP
         >>> keras_trainer.save_model(trainer.ensemble(top_k=3), "ensemble.keras")  # doctest: +SKIP
         """
-        from keras_trainer.core.ensemble import build_ensemble
+        from keras_trainer.core.evaluating.ensemble import build_ensemble
 
         if self.tuner is None or self._table is None:
             raise TuningError("no search yet: call optimize() first")

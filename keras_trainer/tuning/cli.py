@@ -8,7 +8,7 @@ or a numeric CSV file with a header row. Rows are shuffled with `tuning.seed`
 and split into training, validation (`training.validation_split`, 0.2 if 0)
 and test (`data.test_split`) parts. The trial table, the best result and the
 test metrics are printed; the best model (taking raw features: the training
-statistics are inside) is saved through `keras_trainer.core.persistence`.
+statistics are inside) is saved through `keras_trainer.core.saving.persistence`.
 
 Example:
 
@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from keras_trainer.core.runs import add_run_arguments, finish_run, start_run
+from keras_trainer.core.recording.runs import add_run_arguments, finish_run, start_run
 from keras_trainer.errors import ConfigError
 
 
@@ -88,7 +88,7 @@ def run_tune(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer tune`; returns the exit code."""
     from keras_trainer import tabular  # noqa: F401  registers feed_forward, lstm, cnn_lstm
     from keras_trainer.config import load_config
-    from keras_trainer.core.models import build_model
+    from keras_trainer.core.building.models import build_model
     from keras_trainer.tabular.data import head_targets, load_data, split_rows
     from keras_trainer.tuning.auto_trainer import AutoTrainer
     from keras_trainer.tuning.distributed import worker_role
@@ -173,7 +173,7 @@ def run_tune(args: argparse.Namespace) -> int:
     test_metrics = {}
     report = None
     if len(test_idx):
-        from keras_trainer.core.evaluation import ModelEvaluator
+        from keras_trainer.core.evaluating.evaluation import ModelEvaluator
 
         task = "classification" if classification else "regression"
         report = ModelEvaluator(result.model, task=task).evaluate(x[test_idx], y[test_idx])

@@ -36,7 +36,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Optional
 
-from keras_trainer.core.atomic import write_json_atomic
+from keras_trainer.core.saving.atomic import write_json_atomic
 from keras_trainer.errors import ConfigError, TuningError
 
 logger = logging.getLogger("keras_trainer.tuning")

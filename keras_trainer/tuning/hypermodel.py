@@ -4,7 +4,7 @@
 dropout_rate, weight_decay as `Choice`s) and calls the user's model factory
 with the trial's `dropout_rate`. `fit(hp, model, ...)` overrides
 `HyperModel.fit` so that the trial's batch size, optimizer, learning rate and
-weight decay become a `TrainingConfig` for `keras_trainer.core.fit.fit`: the
+weight decay become a `TrainingConfig` for `keras_trainer.core.training.fit.fit`: the
 batch size is really used, not just recorded.
 """
 
@@ -21,8 +21,8 @@ import numpy as np
 
 from keras_trainer.config import TrainingConfig
 from keras_trainer.config.tuning import TuningConfig
-from keras_trainer.core.fit import fit
-from keras_trainer.core.seeding import set_seed
+from keras_trainer.core.training.fit import fit
+from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.factory import ModelFactory
@@ -219,7 +219,7 @@ class TunableModel(keras_tuner.HyperModel):
                 "returns of the validation rows, which the folds of the training data do not have; "
                 "set cv_folds to 1 or tune a Keras metric"
             )
-        from keras_trainer.core.cross_validation import fold_indices
+        from keras_trainer.core.evaluating.cross_validation import fold_indices
 
         scores = []
         for fold, (train_rows, val_rows) in enumerate(fold_indices(len(x), folds, shuffle=False)):
@@ -241,7 +241,7 @@ class TunableModel(keras_tuner.HyperModel):
     def fit_fold(
         self, hp, model, x, y=None, validation_data=None, callbacks=(), epochs=None, initial_epoch=0
     ):
-        """Trains one model through `keras_trainer.core.fit.fit`; returns `{objective: best value}`.
+        """Trains one model through `keras_trainer.core.training.fit.fit`; returns `{objective: best value}`.
 
         `epochs`/`initial_epoch` come from Hyperband (which resumes a model of an
         earlier round): the trial then trains `epochs - initial_epoch` epochs.

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 from keras_trainer.config.tuning import TRADING_METRICS
-from keras_trainer.core.metrics import higher_is_better
+from keras_trainer.core.evaluating.metrics import higher_is_better
 from keras_trainer.errors import ConfigError, TuningError
 
 BUILTIN_METRICS = ("sharpe", "sortino", "accuracy", "loss")

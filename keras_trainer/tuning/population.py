@@ -3,7 +3,7 @@
 The oracle hands out `population_size` trials at once, as it would to that many
 KerasTuner workers (tuner ids `population-0`, `population-1`, ...). Trials that
 share what changes the program (batch size, optimizer, and whether dropout is on)
-train together through `keras_trainer.core.population.fit_population`: on JAX as
+train together through `keras_trainer.core.training.population.fit_population`: on JAX as
 one compiled program, elsewhere one after another. Each trial is then reported to
 the oracle, its best-epoch weights are written where KerasTuner keeps a trial's
 checkpoint, and it enters the trial table like any other, so the oracle's next
@@ -24,8 +24,8 @@ import keras
 from keras_tuner.src.engine.trial import TrialStatus
 from keras_tuner.src.tuners.gridsearch import GridSearchOracle
 
-from keras_trainer.core.atomic import atomic_path
-from keras_trainer.core.population import fit_population
+from keras_trainer.core.saving.atomic import atomic_path
+from keras_trainer.core.training.population import fit_population
 from keras_trainer.tuning.hypermodel import HYPERPARAMETERS, TunableModel
 
 logger = logging.getLogger("keras_trainer.tuning")

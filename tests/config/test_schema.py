@@ -146,7 +146,7 @@ def test_output_dim_is_left_to_the_family_unless_the_config_sets_it():
 
 def test_building_a_model_without_output_dim_names_the_key():
     from keras_trainer.config import ModelConfig
-    from keras_trainer.core.models import build_model
+    from keras_trainer.core.building.models import build_model
 
     with pytest.raises(ConfigError, match="model.output_dim: not set"):
         build_model(ModelConfig(), (12,))

@@ -41,9 +41,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_trainer.config import ModelConfig, TrainingConfig  # noqa: E402
-from keras_trainer.core.fit import fit  # noqa: E402
-from keras_trainer.core.models import build_model  # noqa: E402
-from keras_trainer.core.persistence import save_model  # noqa: E402
+from keras_trainer.core.building.models import build_model  # noqa: E402
+from keras_trainer.core.saving.persistence import save_model  # noqa: E402
+from keras_trainer.core.training.fit import fit  # noqa: E402
 from keras_trainer.errors import KerasTrainerError  # noqa: E402
 
 layout = {"batch_rows_per_device": set(), "devices_per_batch": set()}

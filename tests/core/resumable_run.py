@@ -16,9 +16,9 @@ import keras
 import numpy as np
 
 from keras_trainer.config import ModelConfig, TrainingConfig
-from keras_trainer.core.fit import fit
-from keras_trainer.core.models import build_model
-from keras_trainer.core.seeding import set_seed
+from keras_trainer.core.building.models import build_model
+from keras_trainer.core.training.fit import fit
+from keras_trainer.core.training.seeding import set_seed
 
 
 class KillMidEpoch(keras.callbacks.Callback):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from keras_trainer.config import ModelConfig, TrainingConfig
-from keras_trainer.core.checkpoints import CheckpointManager
-from keras_trainer.core.fit import fit
-from keras_trainer.core.models import build_model
-from keras_trainer.core.persistence import load_model
+from keras_trainer.core.building.models import build_model
+from keras_trainer.core.saving.checkpoints import CheckpointManager
+from keras_trainer.core.saving.persistence import load_model
+from keras_trainer.core.training.fit import fit
 from keras_trainer.errors import CheckpointError, TrainingError
 from tests.conftest import subprocess_env
 

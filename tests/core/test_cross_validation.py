@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_trainer.core.cross_validation import (
+from keras_trainer.core.evaluating.cross_validation import (
     CrossValidationResult,
     cross_validate,
     fold_indices,

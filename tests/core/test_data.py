@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_trainer.core.data import ShuffledArrays, shuffled_tf_dataset, split_validation
+from keras_trainer.core.inputs.data import ShuffledArrays, shuffled_tf_dataset, split_validation
 from keras_trainer.errors import DataError
 
 pytestmark = pytest.mark.one_backend  # no Keras code runs here

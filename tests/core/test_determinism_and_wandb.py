@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from keras_trainer.config import ModelConfig, TrainingConfig
-from keras_trainer.core.determinism import determinism_enabled
-from keras_trainer.core.fit import fit
-from keras_trainer.core.models import build_model
-from keras_trainer.core.seeding import set_seed
+from keras_trainer.core.building.models import build_model
+from keras_trainer.core.training.determinism import determinism_enabled
+from keras_trainer.core.training.fit import fit
+from keras_trainer.core.training.seeding import set_seed
 
 
 def _config(**overrides):

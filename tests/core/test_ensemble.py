@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_trainer.core.ensemble import EnsembleAverage, build_ensemble, save_ensemble
-from keras_trainer.core.persistence import load_model, save_model
+from keras_trainer.core.evaluating.ensemble import EnsembleAverage, build_ensemble, save_ensemble
+from keras_trainer.core.saving.persistence import load_model, save_model
 from keras_trainer.errors import ModelError
 
 CLASSES = ["O0", "O1", "O2", "O3", "O3-scalar"]

@@ -1,4 +1,4 @@
-"""Tests of keras_trainer.core.evaluation: every score is checked against scikit-learn."""
+"""Tests of keras_trainer.core.evaluating.evaluation: every score is checked against scikit-learn."""
 
 import json
 import os
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from keras_trainer.core.comparison import ModelComparison, compare_models
-from keras_trainer.core.evaluation import EvaluationReport, ModelEvaluator
-from keras_trainer.core.plots import plot_confusion_matrix, plot_training_curves
+from keras_trainer.core.evaluating.comparison import ModelComparison, compare_models
+from keras_trainer.core.evaluating.evaluation import EvaluationReport, ModelEvaluator
+from keras_trainer.core.recording.plots import plot_confusion_matrix, plot_training_curves
 from keras_trainer.errors import ConfigError, DataError, ModelError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -327,7 +327,7 @@ def read_png_shape(path):
 
 
 def resumed_training_history():
-    from keras_trainer.core.history import TrainingHistory
+    from keras_trainer.core.recording.history import TrainingHistory
 
     return TrainingHistory(
         history={"loss": [1.0, 0.7, 0.5], "val_loss": [1.1, 0.8, 0.7], "accuracy": [0.4, 0.6, 0.7]},

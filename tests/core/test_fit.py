@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from keras_trainer.config import ModelConfig, TrainingConfig
-from keras_trainer.core import precision
-from keras_trainer.core.fit import fit
-from keras_trainer.core.history import TrainingHistory
-from keras_trainer.core.models import build_model
-from keras_trainer.core.seeding import set_seed
+from keras_trainer.core.building.models import build_model
+from keras_trainer.core.recording.history import TrainingHistory
+from keras_trainer.core.training import precision
+from keras_trainer.core.training.fit import fit
+from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import BackendNotSupportedError, ConfigError, DataError
 from tests.conftest import BACKEND
 

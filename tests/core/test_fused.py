@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from keras_trainer.config import ModelConfig, TrainingConfig
-from keras_trainer.core.fit import fit
-from keras_trainer.core.models import build_model
-from keras_trainer.core.seeding import set_seed
+from keras_trainer.core.building.models import build_model
+from keras_trainer.core.training.fit import fit
+from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError
 from tests.core.test_checkpoints import _run, _weights
 
@@ -20,7 +20,7 @@ from tests.core.test_checkpoints import _run, _weights
 def _trace_torch_steps_at_once(monkeypatch):
     """On torch, every fused test here runs traced steps (or proves why it cannot)."""
     if keras.backend.backend() == "torch":
-        from keras_trainer.core.fused import _TorchLoop
+        from keras_trainer.core.training.fused import _TorchLoop
 
         monkeypatch.setattr(_TorchLoop, "TRACE_AFTER_STEPS", 0)
 
@@ -168,7 +168,7 @@ def test_sigkill_then_resume_on_the_fused_engine_matches_an_uninterrupted_run(tm
 
 
 def test_models_of_one_structure_share_compiled_programs_and_train_as_if_alone(rng):
-    from keras_trainer.core import fused
+    from keras_trainer.core.training import fused
 
     x, y = _data(rng)
 
@@ -192,7 +192,7 @@ def test_models_of_one_structure_share_compiled_programs_and_train_as_if_alone(r
 def test_tensorflow_epochs_use_xla_where_it_compiles_and_fall_back_where_not(rng, caplog):
     import tensorflow as tf
 
-    from keras_trainer.core.fused import _tensorflow_xla
+    from keras_trainer.core.training.fused import _tensorflow_xla
 
     set_seed(3)
     assert _tensorflow_xla(build_model(ModelConfig(output_dim=5), (12,)))
@@ -242,7 +242,7 @@ class _SetLearningRateEveryEpoch(keras.callbacks.Callback):
 def test_a_callback_that_changes_the_learning_rate_between_epochs_takes_effect(
     rng, monkeypatch, callback, jax_calls
 ):
-    from keras_trainer.core import fused
+    from keras_trainer.core.training import fused
 
     calls = []
     build_programs = fused._programs
@@ -277,7 +277,7 @@ def test_a_callback_that_changes_the_learning_rate_between_epochs_takes_effect(
 
 
 def _traced_entries(model) -> list:
-    from keras_trainer.core.fused import _PROGRAMS
+    from keras_trainer.core.training.fused import _PROGRAMS
 
     return list(_PROGRAMS[model][1].values())
 

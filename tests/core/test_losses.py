@@ -1,4 +1,4 @@
-"""Tests of keras_trainer.core.losses against numpy reference formulas."""
+"""Tests of keras_trainer.core.building.losses against numpy reference formulas."""
 
 import os
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_trainer.config.schema import TrainingConfig
-from keras_trainer.core.losses import (
+from keras_trainer.core.building.losses import (
     FocalLoss,
     WeightedMultiTaskLoss,
     available_losses,
@@ -250,7 +250,7 @@ def test_model_compiled_with_registered_loss_survives_save_and_safe_load(tmp_pat
 
 
 def test_registered_loss_survives_keras_trainer_persistence(tmp_path):
-    persistence = pytest.importorskip("keras_trainer.core.persistence")
+    persistence = pytest.importorskip("keras_trainer.core.saving.persistence")
     model = _tiny_model()
     model.compile(optimizer="sgd", loss=get_loss("test_scaled_mae"))
     expected = model.evaluate(REG_TRUE, REG_PRED, verbose=0)
@@ -294,7 +294,7 @@ def test_losses_train_a_model(loss_name, targets):
 
 
 def test_fit_selects_the_configured_loss_by_name():
-    from keras_trainer.core.fit import fit
+    from keras_trainer.core.training.fit import fit
 
     model = _tiny_model()
     config = TrainingConfig(
@@ -325,7 +325,7 @@ def test_expected_slowdown_loss_matches_a_hand_computed_example():
 
 
 def test_expected_slowdown_tie_rule_picks_the_first_alternative_within_tolerance():
-    from keras_trainer.core.losses import ExpectedSlowdownLoss
+    from keras_trainer.core.building.losses import ExpectedSlowdownLoss
 
     speeds = np.array([[0.98, 1.0]], dtype="float32")  # class 0 is 2 % slower: a tie at 3 %
     probs = np.array([[0.25, 0.75]], dtype="float32")
@@ -338,7 +338,7 @@ def test_expected_slowdown_tie_rule_picks_the_first_alternative_within_tolerance
 
 
 def test_expected_slowdown_loss_round_trips_through_keras_serialization():
-    from keras_trainer.core.losses import ExpectedSlowdownLoss
+    from keras_trainer.core.building.losses import ExpectedSlowdownLoss
 
     loss = ExpectedSlowdownLoss(cross_entropy_weight=0.2, tie_tolerance=0.05)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_trainer.core.persistence import load_model, read_metadata, save_model
+from keras_trainer.core.saving.persistence import load_model, read_metadata, save_model
 from keras_trainer.errors import CheckpointError
 
 
@@ -76,7 +76,7 @@ def test_safe_mode_refuses_code_in_the_file(tmp_path):
 def test_every_module_that_registers_a_serializable_class_is_on_the_allowlist():
     import pathlib
 
-    from keras_trainer.core.persistence import SERIALIZABLE_MODULES
+    from keras_trainer.core.saving.persistence import SERIALIZABLE_MODULES
 
     package = pathlib.Path(__file__).resolve().parents[2] / "keras_trainer"
     registering = {

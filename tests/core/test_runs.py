@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from keras_trainer.core.runs import RunFolder, load_history
+from keras_trainer.core.recording.runs import RunFolder, load_history
 from keras_trainer.errors import DataError
 from tests.conftest import ROOT, subprocess_env
 
@@ -49,8 +49,8 @@ def test_history_written_by_fit_is_read_back_and_plotted(tmp_path):
     import keras
 
     from keras_trainer.config import TrainingConfig
-    from keras_trainer.core.fit import fit
-    from keras_trainer.core.plots import plot_training_curves
+    from keras_trainer.core.recording.plots import plot_training_curves
+    from keras_trainer.core.training.fit import fit
 
     run = RunFolder.create("tiny", root=tmp_path)
     config = TrainingConfig.from_dict(
@@ -130,7 +130,7 @@ def test_mlflow_logs_params_every_epoch_and_the_folder(tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    from keras_trainer.core.tracking import default_tracking_uri, track_run
+    from keras_trainer.core.recording.tracking import default_tracking_uri, track_run
 
     run = RunFolder.create("tracked", root=tmp_path / "runs")
     run.save_history({"loss": [1.0, 0.6, 0.4], "val_loss": [1.2, 0.8, 0.7]})

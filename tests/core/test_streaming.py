@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from keras_trainer.config import ModelConfig, TrainingConfig
-from keras_trainer.core.fit import fit
-from keras_trainer.core.models import build_model
-from keras_trainer.core.seeding import set_seed
-from keras_trainer.core.streaming import ShardDataset, stream_statistics
+from keras_trainer.core.building.models import build_model
+from keras_trainer.core.inputs.streaming import ShardDataset, stream_statistics
+from keras_trainer.core.training.fit import fit
+from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError, DataError
 from tests.conftest import BACKEND
 
@@ -244,7 +244,7 @@ class _BatchCount(keras.callbacks.Callback):
 
 
 def test_a_run_stopped_within_an_epoch_resumes_at_its_last_step_checkpoint(tmp_path, rng):
-    from keras_trainer.core.checkpoints import CheckpointManager
+    from keras_trainer.core.saving.checkpoints import CheckpointManager
 
     (tmp_path / "data").mkdir()
     _npy_shards(tmp_path / "data", rng)  # 96 rows: 6 batches of 16 per epoch

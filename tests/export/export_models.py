@@ -142,7 +142,7 @@ def trained_jit_strategy_model(rng, path):
     """The library's real JIT model: trained 2 epochs by ModelTrainer, saved
     with its metadata (feature names, class names, normalization) by the
     core persistence. Returns `(serving_model, example)`."""
-    from keras_trainer.jit.trainer import ModelTrainer
+    from keras_trainer.jit.model.trainer import ModelTrainer
 
     config = {
         "model": {"input_dim": 12, "hidden_layers": [64, 32], "output_dim": 5},
@@ -159,7 +159,7 @@ def trained_jit_strategy_model(rng, path):
 
 def jit_ensemble(rng):
     """Three JIT MLPs averaged by `build_ensemble` (weighted 1:2:1)."""
-    from keras_trainer.core.ensemble import build_ensemble
+    from keras_trainer.core.evaluating.ensemble import build_ensemble
 
     members = [jit_mlp(rng)[0] for _ in range(3)]
     model = build_ensemble(members, member_weights=[1.0, 2.0, 1.0], name="jit_ensemble")

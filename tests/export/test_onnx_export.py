@@ -116,7 +116,7 @@ def test_metadata_carries_names_stats_and_versions(exported_models):
 def test_metadata_of_trained_jit_model_comes_from_its_keras_file(exported_models):
     exported = exported_models["jit_trainer"]
     metadata = read_onnx_metadata(exported.onnx_path)
-    from keras_trainer.core.persistence import read_metadata
+    from keras_trainer.core.saving.persistence import read_metadata
 
     saved = read_metadata(exported.keras_path)
     assert metadata["task"] == "jit_strategy"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from keras_trainer.cli import main as cli_main
-from keras_trainer.core.persistence import save_model
+from keras_trainer.core.saving.persistence import save_model
 from keras_trainer.errors import ModelStoreError
 from keras_trainer.export import CompiledInferenceLayer
 from keras_trainer.export.store import ModelStore, file_fingerprint, resolve_model_path

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from keras_trainer.errors import CheckpointError, DataError, IRParseError, ModelError
-from keras_trainer.jit.adaptive import AdaptiveJIT
-from keras_trainer.jit.features import FeatureExtractor
+from keras_trainer.jit.llvm_ir.features import FeatureExtractor
+from keras_trainer.jit.runtime.adaptive import AdaptiveJIT
 from keras_trainer.jit.strategies import STRATEGY_NAMES
 
 from .snippets import ONE_LOOP

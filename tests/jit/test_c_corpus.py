@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from keras_trainer.errors import DataError
-from keras_trainer.jit.c_corpus import (
+from keras_trainer.jit.data.c_corpus import (
     FAMILIES,
     ClangNotFoundError,
     c_kernel_source,
@@ -16,7 +16,7 @@ from keras_trainer.jit.c_corpus import (
     compile_c,
     generate_c_corpus,
 )
-from keras_trainer.jit.collect import collect_dataset, read_dataset
+from keras_trainer.jit.data.collect import collect_dataset, read_dataset
 
 pytestmark = pytest.mark.one_backend  # no Keras code runs here
 

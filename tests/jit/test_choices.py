@@ -1,10 +1,10 @@
-"""Runtime-terms evaluation, the tie rule and the fallback rule (keras_trainer.jit.choices)."""
+"""Runtime-terms evaluation, the tie rule and the fallback rule (keras_trainer.jit.model.choices)."""
 
 import numpy as np
 import pytest
 
 from keras_trainer.errors import DataError
-from keras_trainer.jit.choices import (
+from keras_trainer.jit.model.choices import (
     apply_fallback,
     choose_fallback_threshold,
     labels_from_times,

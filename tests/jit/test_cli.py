@@ -4,7 +4,7 @@ import argparse
 import json
 
 from keras_trainer.jit.cli import register
-from keras_trainer.jit.collect import load_dataset
+from keras_trainer.jit.data.collect import load_dataset
 
 from .snippets import ONE_LOOP
 from .test_adaptive import save_tiny_model

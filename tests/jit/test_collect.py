@@ -5,7 +5,7 @@ import json
 import pytest
 
 from keras_trainer.errors import DataError
-from keras_trainer.jit.collect import (
+from keras_trainer.jit.data.collect import (
     DATASET_FORMAT,
     choose_label,
     collect_dataset,

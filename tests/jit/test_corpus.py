@@ -2,9 +2,9 @@
 
 import pytest
 
-from keras_trainer.jit.corpus import FAMILIES, generate_corpus, generate_kernel
-from keras_trainer.jit.engine import compile_ir
-from keras_trainer.jit.ir import parse_ir
+from keras_trainer.jit.data.corpus import FAMILIES, generate_corpus, generate_kernel
+from keras_trainer.jit.llvm_ir.ir import parse_ir
+from keras_trainer.jit.runtime.engine import compile_ir
 
 pytestmark = pytest.mark.one_backend  # no Keras code runs here
 

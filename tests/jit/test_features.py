@@ -5,7 +5,7 @@ import pytest
 
 from keras_trainer.errors import DataError, IRParseError
 from keras_trainer.jit.config import FeatureConfig, RuntimeMetricSpec
-from keras_trainer.jit.features import FeatureExtractor
+from keras_trainer.jit.llvm_ir.features import FeatureExtractor
 
 from .snippets import DIAMOND, NESTED_LOOP, ONE_LOOP
 

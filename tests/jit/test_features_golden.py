@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from keras_trainer.jit import SAMPLE_DATASET_PATH
-from keras_trainer.jit.collect import read_dataset
-from keras_trainer.jit.features import FeatureExtractor
-from keras_trainer.jit.ir import parse_ir
-from keras_trainer.jit.ir_analysis import OPERAND_KEYS, analyze_module
+from keras_trainer.jit.data.collect import read_dataset
+from keras_trainer.jit.llvm_ir.features import FeatureExtractor
+from keras_trainer.jit.llvm_ir.ir import parse_ir
+from keras_trainer.jit.llvm_ir.ir_analysis import OPERAND_KEYS, analyze_module
 
 pytestmark = pytest.mark.one_backend  # no Keras code runs here
 

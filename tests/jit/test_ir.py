@@ -3,8 +3,8 @@
 import pytest
 
 from keras_trainer.errors import DataError, IRParseError
-from keras_trainer.jit.ir import parse_ir
-from keras_trainer.jit.ir_analysis import analyze_module
+from keras_trainer.jit.llvm_ir.ir import parse_ir
+from keras_trainer.jit.llvm_ir.ir_analysis import analyze_module
 
 from .snippets import DIAMOND, NESTED_LOOP, ONE_LOOP, SEQUENTIAL_LOOPS, STRAIGHT, SWITCH
 

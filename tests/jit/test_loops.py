@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from keras_trainer.jit.ir_analysis import _loop_depths
+from keras_trainer.jit.llvm_ir.ir_analysis import _loop_depths
 
 pytestmark = pytest.mark.one_backend  # no Keras code runs here
 

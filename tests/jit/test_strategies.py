@@ -3,9 +3,9 @@
 import pytest
 
 from keras_trainer.errors import ConfigError, DataError
-from keras_trainer.jit.engine import compile_ir
-from keras_trainer.jit.ir import parse_ir
-from keras_trainer.jit.ir_analysis import analyze_module
+from keras_trainer.jit.llvm_ir.ir import parse_ir
+from keras_trainer.jit.llvm_ir.ir_analysis import analyze_module
+from keras_trainer.jit.runtime.engine import compile_ir
 from keras_trainer.jit.strategies import STRATEGIES, STRATEGY_NAMES, get_strategy, optimize
 
 from .snippets import DIAMOND, ONE_LOOP

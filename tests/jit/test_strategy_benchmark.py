@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from keras_trainer.jit import C_KERNELS_PATH, read_dataset
-from keras_trainer.jit.collect import save_dataset
+from keras_trainer.jit.data.collect import save_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

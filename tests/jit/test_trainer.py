@@ -8,7 +8,7 @@ import pytest
 
 from keras_trainer.errors import CheckpointError, ConfigError, DataError, IRParseError, ModelError
 from keras_trainer.jit import SAMPLE_DATASET_PATH, STRATEGY_NAMES, load_dataset
-from keras_trainer.jit.trainer import ModelTrainer
+from keras_trainer.jit.model.trainer import ModelTrainer
 from tests.conftest import ROOT, subprocess_env
 
 SEED_CONFIG = os.path.join(ROOT, "config", "model_config.json")
@@ -114,7 +114,7 @@ def test_predict_before_a_model_exists_is_a_model_error():
 
 LOAD_AND_PREDICT = """
 import json, sys, numpy as np
-from keras_trainer.jit.trainer import ModelTrainer
+from keras_trainer.jit.model.trainer import ModelTrainer
 from keras_trainer.jit import SAMPLE_DATASET_PATH, load_dataset
 ir, runtime, _ = load_dataset(SAMPLE_DATASET_PATH)
 raw = np.load(sys.argv[1])
@@ -157,7 +157,7 @@ def test_saved_model_reproduces_predictions_in_fresh_processes_under_every_backe
 def test_loading_a_file_that_is_not_a_jit_model_says_so(tmp_path):
     import keras
 
-    from keras_trainer.core.persistence import save_model
+    from keras_trainer.core.saving.persistence import save_model
 
     inputs = keras.Input((3,))
     save_model(keras.Model(inputs, keras.layers.Dense(2)(inputs)), tmp_path / "other.keras")
@@ -253,7 +253,7 @@ def test_seed_000_usage_example_runs_as_written(tmp_path, monkeypatch, sample):
 
 
 def test_train_streams_shards_normalized_in_one_pass(toy_classification, tmp_path):
-    from keras_trainer.core.streaming import ShardDataset
+    from keras_trainer.core.inputs.streaming import ShardDataset
 
     x, labels = toy_classification
     for part in range(3):

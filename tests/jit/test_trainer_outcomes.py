@@ -5,7 +5,7 @@ import pytest
 
 from keras_trainer.errors import ConfigError, DataError
 from keras_trainer.jit import SAMPLE_DATASET_PATH, read_dataset
-from keras_trainer.jit.trainer import ModelTrainer, PreparedData
+from keras_trainer.jit.model.trainer import ModelTrainer, PreparedData
 
 NAMES = ["O0", "O1", "O2", "O3", "O3-scalar"]
 
@@ -98,7 +98,7 @@ def test_cost_aware_training_reports_runtime_and_stores_fallback(tmp_path, measu
 
 
 def test_sample_groups_reach_the_fallback_rule(measured, monkeypatch):
-    import keras_trainer.jit.choices as choices
+    import keras_trainer.jit.model.choices as choices
 
     seen = []
     choose = choices.choose_fallback_threshold

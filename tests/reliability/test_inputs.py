@@ -184,7 +184,7 @@ def test_assistant_generation_arguments_are_config_errors(settings, key):
 
 # ------------------------------------------------- past the list: more loaders
 def test_a_binary_dataset_file_is_named(tmp_path):
-    from keras_trainer.jit.collect import load_dataset
+    from keras_trainer.jit.data.collect import load_dataset
 
     path = tmp_path / "data.json"
     path.write_bytes(b"\x00\xff\xfe binary")

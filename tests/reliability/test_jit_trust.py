@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("llvmlite")
 
 from keras_trainer.errors import DataError, WorkerError  # noqa: E402
-from keras_trainer.jit.adaptive import AdaptiveJIT  # noqa: E402
+from keras_trainer.jit.runtime.adaptive import AdaptiveJIT  # noqa: E402
 
 from ..conftest import subprocess_env  # noqa: E402
 from ..jit.snippets import ONE_LOOP  # noqa: E402
@@ -58,7 +58,7 @@ def test_untrusted_build_and_calls_run_in_a_worker_process(o2_model):
 
 
 def test_untrusted_ir_may_call_c_math(o2_model, tmp_path):
-    from keras_trainer.jit.sandbox import IsolatedJIT, check_untrusted_ir
+    from keras_trainer.jit.runtime.sandbox import IsolatedJIT, check_untrusted_ir
 
     check_untrusted_ir(USES_SQRT, "entry")
     with IsolatedJIT(timeout_s=30) as worker:

@@ -15,10 +15,10 @@ import sys
 import numpy as np
 import pytest
 
-from keras_trainer.core.atomic import is_temporary
-from keras_trainer.core.checkpoints import CheckpointManager
-from keras_trainer.core.persistence import load_model
-from keras_trainer.jit.collect import read_dataset, save_dataset
+from keras_trainer.core.saving.atomic import is_temporary
+from keras_trainer.core.saving.checkpoints import CheckpointManager
+from keras_trainer.core.saving.persistence import load_model
+from keras_trainer.jit.data.collect import read_dataset, save_dataset
 
 from ..conftest import ROOT, subprocess_env
 
@@ -95,7 +95,7 @@ def _check_complete(workdir):
                 json.loads(path.read_text())
             elif name.startswith("epoch-"):
                 manager = CheckpointManager(str(root))
-                from keras_trainer.core.checkpoints import _load_npz, _read_state
+                from keras_trainer.core.saving.checkpoints import _load_npz, _read_state
 
                 _read_state(str(path))
                 _load_npz(str(path / "variables.npz"))

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_trainer.core.persistence import load_model, read_metadata, save_model
+from keras_trainer.core.saving.persistence import load_model, read_metadata, save_model
 from keras_trainer.errors import CheckpointError, KerasTrainerError
 
 SUFFIXES = [".keras", ".h5"]
@@ -30,7 +30,7 @@ def _serving_model():
 
 
 def _metadata():
-    from keras_trainer.jit.features import FeatureExtractor
+    from keras_trainer.jit.llvm_ir.features import FeatureExtractor
     from keras_trainer.jit.strategies import STRATEGY_NAMES
 
     return {
@@ -99,7 +99,7 @@ def _loaders():
         CompiledInferenceLayer(backend="keras").load_model(path)
 
     def adaptive(path):
-        from keras_trainer.jit.adaptive import AdaptiveJIT
+        from keras_trainer.jit.runtime.adaptive import AdaptiveJIT
 
         AdaptiveJIT(str(path))
 
@@ -151,7 +151,7 @@ def test_a_class_registered_by_another_package_is_refused(model_file):
 
 
 def test_our_registered_classes_still_load(tmp_path):
-    from keras_trainer.core.losses import FocalLoss
+    from keras_trainer.core.building.losses import FocalLoss
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from keras_trainer.config import TrainingConfig
-from keras_trainer.core.checkpoints import CheckpointManager
-from keras_trainer.core.fit import fit
-from keras_trainer.core.persistence import load_model, save_model
+from keras_trainer.core.saving.checkpoints import CheckpointManager
+from keras_trainer.core.saving.persistence import load_model, save_model
+from keras_trainer.core.training.fit import fit
 from keras_trainer.errors import CheckpointError
 
 

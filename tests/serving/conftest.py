@@ -16,8 +16,8 @@ import pytest
 
 import keras_trainer.tabular  # noqa: F401  (registers the lstm model type)
 from keras_trainer.config import ModelConfig
-from keras_trainer.core.models import build_model
-from keras_trainer.core.persistence import save_model
+from keras_trainer.core.building.models import build_model
+from keras_trainer.core.saving.persistence import save_model
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_trainer.core import persistence
+from keras_trainer.core.saving import persistence
 from keras_trainer.errors import CheckpointError, DataError
 from keras_trainer.tabular import (
     ArchitectureType,

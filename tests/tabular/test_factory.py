@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_trainer.config import ModelConfig as CoreModelConfig
-from keras_trainer.core.models import model_types
+from keras_trainer.core.building.models import model_types
 from keras_trainer.errors import ConfigError
 from keras_trainer.tabular import (
     ArchitectureType,
@@ -86,7 +86,7 @@ def test_hybrid_has_conv_then_lstm():
 
 
 def test_model_trainer_builds_sequence_types_from_json_config():
-    from keras_trainer.jit.trainer import ModelTrainer
+    from keras_trainer.jit.model.trainer import ModelTrainer
 
     trainer = ModelTrainer(
         {
@@ -115,7 +115,7 @@ def test_model_trainer_builds_sequence_types_from_json_config():
 
 
 def test_factory_and_json_config_build_the_same_network():
-    from keras_trainer.core.models import build_model
+    from keras_trainer.core.building.models import build_model
 
     config = ModelConfig(
         architecture_type="lstm",
@@ -156,7 +156,7 @@ def test_missing_input_size_is_reported():
 
 
 def test_lstm_on_flat_features_is_rejected():
-    from keras_trainer.core.models import build_model
+    from keras_trainer.core.building.models import build_model
 
     with pytest.raises(ConfigError, match=r"\(steps, features\)"):
         build_model(CoreModelConfig(type="lstm", output_dim=1), (7,))

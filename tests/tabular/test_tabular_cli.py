@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_trainer.cli import main
-from keras_trainer.core import persistence
+from keras_trainer.core.saving import persistence
 
 
 def _config(tmp_path, **model):
@@ -246,7 +246,7 @@ def _shards(folder, parts=3, rows=120, seed=0):
 
 
 def test_a_folder_of_shards_is_streamed_through_train_and_evaluate(tmp_path, capsys):
-    from keras_trainer.core.evaluation import ModelEvaluator
+    from keras_trainer.core.evaluating.evaluation import ModelEvaluator
     from keras_trainer.tabular.normalization import load_tabular_model
 
     shards = _shards(tmp_path / "shards")

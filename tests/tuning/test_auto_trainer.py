@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import pytest
 
-from keras_trainer.core import persistence
+from keras_trainer.core.saving import persistence
 from keras_trainer.errors import ConfigError, DataError, TuningError
 from keras_trainer.tabular import ModelConfig, load_table, load_tabular_model
 from keras_trainer.tuning import AutoTrainer, AutoTrainerConfig, HyperparameterSpace, OptimizerType
@@ -252,8 +252,8 @@ def test_cv_folds_make_a_trials_score_the_mean_over_folds(cancer, tmp_path):
 
 
 def test_top_trials_combine_into_one_ensemble_model(cancer, tuned, tmp_path):
-    from keras_trainer.core.ensemble import EnsembleAverage
-    from keras_trainer.core.persistence import load_model, save_model
+    from keras_trainer.core.evaluating.ensemble import EnsembleAverage
+    from keras_trainer.core.saving.persistence import load_model, save_model
 
     train, val, (x_test, y_test) = cancer
     _, trainer, _ = tuned

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_trainer.cli import main
-from keras_trainer.core import persistence
+from keras_trainer.core.saving import persistence
 from tests.conftest import ROOT, subprocess_env
 
 CONFIG = f"{ROOT}/config/tabular_tuning_config.json"

@@ -1,0 +1,8 @@
+"""Runtime: compiling, running and timing IR, apart from the caller's process.
+
+Compiling IR under a strategy into a Python callable (`engine`), running
+untrusted IR in a child process with a time limit (`sandbox`), the measuring
+worker that times one module under every strategy (`worker`, started by
+`jit.data.collect`), and the adaptive JIT that asks a trained model for the
+strategy per module (`adaptive`).
+"""
