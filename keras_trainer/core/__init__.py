@@ -10,6 +10,7 @@ _EXPORTS = {
     "CheckpointManager": "keras_trainer.core.saving.checkpoints",
     "compile_model": "keras_trainer.core.training.fit",
     "fit": "keras_trainer.core.training.fit",
+    "TrainingRun": "keras_trainer.core.training.fit",
     "TrainingHistory": "keras_trainer.core.recording.history",
     "build_model": "keras_trainer.core.building.models",
     "model_types": "keras_trainer.core.building.models",

@@ -208,291 +208,397 @@ def fit(
     >>> history = fit(model, x, y, config=TrainingConfig(epochs=5))
     >>> history.best_epoch
     """
+    options = dict(callbacks=callbacks, loss=loss, metrics=metrics, save_model_fn=save_model_fn)
+    data = dict(validation_data=validation_data, sample_weight=sample_weight)
     if config.auto_batch_size and last_good is None:
-        if streaming.is_stream(x) and not isinstance(x, (str, os.PathLike, streaming.ShardDataset)):
-            raise ConfigError(
-                "training.auto_batch_size: needs arrays or a ShardDataset (fit cannot re-batch "
-                f"a {type(x).__name__})"
-            )
+        return _fit_with_auto_batch_size(model, x, y, config, **data, **options)
+    run = TrainingRun(model, config, compile=compile, last_good=last_good, **options)
+    return run.run(x, y, **data)
 
-        def fit_once(attempt_config, state):
-            return fit(
-                model,
-                x,
-                y,
-                config=attempt_config,
-                validation_data=validation_data,
-                sample_weight=sample_weight,
-                callbacks=callbacks,
-                loss=loss,
-                metrics=metrics,
-                compile=True,
-                save_model_fn=save_model_fn,
-                last_good=state,
-            )
 
-        return memory.fit_with_auto_batch_size(fit_once, config)
-    if config.deterministic:
-        enable_determinism()
-    set_seed(config.seed)
-    memory.apply_remat(model, config)
-    # What a run resumed within an epoch hands back to `fit` once that epoch is done.
-    continuation = dict(
-        x=x,
-        y=y,
-        config=config,
-        validation_data=validation_data,
-        sample_weight=sample_weight,
-        callbacks=callbacks,
-        loss=loss,
-        metrics=metrics,
-        compile=compile,
-        save_model_fn=save_model_fn,
-    )
-    stream = streaming.is_stream(x)
-    if stream:
-        x, validation_data, steps_per_epoch, stream_callbacks = streaming.open_stream(
-            x, y, config, validation_data
-        )
-    else:
-        check_same_length(x, y)
-        if validation_data is None and config.validation_split > 0:
-            (x, y, sample_weight), validation_data = split_validation(
-                x, y, sample_weight, config.validation_split
-            )
-        elif validation_data is not None:
-            check_same_length(validation_data[0], validation_data[1])
-        n_train = check_same_length(x, y)
-        steps_per_epoch = math.ceil(n_train / config.batch_size)
-    if config.checkpoint.every_steps is not None and not hasattr(x, "from_step"):
+def _fit_with_auto_batch_size(
+    model: keras.Model, x: Any, y: Any, config: TrainingConfig, **options: Any
+) -> TrainingHistory:
+    """`fit` retried with half the batch (and twice the accumulation) after out-of-memory."""
+    if streaming.is_stream(x) and not isinstance(x, (str, os.PathLike, streaming.ShardDataset)):
         raise ConfigError(
-            "checkpoint.every_steps: checkpoints within an epoch need a stream that can start "
-            f"at a batch (ShardDataset, PairStream), not {type(x).__name__}; leave it null to "
-            "checkpoint at epoch ends"
+            "training.auto_batch_size: needs arrays or a ShardDataset (fit cannot re-batch "
+            f"a {type(x).__name__})"
         )
-    total_steps = max(steps_per_epoch * config.epochs // config.gradient_accumulation_steps, 1)
 
-    # Data parallelism trains a replica whose variables live on every device and
-    # copies the weights back at the end; the caller's model stays single-device.
-    plan = plan_distribution(config.distribution)
-    caller_model = model
-    distributed = plan.scope if plan is not None else contextlib.nullcontext
-    if plan is not None:
-        plan.check_batch_size(config.batch_size)
-        if not compile:
-            raise ConfigError(
-                "training.distribution: fit(compile=False) cannot be distributed; the "
-                "optimizer must be created on the devices, so let fit compile the model"
+    def fit_once(attempt_config, state):
+        return fit(model, x, y, config=attempt_config, compile=True, last_good=state, **options)
+
+    return memory.fit_with_auto_batch_size(fit_once, config)
+
+
+class TrainingRun:
+    """One call of `fit`, as phases a reader can find by name.
+
+    `run` goes through them in order: `prepare_data` (arrays or a stream, the
+    validation split, steps per epoch), `compile` (on the devices of a data-parallel
+    plan), `resume` (from a checkpoint or from `auto_batch_size`'s last good
+    state), `build_callbacks`, `run_engine` (the fused engine or Keras'
+    `Model.fit`) and `finish` (weights back to the caller's model, NaN report,
+    early stopping). Each phase reads and sets the attributes the next ones need.
+
+    Args:
+        model: A built Keras model.
+        config: The `training` section of a config.
+        callbacks: Extra Keras callbacks, run after the built-in ones.
+        loss: Overrides `config.loss`.
+        metrics: Overrides `config.metrics`.
+        compile: `False` keeps a compilation the caller made.
+        save_model_fn: `fn(model, path)` writing the best checkpoint model.
+        last_good: `training.auto_batch_size`'s state to continue from.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        config: TrainingConfig,
+        *,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        loss: Any = None,
+        metrics: Optional[Sequence[Any]] = None,
+        compile: bool = True,
+        save_model_fn: Optional[Callable[[keras.Model, str], Any]] = None,
+        last_good: Optional[memory.LastGoodState] = None,
+    ) -> None:
+        self.model = self.caller_model = model
+        self.config = config
+        self.extra_callbacks = callbacks
+        self.loss, self.metrics, self.compiles = loss, metrics, compile
+        self.save_model_fn = save_model_fn
+        self.last_good = last_good
+        self.plan = None
+        self.distributed = contextlib.nullcontext
+        self.stream_callbacks: list = []
+        self.manager: Optional[CheckpointManager] = None
+        self.resume_from: Optional[tuple[dict, dict]] = None
+        self.initial_epoch = self.first_step = 0
+
+    def run(
+        self, x: Any, y: Any = None, *, validation_data: Any = None, sample_weight: Any = None
+    ) -> TrainingHistory:
+        """Trains the model on `(x, y)`; see `fit` for the arguments and errors."""
+        config = self.config
+        if config.deterministic:
+            enable_determinism()
+        set_seed(config.seed)
+        memory.apply_remat(self.model, config)
+        # What a run resumed within an epoch hands back to `fit` once that epoch is done.
+        continuation = dict(
+            x=x,
+            y=y,
+            config=config,
+            validation_data=validation_data,
+            sample_weight=sample_weight,
+            callbacks=self.extra_callbacks,
+            loss=self.loss,
+            metrics=self.metrics,
+            compile=self.compiles,
+            save_model_fn=self.save_model_fn,
+        )
+        self.prepare_data(x, y, validation_data, sample_weight)
+        self.compile()
+        self.resume()
+        if self.resumed_finished_run() or self.initial_epoch >= config.epochs:
+            return self.end_without_training()
+        self.build_callbacks()
+        self.run_engine()
+        self.finish()
+        if self.first_step:
+            # The epoch resumed within is done and checkpointed: the rest of the run
+            # resumes from that checkpoint, as after a kill at the epoch's end.
+            return fit(self.caller_model, **continuation)
+        return self.history
+
+    def prepare_data(self, x: Any, y: Any, validation_data: Any, sample_weight: Any) -> None:
+        """Opens a stream or checks and splits arrays; counts the steps of the run."""
+        config = self.config
+        self.stream = streaming.is_stream(x)
+        if self.stream:
+            x, validation_data, steps_per_epoch, self.stream_callbacks = streaming.open_stream(
+                x, y, config, validation_data
             )
-        model = plan.replicate(model)
-    if compile:
-        with distributed():
-            compile_model(model, config, loss=loss, metrics=metrics, total_steps=total_steps)
-    elif model.optimizer is None:
-        raise ConfigError("fit(compile=False) needs a model that was already compiled")
-
-    has_validation = validation_data is not None
-    monitor = _monitor(config.early_stopping_monitor, has_validation)
-    checkpoint_monitor = _monitor(config.checkpoint.monitor, has_validation)
-    history = TrainingHistory(monitor=monitor, mode=monitor_mode(monitor))
-
-    manager, resume_from, initial_epoch, first_step = None, None, 0, 0
-    if config.checkpoint.directory is not None:
-        manager = CheckpointManager(config.checkpoint.directory, config.checkpoint.max_checkpoints)
-        if config.resume:
-            with distributed():
-                found = manager.restore_latest(model)
-            if found is None:
-                warnings.warn(
-                    f"training.resume: no complete checkpoint in {manager.directory}; starting afresh",
-                    stacklevel=2,
+        else:
+            check_same_length(x, y)
+            if validation_data is None and config.validation_split > 0:
+                (x, y, sample_weight), validation_data = split_validation(
+                    x, y, sample_weight, config.validation_split
                 )
-            else:
-                _, state, extra = found
-                resume_from = (state, extra)
-                initial_epoch = state["epoch"] + 1
-                history = TrainingHistory.from_dict(state["history"])
-                if state.get("step"):
-                    # Written within epoch `state["epoch"]`: finish that epoch from the
-                    # next batch, then go on as from the epoch's own checkpoint.
-                    if not hasattr(x, "from_step"):
-                        raise CheckpointError(
-                            f"cannot resume from {found[0]}: it was written after batch "
-                            f"{state['step']} of an epoch, and only a stream that can start at "
-                            f"a batch (ShardDataset, PairStream) resumes there, not "
-                            f"{type(x).__name__}"
-                        )
-                    initial_epoch, first_step = state["epoch"], state["step"]
-                    x, stream_callbacks = streaming.start_at_step(x, first_step, stream_callbacks)
-                    steps_per_epoch = len(x)
-    if last_good is not None:
-        if last_good.snapshot is not None:
-            initial_epoch = last_good.restore(model)
-            if last_good.snapshot.history is not None:
-                history = TrainingHistory.from_dict(last_good.snapshot.history)
-        last_good.training_history = history
-    finished = resume_from is not None and (
-        initial_epoch >= config.epochs or stopped_early(resume_from[0])
-    )
-    if finished or initial_epoch >= config.epochs:
-        if finished:
+            elif validation_data is not None:
+                check_same_length(validation_data[0], validation_data[1])
+            n_train = check_same_length(x, y)
+            steps_per_epoch = math.ceil(n_train / config.batch_size)
+        if config.checkpoint.every_steps is not None and not hasattr(x, "from_step"):
+            raise ConfigError(
+                "checkpoint.every_steps: checkpoints within an epoch need a stream that can start "
+                f"at a batch (ShardDataset, PairStream), not {type(x).__name__}; leave it null to "
+                "checkpoint at epoch ends"
+            )
+        self.x, self.y, self.sample_weight = x, y, sample_weight
+        self.validation_data, self.steps_per_epoch = validation_data, steps_per_epoch
+        has_validation = validation_data is not None
+        self.monitor = _monitor(config.early_stopping_monitor, has_validation)
+        self.checkpoint_monitor = _monitor(config.checkpoint.monitor, has_validation)
+        self.history = TrainingHistory(monitor=self.monitor, mode=monitor_mode(self.monitor))
+
+    def compile(self) -> None:
+        """Compiles the model (a replica on every device under a data-parallel plan)."""
+        config = self.config
+        total_steps = max(
+            self.steps_per_epoch * config.epochs // config.gradient_accumulation_steps, 1
+        )
+        # Data parallelism trains a replica whose variables live on every device and
+        # copies the weights back at the end; the caller's model stays single-device.
+        self.plan = plan = plan_distribution(config.distribution)
+        if plan is not None:
+            self.distributed = plan.scope
+            plan.check_batch_size(config.batch_size)
+            if not self.compiles:
+                raise ConfigError(
+                    "training.distribution: fit(compile=False) cannot be distributed; the "
+                    "optimizer must be created on the devices, so let fit compile the model"
+                )
+            self.model = plan.replicate(self.model)
+        if self.compiles:
+            with self.distributed():
+                compile_model(
+                    self.model,
+                    config,
+                    loss=self.loss,
+                    metrics=self.metrics,
+                    total_steps=total_steps,
+                )
+        elif self.model.optimizer is None:
+            raise ConfigError("fit(compile=False) needs a model that was already compiled")
+
+    def resume(self) -> None:
+        """Restores the latest checkpoint (`training.resume`) or `auto_batch_size`'s state."""
+        config, last_good = self.config, self.last_good
+        if config.checkpoint.directory is not None:
+            self.manager = CheckpointManager(
+                config.checkpoint.directory, config.checkpoint.max_checkpoints
+            )
+            if config.resume:
+                self._resume_from_checkpoint()
+        if last_good is not None:
+            if last_good.snapshot is not None:
+                self.initial_epoch = last_good.restore(self.model)
+                if last_good.snapshot.history is not None:
+                    self.history = TrainingHistory.from_dict(last_good.snapshot.history)
+            last_good.training_history = self.history
+
+    def _resume_from_checkpoint(self) -> None:
+        with self.distributed():
+            found = self.manager.restore_latest(self.model)
+        if found is None:
+            warnings.warn(
+                f"training.resume: no complete checkpoint in {self.manager.directory}; "
+                "starting afresh",
+                stacklevel=5,
+            )
+            return
+        _, state, extra = found
+        self.resume_from = (state, extra)
+        self.initial_epoch = state["epoch"] + 1
+        self.history = TrainingHistory.from_dict(state["history"])
+        if state.get("step"):
+            # Written within epoch `state["epoch"]`: finish that epoch from the
+            # next batch, then go on as from the epoch's own checkpoint.
+            if not hasattr(self.x, "from_step"):
+                raise CheckpointError(
+                    f"cannot resume from {found[0]}: it was written after batch "
+                    f"{state['step']} of an epoch, and only a stream that can start at "
+                    f"a batch (ShardDataset, PairStream) resumes there, not "
+                    f"{type(self.x).__name__}"
+                )
+            self.initial_epoch, self.first_step = state["epoch"], state["step"]
+            self.x, self.stream_callbacks = streaming.start_at_step(
+                self.x, self.first_step, self.stream_callbacks
+            )
+            self.steps_per_epoch = len(self.x)
+
+    def resumed_finished_run(self) -> bool:
+        """Whether the checkpoint resumed from ends the run (all epochs, or stopped early)."""
+        return self.resume_from is not None and (
+            self.initial_epoch >= self.config.epochs or stopped_early(self.resume_from[0])
+        )
+
+    def end_without_training(self) -> TrainingHistory:
+        """Ends a run that has no epoch left, as an uninterrupted run would have ended."""
+        if self.resumed_finished_run():
             # The run had finished (or was killed after its last checkpoint): end it as
             # an uninterrupted run ends, with early stopping's best weights.
-            with distributed():
-                history = _finish_resumed(
-                    model,
-                    config,
-                    manager,
-                    resume_from,
-                    history,
-                    monitor,
-                    checkpoint_monitor,
-                    save_model_fn,
+            with self.distributed():
+                self.history = _finish_resumed(
+                    self.model,
+                    self.config,
+                    self.manager,
+                    self.resume_from,
+                    self.history,
+                    self.monitor,
+                    self.checkpoint_monitor,
+                    self.save_model_fn,
                 )
-        if model is not caller_model:
-            copy_variables(model, caller_model)
-        return history
+        if self.model is not self.caller_model:
+            copy_variables(self.model, self.caller_model)
+        return self.history
 
-    log_callbacks, json_path = _log_callbacks(
-        config, initial_epoch if resume_from is not None else None
-    )
-    nan_guard = NanGuard()
-    stateful: list[keras.callbacks.Callback] = []
-    if config.early_stopping_patience > 0:
-        stateful.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor,
-                patience=config.early_stopping_patience,
-                min_delta=config.early_stopping_min_delta,
-                mode=monitor_mode(monitor),
-                restore_best_weights=config.restore_best_weights,
-            )
+    def build_callbacks(self) -> None:
+        """History, NaN guard, early stopping, schedules, logs, the caller's, checkpoints."""
+        config = self.config
+        log_callbacks, json_path = _log_callbacks(
+            config, self.initial_epoch if self.resume_from is not None else None
         )
-    stateful.extend(build_schedule_callbacks(config.lr_schedule, monitor))
-    all_callbacks = [
-        HistoryRecorder(history, json_path),
-        nan_guard,
-        *stateful,
-        *log_callbacks,
-        *callbacks,
-    ]
-    if config.track_memory:
-        all_callbacks.insert(0, memory.MemoryTracker())
-    if last_good is not None:
-        all_callbacks.append(last_good)
-    if manager is not None:
-        every_steps = config.checkpoint.every_steps
+        self.nan_guard = NanGuard()
+        self.stateful: list[keras.callbacks.Callback] = []
+        if config.early_stopping_patience > 0:
+            self.stateful.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=self.monitor,
+                    patience=config.early_stopping_patience,
+                    min_delta=config.early_stopping_min_delta,
+                    mode=monitor_mode(self.monitor),
+                    restore_best_weights=config.restore_best_weights,
+                )
+            )
+        self.stateful.extend(build_schedule_callbacks(config.lr_schedule, self.monitor))
+        self.callbacks = [
+            HistoryRecorder(self.history, json_path),
+            self.nan_guard,
+            *self.stateful,
+            *log_callbacks,
+            *self.extra_callbacks,
+        ]
+        if config.track_memory:
+            self.callbacks.insert(0, memory.MemoryTracker())
+        if self.last_good is not None:
+            self.callbacks.append(self.last_good)
+        if self.manager is not None:
+            self.callbacks.append(self._checkpoint_callback())
+        if self.first_step:
+            self.callbacks.append(_StopAfterEpoch(self.initial_epoch))
+
+    def _checkpoint_callback(self) -> keras.callbacks.Callback:
         checkpointing = dict(
-            monitor=checkpoint_monitor,
-            mode=config.checkpoint.mode,
-            save_best=config.checkpoint.save_best,
-            stateful_callbacks=tuple(stateful),
-            resume_from=resume_from,
-            save_model_fn=save_model_fn,
-            nan_guard=nan_guard,
+            monitor=self.checkpoint_monitor,
+            mode=self.config.checkpoint.mode,
+            save_best=self.config.checkpoint.save_best,
+            stateful_callbacks=tuple(self.stateful),
+            resume_from=self.resume_from,
+            save_model_fn=self.save_model_fn,
+            nan_guard=self.nan_guard,
         )
+        every_steps = self.config.checkpoint.every_steps
         if every_steps is None:
-            all_callbacks.append(CheckpointCallback(manager, history, **checkpointing))
-        else:
-            all_callbacks.append(
-                StepCheckpointCallback(
-                    manager,
-                    history,
-                    every_steps=every_steps,
-                    first_step=first_step,
-                    **checkpointing,
-                )
-            )
-    if first_step:
-        all_callbacks.append(_StopAfterEpoch(initial_epoch))
-
-    feed = dict(
-        batch_size=config.batch_size,
-        shuffle=config.shuffle,
-        seed=config.seed or 0,
-        initial_epoch=initial_epoch,
-    )
-    arrays = (x, y, sample_weight, validation_data)
-    use_fused = (
-        not stream
-        and plan is None
-        and choose_engine(config.engine, model, arrays, all_callbacks) == "fused"
-    )
-    try:
-        with memory.device_scope(config.device):
-            if use_fused:
-                fused_fit(
-                    model,
-                    x,
-                    y,
-                    sample_weight,
-                    validation_data=validation_data,
-                    epochs=config.epochs,
-                    callbacks=all_callbacks,
-                    verbose=progress_verbosity(config.verbose),
-                    **feed,
-                )
-            else:
-                feeders = []
-                if stream:
-                    batches = x
-                    if isinstance(x, streaming.ShardDataset):
-                        x.set_epoch(initial_epoch)
-                    feeders = list(stream_callbacks)
-                elif keras.backend.backend() == "tensorflow":
-                    batches, feeder = shuffled_tf_dataset(x, y, sample_weight, **feed)
-                    feeders = [feeder]
-                elif plan is not None and plan.needs_even_batches:
-                    batches = ShuffledArrays(
-                        x, y, sample_weight, multiple_of=plan.num_replicas, **feed
-                    )
-                    feeders = [batches.epoch_callback()]
-                    if validation_data is not None:
-                        validation_data = EvenBatches(
-                            validation_data, config.batch_size, plan.num_replicas
-                        )
-                else:
-                    batches = ShuffledArrays(x, y, sample_weight, **feed)
-                    feeders = [batches.epoch_callback()]
-                if isinstance(validation_data, EvenBatches) or streaming.is_stream(validation_data):
-                    validation_batch_size = None
-                else:
-                    validation_batch_size = config.batch_size
-                with distributed():
-                    model.fit(
-                        batches,
-                        validation_data=validation_data,
-                        validation_batch_size=validation_batch_size,
-                        epochs=config.epochs,
-                        initial_epoch=initial_epoch,
-                        steps_per_epoch=steps_per_epoch if stream else None,
-                        callbacks=[*feeders, *all_callbacks],
-                        verbose=progress_verbosity(config.verbose),
-                        shuffle=False,
-                    )
-    except Exception as error:
-        if memory.is_out_of_memory(error):
-            raise memory.out_of_memory_error(error, model, config) from error
-        raise
-    if model is not caller_model:
-        copy_variables(model, caller_model)
-    if nan_guard.nan_at is not None:
-        kept = manager.latest() if manager is not None else None
-        raise TrainingError(
-            f"training stopped: the loss became NaN or infinite in epoch {nan_guard.nan_at + 1}. "
-            "Lower training.learning_rate, set training.gradient_clip_norm, or check the data for "
-            f"NaN/inf. Last good checkpoint: {kept or 'none (checkpoint.directory not set)'}"
+            return CheckpointCallback(self.manager, self.history, **checkpointing)
+        return StepCheckpointCallback(
+            self.manager,
+            self.history,
+            every_steps=every_steps,
+            first_step=self.first_step,
+            **checkpointing,
         )
-    history.stopped_early = any(
-        getattr(callback, "stopped_epoch", 0) > 0
-        for callback in stateful
-        if isinstance(callback, keras.callbacks.EarlyStopping)
-    )
-    if first_step:
-        # The epoch resumed within is done and checkpointed: the rest of the run
-        # resumes from that checkpoint, as after a kill at the epoch's end.
-        return fit(caller_model, **continuation)
-    return history
+
+    def run_engine(self) -> None:
+        """Trains with the fused engine where it applies, else with Keras' `Model.fit`."""
+        config = self.config
+        arrays = (self.x, self.y, self.sample_weight, self.validation_data)
+        use_fused = (
+            not self.stream
+            and self.plan is None
+            and choose_engine(config.engine, self.model, arrays, self.callbacks) == "fused"
+        )
+        try:
+            with memory.device_scope(config.device):
+                if use_fused:
+                    fused_fit(
+                        self.model,
+                        self.x,
+                        self.y,
+                        self.sample_weight,
+                        validation_data=self.validation_data,
+                        epochs=config.epochs,
+                        callbacks=self.callbacks,
+                        verbose=progress_verbosity(config.verbose),
+                        **self._feed(),
+                    )
+                else:
+                    self._keras_fit()
+        except Exception as error:
+            if memory.is_out_of_memory(error):
+                raise memory.out_of_memory_error(error, self.model, config) from error
+            raise
+
+    def _feed(self) -> dict[str, Any]:
+        config = self.config
+        return dict(
+            batch_size=config.batch_size,
+            shuffle=config.shuffle,
+            seed=config.seed or 0,
+            initial_epoch=self.initial_epoch,
+        )
+
+    def _keras_fit(self) -> None:
+        batches, feeders, validation_data = self._keras_batches()
+        if isinstance(validation_data, EvenBatches) or streaming.is_stream(validation_data):
+            validation_batch_size = None
+        else:
+            validation_batch_size = self.config.batch_size
+        with self.distributed():
+            self.model.fit(
+                batches,
+                validation_data=validation_data,
+                validation_batch_size=validation_batch_size,
+                epochs=self.config.epochs,
+                initial_epoch=self.initial_epoch,
+                steps_per_epoch=self.steps_per_epoch if self.stream else None,
+                callbacks=[*feeders, *self.callbacks],
+                verbose=progress_verbosity(self.config.verbose),
+                shuffle=False,
+            )
+
+    def _keras_batches(self) -> tuple[Any, list, Any]:
+        """The training batches for `Model.fit`, the callbacks that feed them, the validation."""
+        x, y, sample_weight, plan = self.x, self.y, self.sample_weight, self.plan
+        validation_data, feed = self.validation_data, self._feed()
+        if self.stream:
+            if isinstance(x, streaming.ShardDataset):
+                x.set_epoch(self.initial_epoch)
+            return x, list(self.stream_callbacks), validation_data
+        if keras.backend.backend() == "tensorflow":
+            batches, feeder = shuffled_tf_dataset(x, y, sample_weight, **feed)
+            return batches, [feeder], validation_data
+        if plan is not None and plan.needs_even_batches:
+            batches = ShuffledArrays(x, y, sample_weight, multiple_of=plan.num_replicas, **feed)
+            if validation_data is not None:
+                validation_data = EvenBatches(
+                    validation_data, self.config.batch_size, plan.num_replicas
+                )
+            return batches, [batches.epoch_callback()], validation_data
+        batches = ShuffledArrays(x, y, sample_weight, **feed)
+        return batches, [batches.epoch_callback()], validation_data
+
+    def finish(self) -> None:
+        """Copies the weights to the caller's model; reports NaN; records early stopping."""
+        if self.model is not self.caller_model:
+            copy_variables(self.model, self.caller_model)
+        if self.nan_guard.nan_at is not None:
+            kept = self.manager.latest() if self.manager is not None else None
+            raise TrainingError(
+                "training stopped: the loss became NaN or infinite in epoch "
+                f"{self.nan_guard.nan_at + 1}. Lower training.learning_rate, set "
+                "training.gradient_clip_norm, or check the data for NaN/inf. Last good "
+                f"checkpoint: {kept or 'none (checkpoint.directory not set)'}"
+            )
+        self.history.stopped_early = any(
+            getattr(callback, "stopped_epoch", 0) > 0
+            for callback in self.stateful
+            if isinstance(callback, keras.callbacks.EarlyStopping)
+        )
 
 
 class _StopAfterEpoch(keras.callbacks.Callback):
