@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from keras_trainer.errors import KerasTrainerError
+from keras_trainer.cli_args import add_config_argument, run_verb
 from keras_trainer.registry import CLI_COMMANDS, CONFIG_FILES
 
 
@@ -49,11 +49,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from keras_trainer.core.recording.plots import plot_run
     from keras_trainer.core.recording.runs import RunFolder
     from keras_trainer.errors import DataError
 
     run = RunFolder.resolve(args.run)
-    written = run.save_plots()
+    written = plot_run(run)
     if not written:
         raise DataError(
             f"{run.path}: nothing to plot (no history or evaluation report), or matplotlib is missing"
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(handler=_schema)
     validate = commands.add_parser("validate", help="validate a config file")
-    validate.add_argument("config")
+    add_config_argument(validate, "the config JSON file to check")
     validate.add_argument(
         "--kind",
         choices=kinds,
@@ -163,11 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     quiet_third_party(verbose)
     args = build_parser().parse_args(argv)
     args.verbose = verbose
-    try:
-        return int(args.handler(args) or 0)
-    except KerasTrainerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_verb(args)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,13 @@ import argparse
 import json
 import os
 
+from keras_trainer.cli_args import (
+    add_config_argument,
+    add_data_arguments,
+    add_model_argument,
+    add_report_argument,
+    add_run_arguments,
+)
 from keras_trainer.errors import ConfigError, DataError
 
 TABULAR_TYPES = ("feed_forward", "lstm", "cnn_lstm")
@@ -111,22 +118,16 @@ def _predict(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Adds `train`, `evaluate` and `predict` with every family's options."""
-    from keras_trainer.core.recording.runs import add_run_arguments
-
     train = subparsers.add_parser(
         "train",
         help="train from a config: JIT strategy, tabular/sequence (feed_forward, lstm, cnn_lstm, mlp) or assistant",
         description=__doc__.split("\n\n")[1],
     )
-    train.add_argument("config", help="JSON config, e.g. config/model_config.json")
-    train.add_argument(
-        "--data",
-        help="JIT dataset JSON; table (builtin:NAME, .csv, .parquet, .npy, .npz); "
+    add_config_argument(train, "JSON config, e.g. config/model_config.json")
+    add_data_arguments(
+        train,
+        "JIT dataset JSON; table (builtin:NAME, .csv, .parquet, .npy, .npz); "
         "or assistant QA JSON (default: the config's data, else the bundled sample)",
-    )
-    train.add_argument(
-        "--target",
-        help="target column of a CSV or Parquet table (default: its last column)",
     )
     train.add_argument("--window", type=int, help="rows per input window (lstm, cnn_lstm)")
     train.add_argument(
@@ -147,7 +148,7 @@ def register(subparsers) -> None:
         help="continue from the latest checkpoint (JIT)",
     )
     train.add_argument("--quiet", action="store_true", help="no per-epoch output")
-    train.add_argument("--report", help="also write the test-set evaluation report as JSON here")
+    add_report_argument(train, "also write the test-set evaluation report as JSON here")
     train.add_argument(
         "--cv",
         type=int,
@@ -163,13 +164,13 @@ def register(subparsers) -> None:
     evaluate = subparsers.add_parser(
         "evaluate", help="evaluate a saved model (any family) on a dataset"
     )
-    evaluate.add_argument("model", help=".keras/.h5 model (or an assistant ONNX folder)")
-    evaluate.add_argument(
-        "--data",
-        help="dataset as for train (default: the bundled sample / the model's data)",
+    add_model_argument(evaluate)
+    add_data_arguments(
+        evaluate,
+        "dataset as for train (default: the bundled sample / the model's data)",
+        target_help="target column of a CSV or Parquet table",
     )
-    evaluate.add_argument("--target", help="target column of a CSV or Parquet table")
-    evaluate.add_argument("--report", help="also write the evaluation report as JSON")
+    add_report_argument(evaluate, "also write the evaluation report as JSON")
     evaluate.add_argument(
         "--all",
         action="store_true",
@@ -181,7 +182,7 @@ def register(subparsers) -> None:
         "predict",
         help="predict with a saved model: every class probability or the regression values, per row",
     )
-    predict.add_argument("model", help=".keras/.h5 model (or an assistant ONNX folder)")
+    add_model_argument(predict)
     predict.add_argument(
         "--data",
         help="rows (.csv, .json, .npy, .npz), a JIT dataset JSON, or questions",

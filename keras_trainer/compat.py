@@ -15,6 +15,8 @@ only where existing user code imports them.
 |   | `keras_trainer.jit.config.FeatureConfig` (and the others) |
 | `keras_trainer.ComparisonTable` (model comparison) | `core.evaluating.comparison.ModelComparison` |
 | `tabular.ComparisonTable` (architecture comparison) | `tabular.ArchitectureComparison` (not aliased: the old name now means the model comparison) |
+| `ModelFactory(...).test_architecture(...)`, `.compare_architectures(...)` | `tabular.test_architecture(...)`, `tabular.compare_architectures(...)` (the methods are gone: they made `tabular.factory` and `tabular.comparison` import each other) |
+| `RunFolder.save_plots()`, `core.runs.add_run_arguments`, `start_run`, `finish_run` | `core.recording.plots.plot_run(run)`, `cli_args.add_run_arguments`, `start_run`, `finish_run` |
 
 Modules that moved keep their old import path: `MOVED_MODULES` maps the old dotted
 path to the current one, and `install_module_aliases` (run by `import

@@ -1,12 +1,17 @@
-"""The package's layers: imports point down only, and families never import each other.
+"""The package's layers: imports point down only, families never import each other,
+and no file imports itself back through others (no import circle between files).
 
 Parses every module of keras_trainer with `ast` (function-local imports included)
 and checks each `keras_trainer.*` import against the layer table of
-docs/architecture.md.
+docs/architecture.md. The circle check follows every import (at the top or inside
+a function), `importlib.import_module("...")` with a literal name, and registry
+target strings `"package.module:attribute"` outside `registry.py` (whose built-in
+tables are the one sanctioned way from the general code to the families).
 """
 
 import ast
 import pathlib
+import re
 import sys
 
 import pytest
@@ -24,6 +29,7 @@ LAYERS = {
     "registry": 0,
     "config": 1,
     "core": 2,
+    "cli_args": 3,
     "export": 3,
     "jit": 4,
     "tabular": 4,
@@ -94,13 +100,114 @@ def test_imports_point_down_only_and_families_stay_apart():
     assert _violations() == []
 
 
-def test_the_checker_catches_an_upward_import(tmp_path, monkeypatch):
+def _fake_package(tmp_path, monkeypatch, core_files: dict) -> None:
+    """A `keras_trainer/core/` with `core_files` under `tmp_path`, checked instead of ours."""
     fake = tmp_path / "keras_trainer"
     (fake / "core").mkdir(parents=True)
     (fake / "__init__.py").write_text("")
     (fake / "core" / "__init__.py").write_text("")
-    (fake / "core" / "bad.py").write_text("def f():\n    from keras_trainer.jit import trainer\n")
+    for name, text in core_files.items():
+        (fake / "core" / name).write_text(text)
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+
+
+def test_the_checker_catches_an_upward_import(tmp_path, monkeypatch):
+    _fake_package(
+        tmp_path, monkeypatch, {"bad.py": "def f():\n    from keras_trainer.jit import trainer\n"}
+    )
     assert _violations() == [
         "keras_trainer/core/bad.py:2: core (layer 2) imports keras_trainer.jit"
+    ]
+
+
+# ------------------------------------------------------------ file-level circles
+_TARGET = re.compile(r"^keras_trainer(\.\w+)+:\w+$")  # a registry's lazy "module:attribute"
+
+
+def _module_files(package: pathlib.Path) -> dict[str, pathlib.Path]:
+    files = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        files[".".join(parts)] = path
+    return files
+
+
+def _dependencies(path: pathlib.Path, modules: dict) -> dict[str, int]:
+    """The modules `path` reaches, each with the line that first reaches it."""
+    names = []
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:  # `from keras_trainer.core.training import fit`
+                full = f"{node.module}.{alias.name}"
+                names.append((node.lineno, full if full in modules else node.module))
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            function = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if function == "import_module" and isinstance(node.args[0].value, str):
+                names.append((node.lineno, node.args[0].value))
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and _TARGET.match(node.value)
+            and path.name != "registry.py"
+        ):
+            names.append((node.lineno, node.value.split(":")[0]))
+    reached: dict[str, int] = {}
+    for lineno, name in sorted(names):
+        while name and name not in modules:  # `keras_trainer.x.y.Name` -> module `x.y`
+            name = name.rpartition(".")[0]
+        if name and modules[name] != path:
+            reached.setdefault(name, lineno)
+    return reached
+
+
+def _circles() -> list[str]:
+    """Every import circle between files, as `a.py:LINE -> b.py:LINE -> a.py`."""
+    modules = _module_files(PACKAGE)
+    graph = {name: _dependencies(path, modules) for name, path in modules.items()}
+    found, done = [], set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            circle = trail[trail.index(name) :]
+            start = circle.index(min(circle))  # the same circle reads the same from any file
+            circle = circle[start:] + circle[:start]
+            steps = [
+                f"{modules[a].relative_to(PACKAGE.parent)}:{graph[a][b]}"
+                for a, b in zip(circle, circle[1:] + circle[:1])
+            ]
+            text = " -> ".join(steps + [str(modules[circle[0]].relative_to(PACKAGE.parent))])
+            if text not in found:
+                found.append(text)
+            return
+        if name in done:
+            return
+        for target in graph[name]:
+            visit(target, trail + [name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+    return found
+
+
+def test_no_import_circle_between_files():
+    assert _circles() == []
+
+
+def test_the_circle_check_catches_a_lazy_import_and_a_registry_string(tmp_path, monkeypatch):
+    _fake_package(
+        tmp_path,
+        monkeypatch,
+        {
+            "a.py": "def f():\n    from keras_trainer.core import b\n",
+            "b.py": 'TARGET = "keras_trainer.core.a:f"\n',
+        },
+    )
+    assert _circles() == [
+        "keras_trainer/core/a.py:2 -> keras_trainer/core/b.py:1 -> keras_trainer/core/a.py"
     ]

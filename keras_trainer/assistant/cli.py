@@ -23,6 +23,7 @@ import json
 import os
 import sys
 
+from keras_trainer.cli_args import add_model_argument
 from keras_trainer.errors import DataError
 
 
@@ -32,7 +33,7 @@ def train(args: argparse.Namespace) -> int:
     from keras_trainer.assistant.config import load_assistant_config
     from keras_trainer.assistant.data import load_pairs
     from keras_trainer.assistant.streaming import is_pair_stream
-    from keras_trainer.core.recording.runs import finish_run, start_run
+    from keras_trainer.cli_args import finish_run, start_run
 
     config = load_assistant_config(args.config)
     training = config.training
@@ -190,7 +191,7 @@ def register(subparsers) -> None:
         description="Answers each QUESTION given and exits; without questions, reads one per line "
         "from standard input until an empty line, 'exit' or end of input.",
     )
-    chat.add_argument("model", help="assistant .keras file, or an assistant ONNX folder")
+    add_model_argument(chat, "assistant .keras file, or an assistant ONNX folder")
     chat.add_argument("questions", nargs="*", help="questions to answer (default: interactive)")
     chat.add_argument("--method", choices=["greedy", "beam"], default="greedy")
     chat.add_argument("--beam-width", type=int, default=4)

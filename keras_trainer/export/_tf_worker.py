@@ -75,28 +75,7 @@ def _convert_one(request, opset):
     allowed = registered_objects_of(request.get("custom_modules") or ())
     model, _ = load_model(request["source"], custom_objects=allowed)
 
-    signature = request.get("input_signature")
-    if signature is None:
-        if not getattr(model, "inputs", None):
-            raise ValueError(
-                "the model has no defined inputs (a subclassed model?); "
-                "pass `input_signature=[(shape, dtype), ...]`"
-            )
-        input_structure = model.input
-        flat_inputs = keras.tree.flatten(input_structure)
-        signature = [
-            {"name": t.name, "shape": [None] + list(t.shape[1:]), "dtype": str(t.dtype)}
-            for t in flat_inputs
-        ]
-    else:
-        input_structure = model.input if getattr(model, "inputs", None) else None
-        if input_structure is not None and len(keras.tree.flatten(input_structure)) != len(
-            signature
-        ):
-            raise ValueError(
-                f"input_signature has {len(signature)} entries but the model has "
-                f"{len(keras.tree.flatten(input_structure))} inputs"
-            )
+    signature, input_structure = _signature(model, request.get("input_signature"))
     specs = [tf.TensorSpec(s["shape"], tf.as_dtype(s["dtype"]), name=s["name"]) for s in signature]
     input_names = [s["name"] for s in signature]
     probe = model(
@@ -170,6 +149,33 @@ def _convert_one(request, opset):
     onnx.checker.check_model(proto)
     _atomic_write_bytes(request["output"], proto.SerializeToString())
     return input_names, output_names
+
+
+def _signature(model, signature):
+    """The inputs to trace (`[{name, shape, dtype}]`, the model's own when None) and their
+    structure in the model (None for a model without defined inputs)."""
+    import keras
+
+    if signature is None:
+        if not getattr(model, "inputs", None):
+            raise ValueError(
+                "the model has no defined inputs (a subclassed model?); "
+                "pass `input_signature=[(shape, dtype), ...]`"
+            )
+        input_structure = model.input
+        flat_inputs = keras.tree.flatten(input_structure)
+        signature = [
+            {"name": t.name, "shape": [None] + list(t.shape[1:]), "dtype": str(t.dtype)}
+            for t in flat_inputs
+        ]
+        return signature, input_structure
+    input_structure = model.input if getattr(model, "inputs", None) else None
+    if input_structure is not None and len(keras.tree.flatten(input_structure)) != len(signature):
+        raise ValueError(
+            f"input_signature has {len(signature)} entries but the model has "
+            f"{len(keras.tree.flatten(input_structure))} inputs"
+        )
+    return signature, input_structure
 
 
 def _probe_array(spec):

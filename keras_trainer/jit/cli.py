@@ -21,7 +21,8 @@ from typing import Optional
 
 import numpy as np
 
-from keras_trainer.errors import DataError, KerasTrainerError
+from keras_trainer.cli_args import add_entry_argument, finish_run, start_run
+from keras_trainer.errors import DataError
 
 
 def _number(text: str):
@@ -69,7 +70,7 @@ def register(subparsers) -> None:
         help="also generate N C kernels compiled with clang (keras_trainer.jit.data.c_corpus)",
     )
     collect.add_argument("--seed", type=int, default=0, help="corpus seed")
-    collect.add_argument("--entry", default="entry", help="entry function of the .ll files")
+    add_entry_argument(collect, "entry function of the .ll files")
     collect.add_argument(
         "--args",
         type=_number,
@@ -109,7 +110,7 @@ def register(subparsers) -> None:
     jit.add_argument("model", help="trained strategy model (.keras or .h5)")
     jit.add_argument("file", help=".ll file")
     jit.add_argument("args", type=_number, nargs="*", help="arguments of the entry function")
-    jit.add_argument("--entry", default="entry")
+    add_entry_argument(jit)
     jit.add_argument(
         "--timeout",
         type=float,
@@ -154,7 +155,6 @@ def _print_metrics(title: str, metrics: dict) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for a JIT strategy config."""
-    from keras_trainer.core.recording.runs import finish_run, start_run
     from keras_trainer.jit.config import load_jit_config
     from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
     from keras_trainer.jit.model.trainer import ModelTrainer
@@ -427,50 +427,46 @@ def run_collect(args) -> int:
     from keras_trainer.jit.data.collect import collect_dataset, save_dataset
     from keras_trainer.jit.data.corpus import generate_corpus
 
-    try:
-        check_writable_path(args.output, "--output", (".json", ".json.gz"))
-        modules = []
-        for path in args.files:
-            text = read_text_file(path, "C source" if path.endswith(".c") else "IR", DataError)
-            if path.endswith(".c"):
-                from keras_trainer.jit.data.c_corpus import compile_c
+    check_writable_path(args.output, "--output", (".json", ".json.gz"))
+    modules = []
+    for path in args.files:
+        text = read_text_file(path, "C source" if path.endswith(".c") else "IR", DataError)
+        if path.endswith(".c"):
+            from keras_trainer.jit.data.c_corpus import compile_c
 
-                # Says how to install clang when it is missing (ClangNotFoundError).
-                name = os.path.splitext(os.path.basename(path))[0]
-                text = compile_c(text, name=name)
-            modules.append(
-                {
-                    "name": os.path.basename(path),
-                    "ir": text,
-                    "entry": args.entry,
-                    "args": list(args.args),
-                }
+            # Says how to install clang when it is missing (ClangNotFoundError).
+            name = os.path.splitext(os.path.basename(path))[0]
+            text = compile_c(text, name=name)
+        modules.append(
+            {
+                "name": os.path.basename(path),
+                "ir": text,
+                "entry": args.entry,
+                "args": list(args.args),
+            }
+        )
+    if args.corpus:
+        modules.extend(generate_corpus(args.corpus, seed=args.seed))
+    if args.c_corpus:
+        from keras_trainer.jit.data.c_corpus import generate_c_corpus
+
+        modules.extend(generate_c_corpus(args.c_corpus, seed=args.seed))
+    if not modules:
+        raise DataError("nothing to collect: give .ll/.c files, --corpus N and/or --c-corpus N")
+
+    def progress(done, total, record):
+        if "reason" in record:
+            status = f"FAILED ({record['reason']})"
+        else:
+            status = (
+                "measured (raw fastest "
+                + min(record["timings_ns"], key=record["timings_ns"].get)
+                + "; labels follow the tie rule at the end)"
             )
-        if args.corpus:
-            modules.extend(generate_corpus(args.corpus, seed=args.seed))
-        if args.c_corpus:
-            from keras_trainer.jit.data.c_corpus import generate_c_corpus
+        print(f"[{done}/{total}] {record['name']}: {status}", flush=True)
 
-            modules.extend(generate_c_corpus(args.c_corpus, seed=args.seed))
-        if not modules:
-            raise DataError("nothing to collect: give .ll/.c files, --corpus N and/or --c-corpus N")
-
-        def progress(done, total, record):
-            if "reason" in record:
-                status = f"FAILED ({record['reason']})"
-            else:
-                status = (
-                    "measured (raw fastest "
-                    + min(record["timings_ns"], key=record["timings_ns"].get)
-                    + "; labels follow the tie rule at the end)"
-                )
-            print(f"[{done}/{total}] {record['name']}: {status}", flush=True)
-
-        dataset = collect_dataset(modules, progress=progress, **collect_options(args))
-        save_dataset(dataset, args.output)
-    except KerasTrainerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    dataset = collect_dataset(modules, progress=progress, **collect_options(args))
+    save_dataset(dataset, args.output)
     rule = dataset.get("metadata", {})
     print(
         f"final labels (ties within {args.tie_tolerance:g} go to the {args.tie_break} preference"
@@ -497,9 +493,6 @@ def run_jit(args) -> int:
         jit = AdaptiveJIT(args.model, trusted=args.trusted, timeout_s=args.timeout)
         function = jit.compile(text, args.entry, args=args.args)
         result = function(*args.args)
-    except KerasTrainerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     finally:
         if function is not None and hasattr(function, "close"):
             function.close()

@@ -59,9 +59,9 @@ def is_shard_source(source: str | None) -> bool:
 
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for tabular and sequence configs."""
+    from keras_trainer.cli_args import finish_run, start_run
     from keras_trainer.config import load_config
     from keras_trainer.core.building.models import build_model
-    from keras_trainer.core.recording.runs import finish_run, start_run
     from keras_trainer.core.training.fit import fit
     from keras_trainer.tabular.normalization import save_tabular_model, serving_model
 

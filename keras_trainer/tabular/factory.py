@@ -71,53 +71,5 @@ class ModelFactory:
             return serving_model(network, scaler, name=f"{config.display_name}_model")
         return network
 
-    def test_architecture(
-        self,
-        config: TabularModelConfig,
-        train_data,
-        val_data,
-        epochs: int = 10,
-        batch_size: int = 32,
-        learning_rate: float = 1e-3,
-        **kwargs,
-    ):
-        """See `keras_trainer.tabular.test_architecture` (same arguments)."""
-        from keras_trainer.tabular.comparison import test_architecture
-
-        return test_architecture(
-            config,
-            train_data,
-            val_data,
-            epochs,
-            batch_size,
-            learning_rate,
-            seed=self.seed if self.seed is not None else 42,
-            **kwargs,
-        )
-
-    def compare_architectures(
-        self,
-        configs,
-        train_data,
-        val_data,
-        epochs: int = 10,
-        batch_size: int = 32,
-        learning_rate: float = 1e-3,
-        **kwargs,
-    ):
-        """See `keras_trainer.tabular.compare_architectures` (same arguments)."""
-        from keras_trainer.tabular.comparison import compare_architectures
-
-        return compare_architectures(
-            configs,
-            train_data,
-            val_data,
-            epochs,
-            batch_size,
-            learning_rate,
-            seed=self.seed if self.seed is not None else 42,
-            **kwargs,
-        )
-
 
 KerasModelFactory = ModelFactory

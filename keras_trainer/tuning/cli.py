@@ -19,13 +19,20 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 
 import numpy as np
 
-from keras_trainer.core.recording.runs import add_run_arguments, finish_run, start_run
+from keras_trainer.cli_args import (
+    add_config_argument,
+    add_data_arguments,
+    add_run_arguments,
+    finish_run,
+    start_run,
+)
 from keras_trainer.errors import ConfigError
 
 
@@ -36,13 +43,13 @@ def register(subparsers) -> None:
         help="hyperparameter search (the config's tuning section) on a tabular dataset",
         description=__doc__.split("\n\n")[1],
     )
-    tune.add_argument("config", help="config JSON with model and tuning sections")
-    tune.add_argument(
-        "--data",
+    add_config_argument(tune, "config JSON with model and tuning sections")
+    add_data_arguments(
+        tune,
+        "builtin:breast_cancer, builtin:wine, builtin:diabetes, or a .csv, .parquet, .npy or .npz table (default: builtin:breast_cancer)",
         default="builtin:breast_cancer",
-        help="builtin:breast_cancer, builtin:wine, builtin:diabetes, or a .csv, .parquet, .npy or .npz table (default: builtin:breast_cancer)",
+        target_help="target column of a CSV file (default: its last column)",
     )
-    tune.add_argument("--target", help="target column of a CSV file (default: its last column)")
     tune.add_argument("--directory", help="results folder (overrides tuning.directory)")
     tune.add_argument("--symbol", help="name of this search; its results go to DIRECTORY/SYMBOL")
     tune.add_argument(
@@ -84,14 +91,9 @@ def _worker_command(args: argparse.Namespace) -> list[str]:
     return command
 
 
-def run_tune(args: argparse.Namespace) -> int:
-    """Handler of `keras-trainer tune`; returns the exit code."""
-    from keras_trainer import tabular  # noqa: F401  registers feed_forward, lstm, cnn_lstm
+def _config_with_overrides(args: argparse.Namespace):
+    """The config file with `--directory`, `--max-trials` and `--max-epochs` applied, validated."""
     from keras_trainer.config import load_config
-    from keras_trainer.core.building.models import build_model
-    from keras_trainer.tabular.data import head_targets, load_data, split_rows
-    from keras_trainer.tuning.auto_trainer import AutoTrainer
-    from keras_trainer.tuning.distributed import worker_role
 
     config = load_config(args.config)
     tuning = config.tuning
@@ -102,7 +104,75 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.max_epochs is not None:
         tuning.max_epochs = args.max_epochs
         tuning.min_epochs = min(tuning.min_epochs, args.max_epochs)
-    config = load_config(config.to_dict())  # re-validate the overrides
+    return load_config(config.to_dict())  # re-validate the overrides
+
+
+def _print_search(trainer, result, tuning) -> None:
+    """The trial table, the best trial and what the saved model is."""
+    for event in trainer.distributed_events:
+        print(event)
+    print(trainer.trials_table().to_markdown())
+    print(f"best trial {result.trial_id}: {result.hyperparameters}")
+    print(
+        f"search: best trial's {result.metric} = {result.search_val_metric:.6g} (during the search)"
+    )
+    if tuning.retrain_best:
+        print(
+            f"retrained model: {result.metric} = {result.val_metric:.6g} (best trial's values, retrained "
+            f"from scratch for {tuning.max_epochs} epochs; this is the saved model)"
+        )
+    else:
+        print("saved model: the best trial's own checkpoint (tuning.retrain_best is false)")
+
+
+def _test_metrics(model, x_test, y_test, classification: bool):
+    """Accuracy (or MAE and RMSE) on the test rows, printed, and the `EvaluationReport`."""
+    from keras_trainer.core.evaluating.evaluation import ModelEvaluator
+
+    task = "classification" if classification else "regression"
+    report = ModelEvaluator(model, task=task).evaluate(x_test, y_test)
+    predictions = np.asarray(model.predict(x_test, verbose=0))
+    test_metrics = {}
+    if classification:
+        labels = (
+            (predictions.reshape(-1) > 0.5).astype("int64")
+            if predictions.shape[-1] == 1
+            else predictions.argmax(axis=-1)
+        )
+        test_metrics["accuracy"] = float(np.mean(labels == y_test))
+    else:
+        errors = predictions.reshape(len(x_test), -1)[:, 0] - y_test
+        test_metrics["mae"] = float(np.mean(np.abs(errors)))
+        test_metrics["rmse"] = float(np.sqrt(np.mean(errors**2)))
+    print(
+        "test metrics: " + ", ".join(f"{name}={value:.4f}" for name, value in test_metrics.items())
+    )
+    return test_metrics, report
+
+
+@contextlib.contextmanager
+def _one_line_per_trial():
+    """Prints the tuner's "trial ..." log lines on standard output while the search runs."""
+    progress = logging.StreamHandler(sys.stdout)
+    progress.setFormatter(logging.Formatter("%(message)s"))
+    progress.addFilter(lambda record: record.getMessage().startswith("trial "))
+    trial_logger = logging.getLogger("keras_trainer.tuning")
+    trial_logger.addHandler(progress)
+    try:
+        yield
+    finally:
+        trial_logger.removeHandler(progress)
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer tune`; returns the exit code."""
+    from keras_trainer import tabular  # noqa: F401  registers feed_forward, lstm, cnn_lstm
+    from keras_trainer.core.building.models import build_model
+    from keras_trainer.tabular.data import head_targets, load_data, split_rows
+    from keras_trainer.tuning.auto_trainer import AutoTrainer
+    from keras_trainer.tuning.distributed import worker_role
+
+    config = _config_with_overrides(args)
     tuning, model_config = config.tuning, config.model
 
     x, y, feature_names = load_data(args.data, args.target)
@@ -133,14 +203,7 @@ def run_tune(args: argparse.Namespace) -> int:
         f"model.type={model_config.type}"
     )
     trainer = AutoTrainer(tuning)
-    progress = logging.StreamHandler(sys.stdout)
-    progress.setFormatter(logging.Formatter("%(message)s"))
-    progress.addFilter(
-        lambda record: record.getMessage().startswith("trial ")
-    )  # one line per trial
-    trial_logger = logging.getLogger("keras_trainer.tuning")
-    trial_logger.addHandler(progress)
-    try:
+    with _one_line_per_trial():
         result = trainer.optimize(
             model_factory,
             (x[train_idx], y[train_idx]),
@@ -151,48 +214,13 @@ def run_tune(args: argparse.Namespace) -> int:
             oracle_host=args.oracle_host,
             oracle_port=args.oracle_port,
         )
-    finally:
-        trial_logger.removeHandler(progress)
     if result is None:
         print(f"worker {worker_role()}: no trials left; the chief keeps the results")
         return 0
-    for event in trainer.distributed_events:
-        print(event)
-    print(trainer.trials_table().to_markdown())
-    print(f"best trial {result.trial_id}: {result.hyperparameters}")
-    print(
-        f"search: best trial's {result.metric} = {result.search_val_metric:.6g} (during the search)"
-    )
-    if tuning.retrain_best:
-        print(
-            f"retrained model: {result.metric} = {result.val_metric:.6g} (best trial's values, retrained "
-            f"from scratch for {tuning.max_epochs} epochs; this is the saved model)"
-        )
-    else:
-        print("saved model: the best trial's own checkpoint (tuning.retrain_best is false)")
-    test_metrics = {}
-    report = None
+    _print_search(trainer, result, tuning)
+    test_metrics, report = {}, None
     if len(test_idx):
-        from keras_trainer.core.evaluating.evaluation import ModelEvaluator
-
-        task = "classification" if classification else "regression"
-        report = ModelEvaluator(result.model, task=task).evaluate(x[test_idx], y[test_idx])
-        predictions = np.asarray(result.model.predict(x[test_idx], verbose=0))
-        if classification:
-            labels = (
-                (predictions.reshape(-1) > 0.5).astype("int64")
-                if predictions.shape[-1] == 1
-                else predictions.argmax(axis=-1)
-            )
-            test_metrics["accuracy"] = float(np.mean(labels == y[test_idx]))
-        else:
-            errors = predictions.reshape(len(test_idx), -1)[:, 0] - y[test_idx]
-            test_metrics["mae"] = float(np.mean(np.abs(errors)))
-            test_metrics["rmse"] = float(np.sqrt(np.mean(errors**2)))
-        print(
-            "test metrics: "
-            + ", ".join(f"{name}={value:.4f}" for name, value in test_metrics.items())
-        )
+        test_metrics, report = _test_metrics(result.model, x[test_idx], y[test_idx], classification)
     output = args.output or os.path.join(result.directory, "best.keras")
     path = result.save(
         output,

@@ -15,6 +15,7 @@ plot_confusion_matrix(report, "runs/confusion.png")  # an EvaluationReport
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_trainer.core.recording.runs import RunFolder, load_history
 from keras_trainer.core.saving.atomic import atomic_path
 from keras_trainer.errors import DataError
 
@@ -51,8 +53,6 @@ def _save_png(figure, path: str) -> str:
 def _history_dict(history: Any) -> tuple[dict, list, list]:
     """Splits a history into metric series, a learning-rate series and epoch numbers."""
     if isinstance(history, (str, os.PathLike)):
-        from keras_trainer.core.recording.runs import load_history
-
         history = load_history(history)
     if isinstance(history, Mapping) and isinstance(history.get("history"), Mapping):
         # `TrainingHistory.to_dict()`, our history.json, or `load_history`'s result.
@@ -193,3 +193,36 @@ def plot_confusion_matrix(report: Any, path: str, normalize: bool = False) -> st
             axis.text(j, i, text, ha="center", va="center", color=color, fontsize=9)
     figure.tight_layout()
     return _save_png(figure, path)
+
+
+def plot_run(run: RunFolder, history: Any = None, report: Any = None) -> list[str]:
+    """Draws a run folder's training curves and (for classification) its confusion matrix.
+
+    Args:
+        run: The run folder; the PNGs are written into it.
+        history: A history as `plot_training_curves` takes it; default the
+            run's `history.json`/`history.csv`.
+        report: An `EvaluationReport` or its dict; default the run's
+            `evaluation.json` if there is one.
+
+    Returns:
+        The PNG paths written (none when matplotlib is not installed).
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return []
+    written = []
+    if history is None and (
+        run.exists(RunFolder.HISTORY_JSON) or run.exists(RunFolder.HISTORY_CSV)
+    ):
+        history = load_history(run.path)
+    if history is not None:
+        written.append(plot_training_curves(history, run.file(RunFolder.CURVES)))
+    if report is None and run.exists(RunFolder.REPORT_JSON):
+        with open(run.file(RunFolder.REPORT_JSON), encoding="utf-8") as handle:
+            report = json.load(handle)
+    data = report.to_dict() if hasattr(report, "to_dict") else report
+    if data and data.get("confusion_matrix") is not None:
+        written.append(plot_confusion_matrix(data, run.file(RunFolder.CONFUSION)))
+    return written

@@ -11,7 +11,7 @@ folder holds:
 | `history.csv`, `history.json` | `fit`, one row per epoch (the folder is `training.logging.directory`) |
 | `tensorboard/` | `fit`, with `--tensorboard` (`training.logging.tensorboard`) |
 | `evaluation.json`, `evaluation.txt` | the test-set `EvaluationReport` |
-| `training_curves.png`, `confusion_matrix.png` | `RunFolder.save_plots` (matplotlib) |
+| `training_curves.png`, `confusion_matrix.png` | `core.recording.plots.plot_run` (matplotlib) |
 | `model.keras` | the trained model with its metadata |
 | `summary.json` | what the run did: command, data, metrics, files |
 
@@ -156,37 +156,6 @@ class RunFolder:
         )
         return self.file(self.HISTORY_JSON)
 
-    def save_plots(self, history: Any = None, report: Any = None) -> list[str]:
-        """Draws the training curves and (for classification) the confusion matrix.
-
-        Args:
-            history: A history as `plot_training_curves` takes it; default this
-                run's `history.json`/`history.csv`.
-            report: An `EvaluationReport` or its dict; default this run's
-                `evaluation.json` if there is one.
-
-        Returns:
-            The PNG paths written (none when matplotlib is not installed).
-        """
-        from keras_trainer.core.recording.plots import plot_confusion_matrix, plot_training_curves
-
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            return []
-        written = []
-        if history is None and (self.exists(self.HISTORY_JSON) or self.exists(self.HISTORY_CSV)):
-            history = load_history(self.path)
-        if history is not None:
-            written.append(plot_training_curves(history, self.file(self.CURVES)))
-        if report is None and self.exists(self.REPORT_JSON):
-            with open(self.file(self.REPORT_JSON), encoding="utf-8") as handle:
-                report = json.load(handle)
-        data = report.to_dict() if hasattr(report, "to_dict") else report
-        if data and data.get("confusion_matrix") is not None:
-            written.append(plot_confusion_matrix(data, self.file(self.CONFUSION)))
-        return written
-
     def save_summary(self, summary: dict[str, Any]) -> str:
         """Writes `summary.json`: the caller's entries plus the run's files."""
         files = sorted(
@@ -262,69 +231,3 @@ def _history_from_csv(path: str) -> dict[str, Any]:
                 series.setdefault(name, []).append(value)
     learning_rates = series.pop("learning_rate", None) or series.pop("lr", None) or []
     return {"history": series, "learning_rates": learning_rates, "epochs": epochs}
-
-
-# ------------------------------------------------------------------ CLI helpers
-def add_run_arguments(parser, tensorboard: bool = True) -> None:
-    """Adds `--run-name`, `--runs-dir`, `--tensorboard`, `--mlflow`, `--mlflow-uri` to a verb."""
-    parser.add_argument(
-        "--run-name",
-        help="name of the run folder runs/NAME/version_N (default: the config's name)",
-    )
-    parser.add_argument(
-        "--runs-dir", default=DEFAULT_ROOT, help="folder of all runs (default: runs)"
-    )
-    if tensorboard:
-        parser.add_argument(
-            "--tensorboard",
-            action="store_true",
-            help="also write TensorBoard logs into the run",
-        )
-    parser.add_argument(
-        "--mlflow",
-        action="store_true",
-        help="also log the run to MLflow (default store: RUNS_DIR/mlruns; [mlflow] extra)",
-    )
-    parser.add_argument(
-        "--mlflow-uri", help="MLflow tracking URI instead of the local RUNS_DIR/mlruns"
-    )
-
-
-def start_run(args: Any, default_name: str) -> RunFolder:
-    """Creates the run folder a verb's arguments ask for and prints where it is."""
-    name = getattr(args, "run_name", None) or os.path.splitext(os.path.basename(default_name))[0]
-    run = RunFolder.create(name, getattr(args, "runs_dir", None) or DEFAULT_ROOT)
-    print(f"run folder: {run.path}", flush=True)
-    return run
-
-
-def finish_run(
-    run: RunFolder,
-    args: Any,
-    config: dict[str, Any],
-    history: Any = None,
-    report: Any = None,
-    metrics: dict[str, float] | None = None,
-    summary: dict[str, Any] | None = None,
-) -> None:
-    """Writes the run's config, history (unless `fit` wrote it), report, plots and
-    summary; logs it to MLflow with `--mlflow`; prints the folder again."""
-    run.save_config(config)
-    if history is not None and not run.exists(RunFolder.HISTORY_JSON):
-        run.save_history(history)
-    if report is not None:
-        run.save_report(report)
-    run.save_plots()
-    run.save_summary({**(summary or {}), "metrics": metrics or {}})
-    if getattr(args, "mlflow", False):
-        from keras_trainer.core.recording.tracking import track_run
-
-        run_id = track_run(
-            run,
-            experiment=run.name,
-            params=config,
-            metrics=metrics,
-            tracking_uri=getattr(args, "mlflow_uri", None),
-        )
-        print(f"mlflow run: {run_id}")
-    print(f"run folder: {run.path}")
