@@ -96,21 +96,9 @@ def export_assistant_onnx(
             f"quantize: the assistant quantizes in 'dynamic' mode only (its inputs are token ids "
             f"and recurrent states, nothing to calibrate 'static' scales on); got {quantize!r}"
         )
-    directory = os.path.abspath(os.fspath(directory))
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as error:
-        raise ExportError(f"cannot create the export directory {directory!r}: {error}") from None
+    directory = _export_directory(directory)
     model = assistant.model
-    decoder = model.get_layer("decoder")
-    sizes = {
-        "vocab_size": assistant.tokenizer.vocab_size,
-        "embedding_dim": int(model.get_layer("embedding").output_dim),
-        "encoder_units": int(model.get_layer("encoder").units),
-        "decoder_units": int(decoder.units),
-        "num_layers": int(decoder.num_layers),
-        "copy_attention": assistant.copy_attention,
-    }
+    sizes = _sizes(assistant)
     shared = {
         "task": TASK,
         "tokenizer": assistant.tokenizer.get_config(),
@@ -158,6 +146,30 @@ def export_assistant_onnx(
         for path in paths.values():
             quantize_onnx(path, path, quantize)
     return paths
+
+
+def _export_directory(directory: Union[str, os.PathLike]) -> str:
+    """The absolute export folder, created if missing."""
+    directory = os.path.abspath(os.fspath(directory))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"cannot create the export directory {directory!r}: {error}") from None
+    return directory
+
+
+def _sizes(assistant) -> dict:
+    """The network sizes a runtime needs to feed the exported parts (saved in their metadata)."""
+    model = assistant.model
+    decoder = model.get_layer("decoder")
+    return {
+        "vocab_size": assistant.tokenizer.vocab_size,
+        "embedding_dim": int(model.get_layer("embedding").output_dim),
+        "encoder_units": int(model.get_layer("encoder").units),
+        "decoder_units": int(decoder.units),
+        "num_layers": int(decoder.num_layers),
+        "copy_attention": assistant.copy_attention,
+    }
 
 
 def _session(path: str):

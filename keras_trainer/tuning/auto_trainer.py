@@ -399,11 +399,7 @@ class AutoTrainer:
         x, y, x_val, y_val, returns = _check_search_data(
             train_data, val_data, val_returns, objective
         )
-        if isinstance(model_factory, TabularModelConfig):
-            if model_factory.input_size is None:
-                model_factory = model_factory.replace(input_size=int(x.shape[-1]))
-            if x.ndim == 3 and model_factory.sequence_length is None:
-                model_factory = model_factory.replace(sequence_length=int(x.shape[1]))
+        model_factory = _sized_to_data(model_factory, x)
         scaler = FeatureScaler().fit(x) if config.normalize else None
         if scaler is not None:
             x, x_val = scaler.transform(x, "train_data[0]"), scaler.transform(x_val, "val_data[0]")
@@ -412,15 +408,7 @@ class AutoTrainer:
         self._project_dir = os.path.join(config.directory, project)
         with _project_log(self._project_dir):
             hypermodel = TunableModel(model_factory, config, objective, loss, metrics, returns)
-            try:
-                # KerasTuner builds a first model here to collect the search space.
-                self.tuner = self._make_tuner(hypermodel, objective, project)
-            except Exception as error:
-                if isinstance(error, (ConfigError, TuningError)):
-                    raise
-                raise TuningError(
-                    f"building the first model to declare the search space failed: {type(error).__name__}: {error}"
-                ) from error
+            self.tuner = self._first_tuner(hypermodel, objective, project)
             logger.info(
                 "search %s in %s: method=%s max_trials=%d objective=%s (%s)",
                 project,
@@ -448,6 +436,17 @@ class AutoTrainer:
                 self.result.val_metric,
             )
             return self.result
+
+    def _first_tuner(self, hypermodel: Any, objective: Any, project: str) -> Any:
+        """The KerasTuner tuner; it builds a first model here to collect the search space."""
+        try:
+            return self._make_tuner(hypermodel, objective, project)
+        except Exception as error:
+            if isinstance(error, (ConfigError, TuningError)):
+                raise
+            raise TuningError(
+                f"building the first model to declare the search space failed: {type(error).__name__}: {error}"
+            ) from error
 
     def _search(self, x, y, x_val, y_val, workers, worker_command, host, port) -> None:
         """Runs the trials, here or on workers; leaves the trial table in `_table`."""
@@ -558,6 +557,16 @@ class AutoTrainer:
             directory=self._project_dir,
             trials=self._table,
         )
+
+
+def _sized_to_data(model_factory: Any, x: Any) -> Any:
+    """A `TabularModelConfig` with `input_size` (and `sequence_length`) taken from `x` when None."""
+    if isinstance(model_factory, TabularModelConfig):
+        if model_factory.input_size is None:
+            model_factory = model_factory.replace(input_size=int(x.shape[-1]))
+        if x.ndim == 3 and model_factory.sequence_length is None:
+            model_factory = model_factory.replace(sequence_length=int(x.shape[1]))
+    return model_factory
 
 
 def _check_search_data(train_data, val_data, val_returns, objective: Objective):

@@ -421,22 +421,26 @@ class _PopulationRun:
                 best = weights if first else self._select(jnp.asarray(improved), weights, best)
             if not active.any():
                 break
-        if any(not math.isfinite(h.history.get("loss", [0.0])[-1]) for h in histories):
-            nan_members = [
-                i for i, h in enumerate(histories) if not math.isfinite(h.history["loss"][-1])
-            ]
-            if len(nan_members) == count:
-                raise TrainingError(
-                    "fit_population: the loss became NaN or infinite for every member; lower "
-                    "training.learning_rate or set training.gradient_clip_norm"
-                )
         final = (best[0], best[1]) if restore and best is not None else (state[0], state[1])
+        return self._members(histories, final, state[2], stopped)
+
+    def _members(
+        self, histories: list, final: tuple, optimizer_state: Any, stopped: np.ndarray
+    ) -> list[PopulationMember]:
+        """Writes each member's final (or best) weights into its model; one member per config."""
+        if histories and all(
+            not math.isfinite(h.history.get("loss", [0.0])[-1]) for h in histories
+        ):
+            raise TrainingError(
+                "fit_population: the loss became NaN or infinite for every member; lower "
+                "training.learning_rate or set training.gradient_clip_norm"
+            )
         members = []
         for i, (model, member_config) in enumerate(zip(self.models, self.configs)):
             for variables, values in (
                 (model.trainable_variables, final[0]),
                 (model.non_trainable_variables, final[1]),
-                (model.optimizer.variables, state[2]),
+                (model.optimizer.variables, optimizer_state),
             ):
                 for variable, value in zip(variables, values):
                     variable.assign(value[i])

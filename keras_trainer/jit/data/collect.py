@@ -348,29 +348,8 @@ def collect_dataset(
     samples, failed = [], []
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for done, (job, outcome) in enumerate(pool.map(work, jobs), start=1):
-            if outcome.get("ok"):
-                record = {
-                    "name": job["name"],
-                    "ir": job["ir"],
-                    "entry": job["entry"],
-                    "args": job["args"],
-                    "runtime": outcome["runtime"],
-                    "label": None,
-                    "label_name": None,
-                    "timings_ns": outcome["timings_ns"],
-                    "compile_times_ms": outcome["compile_times_ms"],
-                    "result": outcome["result"],
-                }
-                if "family" in job:
-                    record["family"] = job["family"]
-                samples.append(record)
-            else:
-                record = {
-                    "name": job["name"],
-                    "entry": job["entry"],
-                    "reason": outcome.get("reason", "unknown"),
-                }
-                failed.append(record)
+            record = _record(job, outcome)
+            (samples if outcome.get("ok") else failed).append(record)
             if progress is not None:
                 progress(done, len(jobs), record)
     info = {
@@ -394,6 +373,31 @@ def collect_dataset(
         "failed": failed,
     }
     return label_samples(dataset, tie_tolerance, tie_break)
+
+
+def _record(job: dict, outcome: dict) -> dict:
+    """A dataset sample (labels set later) from a measured job, or a failed-module entry."""
+    if not outcome.get("ok"):
+        return {
+            "name": job["name"],
+            "entry": job["entry"],
+            "reason": outcome.get("reason", "unknown"),
+        }
+    record = {
+        "name": job["name"],
+        "ir": job["ir"],
+        "entry": job["entry"],
+        "args": job["args"],
+        "runtime": outcome["runtime"],
+        "label": None,
+        "label_name": None,
+        "timings_ns": outcome["timings_ns"],
+        "compile_times_ms": outcome["compile_times_ms"],
+        "result": outcome["result"],
+    }
+    if "family" in job:
+        record["family"] = job["family"]
+    return record
 
 
 def _host_cpu() -> str:

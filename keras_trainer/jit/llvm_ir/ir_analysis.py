@@ -375,11 +375,8 @@ def analyze_module(module: llvm.ModuleRef, operands: bool = True) -> dict:
         docs/features.md for every key.
     """
     walker = _Walker(operands)
-    functions = cfg_edges = critical_edges = 0
-    one_pred = one_pred_one_succ = one_pred_two_succ = one_succ = 0
-    two_pred = two_pred_one_succ = two_pred_two_succ = two_succ = more_preds = 0
-    phi_1_3 = phi_gt3 = no_phi = phi_args_gt5 = phi_args_1_5 = phi_args_total = 0
-    size_lt15 = size_15_500 = 0
+    functions = 0
+    shapes: Counter = Counter()
     block_sizes = []
     loop_depths = []
     with _llvm_lock():
@@ -395,36 +392,8 @@ def analyze_module(module: llvm.ModuleRef, operands: bool = True) -> dict:
                 addresses.append(block.value)
                 successors[block.value] = succ
                 summaries.append((size, phis, phi_args, succ))
-            predecessor_count: Counter = Counter()
-            for succ in successors.values():
-                predecessor_count.update(succ)
-            for address, (size, phis, phi_args, succ) in zip(addresses, summaries):
-                n_succ = len(succ)
-                cfg_edges += n_succ
-                if n_succ > 1:
-                    critical_edges += sum(predecessor_count[s] > 1 for s in succ)
-                n_pred = predecessor_count[address]
-                if n_pred == 1:
-                    one_pred += 1
-                    one_pred_one_succ += n_succ == 1
-                    one_pred_two_succ += n_succ == 2
-                elif n_pred == 2:
-                    two_pred += 1
-                    two_pred_one_succ += n_succ == 1
-                    two_pred_two_succ += n_succ == 2
-                elif n_pred > 2:
-                    more_preds += 1
-                one_succ += n_succ == 1
-                two_succ += n_succ == 2
-                block_sizes.append(size)
-                phi_1_3 += 0 < phis <= 3
-                phi_gt3 += phis > 3
-                no_phi += phis == 0
-                phi_args_gt5 += phi_args > 5
-                phi_args_1_5 += 1 <= phi_args <= 5
-                phi_args_total += phi_args
-                size_lt15 += size < 15
-                size_15_500 += 15 <= size <= 500
+            shapes.update(_block_shapes(addresses, successors, summaries))
+            block_sizes.extend(summary[0] for summary in summaries)
             if addresses:
                 loop_depths.extend(_loop_depths(successors, addresses[0]))
     ops = {opcode.decode(): count for opcode, count in walker.ops.items()}
@@ -436,7 +405,7 @@ def analyze_module(module: llvm.ModuleRef, operands: bool = True) -> dict:
         "functions": functions,
         "basic_blocks": len(block_sizes),
         "instructions": sum(block_sizes),
-        "cfg_edges": cfg_edges,
+        "cfg_edges": shapes["cfg_edges"],
         "loops": len(loop_depths),
         "max_loop_depth": max(loop_depths, default=0),
         "int_arith": total(INT_ARITH_OPCODES),
@@ -459,6 +428,83 @@ def analyze_module(module: llvm.ModuleRef, operands: bool = True) -> dict:
         "mean_block_size": float(sum(block_sizes)) / len(block_sizes) if block_sizes else 0.0,
         "max_block_size": max(block_sizes, default=0),
         "opcodes": ops,
+        **{key: shapes[key] for key in _BLOCK_SHAPE_KEYS},
+    }
+    if operands:
+        result.update(
+            {
+                **{key: shapes[key] for key in _PHI_ARGUMENT_KEYS},
+                "calls_returning_int": walker.calls_returning_int,
+                "const_32bit": walker.const_32bit,
+                "const_64bit": walker.const_64bit,
+                "const_zeros": walker.const_zeros,
+                "const_ones": walker.const_ones,
+                "binary_const_arg": walker.binary_const_arg,
+            }
+        )
+    return result
+
+
+# Block-shape counts of `analyze_module`, in the order of its result.
+_BLOCK_SHAPE_KEYS = (
+    "critical_edges",
+    "blocks_one_pred",
+    "blocks_one_pred_one_succ",
+    "blocks_one_pred_two_succ",
+    "blocks_one_succ",
+    "blocks_two_pred",
+    "blocks_two_pred_one_succ",
+    "blocks_two_pred_two_succ",
+    "blocks_two_succ",
+    "blocks_more_preds",
+    "blocks_phi_1_3",
+    "blocks_phi_gt3",
+    "blocks_no_phi",
+    "blocks_size_lt15",
+    "blocks_size_15_500",
+)
+_PHI_ARGUMENT_KEYS = ("phi_args", "blocks_phi_args_gt5", "blocks_phi_args_1_5")
+
+
+def _block_shapes(addresses: list, successors: dict, summaries: list) -> dict:
+    """One function's CFG edges and its blocks counted by predecessors, successors,
+    phis and size (the Autophase block counts)."""
+    predecessor_count: Counter = Counter()
+    for succ in successors.values():
+        predecessor_count.update(succ)
+    cfg_edges = critical_edges = 0
+    one_pred = one_pred_one_succ = one_pred_two_succ = one_succ = 0
+    two_pred = two_pred_one_succ = two_pred_two_succ = two_succ = more_preds = 0
+    phi_1_3 = phi_gt3 = no_phi = phi_args_gt5 = phi_args_1_5 = phi_args_total = 0
+    size_lt15 = size_15_500 = 0
+    for address, (size, phis, phi_args, succ) in zip(addresses, summaries):
+        n_succ = len(succ)
+        cfg_edges += n_succ
+        if n_succ > 1:
+            critical_edges += sum(predecessor_count[s] > 1 for s in succ)
+        n_pred = predecessor_count[address]
+        if n_pred == 1:
+            one_pred += 1
+            one_pred_one_succ += n_succ == 1
+            one_pred_two_succ += n_succ == 2
+        elif n_pred == 2:
+            two_pred += 1
+            two_pred_one_succ += n_succ == 1
+            two_pred_two_succ += n_succ == 2
+        elif n_pred > 2:
+            more_preds += 1
+        one_succ += n_succ == 1
+        two_succ += n_succ == 2
+        phi_1_3 += 0 < phis <= 3
+        phi_gt3 += phis > 3
+        no_phi += phis == 0
+        phi_args_gt5 += phi_args > 5
+        phi_args_1_5 += 1 <= phi_args <= 5
+        phi_args_total += phi_args
+        size_lt15 += size < 15
+        size_15_500 += 15 <= size <= 500
+    return {
+        "cfg_edges": cfg_edges,
         "critical_edges": critical_edges,
         "blocks_one_pred": one_pred,
         "blocks_one_pred_one_succ": one_pred_one_succ,
@@ -474,19 +520,7 @@ def analyze_module(module: llvm.ModuleRef, operands: bool = True) -> dict:
         "blocks_no_phi": no_phi,
         "blocks_size_lt15": size_lt15,
         "blocks_size_15_500": size_15_500,
+        "phi_args": phi_args_total,
+        "blocks_phi_args_gt5": phi_args_gt5,
+        "blocks_phi_args_1_5": phi_args_1_5,
     }
-    if operands:
-        result.update(
-            {
-                "phi_args": phi_args_total,
-                "blocks_phi_args_gt5": phi_args_gt5,
-                "blocks_phi_args_1_5": phi_args_1_5,
-                "calls_returning_int": walker.calls_returning_int,
-                "const_32bit": walker.const_32bit,
-                "const_64bit": walker.const_64bit,
-                "const_zeros": walker.const_zeros,
-                "const_ones": walker.const_ones,
-                "binary_const_arg": walker.binary_const_arg,
-            }
-        )
-    return result
