@@ -1,7 +1,7 @@
 """The training core: fit, persistence, checkpoints, schedules. It knows no model family.
 
 Names are imported on first use, so that modules of the core that need only
-NumPy (`core.predictions`, `core.runs`) load without Keras.
+NumPy (`core.evaluating.predictions`, `core.recording.runs`) load without Keras.
 """
 
 from keras_trainer.registry import lazy_exports

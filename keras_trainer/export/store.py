@@ -17,7 +17,7 @@ version.
 Crash safety: a version is written in a temporary folder and renamed into
 `versions/` only when complete (files fsynced), so a kill during `add` leaves
 no version, only a temporary folder that `list` ignores. `aliases.json` is
-replaced atomically (`core.atomic`) after the target version has been checked
+replaced atomically (`core.saving.atomic`) after the target version has been checked
 (files present, checksums right), so a kill during `promote` or `rollback`
 leaves the alias on the old version or on the new, complete one, never on a
 half-written version. Writers take a lock file, so concurrent `add`s get

@@ -466,7 +466,7 @@ def stream_statistics(stream: Any) -> tuple[np.ndarray, np.ndarray]:
     if mean is None:
         raise DataError("stream_statistics: the stream yielded no rows")
     variance = m2 / count
-    variance[variance <= 1e-12] = 1.0  # as core.normalization.feature_statistics
+    variance[variance <= 1e-12] = 1.0  # as core.inputs.normalization.feature_statistics
     return mean, variance
 
 
