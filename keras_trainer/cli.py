@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from keras_trainer.cli_args import add_config_argument, run_verb
+from keras_trainer.native_logs import filter_native_log_lines
 from keras_trainer.registry import CLI_COMMANDS, CONFIG_FILES
 
 
@@ -160,8 +161,13 @@ def _pop_verbose(argv: list[str]) -> tuple[list[str], int]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; library errors print one clear line and exit with status 2."""
+    from_command_line = argv is None
     argv, verbose = _pop_verbose(list(sys.argv[1:] if argv is None else argv))
     quiet_third_party(verbose)
+    if from_command_line and not verbose:
+        # Native log lines bypass every Python setting (see native_logs); a Python
+        # program that calls main() itself keeps its own stderr.
+        filter_native_log_lines()
     args = build_parser().parse_args(argv)
     args.verbose = verbose
     return run_verb(args)

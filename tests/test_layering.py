@@ -38,6 +38,7 @@ LAYERS = {
     "serving": 5,
     "cli": 6,
     "cli_verbs": 6,
+    "native_logs": 6,
     "compat": 6,
     "__main__": 6,
     "__init__": 6,
