@@ -21,8 +21,8 @@ from typing import Optional
 
 import numpy as np
 
-from keras_trainer.cli_args import add_entry_argument, finish_run, start_run
-from keras_trainer.errors import DataError
+from keras_trainer.cli_args import add_entry_argument, finish_run, print_error, start_run
+from keras_trainer.errors import DataError, KerasTrainerError
 
 
 def _number(text: str):
@@ -427,46 +427,49 @@ def run_collect(args) -> int:
     from keras_trainer.jit.data.collect import collect_dataset, save_dataset
     from keras_trainer.jit.data.corpus import generate_corpus
 
-    check_writable_path(args.output, "--output", (".json", ".json.gz"))
-    modules = []
-    for path in args.files:
-        text = read_text_file(path, "C source" if path.endswith(".c") else "IR", DataError)
-        if path.endswith(".c"):
-            from keras_trainer.jit.data.c_corpus import compile_c
+    try:
+        check_writable_path(args.output, "--output", (".json", ".json.gz"))
+        modules = []
+        for path in args.files:
+            text = read_text_file(path, "C source" if path.endswith(".c") else "IR", DataError)
+            if path.endswith(".c"):
+                from keras_trainer.jit.data.c_corpus import compile_c
 
-            # Says how to install clang when it is missing (ClangNotFoundError).
-            name = os.path.splitext(os.path.basename(path))[0]
-            text = compile_c(text, name=name)
-        modules.append(
-            {
-                "name": os.path.basename(path),
-                "ir": text,
-                "entry": args.entry,
-                "args": list(args.args),
-            }
-        )
-    if args.corpus:
-        modules.extend(generate_corpus(args.corpus, seed=args.seed))
-    if args.c_corpus:
-        from keras_trainer.jit.data.c_corpus import generate_c_corpus
-
-        modules.extend(generate_c_corpus(args.c_corpus, seed=args.seed))
-    if not modules:
-        raise DataError("nothing to collect: give .ll/.c files, --corpus N and/or --c-corpus N")
-
-    def progress(done, total, record):
-        if "reason" in record:
-            status = f"FAILED ({record['reason']})"
-        else:
-            status = (
-                "measured (raw fastest "
-                + min(record["timings_ns"], key=record["timings_ns"].get)
-                + "; labels follow the tie rule at the end)"
+                # Says how to install clang when it is missing (ClangNotFoundError).
+                name = os.path.splitext(os.path.basename(path))[0]
+                text = compile_c(text, name=name)
+            modules.append(
+                {
+                    "name": os.path.basename(path),
+                    "ir": text,
+                    "entry": args.entry,
+                    "args": list(args.args),
+                }
             )
-        print(f"[{done}/{total}] {record['name']}: {status}", flush=True)
+        if args.corpus:
+            modules.extend(generate_corpus(args.corpus, seed=args.seed))
+        if args.c_corpus:
+            from keras_trainer.jit.data.c_corpus import generate_c_corpus
 
-    dataset = collect_dataset(modules, progress=progress, **collect_options(args))
-    save_dataset(dataset, args.output)
+            modules.extend(generate_c_corpus(args.c_corpus, seed=args.seed))
+        if not modules:
+            raise DataError("nothing to collect: give .ll/.c files, --corpus N and/or --c-corpus N")
+
+        def progress(done, total, record):
+            if "reason" in record:
+                status = f"FAILED ({record['reason']})"
+            else:
+                status = (
+                    "measured (raw fastest "
+                    + min(record["timings_ns"], key=record["timings_ns"].get)
+                    + "; labels follow the tie rule at the end)"
+                )
+            print(f"[{done}/{total}] {record['name']}: {status}", flush=True)
+
+        dataset = collect_dataset(modules, progress=progress, **collect_options(args))
+        save_dataset(dataset, args.output)
+    except KerasTrainerError as error:
+        return print_error(error)
     rule = dataset.get("metadata", {})
     print(
         f"final labels (ties within {args.tie_tolerance:g} go to the {args.tie_break} preference"
@@ -493,6 +496,8 @@ def run_jit(args) -> int:
         jit = AdaptiveJIT(args.model, trusted=args.trusted, timeout_s=args.timeout)
         function = jit.compile(text, args.entry, args=args.args)
         result = function(*args.args)
+    except KerasTrainerError as error:
+        return print_error(error)
     finally:
         if function is not None and hasattr(function, "close"):
             function.close()
