@@ -13,7 +13,8 @@ Two modes, as ONNX Runtime names them:
 `quantize_onnx` writes the quantized copy of an `.onnx` file (atomically, with
 the source's metadata plus a `quantization` entry); `export_onnx(...,
 quantize=...)` calls it. What quantization changed is measured apart, in
-`export.quantization_report` (it runs both models through the inference layer).
+`export.quantization_quality.quantization_report` (it runs both models through the
+inference layer).
 """
 
 from __future__ import annotations
