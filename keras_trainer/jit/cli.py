@@ -100,6 +100,11 @@ def register(subparsers) -> None:
         help="time each sample over enough calls to last this long",
     )
     collect.add_argument("--workers", type=int, default=1)
+    collect.add_argument(
+        "--trusted",
+        action="store_true",
+        help="measure .ll/.c files without the untrusted-IR rules (only for code you wrote)",
+    )
     collect.set_defaults(handler=run_collect)
 
     jit = subparsers.add_parser(
@@ -438,6 +443,13 @@ def run_collect(args) -> int:
                 # Says how to install clang when it is missing (ClangNotFoundError).
                 name = os.path.splitext(os.path.basename(path))[0]
                 text = compile_c(text, name=name)
+            if not args.trusted:  # collecting runs the code: the untrusted rules apply
+                from keras_trainer.jit.sandbox import check_untrusted_ir
+
+                try:
+                    check_untrusted_ir(text, args.entry)
+                except DataError as error:
+                    raise type(error)(f"{path}: {error} (or pass --trusted)") from None
             modules.append(
                 {
                     "name": os.path.basename(path),

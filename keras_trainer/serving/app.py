@@ -465,6 +465,7 @@ def serve(
     sock = bind(host, port)
     if not isinstance(model, ServedModel):
         model = ServedModel(model, limits=config)
+    model.warm_up(config.max_batch_size)
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
     if not config.quiet and not access_log.handlers:

@@ -268,6 +268,20 @@ class ServedModel:
             outputs = next(iter(outputs.values()))
         return outputs
 
+    def warm_up(self, max_batch_size: int) -> None:
+        """Runs a network once at every batch size dynamic batching uses (powers of two up
+        to `max_batch_size`), so a compiled model (jax, XLA) traces them before the first
+        request instead of during one."""
+        if self.kind != NETWORK:
+            return
+        size = 1
+        while True:
+            self.run([_zeros(spec, size) for spec in self.layer._inputs])
+            if size >= max_batch_size:
+                break
+            size = min(size * 2, max_batch_size)
+        self.layer.reset_stats()
+
     def describe(self, prepared: PreparedRequest, outputs: np.ndarray) -> dict[str, Any]:
         """The answer to `prepared` from its rows of the model's output."""
         records = predictions.describe(outputs, self.head, self.class_names, prepared.ids)
@@ -361,6 +375,6 @@ def _bounded_int(request: dict, key: str, default: int, largest: int) -> int:
     return value
 
 
-def _zeros(spec) -> np.ndarray:
-    shape = [1] + [8 if d is None else d for d in spec.shape[1:]]
+def _zeros(spec, rows: int = 1) -> np.ndarray:
+    shape = [rows] + [8 if d is None else d for d in spec.shape[1:]]
     return np.zeros(shape, dtype=spec.dtype)
