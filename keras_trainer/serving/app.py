@@ -23,7 +23,7 @@ server itself is a 500, logged with its request id. Connections stay open
 after every answer but a 413 with an unread body.
 
 Concurrent network requests are batched into one model call
-(`DynamicBatcher`, `max_batch_size` rows, waiting `max_batch_delay_ms`).
+(`DynamicBatcher`, up to `max_batch_size` rows).
 
 Example:
 

@@ -51,7 +51,7 @@ class DynamicBatcher:
         self,
         run: Callable[[list[np.ndarray]], np.ndarray],
         max_batch_size: int = 64,
-        max_delay_s: float = 0.001,
+        max_delay_s: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
     ):
         self.run = run

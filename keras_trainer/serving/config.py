@@ -82,12 +82,12 @@ class ServingConfig(ConfigSection):
         ),
     )
     max_batch_delay_ms: float = option(
-        1.0,
+        0.0,
         minimum=0,
         maximum=1000,
         description=(
-            "Milliseconds a model call waits for more requests to join its batch; requests "
-            "that arrive while the model runs join the next call in any case."
+            "Milliseconds a model call waits for more requests to join its batch; at 0 it "
+            "takes the requests already waiting (those that arrived while the last call ran)."
         ),
     )
     quiet: bool = option(False, description="No access log line per request.")
