@@ -181,6 +181,10 @@ def train(args: argparse.Namespace) -> int:
     data_path = _dataset_path(args.data or config.data.path)
     data = read_dataset(data_path)
     samples = data["samples"]
+    if not samples:
+        raise DataError(
+            f"{data_path}: the dataset has no samples; collect some first (keras-trainer collect)"
+        )
     run = start_run(args, args.config)
     training = config.training
     training.logging.directory = run.path
