@@ -311,15 +311,13 @@ class ModelStore:
         files = version.info.get("files") or {}
         if version.info.get("model_file") not in files:
             raise ModelStoreError(f"{version.directory}: incomplete version (no file list)")
-        for name, fingerprint in files.items():
+        for name in files:
             if not _inside(version.directory, name):
                 raise ModelStoreError(
                     f"{version.directory}: version.json lists a file outside the version's "
                     f"folder: {_short(name)}"
                 )
-            path = os.path.join(version.directory, name)
-            if not os.path.isfile(path) or file_fingerprint(path) != fingerprint:
-                raise ModelStoreError(f"{path}: missing or damaged (checksum mismatch)")
+            _checked_file(version, name)
         return version
 
     def promote(self, reference: int | str, alias: str = DEFAULT_ALIAS) -> ModelVersion:
@@ -449,8 +447,8 @@ def _checked_file(version: ModelVersion, name: str) -> str:
         raise ModelStoreError(f"{path}: missing from version {version.version}")
     if file_fingerprint(path) != recorded:
         raise ModelStoreError(
-            f"{path}: changed since it was stored (SHA-256 differs from version.json); "
-            "refusing to load it; add the new file as a new version"
+            f"{path}: changed since it was stored (checksum mismatch: its SHA-256 differs "
+            "from version.json); refusing it; add the new file as a new version"
         )
     return path
 

@@ -36,6 +36,7 @@ serve("models/jit_optimizer.keras", host="127.0.0.1", port=8000)  # blocks
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import socket
@@ -411,7 +412,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except (OSError, OverflowError) as error:
         sock.close()
-        reason = "is in use" if getattr(error, "errno", None) == 98 else "cannot be bound"
+        reason = (
+            "is in use" if getattr(error, "errno", None) == errno.EADDRINUSE else "cannot be bound"
+        )
         raise ServingError(
             f"--host {host} --port {port}: the address {reason} ({getattr(error, 'strerror', None) or error}); "
             "pick another port, or --port 0 for a free one"
