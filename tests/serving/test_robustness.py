@@ -285,3 +285,25 @@ def test_a_bad_or_busy_port_is_a_named_error():
             bind("127.0.0.1", taken.getsockname()[1])
     finally:
         taken.close()
+
+
+class BrokenModel(ServedModel):
+    """A served model whose calls fail as a server fault would."""
+
+    def run(self, arrays):
+        raise RuntimeError("the model's memory was corrupted")
+
+
+def test_a_server_fault_is_a_logged_json_500_and_the_connection_stays_usable(
+    tiny_path, start_server, caplog
+):
+    url = start_server(BrokenModel(tiny_path))
+    connection = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    with caplog.at_level(logging.ERROR, logger="keras_trainer.serving"):
+        status, answer, _ = post(connection, b'{"inputs": [1, 2, 3, 4]}')
+    assert status == 500 and answer["error"] == "ServerError"
+    assert "corrupted" not in answer["detail"]  # the cause goes to the log, not the client
+    assert any(answer["request_id"] in record.getMessage() for record in caplog.records)
+    connection.request("GET", "/health")
+    assert connection.getresponse().status == 200
+    connection.close()
