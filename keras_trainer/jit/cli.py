@@ -447,7 +447,7 @@ def run_collect(args) -> int:
                 # Says how to install clang when it is missing (ClangNotFoundError).
                 name = os.path.splitext(os.path.basename(path))[0]
                 text = compile_c(text, name=name)
-            if not args.trusted:  # collecting runs the code: the untrusted rules apply
+            if not getattr(args, "trusted", False):  # collecting runs the code: untrusted rules
                 from keras_trainer.jit.sandbox import check_untrusted_ir
 
                 try:
