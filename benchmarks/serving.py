@@ -1,4 +1,4 @@
-"""Benchmark: `keras-trainer serve` at batch 1, requests/s and p50/p99 latency.
+"""Benchmark: `keras-trainer serve`, requests/s and p50/p99 latency, batching on and off.
 
 Serves a JIT strategy model (12 raw features -> 5 strategies, trained a few
 epochs here) over HTTP on 127.0.0.1 and measures, in one run under the active
@@ -6,19 +6,22 @@ KERAS_BACKEND:
 
   - `ServedModel.predict` in-process (the reference: model, checks and labels,
     no HTTP),
-  - HTTP `POST /predict` to `keras-trainer serve` in its own process, one client sending requests one after another,
-  - HTTP `POST /predict`, `--clients` clients at once (keep-alive connections),
+  - HTTP `POST /predict` of one row each to `keras-trainer serve` in its own
+    process, from 1, 8 and 32 concurrent clients (keep-alive connections,
+    asyncio in this process), once with dynamic batching (`--max-batch-size 64`,
+    the default) and once without (`--max-batch-size 1`),
 
-and prints requests/s, p50 and p99 latency, and the HTTP overhead as a ratio
-to the in-process reference. With `--onnx`, the same through ONNX Runtime.
+and prints requests/s, p50 and p99 latency, and batching's requests/s as a
+ratio to the unbatched server at the same number of clients. With `--onnx`,
+the same through ONNX Runtime.
 
 Usage:
-    KERAS_BACKEND=jax PYTHONPATH=. python benchmarks/serving.py [--requests 2000] [--clients 4]
+    KERAS_BACKEND=jax PYTHONPATH=. python benchmarks/serving.py [--requests 1000]
 """
 
 import argparse
-import concurrent.futures
-import http.client
+import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -82,62 +85,81 @@ def in_process(model: ServedModel, bodies: list) -> dict:
     return stats(latencies, time.perf_counter() - start)
 
 
-def http_client(port: int, payloads: list) -> list:
-    connection = http.client.HTTPConnection("127.0.0.1", port)
+async def _client(port: int, payloads: list) -> list:
+    """One keep-alive connection sending `payloads` one after another; their latencies."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     latencies = []
     for payload in payloads:
-        t = time.perf_counter()
-        connection.request("POST", "/predict", payload, {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        response.read()
-        latencies.append(time.perf_counter() - t)
-        assert response.status == 200, response.status
-    connection.close()
+        start = time.perf_counter()
+        writer.write(
+            b"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+        await reader.readexactly(length)
+        latencies.append(time.perf_counter() - start)
+    writer.close()
     return latencies
 
 
-def over_http(model_path: str, bodies: list, clients: int) -> dict:
-    """Starts `keras-trainer serve` in its own process (as in production: the client
-    does not share the server's interpreter), then sends the requests."""
+async def _clients(port: int, payloads: list, clients: int) -> list:
+    parts = await asyncio.gather(*(_client(port, payloads[i::clients]) for i in range(clients)))
+    return [t for part in parts for t in part]
+
+
+@contextlib.contextmanager
+def running_server(model_path: str, batch_size: int):
+    """`keras-trainer serve` in its own process (as in production: the client does not
+    share the server's interpreter); yields its port."""
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
     )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "keras_trainer", "serve", model_path, "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, "-m", "keras_trainer", "serve", model_path, "--port", "0"]
+    command += ["--quiet", "--max-batch-size", str(batch_size)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     try:
         line = server.stdout.readline()
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
-        payloads = [json.dumps(body).encode() for body in bodies]
-        http_client(port, payloads[:50])
-        results = {}
-        start = time.perf_counter()
-        latencies = http_client(port, payloads)
-        results["http_sequential"] = stats(latencies, time.perf_counter() - start)
-        shares = [payloads[i::clients] for i in range(clients)]
-        start = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-            parts = list(pool.map(lambda share: http_client(port, share), shares))
-        results[f"http_{clients}_clients"] = stats(
-            [t for part in parts for t in part], time.perf_counter() - start
-        )
-        return results
+        yield int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
 
 
+def over_http(model_path: str, bodies: list, clients_list: list, rounds: int) -> dict:
+    """Both servers (unbatched, batched) up at once; the settings take turns, `rounds`
+    times each, so that a change in the machine's load hits both alike. Each row is
+    the round with the median requests/s."""
+    payloads = [json.dumps(body).encode() for body in bodies]
+    measured = {}
+    with running_server(model_path, 1) as unbatched, running_server(model_path, 64) as batched:
+        ports = {"unbatched": unbatched, "batched (64 rows)": batched}
+        for port in ports.values():
+            asyncio.run(_clients(port, payloads[:200], 8))  # warm-up
+        for _ in range(rounds):
+            for clients in clients_list:
+                for name, port in ports.items():
+                    start = time.perf_counter()
+                    latencies = asyncio.run(_clients(port, payloads, clients))
+                    row = stats(latencies, time.perf_counter() - start)
+                    measured.setdefault((clients, name), []).append(row)
+    return {
+        key: sorted(rows, key=lambda r: r["requests_per_s"])[len(rows) // 2]
+        for key, rows in measured.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=3, help="turns of each setting")
     parser.add_argument("--onnx", action="store_true", help="also serve the model exported to ONNX")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
+    rows = {}
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "jit.keras")
         x = train_model(path, rng)
@@ -147,24 +169,29 @@ def main() -> None:
             from keras_trainer.export import export_onnx
 
             paths["onnx"] = export_onnx(path, os.path.join(directory, "jit.onnx"))
-        rows = {}
         for engine, model_path in paths.items():
-            model = ServedModel(model_path)
-            rows[f"{engine}: in-process ServedModel.predict (reference)"] = reference = in_process(
-                model, bodies
+            rows[f"{engine}: in-process ServedModel.predict (reference)"] = in_process(
+                ServedModel(model_path), bodies
             )
-            for name, row in over_http(model_path, bodies, args.clients).items():
-                row["p50_vs_reference"] = row["p50_ms"] / reference["p50_ms"]
-                rows[f"{engine}: {name}"] = row
+            results = over_http(model_path, bodies, args.clients, args.rounds)
+            for clients in args.clients:
+                reference = results[(clients, "unbatched")]
+                for name in ("unbatched", "batched (64 rows)"):
+                    row = results[(clients, name)]
+                    row["vs_unbatched"] = row["requests_per_s"] / reference["requests_per_s"]
+                    rows[f"{engine}: HTTP, {clients} clients, {name}"] = row
     print(
-        f"# serving benchmark, batch 1, {args.requests} requests, KERAS_BACKEND={keras.backend.backend()}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+        f"# serving benchmark, one row per request, {args.requests} requests per setting and round "
+        f"(median of {args.rounds} rounds), "
+        f"KERAS_BACKEND={keras.backend.backend()}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
-    print(f"{'':<55} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p50 / ref':>9}")
+    print(f"{'':<50} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s vs unbatched':>19}")
     for name, row in rows.items():
-        ratio = f"{row['p50_vs_reference']:.1f}x" if "p50_vs_reference" in row else "1.0x"
+        ratio = f"{row['vs_unbatched']:.1f}x" if "vs_unbatched" in row else ""
         print(
-            f"{name:<55} {row['requests_per_s']:>9.0f} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {ratio:>9}"
+            f"{name:<50} {row['requests_per_s']:>9.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {ratio:>19}"
         )
     print(json.dumps(rows))
 

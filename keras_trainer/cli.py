@@ -43,8 +43,11 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from keras_trainer.config import load_section
+    from keras_trainer.config.plausibility import plausibility_warnings
 
-    load_section(CONFIG_FILES.get(args.kind, "--kind"), args.config)
+    config = load_section(CONFIG_FILES.get(args.kind, "--kind"), args.config)
+    for warning in plausibility_warnings(config):
+        print(f"warning: {args.config}: {warning}", file=sys.stderr)
     print(f"{args.config}: valid")
     return 0
 

@@ -24,6 +24,12 @@ class DataError(KerasTrainerError, ValueError):
     """Input data has the wrong shape, dtype, length or content."""
 
 
+class LimitError(DataError):
+    """A request or input is larger than a configured limit (body bytes, rows,
+    queries, query length, generation length, beam width); the message names the
+    limit, its option and the size sent."""
+
+
 class IRParseError(DataError):
     """LLVM IR text does not parse or does not verify.
 
@@ -67,6 +73,11 @@ class InferenceError(KerasTrainerError, RuntimeError):
 
 class TuningError(KerasTrainerError, RuntimeError):
     """A hyperparameter search is misconfigured or cannot run."""
+
+
+class ServingError(KerasTrainerError, OSError):
+    """The HTTP server cannot start (its port is in use or cannot be bound) or a
+    request ran past a server timeout."""
 
 
 class BackendNotSupportedError(KerasTrainerError, RuntimeError):

@@ -174,6 +174,7 @@ for _name, _target in {
     "jit": "keras_trainer.jit.config:JITConfig",
     "assistant": "keras_trainer.assistant.config:AssistantConfig",
     "tabular_model": "keras_trainer.tabular.config:TabularModelConfig",
+    "serving": "keras_trainer.serving.config:ServingConfig",
 }.items():
     CONFIG_FILES.register_lazy(_name, _target)
 

@@ -198,8 +198,35 @@ def register(subparsers) -> None:
     chat.set_defaults(handler=chat_command)
 
 
+_MAX_BEAM_WIDTH = 64
+
+
+def _read_line(number: int) -> str:
+    """One line of standard input as UTF-8 text, whatever the locale says.
+
+    Raises:
+        DataError: the line is not UTF-8, naming its number.
+    """
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream (tests, embedding): already decoded
+        return sys.stdin.readline()
+    raw = stream.readline()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"standard input line {number}: not UTF-8 text (byte {error.start} is "
+            f"{raw[error.start]:#04x})"
+        ) from None
+
+
 def chat_command(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer chat`."""
+    if not 1 <= args.beam_width <= _MAX_BEAM_WIDTH:
+        raise DataError(
+            f"--beam-width: expected 1 to {_MAX_BEAM_WIDTH}, got {args.beam_width} "
+            "(wider beams take longer and answer no better)"
+        )
     assistant = _load(args.model)
     settings = {}
     if args.method == "beam":
@@ -222,10 +249,11 @@ def chat_command(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
     if interactive:
         print("Ask a question (empty line or 'exit' to stop).")
+    number = 0
     while True:
         if interactive:
             print("> ", end="", flush=True)
-        line = sys.stdin.readline()
+        line = _read_line(number := number + 1)
         if not line or line.strip() in ("", "exit", "quit"):
             return 0
         print(answer(line.strip()), flush=True)

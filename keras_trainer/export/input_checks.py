@@ -13,6 +13,11 @@ import numpy as np
 
 from keras_trainer.errors import DataError, InferenceError
 
+# The training rule (`keras_trainer.core.inputs.data.MAX_FEATURE_MAGNITUDE`, repeated here so
+# that ONNX serving needs no Keras): features beyond it overflow float32 arithmetic,
+# so a model never saw them and its answer would mean nothing.
+MAX_FEATURE_MAGNITUDE = 1e18
+
 # Stand-in length for dynamic non-batch dimensions (e.g. sequence length) in warm-up.
 _WARM_UP_DYNAMIC_DIM = 8
 
@@ -57,6 +62,16 @@ def check_input(value: Any, spec: InputSpec) -> np.ndarray:
                 f"input {spec.name!r} has {int(bad.sum())} NaN or infinite value(s) "
                 f"({what} first in row {row})"
             )
+    if spec.dtype.kind == "f" and (
+        array.max() > MAX_FEATURE_MAGNITUDE or array.min() < -MAX_FEATURE_MAGNITUDE
+    ):
+        position = tuple(int(i) for i in np.argwhere(np.abs(array) > MAX_FEATURE_MAGNITUDE)[0])
+        raise DataError(
+            f"input {spec.name!r}: row {position[0]}, position {list(position[1:])}: "
+            f"{float(array[position]):.3g} is "
+            f"beyond +-{MAX_FEATURE_MAGNITUDE:.0e}, the range training accepts; rescale it "
+            "as the training data was"
+        )
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
     return array

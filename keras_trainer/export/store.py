@@ -143,11 +143,17 @@ class ModelStore:
         """alias -> {"version", "history", "updated"}."""
         try:
             with open(self._aliases, encoding="utf-8") as handle:
-                return json.load(handle)
+                aliases = json.load(handle)
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             raise ModelStoreError(f"{self._aliases}: unreadable aliases file: {error}") from error
+        if not isinstance(aliases, dict):
+            raise ModelStoreError(
+                f"{self._aliases}: expected an object alias -> version entry, got "
+                f"{type(aliases).__name__}"
+            )
+        return aliases
 
     def get(self, reference: int | str = DEFAULT_ALIAS) -> ModelVersion:
         """A version by number (`3`, `"3"`, `"v3"`) or alias (`"production"`).
@@ -162,8 +168,7 @@ class ModelStore:
         if not os.path.isfile(info_path):
             known = [v.version for v in self.versions()]
             raise ModelStoreError(f"{self.root}: no version {number} (versions: {known})")
-        with open(info_path, encoding="utf-8") as handle:
-            return ModelVersion(number, directory, json.load(handle))
+        return ModelVersion(number, directory, _read_version_info(info_path))
 
     def path(self, reference: int | str = DEFAULT_ALIAS, kind: str = "keras") -> str:
         """The model file of a version: kind "keras" (the saved model) or "onnx"."""
@@ -174,14 +179,14 @@ class ModelStore:
                     f"{self.root}: version {version.version} has no ONNX export; add it with "
                     "`keras-trainer models add MODEL --onnx` (or serve the .keras file)"
                 )
-            return version.onnx_path
-        return version.model_path
+            return _checked_file(version, version.info["onnx_file"])
+        return _checked_file(version, version.info["model_file"])
 
     def _number(self, reference: int | str) -> int:
         if isinstance(reference, int):
             return reference
         text = str(reference).strip()
-        if text.lstrip("v").isdigit():
+        if text.lstrip("v").isascii() and text.lstrip("v").isdigit():
             return int(text.lstrip("v"))
         aliases = self.aliases()
         if text not in aliases:
@@ -189,7 +194,14 @@ class ModelStore:
                 f"{self.root}: no alias {text!r} (aliases: {sorted(aliases)}); "
                 f"promote a version with `keras-trainer models promote VERSION --alias {text}`"
             )
-        return int(aliases[text]["version"])
+        entry = aliases[text]
+        number = entry.get("version") if isinstance(entry, dict) else None
+        if type(number) is not int or number < 1:
+            raise ModelStoreError(
+                f"{self._aliases}: alias {text!r} must be an object with a version number "
+                f"(an integer >= 1), got {_short(entry)}"
+            )
+        return number
 
     # ------------------------------------------------------------- writing
     @contextlib.contextmanager
@@ -304,10 +316,13 @@ class ModelStore:
         files = version.info.get("files") or {}
         if version.info.get("model_file") not in files:
             raise ModelStoreError(f"{version.directory}: incomplete version (no file list)")
-        for name, fingerprint in files.items():
-            path = os.path.join(version.directory, name)
-            if not os.path.isfile(path) or file_fingerprint(path) != fingerprint:
-                raise ModelStoreError(f"{path}: missing or damaged (checksum mismatch)")
+        for name in files:
+            if not _inside(version.directory, name):
+                raise ModelStoreError(
+                    f"{version.directory}: version.json lists a file outside the version's "
+                    f"folder: {_short(name)}"
+                )
+            _checked_file(version, name)
         return version
 
     def promote(self, reference: int | str, alias: str = DEFAULT_ALIAS) -> ModelVersion:
@@ -380,6 +395,67 @@ def resolve_model_path(reference: str | os.PathLike, kind: str = "keras") -> str
             "('STORE_DIR@production' or 'STORE_DIR@VERSION')"
         )
     return store.path(ref or DEFAULT_ALIAS, kind=kind)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _read_version_info(path: str) -> dict:
+    """A version's `version.json`, checked: an object whose file names stay in its folder.
+
+    Raises:
+        ModelStoreError: naming the file and what is wrong with it.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            info = json.load(handle)
+    except (OSError, ValueError, RecursionError) as error:
+        raise ModelStoreError(f"{path}: unreadable version file: {error}") from None
+    if not isinstance(info, dict):
+        raise ModelStoreError(f"{path}: expected a JSON object, got {type(info).__name__}")
+    for key in ("model_file", "onnx_file"):
+        name = info.get(key)
+        if name is None and key == "onnx_file":
+            continue
+        if not isinstance(name, str) or not _inside(os.path.dirname(path), name):
+            raise ModelStoreError(
+                f"{path}: {key} must name a file inside the version's folder, got {_short(name)}"
+            )
+    if not isinstance(info.get("files", {}), dict):
+        raise ModelStoreError(f"{path}: files must be an object file name -> checksum")
+    return info
+
+
+def _inside(directory: str, name: str) -> bool:
+    """Whether `name` is a plain file name that resolves inside `directory` (links too)."""
+    if not name or os.path.isabs(name) or os.path.basename(name) != name or name in (".", ".."):
+        return False
+    real = os.path.realpath(directory)
+    return os.path.dirname(os.path.realpath(os.path.join(real, name))) == real
+
+
+def _checked_file(version: ModelVersion, name: str) -> str:
+    """The path of a version's file, after checking its recorded SHA-256.
+
+    Raises:
+        ModelStoreError: the file is missing, unrecorded or changed since `add`.
+    """
+    path = os.path.join(version.directory, name)
+    recorded = (version.info.get("files") or {}).get(name)
+    if recorded is None:
+        raise ModelStoreError(
+            f"{path}: no checksum recorded in version.json; the version is incomplete"
+        )
+    if not os.path.isfile(path):
+        raise ModelStoreError(f"{path}: missing from version {version.version}")
+    if file_fingerprint(path) != recorded:
+        raise ModelStoreError(
+            f"{path}: changed since it was stored (checksum mismatch: its SHA-256 differs "
+            "from version.json); refusing it; add the new file as a new version"
+        )
+    return path
 
 
 def _check_alias(alias: str) -> None:

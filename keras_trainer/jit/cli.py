@@ -101,6 +101,11 @@ def register(subparsers) -> None:
         help="time each sample over enough calls to last this long",
     )
     collect.add_argument("--workers", type=int, default=1)
+    collect.add_argument(
+        "--trusted",
+        action="store_true",
+        help="measure .ll/.c files without the untrusted-IR rules (only for code you wrote)",
+    )
     collect.set_defaults(handler=run_collect)
 
     jit = subparsers.add_parser(
@@ -176,6 +181,10 @@ def train(args: argparse.Namespace) -> int:
     data_path = _dataset_path(args.data or config.data.path)
     data = read_dataset(data_path)
     samples = data["samples"]
+    if not samples:
+        raise DataError(
+            f"{data_path}: the dataset has no samples; collect some first (keras-trainer collect)"
+        )
     run = start_run(args, args.config)
     training = config.training
     training.logging.directory = run.path
@@ -438,6 +447,13 @@ def run_collect(args) -> int:
                 # Says how to install clang when it is missing (ClangNotFoundError).
                 name = os.path.splitext(os.path.basename(path))[0]
                 text = compile_c(text, name=name)
+            if not getattr(args, "trusted", False):  # collecting runs the code: untrusted rules
+                from keras_trainer.jit.runtime.sandbox import check_untrusted_ir
+
+                try:
+                    check_untrusted_ir(text, args.entry)
+                except DataError as error:
+                    raise type(error)(f"{path}: {error} (or pass --trusted)") from None
             modules.append(
                 {
                     "name": os.path.basename(path),

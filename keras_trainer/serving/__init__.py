@@ -2,7 +2,9 @@
 
 `ServedModel(path)` loads a `.keras`, `.h5` or `.onnx` network or an assistant
 and answers JSON requests; `create_app(model)` is its FastAPI application;
-`serve(path, host, port)` runs it. `keras-trainer serve MODEL` is the command.
+`serve(path, host, port, config=ServingConfig(...))` runs it under limits
+that are on by default; `DynamicBatcher` gathers concurrent requests into one
+model call. `keras-trainer serve MODEL` is the command.
 Names are imported on first use (`keras-trainer --help` stays free of Keras).
 
 Example:
@@ -14,7 +16,9 @@ Example:
 from keras_trainer.registry import lazy_exports
 
 _EXPORTS = {
+    "DynamicBatcher": "keras_trainer.serving.batching",
     "ServedModel": "keras_trainer.serving.model",
+    "ServingConfig": "keras_trainer.serving.config",
     "create_app": "keras_trainer.serving.app",
     "serve": "keras_trainer.serving.app",
 }

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any
@@ -33,7 +34,10 @@ from typing import Any
 import numpy as np
 
 from keras_trainer.core.evaluating import predictions
-from keras_trainer.errors import DataError, InferenceError
+from keras_trainer.errors import DataError, InferenceError, LimitError
+from keras_trainer.export.input_checks import check_input
+from keras_trainer.serving.config import ServingConfig
+from keras_trainer.serving.inputs import request_arrays, short, short_list
 from keras_trainer.version import __version__
 
 NETWORK = "network"
@@ -42,16 +46,36 @@ _ASSISTANT_KEYS = {"query", "queries", "method", "max_length", "beam_width"}
 _NETWORK_KEYS = {"inputs", "ids"}
 
 
-def _resolve_store_reference(path: str) -> str:
-    """A model store reference (`STORE@production`, `STORE@3`, a store folder) as its file."""
-    if os.path.isfile(path) or (os.path.isdir(path) and _is_assistant_folder(path)):
-        return path
-    from keras_trainer.export.store import ModelStore, resolve_model_path
+@dataclasses.dataclass
+class PreparedRequest:
+    """A checked network request: one array per model input, and how to answer it."""
 
-    root = path.rpartition("@")[0] if "@" in path else path
+    arrays: list[np.ndarray]
+    single: bool
+    ids: list | None
+    rows: int
+
+
+@dataclasses.dataclass
+class QueryRequest:
+    """A checked assistant request: its queries and generation settings."""
+
+    queries: list[str]
+    settings: dict[str, Any]
+    single: bool
+
+
+def _resolve_store_reference(path: str) -> tuple[str, int | None]:
+    """A model store reference (`STORE@production`, `STORE@3`, a store folder) as its
+    file (checksum verified) and version number; any other path as is, with None."""
+    if os.path.isfile(path) or (os.path.isdir(path) and _is_assistant_folder(path)):
+        return path, None
+    from keras_trainer.export.store import DEFAULT_ALIAS, ModelStore, resolve_model_path
+
+    root, _, reference = path.rpartition("@") if "@" in path else (path, "", DEFAULT_ALIAS)
     if root and ModelStore(root).exists():
-        return resolve_model_path(path)
-    return path
+        return resolve_model_path(path), ModelStore(root).get(reference or DEFAULT_ALIAS).version
+    return path, None
 
 
 def _is_assistant_folder(path: str) -> bool:
@@ -68,13 +92,19 @@ class ServedModel:
     Args:
         path: A `.keras`, `.h5` or `.onnx` file, or an assistant ONNX folder.
         device: `"cpu"`, `"cuda"` or `"auto"`, as `CompiledInferenceLayer` takes it.
+        limits: The request limits (rows, queries, lengths); `ServingConfig()`'s
+            defaults when left out.
 
     Raises:
         InferenceError: the path is missing or not a model this class can serve.
     """
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu"):
-        self.path = _resolve_store_reference(os.fspath(path))
+    def __init__(
+        self, path: str | os.PathLike, device: str = "cpu", limits: ServingConfig | None = None
+    ):
+        started = time.perf_counter()
+        self.limits = limits or ServingConfig()
+        self.path, self.store_version = _resolve_store_reference(os.fspath(path))
         self.kind = NETWORK
         self.assistant = None
         self.layer = None
@@ -112,6 +142,7 @@ class ServedModel:
             )
         if self.kind == NETWORK:
             self._describe_head()
+        self.load_seconds = time.perf_counter() - started
 
     def _load_network(self, device: str) -> None:
         from keras_trainer.export.inference import CompiledInferenceLayer
@@ -145,6 +176,7 @@ class ServedModel:
             "engine": self.engine,
             "task": self.metadata.get("task"),
             "library_version": __version__,
+            "store_version": self.store_version,
             "trained_with": {
                 k: self.metadata.get(k) for k in ("library_version", "keras_version", "backend")
             },
@@ -189,153 +221,160 @@ class ServedModel:
 
         Raises:
             DataError: the request is malformed or its inputs do not fit the model.
+            LimitError: the request is over one of `limits` (rows, queries, lengths).
             InferenceError: the model fails to run.
         """
         start = time.perf_counter()
-        if not isinstance(request, dict):
-            raise DataError(f"request: expected a JSON object, got {type(request).__name__}")
-        answer = self._answer(request) if self.kind == ASSISTANT else self._predict_rows(request)
+        if self.kind == ASSISTANT:
+            answer = self.generate(self.check_queries(request))
+        else:
+            prepared = self.prepare(request)
+            answer = self.describe(prepared, self.run(prepared.arrays))
         answer["latency_ms"] = round((time.perf_counter() - start) * 1e3, 3)
         return answer
 
-    def predict_records(self, inputs: Any, ids: list | None = None) -> list[dict[str, Any]]:
-        """Labelled records for a batch of inputs (rows, feature dicts, or input-name dicts)."""
-        arrays, _single = self._arrays(inputs)
-        outputs = self.layer.predict(arrays).prediction
-        if isinstance(outputs, dict):  # several outputs: describe the first, as the head is
-            outputs = next(iter(outputs.values()))
-        return predictions.describe(outputs, self.head, self.class_names, ids)
-
-    def _predict_rows(self, request: dict) -> dict[str, Any]:
+    def prepare(self, request: Any) -> PreparedRequest:
+        """A network request checked and converted, ready for `run` (alone or batched)."""
+        if not isinstance(request, dict):
+            raise DataError(f"request: expected a JSON object, got {type(request).__name__}")
         unknown = sorted(set(request) - _NETWORK_KEYS)
         if unknown:
             raise DataError(
-                f"request: unknown key(s) {unknown}; a network takes 'inputs' and optional 'ids'"
+                f"request: unknown key(s) {short_list(unknown)}; "
+                "a network takes 'inputs' and optional 'ids'"
             )
         if "inputs" not in request:
             raise DataError(
                 "request: missing 'inputs' (one row, a list of rows, or {feature name: value})"
             )
-        arrays, single = self._arrays(request["inputs"])
-        rows = len(next(iter(arrays.values())) if isinstance(arrays, dict) else arrays)
+        arrays, single = request_arrays(
+            request["inputs"], self.layer._inputs, self.feature_names, self.limits.max_rows
+        )
+        # The library's shape, dtype and range checks, as every inference call runs them.
+        arrays = [check_input(array, spec) for array, spec in zip(arrays, self.layer._inputs)]
+        rows = len(arrays[0])
         ids = request.get("ids")
         if ids is not None:
             if single:
                 ids = [ids]
             if not isinstance(ids, list) or len(ids) != rows:
                 raise DataError(f"request.ids: expected a list of {rows} ids, one per row")
-        outputs = self.layer.predict(arrays).prediction
-        if isinstance(outputs, dict):
+        return PreparedRequest(arrays, single, ids, rows)
+
+    def run(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """The model's (first) output for checked input arrays: one model call."""
+        outputs = self.layer.predict(arrays if len(arrays) > 1 else arrays[0]).prediction
+        if isinstance(outputs, dict):  # several outputs: describe the first, as the head is
             outputs = next(iter(outputs.values()))
-        records = predictions.describe(outputs, self.head, self.class_names, ids)
-        return {"prediction": records[0]} if single else {"predictions": records}
+        return outputs
 
-    def _arrays(self, inputs: Any):
-        """The request's inputs as arrays, and whether it was one row."""
-        specs = self.layer._inputs
-        if len(specs) > 1:
-            if not isinstance(inputs, dict):
-                raise DataError(
-                    f"request.inputs: the model has {len(specs)} inputs {[s.name for s in specs]}; "
-                    "send a dict input name -> array"
-                )
-            arrays = {name: np.asarray(value) for name, value in inputs.items()}
-            first = arrays.get(specs[0].name)
-            single = first is not None and first.ndim == len(specs[0].shape) - 1
-            if single:
-                arrays = {name: value[None] for name, value in arrays.items()}
-            return arrays, single
-        spec = specs[0]
-        if isinstance(inputs, dict) or (
-            isinstance(inputs, list) and inputs and isinstance(inputs[0], dict)
-        ):
-            single = isinstance(inputs, dict)
-            return self._rows_from_named(inputs if not single else [inputs]), single
-        try:
-            array = np.asarray(inputs, dtype=spec.dtype)
-        except (TypeError, ValueError) as error:
-            raise DataError(
-                f"request.inputs: not a numeric array of the model's shape "
-                f"{['batch' if i == 0 else d for i, d in enumerate(spec.shape)]} ({error})"
-            ) from None
-        single = array.ndim == len(spec.shape) - 1
-        if single:
-            array = array[None]
-        return array, single
+    def warm_up(self, max_batch_size: int) -> None:
+        """Runs a network once at every batch size dynamic batching uses (powers of two up
+        to `max_batch_size`), so a compiled model (jax, XLA) traces them before the first
+        request instead of during one."""
+        if self.kind != NETWORK:
+            return
+        size = 1
+        while True:
+            self.run([_zeros(spec, size) for spec in self.layer._inputs])
+            if size >= max_batch_size:
+                break
+            size = min(size * 2, max_batch_size)
+        self.layer.reset_stats()
 
-    def _rows_from_named(self, rows: list) -> np.ndarray:
-        names = self.feature_names
-        if not names:
-            raise DataError(
-                "request.inputs: this model has no feature names; send rows as lists of numbers"
-            )
-        table = np.empty((len(rows), len(names)), dtype=self.layer._inputs[0].dtype)
-        for index, row in enumerate(rows):
-            if not isinstance(row, dict):
-                raise DataError(
-                    f"request.inputs[{index}]: expected an object feature name -> value"
-                )
-            missing = [name for name in names if name not in row]
-            extra = sorted(set(row) - set(names))
-            if missing or extra:
-                raise DataError(
-                    f"request.inputs[{index}]: missing feature(s) {missing}, unknown feature(s) {extra}"
-                )
-            try:
-                table[index] = [float(row[name]) for name in names]
-            except (TypeError, ValueError):
-                bad = next(n for n in names if not isinstance(row[n], (int, float)))
-                raise DataError(
-                    f"request.inputs[{index}].{bad}: expected a number, got {row[bad]!r}"
-                ) from None
-        return table
+    def describe(self, prepared: PreparedRequest, outputs: np.ndarray) -> dict[str, Any]:
+        """The answer to `prepared` from its rows of the model's output."""
+        records = predictions.describe(outputs, self.head, self.class_names, prepared.ids)
+        return {"prediction": records[0]} if prepared.single else {"predictions": records}
 
-    def _answer(self, request: dict) -> dict[str, Any]:
+    def predict_records(self, inputs: Any, ids: list | None = None) -> list[dict[str, Any]]:
+        """Labelled records for a batch of inputs (rows, feature dicts, or input-name dicts)."""
+        prepared = self.prepare(
+            {"inputs": inputs} if ids is None else {"inputs": inputs, "ids": ids}
+        )
+        return predictions.describe(
+            self.run(prepared.arrays), self.head, self.class_names, prepared.ids
+        )
+
+    def check_queries(self, request: Any) -> QueryRequest:
+        """An assistant request checked against the model and `limits`, ready for `generate`."""
+        if not isinstance(request, dict):
+            raise DataError(f"request: expected a JSON object, got {type(request).__name__}")
         unknown = sorted(set(request) - _ASSISTANT_KEYS)
         if unknown:
             raise DataError(
-                f"request: unknown key(s) {unknown}; an assistant takes 'query' or 'queries'"
+                f"request: unknown key(s) {short_list(unknown)}; "
+                "an assistant takes 'query' or 'queries'"
             )
         if ("query" in request) == ("queries" in request):
             raise DataError(
                 "request: send exactly one of 'query' (text) or 'queries' (list of texts)"
             )
-        settings = {"max_length": request.get("max_length", self.assistant.tokenizer.max_length)}
-        if (
-            not isinstance(settings["max_length"], int)
-            or isinstance(settings["max_length"], bool)
-            or not 1 <= settings["max_length"] <= 1024
-        ):
-            raise DataError(
-                f"request.max_length: expected an integer from 1 to 1024, got {settings['max_length']!r}"
+        limits = self.limits
+        settings = {
+            "max_length": _bounded_int(
+                request, "max_length", self.assistant.tokenizer.max_length, limits.max_length
             )
+        }
         method = request.get("method", "greedy")
         if method not in ("greedy", "beam"):
-            raise DataError(f"request.method: expected 'greedy' or 'beam', got {method!r}")
+            raise DataError(f"request.method: expected 'greedy' or 'beam', got {short(method)}")
         if self.engine == "keras":
             settings["method"] = method
             if method == "beam":
-                width = request.get("beam_width", 4)
-                if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 64:
-                    raise DataError(
-                        f"request.beam_width: expected an integer from 1 to 64, got {width!r}"
-                    )
-                settings["beam_width"] = width
+                settings["beam_width"] = _bounded_int(
+                    request, "beam_width", min(4, limits.max_beam_width), limits.max_beam_width
+                )
         elif method != "greedy":
             raise DataError(
                 "request.method: an ONNX assistant answers greedily; serve the .keras file for beam search"
             )
-        if "query" in request:
-            from keras_trainer.assistant.generation import check_query
-
-            check_query(request["query"])
-            return {"response": self.assistant.generate_batch([request["query"]], **settings)[0]}
-        queries = request["queries"]
+        single = "query" in request
+        queries = [request["query"]] if single else request["queries"]
         if not isinstance(queries, list) or not queries:
             raise DataError("request.queries: expected a non-empty list of texts")
-        return {"responses": self.assistant.generate_batch(queries, **settings)}
+        if len(queries) > limits.max_queries:
+            raise LimitError(
+                f"request.queries: {len(queries)} queries; this server takes at most "
+                f"{limits.max_queries} per request (serving option max_queries, --max-queries)"
+            )
+        from keras_trainer.assistant.generation import check_query
+
+        for index, query in enumerate(queries):
+            check_query(query, None if single else index)
+            if len(query) > limits.max_query_chars:
+                raise LimitError(
+                    f"request.{'query' if single else f'queries[{index}]'}: {len(query)} "
+                    f"characters; this server takes at most {limits.max_query_chars} "
+                    "(serving option max_query_chars, --max-query-chars)"
+                )
+        return QueryRequest(queries, settings, single)
+
+    def generate(self, checked: QueryRequest) -> dict[str, Any]:
+        """The assistant's answer to a checked request."""
+        responses = self.assistant.generate_batch(checked.queries, **checked.settings)
+        return {"response": responses[0]} if checked.single else {"responses": responses}
+
+    def count_tokens(self, answer: dict[str, Any]) -> int:
+        """Tokens an assistant's answer holds (for the tokens-generated metric)."""
+        texts = [answer["response"]] if "response" in answer else answer.get("responses", [])
+        return sum(len(self.assistant.tokenizer.tokenize(text)) for text in texts)
 
 
-def _zeros(spec) -> np.ndarray:
-    shape = [1] + [8 if d is None else d for d in spec.shape[1:]]
+def _bounded_int(request: dict, key: str, default: int, largest: int) -> int:
+    value = request.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise DataError(
+            f"request.{key}: expected an integer from 1 to {largest}, got {short(value)}"
+        )
+    if value > largest:
+        raise LimitError(
+            f"request.{key}: {value}; this server takes at most {largest} "
+            f"(serving option {key}, --{key.replace('_', '-')})"
+        )
+    return value
+
+
+def _zeros(spec, rows: int = 1) -> np.ndarray:
+    shape = [rows] + [8 if d is None else d for d in spec.shape[1:]]
     return np.zeros(shape, dtype=spec.dtype)

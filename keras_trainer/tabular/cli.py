@@ -440,6 +440,10 @@ def predict(args: argparse.Namespace) -> int:
 
     if not args.data:
         raise DataError("predict: pass --data ROWS (.csv, .json, .npy or .npz)")
+    if args.output:  # a folder or another suffix is named now, not after predicting
+        from keras_trainer.core.saving.atomic import check_writable_path
+
+        check_writable_path(args.output, "--output", (".csv", ".json"))
     model, metadata = _load(args.model)
     feature_names = list(metadata.get("feature_names") or [])
     x, ids = read_rows(args.data, feature_names, getattr(args, "id_column", None))

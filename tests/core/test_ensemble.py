@@ -81,3 +81,17 @@ def test_average_layer_weights_are_validated_and_serialized():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(result), 0.75)
     with pytest.raises(ModelError, match="non-negative"):
         EnsembleAverage([-1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ([float("nan"), 1], "member_weights must be finite"),
+        ([float("inf"), 1], "member_weights must be finite"),
+        (["1", 1], "member_weights must be numbers, got '1'"),
+        ([True, 1], "member_weights must be numbers, got True"),
+    ],
+)
+def test_member_weights_that_are_not_finite_numbers_are_model_errors(weights, message):
+    with pytest.raises(ModelError, match=message):
+        EnsembleAverage(member_weights=weights)

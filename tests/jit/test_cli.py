@@ -67,3 +67,23 @@ def test_jit_reports_bad_ir_with_its_line(tmp_path, capsys):
     args = parse(["jit", model, str(source), "1"])
     assert args.handler(args) == 2
     assert "line 2" in capsys.readouterr().err
+
+
+def test_training_on_a_dataset_without_samples_is_a_named_error(tmp_path, capsys):
+    import gzip
+    import json as json_module
+
+    from keras_trainer.cli import main
+    from keras_trainer.jit import SAMPLE_DATASET_PATH
+    from tests.conftest import ROOT
+
+    opener = gzip.open if SAMPLE_DATASET_PATH.endswith(".gz") else open
+    with opener(SAMPLE_DATASET_PATH, "rt", encoding="utf-8") as handle:
+        data = json_module.load(handle)
+    empty = tmp_path / "empty.json"
+    empty.write_text(json_module.dumps({**data, "samples": []}))
+    config = f"{ROOT}/config/model_config.json"
+    arguments = ["train", config, "--data", str(empty), "--runs-dir", str(tmp_path / "runs")]
+    assert main([*arguments, "--output", str(tmp_path / "m.keras")]) == 2
+    assert "empty.json: the dataset has no samples" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

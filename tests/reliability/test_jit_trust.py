@@ -31,7 +31,7 @@ def test_untrusted_ir_that_calls_system_is_refused_before_it_runs(o2_model, tmp_
 
 
 def test_untrusted_ir_with_inline_assembly_is_refused(o2_model):
-    with pytest.raises(DataError, match="line 3: contains inline assembly"):
+    with pytest.raises(DataError, match="@entry contains inline assembly"):
         AdaptiveJIT(o2_model).compile(INLINE_ASM, "entry", args=[1])
 
 

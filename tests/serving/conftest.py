@@ -109,14 +109,16 @@ def saved_models(tmp_path_factory):
 class RunningServer:
     """A uvicorn server for one `ServedModel`, in a thread, on 127.0.0.1:<free port>."""
 
-    def __init__(self, model):
+    def __init__(self, model, config=None):
         import uvicorn
 
-        from keras_trainer.serving.app import bind, create_app
+        from keras_trainer.serving.app import bind, create_app, server_config
 
+        config = config or model.limits
         self.sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(model), log_level="warning"))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(server_config(create_app(model, config), config))
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
         )
@@ -150,8 +152,8 @@ def request(url, path, body=None, raw=None):
 def start_server():
     servers = []
 
-    def start(model):
-        server = RunningServer(model)
+    def start(model, config=None):
+        server = RunningServer(model, config)
         servers.append(server)
         return server.url
 

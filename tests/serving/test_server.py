@@ -73,7 +73,7 @@ def test_predict_takes_rows_by_feature_name(saved_models, jit_server):
             422,
             "has shape (1, 11); the model expects (batch, 12)",
         ),
-        ({"inputs": [["x"] * 12]}, 422, "request.inputs: not a numeric array"),
+        ({"inputs": [["x"] * 12]}, 422, "request.inputs[0][0]: expected a number, got 'x'"),
         ({"rows": [[1.0] * 12]}, 422, "unknown key(s) ['rows']"),
         ({}, 422, "missing 'inputs'"),
         ([1, 2], 422, "expected a JSON object, got list"),
@@ -97,7 +97,7 @@ def test_non_finite_values_are_refused(jit_server):
         "/predict",
         raw=b'{"inputs": [[NaN, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]}',
     )
-    assert got == 422 and "NaN or infinite" in answer["detail"]
+    assert got == 400 and "NaN is not a number JSON allows" in answer["detail"]
 
 
 def test_concurrent_requests_each_get_their_own_answer(saved_models, jit_server):

@@ -286,3 +286,19 @@ def test_data_shards_in_the_config_route_an_mlp_to_the_tabular_trainer(tmp_path,
     path.write_text(json.dumps(config))
     assert main(["train", str(path), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     assert "model.type=mlp" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("output, message", [("out.csv", "is a folder"), ("p.txt", "must end in")])
+def test_predict_names_a_bad_output_before_predicting(tmp_path, capsys, output, message):
+    import keras
+
+    from keras_trainer.core.saving.persistence import save_model
+
+    inputs = keras.Input((2,), name="features")
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    save_model(model, tmp_path / "m.keras", {"task": "tabular", "feature_names": ["a", "b"]})
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "out.csv").mkdir()
+    arguments = ["predict", str(tmp_path / "m.keras"), "--data", str(tmp_path / "rows.csv")]
+    assert main([*arguments, "--output", str(tmp_path / output)]) == 2
+    assert f"--output: {str(tmp_path / output)!r} {message}" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import keras
 
 from keras_trainer.config import ModelConfig
+from keras_trainer.config.plausibility import check_model_memory
 from keras_trainer.config.schema import INITIALIZER_ALIASES
 from keras_trainer.errors import ConfigError
 from keras_trainer.registry import MODEL_TYPES
@@ -48,10 +49,12 @@ def build_model(
 
     Raises:
         ConfigError: `model.type` is not registered (the message lists those that are),
-            or `model.output_dim` is not set.
+            `model.output_dim` is not set, or the model's estimated memory exceeds the
+            machine's (`config.plausibility.check_model_memory`).
     """
     builder = MODEL_TYPES.get(config.type, "model.type")
     output_units(config)
+    check_model_memory(config, tuple(input_shape))  # a named refusal, not minutes of allocation
     return builder(config, tuple(input_shape), dtype_policy)
 
 

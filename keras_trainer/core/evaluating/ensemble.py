@@ -14,6 +14,8 @@ drives `AdaptiveJIT` as one model does.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Sequence
 
@@ -42,7 +44,13 @@ class EnsembleAverage(keras.layers.Layer):
     def __init__(self, member_weights: Sequence[float] | None = None, **kwargs):
         super().__init__(**kwargs)
         if member_weights is not None:
-            member_weights = [float(w) for w in member_weights]
+            given = list(member_weights)
+            bad = [w for w in given if isinstance(w, bool) or not isinstance(w, numbers.Real)]
+            if bad:
+                raise ModelError(f"member_weights must be numbers, got {bad[0]!r:.40}")
+            member_weights = [float(w) for w in given]
+            if not all(math.isfinite(w) for w in member_weights):
+                raise ModelError(f"member_weights must be finite, got {member_weights}")
             if not member_weights or min(member_weights) < 0 or sum(member_weights) <= 0:
                 raise ModelError(
                     f"member_weights must be non-negative with a positive sum, got {member_weights}"

@@ -37,7 +37,12 @@ import numpy as np
 from keras_trainer.errors import CheckpointError, DataError, ModelError
 from keras_trainer.jit.llvm_ir.features import FeatureExtractor
 from keras_trainer.jit.runtime.engine import CompiledFunction, compile_ir
-from keras_trainer.jit.runtime.sandbox import IsolatedFunction, IsolatedJIT, check_untrusted_ir
+from keras_trainer.jit.runtime.sandbox import (
+    IsolatedFunction,
+    IsolatedJIT,
+    check_compilable_ir,
+    check_untrusted_ir,
+)
 from keras_trainer.jit.runtime.worker import time_call
 from keras_trainer.jit.strategies import STRATEGY_NAMES, get_strategy
 
@@ -151,6 +156,7 @@ class AdaptiveJIT:
         static = self.extractor.extract_static(ir_text, entry=entry)
         if not self.trusted:
             return self._isolated_features(ir_text, entry, module_args, static)
+        check_compilable_ir(ir_text, entry)  # refused by name, not an abort of this process
         baseline = compile_ir(ir_text, entry, "O0", measure_code_size=True)
         if len(module_args) != len(baseline.argtypes):
             raise DataError(

@@ -11,9 +11,12 @@ killed with its whole process group and the caller gets a `WorkerError`.
 
 Before anything is compiled, `check_untrusted_ir` refuses IR that can reach
 outside the module by name: calls or references to external functions other
-than LLVM intrinsics and the C math library, external global variables, and
-inline assembly. The worker isolation and time limit still apply to what is
-left (e.g. a call through a forged pointer).
+than LLVM intrinsics and the C math library, external global variables,
+inline assembly and calls to a computed address, read from the parsed module
+(llvmlite), not the text. Trusted IR, compiled in the caller's process, gets
+`check_compilable_ir` first (LLVM aborts the process on bad inline assembly).
+The worker isolation and time limit still apply to what is left (e.g. a call
+through a pointer loaded from memory).
 
 The protocol is one JSON object per line: requests on the worker's stdin,
 replies on a duplicate of its original stdout (the IR's own writes to stdout
@@ -89,10 +92,7 @@ ALLOWED_EXTERNAL_FUNCTIONS = frozenset(
 )
 # Address space of the worker: generous for LLVM, but a runaway allocation fails there.
 WORKER_MEMORY_BYTES = 4 * 1024**3
-_INLINE_ASM = re.compile(
-    r"^\s*module\s+asm\b|\basm\s+(sideeffect\b|alignstack\b|inteldialect\b|unwind\b|\")",
-    re.MULTILINE,
-)
+_CALLS = ("call", "invoke", "callbr")
 
 
 def _line_of(ir_text: str, pattern: str) -> Optional[int]:
@@ -100,17 +100,73 @@ def _line_of(ir_text: str, pattern: str) -> Optional[int]:
     return ir_text.count("\n", 0, match.start()) + 1 if match else None
 
 
+def _short_instruction(instruction) -> str:
+    text = " ".join(str(instruction).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_compilable_ir(ir_text: str, entry: Optional[str] = None, what: str = "IR"):
+    """The structural check every IR gets before this process compiles it.
+
+    Reads the parsed module (llvmlite), not the text, so comments, line breaks
+    and spacing cannot hide anything: inline assembly (module-level or in a call)
+    and calls to a computed address are refused, since LLVM aborts the whole
+    process on assembly it cannot assemble, and a computed address jumps
+    anywhere. Run before compiling trusted IR in the caller's process, and as
+    part of `check_untrusted_ir`.
+
+    Returns:
+        The parsed module.
+
+    Raises:
+        IRParseError: the IR does not parse or verify, or has no `entry`.
+        DataError: inline assembly or a call to a computed address, naming the
+            function and the instruction.
+    """
+    import llvmlite.binding as llvm
+
+    from keras_trainer.jit.ir import parse_ir
+
+    module = parse_ir(ir_text, entry=entry)
+    # LLVM's own printing of the parsed module: canonical, without comments.
+    if any(line.startswith("module asm") for line in str(module).splitlines()):
+        raise DataError(f"{what}: contains module-level inline assembly, which is not allowed")
+    for function in module.functions:
+        for block in function.blocks:
+            for instruction in block.instructions:
+                if instruction.opcode not in _CALLS:
+                    continue
+                callee = list(instruction.operands)[-1]
+                kind = callee.value_kind
+                if kind == llvm.ValueKind.inline_asm:
+                    problem = "inline assembly"
+                elif kind == llvm.ValueKind.constant_expr or (
+                    # An operand prints as its defining instruction (LLVM's own printing).
+                    kind == llvm.ValueKind.instruction and " = inttoptr " in str(callee)
+                ):
+                    problem = "a call to a computed address"
+                else:
+                    continue
+                raise DataError(
+                    f"{what}: @{function.name} contains {problem}, which is not allowed "
+                    f"({_short_instruction(instruction)})"
+                )
+    return module
+
+
 def check_untrusted_ir(ir_text: str, entry: Optional[str] = None) -> None:
     """Refuses IR that names code outside the module (see the module docstring).
+
+    Reads the parsed module: `check_compilable_ir`'s rules, then every declared
+    function and global variable.
 
     Raises:
         IRParseError: bad IR (from `parse_ir`).
         DataError: an external function other than LLVM intrinsics and C math,
-            an external global variable, or inline assembly; naming it and its line.
+            an external global variable, inline assembly or a call to a computed
+            address; naming it (and its line where the text shows it).
     """
-    from keras_trainer.jit.llvm_ir.ir import parse_ir
-
-    module = parse_ir(ir_text, entry=entry)
+    module = check_compilable_ir(ir_text, entry, what="untrusted IR")
     for function in module.functions:
         name = function.name
         if (
@@ -131,12 +187,6 @@ def check_untrusted_ir(ir_text: str, entry: Optional[str] = None) -> None:
                 f"untrusted IR{f' line {line}' if line else ''}: refers to the external global "
                 f"@{variable.name}; untrusted IR may only use its own globals"
             )
-    match = _INLINE_ASM.search(ir_text)
-    if match:
-        line = ir_text.count("\n", 0, match.start()) + 1
-        raise DataError(
-            f"untrusted IR line {line}: contains inline assembly, which untrusted IR may not use"
-        )
 
 
 def worker_env() -> dict:
