@@ -14,6 +14,7 @@ import importlib
 from keras_trainer.errors import (
     BackendNotSupportedError,
     CheckpointError,
+    ColumnTypeError,
     ConfigError,
     DataError,
     ExportError,
@@ -129,6 +130,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + [
     "BackendNotSupportedError",
     "CheckpointError",
+    "ColumnTypeError",
     "ConfigError",
     "DataError",
     "ExportError",

@@ -24,6 +24,12 @@ class DataError(KerasTrainerError, ValueError):
     """Input data has the wrong shape, dtype, length or content."""
 
 
+class ColumnTypeError(DataError):
+    """A table column holds values of another type than the model was trained on
+    (text in a number column, a third value in a binary column); the message names
+    the column, the row and the value."""
+
+
 class IRParseError(DataError):
     """LLVM IR text does not parse or does not verify.
 

@@ -87,9 +87,14 @@ def train(args: argparse.Namespace) -> int:
     training.logging.tensorboard = (
         bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
     )
-    network = build_model(
-        model_config.replace(input_dim=splits.input_shape[-1]), splits.input_shape
-    )
+    if splits.typed is not None:
+        from keras_trainer.tabular.typed_training import build_typed_model
+
+        network = build_typed_model(model_config, splits.typed.preprocessor, splits.typed.width)
+    else:
+        network = build_model(
+            model_config.replace(input_dim=splits.input_shape[-1]), splits.input_shape
+        )
     loss = raw.get("training", {}).get("loss") or _default_loss(model_config.output_activation)
     print(
         f"data: {source} ({splits.describe()}, {splits.input_shape[-1]} features), "
@@ -106,11 +111,13 @@ def train(args: argparse.Namespace) -> int:
         validation_data=splits.validation,
     )
     print(history.summary())
-    model = serving_model(network, splits.scaler)
+    model = serving_model(network, splits.scaler) if splits.scaler is not None else network
     class_names = None
     if splits.classification:
         width = 2 if model_config.output_activation == "sigmoid" else model_config.output_dim
-        class_names = [str(i) for i in range(width)]
+        class_names = _builtin_class_names(source, width) or [str(i) for i in range(width)]
+    if splits.typed is not None:
+        class_names = splits.typed.class_names
     report, metric_values = None, {}
     if splits.has_test:
         report = splits.test_report(model, class_names)
@@ -129,6 +136,10 @@ def train(args: argparse.Namespace) -> int:
         "window": splits.window,
         "horizon": splits.horizon,
     }
+    if splits.typed is not None:
+        from keras_trainer.tabular.typed_training import typed_metadata
+
+        metadata.update(typed_metadata(splits.typed))
     path = save_tabular_model(network, run.file(run.MODEL), splits.scaler, metadata)
     if args.output:
         path = save_tabular_model(network, args.output, splits.scaler, metadata)
@@ -160,6 +171,7 @@ class _Splits:
     test: Any = None  # (x, y) arrays, or a stream of raw (x, y) batches
     window: int | None = None
     horizon: int | None = None
+    typed: Any = None  # a TypedTable: raw rows encoded by its preprocessor
 
     def describe(self) -> str:
         n_train, n_val, n_test = self.sizes
@@ -187,6 +199,10 @@ def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
     from keras_trainer.tabular.data import head_targets, load_data, split_rows
     from keras_trainer.tabular.normalization import FeatureScaler
 
+    from keras_trainer.tabular.typed_training import is_typed_table
+
+    if is_typed_table(source, config):
+        return _typed_splits(args, config, source)
     x, y, feature_names = load_data(source, args.target)
     model_config, training = config.model, config.training
     y, classification = head_targets(y, model_config, source)
@@ -231,6 +247,41 @@ def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
         test=(x[test_idx], y[test_idx]),
         window=window if sequence else None,
         horizon=horizon if sequence else None,
+    )
+
+
+def _builtin_class_names(source: str, width: int) -> list[str] | None:
+    """A bundled table's class names (breast_cancer: malignant, benign), when they fit the head."""
+    from keras_trainer.tabular.datasets import table_class_names
+
+    if not source.startswith("builtin:"):
+        return None
+    names = table_class_names(source[len("builtin:") :])
+    return names if names and len(names) == width else None
+
+
+def _typed_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
+    """A typed table: rows split at random, columns encoded as the training rows teach."""
+    from keras_trainer.tabular.typed_training import prepare_typed_table
+
+    if config.model.type in SEQUENCE_TYPES:
+        raise ConfigError(
+            f"model.type: {config.model.type!r} reads windows of numeric rows; a table with typed "
+            "columns (text, blanks, data.columns) trains a feed_forward model"
+        )
+    table = prepare_typed_table(source, args.target, config)
+    train, validation, test = (table.parts[k] for k in ("train", "validation", "test"))
+    return _Splits(
+        train=train[0],
+        train_targets=train[1],
+        validation=validation,
+        scaler=None,
+        input_shape=(table.width,),
+        feature_names=table.preprocessor.input_columns,
+        classification=table.classification,
+        sizes=(len(train[0]), len(validation[0]), len(test[0])),
+        test=test,
+        typed=table,
     )
 
 
