@@ -171,7 +171,7 @@ class ServedModel:
         info["class_names"] = self.class_names
         info["feature_names"] = self.feature_names
         info["request"] = {"inputs": "one row, a list of rows, or {feature name: value}"}
-        for key in ("normalization", "hyperparameters", "test_metrics", "data"):
+        for key in ("normalization", "preprocessing", "hyperparameters", "test_metrics", "data"):
             if key in self.metadata:
                 info[key] = self.metadata[key]
         return info
@@ -246,6 +246,11 @@ class ServedModel:
                 arrays = {name: value[None] for name, value in arrays.items()}
             return arrays, single
         spec = specs[0]
+        if self.metadata.get("preprocessing"):
+            # A typed table: raw rows with text and blanks, encoded as in training.
+            from keras_trainer.tabular.table_model import encode_request
+
+            return encode_request(self.metadata, inputs)
         if isinstance(inputs, dict) or (
             isinstance(inputs, list) and inputs and isinstance(inputs[0], dict)
         ):

@@ -362,6 +362,8 @@ def evaluate(args: argparse.Namespace) -> int:
     source = args.data or metadata.get("data")
     if not source:
         raise DataError(f"evaluate: pass --data (the model {args.model} does not name its data)")
+    if metadata.get("preprocessing"):
+        return _evaluate_typed(args, model, metadata, source)
     target = args.target or metadata.get("target")
     head = head_kind(metadata, int(np.prod(model.output_shape[1:])), model)
     classification = head in CLASSIFICATION_HEADS
@@ -384,6 +386,22 @@ def evaluate(args: argparse.Namespace) -> int:
         x, y = _windowed(x, y, metadata)
         report, count = evaluator.evaluate(x, y), len(y)
     print(f"metrics on {count} {'windows' if metadata.get('window') else 'rows'} of {source}:")
+    print(report.to_text())
+    if args.report:
+        report.save_json(args.report)
+        print(f"saved report: {args.report}")
+    return 0
+
+
+def _evaluate_typed(args: argparse.Namespace, model: Any, metadata: dict, source: str) -> int:
+    """`evaluate` of a typed-table model: raw rows, the target by class name or value."""
+    from keras_trainer.tabular.table_model import TableModel
+
+    table = TableModel(model, metadata)
+    if args.target and args.target != table.target:
+        raise DataError(f"evaluate: the model predicts {table.target!r}, not --target {args.target!r}")
+    report = table.evaluate(source)
+    print(f"metrics on {report.n_samples} rows of {source}:")
     print(report.to_text())
     if args.report:
         report.save_json(args.report)
@@ -492,6 +510,8 @@ def predict(args: argparse.Namespace) -> int:
     if not args.data:
         raise DataError("predict: pass --data ROWS (.csv, .json, .npy or .npz)")
     model, metadata = _load(args.model)
+    if metadata.get("preprocessing"):
+        return _predict_typed(args, model, metadata)
     feature_names = list(metadata.get("feature_names") or [])
     x, ids = read_rows(args.data, feature_names, getattr(args, "id_column", None))
     window = metadata.get("window")
@@ -509,6 +529,30 @@ def predict(args: argparse.Namespace) -> int:
     width = int(np.prod(outputs.shape[1:]))
     head = head_kind(metadata, width, model)
     records = describe(outputs, head, class_names_for(metadata, head, width), ids)
+    if args.output:
+        write_predictions(records, args.output)
+        print(f"wrote {len(records)} predictions to {args.output}")
+    else:
+        print(records_to_csv(records), end="")
+    return 0
+
+
+def _predict_typed(args: argparse.Namespace, model: Any, metadata: dict) -> int:
+    """`predict` of a typed-table model on raw rows (.csv, .parquet, .json); unseen
+    category values and filled cells are reported on stderr."""
+    import sys
+
+    from keras_trainer.core.predictions import records_to_csv, write_predictions
+    from keras_trainer.tabular.table_model import TableModel
+
+    table = TableModel(model, metadata)
+    frame = table.frame(args.data)
+    id_column = getattr(args, "id_column", None)
+    if id_column and id_column not in frame.columns:
+        raise DataError(f"{args.data}: no id column {id_column!r} (columns: {', '.join(frame.columns)})")
+    records = table.predict(frame, ids=list(frame[id_column]) if id_column else None)
+    if table.last_report.to_text():
+        print(table.last_report.to_text(), file=sys.stderr)
     if args.output:
         write_predictions(records, args.output)
         print(f"wrote {len(records)} predictions to {args.output}")
