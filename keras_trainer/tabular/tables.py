@@ -182,7 +182,8 @@ def describe_table(frame: Any, target: Optional[str] = None) -> str:
     lines = [f"{len(frame)} rows, {len(frame.columns)} columns"]
     for row in [header, *rows]:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
-    lines += ["", "paste into the config (and edit):", json.dumps({"data": {"columns": columns}}, indent=2)]
+    entries = ",\n".join(f"      {json.dumps(k)}: {json.dumps(v)}" for k, v in columns.items())
+    lines += ["", "paste into the config (and edit):", '{"data": {"columns": {', entries, "}}}"]
     return "\n".join(lines)
 
 
