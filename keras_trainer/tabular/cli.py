@@ -198,7 +198,6 @@ def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
     """A table read whole: rows (or windows of rows) split at random (or by time)."""
     from keras_trainer.tabular.data import head_targets, load_data, split_rows
     from keras_trainer.tabular.normalization import FeatureScaler
-
     from keras_trainer.tabular.typed_training import is_typed_table
 
     if is_typed_table(source, config):
@@ -399,7 +398,9 @@ def _evaluate_typed(args: argparse.Namespace, model: Any, metadata: dict, source
 
     table = TableModel(model, metadata)
     if args.target and args.target != table.target:
-        raise DataError(f"evaluate: the model predicts {table.target!r}, not --target {args.target!r}")
+        raise DataError(
+            f"evaluate: the model predicts {table.target!r}, not --target {args.target!r}"
+        )
     report = table.evaluate(source)
     print(f"metrics on {report.n_samples} rows of {source}:")
     print(report.to_text())
@@ -549,7 +550,9 @@ def _predict_typed(args: argparse.Namespace, model: Any, metadata: dict) -> int:
     frame = table.frame(args.data)
     id_column = getattr(args, "id_column", None)
     if id_column and id_column not in frame.columns:
-        raise DataError(f"{args.data}: no id column {id_column!r} (columns: {', '.join(frame.columns)})")
+        raise DataError(
+            f"{args.data}: no id column {id_column!r} (columns: {', '.join(frame.columns)})"
+        )
     records = table.predict(frame, ids=list(frame[id_column]) if id_column else None)
     if table.last_report.to_text():
         print(table.last_report.to_text(), file=sys.stderr)

@@ -29,7 +29,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import numpy as np
 
@@ -287,7 +288,9 @@ class TablePreprocessor:
             else:
                 columns.append({"name": name, "type": spec.type})
         if not any(c["type"] in FEATURE_TYPES for c in columns):
-            raise DataError("the table has no feature column (every column is id, ignore or the target)")
+            raise DataError(
+                "the table has no feature column (every column is id, ignore or the target)"
+            )
         return cls(columns, target)
 
     # ------------------------------------------------------------ description
@@ -345,7 +348,9 @@ class TablePreprocessor:
                 f"(it reads {self.input_columns})"
             )
         report = TransformReport(rows=len(frame))
-        blocks = [self._encode(column, list(frame[column["name"]]), report) for column in self._features()]
+        blocks = [
+            self._encode(column, list(frame[column["name"]]), report) for column in self._features()
+        ]
         return np.concatenate(blocks, axis=1).astype("float32"), report
 
     def _encode(self, column: dict, cells: list, report: TransformReport) -> np.ndarray:
@@ -405,7 +410,10 @@ class TablePreprocessor:
         ids = [name for name in self.id_columns if name in frame.columns]
         if not ids:
             return None
-        return [as_text(v) if not _is_number_value(v) else v.item() if hasattr(v, "item") else v for v in frame[ids[0]]]
+        return [
+            as_text(v) if not _is_number_value(v) else v.item() if hasattr(v, "item") else v
+            for v in frame[ids[0]]
+        ]
 
     # ---------------------------------------------------------------- state
     def get_config(self) -> dict:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import numpy as np
 
@@ -32,7 +33,9 @@ def _pandas():
     try:
         import pandas as pd
     except ImportError as error:
-        raise DataError(f"typed tables need pandas (pip install 'keras-trainer[tables]'): {error}") from None
+        raise DataError(
+            f"typed tables need pandas (pip install 'keras-trainer[tables]'): {error}"
+        ) from None
     return pd
 
 
@@ -68,7 +71,9 @@ def read_frame(source: str) -> Any:
     except DataError:
         raise
     except Exception as error:  # pandas and pyarrow raise their own types
-        raise DataError(f"{source}: not a readable table ({type(error).__name__}: {error})") from None
+        raise DataError(
+            f"{source}: not a readable table ({type(error).__name__}: {error})"
+        ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if not len(frame):
         raise DataError(f"{source}: has no data rows")
@@ -181,7 +186,9 @@ def describe_table(frame: Any, target: Optional[str] = None) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     lines = [f"{len(frame)} rows, {len(frame.columns)} columns"]
     for row in [header, *rows]:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        lines.append(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4]
+        )
     entries = ",\n".join(f"      {json.dumps(k)}: {json.dumps(v)}" for k, v in columns.items())
     lines += ["", "paste into the config (and edit):", '{"data": {"columns": {', entries, "}}}"]
     return "\n".join(lines)

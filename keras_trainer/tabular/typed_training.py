@@ -101,12 +101,11 @@ def prepare_typed_table(
     frame = drop_missing_targets(frame, target, source)
     y, class_names = encode_target(frame[target], target)
     model_config = config.model
-    if class_names is not None:
-        if model_config.output_activation not in CLASSIFICATION_ACTIVATIONS:
-            raise DataError(
-                f"{source}: target {target!r} holds class names ({', '.join(class_names[:4])}); set "
-                "model.output_activation to 'softmax' (or 'sigmoid' for two classes)"
-            )
+    if class_names is not None and model_config.output_activation not in CLASSIFICATION_ACTIVATIONS:
+        raise DataError(
+            f"{source}: target {target!r} holds class names ({', '.join(class_names[:4])}); set "
+            "model.output_activation to 'softmax' (or 'sigmoid' for two classes)"
+        )
     y, classification = head_targets(y, model_config, source)
     if classification and class_names is None:
         width = 2 if model_config.output_activation == "sigmoid" else model_config.output_dim
@@ -118,8 +117,7 @@ def prepare_typed_table(
     preprocessor = TablePreprocessor.fit(train_rows, config.data.columns, target)
     x, _ = preprocessor.transform(frame)
     parts = {
-        name: (x[index], y[index])
-        for name, index in zip(("train", "validation", "test"), indices)
+        name: (x[index], y[index]) for name, index in zip(("train", "validation", "test"), indices)
     }
     return TypedTable(preprocessor, target, class_names, parts, classification)
 

@@ -29,9 +29,35 @@ def _frame():
     return pd.DataFrame(
         {
             "customer_id": [f"c{i:03d}" for i in range(12)],
-            "plan": ["basic", "pro", "basic", "team", None, "pro", "basic", "basic", "pro", "team", "basic", ""],
+            "plan": [
+                "basic",
+                "pro",
+                "basic",
+                "team",
+                None,
+                "pro",
+                "basic",
+                "basic",
+                "pro",
+                "team",
+                "basic",
+                "",
+            ],
             "tenure": ["1", "4", "", "10", "7", "2", "3", "8", "5", "6", "9", "12"],
-            "active": ["yes", "no", "yes", "yes", "no", "yes", None, "no", "yes", "yes", "no", "yes"],
+            "active": [
+                "yes",
+                "no",
+                "yes",
+                "yes",
+                "no",
+                "yes",
+                None,
+                "no",
+                "yes",
+                "yes",
+                "no",
+                "yes",
+            ],
             "source": ["web"] * 12,
             "churn": ["leave", "stay"] * 6,
         }
@@ -76,7 +102,9 @@ def test_log_and_quantile_transforms_tame_a_skewed_column(transform):
     x_shaped, _ = shaped.transform(skewed)
     # The largest value sits far out after plain scaling, near the rest after the transform.
     assert x_plain.max() > 3.5 and x_shaped.max() < 1.8
-    assert x_shaped.mean() == pytest.approx(0, abs=1e-5) and x_shaped.std() == pytest.approx(1, rel=1e-4)
+    assert x_shaped.mean() == pytest.approx(0, abs=1e-5) and x_shaped.std() == pytest.approx(
+        1, rel=1e-4
+    )
 
 
 def test_categories_get_a_vocabulary_with_an_out_of_vocabulary_slot():
@@ -129,9 +157,13 @@ def test_binary_positive_value_can_be_declared_and_a_third_value_is_a_named_erro
     frame = pd.DataFrame({"smoker": ["yes", "no", "no"]})
     pre = TablePreprocessor.fit(frame, {"smoker": {"type": "binary", "positive": "no"}})
     np.testing.assert_array_equal(pre.transform(frame)[0][:, 0], [0, 1, 1])
-    with pytest.raises(ColumnTypeError, match=r"column 'smoker' is binary .* data row 2 holds 'maybe'"):
+    with pytest.raises(
+        ColumnTypeError, match=r"column 'smoker' is binary .* data row 2 holds 'maybe'"
+    ):
         pre.transform(pd.DataFrame({"smoker": ["no", "maybe"]}))
-    with pytest.raises(ColumnTypeError, match="declared binary but its training rows hold 3 values"):
+    with pytest.raises(
+        ColumnTypeError, match="declared binary but its training rows hold 3 values"
+    ):
         TablePreprocessor.fit(pd.DataFrame({"s": ["a", "b", "c"]}), {"s": {"type": "binary"}})
 
 
@@ -140,7 +172,12 @@ def test_missing_indicator_and_constant_imputation():
     pre = TablePreprocessor.fit(
         frame,
         {
-            "age": {"type": "number", "impute": "constant", "fill_value": 0, "missing_indicator": True},
+            "age": {
+                "type": "number",
+                "impute": "constant",
+                "fill_value": 0,
+                "missing_indicator": True,
+            },
             "team": {"type": "category", "impute": "constant", "fill_value": "none"},
         },
     )
@@ -164,10 +201,14 @@ def test_id_columns_name_the_rows_and_ignored_columns_are_dropped():
 def test_a_column_whose_type_changes_is_a_named_error():
     pre = TablePreprocessor.fit(_frame(), {}, target="churn")
     rows = {"plan": ["pro"], "tenure": ["ten"], "active": ["yes"]}
-    with pytest.raises(ColumnTypeError, match=r"column 'tenure' is a number column; data row 1 holds 'ten'"):
+    with pytest.raises(
+        ColumnTypeError, match=r"column 'tenure' is a number column; data row 1 holds 'ten'"
+    ):
         pre.transform(pd.DataFrame(rows))
     rows = {"plan": [3], "tenure": [1], "active": ["yes"]}  # words in training, a number now
-    with pytest.raises(ColumnTypeError, match=r"column 'plan' held words in training .* the number 3"):
+    with pytest.raises(
+        ColumnTypeError, match=r"column 'plan' held words in training .* the number 3"
+    ):
         pre.transform(pd.DataFrame(rows))
     with pytest.raises(ColumnTypeError, match="column 'plan' is a number column"):
         TablePreprocessor.fit(_frame(), {"plan": {"type": "number"}}, target="churn")
@@ -185,7 +226,9 @@ def test_missing_and_undeclared_columns_are_named():
 
 def test_state_is_plain_json_and_rebuilds_the_same_transform():
     frame = _frame()
-    pre = TablePreprocessor.fit(frame, {"tenure": {"type": "number", "transform": "log"}}, target="churn")
+    pre = TablePreprocessor.fit(
+        frame, {"tenure": {"type": "number", "transform": "log"}}, target="churn"
+    )
     again = TablePreprocessor.from_config(json.loads(json.dumps(pre.get_config())))
     np.testing.assert_array_equal(again.transform(frame)[0], pre.transform(frame)[0])
     with pytest.raises(DataError, match="preprocessing metadata: malformed"):

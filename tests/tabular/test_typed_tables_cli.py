@@ -50,7 +50,10 @@ def trained(tmp_path_factory):
             "batch_norm": False,
         },
         "training": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01, "seed": 1},
-        "data": {"test_split": 0.2, "columns": {"tenure": {"type": "number", "missing_indicator": True}}},
+        "data": {
+            "test_split": 0.2,
+            "columns": {"tenure": {"type": "number", "missing_indicator": True}},
+        },
     }
     (tmp / "churn.json").write_text(json.dumps(config))
     model = tmp / "churn.keras"
@@ -114,7 +117,9 @@ def test_python_api_and_serving_match_predict_on_raw_rows(trained):
     answer = served.predict({"inputs": request})["predictions"]
     for got, want in zip(answer, from_file):
         assert got["label"] == want["label"]
-        assert got["probabilities"]["stay"] == pytest.approx(want["probabilities"]["stay"], abs=1e-5)
+        assert got["probabilities"]["stay"] == pytest.approx(
+            want["probabilities"]["stay"], abs=1e-5
+        )
     one = served.predict({"inputs": request[1]})["prediction"]
     assert one["label"] == answer[1]["label"]
     with pytest.raises(ColumnTypeError, match="column 'tenure' is a number column"):
@@ -128,4 +133,6 @@ def test_evaluate_reads_class_names_from_the_target_column(trained, capsys):
     assert main(["evaluate", model_path, "--report", str(report)]) == 0
     saved = json.loads(report.read_text())
     assert saved["class_names"] == ["leave", "stay"] and saved["n_samples"] == 90
-    assert any("column 'plan'" in note and "missing cells filled" in note for note in saved["notes"])
+    assert any(
+        "column 'plan'" in note and "missing cells filled" in note for note in saved["notes"]
+    )
