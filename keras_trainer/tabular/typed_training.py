@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from keras_trainer.errors import DataError
+from keras_trainer.errors import ConfigError, DataError
 from keras_trainer.tabular.preprocessing import TablePreprocessor
 
 
@@ -143,3 +143,37 @@ def typed_metadata(table: TypedTable) -> dict:
         "class_names": table.class_names,
         "target": table.target,
     }
+
+
+def table_splits(source: str, target: Optional[str], config: Any, seed: int):
+    """Any table (typed or numeric) as `(x, y, feature_names, classification, (train,
+    validation, test) row indices, metadata)` for code that splits arrays itself (`tune`).
+
+    A typed table's preprocessing is fitted on its training rows and returned in
+    `metadata` (the entries a saved model needs to read raw rows); a numeric table
+    is read as `load_data` reads it.
+
+    Raises:
+        ConfigError: `model.input_dim` does not match the table's features.
+    """
+    from keras_trainer.tabular.data import head_targets, load_data, split_rows
+
+    if is_typed_table(source, config):
+        table = prepare_typed_table(source, target, config, seed)
+        parts = [table.parts[k] for k in ("train", "validation", "test")]
+        sizes = np.cumsum([0] + [len(p[1]) for p in parts])
+        indices = tuple(np.arange(sizes[i], sizes[i + 1]) for i in range(3))
+        x = np.concatenate([p[0] for p in parts])
+        y = np.concatenate([p[1] for p in parts])
+        names = table.preprocessor.input_columns
+        return x, y, names, table.classification, indices, typed_metadata(table)
+    x, y, names = load_data(source, target)
+    model_config = config.model
+    if model_config.input_dim is not None and model_config.input_dim != x.shape[1]:
+        raise ConfigError(
+            f"model.input_dim: is {model_config.input_dim} but {source} has {x.shape[1]} features"
+        )
+    y, classification = head_targets(y, model_config, source)
+    validation = config.training.validation_split or 0.2
+    indices = split_rows(len(x), validation, config.data.test_split, seed)
+    return x, y, names, classification, indices, {}

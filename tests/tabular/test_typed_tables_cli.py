@@ -136,3 +136,48 @@ def test_evaluate_reads_class_names_from_the_target_column(trained, capsys):
     assert any(
         "column 'plan'" in note and "missing cells filled" in note for note in saved["notes"]
     )
+
+
+def test_tune_searches_a_typed_table_and_its_model_reads_raw_rows(trained, capsys):
+    pytest.importorskip("keras_tuner")
+    tmp, _, rows = trained
+    config = {
+        "model": {"type": "feed_forward", "hidden_layers": [8], "output_activation": "softmax"},
+        "training": {"validation_split": 0.2},
+        "data": {"test_split": 0.2},
+        "tuning": {
+            "search_method": "random",
+            "max_trials": 1,
+            "max_epochs": 2,
+            "seed": 3,
+            "hyperparameter_space": {"learning_rates": [0.01], "batch_sizes": [16]},
+        },
+    }
+    (tmp / "tune.json").write_text(json.dumps(config))
+    output = tmp / "tuned.keras"
+    code = main(
+        ["tune", str(tmp / "tune.json"), "--data", str(tmp / "customers.csv"), "--target", "churn",
+         "--directory", str(tmp / "tuning"), "--output", str(output), "--runs-dir", str(tmp / "tr")]
+    )  # fmt: skip
+    assert code == 0 and "test metrics: accuracy=" in capsys.readouterr().out
+    from keras_trainer.tabular import TableModel
+
+    records = TableModel.load(output).predict(str(rows))
+    assert [r["id"] for r in records] == ["n1", "n2", "n3"]
+    assert {r["label"] for r in records} <= {"leave", "stay"}
+
+
+def test_compare_architectures_takes_an_encoded_typed_table(trained):
+    from keras_trainer.config import load_config
+    from keras_trainer.tabular import ModelConfig, compare_architectures, prepare_typed_table
+
+    tmp, _, _ = trained
+    config = load_config({"model": {"type": "feed_forward", "output_activation": "softmax"}})
+    table = prepare_typed_table(str(tmp / "customers.csv"), "churn", config, seed=0)
+    (x, y), validation = table.parts["train"], table.parts["validation"]
+    configs = [
+        ModelConfig(input_size=table.width, hidden_sizes=size, output_size=2, task="classification")
+        for size in ([8], [16, 8])
+    ]
+    result = compare_architectures(configs, (x, y), validation, epochs=1)
+    assert len(result.results) == 2 and 0 <= result.best().value <= 1
