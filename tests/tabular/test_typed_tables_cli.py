@@ -181,3 +181,29 @@ def test_compare_architectures_takes_an_encoded_typed_table(trained):
     ]
     result = compare_architectures(configs, (x, y), validation, epochs=1)
     assert len(result.results) == 2 and 0 <= result.best().value <= 1
+
+
+def test_onnx_export_carries_the_preprocessing_and_reads_its_exact_pre_step(trained):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    import onnxruntime as ort
+
+    from keras_trainer.export import export_onnx, read_onnx_metadata
+    from keras_trainer.serving.model import ServedModel
+    from keras_trainer.tabular import TableModel, TablePreprocessor
+
+    tmp, model_path, rows = trained
+    onnx_path = export_onnx(model_path, tmp / "churn.onnx")
+    metadata = read_onnx_metadata(onnx_path)
+    # The pre-step: the preprocessor rebuilt from the ONNX file's own metadata.
+    pre = TablePreprocessor.from_config(metadata["preprocessing"])
+    table = TableModel.load(model_path)
+    x, _ = pre.transform(table.frame(str(rows)))
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    keras_out = np.asarray(table.model.predict(table.encode(str(rows))[0], verbose=0))
+    np.testing.assert_allclose(onnx_out, keras_out, atol=1e-5)
+    # Serving the ONNX file takes the same raw rows.
+    served = ServedModel(onnx_path)
+    answer = served.predict({"inputs": {"plan": "gold", "city": "x", "tenure": "", "active": "no"}})
+    assert answer["prediction"]["label"] in ("leave", "stay")
