@@ -292,6 +292,11 @@ def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Split
     from keras_trainer.tabular.normalization import FeatureScaler
 
     model_config, training = config.model, config.training
+    if config.data.columns:
+        raise ConfigError(
+            "data.columns: typed columns are read from one table file (.csv, .parquet) or "
+            "builtin:penguins; shards stream numeric columns only"
+        )
     if model_config.type in SEQUENCE_TYPES:
         raise ConfigError(
             f"model.type: {model_config.type!r} reads windows of consecutive rows, which are "

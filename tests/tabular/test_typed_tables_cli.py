@@ -207,3 +207,37 @@ def test_onnx_export_carries_the_preprocessing_and_reads_its_exact_pre_step(trai
     served = ServedModel(onnx_path)
     answer = served.predict({"inputs": {"plan": "gold", "city": "x", "tenure": "", "active": "no"}})
     assert answer["prediction"]["label"] in ("leave", "stay")
+
+
+def test_regression_predictions_are_named_after_the_target_column():
+    import pandas
+
+    from keras_trainer.config import load_config
+    from keras_trainer.tabular import TableModel, TablePreprocessor
+    from keras_trainer.tabular.typed_training import build_typed_model
+
+    frame = pandas.DataFrame({"rooms": [2, 3, 4], "area": ["north", "south", "west"]})
+    pre = TablePreprocessor.fit(frame, {}, target="price")
+    model = {
+        "type": "feed_forward",
+        "hidden_layers": [4],
+        "output_dim": 1,
+        "output_activation": "linear",
+    }
+    config = load_config({"model": model})
+    network = build_typed_model(config.model, pre, len(pre.feature_names))
+    metadata = {"preprocessing": pre.get_config(), "target": "price", "class_names": None}
+    records = TableModel(network, metadata).predict([{"rooms": 5, "area": "east"}])
+    assert list(records[0]) == ["price"] and isinstance(records[0]["price"], float)
+
+
+def test_category_embedding_is_a_lookup_of_the_one_hot_block():
+    from keras_trainer.tabular import CategoryEmbedding
+
+    layer = CategoryEmbedding([[1, 3, 2]])
+    x = np.array([[5.0, 0, 1, 0, 7.0], [6.0, 1, 0, 0, 8.0]], dtype="float32")
+    out = np.asarray(layer(x))
+    table = np.asarray(layer.kernels[0])
+    np.testing.assert_allclose(out[:, [0, 3]], x[:, [0, 4]])  # other features pass through
+    np.testing.assert_allclose(out[:, 1:3], table[[1, 0]], rtol=1e-6)  # row of the hot slot
+    assert layer.compute_output_shape((None, 5)) == (None, 4)
