@@ -61,7 +61,6 @@ def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for tabular and sequence configs."""
     from keras_trainer.config import load_config
     from keras_trainer.core.fit import fit
-    from keras_trainer.core.models import build_model
     from keras_trainer.core.runs import finish_run, start_run
     from keras_trainer.tabular.normalization import save_tabular_model, serving_model
 
@@ -87,14 +86,7 @@ def train(args: argparse.Namespace) -> int:
     training.logging.tensorboard = (
         bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
     )
-    if splits.typed is not None:
-        from keras_trainer.tabular.typed_training import build_typed_model
-
-        network = build_typed_model(model_config, splits.typed.preprocessor, splits.typed.width)
-    else:
-        network = build_model(
-            model_config.replace(input_dim=splits.input_shape[-1]), splits.input_shape
-        )
+    network = splits.network(model_config)
     loss = raw.get("training", {}).get("loss") or _default_loss(model_config.output_activation)
     print(
         f"data: {source} ({splits.describe()}, {splits.input_shape[-1]} features), "
@@ -176,6 +168,16 @@ class _Splits:
     def describe(self) -> str:
         n_train, n_val, n_test = self.sizes
         return f"{n_train} train, {n_val} validation, {n_test} test {self.unit}"
+
+    def network(self, model_config: Any):
+        """The network for these inputs (a typed table's embeddings in front)."""
+        if self.typed is not None:
+            from keras_trainer.tabular.typed_training import build_typed_model
+
+            return build_typed_model(model_config, self.typed.preprocessor, self.typed.width)
+        from keras_trainer.core.models import build_model
+
+        return build_model(model_config.replace(input_dim=self.input_shape[-1]), self.input_shape)
 
     @property
     def has_test(self) -> bool:
