@@ -209,13 +209,14 @@ def _fit_category(name: str, cells: list, spec: ColumnConfig) -> dict:
         if encoding == "embedding"
         else None,
         # Whether the training values were words: a number arriving later is a type change.
-        "text": not all(_parses(v) for v in present),
+        "text": not all_numbers(present),
     }
 
 
-def _parses(text: str) -> bool:
+def all_numbers(texts: list[str]) -> bool:
+    """Whether every text parses as a number."""
     try:
-        float(text)
+        [float(t) for t in texts]
         return True
     except ValueError:
         return False
@@ -406,14 +407,9 @@ class TablePreprocessor:
         return block
 
     def row_ids(self, frame: Any) -> Optional[list]:
-        """The first id column's values (as JSON-ready values), or `None` without one."""
+        """The first id column's values as text, or `None` without one."""
         ids = [name for name in self.id_columns if name in frame.columns]
-        if not ids:
-            return None
-        return [
-            as_text(v) if not _is_number_value(v) else v.item() if hasattr(v, "item") else v
-            for v in frame[ids[0]]
-        ]
+        return [as_text(v) for v in frame[ids[0]]] if ids else None
 
     # ---------------------------------------------------------------- state
     def get_config(self) -> dict:

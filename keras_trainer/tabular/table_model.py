@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from keras_trainer.errors import CheckpointError
+from keras_trainer.errors import CheckpointError, ColumnTypeError
 from keras_trainer.tabular.preprocessing import TablePreprocessor, TransformReport
 
 
@@ -95,10 +95,13 @@ class TableModel:
 
         frame = drop_missing_targets(self.frame(rows), self.target, "rows")
         classification = self.class_names is not None
-        if classification:
-            y, _ = encode_target(frame[self.target], self.target, self.class_names)
-        else:
-            y = encode_target(frame[self.target], self.target)[0].astype("float32")
+        y, names = encode_target(frame[self.target], self.target, self.class_names)
+        if not classification and names is not None:
+            raise ColumnTypeError(
+                f"target column {self.target!r} holds text ({', '.join(names[:3])}, ...); "
+                "the model predicts its numbers"
+            )
+        y = y if classification else y.astype("float32")
         x, report = self.encode(frame)
         evaluator = ModelEvaluator(
             self.model,

@@ -24,6 +24,7 @@ import numpy as np
 
 from keras_trainer.config.columns import ColumnConfig
 from keras_trainer.errors import ConfigError, DataError
+from keras_trainer.tabular.preprocessing import all_numbers, as_text
 
 ID_NAMES = ("id", "index", "key", "uuid")
 FRAME_SUFFIXES = (".csv", ".parquet", ".pq", ".json")
@@ -116,8 +117,6 @@ def infer_column_type(values: Any, name: str) -> str:
     value on every row: `id`); text with a different value on each of 10 or more
     rows: `id`; other text: `category`.
     """
-    from keras_trainer.tabular.preprocessing import as_text
-
     present = [t for t in (as_text(v) for v in values) if t is not None]
     distinct = set(present)
     if len(distinct) <= 1:
@@ -125,9 +124,7 @@ def infer_column_type(values: Any, name: str) -> str:
     if len(distinct) == 2:
         return "binary"
     unique_rows = len(distinct) == len(present)
-    try:
-        [float(t) for t in distinct]
-    except ValueError:
+    if not all_numbers(list(distinct)):
         return "id" if unique_rows and len(present) >= 10 else "category"
     return "id" if unique_rows and _looks_like_id(name) else "number"
 
@@ -161,15 +158,13 @@ def column_specs(
 def describe_table(frame: Any, target: Optional[str] = None) -> str:
     """A readable table of the columns (name, type, missing share, distinct values,
     range) and the `data.columns` JSON of the inferred types, ready to paste."""
-    from keras_trainer.tabular.preprocessing import as_text
-
     rows, columns = [], {}
     for name in frame.columns:
         cells = list(frame[name])
         texts = [as_text(c) for c in cells]
         present = [t for t in texts if t is not None]
         kind = "target" if name == target else infer_column_type(cells, name)
-        if kind == "number" or (kind == "target" and present and _all_numbers(present)):
+        if kind == "number" or (kind == "target" and present and all_numbers(present)):
             numbers = [float(t) for t in present]
             span = f"{min(numbers):.6g} .. {max(numbers):.6g}"
         else:
@@ -194,14 +189,6 @@ def describe_table(frame: Any, target: Optional[str] = None) -> str:
     return "\n".join(lines)
 
 
-def _all_numbers(texts: list[str]) -> bool:
-    try:
-        [float(t) for t in texts]
-        return True
-    except ValueError:
-        return False
-
-
 def encode_target(
     values: Any, name: str, class_names: Optional[list[str]] = None
 ) -> tuple[np.ndarray, Optional[list[str]]]:
@@ -219,11 +206,9 @@ def encode_target(
     Raises:
         DataError: a class that the model does not know.
     """
-    from keras_trainer.tabular.preprocessing import as_text
-
     texts = [as_text(v) for v in values]
     if class_names is None:
-        if _all_numbers(texts):
+        if all_numbers(texts):
             return np.array([float(t) for t in texts]), None
         class_names = sorted(set(texts))
     index = {c: i for i, c in enumerate(class_names)}
@@ -241,8 +226,6 @@ def drop_missing_targets(frame: Any, target: str, source: str) -> Any:
     Raises:
         DataError: no target column, or no row with a target.
     """
-    from keras_trainer.tabular.preprocessing import as_text
-
     if target not in frame.columns:
         raise DataError(
             f"{source}: no column {target!r} for the target (columns: {', '.join(frame.columns)})"
