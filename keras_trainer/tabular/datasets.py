@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Optional
 
 import numpy as np
@@ -15,7 +16,7 @@ from keras_trainer.errors import DataError
 
 TABLES = ("breast_cancer", "wine", "diabetes")
 # Typed tables (strings, blanks): name -> target column.
-FRAMES = {"penguins": "species"}
+FRAMES = {"penguins": "species", "cars": "Origin"}
 
 
 def load_table(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -49,7 +50,9 @@ def load_frame(name: str):
 
     `penguins`: the Palmer penguins (344 rows; species as the target; island and
     sex as text, sex and four measurements with missing cells), from the
-    `palmerpenguins` package.
+    `palmerpenguins` package. `cars`: 406 cars of 1970-1982 (Origin USA/Europe/Japan
+    as the target; the make-and-model Name as text with 311 values; six measurements,
+    two with missing cells; the model year), from the `vega_datasets` package.
 
     Raises:
         DataError: unknown name, or the package is not installed.
@@ -58,13 +61,18 @@ def load_frame(name: str):
         raise DataError(
             f"unknown builtin dataset {name!r} (valid: {', '.join((*TABLES, *FRAMES))})"
         )
+    package = {"penguins": "palmerpenguins", "cars": "vega_datasets"}[name]
     try:
-        import palmerpenguins
+        module = importlib.import_module(package)
     except ImportError:
         raise DataError(
-            "builtin:penguins needs the palmerpenguins package (pip install 'keras-trainer[tables]')"
+            f"builtin:{name} needs the {package} package (pip install 'keras-trainer[tables]')"
         ) from None
-    frame = palmerpenguins.load_penguins()
+    if name == "cars":
+        frame = module.local_data.cars()
+        frame["Year"] = frame["Year"].dt.year  # a model year, not a timestamp
+    else:
+        frame = module.load_penguins()
     frame.columns = [str(c) for c in frame.columns]
     return frame
 

@@ -263,3 +263,12 @@ def test_penguins_are_bundled_and_described_with_pasteable_columns():
     pasted = json.loads(text.split("paste into the config (and edit):\n")[1])
     assert pasted["data"]["columns"]["island"] == {"type": "category"}
     assert "species" not in pasted["data"]["columns"]
+
+
+def test_cars_are_bundled_with_a_many_valued_text_column_that_is_embedded():
+    frame = read_frame("builtin:cars")
+    assert len(frame) == 406 and frame["Year"].min() == 1970
+    pre = TablePreprocessor.fit(frame, {}, target="Origin")
+    name = pre.columns[0]
+    assert name["name"] == "Name" and name["encoding"] == "embedding"
+    assert encode_target(frame["Origin"], "Origin")[1] == ["Europe", "Japan", "USA"]
