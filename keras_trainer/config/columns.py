@@ -67,6 +67,14 @@ class ColumnConfig(ConfigSection):
         exclusive_minimum=0,
         description="Keep the most frequent values; the rest go to the out-of-vocabulary slot.",
     )
+    min_frequency: Optional[int] = option(
+        None,
+        exclusive_minimum=0,
+        description=(
+            "Values seen fewer times in the training rows share the out-of-vocabulary slot, "
+            "so that slot is trained; null: 2 for embedded columns, 1 for one-hot."
+        ),
+    )
     positive: Optional[str] = option(
         None,
         description="binary: the value that is 1 (default: yes/true/1/y/t if present, else the later in sorted order).",
@@ -77,10 +85,14 @@ class ColumnConfig(ConfigSection):
         if self.type != "number" and self.transform != "standard":
             raise ConfigError(f"{where}.transform: applies to number columns, not {self.type}")
         if self.type != "category" and (
-            self.encoding != "auto" or self.embedding_size or self.max_categories
+            self.encoding != "auto"
+            or self.embedding_size
+            or self.max_categories
+            or self.min_frequency
         ):
             raise ConfigError(
-                f"{where}: encoding, embedding_size and max_categories apply to category columns"
+                f"{where}: encoding, embedding_size, max_categories and min_frequency apply to "
+                "category columns"
             )
         if self.type != "binary" and self.positive is not None:
             raise ConfigError(f"{where}.positive: applies to binary columns, not {self.type}")

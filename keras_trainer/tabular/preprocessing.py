@@ -198,6 +198,9 @@ def _fit_category(name: str, cells: list, spec: ColumnConfig) -> dict:
     encoding = spec.encoding
     if encoding == "auto":
         encoding = "one_hot" if len(vocabulary) <= ONE_HOT_LIMIT else "embedding"
+    # Rare values train the out-of-vocabulary slot that unseen values use later.
+    least = spec.min_frequency or (2 if encoding == "embedding" else 1)
+    vocabulary = [v for v in vocabulary if counts[v] >= least]
     return {
         "name": name,
         "type": "category",

@@ -141,6 +141,15 @@ def test_many_valued_categories_are_embedded_with_the_documented_size():
     assert few.columns[0]["encoding"] == "one_hot" and few.embedding_blocks() == []
 
 
+def test_values_seen_once_train_the_out_of_vocabulary_slot_of_an_embedded_column():
+    frame = pd.DataFrame({"name": [f"n{i}" for i in range(20)] + ["n0", "n1"]})
+    embedded = TablePreprocessor.fit(frame, {"name": {"type": "category", "encoding": "embedding"}})
+    assert embedded.columns[0]["vocabulary"] == ["n0", "n1"]  # the others share slot 0
+    assert embedded.transform(frame)[0][2:20, 0].tolist() == [1.0] * 18
+    one_hot = TablePreprocessor.fit(frame, {"name": {"type": "category", "encoding": "one_hot"}})
+    assert len(one_hot.columns[0]["vocabulary"]) == 20
+
+
 @pytest.mark.parametrize(
     "values, positive",
     [(["yes", "no"], "yes"), (["M", "F"], "M"), (["True", "False"], "True"), ([0, 1], "1")],
