@@ -138,6 +138,8 @@ def test_evaluate_reads_class_names_from_the_target_column(trained, capsys):
     )
 
 
+# The typed-table hook of tune is NumPy; tune itself is tested on every backend.
+@pytest.mark.one_backend
 def test_tune_searches_a_typed_table_and_its_model_reads_raw_rows(trained, capsys):
     pytest.importorskip("keras_tuner")
     tmp, _, rows = trained
@@ -183,6 +185,8 @@ def test_compare_architectures_takes_an_encoded_typed_table(trained):
     assert len(result.results) == 2 and 0 <= result.best().value <= 1
 
 
+# Export reads the saved file in its TensorFlow worker, whatever the training backend.
+@pytest.mark.one_backend
 def test_onnx_export_carries_the_preprocessing_and_reads_its_exact_pre_step(trained):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("tf2onnx")
