@@ -169,6 +169,8 @@ def test_tune_searches_a_typed_table_and_its_model_reads_raw_rows(trained, capsy
     assert {r["label"] for r in records} <= {"leave", "stay"}
 
 
+# compare_architectures is tested on every backend; the typed part is NumPy.
+@pytest.mark.one_backend
 def test_compare_architectures_takes_an_encoded_typed_table(trained):
     from keras_trainer.config import load_config
     from keras_trainer.tabular import ModelConfig, compare_architectures, prepare_typed_table
