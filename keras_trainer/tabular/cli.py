@@ -271,6 +271,10 @@ def _typed_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
             "columns (text, blanks, data.columns) trains a feed_forward model"
         )
     table = prepare_typed_table(source, args.target, config)
+    kinds = ", ".join(f"{c['name']}: {c['type']}" for c in table.preprocessor.columns)
+    print(
+        f"columns ({'declared or ' if config.data.columns else ''}inferred): {kinds}; target: {table.target}"
+    )
     train, validation, test = (table.parts[k] for k in ("train", "validation", "test"))
     return _Splits(
         train=train[0],
