@@ -22,13 +22,19 @@ from typing import Any, Optional
 import numpy as np
 
 from keras_trainer.errors import ConfigError, DataError
-from keras_trainer.tabular.preprocessing import TablePreprocessor
+from keras_trainer.tabular.data import (
+    CLASSIFICATION_ACTIVATIONS,
+    head_targets,
+    load_data,
+    split_rows,
+)
+from keras_trainer.tabular.datasets import FRAMES
+from keras_trainer.tabular.preprocessing import TablePreprocessor, column_numbers
+from keras_trainer.tabular.tables import drop_missing_targets, encode_target, read_frame
 
 
 def is_typed_table(source: Optional[str], config: Any = None) -> bool:
     """Whether `source` is read as a typed table (see the module docstring)."""
-    from keras_trainer.tabular.datasets import FRAMES
-
     if not source:
         return False
     if config is not None and config.data.columns:
@@ -37,14 +43,10 @@ def is_typed_table(source: Optional[str], config: Any = None) -> bool:
         return source[len("builtin:") :] in FRAMES
     if not source.lower().endswith((".csv", ".parquet", ".pq")):
         return False
-    from keras_trainer.tabular.tables import read_frame
-
     try:
         frame = read_frame(source)
     except DataError:
         return False  # the numeric reader names the problem
-    from keras_trainer.tabular.preprocessing import column_numbers
-
     for name in frame.columns:
         try:
             if np.isnan(column_numbers(frame[name], name)).any():
@@ -57,8 +59,6 @@ def is_typed_table(source: Optional[str], config: Any = None) -> bool:
 def target_column(frame: Any, source: str, target: Optional[str], config: Any) -> str:
     """The target: `--target`, else `data.target_columns[0]` when named, else the
     bundled table's target, else the last column."""
-    from keras_trainer.tabular.datasets import FRAMES
-
     if target:
         return target
     named = [t for t in config.data.target_columns if t != "-1"]
@@ -93,9 +93,6 @@ def prepare_typed_table(
         DataError: unreadable table, no target column, text targets for a linear head.
         ColumnTypeError: a declared type that the values do not fit.
     """
-    from keras_trainer.tabular.data import CLASSIFICATION_ACTIVATIONS, head_targets, split_rows
-    from keras_trainer.tabular.tables import drop_missing_targets, encode_target, read_frame
-
     frame = read_frame(source)
     target = target_column(frame, source, target, config)
     frame = drop_missing_targets(frame, target, source)
@@ -156,8 +153,6 @@ def table_splits(source: str, target: Optional[str], config: Any, seed: int):
     Raises:
         ConfigError: `model.input_dim` does not match the table's features.
     """
-    from keras_trainer.tabular.data import head_targets, load_data, split_rows
-
     if is_typed_table(source, config):
         table = prepare_typed_table(source, target, config, seed)
         parts = [table.parts[k] for k in ("train", "validation", "test")]
