@@ -15,6 +15,7 @@ from keras_trainer.compat import install_module_aliases
 from keras_trainer.errors import (
     BackendNotSupportedError,
     CheckpointError,
+    ColumnTypeError,
     ConfigError,
     DataError,
     ExportError,
@@ -135,6 +136,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + [
     "BackendNotSupportedError",
     "CheckpointError",
+    "ColumnTypeError",
     "ConfigError",
     "DataError",
     "ExportError",

@@ -30,6 +30,12 @@ class LimitError(DataError):
     limit, its option and the size sent."""
 
 
+class ColumnTypeError(DataError):
+    """A table column holds values of another type than the model was trained on
+    (text in a number column, a third value in a binary column); the message names
+    the column, the row and the value."""
+
+
 class IRParseError(DataError):
     """LLVM IR text does not parse or does not verify.
 

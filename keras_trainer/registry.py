@@ -162,6 +162,7 @@ for _name, _target in {
     "assistant": "keras_trainer.assistant.cli:register",
     "serving": "keras_trainer.serving.cli:register",
     "models": "keras_trainer.export.store_cli:register",
+    "tables": "keras_trainer.tabular.inspect_cli:register",
 }.items():
     CLI_COMMANDS.register_lazy(_name, _target)
 

@@ -40,6 +40,9 @@ def _rows(schema: dict, prefix: str, sections: list) -> list[str]:
         if prop.get("type") == "object" and "properties" in prop:
             sections.append((path, prop))
             continue
+        values = prop.get("additionalProperties")
+        if isinstance(values, dict) and "properties" in values:  # a map name -> section
+            sections.append((f"{path}.<name>", values))
         default = json.dumps(prop["default"]) if "default" in prop else "required"
         rows.append(f"| `{path}` | {_type(prop)} | `{default}` | {prop.get('description', '')} |")
     return rows

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional, Union
 
+from keras_trainer.config.columns import ColumnConfig
 from keras_trainer.config.fields import ConfigSection, option
 from keras_trainer.config.tuning import TuningConfig
 from keras_trainer.errors import ConfigError
@@ -494,6 +495,13 @@ class DataConfig(ConfigSection):
         10000,
         exclusive_minimum=0,
         description="Rows shuffled together within the stream (shard order is shuffled too).",
+    )
+    columns: dict[str, ColumnConfig] = option(
+        default_factory=dict,
+        description=(
+            "Typed table columns by name (type number, category, binary, id or ignore, and "
+            "their preprocessing); columns left out are inferred from the training rows."
+        ),
     )
 
 

@@ -91,10 +91,10 @@ def json_array(value: Any, spec: InputSpec, where: str) -> np.ndarray:
 def _count_rows(value: Any, spec: InputSpec, where: str, max_rows: int) -> None:
     # Before any conversion: a request with a million rows is refused at once.
     if type(value) is list and len(value) > max_rows and _nested(value, len(spec.shape) - 1):
-        _too_many_rows(len(value), where, max_rows)
+        too_many_rows(len(value), where, max_rows)
 
 
-def _too_many_rows(rows: int, where: str, max_rows: int) -> None:
+def too_many_rows(rows: int, where: str, max_rows: int) -> None:
     raise LimitError(
         f"{where}: {rows} rows; this server takes at most {max_rows} per request "
         "(serving option max_rows, --max-rows)"
@@ -163,7 +163,7 @@ def request_arrays(
             return [named_rows([inputs], spec, feature_names, where)], True
         if type(inputs) is list and inputs and isinstance(inputs[0], dict):
             if len(inputs) > max_rows:
-                _too_many_rows(len(inputs), where, max_rows)
+                too_many_rows(len(inputs), where, max_rows)
             return [named_rows(inputs, spec, feature_names, where)], False
         _count_rows(inputs, spec, where, max_rows)
         arrays = [json_array(inputs, spec, where)]

@@ -37,7 +37,7 @@ from keras_trainer.core.evaluating import predictions
 from keras_trainer.errors import DataError, InferenceError, LimitError
 from keras_trainer.export.input_checks import check_input
 from keras_trainer.serving.config import ServingConfig
-from keras_trainer.serving.inputs import request_arrays, short, short_list
+from keras_trainer.serving.inputs import request_arrays, short, short_list, too_many_rows
 from keras_trainer.version import __version__
 
 NETWORK = "network"
@@ -203,7 +203,7 @@ class ServedModel:
         info["class_names"] = self.class_names
         info["feature_names"] = self.feature_names
         info["request"] = {"inputs": "one row, a list of rows, or {feature name: value}"}
-        for key in ("normalization", "hyperparameters", "test_metrics", "data"):
+        for key in ("normalization", "preprocessing", "hyperparameters", "test_metrics", "data"):
             if key in self.metadata:
                 info[key] = self.metadata[key]
         return info
@@ -247,9 +247,18 @@ class ServedModel:
             raise DataError(
                 "request: missing 'inputs' (one row, a list of rows, or {feature name: value})"
             )
-        arrays, single = request_arrays(
-            request["inputs"], self.layer._inputs, self.feature_names, self.limits.max_rows
-        )
+        if self.metadata.get("preprocessing"):
+            # A typed table: raw rows with text and blanks, encoded as in training.
+            from keras_trainer.tabular.table_model import encode_request
+
+            table, single = encode_request(self.metadata, request["inputs"])
+            if len(table) > self.limits.max_rows:
+                too_many_rows(len(table), "request.inputs", self.limits.max_rows)
+            arrays = [table]
+        else:
+            arrays, single = request_arrays(
+                request["inputs"], self.layer._inputs, self.feature_names, self.limits.max_rows
+            )
         # The library's shape, dtype and range checks, as every inference call runs them.
         arrays = [check_input(array, spec) for array, spec in zip(arrays, self.layer._inputs)]
         rows = len(arrays[0])

@@ -2,7 +2,10 @@
 
 The `model.type`s "feed_forward", "lstm" and "cnn_lstm" (`tabular.builders`) are
 entries of `keras_trainer.registry.MODEL_TYPES`, so `ModelTrainer` builds them from
-a JSON config without importing this package first.
+a JSON config without importing this package first. Typed tables (text, blanks,
+class names: `TablePreprocessor`, `TableModel`) are read as `docs/tables.md` shows.
+
+Names are imported on first use, so `keras-trainer inspect` starts without Keras.
 
 Example:
 
@@ -12,48 +15,42 @@ Example:
 ...     hidden_sizes=[64, 32, 16], output_size=1, dropout_rate=0.2))
 """
 
-from keras_trainer.tabular.comparison import (
-    ArchitectureComparison,
-    ArchitectureResult,
-    compare_architectures,
-    test_architecture,
-)
-from keras_trainer.tabular.config import ArchitectureType, ModelConfig, TabularModelConfig
-from keras_trainer.tabular.datasets import load_csv, load_stock_prices, load_table, stock_features
-from keras_trainer.tabular.factory import (
-    KerasModelFactory,
-    ModelFactory,
-    default_loss,
-    default_metrics,
-)
-from keras_trainer.tabular.normalization import (
-    FeatureScaler,
-    load_tabular_model,
-    save_tabular_model,
-    serving_model,
-)
-from keras_trainer.tabular.windows import make_windows, train_val_windows
+from keras_trainer.registry import lazy_exports
 
-__all__ = [
-    "ArchitectureResult",
-    "ArchitectureType",
-    "ArchitectureComparison",
-    "FeatureScaler",
-    "KerasModelFactory",
-    "ModelConfig",
-    "ModelFactory",
-    "TabularModelConfig",
-    "compare_architectures",
-    "default_loss",
-    "default_metrics",
-    "load_csv",
-    "load_stock_prices",
-    "load_table",
-    "load_tabular_model",
-    "make_windows",
-    "save_tabular_model",
-    "serving_model",
-    "stock_features",
-    "test_architecture",
-    "train_val_windows",
-]
+_EXPORTS = {
+    "ArchitectureResult": "keras_trainer.tabular.comparison",
+    "ArchitectureComparison": "keras_trainer.tabular.comparison",
+    "compare_architectures": "keras_trainer.tabular.comparison",
+    "test_architecture": "keras_trainer.tabular.comparison",
+    "ArchitectureType": "keras_trainer.tabular.config",
+    "ModelConfig": "keras_trainer.tabular.config",
+    "TabularModelConfig": "keras_trainer.tabular.config",
+    "load_csv": "keras_trainer.tabular.datasets",
+    "load_frame": "keras_trainer.tabular.datasets",
+    "load_stock_prices": "keras_trainer.tabular.datasets",
+    "load_table": "keras_trainer.tabular.datasets",
+    "stock_features": "keras_trainer.tabular.datasets",
+    "KerasModelFactory": "keras_trainer.tabular.factory",
+    "ModelFactory": "keras_trainer.tabular.factory",
+    "default_loss": "keras_trainer.tabular.factory",
+    "default_metrics": "keras_trainer.tabular.factory",
+    "CategoryEmbedding": "keras_trainer.tabular.layers",
+    "FeatureScaler": "keras_trainer.tabular.normalization",
+    "load_tabular_model": "keras_trainer.tabular.normalization",
+    "save_tabular_model": "keras_trainer.tabular.normalization",
+    "serving_model": "keras_trainer.tabular.normalization",
+    "TablePreprocessor": "keras_trainer.tabular.preprocessing",
+    "TransformReport": "keras_trainer.tabular.preprocessing",
+    "embedding_size": "keras_trainer.tabular.preprocessing",
+    "TableModel": "keras_trainer.tabular.table_model",
+    "describe_table": "keras_trainer.tabular.tables",
+    "infer_column_type": "keras_trainer.tabular.tables",
+    "read_frame": "keras_trainer.tabular.tables",
+    "prepare_typed_table": "keras_trainer.tabular.typed_training",
+    "make_windows": "keras_trainer.tabular.windows",
+    "train_val_windows": "keras_trainer.tabular.windows",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -61,7 +61,6 @@ def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for tabular and sequence configs."""
     from keras_trainer.cli_args import finish_run, start_run
     from keras_trainer.config import load_config
-    from keras_trainer.core.building.models import build_model
     from keras_trainer.core.training.fit import fit
     from keras_trainer.tabular.normalization import save_tabular_model, serving_model
 
@@ -87,9 +86,7 @@ def train(args: argparse.Namespace) -> int:
     training.logging.tensorboard = (
         bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
     )
-    network = build_model(
-        model_config.replace(input_dim=splits.input_shape[-1]), splits.input_shape
-    )
+    network = splits.network(model_config)
     loss = raw.get("training", {}).get("loss") or _default_loss(model_config.output_activation)
     print(
         f"data: {source} ({splits.describe()}, {splits.input_shape[-1]} features), "
@@ -106,11 +103,13 @@ def train(args: argparse.Namespace) -> int:
         validation_data=splits.validation,
     )
     print(history.summary())
-    model = serving_model(network, splits.scaler)
+    model = serving_model(network, splits.scaler) if splits.scaler is not None else network
     class_names = None
     if splits.classification:
         width = 2 if model_config.output_activation == "sigmoid" else model_config.output_dim
-        class_names = [str(i) for i in range(width)]
+        class_names = _builtin_class_names(source, width) or [str(i) for i in range(width)]
+    if splits.typed is not None:
+        class_names = splits.typed.class_names
     report, metric_values = None, {}
     if splits.has_test:
         report = splits.test_report(model, class_names)
@@ -129,6 +128,10 @@ def train(args: argparse.Namespace) -> int:
         "window": splits.window,
         "horizon": splits.horizon,
     }
+    if splits.typed is not None:
+        from keras_trainer.tabular.typed_training import typed_metadata
+
+        metadata.update(typed_metadata(splits.typed))
     path = save_tabular_model(network, run.file(run.MODEL), splits.scaler, metadata)
     if args.output:
         path = save_tabular_model(network, args.output, splits.scaler, metadata)
@@ -160,10 +163,21 @@ class _Splits:
     test: Any = None  # (x, y) arrays, or a stream of raw (x, y) batches
     window: int | None = None
     horizon: int | None = None
+    typed: Any = None  # a TypedTable: raw rows encoded by its preprocessor
 
     def describe(self) -> str:
         n_train, n_val, n_test = self.sizes
         return f"{n_train} train, {n_val} validation, {n_test} test {self.unit}"
+
+    def network(self, model_config: Any):
+        """The network for these inputs (a typed table's embeddings in front)."""
+        if self.typed is not None:
+            from keras_trainer.tabular.typed_training import build_typed_model
+
+            return build_typed_model(model_config, self.typed.preprocessor, self.typed.width)
+        from keras_trainer.core.building.models import build_model
+
+        return build_model(model_config.replace(input_dim=self.input_shape[-1]), self.input_shape)
 
     @property
     def has_test(self) -> bool:
@@ -186,7 +200,10 @@ def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
     """A table read whole: rows (or windows of rows) split at random (or by time)."""
     from keras_trainer.tabular.data import head_targets, load_data, split_rows
     from keras_trainer.tabular.normalization import FeatureScaler
+    from keras_trainer.tabular.typed_training import is_typed_table
 
+    if is_typed_table(source, config):
+        return _typed_splits(args, config, source)
     x, y, feature_names = load_data(source, args.target)
     model_config, training = config.model, config.training
     y, classification = head_targets(y, model_config, source)
@@ -234,6 +251,45 @@ def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
     )
 
 
+def _builtin_class_names(source: str, width: int) -> list[str] | None:
+    """A bundled table's class names (breast_cancer: malignant, benign), when they fit the head."""
+    from keras_trainer.tabular.datasets import table_class_names
+
+    if not source.startswith("builtin:"):
+        return None
+    names = table_class_names(source[len("builtin:") :])
+    return names if names and len(names) == width else None
+
+
+def _typed_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
+    """A typed table: rows split at random, columns encoded as the training rows teach."""
+    from keras_trainer.tabular.typed_training import prepare_typed_table
+
+    if config.model.type in SEQUENCE_TYPES:
+        raise ConfigError(
+            f"model.type: {config.model.type!r} reads windows of numeric rows; a table with typed "
+            "columns (text, blanks, data.columns) trains a feed_forward model"
+        )
+    table = prepare_typed_table(source, args.target, config)
+    kinds = ", ".join(f"{c['name']}: {c['type']}" for c in table.preprocessor.columns)
+    print(
+        f"columns ({'declared or ' if config.data.columns else ''}inferred): {kinds}; target: {table.target}"
+    )
+    train, validation, test = (table.parts[k] for k in ("train", "validation", "test"))
+    return _Splits(
+        train=train[0],
+        train_targets=train[1],
+        validation=validation,
+        scaler=None,
+        input_shape=(table.width,),
+        feature_names=table.preprocessor.input_columns,
+        classification=table.classification,
+        sizes=(len(train[0]), len(validation[0]), len(test[0])),
+        test=test,
+        typed=table,
+    )
+
+
 def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
     """Shards streamed through fit: the last rows (file order) are the test, then the
     validation rows; the scaler's statistics and the label range take one pass each."""
@@ -242,6 +298,11 @@ def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Split
     from keras_trainer.tabular.normalization import FeatureScaler
 
     model_config, training = config.model, config.training
+    if config.data.columns:
+        raise ConfigError(
+            "data.columns: typed columns are read from one table file (.csv, .parquet) or "
+            "builtin:penguins; shards stream numeric columns only"
+        )
     if model_config.type in SEQUENCE_TYPES:
         raise ConfigError(
             f"model.type: {model_config.type!r} reads windows of consecutive rows, which are "
@@ -311,6 +372,8 @@ def evaluate(args: argparse.Namespace) -> int:
     source = args.data or metadata.get("data")
     if not source:
         raise DataError(f"evaluate: pass --data (the model {args.model} does not name its data)")
+    if metadata.get("preprocessing"):
+        return _evaluate_typed(args, model, metadata, source)
     target = args.target or metadata.get("target")
     head = head_kind(metadata, int(np.prod(model.output_shape[1:])), model)
     classification = head in CLASSIFICATION_HEADS
@@ -333,6 +396,24 @@ def evaluate(args: argparse.Namespace) -> int:
         x, y = _windowed(x, y, metadata)
         report, count = evaluator.evaluate(x, y), len(y)
     print(f"metrics on {count} {'windows' if metadata.get('window') else 'rows'} of {source}:")
+    print(report.to_text())
+    if args.report:
+        report.save_json(args.report)
+        print(f"saved report: {args.report}")
+    return 0
+
+
+def _evaluate_typed(args: argparse.Namespace, model: Any, metadata: dict, source: str) -> int:
+    """`evaluate` of a typed-table model: raw rows, the target by class name or value."""
+    from keras_trainer.tabular.table_model import TableModel
+
+    table = TableModel(model, metadata)
+    if args.target and args.target != table.target:
+        raise DataError(
+            f"evaluate: the model predicts {table.target!r}, not --target {args.target!r}"
+        )
+    report = table.evaluate(source)
+    print(f"metrics on {report.n_samples} rows of {source}:")
     print(report.to_text())
     if args.report:
         report.save_json(args.report)
@@ -445,6 +526,8 @@ def predict(args: argparse.Namespace) -> int:
 
         check_writable_path(args.output, "--output", (".csv", ".json"))
     model, metadata = _load(args.model)
+    if metadata.get("preprocessing"):
+        return _predict_typed(args, model, metadata)
     feature_names = list(metadata.get("feature_names") or [])
     x, ids = read_rows(args.data, feature_names, getattr(args, "id_column", None))
     window = metadata.get("window")
@@ -462,6 +545,32 @@ def predict(args: argparse.Namespace) -> int:
     width = int(np.prod(outputs.shape[1:]))
     head = head_kind(metadata, width, model)
     records = describe(outputs, head, class_names_for(metadata, head, width), ids)
+    if args.output:
+        write_predictions(records, args.output)
+        print(f"wrote {len(records)} predictions to {args.output}")
+    else:
+        print(records_to_csv(records), end="")
+    return 0
+
+
+def _predict_typed(args: argparse.Namespace, model: Any, metadata: dict) -> int:
+    """`predict` of a typed-table model on raw rows (.csv, .parquet, .json); unseen
+    category values and filled cells are reported on stderr."""
+    import sys
+
+    from keras_trainer.core.evaluating.predictions import records_to_csv, write_predictions
+    from keras_trainer.tabular.table_model import TableModel
+
+    table = TableModel(model, metadata)
+    frame = table.frame(args.data)
+    id_column = getattr(args, "id_column", None)
+    if id_column and id_column not in frame.columns:
+        raise DataError(
+            f"{args.data}: no id column {id_column!r} (columns: {', '.join(frame.columns)})"
+        )
+    records = table.predict(frame, ids=list(frame[id_column]) if id_column else None)
+    if table.last_report.to_text():
+        print(table.last_report.to_text(), file=sys.stderr)
     if args.output:
         write_predictions(records, args.output)
         print(f"wrote {len(records)} predictions to {args.output}")

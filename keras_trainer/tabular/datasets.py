@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Optional
 
 import numpy as np
@@ -14,6 +15,8 @@ import numpy as np
 from keras_trainer.errors import DataError
 
 TABLES = ("breast_cancer", "wine", "diabetes")
+# Typed tables (strings, blanks): name -> target column.
+FRAMES = {"penguins": "species", "cars": "Origin"}
 
 
 def load_table(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -31,6 +34,47 @@ def load_table(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     bunch = getattr(datasets, f"load_{name}")()
     y = bunch.target.astype("float32" if name == "diabetes" else "int64")
     return bunch.data.astype("float32"), y, [str(n) for n in bunch.feature_names]
+
+
+def table_class_names(name: str) -> Optional[list[str]]:
+    """The class names of a bundled classification table (`None` for regression)."""
+    if name not in TABLES or name == "diabetes":
+        return None
+    from sklearn import datasets
+
+    return [str(n) for n in getattr(datasets, f"load_{name}")().target_names]
+
+
+def load_frame(name: str):
+    """A bundled typed table as a pandas DataFrame (its target column: `FRAMES[name]`).
+
+    `penguins`: the Palmer penguins (344 rows; species as the target; island and
+    sex as text, sex and four measurements with missing cells), from the
+    `palmerpenguins` package. `cars`: 406 cars of 1970-1982 (Origin USA/Europe/Japan
+    as the target; the make-and-model Name as text with 311 values; six measurements,
+    two with missing cells; the model year), from the `vega_datasets` package.
+
+    Raises:
+        DataError: unknown name, or the package is not installed.
+    """
+    if name not in FRAMES:
+        raise DataError(
+            f"unknown builtin dataset {name!r} (valid: {', '.join((*TABLES, *FRAMES))})"
+        )
+    package = {"penguins": "palmerpenguins", "cars": "vega_datasets"}[name]
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise DataError(
+            f"builtin:{name} needs the {package} package (pip install 'keras-trainer[tables]')"
+        ) from None
+    if name == "cars":
+        frame = module.local_data.cars()
+        frame["Year"] = frame["Year"].dt.year  # a model year, not a timestamp
+    else:
+        frame = module.load_penguins()
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
 
 
 def load_stock_prices() -> dict[str, np.ndarray]:

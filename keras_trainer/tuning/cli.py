@@ -33,7 +33,6 @@ from keras_trainer.cli_args import (
     finish_run,
     start_run,
 )
-from keras_trainer.errors import ConfigError
 
 
 def register(subparsers) -> None:
@@ -168,23 +167,18 @@ def run_tune(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer tune`; returns the exit code."""
     from keras_trainer import tabular  # noqa: F401  registers feed_forward, lstm, cnn_lstm
     from keras_trainer.core.building.models import build_model
-    from keras_trainer.tabular.data import head_targets, load_data, split_rows
+    from keras_trainer.tabular.typed_training import table_splits
     from keras_trainer.tuning.auto_trainer import AutoTrainer
     from keras_trainer.tuning.distributed import worker_role
 
     config = _config_with_overrides(args)
     tuning, model_config = config.tuning, config.model
 
-    x, y, feature_names = load_data(args.data, args.target)
-    if model_config.input_dim is not None and model_config.input_dim != x.shape[1]:
-        raise ConfigError(
-            f"model.input_dim: is {model_config.input_dim} but {args.data} has {x.shape[1]} features"
-        )
-    y, classification = head_targets(y, model_config, args.data)
-    validation = config.training.validation_split or 0.2
-    train_idx, val_idx, test_idx = split_rows(
-        len(x), validation, config.data.test_split, tuning.seed or 0
+    # Numeric or typed (text, blanks: preprocessing fitted on the training rows) tables.
+    x, y, feature_names, classification, split, table_metadata = table_splits(
+        args.data, args.target, config, tuning.seed or 0
     )
+    train_idx, val_idx, test_idx = split
     input_shape = (x.shape[1],)
 
     def model_factory(dropout_rate: float):
@@ -229,6 +223,7 @@ def run_tune(args: argparse.Namespace) -> int:
             "data": args.data,
             "test_metrics": test_metrics,
             "config": config.to_dict(),
+            **table_metadata,
         },
     )
     print(f"saved model: {path}")

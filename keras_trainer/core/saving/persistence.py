@@ -197,6 +197,7 @@ SERIALIZABLE_MODULES = (
     "keras_trainer.core.evaluating.ensemble",
     "keras_trainer.assistant.layers",
     "keras_trainer.assistant.model",
+    "keras_trainer.tabular.layers",
 )
 REGISTERED_PACKAGE = "keras_trainer"
 # Keras' own markers for tensors, arrays, bytes and lambdas inside a config; Keras
