@@ -74,6 +74,8 @@ def compare_policies(
         `{"oracle_s": s, "policies": {name: {"total_s", "regret", "decide_s"}}}`.
     """
     names = list(names or default_policy_names(workload, model is not None))
+    for name in names:
+        get_policy(name, model=model)  # an unknown name fails before any replay
     test_folds = family_folds(workload, folds, seed)
     oracle = workload.oracle().total_s
     results = {}
