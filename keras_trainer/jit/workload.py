@@ -327,7 +327,9 @@ def replay(workload: Workload, policy: Any, seed: int = 0) -> ReplayResult:
 
 
 def _replay_function(workload: Workload, i: int, policy, index: dict, rng) -> tuple:
-    call_s, compile_s, n = workload.call_s[i], workload.compile_s[i], int(workload.calls[i])
+    # Python floats: the controllers' arithmetic on numpy scalars is several times slower.
+    call_s, compile_s = workload.call_s[i].tolist(), workload.compile_s[i].tolist()
+    n = int(workload.calls[i])
     started = time.perf_counter()
     controller = policy.controller(workload.samples[i], workload.strategies)
     level = controller.first_level()
@@ -365,7 +367,7 @@ def _replay_function(workload: Workload, i: int, policy, index: dict, rng) -> tu
 
 def _autotune(workload, i, levels, state, index, rng, n, log) -> None:
     """Times each build on one real call (one measuring pass's time) and keeps the fastest."""
-    call_s, passes = workload.call_s[i], workload.pass_call_s
+    call_s, passes = workload.call_s[i].tolist(), workload.pass_call_s
     seen = {}
     for name in levels:
         if state.calls >= n:
@@ -373,7 +375,7 @@ def _autotune(workload, i, levels, state, index, rng, n, log) -> None:
         state.run_s += call_s[index[name]]
         state.calls += 1
         if passes is not None:
-            seen[name] = passes[i, rng.integers(passes.shape[1]), index[name]]
+            seen[name] = float(passes[i, rng.integers(passes.shape[1]), index[name]])
         else:
             seen[name] = call_s[index[name]]
         log.append((state.calls, "time", name))
