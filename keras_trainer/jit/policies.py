@@ -354,6 +354,36 @@ def recommended_policy(**kwargs) -> AutotunePolicy:
     return policy
 
 
+#: `recommended` as fitted on the bundled C-kernel corpus (1,620 kernels, calls
+#: runtime:0.01:100, seed 0: `recommended_policy().fit(workload).describe()`), rounded.
+SHIPPED_RECOMMENDED = {
+    "speedup": {"O0": 1.0, "O1": 2.006, "O2": 2.747, "O3": 2.868, "O3-scalar": 2.001},
+    "ratio": {"O0": 1.0, "O1": 3.168, "O2": 5.070, "O3": 5.329, "O3-scalar": 2.987},
+    "first": "O1",
+    "horizon": 4.0,
+    "budget": 20.0,
+}
+
+
+def shipped_policy(name: str, model: Any = None) -> Policy:
+    """A policy ready to decide without training data: `recommended` and `cost_benefit`
+    with the parameters fitted on the bundled corpus, `always:S`, or `cost_benefit+model`.
+
+    Raises:
+        ConfigError: an unknown name, or `tiered`/`autotune` (fit them on your workload).
+    """
+    if name == "recommended":
+        return recommended_policy(**SHIPPED_RECOMMENDED)
+    if name == "cost_benefit":
+        return CostBenefitPolicy(SHIPPED_RECOMMENDED["speedup"], SHIPPED_RECOMMENDED["ratio"])
+    if name in ("tiered", "autotune"):
+        raise ConfigError(
+            f"policy {name!r} has no shipped parameters: fit it on a workload "
+            f"(get_policy({name!r}).fit(workload)) and pass the fitted policy"
+        )
+    return get_policy(name, model=model)
+
+
 def get_policy(name: str, model: Any = None) -> Policy:
     """A policy by name (`always:O3`, `tiered`, `cost_benefit`, `cost_benefit+model`,
     `autotune`, `recommended`); `model` is the cost model `cost_benefit+model` needs.

@@ -317,7 +317,9 @@ def replay(workload: Workload, policy: Any, seed: int = 0) -> ReplayResult:
     rng = np.random.default_rng(seed)
     index = {name: j for j, name in enumerate(workload.strategies)}
     totals = np.empty(len(workload))
-    decisions, decide_s = [], 0.0
+    started = time.perf_counter()
+    policy.prepare(workload)  # batched model predictions count as deciding
+    decisions, decide_s = [], time.perf_counter() - started
     for i in range(len(workload)):
         total, log, spent = _replay_function(workload, i, policy, index, rng)
         totals[i] = total
