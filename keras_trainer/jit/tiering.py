@@ -21,7 +21,8 @@ Example:
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any, Optional, Union
 
 from keras_trainer.errors import ConfigError
 from keras_trainer.jit.policies import Policy, shipped_policy
