@@ -1,0 +1,92 @@
+"""The JIT cost model: targets, training through ModelTrainer, save/load, its policy."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from keras_trainer.errors import CheckpointError, ConfigError
+from keras_trainer.jit import C_KERNELS_PATH
+from keras_trainer.jit.collect import read_dataset
+from keras_trainer.jit.cost_model import (
+    COST_MODEL_CONFIG,
+    CostModel,
+    ModelCostBenefitPolicy,
+    cost_targets,
+    output_names,
+    train_cost_model,
+)
+from keras_trainer.jit.workload import Workload, replay
+
+
+@pytest.fixture(scope="module")
+def small_dataset():
+    data = read_dataset(C_KERNELS_PATH)
+    return {**data, "samples": data["samples"][::60]}  # 27 kernels of many families
+
+
+@pytest.fixture(scope="module")
+def trained(small_dataset):
+    return train_cost_model(small_dataset, quick_config())
+
+
+def quick_config(**training):
+    config = json.load(open(COST_MODEL_CONFIG))
+    config["training"].update({"epochs": 3, "verbose": 0, "validation_split": 0.0, **training})
+    return config
+
+
+@pytest.mark.one_backend
+def test_targets_are_log_speedups_over_o0_then_log_compile_ratios():
+    record = {
+        "ir": "",
+        "entry": "entry",
+        "runtime": {},
+        "label": 0,
+        "timings_ns": {"O0": 8.0, "O1": 2.0},
+        "compile_times_ms": {"O0": 1.0, "O1": 3.0},
+    }
+    workload = Workload.from_dataset({"strategies": ["O0", "O1"], "samples": [record]}, "fixed:1")
+    assert np.allclose(cost_targets(workload), [[math.log(4.0), math.log(3.0)]])
+    assert output_names(["O0", "O1"]) == ["log_speedup:O1", "log_compile_ratio:O1"]
+
+
+def test_cost_model_save_and_load_give_the_same_predictions(small_dataset, trained, tmp_path):
+    model = trained
+    speedup, ratio = model.predict_samples(small_dataset["samples"][:4])
+    assert speedup.shape == ratio.shape == (4, 5) and (speedup[:, 0] == 1).all()
+    path = model.save(tmp_path / "cost.keras")
+    loaded = CostModel.load(path)
+    assert loaded.strategies == small_dataset["strategies"]
+    again = loaded.predict_samples(small_dataset["samples"][:4])
+    assert np.allclose(again[0], speedup, rtol=1e-5) and np.allclose(again[1], ratio, rtol=1e-5)
+
+
+def test_a_cost_model_config_with_the_wrong_output_size_is_refused(small_dataset):
+    config = quick_config()
+    config["model"]["output_dim"] = 5
+    with pytest.raises(ConfigError, match="output_dim is 5 but a cost model of 5 strategies has 8"):
+        train_cost_model(small_dataset, config)
+
+
+def test_a_strategy_classifier_is_not_loaded_as_a_cost_model(tmp_path):
+    from keras_trainer.jit.trainer import ModelTrainer
+
+    trainer = ModelTrainer({"model": {"input_dim": 12, "output_dim": 5}})
+    trainer.create_model(12)
+    path = trainer.save_model(tmp_path / "classifier.keras")
+    with pytest.raises(CheckpointError, match="not a JIT cost model"):
+        CostModel.load(path)
+
+
+def test_cost_benefit_with_the_model_uses_each_functions_predicted_speedups(small_dataset, trained):
+    workload = Workload.from_dataset(small_dataset, "fixed:100000")
+    policy = ModelCostBenefitPolicy(trained)
+    result = replay(workload, policy)
+    speedup, ratio = trained.predict_samples(workload.samples)
+    for i in (0, 5):
+        controller = policy.controller(workload.samples[i], workload.strategies)
+        assert controller.speedup == pytest.approx(dict(zip(workload.strategies, speedup[i])))
+        assert controller.ratio == pytest.approx(dict(zip(workload.strategies, ratio[i])))
+    assert result.decide_s > 0  # the model's batched predictions count as deciding
