@@ -62,6 +62,42 @@ def must_show(spec: str, rows: dict) -> list[str]:
     return lines
 
 
+def score_model(dataset: str, specs, folds: int, seed: int) -> dict:
+    """`cost_benefit+model` against `cost_benefit` over `folds` family folds: a cost
+    model (config/jit_cost_model.json) is trained on each fold's other families."""
+    import numpy as np
+
+    from keras_trainer.jit.cost_model import (
+        ModelCostBenefitPolicy,
+        cost_features,
+        train_cost_model,
+    )
+    from keras_trainer.jit.policies import CostBenefitPolicy
+    from keras_trainer.jit.policy_eval import family_folds
+    from keras_trainer.jit.workload import Workload, replay
+
+    base = Workload.from_dataset(dataset, calls=specs[0], seed=seed)
+    test_folds = family_folds(base, folds, seed)
+    raw = cost_features(base.samples)  # once: the folds' models differ only in their rows
+    models = []
+    for test in test_folds:
+        train = np.setdiff1d(np.arange(len(base)), test)
+        models.append(train_cost_model(base.take(train), features=raw[train]))
+    out = {}
+    for spec in specs:
+        workload = base.with_calls(spec, seed)
+        totals = {"cost_benefit": 0.0, "cost_benefit+model": 0.0}
+        for test, model in zip(test_folds, models):
+            train = np.setdiff1d(np.arange(len(base)), test)
+            fitted = CostBenefitPolicy().fit(workload.take(train))
+            totals["cost_benefit"] += replay(workload.take(test), fitted, seed=seed).total_s
+            with_model = ModelCostBenefitPolicy(model)
+            totals["cost_benefit+model"] += replay(workload.take(test), with_model, seed).total_s
+        oracle = workload.oracle().total_s
+        out[spec] = {name: total / oracle for name, total in totals.items()}
+    return out
+
+
 def main(argv=None) -> int:
     from keras_trainer.jit import C_KERNELS_PATH
     from keras_trainer.jit.collect import read_dataset
@@ -72,7 +108,20 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--json", help="write the results to this JSON file")
+    parser.add_argument(
+        "--model-folds",
+        type=int,
+        default=0,
+        help="also score cost_benefit+model against cost_benefit over this many family folds",
+    )
+    parser.add_argument("--skip-policies", action="store_true", help="only the cost model")
     args = parser.parse_args(argv)
+    if args.model_folds:
+        print(f"# cost model, {args.model_folds} family folds (regret; {datetime.date.today()})")
+        for spec, row in score_model(args.dataset, args.specs, args.model_folds, args.seed).items():
+            print(f"{spec}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
+        if args.skip_policies:
+            return 0
     data = read_dataset(args.dataset)
     names = [f"always:{s}" for s in data["strategies"]] + [
         "tiered",

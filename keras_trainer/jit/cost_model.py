@@ -53,6 +53,14 @@ def cost_targets(workload) -> np.ndarray:
     return np.concatenate([speedup, ratio], axis=1).astype("float32")
 
 
+def cost_features(samples: Sequence[dict], config: Any = COST_MODEL_CONFIG) -> np.ndarray:
+    """Raw feature rows of dataset records under `config`'s feature set, e.g. to
+    extract them once for several models (`train_cost_model(..., features=)`)."""
+    return ModelTrainer(config).extract_features(
+        [s["ir"] for s in samples], [s["runtime"] for s in samples]
+    )
+
+
 class CostModel:
     """Per-function speed-ups and compile-cost ratios predicted by a trained network.
 
