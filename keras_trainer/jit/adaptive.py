@@ -197,6 +197,14 @@ class AdaptiveJIT:
 
         return np.asarray(keras.ops.convert_to_numpy(self.model(features, training=False)))
 
+    def compile_tiered(self, ir_text: str, entry: str = "entry", policy="recommended"):
+        """`@entry` as a `TieredFunction` that a tiering policy recompiles while it runs
+        (`keras_trainer.jit.tiering`; default `recommended`, the shipped parameters).
+        Only for a `trusted` JIT: the builds run in this process."""
+        from keras_trainer.jit.tiering import compile_tiered
+
+        return compile_tiered(ir_text, entry, policy, trusted=self.trusted)
+
     def compile(
         self, ir_text: str, entry: str = "entry", args: Optional[Sequence] = None
     ) -> CompiledFunction:

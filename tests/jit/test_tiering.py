@@ -43,3 +43,16 @@ def test_the_shipped_recommended_policy_decides_without_training_data():
 def test_untrusted_ir_is_refused_by_live_tiering():
     with pytest.raises(ConfigError, match="trusted=True"):
         compile_tiered(ONE_LOOP, "entry", "recommended")
+
+
+def test_adaptive_jit_hands_out_tiered_functions_with_the_recommended_default(tmp_path):
+    from keras_trainer.jit.adaptive import AdaptiveJIT
+
+    from .test_adaptive import save_tiny_model
+
+    jit = AdaptiveJIT(save_tiny_model(tmp_path / "m.keras", favourite=2), trusted=True)
+    fn = jit.compile_tiered(ONE_LOOP, "entry")
+    assert [fn(200) for _ in range(3)] == [EXPECTED] * 3
+    assert fn.decisions[0] == (0, "compile", "O1")  # the shipped recommended first build
+    with pytest.raises(ConfigError, match="trusted=True"):
+        AdaptiveJIT(jit.model_path).compile_tiered(ONE_LOOP, "entry")
