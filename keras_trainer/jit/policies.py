@@ -217,19 +217,21 @@ class _CostBenefit(Controller):
                 return ("autotune", untimed)
             if self.speedup is None:
                 return None
-        current = state.measured_call_s[state.level]
+        level, measured, compiled = state.level, state.measured_call_s, state.compiled_s
+        current = measured[level]
         future = state.calls * self.horizon  # future = past (x horizon)
-        best, best_cost = state.level, future * current
+        best, best_cost = level, future * current
+        reference = current * self.speedup[level]  # the O0 time per call it implies
+        unit_compile = compiled[self.base] / self.ratio[self.base]
         for name, speedup in self.speedup.items():
-            if name == state.level:
+            if name == level:
                 continue
-            per_call = state.measured_call_s.get(
-                name, current * self.speedup[state.level] / speedup
-            )
-            cost = self._compile_s(name, state) + future * per_call
+            per_call = measured[name] if name in measured else reference / speedup
+            compile_s = 0.0 if name in compiled else self.ratio[name] * unit_compile
+            cost = compile_s + future * per_call
             if cost < best_cost:
                 best, best_cost = name, cost
-        return None if best == state.level else ("compile", [best])
+        return None if best == level else ("compile", [best])
 
 
 class CostBenefitPolicy(Policy):
