@@ -33,7 +33,7 @@ def trained(small_dataset):
 
 def quick_config(**training):
     config = json.load(open(COST_MODEL_CONFIG))
-    config["training"].update({"epochs": 3, "verbose": 0, "validation_split": 0.0, **training})
+    config["training"].update({"epochs": 1, "verbose": 0, "validation_split": 0.0, **training})
     return config
 
 
@@ -90,3 +90,20 @@ def test_cost_benefit_with_the_model_uses_each_functions_predicted_speedups(smal
         assert controller.speedup == pytest.approx(dict(zip(workload.strategies, speedup[i])))
         assert controller.ratio == pytest.approx(dict(zip(workload.strategies, ratio[i])))
     assert result.decide_s > 0  # the model's batched predictions count as deciding
+
+
+def test_jit_replay_scores_cost_benefit_with_a_saved_model(
+    small_dataset, trained, tmp_path, capsys
+):
+    from keras_trainer.jit.collect import save_dataset
+
+    from .test_policies import parse
+
+    data = save_dataset(small_dataset, tmp_path / "small.json")
+    model = trained.save(tmp_path / "cost.keras")
+    argv = ["jit-replay", "--data", data, "--model", model, "--calls", "fixed:1000", "--json"]
+    args = parse(argv + ["--folds", "2", "--policies", "cost_benefit,cost_benefit+model"])
+    assert args.handler(args) == 0
+    policies = json.loads(capsys.readouterr().out)["policies"]
+    assert set(policies) == {"cost_benefit", "cost_benefit+model"}
+    assert policies["cost_benefit+model"]["regret"] >= 1.0
