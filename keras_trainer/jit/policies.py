@@ -281,6 +281,11 @@ class AutotunePolicy(CostBenefitPolicy):
         candidates: the strategies tried (default: every strategy but O0).
         cost_benefit: also apply the cost-benefit rule before the code is hot
             (this is `recommended`).
+        speedup, ratio: the cost-benefit constants (`None`: fitted, see
+            `CostBenefitPolicy`); `ratio` also estimates the candidates' compile cost.
+        first: the first build (`None`: O0, or fitted when `cost_benefit`).
+        horizon: future calls per past call assumed by the cost-benefit rule
+            (fitted from `HORIZON_GRID` when `cost_benefit` and `first` is `None`).
     """
 
     name = "autotune"
