@@ -210,10 +210,6 @@ class Workload:
         """Each function's program family (`None` where the record has none)."""
         return [s.get("family") for s in self.samples]
 
-    def oracle_totals(self) -> np.ndarray:
-        """Per function, the least compile + calls x time over the strategies."""
-        return (self.compile_s + self.calls[:, None] * self.call_s).min(axis=1)
-
     def oracle(self) -> ReplayResult:
         """The hindsight optimum: each function compiled once with its best strategy."""
         costs = self.compile_s + self.calls[:, None] * self.call_s
@@ -262,6 +258,7 @@ class FunctionState:
         level_calls: calls run on the current build.
         measured_call_s: strategy -> measured seconds per call (builds that ran).
         compiled_s: strategy -> measured compile seconds (builds made).
+        autotuned: whether the function has been autotuned (its checkpoints stop).
     """
 
     calls: int = 0
