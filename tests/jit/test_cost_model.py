@@ -107,3 +107,16 @@ def test_jit_replay_scores_cost_benefit_with_a_saved_model(
     policies = json.loads(capsys.readouterr().out)["policies"]
     assert set(policies) == {"cost_benefit", "cost_benefit+model"}
     assert policies["cost_benefit+model"]["regret"] >= 1.0
+
+
+def test_adaptive_jit_takes_a_cost_model_and_compiles_the_predicted_fastest(trained, tmp_path):
+    from keras_trainer.jit.adaptive import AdaptiveJIT
+
+    from .snippets import ONE_LOOP
+
+    jit = AdaptiveJIT(trained.save(tmp_path / "cost.keras"), trusted=True)
+    fn = jit.compile(ONE_LOOP, "entry", args=[200])
+    assert fn(200) == sum(range(200))
+    assert sorted(fn.probabilities) == sorted(trained.strategies)
+    assert math.isclose(sum(fn.probabilities.values()), 1.0, rel_tol=1e-5)
+    assert fn.probabilities[fn.strategy] == max(fn.probabilities.values())
