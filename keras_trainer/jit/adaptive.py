@@ -210,13 +210,22 @@ class AdaptiveJIT:
 
         return np.asarray(keras.ops.convert_to_numpy(self.model(features, training=False)))
 
-    def compile_tiered(self, ir_text: str, entry: str = "entry", policy="recommended"):
+    def compile_tiered(
+        self,
+        ir_text: str,
+        entry: str = "entry",
+        policy="recommended",
+        args: Optional[Sequence] = None,
+    ):
         """`@entry` as a `TieredFunction` that a tiering policy recompiles while it runs
         (`keras_trainer.jit.tiering`; default `recommended`, the shipped parameters).
-        Only for a `trusted` JIT: the builds run in this process."""
+        Only for a `trusted` JIT: the builds run in this process. `args`: one O0
+        probe run, for `cost_benefit+model` with this JIT's cost model."""
         from keras_trainer.jit.tiering import compile_tiered
 
-        return compile_tiered(ir_text, entry, policy, trusted=self.trusted, model=self.cost_model)
+        return compile_tiered(
+            ir_text, entry, policy, trusted=self.trusted, model=self.cost_model, args=args
+        )
 
     def compile(
         self, ir_text: str, entry: str = "entry", args: Optional[Sequence] = None

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
 from keras_trainer.errors import ConfigError
@@ -108,6 +108,7 @@ def compile_tiered(
     policy: Union[str, Policy] = "recommended",
     trusted: bool = False,
     model: Optional[Any] = None,
+    args: Optional[Sequence] = None,
 ) -> TieredFunction:
     """A `TieredFunction` for `@entry` of `ir_text`, decided by `policy`.
 
@@ -119,6 +120,8 @@ def compile_tiered(
         trusted: must be `True`: the builds run in this process, so only IR you
             wrote (live tiering in the sandboxed worker is not built yet).
         model: the cost model `cost_benefit+model` needs.
+        args: arguments of one O0 probe run that measures the runtime metrics a
+            cost model predicts from (needed by `cost_benefit+model`).
 
     Raises:
         ConfigError: `trusted` is not `True`, or an unknown or unfitted policy.
@@ -141,4 +144,29 @@ def compile_tiered(
         return compiled, compiled.compile_time_ms / 1e3
 
     sample = {"ir": ir_text, "entry": entry, "runtime": {}}
+    if args is not None:
+        sample["runtime"] = probe_metrics(ir_text, entry, list(args))
+    elif getattr(policy, "model", None) is not None:
+        raise ConfigError(
+            f"policy {policy.name!r} predicts from the O0 probe's runtime metrics: pass args= "
+            "for one probe run of the function"
+        )
     return TieredFunction(build, policy.controller(sample, list(STRATEGY_NAMES)))
+
+
+def probe_metrics(ir_text: str, entry: str, args: list, repeats: int = 3) -> dict:
+    """The runtime metrics of an O0 build (`exec_time_ns`: median of `repeats` timed
+    calls after one warm-up; `compile_time_ms`; `code_size_bytes`), run in this process."""
+    import statistics
+
+    from keras_trainer.jit.engine import compile_ir
+    from keras_trainer.jit.worker import time_call
+
+    baseline = compile_ir(ir_text, entry, "O0", measure_code_size=True)
+    baseline(*args)  # warm-up
+    times = time_call(baseline.cfunc, baseline.convert(args), repeats)
+    return {
+        "exec_time_ns": float(statistics.median(times)),
+        "compile_time_ms": baseline.compile_time_ms,
+        "code_size_bytes": baseline.code_size_bytes,
+    }

@@ -120,3 +120,16 @@ def test_adaptive_jit_takes_a_cost_model_and_compiles_the_predicted_fastest(trai
     assert sorted(fn.probabilities) == sorted(trained.strategies)
     assert math.isclose(sum(fn.probabilities.values()), 1.0, rel_tol=1e-5)
     assert fn.probabilities[fn.strategy] == max(fn.probabilities.values())
+
+
+def test_live_cost_benefit_with_the_model_predicts_from_an_o0_probe(trained, tmp_path):
+    from keras_trainer.jit.adaptive import AdaptiveJIT
+
+    from .snippets import ONE_LOOP
+
+    jit = AdaptiveJIT(trained.save(tmp_path / "cost.keras"), trusted=True)
+    fn = jit.compile_tiered(ONE_LOOP, "entry", "cost_benefit+model", args=[200])
+    assert [fn(200) for _ in range(4)] == [sum(range(200))] * 4
+    assert fn.decisions[0] == (0, "compile", "O0") and fn.controller.speedup["O0"] == 1.0
+    with pytest.raises(ConfigError, match="pass args="):
+        jit.compile_tiered(ONE_LOOP, "entry", "cost_benefit+model")
