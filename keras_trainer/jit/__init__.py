@@ -54,6 +54,16 @@ _EXPORTS = {
     "Strategy": "strategies",
     "get_strategy": "strategies",
     "optimize": "strategies",
+    "Workload": "workload",
+    "draw_calls": "workload",
+    "replay": "workload",
+    "Policy": "policies",
+    "get_policy": "policies",
+    "compare_policies": "policy_eval",
+    "CostModel": "cost_model",
+    "train_cost_model": "cost_model",
+    "TieredFunction": "tiering",
+    "compile_tiered": "tiering",
 }
 
 __all__ = sorted(_EXPORTS) + ["C_KERNELS_PATH", "DEFAULT_DATASET_PATH", "SAMPLE_DATASET_PATH"]

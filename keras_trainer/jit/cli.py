@@ -129,6 +129,10 @@ def register(subparsers) -> None:
     )
     jit.set_defaults(handler=run_jit)
 
+    from keras_trainer.jit.replay_cli import register_replay
+
+    register_replay(subparsers)
+
 
 def stratified_split(
     labels: np.ndarray, fraction: float, seed: int

@@ -61,7 +61,9 @@ class AdaptiveJIT:
         model_path: a `.keras`/`.h5` file saved with keras_trainer metadata
             ("class_names", "feature_config"), or a model store reference
             such as `"models/store@production"` (see
-            `keras_trainer.export.store`).
+            `keras_trainer.export.store`); or a cost model
+            (`keras_trainer.jit.cost_model`): `compile` then takes the strategy
+            with the highest predicted speed-up.
         probe_repeats: timed O0 runs for `exec_time_ns` (median).
         fallback: `None` uses the fallback rule saved with the model (when it
             was trained with `jit.fallback.enabled`), `False` always takes the
@@ -97,6 +99,13 @@ class AdaptiveJIT:
             raise CheckpointError(f"model file not found: {model_path}")
         self.model, self.metadata = _load(model_path)
         self.model_path = model_path
+        # A cost model (keras_trainer.jit.cost_model) predicts speed-ups, not classes.
+        self.cost_model = None
+        if isinstance(self.metadata.get("cost_model"), dict):
+            from keras_trainer.jit.cost_model import CostModel
+
+            self.cost_model = CostModel.load(model_path)
+            self.metadata = {**self.metadata, "class_names": self.cost_model.strategies}
         class_names = self.metadata.get("class_names")
         if not isinstance(class_names, list) or not class_names:
             raise ModelError(f"{model_path}: metadata has no 'class_names' list of strategies")
@@ -198,10 +207,31 @@ class AdaptiveJIT:
         return np.concatenate([static, runtime])[None, :].astype(np.float32), baseline
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """Strategy probabilities `(n, n_classes)` for raw feature rows."""
+        """Strategy probabilities `(n, n_classes)` for raw feature rows (a cost model:
+        its predicted speed-ups over O0, as shares that sum to 1)."""
+        if self.cost_model is not None:
+            speedup, _ = self.cost_model.predict(features)
+            return speedup / speedup.sum(axis=1, keepdims=True)
         import keras
 
         return np.asarray(keras.ops.convert_to_numpy(self.model(features, training=False)))
+
+    def compile_tiered(
+        self,
+        ir_text: str,
+        entry: str = "entry",
+        policy="recommended",
+        args: Optional[Sequence] = None,
+    ):
+        """`@entry` as a `TieredFunction` that a tiering policy recompiles while it runs
+        (`keras_trainer.jit.tiering`; default `recommended`, the shipped parameters).
+        Only for a `trusted` JIT: the builds run in this process. `args`: one O0
+        probe run, for `cost_benefit+model` with this JIT's cost model."""
+        from keras_trainer.jit.tiering import compile_tiered
+
+        return compile_tiered(
+            ir_text, entry, policy, trusted=self.trusted, model=self.cost_model, args=args
+        )
 
     def compile(
         self, ir_text: str, entry: str = "entry", args: Optional[Sequence] = None

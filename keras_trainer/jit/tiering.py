@@ -1,0 +1,172 @@
+"""Live tiering: a function that a policy recompiles while it runs.
+
+`TieredFunction` is the live counterpart of `keras_trainer.jit.workload.replay`:
+the same `Policy`/`Controller` decide, but on real calls. Each call is timed
+(`time.perf_counter`); at the controller's checkpoints it may switch to another
+build (`("compile", [strategy])`) or autotune (`("autotune", [strategies])`: build
+each, run the next real calls one on each build, timed, and keep the fastest).
+`compile_tiered` makes one for IR you trust: the builds run in the caller's
+process (live tiering inside the sandboxed worker is not built yet; untrusted IR
+goes through `AdaptiveJIT.compile`).
+
+Example:
+
+>>> fn = compile_tiered(ir_text, "entry", "recommended", trusted=True)
+>>> for _ in range(10000):
+...     fn(1000)
+>>> fn.strategy, fn.state.calls, fn.decisions[:2]
+('O2', 10000, [(0, 'compile', 'O1'), (64, 'compile', 'O2')])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
+
+from keras_trainer.errors import ConfigError
+from keras_trainer.jit.policies import Policy, shipped_policy
+from keras_trainer.jit.workload import FunctionState
+
+
+class TieredFunction:
+    """A callable whose build follows its policy's controller.
+
+    Args:
+        build: `build(strategy) -> (callable, compile_seconds)`.
+        controller: the policy's controller for this function.
+
+    Attributes:
+        state: the `FunctionState` the controller sees (calls, time, builds).
+        decisions: `(calls, action, strategy)` tuples, as `replay` logs them.
+    """
+
+    def __init__(self, build: Callable[[str], tuple], controller):
+        self._build, self.controller = build, controller
+        self._builds: dict[str, Callable] = {}
+        level = controller.first_level()
+        self.state = FunctionState(level=level)
+        self.decisions: list = []
+        self._compile(level)
+        self._level_s = 0.0
+        self._tuning: list[str] = []
+        self._next = controller.next_checkpoint(self.state)
+
+    @property
+    def strategy(self) -> str:
+        return self.state.level
+
+    def _compile(self, name: str) -> None:
+        if name not in self._builds:
+            self._builds[name], self.state.compiled_s[name] = self._build(name)
+            self.decisions.append((self.state.calls, "compile", name))
+
+    def _switch(self, name: str) -> None:
+        if name != self.state.level:
+            if self.decisions[-1][1:] != ("compile", name):
+                self.decisions.append((self.state.calls, "switch", name))
+            self.state.level, self.state.level_calls, self._level_s = name, 0, 0.0
+
+    def _checkpoint(self) -> None:
+        action = self.controller.decide(self.state)
+        if action is not None:
+            kind, levels = action
+            for name in levels:
+                self._compile(name)
+            if kind == "autotune":
+                self._tuning = list(levels)
+                self.state.autotuned = True
+            else:
+                self._switch(levels[0])
+        self._next = self.controller.next_checkpoint(self.state)
+
+    def __call__(self, *args: Any) -> Any:
+        state = self.state
+        if not self._tuning and state.calls >= self._next:
+            self._checkpoint()
+        name = self._tuning.pop(0) if self._tuning else state.level
+        started = time.perf_counter()
+        result = self._builds[name](*args)
+        elapsed = time.perf_counter() - started
+        state.calls += 1
+        state.run_s += elapsed
+        if name != state.level:  # an autotuning call: one timed call of a candidate
+            state.measured_call_s[name] = elapsed
+            self.decisions.append((state.calls, "time", name))
+            if not self._tuning:
+                self._switch(min(state.measured_call_s, key=state.measured_call_s.get))
+            return result
+        state.level_calls += 1
+        self._level_s += elapsed
+        state.measured_call_s[name] = self._level_s / state.level_calls
+        return result
+
+
+def compile_tiered(
+    ir_text: str,
+    entry: str = "entry",
+    policy: Union[str, Policy] = "recommended",
+    trusted: bool = False,
+    model: Optional[Any] = None,
+    args: Optional[Sequence] = None,
+) -> TieredFunction:
+    """A `TieredFunction` for `@entry` of `ir_text`, decided by `policy`.
+
+    Args:
+        ir_text: textual LLVM IR.
+        entry: the function to compile.
+        policy: a fitted `Policy` or a name (`get_policy`; `recommended` uses the
+            parameters fitted on the bundled corpus).
+        trusted: must be `True`: the builds run in this process, so only IR you
+            wrote (live tiering in the sandboxed worker is not built yet).
+        model: the cost model `cost_benefit+model` needs.
+        args: arguments of one O0 probe run that measures the runtime metrics a
+            cost model predicts from (needed by `cost_benefit+model`).
+
+    Raises:
+        ConfigError: `trusted` is not `True`, or an unknown or unfitted policy.
+        IRParseError, DataError: bad IR or entry.
+    """
+    if isinstance(policy, str):
+        policy = shipped_policy(policy, model=model)
+    from keras_trainer.jit.strategies import STRATEGY_NAMES
+
+    if not trusted:
+        raise ConfigError(
+            "compile_tiered builds and runs the IR in this process: pass trusted=True only for "
+            "IR you wrote; for untrusted IR use AdaptiveJIT.compile, which runs it in a sandboxed "
+            "worker"
+        )
+    from keras_trainer.jit.runtime.engine import compile_ir
+
+    def build(name: str) -> tuple:
+        compiled = compile_ir(ir_text, entry, name)
+        return compiled, compiled.compile_time_ms / 1e3
+
+    sample = {"ir": ir_text, "entry": entry, "runtime": {}}
+    if args is not None:
+        sample["runtime"] = probe_metrics(ir_text, entry, list(args))
+    elif getattr(policy, "model", None) is not None:
+        raise ConfigError(
+            f"policy {policy.name!r} predicts from the O0 probe's runtime metrics: pass args= "
+            "for one probe run of the function"
+        )
+    return TieredFunction(build, policy.controller(sample, list(STRATEGY_NAMES)))
+
+
+def probe_metrics(ir_text: str, entry: str, args: list, repeats: int = 3) -> dict:
+    """The runtime metrics of an O0 build (`exec_time_ns`: median of `repeats` timed
+    calls after one warm-up; `compile_time_ms`; `code_size_bytes`), run in this process."""
+    import statistics
+
+    from keras_trainer.jit.runtime.engine import compile_ir
+    from keras_trainer.jit.runtime.worker import time_call
+
+    baseline = compile_ir(ir_text, entry, "O0", measure_code_size=True)
+    baseline(*args)  # warm-up
+    times = time_call(baseline.cfunc, baseline.convert(args), repeats)
+    return {
+        "exec_time_ns": float(statistics.median(times)),
+        "compile_time_ms": baseline.compile_time_ms,
+        "code_size_bytes": baseline.code_size_bytes,
+    }

@@ -1,0 +1,58 @@
+"""Live tiering: a policy's controller recompiling a function while it runs."""
+
+import pytest
+
+from keras_trainer.errors import ConfigError
+from keras_trainer.jit.policies import AutotunePolicy, TieredPolicy, shipped_policy
+from keras_trainer.jit.tiering import compile_tiered
+
+from .snippets import ONE_LOOP
+
+pytestmark = pytest.mark.one_backend
+
+EXPECTED = sum(range(200))  # ONE_LOOP(200) sums 0..199
+
+
+def test_a_tiered_function_recompiles_after_k_real_calls_and_keeps_its_result():
+    fn = compile_tiered(ONE_LOOP, "entry", TieredPolicy(threshold=3, level="O2"), trusted=True)
+    results = [fn(200) for _ in range(6)]
+    assert results == [EXPECTED] * 6
+    assert fn.decisions == [(0, "compile", "O0"), (3, "compile", "O2")]
+    assert fn.strategy == "O2" and fn.state.calls == 6 and fn.state.level_calls == 3
+    assert set(fn.state.compiled_s) == {"O0", "O2"} and fn.state.run_s > 0
+
+
+def test_live_autotuning_times_each_candidate_on_one_real_call_and_keeps_the_fastest():
+    unit = {"O0": 1.0, "O1": 1.0, "O2": 1.0}
+    policy = AutotunePolicy(budget=0.0, candidates=["O1", "O2"], speedup=unit, ratio=unit)
+    fn = compile_tiered(ONE_LOOP, "entry", policy, trusted=True)
+    assert [fn(200) for _ in range(5)] == [EXPECTED] * 5
+    timed = [d for d in fn.decisions if d[1] == "time"]
+    assert [d[2] for d in timed] == ["O1", "O2"] and [d[0] for d in timed] == [2, 3]
+    measured = fn.state.measured_call_s
+    assert fn.strategy == min(("O0", "O1", "O2"), key=measured.get)
+
+
+def test_the_shipped_recommended_policy_decides_without_training_data():
+    fn = compile_tiered(ONE_LOOP, "entry", "recommended", trusted=True)
+    assert fn(200) == EXPECTED and fn.decisions[0] == (0, "compile", "O1")
+    with pytest.raises(ConfigError, match="fit it on a workload"):
+        shipped_policy("tiered")
+
+
+def test_untrusted_ir_is_refused_by_live_tiering():
+    with pytest.raises(ConfigError, match="trusted=True"):
+        compile_tiered(ONE_LOOP, "entry", "recommended")
+
+
+def test_adaptive_jit_hands_out_tiered_functions_with_the_recommended_default(tmp_path):
+    from keras_trainer.jit.runtime.adaptive import AdaptiveJIT
+
+    from .test_adaptive import save_tiny_model
+
+    jit = AdaptiveJIT(save_tiny_model(tmp_path / "m.keras", favourite=2), trusted=True)
+    fn = jit.compile_tiered(ONE_LOOP, "entry")
+    assert [fn(200) for _ in range(3)] == [EXPECTED] * 3
+    assert fn.decisions[0] == (0, "compile", "O1")  # the shipped recommended first build
+    with pytest.raises(ConfigError, match="trusted=True"):
+        AdaptiveJIT(jit.model_path).compile_tiered(ONE_LOOP, "entry")
