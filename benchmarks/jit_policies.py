@@ -67,12 +67,8 @@ def score_model(dataset: str, specs, folds: int, seed: int) -> dict:
     model (config/jit_cost_model.json) is trained on each fold's other families."""
     import numpy as np
 
-    from keras_trainer.jit.cost_model import (
-        ModelCostBenefitPolicy,
-        cost_features,
-        train_cost_model,
-    )
-    from keras_trainer.jit.policies import CostBenefitPolicy
+    from keras_trainer.jit.cost_model import cost_features, train_cost_model
+    from keras_trainer.jit.policies import CostBenefitPolicy, ModelCostBenefitPolicy
     from keras_trainer.jit.policy_eval import family_folds
     from keras_trainer.jit.workload import Workload, replay
 

@@ -29,7 +29,6 @@ import numpy as np
 
 from keras_trainer.errors import CheckpointError, ConfigError
 from keras_trainer.jit.model.trainer import ModelTrainer
-from keras_trainer.jit.policies import Controller, Policy, _CostBenefit
 
 #: The shipped cost-model config (the strategy classifier's layers, 8 linear outputs).
 COST_MODEL_CONFIG = os.path.join(
@@ -160,45 +159,3 @@ def train_cost_model(
     trainer.create_model(raw.shape[1])
     trainer.train((trainer.normalize(raw), cost_targets(workload)))
     return model
-
-
-class ModelCostBenefitPolicy(Policy):
-    """`cost_benefit+model`: the Jikes RVM cost-benefit rule with each function's
-    speed-ups and compile-cost ratios predicted by a `CostModel` from its features
-    after the O0 probe (the first build is O0, whose run gives the runtime metrics).
-
-    Args:
-        model: a `CostModel` (or the path of a saved one).
-    """
-
-    name = "cost_benefit+model"
-
-    def __init__(self, model: Union[CostModel, str, os.PathLike]):
-        self.model = model if isinstance(model, CostModel) else CostModel.load(model)
-        self._predicted: dict = {}
-
-    def prepare(self, workload) -> None:
-        """Predicts every function of `workload` in one batch."""
-        self._predicted = {}
-        speedup, ratio = self.model.predict_samples(workload.samples)
-        names = self.model.strategies
-        for i, sample in enumerate(workload.samples):
-            self._predicted[id(sample)] = (
-                dict(zip(names, speedup[i].tolist())),
-                dict(zip(names, ratio[i].tolist())),
-            )
-
-    def controller(self, sample: dict, strategies: Sequence[str]) -> Controller:
-        if list(strategies) != self.model.strategies:
-            raise ConfigError(
-                f"policy 'cost_benefit+model': the model predicts {self.model.strategies}, "
-                f"the workload has {list(strategies)}"
-            )
-        if id(sample) not in self._predicted:
-            speedup, ratio = self.model.predict_samples([sample])
-            self._predicted[id(sample)] = (
-                dict(zip(strategies, speedup[0].tolist())),
-                dict(zip(strategies, ratio[0].tolist())),
-            )
-        speedup, ratio = self._predicted[id(sample)]
-        return _CostBenefit(strategies[0], speedup, ratio)

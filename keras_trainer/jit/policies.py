@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -413,7 +414,53 @@ def get_policy(name: str, model: Any = None) -> Policy:
     if name == "cost_benefit+model":
         if model is None:
             raise ConfigError("policy 'cost_benefit+model' needs a cost model: pass --model MODEL")
-        from keras_trainer.jit.cost_model import ModelCostBenefitPolicy
-
         return ModelCostBenefitPolicy(model)
     raise ConfigError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
+
+
+class ModelCostBenefitPolicy(Policy):
+    """`cost_benefit+model`: the Jikes RVM cost-benefit rule with each function's
+    speed-ups and compile-cost ratios predicted by a `CostModel` from its features
+    after the O0 probe (the first build is O0, whose run gives the runtime metrics).
+
+    Args:
+        model: a trained `keras_trainer.jit.cost_model.CostModel` (`CostModel.load(path)`
+            reads a saved one).
+    """
+
+    name = "cost_benefit+model"
+
+    def __init__(self, model: Any):
+        if isinstance(model, (str, os.PathLike)):
+            raise ConfigError(
+                "policy 'cost_benefit+model': pass a loaded cost model "
+                f"(keras_trainer.jit.cost_model.CostModel.load({str(model)!r})), not a path"
+            )
+        self.model = model
+        self._predicted: dict = {}
+
+    def prepare(self, workload) -> None:
+        """Predicts every function of `workload` in one batch."""
+        self._predicted = {}
+        speedup, ratio = self.model.predict_samples(workload.samples)
+        names = self.model.strategies
+        for i, sample in enumerate(workload.samples):
+            self._predicted[id(sample)] = (
+                dict(zip(names, speedup[i].tolist())),
+                dict(zip(names, ratio[i].tolist())),
+            )
+
+    def controller(self, sample: dict, strategies: Sequence[str]) -> Controller:
+        if list(strategies) != self.model.strategies:
+            raise ConfigError(
+                f"policy 'cost_benefit+model': the model predicts {self.model.strategies}, "
+                f"the workload has {list(strategies)}"
+            )
+        if id(sample) not in self._predicted:
+            speedup, ratio = self.model.predict_samples([sample])
+            self._predicted[id(sample)] = (
+                dict(zip(strategies, speedup[0].tolist())),
+                dict(zip(strategies, ratio[0].tolist())),
+            )
+        speedup, ratio = self._predicted[id(sample)]
+        return _CostBenefit(strategies[0], speedup, ratio)

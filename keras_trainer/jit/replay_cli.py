@@ -58,7 +58,7 @@ def register_replay(subparsers) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer jit-replay`; bad input raises `KerasTrainerError`."""
-    from keras_trainer.jit.cli import _dataset_path
+    from keras_trainer.jit import DEFAULT_DATASET_PATH
     from keras_trainer.jit.policy_eval import compare_policies, format_comparison
     from keras_trainer.jit.workload import DEFAULT_CALLS, Workload, check_calls_spec
 
@@ -69,7 +69,7 @@ def run_replay(args: argparse.Namespace) -> int:
         from keras_trainer.jit.cost_model import CostModel
 
         model = CostModel.load(args.model)
-    data = _dataset_path(args.data)
+    data = args.data or DEFAULT_DATASET_PATH
     workload = Workload.from_dataset(data, calls=calls, seed=args.seed)
     names = [n.strip() for n in args.policies.split(",") if n.strip()] if args.policies else None
     result = compare_policies(

@@ -299,18 +299,13 @@ def replay(workload: Workload, policy: Any, seed: int = 0) -> ReplayResult:
 
     Args:
         workload: the functions and their call counts.
-        policy: a `keras_trainer.jit.policies.Policy` (or a name such as
-            `"always:O3"`, made with `get_policy`).
+        policy: a `keras_trainer.jit.policies.Policy` (by name: `get_policy("always:O3")`).
         seed: chooses which measuring pass a build timed on one call reports
             (autotuning), when the dataset has the passes.
 
     Returns:
         A `ReplayResult`; its `total_s` over the oracle's is the regret.
     """
-    from keras_trainer.jit.policies import get_policy
-
-    if isinstance(policy, str):
-        policy = get_policy(policy)
     rng = np.random.default_rng(seed)
     index = {name: j for j, name in enumerate(workload.strategies)}
     totals = np.empty(len(workload))

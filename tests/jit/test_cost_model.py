@@ -11,12 +11,12 @@ from keras_trainer.jit import C_KERNELS_PATH
 from keras_trainer.jit.cost_model import (
     COST_MODEL_CONFIG,
     CostModel,
-    ModelCostBenefitPolicy,
     cost_targets,
     output_names,
     train_cost_model,
 )
 from keras_trainer.jit.data.collect import read_dataset
+from keras_trainer.jit.policies import ModelCostBenefitPolicy
 from keras_trainer.jit.workload import Workload, replay
 
 

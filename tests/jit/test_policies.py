@@ -74,7 +74,9 @@ def test_recommended_starts_cold_code_on_the_level_that_pays_on_the_first_call()
     workload = Workload.from_dataset(data, calls="fixed:1")
     policy = recommended_policy().fit(workload)
     assert policy.first == "O1"
-    assert replay(workload, policy).total_s == pytest.approx(replay(workload, "always:O1").total_s)
+    assert replay(workload, policy).total_s == pytest.approx(
+        replay(workload, get_policy("always:O1")).total_s
+    )
 
 
 def test_recommended_beats_cost_benefit_and_fixed_strategies_on_hot_code():
