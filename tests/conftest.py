@@ -43,6 +43,18 @@ def toy_classification(rng):
     return x, labels
 
 
+class EpochCounter(keras.callbacks.Callback):
+    """Counts the epochs a `fit` call trains. It has no batch hook, so `engine: "auto"`
+    still picks the fused engine; a resumed run trains only the epochs after its checkpoint."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.count += 1
+
+
 def subprocess_env(**extra):
     """Environment for a child Python that imports this checkout under the same backend."""
     env = dict(os.environ)

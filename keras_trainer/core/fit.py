@@ -324,6 +324,7 @@ def fit(
                     initial_epoch, first_step = state["epoch"], state["step"]
                     x, stream_callbacks = streaming.start_at_step(x, first_step, stream_callbacks)
                     steps_per_epoch = len(x)
+                history.resumed_from_epoch, history.resumed_from_step = initial_epoch, first_step
     if last_good is not None:
         if last_good.snapshot is not None:
             initial_epoch = last_good.restore(model)
@@ -417,6 +418,7 @@ def fit(
         and plan is None
         and choose_engine(config.engine, model, arrays, all_callbacks) == "fused"
     )
+    history.engine = "fused" if use_fused else "keras"
     try:
         with memory.device_scope(config.device):
             if use_fused:
@@ -490,7 +492,9 @@ def fit(
     if first_step:
         # The epoch resumed within is done and checkpointed: the rest of the run
         # resumes from that checkpoint, as after a kill at the epoch's end.
-        return fit(caller_model, **continuation)
+        resumed = fit(caller_model, **continuation)
+        resumed.resumed_from_epoch, resumed.resumed_from_step = initial_epoch, first_step
+        return resumed
     return history
 
 

@@ -10,7 +10,7 @@ from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.core.streaming import ShardDataset, stream_statistics
 from keras_trainer.errors import ConfigError, DataError
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, EpochCounter
 
 
 def _table(rng, n=96):
@@ -140,12 +140,15 @@ def test_resumed_stream_training_equals_an_uninterrupted_run(tmp_path, rng):
     checkpoints = str(tmp_path / "ckpt")
     first = _model()
     fit(first, source, config=_config(epochs=2, checkpoint={"directory": checkpoints}))
-    resumed = _model()
-    fit(
+    resumed, trained = _model(), EpochCounter()
+    history = fit(
         resumed,
         source,
         config=_config(epochs=3, resume=True, checkpoint={"directory": checkpoints}),
+        callbacks=[trained],
     )
+    # From epoch 1's checkpoint: only epoch 2 trained.
+    assert (history.resumed_from_epoch, history.resumed_from_step, trained.count) == (2, 0, 1)
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -275,6 +278,7 @@ def test_a_run_stopped_within_an_epoch_resumes_at_its_last_step_checkpoint(tmp_p
         callbacks=[batches],
     )
     assert batches.count == 2 + 6  # the rest of epoch 1 (batches 5 and 6), then epoch 2
+    assert (history.resumed_from_epoch, history.resumed_from_step) == (1, 4)
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert history.epochs == straight_history.epochs
