@@ -189,12 +189,26 @@ def test_steps_per_execution_trains_to_the_same_weights(rng):
     common = dict(
         epochs=2, validation_split=0.0, optimizer={"name": "sgd"}, learning_rate=0.1, batch_size=16
     )
-    one_step = _model()
-    fit(one_step, x, y, config=_config(**common))
-    fused = _model()
-    fit(fused, x, y, config=_config(steps_per_execution=4, **common))
+    # The Keras engine (the fused one runs a whole epoch per call whatever the setting);
+    # Keras calls batch hooks once per compiled call, so they count the calls.
+    common.update(engine="keras")
+    one_step, one_step_calls = _model(), _BatchCalls()
+    fit(one_step, x, y, config=_config(**common), callbacks=[one_step_calls])
+    fused, fused_calls = _model(), _BatchCalls()
+    fit(fused, x, y, config=_config(steps_per_execution=4, **common), callbacks=[fused_calls])
+    assert fused.steps_per_execution == 4
+    assert (one_step_calls.count, fused_calls.count) == (2 * 8, 2 * 8 // 4)  # 8 batches an epoch
     for a, b in zip(one_step.get_weights(), fused.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+class _BatchCalls(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.count += 1
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="only the torch backend lacks steps_per_execution")

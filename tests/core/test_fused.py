@@ -13,6 +13,7 @@ from keras_trainer.core.fit import fit
 from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import ConfigError
+from tests.conftest import IN_CI
 from tests.core.test_checkpoints import _run, _run_facts, _weights
 
 
@@ -344,7 +345,7 @@ def test_torch_steps_that_read_tensors_in_python_run_eagerly_and_say_so(
 def test_torch_compiles_the_traced_step_for_jit_compile_models(rng, caplog):
     import shutil
 
-    if not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
+    if not any(shutil.which(name) for name in ("g++", "c++", "clang++")) and not IN_CI:
         pytest.skip("torch.compile on a CPU needs a C++ compiler")
     x, y = _data(rng)
     options = {"model": {"dropout": 0.0}, "early_stopping_patience": 0, "epochs": 3}
