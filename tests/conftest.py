@@ -58,6 +58,18 @@ class EpochCounter(keras.callbacks.Callback):
         self.count += 1
 
 
+class BatchCounter(keras.callbacks.Callback):
+    """Counts batch-hook calls: one per batch, or per compiled call with steps_per_execution.
+    A batch hook makes `engine: "auto"` pick the Keras engine."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.count += 1
+
+
 def subprocess_env(**extra):
     """Environment for a child Python that imports this checkout under the same backend."""
     env = dict(os.environ)

@@ -9,7 +9,7 @@ from keras_trainer.core.history import TrainingHistory
 from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.errors import BackendNotSupportedError, ConfigError, DataError
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, BatchCounter
 
 
 def _config(**overrides):
@@ -192,23 +192,15 @@ def test_steps_per_execution_trains_to_the_same_weights(rng):
     # The Keras engine (the fused one runs a whole epoch per call whatever the setting);
     # Keras calls batch hooks once per compiled call, so they count the calls.
     common.update(engine="keras")
-    one_step, one_step_calls = _model(), _BatchCalls()
+    one_step, one_step_calls = _model(), BatchCounter()
     fit(one_step, x, y, config=_config(**common), callbacks=[one_step_calls])
-    fused, fused_calls = _model(), _BatchCalls()
-    fit(fused, x, y, config=_config(steps_per_execution=4, **common), callbacks=[fused_calls])
-    assert fused.steps_per_execution == 4
-    assert (one_step_calls.count, fused_calls.count) == (2 * 8, 2 * 8 // 4)  # 8 batches an epoch
-    for a, b in zip(one_step.get_weights(), fused.get_weights()):
+    four_steps, four_steps_calls = _model(), BatchCounter()
+    config = _config(steps_per_execution=4, **common)
+    fit(four_steps, x, y, config=config, callbacks=[four_steps_calls])
+    assert four_steps.steps_per_execution == 4
+    assert (one_step_calls.count, four_steps_calls.count) == (2 * 8, 2 * 8 // 4)  # 8 batches/epoch
+    for a, b in zip(one_step.get_weights(), four_steps.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
-
-
-class _BatchCalls(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.count += 1
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="only the torch backend lacks steps_per_execution")

@@ -10,7 +10,7 @@ from keras_trainer.core.models import build_model
 from keras_trainer.core.seeding import set_seed
 from keras_trainer.core.streaming import ShardDataset, stream_statistics
 from keras_trainer.errors import ConfigError, DataError
-from tests.conftest import BACKEND, EpochCounter
+from tests.conftest import BACKEND, BatchCounter, EpochCounter
 
 
 def _table(rng, n=96):
@@ -237,15 +237,6 @@ class _KillAtStep(keras.callbacks.Callback):
             raise _Killed()
 
 
-class _BatchCount(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.count += 1
-
-
 def test_a_run_stopped_within_an_epoch_resumes_at_its_last_step_checkpoint(tmp_path, rng):
     from keras_trainer.core.checkpoints import CheckpointManager
 
@@ -270,7 +261,7 @@ def test_a_run_stopped_within_an_epoch_resumes_at_its_last_step_checkpoint(tmp_p
     assert manager.latest().endswith("epoch-000001-step-000000004")
     assert [epoch for epoch, _ in manager.epoch_dirs()] == [0]
 
-    resumed, batches = _model(), _BatchCount()
+    resumed, batches = _model(), BatchCounter()
     history = fit(
         resumed,
         source,

@@ -138,7 +138,7 @@ def test_search_method_completes_and_its_best_is_saved(method, cancer, tmp_path)
     result = trainer.optimize(NET, train, val, symbol="BC")
     table = trainer.trials_table()
     assert 1 <= len(table) <= 2 and all(r.status == "COMPLETED" for r in table)
-    # Above always answering the validation split's majority class (about 0.63).
+    # Well above always answering the majority class (0.65 of this split; runs reach ~0.96).
     majority = max(np.mean(val[1]), 1 - np.mean(val[1]))
     print(f"{method}: validation accuracy {result.val_metric:.3f}, majority rate {majority:.3f}")
     assert result.val_metric > majority + 0.1
