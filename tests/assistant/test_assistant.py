@@ -73,7 +73,22 @@ def test_generator_is_compiled_once_per_setting(trained_assistant):
 
 
 def test_load_rejects_non_assistant_file(tmp_path):
-    with pytest.raises(CheckpointError):
+    import keras
+
+    from keras_trainer.core.saving.persistence import save_model
+
+    inputs = keras.Input((4,))
+    classifier = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    path = save_model(classifier, tmp_path / "classifier.keras", metadata={"task": "tabular"})
+    with pytest.raises(
+        CheckpointError,
+        match=r"classifier.keras: not an assistant model file \(metadata task='tabular'\)",
+    ):
+        load_assistant(path)
+
+
+def test_load_of_a_missing_file_names_it(tmp_path):
+    with pytest.raises(CheckpointError, match="missing.keras"):
         load_assistant(tmp_path / "missing.keras")
 
 

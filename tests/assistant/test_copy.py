@@ -88,7 +88,15 @@ def test_copy_distribution_puts_attention_on_extended_ids():
     np.testing.assert_allclose(probs[0, [4, 6]], [0.2, 0.8], atol=1e-5)
 
 
-@pytest.mark.parametrize("query", ["How do I install Brainfuck?", "Is Quokka thread safe?"])
-def test_answers_restore_case_and_spacing_of_copied_words(trained_assistant, query):
+@pytest.mark.parametrize(
+    "query, entity",
+    [
+        ("Where can I learn CoffeeScript?", "CoffeeScript"),
+        ("Is Quokka a good choice for machine learning?", "Quokka"),
+    ],
+)
+def test_answers_restore_case_and_spacing_of_copied_words(trained_assistant, query, entity):
     answer = trained_assistant.generate_batch([query], max_length=MAX_LENGTH)[0]
+    # The unseen name is copied from the query with its capitals, as a word of its own.
+    assert entity in answer.split(), answer
     assert answer == answer.strip() and "  " not in answer

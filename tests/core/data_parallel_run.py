@@ -73,7 +73,10 @@ class RecordLayout(keras.layers.Layer):
 
 
 class RecordVariables(keras.callbacks.Callback):
-    """Records on how many devices the trained model's variables live."""
+    """Records on how many devices the trained model's variables live, and the epochs trained."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        layout["epochs_trained"] = layout.get("epochs_trained", 0) + 1
 
     def on_train_begin(self, logs=None):
         copies = set()
@@ -132,6 +135,8 @@ def main():
         "devices_per_batch": sorted(layout["devices_per_batch"]),
         "batch_rows_per_device": sorted(layout["batch_rows_per_device"]),
         "variable_copies": layout.get("variable_copies", []),
+        "resumed_from": [history.resumed_from_epoch, history.resumed_from_step],
+        "epochs_trained": layout.get("epochs_trained", 0),
     }
     with open(args.out, "w") as handle:
         json.dump(result, handle)

@@ -19,6 +19,7 @@ from keras_trainer.config import ModelConfig, TrainingConfig
 from keras_trainer.core.building.models import build_model
 from keras_trainer.core.training.fit import fit
 from keras_trainer.core.training.seeding import set_seed
+from tests.conftest import EpochCounter
 
 
 class KillMidEpoch(keras.callbacks.Callback):
@@ -61,9 +62,20 @@ def main():
     y = np.eye(5, dtype="float32")[(x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0).astype(int)]
     set_seed(config.seed)
     model = build_model(ModelConfig(output_dim=5, dropout=0.2, batch_norm=True), (12,))
-    callbacks = [KillMidEpoch(kill_at)] if kill_at is not None else []
+    trained = EpochCounter()
+    callbacks = [trained, KillMidEpoch(kill_at)] if kill_at is not None else [trained]
     history = fit(model, x, y, config=config, callbacks=callbacks)
-    np.savez(out, *[np.asarray(w) for w in model.get_weights()], epochs=np.asarray(history.epochs))
+    np.savez(
+        out,
+        *[np.asarray(w) for w in model.get_weights()],
+        epochs=np.asarray(history.epochs),
+        # Where a resumed run started (-1: it did not resume) and how many epochs it trained.
+        resumed_from=np.asarray([history.resumed_from_epoch, history.resumed_from_step])
+        if history.resumed_from_epoch is not None
+        else np.asarray([-1, -1]),
+        epochs_trained=np.asarray(trained.count),
+        engine=np.asarray(history.engine),
+    )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,12 @@ def _weights(path):
         return [data[k] for k in data.files if k.startswith("arr_")], data["epochs"]
 
 
+def _run_facts(path):
+    """Where the run of `resumable_run.py` resumed from, the epochs it trained, its engine."""
+    with np.load(path) as data:
+        return data["resumed_from"].tolist(), int(data["epochs_trained"]), str(data["engine"])
+
+
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     whole = _run(tmp_path / "whole", tmp_path / "whole.npz")
     assert whole.returncode == 0, whole.stderr
@@ -44,6 +50,8 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     actual, actual_epochs = _weights(tmp_path / "resumed.npz")
     np.testing.assert_array_equal(actual_epochs, expected_epochs)
     assert max(np.abs(a - b).max() for a, b in zip(actual, expected)) <= 1e-5
+    # It resumed after epoch 2's checkpoint and trained only the epochs after it.
+    assert _run_facts(tmp_path / "resumed.npz")[:2] == ([3, 0], len(expected_epochs) - 3)
 
 
 def _config(tmp_path, **overrides):

@@ -10,13 +10,13 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
 from keras_trainer.config import ModelConfig, TrainingConfig
 from keras_trainer.core.building.models import build_model
 from keras_trainer.core.saving.persistence import load_model
+from keras_trainer.core.training.distribution import plan_distribution
 from keras_trainer.core.training.fit import fit
 from keras_trainer.errors import BackendNotSupportedError, ConfigError
 from tests.conftest import BACKEND, subprocess_env
@@ -90,7 +90,9 @@ def test_data_parallel_training_matches_a_single_device_run(runs):
 def test_resumed_data_parallel_run_matches_an_uninterrupted_one(runs):
     assert runs["first_half"]["epochs"] == [0, 1]
     resumed, whole = runs["resumed"], runs["parallel"]
-    assert resumed["epochs"] == whole["epochs"]
+    # It started after epoch 1's checkpoint and trained the other half only.
+    assert resumed["resumed_from"] == [2, 0] and resumed["epochs_trained"] == 2
+    assert whole["epochs_trained"] == 4 and resumed["epochs"] == whole["epochs"]
     np.testing.assert_allclose(resumed["loss"], whole["loss"], rtol=1e-5)
     assert _max_weight_difference(resumed["weights"], whole["weights"]) < 1e-5
 
@@ -143,4 +145,4 @@ def test_distribution_devices_must_be_all_or_positive():
 
 def test_default_training_is_single_device():
     assert TrainingConfig().distribution.strategy == "none"
-    assert keras.backend.backend() == BACKEND
+    assert plan_distribution(TrainingConfig().distribution) is None  # no replica, no scope

@@ -13,7 +13,8 @@ from keras_trainer.core.building.models import build_model
 from keras_trainer.core.training.fit import fit
 from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError
-from tests.core.test_checkpoints import _run, _weights
+from tests.conftest import IN_CI
+from tests.core.test_checkpoints import _run, _run_facts, _weights
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,14 @@ def _train(engine, x, y, callbacks=(), model=None, jit_compile=False, **override
     )
     callbacks = [*callbacks, _JitCompile()] if jit_compile else list(callbacks)
     history = fit(network, x, y, config=config, callbacks=callbacks)
+    if engine != "auto":  # the comparisons below are between the engines they name
+        assert history.engine == engine
     return network, history
+
+
+def test_auto_picks_the_fused_engine_when_it_can(rng):
+    x, y = _data(rng)
+    assert _train("auto", x, y, epochs=1)[1].engine == "fused"
 
 
 def test_fused_engine_matches_the_keras_engine(rng, tmp_path):
@@ -132,7 +140,8 @@ def test_auto_falls_back_to_keras_for_a_batch_callback_and_logs_why(rng, caplog)
     x, y = _data(rng)
     counter = _EveryBatch()
     with caplog.at_level(logging.INFO, logger="keras_trainer.fit"):
-        _train("auto", x, y, callbacks=[counter], epochs=2, early_stopping_patience=0)
+        _, history = _train("auto", x, y, callbacks=[counter], epochs=2, early_stopping_patience=0)
+    assert history.engine == "keras"
     assert "using the Keras engine because callback _EveryBatch.on_train_batch_end" in caplog.text
     assert counter.batches == 2 * 7  # every batch of both epochs
     caplog.clear()
@@ -165,6 +174,10 @@ def test_sigkill_then_resume_on_the_fused_engine_matches_an_uninterrupted_run(tm
     actual, actual_epochs = _weights(tmp_path / "resumed.npz")
     np.testing.assert_array_equal(actual_epochs, expected_epochs)
     assert max(np.abs(a - b).max() for a, b in zip(actual, expected)) <= 1e-5
+    # Both runs on the fused engine; the resumed one from after epoch 2's checkpoint.
+    assert _run_facts(tmp_path / "whole.npz")[2] == "fused"
+    facts = _run_facts(tmp_path / "resumed.npz")
+    assert facts == ([3, 0], len(expected_epochs) - 3, "fused")
 
 
 def test_models_of_one_structure_share_compiled_programs_and_train_as_if_alone(rng):
@@ -332,7 +345,7 @@ def test_torch_steps_that_read_tensors_in_python_run_eagerly_and_say_so(
 def test_torch_compiles_the_traced_step_for_jit_compile_models(rng, caplog):
     import shutil
 
-    if not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
+    if not any(shutil.which(name) for name in ("g++", "c++", "clang++")) and not IN_CI:
         pytest.skip("torch.compile on a CPU needs a C++ compiler")
     x, y = _data(rng)
     options = {"model": {"dropout": 0.0}, "early_stopping_patience": 0, "epochs": 3}

@@ -250,7 +250,8 @@ def test_model_compiled_with_registered_loss_survives_save_and_safe_load(tmp_pat
 
 
 def test_registered_loss_survives_keras_trainer_persistence(tmp_path):
-    persistence = pytest.importorskip("keras_trainer.core.saving.persistence")
+    from keras_trainer.core.saving import persistence
+
     model = _tiny_model()
     model.compile(optimizer="sgd", loss=get_loss("test_scaled_mae"))
     expected = model.evaluate(REG_TRUE, REG_PRED, verbose=0)

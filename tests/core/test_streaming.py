@@ -10,7 +10,7 @@ from keras_trainer.core.inputs.streaming import ShardDataset, stream_statistics
 from keras_trainer.core.training.fit import fit
 from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError, DataError
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, BatchCounter, EpochCounter
 
 
 def _table(rng, n=96):
@@ -140,12 +140,15 @@ def test_resumed_stream_training_equals_an_uninterrupted_run(tmp_path, rng):
     checkpoints = str(tmp_path / "ckpt")
     first = _model()
     fit(first, source, config=_config(epochs=2, checkpoint={"directory": checkpoints}))
-    resumed = _model()
-    fit(
+    resumed, trained = _model(), EpochCounter()
+    history = fit(
         resumed,
         source,
         config=_config(epochs=3, resume=True, checkpoint={"directory": checkpoints}),
+        callbacks=[trained],
     )
+    # From epoch 1's checkpoint: only epoch 2 trained.
+    assert (history.resumed_from_epoch, history.resumed_from_step, trained.count) == (2, 0, 1)
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -234,15 +237,6 @@ class _KillAtStep(keras.callbacks.Callback):
             raise _Killed()
 
 
-class _BatchCount(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.count += 1
-
-
 def test_a_run_stopped_within_an_epoch_resumes_at_its_last_step_checkpoint(tmp_path, rng):
     from keras_trainer.core.saving.checkpoints import CheckpointManager
 
@@ -267,7 +261,7 @@ def test_a_run_stopped_within_an_epoch_resumes_at_its_last_step_checkpoint(tmp_p
     assert manager.latest().endswith("epoch-000001-step-000000004")
     assert [epoch for epoch, _ in manager.epoch_dirs()] == [0]
 
-    resumed, batches = _model(), _BatchCount()
+    resumed, batches = _model(), BatchCounter()
     history = fit(
         resumed,
         source,
@@ -275,6 +269,7 @@ def test_a_run_stopped_within_an_epoch_resumes_at_its_last_step_checkpoint(tmp_p
         callbacks=[batches],
     )
     assert batches.count == 2 + 6  # the rest of epoch 1 (batches 5 and 6), then epoch 2
+    assert (history.resumed_from_epoch, history.resumed_from_step) == (1, 4)
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert history.epochs == straight_history.epochs

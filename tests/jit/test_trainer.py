@@ -93,8 +93,10 @@ def test_mismatched_lengths_are_named(sample):
 
 
 def test_bad_ir_reports_the_sample(sample):
-    with pytest.raises(IRParseError):
-        _trainer().prepare_training_data(["define i64 @entry( {"], sample[1][:1], [0])
+    with pytest.raises(IRParseError, match=r"^sample 1: LLVM IR does not parse: line 1: "):
+        _trainer().prepare_training_data(
+            [sample[0][0], "define i64 @entry( {"], sample[1][:2], [0, 0]
+        )
 
 
 def test_predict_checks_feature_width(toy_classification):

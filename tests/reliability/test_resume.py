@@ -13,6 +13,7 @@ from keras_trainer.core.saving.checkpoints import CheckpointManager
 from keras_trainer.core.saving.persistence import load_model, save_model
 from keras_trainer.core.training.fit import fit
 from keras_trainer.errors import CheckpointError
+from tests.conftest import EpochCounter
 
 
 def _data():
@@ -47,11 +48,19 @@ def _config(directory, **overrides):
     return TrainingConfig.from_dict(settings)
 
 
-def _train(directory, **overrides):
+def _train(directory, callbacks=(), **overrides):
     x, y, validation = _data()
     model = _model()
-    history = fit(model, x, y, config=_config(directory, **overrides), validation_data=validation)
+    config = _config(directory, **overrides)
+    history = fit(model, x, y, config=config, validation_data=validation, callbacks=callbacks)
     return model, history
+
+
+def _resume(directory, **overrides):
+    """Resumes the run in `directory`; returns the model, its history and the epochs it trained."""
+    epochs = EpochCounter()
+    model, history = _train(directory, callbacks=[epochs], resume=True, **overrides)
+    return model, history, epochs.count
 
 
 def _same(a, b):
@@ -61,21 +70,26 @@ def _same(a, b):
 def test_resume_of_a_finished_run_keeps_the_best_weights(tmp_path):
     finished, history = _train(tmp_path)
     assert history.best_epoch < 4  # the last epoch is not the best one
-    resumed, _ = _train(tmp_path, resume=True)
+    resumed, resumed_history, trained = _resume(tmp_path)
+    # It started after the last epoch's checkpoint and trained nothing.
+    assert (resumed_history.resumed_from_epoch, resumed_history.resumed_from_step) == (5, 0)
+    assert trained == 0
     assert _same(resumed, finished)
 
 
 def test_resume_after_a_kill_past_the_last_checkpoint_keeps_the_best_weights(tmp_path):
     finished, _ = _train(tmp_path / "a")
     _train(tmp_path / "b")  # the same run, "killed" after its last checkpoint: no final save
-    resumed, _ = _train(tmp_path / "b", resume=True)
+    resumed, history, trained = _resume(tmp_path / "b")
+    assert (history.resumed_from_epoch, trained) == (5, 0)
     assert _same(resumed, finished)
 
 
 def test_resume_of_an_early_stopped_run_does_not_train_on(tmp_path):
     stopped, history = _train(tmp_path, early_stopping_patience=1)
     assert history.stopped_early and len(history.epochs) < 5
-    resumed, resumed_history = _train(tmp_path, early_stopping_patience=1, resume=True)
+    resumed, resumed_history, trained = _resume(tmp_path, early_stopping_patience=1)
+    assert resumed_history.resumed_from_epoch == len(history.epochs) and trained == 0
     assert _same(resumed, stopped) and len(resumed_history.epochs) == len(history.epochs)
 
 
@@ -111,8 +125,9 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint_and_says_which(tmp_pa
         UserWarning,
         match=r"resuming from the intact checkpoint .*epoch-000001.*skipped.*epoch-000002",
     ):
-        _, history = _train(tmp_path, epochs=4, early_stopping_patience=0, resume=True)
+        _, history, trained = _resume(tmp_path, epochs=4, early_stopping_patience=0)
     assert len(history.epochs) == 4
+    assert history.resumed_from_epoch == 2 and trained == 2  # after epoch 1's checkpoint
     assert broken  # the damaged one was rewritten by the resumed run's epoch 3
     CheckpointManager(str(tmp_path)).restore(_model_compiled(), broken)
 

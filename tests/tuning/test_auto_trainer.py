@@ -138,7 +138,11 @@ def test_search_method_completes_and_its_best_is_saved(method, cancer, tmp_path)
     result = trainer.optimize(NET, train, val, symbol="BC")
     table = trainer.trials_table()
     assert 1 <= len(table) <= 2 and all(r.status == "COMPLETED" for r in table)
-    assert result.val_metric > 0.5 and result.batch_size in (32, 64) and result.optimizer == "adam"
+    # Well above always answering the majority class (0.65 of this split; runs reach ~0.96).
+    majority = max(np.mean(val[1]), 1 - np.mean(val[1]))
+    print(f"{method}: validation accuracy {result.val_metric:.3f}, majority rate {majority:.3f}")
+    assert result.val_metric > majority + 0.1
+    assert result.batch_size in (32, 64) and result.optimizer == "adam"
     metadata = persistence.read_metadata(result.save(tmp_path / "best.keras"))
     assert (
         metadata["tuning"]["trial_id"] == result.trial_id

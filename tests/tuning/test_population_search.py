@@ -100,7 +100,6 @@ def test_a_population_is_not_split_over_workers(cancer, tmp_path):  # noqa: F811
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
-@pytest.mark.one_backend
 def test_a_grid_search_hands_out_whole_populations(cancer, tmp_path, population_sizes):  # noqa: F811
     train, val, _ = cancer
     grid = HyperparameterSpace(

@@ -27,6 +27,11 @@ class TrainingHistory:
         best_epoch: The epoch with the best `monitor` value, or `None`.
         best_value: That value, or `None`.
         stopped_early: Whether early stopping ended the run.
+        resumed_from_epoch: The epoch (0-based) a run resumed from a checkpoint
+            started at, or `None` when it did not resume.
+        resumed_from_step: The batches of that epoch its checkpoint had already
+            trained (0 for a checkpoint at an epoch's end), or `None`.
+        engine: The training loop that ran the epochs: "keras" or "fused".
     """
 
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
@@ -38,6 +43,9 @@ class TrainingHistory:
     best_epoch: Optional[int] = None
     best_value: Optional[float] = None
     stopped_early: bool = False
+    resumed_from_epoch: Optional[int] = None
+    resumed_from_step: Optional[int] = None
+    engine: Optional[str] = None
 
     @property
     def train_loss(self) -> list[float]:

@@ -311,7 +311,12 @@ class TrainingRun:
         if self.first_step:
             # The epoch resumed within is done and checkpointed: the rest of the run
             # resumes from that checkpoint, as after a kill at the epoch's end.
-            return fit(self.caller_model, **continuation)
+            resumed = fit(self.caller_model, **continuation)
+            resumed.resumed_from_epoch, resumed.resumed_from_step = (
+                self.initial_epoch,
+                self.first_step,
+            )
+            return resumed
         return self.history
 
     def prepare_data(self, x: Any, y: Any, validation_data: Any, sample_weight: Any) -> None:
@@ -420,6 +425,8 @@ class TrainingRun:
                 self.x, self.first_step, self.stream_callbacks
             )
             self.steps_per_epoch = len(self.x)
+        self.history.resumed_from_epoch = self.initial_epoch
+        self.history.resumed_from_step = self.first_step
 
     def resumed_finished_run(self) -> bool:
         """Whether the checkpoint resumed from ends the run (all epochs, or stopped early)."""
@@ -512,6 +519,7 @@ class TrainingRun:
             and self.plan is None
             and choose_engine(config.engine, self.model, arrays, self.callbacks) == "fused"
         )
+        self.history.engine = "fused" if use_fused else "keras"
         try:
             with memory.device_scope(config.device):
                 if use_fused:
