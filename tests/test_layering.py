@@ -269,9 +269,7 @@ def test_lazy_imports_named_as_strings_point_down_only(tmp_path, monkeypatch):
     (fake / "jit").mkdir()
     for init in ("__init__.py", "core/__init__.py", "jit/__init__.py", "jit/trainer.py"):
         (fake / init).write_text("")
-    (fake / "core" / "bad.py").write_text(
-        'TRAINER = "keras_trainer.jit.model.trainer:ModelTrainer"\n'
-    )
+    (fake / "core" / "bad.py").write_text('TRAINER = "keras_trainer.jit.trainer:ModelTrainer"\n')
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
     assert _violations(_string_targets) == [
         "keras_trainer/core/bad.py:1: core (layer 2) imports keras_trainer.jit"
