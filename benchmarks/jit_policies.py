@@ -2,7 +2,7 @@
 
 For each call-count spec (runtime:0.01:100, runtime:0.001:10, runtime:0.0001:1,
 zipf:1.1:100000; seed 0), every policy is fitted on 27 program families and
-replayed on the 28th, for every family (`keras_trainer.jit.policy_eval`), against
+replayed on the 28th, for every family (`keras_trainer.jit.tiering.policy_eval`), against
 the measured per-call and compile times (compile + calls). Prints each policy's
 regret (total / the oracle's, which knows every call count) and the issue's
 must-show ratios: `recommended` over the oracle, and over the best of `always:*`,
@@ -34,8 +34,8 @@ BASELINES = ("tiered", "cost_benefit")
 def score(job: tuple) -> tuple:
     """`(spec, policy, row)` for one policy on one spec, leave-family-out."""
     dataset, spec, name, seed = job
-    from keras_trainer.jit.policy_eval import compare_policies
-    from keras_trainer.jit.workload import Workload
+    from keras_trainer.jit.tiering.policy_eval import compare_policies
+    from keras_trainer.jit.tiering.workload import Workload
 
     workload = Workload.from_dataset(dataset, calls=spec, seed=seed)
     result = compare_policies(workload, [name], folds=None, seed=seed)
@@ -67,10 +67,10 @@ def score_model(dataset: str, specs, folds: int, seed: int) -> dict:
     model (config/jit_cost_model.json) is trained on each fold's other families."""
     import numpy as np
 
-    from keras_trainer.jit.cost_model import cost_features, train_cost_model
-    from keras_trainer.jit.policies import CostBenefitPolicy, ModelCostBenefitPolicy
-    from keras_trainer.jit.policy_eval import family_folds
-    from keras_trainer.jit.workload import Workload, replay
+    from keras_trainer.jit.model.cost_model import cost_features, train_cost_model
+    from keras_trainer.jit.tiering.policies import CostBenefitPolicy, ModelCostBenefitPolicy
+    from keras_trainer.jit.tiering.policy_eval import family_folds
+    from keras_trainer.jit.tiering.workload import Workload, replay
 
     base = Workload.from_dataset(dataset, calls=specs[0], seed=seed)
     test_folds = family_folds(base, folds, seed)
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
         f"{datetime.date.today()}, {len(data['samples'])} kernels, leave-family-out, "
         f"seed {args.seed}, {time.time() - started:.0f} s"
     )
-    from keras_trainer.jit.policy_eval import format_comparison
+    from keras_trainer.jit.tiering.policy_eval import format_comparison
 
     for spec in args.specs:
         print(f"\n## {spec}")

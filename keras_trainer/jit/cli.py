@@ -129,7 +129,7 @@ def register(subparsers) -> None:
     )
     jit.set_defaults(handler=run_jit)
 
-    from keras_trainer.jit.replay_cli import register_replay
+    from keras_trainer.jit.tiering.replay_cli import register_replay
 
     register_replay(subparsers)
 

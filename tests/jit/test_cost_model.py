@@ -8,16 +8,16 @@ import pytest
 
 from keras_trainer.errors import CheckpointError, ConfigError
 from keras_trainer.jit import C_KERNELS_PATH
-from keras_trainer.jit.cost_model import (
+from keras_trainer.jit.data.collect import read_dataset
+from keras_trainer.jit.model.cost_model import (
     COST_MODEL_CONFIG,
     CostModel,
     cost_targets,
     output_names,
     train_cost_model,
 )
-from keras_trainer.jit.data.collect import read_dataset
-from keras_trainer.jit.policies import ModelCostBenefitPolicy
-from keras_trainer.jit.workload import Workload, replay
+from keras_trainer.jit.tiering.policies import ModelCostBenefitPolicy
+from keras_trainer.jit.tiering.workload import Workload, replay
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from keras_trainer.errors import ConfigError
 from keras_trainer.jit.cli import register
-from keras_trainer.jit.policies import (
+from keras_trainer.jit.tiering.policies import (
     AlwaysPolicy,
     CostBenefitPolicy,
     TieredPolicy,
@@ -17,8 +17,8 @@ from keras_trainer.jit.policies import (
     get_policy,
     recommended_policy,
 )
-from keras_trainer.jit.policy_eval import compare_policies, family_folds
-from keras_trainer.jit.workload import Workload, replay
+from keras_trainer.jit.tiering.policy_eval import compare_policies, family_folds
+from keras_trainer.jit.tiering.workload import Workload, replay
 
 from .test_workload import record
 

@@ -3,8 +3,8 @@
 import pytest
 
 from keras_trainer.errors import ConfigError
-from keras_trainer.jit.policies import AutotunePolicy, TieredPolicy, shipped_policy
-from keras_trainer.jit.tiering import compile_tiered
+from keras_trainer.jit.runtime.tiering import compile_tiered
+from keras_trainer.jit.tiering.policies import AutotunePolicy, TieredPolicy, shipped_policy
 
 from .snippets import ONE_LOOP
 

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from keras_trainer.errors import ConfigError, DataError
-from keras_trainer.jit.policies import AlwaysPolicy, AutotunePolicy, CostBenefitPolicy, TieredPolicy
-from keras_trainer.jit.workload import Workload, check_calls_spec, draw_calls, replay
+from keras_trainer.jit.tiering.policies import (
+    AlwaysPolicy,
+    AutotunePolicy,
+    CostBenefitPolicy,
+    TieredPolicy,
+)
+from keras_trainer.jit.tiering.workload import Workload, check_calls_spec, draw_calls, replay
 
 pytestmark = pytest.mark.one_backend
 

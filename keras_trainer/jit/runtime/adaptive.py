@@ -62,7 +62,7 @@ class AdaptiveJIT:
             ("class_names", "feature_config"), or a model store reference
             such as `"models/store@production"` (see
             `keras_trainer.export.store`); or a cost model
-            (`keras_trainer.jit.cost_model`): `compile` then takes the strategy
+            (`keras_trainer.jit.model.cost_model`): `compile` then takes the strategy
             with the highest predicted speed-up.
         probe_repeats: timed O0 runs for `exec_time_ns` (median).
         fallback: `None` uses the fallback rule saved with the model (when it
@@ -99,10 +99,10 @@ class AdaptiveJIT:
             raise CheckpointError(f"model file not found: {model_path}")
         self.model, self.metadata = _load(model_path)
         self.model_path = model_path
-        # A cost model (keras_trainer.jit.cost_model) predicts speed-ups, not classes.
+        # A cost model (keras_trainer.jit.model.cost_model) predicts speed-ups, not classes.
         self.cost_model = None
         if isinstance(self.metadata.get("cost_model"), dict):
-            from keras_trainer.jit.cost_model import CostModel
+            from keras_trainer.jit.model.cost_model import CostModel
 
             self.cost_model = CostModel.load(model_path)
             self.metadata = {**self.metadata, "class_names": self.cost_model.strategies}
@@ -224,10 +224,10 @@ class AdaptiveJIT:
         args: Optional[Sequence] = None,
     ):
         """`@entry` as a `TieredFunction` that a tiering policy recompiles while it runs
-        (`keras_trainer.jit.tiering`; default `recommended`, the shipped parameters).
+        (`keras_trainer.jit.runtime.tiering`; default `recommended`, the shipped parameters).
         Only for a `trusted` JIT: the builds run in this process. `args`: one O0
         probe run, for `cost_benefit+model` with this JIT's cost model."""
-        from keras_trainer.jit.tiering import compile_tiered
+        from keras_trainer.jit.runtime.tiering import compile_tiered
 
         return compile_tiered(
             ir_text, entry, policy, trusted=self.trusted, model=self.cost_model, args=args

@@ -1,6 +1,6 @@
 """Tiering policies: when a JIT recompiles a function, and with which strategy.
 
-One interface serves the replay of measured workloads (`keras_trainer.jit.workload.replay`)
+One interface serves the replay of measured workloads (`keras_trainer.jit.tiering.workload.replay`)
 and the live `AdaptiveJIT`: a `Policy` is fitted once on training data (`fit`) and
 hands out a `Controller` per function. The controller names the first build
 (`first_level`), the call count of its next checkpoint (`next_checkpoint`), and at
@@ -320,7 +320,7 @@ class AutotunePolicy(CostBenefitPolicy):
 
     def _best(self, workload, attribute: str, values: Sequence) -> Any:
         """The value of `attribute` with the least replayed total on `workload`."""
-        from keras_trainer.jit.workload import replay
+        from keras_trainer.jit.tiering.workload import replay
 
         totals = {}
         for value in values:
@@ -424,7 +424,7 @@ class ModelCostBenefitPolicy(Policy):
     after the O0 probe (the first build is O0, whose run gives the runtime metrics).
 
     Args:
-        model: a trained `keras_trainer.jit.cost_model.CostModel` (`CostModel.load(path)`
+        model: a trained `keras_trainer.jit.model.cost_model.CostModel` (`CostModel.load(path)`
             reads a saved one).
     """
 
@@ -434,7 +434,7 @@ class ModelCostBenefitPolicy(Policy):
         if isinstance(model, (str, os.PathLike)):
             raise ConfigError(
                 "policy 'cost_benefit+model': pass a loaded cost model "
-                f"(keras_trainer.jit.cost_model.CostModel.load({str(model)!r})), not a path"
+                f"(keras_trainer.jit.model.cost_model.CostModel.load({str(model)!r})), not a path"
             )
         self.model = model
         self._predicted: dict = {}

@@ -21,8 +21,8 @@ from typing import Any, Optional
 import numpy as np
 
 from keras_trainer.errors import ConfigError
-from keras_trainer.jit.policies import get_policy
-from keras_trainer.jit.workload import Workload, replay
+from keras_trainer.jit.tiering.policies import get_policy
+from keras_trainer.jit.tiering.workload import Workload, replay
 
 #: Policies scored when none are named: the fixed strategies, then the online ones.
 ONLINE_POLICIES = ("tiered", "cost_benefit", "autotune", "recommended")
@@ -66,7 +66,7 @@ def compare_policies(
             `cost_benefit`, `cost_benefit+model` when `model` is given,
             `autotune`, `recommended`).
         folds: number of family folds (`None`: leave-family-out).
-        model: a trained cost model (`keras_trainer.jit.cost_model.CostModel`),
+        model: a trained cost model (`keras_trainer.jit.model.cost_model.CostModel`),
             used as given in every fold: it must not have seen `workload`'s families.
         seed: folds and measurement noise.
 

@@ -7,7 +7,7 @@ every strategy, `keras_trainer.jit_dataset/1` records with `timings_ns` and
 `compile_times_ms`) plus how many times each function is called: given, or
 drawn with a seed from a call-count spec (`draw_calls`).
 
-`replay(workload, policy)` runs a tiering policy (`keras_trainer.jit.policies`)
+`replay(workload, policy)` runs a tiering policy (`keras_trainer.jit.tiering.policies`)
 against the measured times, without running any code: every build the policy
 asks for costs its measured compile time, every call costs the measured time
 per call of the build it runs on. The **oracle** knows each function's call
@@ -299,7 +299,7 @@ def replay(workload: Workload, policy: Any, seed: int = 0) -> ReplayResult:
 
     Args:
         workload: the functions and their call counts.
-        policy: a `keras_trainer.jit.policies.Policy` (by name: `get_policy("always:O3")`).
+        policy: a `keras_trainer.jit.tiering.policies.Policy` (by name: `get_policy("always:O3")`).
         seed: chooses which measuring pass a build timed on one call reports
             (autotuning), when the dataset has the passes.
 

@@ -1,6 +1,6 @@
 """Live tiering: a function that a policy recompiles while it runs.
 
-`TieredFunction` is the live counterpart of `keras_trainer.jit.workload.replay`:
+`TieredFunction` is the live counterpart of `keras_trainer.jit.tiering.workload.replay`:
 the same `Policy`/`Controller` decide, but on real calls. Each call is timed
 (`time.perf_counter`); at the controller's checkpoints it may switch to another
 build (`("compile", [strategy])`) or autotune (`("autotune", [strategies])`: build
@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
 from keras_trainer.errors import ConfigError
-from keras_trainer.jit.policies import Policy, shipped_policy
-from keras_trainer.jit.workload import FunctionState
+from keras_trainer.jit.tiering.policies import Policy, shipped_policy
+from keras_trainer.jit.tiering.workload import FunctionState
 
 
 class TieredFunction:

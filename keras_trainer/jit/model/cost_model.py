@@ -1,6 +1,6 @@
 """A cost model for the adaptive JIT: per-function speed-ups and compile costs.
 
-The cost-benefit controller (`keras_trainer.jit.policies`) needs, per function and
+The cost-benefit controller (`keras_trainer.jit.tiering.policies`) needs, per function and
 strategy, how much faster a call runs than at O0 and how much longer compiling
 takes than at O0. Constants averaged over training code are a poor guess for a
 given function (a vectorizable loop gains 10x at O3, pointer chasing nothing);
@@ -32,7 +32,7 @@ from keras_trainer.jit.model.trainer import ModelTrainer
 
 #: The shipped cost-model config (the strategy classifier's layers, 8 linear outputs).
 COST_MODEL_CONFIG = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
     "config",
     "jit_cost_model.json",
 )
@@ -108,7 +108,7 @@ class CostModel:
         if not isinstance(info, dict) or not isinstance(info.get("strategies"), list):
             raise CheckpointError(
                 f"{os.fspath(path)}: not a JIT cost model (no '{METADATA_KEY}' metadata); "
-                "train one with keras_trainer.jit.cost_model.train_cost_model"
+                "train one with keras_trainer.jit.model.cost_model.train_cost_model"
             )
         trainer.strategies = info["strategies"]
         return cls(trainer, info["strategies"])
@@ -141,7 +141,7 @@ def train_cost_model(
         ConfigError: the config's output size does not match the strategies.
         DataError: a record without times for every strategy.
     """
-    from keras_trainer.jit.workload import Workload
+    from keras_trainer.jit.tiering.workload import Workload
 
     workload = data if isinstance(data, Workload) else Workload.from_dataset(data, "fixed:1")
     trainer = _CostModelTrainer(config)

@@ -27,7 +27,7 @@ def register_replay(subparsers) -> None:
     replay.add_argument("--data", help="JIT dataset (default: the bundled C-kernel corpus)")
     replay.add_argument(
         "--model",
-        help="trained cost model (keras_trainer.jit.cost_model); adds 'cost_benefit+model'",
+        help="trained cost model (keras_trainer.jit.model.cost_model); adds 'cost_benefit+model'",
     )
     replay.add_argument(
         "--calls",
@@ -59,14 +59,14 @@ def register_replay(subparsers) -> None:
 def run_replay(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer jit-replay`; bad input raises `KerasTrainerError`."""
     from keras_trainer.jit import DEFAULT_DATASET_PATH
-    from keras_trainer.jit.policy_eval import compare_policies, format_comparison
-    from keras_trainer.jit.workload import DEFAULT_CALLS, Workload, check_calls_spec
+    from keras_trainer.jit.tiering.policy_eval import compare_policies, format_comparison
+    from keras_trainer.jit.tiering.workload import DEFAULT_CALLS, Workload, check_calls_spec
 
     calls = args.calls or DEFAULT_CALLS
     check_calls_spec(calls)  # a bad spec is reported before the dataset is read
     model = None
     if args.model:
-        from keras_trainer.jit.cost_model import CostModel
+        from keras_trainer.jit.model.cost_model import CostModel
 
         model = CostModel.load(args.model)
     data = args.data or DEFAULT_DATASET_PATH
