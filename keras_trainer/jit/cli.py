@@ -195,10 +195,9 @@ def train(args: argparse.Namespace) -> int:
     training.logging.tensorboard = (
         bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
     )
+    config = _match_strategies(config, data, data_path)
     trainer = ModelTrainer(config)
     outcomes = dataset_outcomes(data, trainer.class_names)
-    if not isinstance(outcomes[0], dict):
-        trainer.class_names = data["strategies"]
     families = [r.get("family") for r in samples]
     prepared = trainer.prepare_training_data(
         [r["ir"] for r in samples],
@@ -217,7 +216,9 @@ def train(args: argparse.Namespace) -> int:
     trainer.fit_normalizer(raw[train_idx])
     from keras_trainer.jit.model.trainer import PreparedData
 
-    prepared = PreparedData(trainer.normalize(raw), prepared.y, prepared.times, prepared.groups)
+    prepared = PreparedData(
+        trainer.normalize(raw), prepared.y, prepared.times, prepared.groups, prepared.strategies
+    )
     trainer.split = {
         "dataset": os.path.basename(data_path),
         "sha256": dataset_fingerprint(data_path),
@@ -229,7 +230,10 @@ def train(args: argparse.Namespace) -> int:
     if getattr(args, "cv", None):
         from keras_trainer.core.evaluating.cross_validation import cross_validate
 
-        result = cross_validate(trainer, raw[train_idx], labels[train_idx], folds=args.cv)
+        times = None if prepared.times is None else prepared.times[train_idx]
+        result = cross_validate(
+            trainer, raw[train_idx], labels[train_idx], folds=args.cv, side_data=times
+        )
         print(f"{args.cv}-fold cross-validation on the training split (mean ± std):")
         print(result.summary())
     trainer.create_model(prepared.X.shape[1])
@@ -258,6 +262,37 @@ def train(args: argparse.Namespace) -> int:
         summary={"command": "train", "family": "jit", "data": data_path, "model": output},
     )
     return 0
+
+
+def _match_strategies(config, data: dict, data_path: str):
+    """The config whose `jit.strategies` the dataset measures.
+
+    A config that names no strategies (the built-in five by default) takes the
+    dataset's own, with a note naming the difference; one that names strategies the
+    dataset lacks is a `ConfigError` naming them.
+    """
+    from keras_trainer.errors import ConfigError
+    from keras_trainer.jit.config import is_default_strategies, load_jit_config
+
+    wanted, have = config.jit.names, list(data["strategies"])
+    if set(wanted) <= set(have):
+        return config
+    missing = [name for name in wanted if name not in have]
+    if not is_default_strategies(config.jit.strategies):
+        raise ConfigError(
+            f"jit.strategies: {missing} are not measured in {data_path}, whose strategies are "
+            f"{have}; name the dataset's strategies in jit.strategies"
+        )
+    print(
+        f"note: {data_path} measures the strategies {have}, not the built-in {wanted} "
+        f"(no {missing}) that the config uses by default; training on the dataset's",
+        file=sys.stderr,
+    )
+    adopted = config.to_dict()
+    adopted["jit"]["strategies"] = [{"name": name} for name in have]
+    if adopted["model"].get("output_dim") == len(wanted):
+        adopted["model"]["output_dim"] = None  # one output per strategy
+    return load_jit_config(adopted)
 
 
 def _check_outputs(args: argparse.Namespace, config) -> str:

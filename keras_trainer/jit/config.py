@@ -66,12 +66,44 @@ class FeatureConfig(ConfigSection):
     )
 
 
+#: The built-in strategies' names (`keras_trainer.jit.strategies.STRATEGIES`), cheapest first.
+BUILT_IN_STRATEGY_NAMES = ("O0", "O1", "O2", "O3", "O3-scalar")
+
+#: The fields that make a strategy's compiler pipeline.
+PIPELINE_FIELDS = (
+    "speed_level",
+    "loop_vectorization",
+    "slp_vectorization",
+    "loop_unrolling",
+    "codegen_level",
+)
+
+
+def check_pipeline(name: str, fields: dict, where: str) -> None:
+    """Raises `ConfigError` when a strategy that is not built in gives part of its pipeline.
+
+    Either every pipeline field or none (known by its measured times only)."""
+    if name in BUILT_IN_STRATEGY_NAMES:
+        return
+    missing = [key for key in PIPELINE_FIELDS if fields.get(key) is None]
+    if missing and len(missing) < len(PIPELINE_FIELDS):
+        raise ConfigError(
+            f"{where}: strategy {name!r} is not built in ({list(BUILT_IN_STRATEGY_NAMES)}) and "
+            f"gives part of its pipeline: give {missing} too, or no pipeline field at all (a "
+            "strategy known only by its measured times, enough for training)"
+        )
+
+
 @dataclasses.dataclass
 class StrategySpec(ConfigSection):
     """One optimization strategy the JIT strategy model chooses between."""
 
     name: str = option(
-        description="Class name of the strategy (a built-in one: O0, O1, O2, O3, O3-scalar)."
+        description=(
+            "Class name of the strategy: a built-in one (O0, O1, O2, O3, O3-scalar), or your "
+            "own, with every pipeline field or none (known only by its measured times: enough "
+            "for training, not for compiling)."
+        )
     )
     speed_level: Optional[int] = option(
         None,
@@ -90,13 +122,22 @@ class StrategySpec(ConfigSection):
         minimum=0,
         description=(
             "Place in the compile-cost order (0 = cheapest; ties between measured times go to "
-            "the lowest); null: the built-in's, or after the built-ins in list order."
+            "the lowest); null: the built-in's. If any strategy has none, ties go by the "
+            "order of jit.strategies instead (with a warning naming them)."
         ),
     )
 
+    def validate(self, path: str) -> None:
+        check_pipeline(self.name, self.to_dict(), path or "strategy")
+
 
 def _default_strategies() -> list[StrategySpec]:
-    return [StrategySpec(name) for name in ("O0", "O1", "O2", "O3", "O3-scalar")]
+    return [StrategySpec(name) for name in BUILT_IN_STRATEGY_NAMES]
+
+
+def is_default_strategies(specs: list[StrategySpec]) -> bool:
+    """Whether `jit.strategies` is the built-in five by name only, as when a config omits it."""
+    return [spec.to_dict() for spec in specs] == [s.to_dict() for s in _default_strategies()]
 
 
 @dataclasses.dataclass
@@ -143,7 +184,8 @@ class StrategyChoiceConfig(ConfigSection):
         minimum=0.0,
         description=(
             "Labels from measured times: strategies within this relative margin of the fastest "
-            "tie, and the cheapest to compile (lowest compile_rank) wins."
+            "tie, and the cheapest to compile (lowest compile_rank) wins; without every "
+            "compile_rank, the first in jit.strategies wins."
         ),
     )
     class_weighting: Literal["none", "balanced", "sqrt"] = option(

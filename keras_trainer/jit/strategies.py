@@ -30,10 +30,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import llvmlite.binding as llvm
 
 from keras_trainer.errors import ConfigError
+from keras_trainer.jit.config import BUILT_IN_STRATEGY_NAMES, PIPELINE_FIELDS, check_pipeline
 from keras_trainer.jit.llvm_ir.ir import initialize_llvm
 
 
@@ -50,17 +52,27 @@ class Strategy:
         codegen_level: the target machine's code generation level (0-3).
         description: one line for docs and the CLI.
         compile_rank: place in the compile-cost order (0 = cheapest); a
-            label tie goes to the strategy with the lowest rank.
+            label tie goes to the strategy with the lowest rank. `None`: not
+            known (ties then follow the list order, see `tie_preference`).
+
+    A strategy known only by its measured times (a user's own compiler
+    setting, declared in a config by name alone) has `None` pipeline fields:
+    it can be trained on and predicted, not compiled (`optimize` refuses it).
     """
 
     name: str
-    speed_level: int
-    loop_vectorization: bool
-    slp_vectorization: bool
-    loop_unrolling: bool
-    codegen_level: int
+    speed_level: Optional[int]
+    loop_vectorization: Optional[bool]
+    slp_vectorization: Optional[bool]
+    loop_unrolling: Optional[bool]
+    codegen_level: Optional[int]
     description: str
-    compile_rank: int = 0
+    compile_rank: Optional[int] = 0
+
+    @property
+    def compilable(self) -> bool:
+        """Whether the pipeline is known (False for a strategy known only by its times)."""
+        return all(getattr(self, key) is not None for key in PIPELINE_FIELDS)
 
     def get_config(self) -> dict:
         """The strategy as a JSON-ready dict."""
@@ -90,6 +102,7 @@ STRATEGIES: tuple = (
 )
 
 STRATEGY_NAMES: list = [s.name for s in STRATEGIES]
+assert tuple(STRATEGY_NAMES) == BUILT_IN_STRATEGY_NAMES
 
 
 def get_strategy(name_or_index) -> Strategy:
@@ -115,40 +128,48 @@ def get_strategy(name_or_index) -> Strategy:
 
 
 def tie_preference(strategies) -> list:
-    """Strategy names cheapest to compile first (by `compile_rank`, then list order):
-    who wins a tie between measured times."""
+    """Strategy names in the order that wins a tie between measured times.
+
+    Cheapest to compile first (by `compile_rank`, then list order) when every
+    strategy has a rank; when any has none (a strategy known only by its
+    times), the list order itself, as ranks cannot be compared with a
+    missing one (see `missing_ranks`)."""
     chosen = [get_strategy(s) for s in strategies]
+    if missing_ranks(chosen):
+        return [s.name for s in chosen]
     order = sorted(range(len(chosen)), key=lambda i: (chosen[i].compile_rank, i))
     return [chosen[i].name for i in order]
+
+
+def missing_ranks(strategies) -> list:
+    """Names of the strategies without a `compile_rank`."""
+    return [s.name for s in map(get_strategy, strategies) if s.compile_rank is None]
 
 
 def strategies_from_config(specs) -> list:
     """`Strategy` objects for the config's strategy list (`jit.strategies`).
 
     A spec may name a built-in strategy and leave its pipeline fields null
-    (they are taken from the built-in); a new name must give every field.
+    (they are taken from the built-in); a new name gives every pipeline field
+    or none (a strategy known only by its measured times, which can be
+    trained on but not compiled). A missing `compile_rank` is the built-in's,
+    else `None`.
 
     Raises:
-        ConfigError: a new strategy with a missing field.
+        ConfigError: a new strategy with some but not all pipeline fields.
     """
     result = []
     for index, spec in enumerate(specs):
         fields = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
         name = fields.pop("name")
+        check_pipeline(name, fields, f"jit.strategies[{index}]")
         base = next((s for s in STRATEGIES if s.name == name), None)
         values = {}
         for key, value in fields.items():
-            if value is None and key != "compile_rank":
-                if base is None:
-                    raise ConfigError(
-                        f"jit.strategies[{index}].{key}: strategy {name!r} is not built in "
-                        f"({STRATEGY_NAMES}), so its pipeline must be given in full"
-                    )
+            if value is None and base is not None:
                 value = getattr(base, key)
             values[key] = value
         description = base.description if base is not None else "declared in the config"
-        if values.get("compile_rank") is None:
-            values["compile_rank"] = base.compile_rank if base is not None else 100 + index
         result.append(Strategy(name=name, description=description, **values))
     return result
 
@@ -177,6 +198,11 @@ def optimize(module: llvm.ModuleRef, strategy, target_machine=None) -> llvm.Modu
         The same module, optimized.
     """
     strategy = get_strategy(strategy)
+    if not strategy.compilable:
+        raise ConfigError(
+            f"strategy {strategy.name!r} is known only by its measured times: its pipeline "
+            f"({', '.join(PIPELINE_FIELDS)}) is not given, so it cannot be compiled"
+        )
     target_machine = target_machine or create_target_machine(strategy)
     module.triple = target_machine.triple
     module.data_layout = str(target_machine.target_data)

@@ -185,6 +185,7 @@ def cross_validate(
     groups: Any | None = None,
     shuffle: bool = True,
     seed: int | None = None,
+    side_data: Any | None = None,
 ) -> CrossValidationResult:
     """Cross-validates a trainer config on `(x, y)`, one fresh model per fold.
 
@@ -206,6 +207,9 @@ def cross_validate(
         groups: Group of each sample; no group is split across train/validation.
         shuffle: Shuffle before splitting (`False`: contiguous folds).
         seed: Seed of the folds; defaults to `training.seed`.
+        side_data: Optional, one row per sample that the trainer takes as the
+            third element of its `(x, y, side)` data (the JIT trainer's measured
+            times, which its cost-aware loss trains on); split with the folds.
 
     Returns:
         A `CrossValidationResult`. Each fold has `val_loss` and the compiled
@@ -218,6 +222,8 @@ def cross_validate(
     n = len(x)
     if len(y) != n:
         raise DataError(f"x has {n} samples but y has {len(y)}; they must match")
+    if side_data is not None and len(side_data) != n:
+        raise DataError(f"x has {n} samples but side_data has {len(side_data)}; they must match")
     probe = make_trainer(config)
     classifier = bool(getattr(probe, "is_classifier", False))
     if stratify is None:
@@ -239,8 +245,12 @@ def cross_validate(
         if hasattr(trainer, "fit_normalizer"):
             trainer.fit_normalizer(x_train)
             x_train, x_val = trainer.normalize(x_train), trainer.normalize(x_val)
-        history = trainer.train((x_train, y_train), validation_data=(x_val, y_val))
-        metrics = {f"val_{k}": v for k, v in trainer.evaluate((x_val, y_val)).items()}
+        train_data, val_data = (x_train, y_train), (x_val, y_val)
+        if side_data is not None:
+            side = np.asarray(side_data)
+            train_data, val_data = train_data + (side[train_rows],), val_data + (side[val_rows],)
+        history = trainer.train(train_data, validation_data=val_data)
+        metrics = {f"val_{k}": v for k, v in trainer.evaluate(val_data).items()}
         metrics["best_epoch"] = float(
             history.best_epoch if history.best_epoch is not None else math.nan
         )

@@ -23,6 +23,11 @@ Dataset JSON (format "keras_trainer.jit_dataset/1"):
                   "result"}, ...],
      "failed": [{"name", "entry", "reason"}, ...]}
 
+`read_dataset` also takes measurements of your own: a plain JSON list of
+records `{"ir", "runtime", "timings_ns", "family"?, "name"?}` (the strategies
+are the keys of `timings_ns`); in either form `entry` defaults to "entry" and
+`label` to the fastest strategy when `timings_ns` measures all of them.
+
 Example:
 
 >>> dataset = collect_dataset(generate_corpus(10, seed=0), repeats=3)
@@ -460,9 +465,14 @@ def read_dataset(path: str) -> dict:
         ) from None
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: not valid JSON: {error}") from None
+    if isinstance(data, list):
+        data = _dataset_from_records(data, path)
     if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise DataError(f"{path}: 'format' must be {DATASET_FORMAT!r}, got {found!r}")
+        raise DataError(
+            f"{path}: 'format' must be {DATASET_FORMAT!r}, got {found!r} (or give a plain "
+            "JSON list of records)"
+        )
     strategies = data.get("strategies")
     if (
         not isinstance(strategies, list)
@@ -474,24 +484,55 @@ def read_dataset(path: str) -> dict:
     if not isinstance(samples, list):
         raise DataError(f"{path}: 'samples' must be a list")
     for i, record in enumerate(samples):
-        where = f"{path}: samples[{i}]"
-        if not isinstance(record, dict):
-            raise DataError(f"{where}: must be an object")
-        for key, kind in (("ir", str), ("entry", str), ("runtime", dict), ("label", int)):
-            if key not in record:
-                raise DataError(f"{where}: missing key '{key}'")
-            if not isinstance(record[key], kind) or isinstance(record[key], bool):
-                raise DataError(
-                    f"{where}['{key}']: expected {kind.__name__}, got {type(record[key]).__name__}"
-                )
-        if not 0 <= record["label"] < len(strategies):
-            raise DataError(
-                f"{where}['label']: {record['label']} is not a strategy index "
-                f"0..{len(strategies) - 1}"
-            )
-        if "timings_ns" in record and not isinstance(record["timings_ns"], dict):
-            raise DataError(f"{where}['timings_ns']: expected an object")
+        _check_record(record, strategies, f"{path}: samples[{i}]")
     return data
+
+
+def _dataset_from_records(records: list, path: str) -> dict:
+    """A plain JSON list of records as a dataset: the strategies are the keys of
+    the first record's `timings_ns`, which every record must measure."""
+    first = records[0] if records and isinstance(records[0], dict) else {}
+    timings = first.get("timings_ns")
+    if not isinstance(timings, dict) or not timings:
+        raise DataError(
+            f"{path}: samples[0]: a plain list of records needs 'timings_ns' "
+            "({strategy: time}) in every record; the strategies are its keys"
+        )
+    return {"format": DATASET_FORMAT, "strategies": list(timings), "samples": records}
+
+
+def _check_record(record, strategies: list, where: str) -> None:
+    """Checks one sample in place: `ir` and `runtime` are required; `entry`
+    defaults to "entry"; `label` may be left out when `timings_ns` measures every
+    strategy (it is then the fastest, ties to the first in `strategies`)."""
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: must be an object")
+    record.setdefault("entry", "entry")
+    for key, kind in (("ir", str), ("entry", str), ("runtime", dict)):
+        if key not in record:
+            raise DataError(f"{where}: missing key '{key}'")
+        if not isinstance(record[key], kind):
+            raise DataError(
+                f"{where}['{key}']: expected {kind.__name__}, got {type(record[key]).__name__}"
+            )
+    timings = record.get("timings_ns")
+    if timings is not None and not isinstance(timings, dict):
+        raise DataError(f"{where}['timings_ns']: expected an object")
+    if "label" not in record:
+        missing = [n for n in strategies if not isinstance((timings or {}).get(n), (int, float))]
+        if missing:
+            raise DataError(
+                f"{where}: needs 'label' (a strategy index) or 'timings_ns' with a time for "
+                f"every strategy (none for {missing})"
+            )
+        record["label"] = choose_label(timings, strategies, 0.0)
+    label = record["label"]
+    if not isinstance(label, int) or isinstance(label, bool):
+        raise DataError(f"{where}['label']: expected int, got {type(label).__name__}")
+    if not 0 <= label < len(strategies):
+        raise DataError(
+            f"{where}['label']: {label} is not a strategy index 0..{len(strategies) - 1}"
+        )
 
 
 def load_dataset(path: str) -> tuple:
@@ -528,12 +569,29 @@ def dataset_fingerprint(path: str) -> str:
 def dataset_outcomes(data: dict, strategies: Optional[list] = None) -> list:
     """Per-sample optimization results for `ModelTrainer.prepare_training_data`:
     the measured times (`{strategy: ns}`) when every record has them for every
-    strategy in `strategies` (default: the dataset's), else the recorded labels."""
-    names = strategies or data["strategies"]
+    strategy in `strategies` (default: the dataset's), else the recorded labels
+    (as indices into `strategies`).
+
+    Raises:
+        DataError: naming the strategies of `strategies` that the dataset does not have.
+    """
+    names = list(strategies or data["strategies"])
     samples = data["samples"]
     if samples and all(
         isinstance(r.get("timings_ns"), dict) and set(names) <= set(r["timings_ns"])
         for r in samples
     ):
         return [{name: r["timings_ns"][name] for name in names} for r in samples]
-    return [r["label"] for r in samples]
+    have = list(data["strategies"])
+    missing = [name for name in names if name not in have]
+    if missing:
+        raise DataError(
+            f"the dataset has no strategy {missing} (its strategies are {have}, the model's or "
+            f"config's are {names}); name the dataset's strategies in jit.strategies"
+        )
+    unknown = sorted({have[r["label"]] for r in samples} - set(names))
+    if unknown:
+        raise DataError(
+            f"the dataset labels samples with strategies {unknown} that are not among {names}"
+        )
+    return [names.index(have[r["label"]]) for r in samples]

@@ -178,9 +178,15 @@ def runtime_report(
 
 def format_runtime_report(report: dict) -> str:
     """The runtime report as a few lines of text (what the CLI prints)."""
+    fallback = report.get("fallback")
+    model = (
+        f"model (+ fallback to {fallback['strategy']} below p={float(fallback['threshold']):.3f})"
+        if fallback
+        else "model"
+    )
     lines = [
         f"runtime on {report['samples']} samples (regret = total time of the choices / per-sample best):",
-        f"  model          accuracy {report['accuracy']:.3f}  regret {report['regret']:.4f}  "
+        f"  {model:<14} accuracy {report['accuracy']:.3f}  regret {report['regret']:.4f}  "
         f"geomean {report['geomean_regret']:.4f}",
     ]
     majority = report["majority"]
@@ -199,6 +205,45 @@ def format_runtime_report(report: dict) -> str:
         f"{report['speedup_vs_best_fixed']:.3f}x"
     )
     return "\n".join(lines)
+
+
+def validation_rows(
+    labels: np.ndarray, groups: Sequence[Any] | None, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices `(train, validation)` holding out about `fraction` of the rows.
+
+    With `groups` (program families), whole groups, drawn with `seed`, so the
+    validation rows are code of families the model has not trained on; else a
+    shuffled share of every class of `labels`.
+
+    Raises:
+        DataError: the split leaves no training or no validation rows.
+    """
+    n = len(labels)
+    rng = np.random.default_rng(seed)
+    held = np.zeros(n, dtype=bool)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if len(groups) != n:
+            raise DataError(f"groups has {len(groups)} entries but there are {n} rows")
+        for group in rng.permutation(np.unique(groups)):
+            if held.sum() >= fraction * n:
+                break
+            held |= groups == group
+        kind = f"{len(np.unique(groups))} groups"
+    else:
+        labels = np.asarray(labels)
+        for label in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == label))
+            held[members[: int(round(len(members) * fraction))]] = True
+        kind = "rows"
+    if held.all() or not held.any():
+        raise DataError(
+            f"training.validation_split={fraction} leaves {int((~held).sum())} training and "
+            f"{int(held.sum())} validation rows out of {n} ({kind}); give more data or change "
+            "the split"
+        )
+    return rng.permutation(np.flatnonzero(~held)), np.flatnonzero(held)
 
 
 def _by_group(values: np.ndarray, groups: Sequence[Any]) -> np.ndarray:

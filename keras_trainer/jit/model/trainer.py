@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -58,7 +59,8 @@ class PreparedData(tuple):
     per-strategy times, or `None` when only class labels were given) when it
     is passed to them whole. Plain `(X, y)` and `(X, y, times)` tuples work
     too. `.groups` (each sample's program family, or `None`) makes the
-    fallback rule count its evidence in groups (`choose_fallback_threshold`).
+    fallback rule count its evidence in groups (`choose_fallback_threshold`), and
+    the validation rows whole groups. `.strategies` names the columns of `.times`.
     """
 
     def __new__(
@@ -67,12 +69,14 @@ class PreparedData(tuple):
         y: np.ndarray,
         times: Optional[np.ndarray] = None,
         groups: Optional[np.ndarray] = None,
+        strategies: Optional[Sequence[str]] = None,
     ):
         if groups is not None and len(groups) != len(X):
             raise DataError(f"groups has {len(groups)} entries but X has {len(X)} rows")
         data = super().__new__(cls, (X, y))
         data.times = times
         data.groups = None if groups is None else np.asarray(groups)
+        data.strategies = None if strategies is None else list(strategies)
         return data
 
     @property
@@ -88,7 +92,7 @@ class PreparedData(tuple):
         indices = np.asarray(indices)
         times = None if self.times is None else self.times[indices]
         groups = None if self.groups is None else self.groups[indices]
-        return PreparedData(self[0][indices], self[1][indices], times, groups)
+        return PreparedData(self[0][indices], self[1][indices], times, groups, self.strategies)
 
 
 def one_hot(
@@ -145,6 +149,7 @@ class ModelTrainer:
         self.training_baselines: dict[str, Any] = {}
         #: Where the held-out rows are (the CLI's `train` records the test split here).
         self.split: Optional[dict] = None
+        self._warned_ranks: set = set()
 
     # ----------------------------------------------------------------- features
     @property
@@ -276,15 +281,21 @@ class ModelTrainer:
                     f"jit.strategies lists {len(self.class_names)} strategies but "
                     f"model.output_dim is {self.config.model.output_dim}"
                 )
+            preference = self.tie_preference
+            if preference != [n for n in preference if n in self.class_names]:
+                raise ConfigError(
+                    f"jit.strategies {self.config.jit.names} are not the model's class names "
+                    f"{self.class_names}"
+                )
             times = times_matrix(optimization_results, self.class_names)
             optimization_results = labels_from_times(
-                times, self.class_names, self.config.jit.tie_tolerance, self.tie_preference
+                times, self.class_names, self.config.jit.tie_tolerance, preference
             ).tolist()
         labels = one_hot(optimization_results, self.config.model.output_dim)
         features = self.extract_features(ir_samples, runtime_data)
         if fit_normalizer:
             self.fit_normalizer(features)
-        return PreparedData(self.normalize(features), labels, times, groups)
+        return PreparedData(self.normalize(features), labels, times, groups, self.class_names)
 
     # -------------------------------------------------------------------- model
     def create_model(
@@ -358,7 +369,7 @@ class ModelTrainer:
         y = self._labels(data[1], f"{name}[1] (y)")
         if len(X) != len(y):
             raise DataError(f"{name}: X has {len(X)} rows but y has {len(y)}")
-        times = data[2] if len(data) == 3 else getattr(data, "times", None)
+        times, _ = self._named_times(data, name)
         if times is not None:
             times = np.asarray(times, dtype=np.float64)
             if times.shape != (len(X), self.config.model.output_dim) or not np.all(times > 0):
@@ -368,12 +379,54 @@ class ModelTrainer:
                 )
         return X, y, times
 
+    def _named_times(self, data: Any, name: str) -> tuple[Optional[np.ndarray], list[str]]:
+        """The times of `(X, y, times)` or a `PreparedData`, and the strategy of each column.
+
+        Times may be an array (columns in class order), a list of `{strategy: time}`
+        dicts or a DataFrame. Named times with the model's class names are put in
+        class order; other names are taken column by column and keep their own
+        names (so a report says which strategy a speed-up is against).
+        """
+        times = data[2] if len(data) == 3 else getattr(data, "times", None)
+        names = getattr(data, "strategies", None)
+        if times is None:
+            return None, list(self.class_names)
+        if hasattr(times, "columns") and hasattr(times, "to_numpy"):
+            names, times = [str(c) for c in times.columns], times.to_numpy(dtype="float64")
+        elif isinstance(times, (list, tuple)) and times and isinstance(times[0], dict):
+            from keras_trainer.jit.model.choices import times_matrix
+
+            names = list(times[0])
+            times = times_matrix(times, names, f"{name}[2] (times)")
+        names = list(self.class_names) if names is None else list(names)
+        if names != self.class_names and sorted(names) == sorted(self.class_names):
+            times = np.asarray(times)[:, [names.index(n) for n in self.class_names]]
+            names = list(self.class_names)
+        return times, names
+
     @property
     def tie_preference(self) -> list[str]:
-        """Strategy names cheapest to compile first: who wins a tie in the labels."""
-        from keras_trainer.jit.strategies import strategies_from_config, tie_preference
+        """Strategy names in the order that wins a tie in the labels: cheapest to
+        compile first, or the order of `jit.strategies` when a strategy has no
+        `compile_rank` (warned once, naming them)."""
+        from keras_trainer.jit.strategies import (
+            missing_ranks,
+            strategies_from_config,
+            tie_preference,
+        )
 
-        return tie_preference(strategies_from_config(self.config.jit.strategies))
+        strategies = strategies_from_config(self.config.jit.strategies)
+        missing = missing_ranks(strategies)
+        if missing and tuple(missing) not in self._warned_ranks:
+            self._warned_ranks.add(tuple(missing))
+            warnings.warn(
+                f"jit.strategies: no compile_rank for {missing}, so ties between measured "
+                f"times (within jit.tie_tolerance) go to the first in the config's order "
+                f"{[s.name for s in strategies]}; give every strategy a compile_rank to prefer "
+                "the cheapest to compile",
+                stacklevel=3,
+            )
+        return tie_preference(strategies)
 
     @property
     def cost_aware(self) -> bool:
@@ -468,14 +521,31 @@ class ModelTrainer:
         if validation_data:
             X_val, y_val, times_val = self._split(validation_data, "validation_data")
             groups_val = getattr(validation_data, "groups", None)
+        elif self.config.training.validation_split > 0 and self.is_classifier:
+            from keras_trainer.jit.model.choices import validation_rows
+
+            # Whole groups (program families) or a shuffled stratified share: the
+            # fallback's threshold is chosen on these rows, so they must look like
+            # unseen code, not like the last rows of the file.
+            groups = getattr(training_data, "groups", None)
+            train_rows, val_rows = validation_rows(
+                np.argmax(y, axis=-1),
+                groups,
+                self.config.training.validation_split,
+                self.config.training.seed or 0,
+            )
+            X_val, y_val = X[val_rows], y[val_rows]
+            times_val = None if times is None else times[val_rows]
+            groups_val = None if groups is None else groups[val_rows]
+            X, y = X[train_rows], y[train_rows]
+            times = None if times is None else times[train_rows]
         elif self.config.training.validation_split > 0:
             from keras_trainer.core.inputs.data import split_validation
 
+            # Regression targets (the cost model, sequences) keep Keras' held-out tail.
             (X, y, times), (X_val, y_val, times_val) = split_validation(
                 X, y, times, self.config.training.validation_split
             )
-            groups = getattr(training_data, "groups", None)
-            groups_val = None if groups is None else groups[len(X) :]  # the held-out tail
         else:
             X_val = y_val = times_val = None
         labels = np.argmax(y, axis=-1) if self.is_classifier else None
@@ -576,9 +646,15 @@ class ModelTrainer:
     def evaluate(self, test_data: tuple[Any, Any]) -> dict[str, float]:
         """Loss and metrics on `(X, y)` normalized features and labels.
 
+        `accuracy` is the model's most likely strategy against the labels (as in
+        `evaluation_report`); with a trained fallback rule, `accuracy_with_fallback`
+        is the strategy the rule picks.
+
         When the times are known (`PreparedData` or `(X, y, times)`), the
-        runtime figures are added: `regret` and `geomean_regret` against the
-        per-sample oracle, `speedup_vs_<strategy>` for every fixed strategy,
+        runtime figures are added (with the fallback applied; with a fallback,
+        `regret_without_fallback` too): `regret` and `geomean_regret` against the
+        per-sample oracle, `speedup_vs_<strategy>` for every fixed strategy (named
+        by the times' strategies),
         `speedup_vs_best_fixed`, and the majority-class baseline's
         `majority_accuracy` and `majority_regret` (see `runtime_report`).
         """
@@ -599,11 +675,21 @@ class ModelTrainer:
             )
             results = {name: float(value) for name, value in results.items()}
         if self.is_classifier:
+            # `accuracy` is the model's own most likely strategy, as in the classification
+            # report; what the fallback rule changes is reported beside it, by name.
+            labels = np.argmax(y, -1)
             results["accuracy"] = float(
-                np.mean(self.predict_strategy_normalized(X) == np.argmax(y, -1))
+                np.mean(self.predict_strategy_normalized(X, fallback=False) == labels)
             )
+            if self.fallback:
+                results["accuracy_with_fallback"] = float(
+                    np.mean(self.predict_strategy_normalized(X) == labels)
+                )
         if times is not None and self.is_classifier:
-            report = self.runtime_report((X, y, times))
+            report = self.runtime_report(test_data)
+            if self.fallback:
+                without = self.runtime_report(test_data, fallback=False)
+                results["regret_without_fallback"] = without["regret"]
             results["regret"] = report["regret"]
             results["geomean_regret"] = report["geomean_regret"]
             for name, row in report["fixed"].items():
@@ -624,16 +710,19 @@ class ModelTrainer:
         X, y, times = self._split(test_data, "test_data")
         if times is None:
             raise DataError("runtime_report needs measured times: (X, y, times) or PreparedData")
+        _, names = self._named_times(test_data, "test_data")
         majority = self.training_baselines.get("majority_class")
-        return runtime_report(
+        report = runtime_report(
             self.predict_strategy_normalized(X, fallback),
             times,
-            self.class_names,
+            names,
             labels=np.argmax(y, axis=-1),
             majority_class=self.class_names.index(majority)
             if majority in self.class_names
             else None,
         )
+        report["fallback"] = self._fallback_rule(fallback)
+        return report
 
     def evaluation_report(self, test_data: tuple[Any, Any]):
         """A full evaluation report: for classes, precision, recall, F1, ROC-AUC and the
