@@ -517,37 +517,9 @@ class ModelTrainer:
         X, y, times = self._split(training_data, "training_data")
         if self.model is None:
             self.create_model(X.shape[-1], sequence_length=X.shape[1] if X.ndim == 3 else None)
-        groups_val = None
-        if validation_data:
-            X_val, y_val, times_val = self._split(validation_data, "validation_data")
-            groups_val = getattr(validation_data, "groups", None)
-        elif self.config.training.validation_split > 0 and self.is_classifier:
-            from keras_trainer.jit.model.choices import validation_rows
-
-            # Whole groups (program families) or a shuffled stratified share: the
-            # fallback's threshold is chosen on these rows, so they must look like
-            # unseen code, not like the last rows of the file.
-            groups = getattr(training_data, "groups", None)
-            train_rows, val_rows = validation_rows(
-                np.argmax(y, axis=-1),
-                groups,
-                self.config.training.validation_split,
-                self.config.training.seed or 0,
-            )
-            X_val, y_val = X[val_rows], y[val_rows]
-            times_val = None if times is None else times[val_rows]
-            groups_val = None if groups is None else groups[val_rows]
-            X, y = X[train_rows], y[train_rows]
-            times = None if times is None else times[train_rows]
-        elif self.config.training.validation_split > 0:
-            from keras_trainer.core.inputs.data import split_validation
-
-            # Regression targets (the cost model, sequences) keep Keras' held-out tail.
-            (X, y, times), (X_val, y_val, times_val) = split_validation(
-                X, y, times, self.config.training.validation_split
-            )
-        else:
-            X_val = y_val = times_val = None
+        (X, y, times), (X_val, y_val, times_val, groups_val) = self._hold_out(
+            training_data, validation_data, X, y, times
+        )
         labels = np.argmax(y, axis=-1) if self.is_classifier else None
         if labels is not None:
             self.training_baselines = {
@@ -578,6 +550,42 @@ class ModelTrainer:
         if self.config.jit.fallback.enabled and self.is_classifier:
             self.fallback = self._choose_fallback(X_val, y_val, times_val, groups_val)
         return self.history
+
+    def _hold_out(self, training_data, validation_data, X, y, times) -> tuple:
+        """`((X, y, times), (X_val, y_val, times_val, groups_val))`: the given
+        validation data, or `training.validation_split` of the training rows."""
+        fraction = self.config.training.validation_split
+        if validation_data:
+            X_val, y_val, times_val = self._split(validation_data, "validation_data")
+            return (X, y, times), (
+                X_val,
+                y_val,
+                times_val,
+                getattr(validation_data, "groups", None),
+            )
+        if fraction > 0 and self.is_classifier:
+            from keras_trainer.jit.model.choices import validation_rows
+
+            # Whole groups (program families) or a shuffled stratified share: the
+            # fallback's threshold is chosen on these rows, so they must look like
+            # unseen code, not like the last rows of the file.
+            groups = getattr(training_data, "groups", None)
+            train_rows, val_rows = validation_rows(
+                np.argmax(y, axis=-1), groups, fraction, self.config.training.seed or 0
+            )
+
+            def take(rows):
+                return X[rows], y[rows], None if times is None else times[rows]
+
+            held_groups = None if groups is None else groups[val_rows]
+            return take(train_rows), take(val_rows) + (held_groups,)
+        if fraction > 0:
+            from keras_trainer.core.inputs.data import split_validation
+
+            # Regression targets (the cost model, sequences) keep Keras' held-out tail.
+            train, held = split_validation(X, y, times, fraction)
+            return train, held + (None,)
+        return (X, y, times), (None, None, None, None)
 
     def prepare_stream(self, stream: Any) -> Any:
         """Fits the normalization on a shard stream in one pass; returns it normalizing its batches.
