@@ -90,7 +90,7 @@ def test_without_compile_ranks_ties_go_by_config_order_with_one_warning_naming_t
         _config([{"name": "a", "compile_rank": 1}, {"name": "b", "compile_rank": 0}])
     )
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # every rank given: no warning
+        warnings.simplefilter("error", UserWarning)  # every rank given: no warning
         y = ranked.prepare_training_data(ir, runtime, tied).y
     assert np.argmax(y, axis=1).tolist() == [1, 1]  # the lowest rank, b
     trainer = ModelTrainer(_config([{"name": "a"}, {"name": "b", "compile_rank": 0}]))
