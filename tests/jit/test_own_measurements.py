@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 #: The bundled strategies under a user's own names.
 RENAMED = {"O0": "base", "O1": "light", "O2": "vec2", "O3": "vec3", "O3-scalar": "scalar3"}
 USER_NAMES = list(RENAMED.values())
+RANKED = [{"name": name, "compile_rank": rank} for rank, name in enumerate(USER_NAMES)]
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,7 @@ def _outcomes(records):
 
 @pytest.mark.one_backend
 def test_a_strategy_known_only_by_its_times_is_enough_for_training(records):
-    trainer = ModelTrainer(
-        _config([{"name": n, "compile_rank": i} for i, n in enumerate(USER_NAMES)])
-    )
+    trainer = ModelTrainer(_config(RANKED))
     data = trainer.prepare_training_data(*_outcomes(records))
     trainer.train(data)
     assert trainer.class_names == USER_NAMES
@@ -166,7 +165,7 @@ def test_cross_validation_runs_the_cost_aware_loss(tmp_path, records_file, capsy
 
 @pytest.mark.one_backend
 def test_accuracy_is_reported_with_and_without_the_fallback(records):
-    trainer = ModelTrainer(_config([{"name": n} for n in USER_NAMES], validation_split=0.0))
+    trainer = ModelTrainer(_config(RANKED, validation_split=0.0))
     data = trainer.prepare_training_data(*_outcomes(records))
     trainer.train(data)
     labels = np.argmax(data.y, axis=1)
@@ -186,7 +185,7 @@ def test_accuracy_is_reported_with_and_without_the_fallback(records):
 
 @pytest.mark.one_backend
 def test_evaluate_names_speedups_by_the_strategies_of_the_times(records):
-    trainer = ModelTrainer(_config([{"name": n} for n in USER_NAMES], validation_split=0.0))
+    trainer = ModelTrainer(_config(RANKED, validation_split=0.0))
     data = trainer.prepare_training_data(*_outcomes(records))
     trainer.train(data)
     chosen = trainer.predict_strategy_normalized(data.X)
