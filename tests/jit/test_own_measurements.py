@@ -124,6 +124,8 @@ def _train(tmp_path, config, data, *extra):
     return main([*argv, "--quiet", "--runs-dir", str(tmp_path / "runs"), *extra]), model
 
 
+# The CLI's path, not the backend, is under test (fit runs on every backend elsewhere).
+@pytest.mark.one_backend
 def test_the_seed_config_trains_on_other_names_and_evaluate_reports_regret(
     tmp_path, records_file, capsys
 ):
@@ -147,6 +149,7 @@ def test_the_seed_config_trains_on_other_names_and_evaluate_reports_regret(
     assert "has no strategy ['base', 'light'" in capsys.readouterr().err
 
 
+@pytest.mark.one_backend
 def test_a_config_naming_strategies_the_data_lacks_says_which(tmp_path, records_file, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps(_config([{"name": "base"}, {"name": "O3"}])))
@@ -155,6 +158,7 @@ def test_a_config_naming_strategies_the_data_lacks_says_which(tmp_path, records_
     assert status == 2 and "['O3'] are not measured" in err and "'scalar3'" in err
 
 
+@pytest.mark.one_backend
 def test_cross_validation_runs_the_cost_aware_loss(tmp_path, records_file, capsys):
     cost_aware = os.path.join(ROOT, "config", "jit_cost_aware.json")
     status, _ = _train(tmp_path, cost_aware, records_file, "--cv", "2")
@@ -163,7 +167,6 @@ def test_cross_validation_runs_the_cost_aware_loss(tmp_path, records_file, capsy
     assert "2-fold cross-validation" in out and "val_regret:" in out
 
 
-@pytest.mark.one_backend
 def test_accuracy_is_reported_with_and_without_the_fallback(records):
     trainer = ModelTrainer(_config(RANKED, validation_split=0.0))
     data = trainer.prepare_training_data(*_outcomes(records))
@@ -183,7 +186,6 @@ def test_accuracy_is_reported_with_and_without_the_fallback(records):
     assert "regret_without_fallback" in metrics
 
 
-@pytest.mark.one_backend
 def test_evaluate_names_speedups_by_the_strategies_of_the_times(records):
     trainer = ModelTrainer(_config(RANKED, validation_split=0.0))
     data = trainer.prepare_training_data(*_outcomes(records))
