@@ -47,9 +47,10 @@ def _validate(args: argparse.Namespace) -> int:
 
     kind = args.kind
     if kind is None:  # the kind `train` would read this file as
+        from keras_trainer.cli_args import verb_config_dict
         from keras_trainer.cli_verbs import FAMILY_CONFIG_KINDS, config_family
 
-        kind = FAMILY_CONFIG_KINDS[config_family(args.config)]
+        kind = FAMILY_CONFIG_KINDS[config_family(verb_config_dict(args))]
     config = load_section(CONFIG_FILES.get(kind, "--kind"), args.config)
     for warning in plausibility_warnings(config):
         print(f"warning: {args.config}: {warning}", file=sys.stderr)

@@ -28,12 +28,11 @@ from keras_trainer.cli_args import (
     add_overwrite_argument,
     add_report_argument,
     add_run_arguments,
-    apply_overrides,
     load_verb_config,
     print_config,
-    verb_overrides,
+    verb_config_dict,
 )
-from keras_trainer.errors import ConfigError, DataError
+from keras_trainer.errors import DataError
 
 TABULAR_TYPES = ("feed_forward", "lstm", "cnn_lstm")
 TABLE_PREFIXES = ("builtin:",)
@@ -56,20 +55,8 @@ def _is_table(source: str | None) -> bool:
     )
 
 
-def config_family(
-    config_path: str, data: str | None = None, overrides: list[str] | tuple = ()
-) -> str:
-    """The family whose `train` handles this config (with its `--set` overrides and data).
-
-    Raises:
-        ConfigError: the file is missing or not a JSON object.
-    """
-    from keras_trainer.config import read_json_file
-
-    raw = read_json_file(config_path)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{config_path}: a config is a JSON object, got {type(raw).__name__}")
-    raw = apply_overrides(raw, list(overrides))
+def config_family(raw: dict, data: str | None = None) -> str:
+    """The family whose `train` handles this config (a JSON object, overrides applied) and data."""
     if "model" not in raw and any(key in raw for key in ASSISTANT_KEYS):
         return "assistant"
     model_type = (
@@ -111,7 +98,7 @@ def _handler(verb: str, family: str):
 
 
 def _train(args: argparse.Namespace) -> int:
-    family = config_family(args.config, args.data, verb_overrides(args))
+    family = config_family(verb_config_dict(args), args.data)
     if args.print_config:  # the config alone: no family module, no Keras
         from keras_trainer.config import load_section
         from keras_trainer.registry import CONFIG_FILES
