@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from keras_trainer.cli_args import add_config_argument, run_verb
+from keras_trainer.cli_args import ArgumentParser, add_config_argument, run_verb
 from keras_trainer.native_logs import filter_native_log_lines
 from keras_trainer.registry import CLI_COMMANDS, CONFIG_FILES
 
@@ -45,7 +45,13 @@ def _validate(args: argparse.Namespace) -> int:
     from keras_trainer.config import load_section
     from keras_trainer.config.plausibility import plausibility_warnings
 
-    config = load_section(CONFIG_FILES.get(args.kind, "--kind"), args.config)
+    kind = args.kind
+    if kind is None:  # the kind `train` would read this file as
+        from keras_trainer.cli_args import verb_config_dict
+        from keras_trainer.cli_verbs import FAMILY_CONFIG_KINDS, config_family
+
+        kind = FAMILY_CONFIG_KINDS[config_family(verb_config_dict(args))]
+    config = load_section(CONFIG_FILES.get(kind, "--kind"), args.config)
     for warning in plausibility_warnings(config):
         print(f"warning: {args.config}: {warning}", file=sys.stderr)
     print(f"{args.config}: valid")
@@ -73,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     from keras_trainer import cli_verbs
     from keras_trainer.version import __version__
 
-    parser = argparse.ArgumentParser(prog="keras-trainer", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="keras-trainer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"keras-trainer {__version__}")
     parser.add_argument(
         "-v",
@@ -106,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--kind",
         choices=kinds,
-        default="jit",
-        help="which config file (default: jit, as config/model_config.json)",
+        help="which config file (default: the kind train reads it as: jit, trainer for "
+        "tabular configs, or assistant)",
     )
     validate.set_defaults(handler=_validate)
 

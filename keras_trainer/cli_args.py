@@ -19,16 +19,31 @@ Example:
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from keras_trainer.core.recording.plots import plot_run
 from keras_trainer.core.recording.runs import DEFAULT_ROOT, RunFolder
-from keras_trainer.errors import KerasTrainerError
+from keras_trainer.errors import ConfigError, KerasTrainerError
 
 #: Exit status of a verb stopped by a library error (bad config, file, column, IR line).
 ERROR_STATUS = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An `argparse.ArgumentParser` that takes no abbreviations of long options.
+
+    `--epoch` is refused instead of being read as `--epochs`; the subparsers of
+    `add_subparsers` are of the parser's own class, so they refuse them too.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
 
 def run_verb(args: argparse.Namespace) -> int:
@@ -140,3 +155,137 @@ def finish_run(
         )
         print(f"mlflow run: {run_id}")
     print(f"run folder: {run.path}")
+
+
+def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--set KEY=VALUE` (repeatable), `--seed N` and `--print-config` for a verb that reads a config."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key by its dotted path, e.g. training.epochs=5 or "
+        "model.hidden_layers=[32,16]; the value is JSON, else a plain string (repeatable)",
+    )
+    parser.add_argument("--seed", type=int, help="override training.seed")
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (file, overrides and defaults) as JSON and exit",
+    )
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`"training.epochs=5"` -> `(["training", "epochs"], 5)`: a JSON value, else the string.
+
+    Raises:
+        ConfigError: no `=`, or an empty key or path part.
+    """
+    key, equals, value = text.partition("=")
+    parts = key.strip().split(".")
+    if not equals or not all(parts):
+        raise ConfigError(
+            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. training.epochs=5"
+        )
+    try:
+        return parts, json.loads(value)
+    except ValueError:
+        return parts, value  # a plain string: --set output.model_path=models/a.keras
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of the config `raw` with each `--set KEY=VALUE` written at its dotted path.
+
+    Missing sections are created; validating the result (unknown keys, bad values)
+    is the config loader's work, so an override fails exactly as the file would.
+
+    Raises:
+        ConfigError: a malformed override, or a path through a value that is not a section.
+    """
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        parts, value = parse_override(text)
+        section = raw
+        for depth, part in enumerate(parts[:-1]):
+            section = section.setdefault(part, {})
+            if not isinstance(section, dict):
+                raise ConfigError(
+                    f"--set {text!r}: {'.'.join(parts[: depth + 1])} is a value, not a section"
+                )
+        section[parts[-1]] = value
+    return raw
+
+
+def verb_overrides(args: argparse.Namespace) -> list[str]:
+    """The `--set` overrides of a verb, with its shortcut flags (`--seed`, `--epochs`) last."""
+    overrides = list(getattr(args, "overrides", None) or [])
+    for flag, key in (("seed", "training.seed"), ("epochs", "training.epochs")):
+        if getattr(args, flag, None) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    return overrides
+
+
+def load_verb_config(args: argparse.Namespace, loader: Callable[[Any], Any]) -> Any:
+    """The verb's config: `args.config` read, its overrides applied, validated by `loader`.
+
+    Raises:
+        ConfigError: from the file or an override, naming the file and the key path.
+    """
+    overrides = verb_overrides(args)
+    try:
+        return loader(verb_config_dict(args))
+    except ConfigError as error:
+        where = f"{args.config} with --set" if overrides else args.config
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def verb_config_dict(args: argparse.Namespace) -> dict[str, Any]:
+    """The JSON object of `args.config` with the verb's overrides applied, not yet validated.
+
+    Raises:
+        ConfigError: the file is missing, not JSON or not an object; a malformed override.
+    """
+    from keras_trainer.config import read_json_file
+
+    raw = read_json_file(args.config)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{args.config}: a config is a JSON object, got {type(raw).__name__}")
+    return apply_overrides(raw, verb_overrides(args))
+
+
+def print_config(config_dict: dict[str, Any]) -> int:
+    """`--print-config`: the resolved config as JSON on standard output; exit status 0."""
+    print(json.dumps(config_dict, indent=2))
+    return 0
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """`--overwrite`: let a verb replace an existing file at its output path."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing file at the output path (else train refuses it)",
+    )
+
+
+def check_overwrite(
+    path: str, option: str, allowed: bool = False, config_key: str | None = None
+) -> None:
+    """Refuses, before any work, to replace an existing `path` the user did not free.
+
+    Args:
+        path: The output file (the run folder's own files are never checked).
+        option: Where `path` came from ("--output", "output.model_path").
+        allowed: `--overwrite` was given, or the config's output section allows it.
+        config_key: The config key that also allows it (`output.overwrite`), if the family has one.
+
+    Raises:
+        ConfigError: `path` exists and overwriting was not allowed, naming both ways to allow it.
+    """
+    if not allowed and os.path.exists(path):
+        also = f" (or set {config_key}: true in the config)" if config_key else ""
+        raise ConfigError(
+            f"{option}: {path} already exists; pass --overwrite{also} to replace it, "
+            "or choose another path"
+        )

@@ -18,17 +18,21 @@ family plugs in with three registry lines and no change here.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from keras_trainer.cli_args import (
     add_config_argument,
     add_data_arguments,
     add_model_argument,
+    add_override_arguments,
+    add_overwrite_argument,
     add_report_argument,
     add_run_arguments,
+    load_verb_config,
+    print_config,
+    verb_config_dict,
 )
-from keras_trainer.errors import ConfigError, DataError
+from keras_trainer.errors import DataError
 
 TABULAR_TYPES = ("feed_forward", "lstm", "cnn_lstm")
 TABLE_PREFIXES = ("builtin:",)
@@ -41,6 +45,8 @@ TASK_FAMILIES = {
     "assistant": "assistant",
     "assistant_onnx": "assistant",
 }
+# The family whose `train` takes a config -> the config kind (`CONFIG_FILES`) it is read as.
+FAMILY_CONFIG_KINDS = {"jit": "jit", "tabular": "trainer", "assistant": "assistant"}
 
 
 def _is_table(source: str | None) -> bool:
@@ -49,21 +55,8 @@ def _is_table(source: str | None) -> bool:
     )
 
 
-def config_family(config_path: str, data: str | None = None) -> str:
-    """The family whose `train` handles this config (and data).
-
-    Raises:
-        ConfigError: the file is missing or not a JSON object.
-    """
-    try:
-        with open(config_path, encoding="utf-8") as handle:
-            raw = json.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {config_path}") from None
-    except ValueError as error:
-        raise ConfigError(f"{config_path}: malformed JSON in config file: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{config_path}: a config is a JSON object, got {type(raw).__name__}")
+def config_family(raw: dict, data: str | None = None) -> str:
+    """The family whose `train` handles this config (a JSON object, overrides applied) and data."""
     if "model" not in raw and any(key in raw for key in ASSISTANT_KEYS):
         return "assistant"
     model_type = (
@@ -105,7 +98,14 @@ def _handler(verb: str, family: str):
 
 
 def _train(args: argparse.Namespace) -> int:
-    return int(_handler("train", config_family(args.config, args.data))(args) or 0)
+    family = config_family(verb_config_dict(args), args.data)
+    if args.print_config:  # the config alone: no family module, no Keras
+        from keras_trainer.config import load_section
+        from keras_trainer.registry import CONFIG_FILES
+
+        kind = CONFIG_FILES.get(FAMILY_CONFIG_KINDS[family], "config kind")
+        return print_config(load_verb_config(args, lambda raw: load_section(kind, raw)).to_dict())
+    return int(_handler("train", family)(args) or 0)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -141,6 +141,8 @@ def register(subparsers) -> None:
         help="also save the model here (it is always saved in the run folder)",
     )
     train.add_argument("--epochs", type=int, help="override training.epochs")
+    add_override_arguments(train)
+    add_overwrite_argument(train)
     train.add_argument("--checkpoint-dir", help="override training.checkpoint.directory (JIT)")
     train.add_argument(
         "--resume",

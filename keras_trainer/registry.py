@@ -174,7 +174,6 @@ for _name, _target in {
     "trainer": "keras_trainer.config.schema:TrainerConfig",
     "jit": "keras_trainer.jit.config:JITConfig",
     "assistant": "keras_trainer.assistant.config:AssistantConfig",
-    "tabular_model": "keras_trainer.tabular.config:TabularModelConfig",
     "serving": "keras_trainer.serving.config:ServingConfig",
 }.items():
     CONFIG_FILES.register_lazy(_name, _target)

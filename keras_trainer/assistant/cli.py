@@ -33,12 +33,22 @@ def train(args: argparse.Namespace) -> int:
     from keras_trainer.assistant.config import load_assistant_config
     from keras_trainer.assistant.data import load_pairs
     from keras_trainer.assistant.streaming import is_pair_stream
-    from keras_trainer.cli_args import finish_run, start_run
+    from keras_trainer.cli_args import (
+        check_overwrite,
+        finish_run,
+        load_verb_config,
+        start_run,
+        verb_config_dict,
+    )
 
-    config = load_assistant_config(args.config)
+    raw = verb_config_dict(args)
+    config = load_verb_config(args, load_assistant_config)
     training = config.training
-    if args.epochs is not None:
-        training.epochs = args.epochs
+    if "verbose" not in raw and "verbose" not in (raw.get("training") or {}):
+        # A command-line user sees one line per epoch; the Python API stays quiet by default.
+        training.verbose = 2
+    if args.output:
+        check_overwrite(args.output, "--output", getattr(args, "overwrite", False))
     if getattr(args, "quiet", False):
         training.verbose = 0
     source = args.data or config.data_path

@@ -17,6 +17,7 @@ import contextvars
 import dataclasses
 import difflib
 import enum
+import json
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -223,9 +224,11 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     if upgrade is not None:
         data = upgrade(data)
     where = path or "config"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: must be an object, got {_describe(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where}: must be an object, got {_describe(data)}{_object_form(fields, data)}"
+        )
     hints = _hints(cls)
     for key in data:
         if key not in fields:
@@ -278,6 +281,15 @@ def check_fields(instance: Any, path: str = "") -> None:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else str(key)
+
+
+def _object_form(fields: dict[str, Any], value: Any) -> str:
+    """How to write `value` as the section it stands for: `{"name": "adam"}` for an
+    optimizer given as `"adam"`, else the section's keys."""
+    key = next((k for k in ("name", "type") if k in fields), None)
+    if key and isinstance(value, str):
+        return f' (write {{"{key}": {json.dumps(value)}}})'
+    return f" (an object with keys {', '.join(sorted(fields))})"
 
 
 def to_dict(instance: Any) -> dict:

@@ -21,7 +21,14 @@ from typing import Optional
 
 import numpy as np
 
-from keras_trainer.cli_args import add_entry_argument, finish_run, print_error, start_run
+from keras_trainer.cli_args import (
+    add_entry_argument,
+    check_overwrite,
+    finish_run,
+    load_verb_config,
+    print_error,
+    start_run,
+)
 from keras_trainer.errors import DataError, KerasTrainerError
 
 
@@ -168,7 +175,7 @@ def train(args: argparse.Namespace) -> int:
     from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
     from keras_trainer.jit.model.trainer import ModelTrainer
 
-    config = load_jit_config(args.config)
+    config = load_verb_config(args, load_jit_config)
     training = config.training
     if args.epochs is not None:
         training.epochs = args.epochs
@@ -302,9 +309,10 @@ def _check_outputs(args: argparse.Namespace, config) -> str:
     from keras_trainer.core.saving.persistence import SUPPORTED_SUFFIXES
 
     output = args.output or config.output.model_path
-    check_writable_path(
-        output, "--output" if args.output else "output.model_path", SUPPORTED_SUFFIXES
-    )
+    option = "--output" if args.output else "output.model_path"
+    check_writable_path(output, option, SUPPORTED_SUFFIXES)
+    allowed = getattr(args, "overwrite", False) or config.output.overwrite
+    check_overwrite(output, option, allowed, "output.overwrite")
     if args.report:
         check_writable_path(args.report, "--report")
     directory = config.training.checkpoint.directory

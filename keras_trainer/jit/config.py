@@ -219,6 +219,11 @@ class OutputConfig(ConfigSection):
     model_path: str = option(
         "models/jit_optimizer.keras", description="Saved model (.keras or .h5)."
     )
+    overwrite: bool = option(
+        False,
+        description="train may replace an existing model_path file (as --overwrite); "
+        "else it refuses before training.",
+    )
 
 
 @dataclasses.dataclass

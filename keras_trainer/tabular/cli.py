@@ -59,17 +59,23 @@ def is_shard_source(source: str | None) -> bool:
 
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for tabular and sequence configs."""
-    from keras_trainer.cli_args import finish_run, start_run
+    from keras_trainer.cli_args import (
+        check_overwrite,
+        finish_run,
+        load_verb_config,
+        start_run,
+        verb_config_dict,
+    )
     from keras_trainer.config import load_config
     from keras_trainer.core.training.fit import fit
+    from keras_trainer.core.training.seeding import set_seed
     from keras_trainer.tabular.normalization import save_tabular_model, serving_model
 
-    with open(args.config, encoding="utf-8") as handle:
-        raw = json.load(handle)
-    config = load_config(args.config)
+    raw = verb_config_dict(args)
+    config = load_verb_config(args, load_config)
     training = config.training
-    if args.epochs is not None:
-        training.epochs = args.epochs
+    if args.output:
+        check_overwrite(args.output, "--output", getattr(args, "overwrite", False))
     if getattr(args, "quiet", False):
         training.verbose = 0
     source = args.data or config.data.path or config.data.shards
@@ -86,6 +92,8 @@ def train(args: argparse.Namespace) -> int:
     training.logging.tensorboard = (
         bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
     )
+    # The initial weights come from the seeded generators: same seed, same weights.
+    set_seed(training.seed)
     network = splits.network(model_config)
     loss = raw.get("training", {}).get("loss") or _default_loss(model_config.output_activation)
     print(

@@ -29,8 +29,11 @@ import numpy as np
 from keras_trainer.cli_args import (
     add_config_argument,
     add_data_arguments,
+    add_override_arguments,
     add_run_arguments,
     finish_run,
+    load_verb_config,
+    print_config,
     start_run,
 )
 
@@ -71,6 +74,7 @@ def register(subparsers) -> None:
     tune.add_argument(
         "--oracle-port", type=int, default=0, help="port of the oracle (default: a free one)"
     )
+    add_override_arguments(tune)
     add_run_arguments(tune, tensorboard=False)
     tune.set_defaults(handler=run_tune)
 
@@ -84,17 +88,21 @@ def _worker_command(args: argparse.Namespace) -> list[str]:
         ("--symbol", args.symbol),
         ("--max-trials", args.max_trials),
         ("--max-epochs", args.max_epochs),
+        ("--seed", args.seed),
     ):
         if value is not None:
             command += [flag, str(value)]
+    for override in args.overrides:
+        command += ["--set", override]
     return command
 
 
 def _config_with_overrides(args: argparse.Namespace):
-    """The config file with `--directory`, `--max-trials` and `--max-epochs` applied, validated."""
+    """The config file with `--set`, `--seed`, `--directory`, `--max-trials` and
+    `--max-epochs` applied, validated."""
     from keras_trainer.config import load_config
 
-    config = load_config(args.config)
+    config = load_verb_config(args, load_config)
     tuning = config.tuning
     if args.directory:
         tuning.directory = args.directory
@@ -165,13 +173,15 @@ def _one_line_per_trial():
 
 def run_tune(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer tune`; returns the exit code."""
+    config = _config_with_overrides(args)
+    if args.print_config:  # before any Keras import
+        return print_config(config.to_dict())
     from keras_trainer import tabular  # noqa: F401  registers feed_forward, lstm, cnn_lstm
     from keras_trainer.core.building.models import build_model
     from keras_trainer.tabular.typed_training import table_splits
     from keras_trainer.tuning.auto_trainer import AutoTrainer
     from keras_trainer.tuning.distributed import worker_role
 
-    config = _config_with_overrides(args)
     tuning, model_config = config.tuning, config.model
 
     # Numeric or typed (text, blanks: preprocessing fitted on the training rows) tables.

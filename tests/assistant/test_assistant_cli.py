@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from keras_trainer.cli import main
 from tests.conftest import ROOT, subprocess_env
 
@@ -83,3 +85,22 @@ def test_assistant_trains_evaluates_predicts_and_chats(tmp_path, capsys):
     assert interactive.stdout == one_shot
     assert main(["chat", str(model), "   "]) == 2
     assert "query is empty" in capsys.readouterr().err
+
+
+@pytest.mark.one_backend  # the CLI's default verbosity; Keras prints the lines alike on each backend
+def test_train_prints_one_line_per_epoch_by_default(tmp_path, capsys):
+    config = tmp_path / "assistant.json"
+    sizes = {"embedding_dim": 8, "hidden_dim": 8, "max_length": 8, "dropout": 0.0}
+    sizes.update(tokenizer="word", copy_attention=False)  # the quickest model to build
+    training = {"epochs": 2, "validation_split": 0.0, "early_stopping_patience": 0}
+    config.write_text(json.dumps({**sizes, "training": training}))
+    data = tmp_path / "qa.json"
+    data.write_text(json.dumps([{"query": "what is alpha?", "response": "a word"}] * 4))
+    command = ["train", str(config), "--data", str(data), "--runs-dir", str(tmp_path / "runs")]
+    assert main(command) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("Epoch ")] == [
+        "Epoch 1/2",
+        "Epoch 2/2",
+    ]
+    assert not any("\r" in line or "━" in line for line in lines)  # no progress bar

@@ -48,6 +48,7 @@ def _run(kill_at, log, workdir, *extra, scope="training"):
         "data.json",
         "--output",
         "out/model.keras",
+        "--overwrite",  # the same workdir is trained again and again
         "--checkpoint-dir",
         "ckpt",
         "--quiet",

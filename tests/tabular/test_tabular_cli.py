@@ -301,3 +301,36 @@ def test_predict_names_a_bad_output_before_predicting(tmp_path, capsys, output, 
     arguments = ["predict", str(tmp_path / "m.keras"), "--data", str(tmp_path / "rows.csv")]
     assert main([*arguments, "--output", str(tmp_path / output)]) == 2
     assert f"--output: {str(tmp_path / output)!r} {message}" in capsys.readouterr().err
+
+
+def test_the_same_command_twice_gives_identical_weights(tmp_path):
+    config, runs = _config(tmp_path), tmp_path / "runs"
+    command = ["train", config, "--data", "builtin:breast_cancer", "--runs-dir", str(runs)]
+    assert main([*command, "--seed", "3", "--quiet"]) == 0
+    assert main([*command, "--seed", "3", "--quiet"]) == 0
+    first, second = (
+        persistence.load_model(str(runs / "tabular" / f"version_{n}" / "model.keras"))[0]
+        for n in (0, 1)
+    )
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_train_refuses_to_overwrite_an_output_file_unless_told(tmp_path, capsys):
+    output = tmp_path / "model.keras"
+    output.write_bytes(b"an earlier model")
+    command = [
+        "train",
+        _config(tmp_path),
+        "--data",
+        "builtin:breast_cancer",
+        "--output",
+        str(output),
+    ]
+    command += ["--runs-dir", str(tmp_path / "runs")]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"--output: {output} already exists; pass --overwrite" in err
+    assert output.read_bytes() == b"an earlier model" and not (tmp_path / "runs").exists()
+    assert main([*command, "--epochs", "1", "--overwrite", "--quiet"]) == 0
+    persistence.load_model(str(output))  # the new model replaced the old file
