@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 from collections.abc import Sequence
@@ -54,11 +55,12 @@ POLICY_NAMES = (
 Action = Optional[tuple]
 
 
-class Controller:
+class Controller(abc.ABC):
     """Decides for one function; made by `Policy.controller`."""
 
+    @abc.abstractmethod
     def first_level(self) -> str:
-        raise NotImplementedError
+        """The strategy compiled before the function's first call."""
 
     def next_checkpoint(self, state) -> float:
         """The call count at which `decide` is asked next (`math.inf`: never)."""
@@ -68,7 +70,7 @@ class Controller:
         return None
 
 
-class Policy:
+class Policy(abc.ABC):
     """A tiering policy; `fit` learns its parameters, `controller` decides per function."""
 
     name = "policy"
@@ -79,9 +81,11 @@ class Policy:
 
     def prepare(self, workload) -> None:
         """Called by `replay` before the functions: batch work (model predictions)."""
+        return  # most policies decide per function and have nothing to batch
 
+    @abc.abstractmethod
     def controller(self, sample: dict, strategies: Sequence[str]) -> Controller:
-        raise NotImplementedError
+        """A new controller deciding for the function `sample` among `strategies`."""
 
     def describe(self) -> dict:
         """The fitted parameters, for reports."""
