@@ -175,7 +175,7 @@ def read_queries(path: str) -> list[str]:
 
 def predict(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer predict` for an assistant: one answer per question."""
-    from keras_trainer.core.evaluating.predictions import records_to_csv, write_predictions
+    from keras_trainer.core.evaluating.predictions import emit_records
 
     if not args.data:
         raise DataError("predict: pass --data QUESTIONS (.json list or .csv with a 'query' column)")
@@ -185,11 +185,7 @@ def predict(args: argparse.Namespace) -> int:
     records = [
         {"id": i, "query": q, "response": a} for i, (q, a) in enumerate(zip(queries, answers))
     ]
-    if args.output:
-        write_predictions(records, args.output)
-        print(f"wrote {len(records)} answers to {args.output}")
-    else:
-        print(records_to_csv(records), end="")
+    emit_records(records, args.output, "answers")
     return 0
 
 

@@ -411,8 +411,7 @@ def predict(args: argparse.Namespace) -> int:
     from keras_trainer.core.evaluating.predictions import (
         MULTICLASS,
         describe,
-        records_to_csv,
-        write_predictions,
+        emit_records,
     )
 
     if args.runtime and not args.ir:
@@ -442,11 +441,7 @@ def predict(args: argparse.Namespace) -> int:
         probabilities = trainer.predict_ir(ir_samples, runtime_data)
         names = [sample.get("name", i) for i, sample in enumerate(read_dataset(path)["samples"])]
     records = describe(probabilities, MULTICLASS, list(trainer.class_names), names)
-    if args.output:
-        write_predictions(records, args.output)
-        print(f"wrote {len(records)} predictions to {args.output}")
-    else:
-        print(records_to_csv(records), end="")
+    emit_records(records, args.output)
     return 0
 
 

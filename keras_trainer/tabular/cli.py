@@ -404,11 +404,16 @@ def evaluate(args: argparse.Namespace) -> int:
         x, y = _windowed(x, y, metadata)
         report, count = evaluator.evaluate(x, y), len(y)
     print(f"metrics on {count} {'windows' if metadata.get('window') else 'rows'} of {source}:")
-    print(report.to_text())
-    if args.report:
-        report.save_json(args.report)
-        print(f"saved report: {args.report}")
+    _print_report(report, args.report)
     return 0
+
+
+def _print_report(report: Any, path: str | None) -> None:
+    """The report as text, and as JSON at `--report PATH` when given."""
+    print(report.to_text())
+    if path:
+        report.save_json(path)
+        print(f"saved report: {path}")
 
 
 def _evaluate_typed(args: argparse.Namespace, model: Any, metadata: dict, source: str) -> int:
@@ -422,10 +427,7 @@ def _evaluate_typed(args: argparse.Namespace, model: Any, metadata: dict, source
         )
     report = table.evaluate(source)
     print(f"metrics on {report.n_samples} rows of {source}:")
-    print(report.to_text())
-    if args.report:
-        report.save_json(args.report)
-        print(f"saved report: {args.report}")
+    _print_report(report, args.report)
     return 0
 
 
@@ -522,9 +524,8 @@ def predict(args: argparse.Namespace) -> int:
     from keras_trainer.core.evaluating.predictions import (
         class_names_for,
         describe,
+        emit_records,
         head_kind,
-        records_to_csv,
-        write_predictions,
     )
 
     if not args.data:
@@ -553,11 +554,7 @@ def predict(args: argparse.Namespace) -> int:
     width = int(np.prod(outputs.shape[1:]))
     head = head_kind(metadata, width, model)
     records = describe(outputs, head, class_names_for(metadata, head, width), ids)
-    if args.output:
-        write_predictions(records, args.output)
-        print(f"wrote {len(records)} predictions to {args.output}")
-    else:
-        print(records_to_csv(records), end="")
+    emit_records(records, args.output)
     return 0
 
 
@@ -566,7 +563,7 @@ def _predict_typed(args: argparse.Namespace, model: Any, metadata: dict) -> int:
     category values and filled cells are reported on stderr."""
     import sys
 
-    from keras_trainer.core.evaluating.predictions import records_to_csv, write_predictions
+    from keras_trainer.core.evaluating.predictions import emit_records
     from keras_trainer.tabular.table_model import TableModel
 
     table = TableModel(model, metadata)
@@ -579,9 +576,5 @@ def _predict_typed(args: argparse.Namespace, model: Any, metadata: dict) -> int:
     records = table.predict(frame, ids=list(frame[id_column]) if id_column else None)
     if table.last_report.to_text():
         print(table.last_report.to_text(), file=sys.stderr)
-    if args.output:
-        write_predictions(records, args.output)
-        print(f"wrote {len(records)} predictions to {args.output}")
-    else:
-        print(records_to_csv(records), end="")
+    emit_records(records, args.output)
     return 0

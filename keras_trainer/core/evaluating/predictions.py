@@ -183,3 +183,15 @@ def write_predictions(records: Sequence[dict[str, Any]], path: str | os.PathLike
     )
     write_text_atomic(path, text)
     return path
+
+
+def emit_records(
+    records: Sequence[dict[str, Any]], output: str | os.PathLike | None, noun: str = "predictions"
+) -> None:
+    """The `predict` verbs' ending: records written to `output` (`write_predictions`),
+    or printed as CSV on standard output when no output is given."""
+    if output:
+        write_predictions(records, output)
+        print(f"wrote {len(records)} {noun} to {os.fspath(output)}")
+    else:
+        print(records_to_csv(records), end="")
