@@ -53,7 +53,7 @@ from keras_trainer.errors import (
     LimitError,
     ServingError,
 )
-from keras_trainer.serving.batching import DynamicBatcher
+from keras_trainer.serving.batching import DynamicBatcher, QueryBatcher
 from keras_trainer.serving.config import ServingConfig
 from keras_trainer.serving.model import ASSISTANT, ServedModel
 
@@ -127,8 +127,13 @@ class _Server:
             },
             model.load_seconds,
         )
-        self.batcher = DynamicBatcher(
-            model.run if model.kind != ASSISTANT else None,
+        batcher, run = (
+            (QueryBatcher, model.answer_queries)
+            if model.kind == ASSISTANT
+            else (DynamicBatcher, model.run)
+        )
+        self.batcher = batcher(
+            run,
             config.max_batch_size,
             config.max_batch_delay_ms / 1e3,
             on_batch=self.metrics.batch_rows.observe,
@@ -232,7 +237,8 @@ class _Server:
         inline = len(body) <= _INLINE_BODY_BYTES
         checked = check(body) if inline else await run_in_threadpool(check, body)
         if self.model.kind == ASSISTANT:
-            answer = await self.batcher.call(self.model.generate, checked)
+            responses = await self.batcher.answer(checked.queries, checked.settings)
+            answer = self.model.describe_answers(checked, responses)
             self.metrics.tokens.inc(self.model.count_tokens(answer))
             request.state.rows = len(checked.queries)
             return answer

@@ -279,8 +279,11 @@ class ServedModel:
 
     def warm_up(self, max_batch_size: int) -> None:
         """Runs a network once at every batch size dynamic batching uses (powers of two up
-        to `max_batch_size`), so a compiled model (jax, XLA) traces them before the first
-        request instead of during one."""
+        to `max_batch_size`), or an assistant once on one query, so a compiled model (jax,
+        XLA) traces them before the first request instead of during one."""
+        if self.kind == ASSISTANT:  # one query, default settings: what most requests are
+            self.answer_queries(["warm up"], {})
+            return
         if self.kind != NETWORK:
             return
         size = 1
@@ -361,7 +364,20 @@ class ServedModel:
 
     def generate(self, checked: QueryRequest) -> dict[str, Any]:
         """The assistant's answer to a checked request."""
-        responses = self.assistant.generate_batch(checked.queries, **checked.settings)
+        return self.describe_answers(
+            checked, self.answer_queries(checked.queries, checked.settings)
+        )
+
+    def answer_queries(
+        self, queries: list[str], settings: dict[str, Any], batch_size: int | None = None
+    ) -> list[str]:
+        """The assistant's answers to checked queries (one decoding loop of `batch_size`)."""
+        if self.engine == "onnx":  # ONNX Runtime takes any batch: padding would only cost
+            return self.assistant.generate_batch(queries, **settings)
+        return self.assistant.generate_batch(queries, batch_size=batch_size, **settings)
+
+    def describe_answers(self, checked: QueryRequest, responses: list[str]) -> dict[str, Any]:
+        """The answer to `checked` from its queries' responses."""
         return {"response": responses[0]} if checked.single else {"responses": responses}
 
     def count_tokens(self, answer: dict[str, Any]) -> int:

@@ -5,11 +5,12 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from keras_trainer.serving import ServedModel
+from keras_trainer.serving import ServedModel, ServingConfig
 from tests.conftest import ROOT, subprocess_env
 from tests.serving.conftest import request
 
@@ -162,6 +163,40 @@ def test_assistant_answers_queries(saved_models, start_server):
     assert status == 422 and error["detail"] == "query is empty"
     status, error = request(url, "/predict", {"query": "hi", "method": "sample"})
     assert status == 422 and "request.method" in error["detail"]
+
+
+class CountingAssistant(ServedModel):
+    """Counts decoding loops; each one waits so that concurrent requests queue up."""
+
+    calls = 0
+
+    def answer_queries(self, queries, settings, batch_size=None):
+        self.calls += 1
+        time.sleep(0.2)
+        return super().answer_queries(queries, settings, batch_size)
+
+
+def test_concurrent_assistant_queries_share_decoding_loops_with_identical_answers(
+    saved_models, start_server
+):
+    # The first loop of each batch size compiles (jax, XLA): a long request timeout.
+    limits = ServingConfig(max_batch_delay_ms=100, request_timeout_s=300)
+    model = CountingAssistant(saved_models["assistant"], limits=limits)
+    url = start_server(model)
+    queries = ["what is keras_trainer?", "hello", "how do I train?", "what is Zig?"] * 2
+    greedy = {"max_length": 12}
+    # Beam requests decode with beam requests only: their settings differ.
+    bodies = [{"query": q, **greedy} for q in queries] + [
+        {"query": queries[0], "method": "beam", "beam_width": 2, **greedy}
+    ]
+    with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(lambda body: request(url, "/predict", body), bodies))
+    assistant = saved_models["assistant_object"]
+    alone = [assistant.generate_batch([q], **greedy)[0] for q in queries]
+    assert [answer["response"] for _, answer in answers[:-1]] == alone
+    beam = assistant.generate_batch([queries[0]], method="beam", beam_width=2, **greedy)[0]
+    assert answers[-1][1]["response"] == beam
+    assert 2 <= model.calls < len(bodies)
 
 
 def test_serve_command_listens_on_loopback_and_stops_on_sigterm(saved_models):
