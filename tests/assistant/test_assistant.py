@@ -99,3 +99,14 @@ def test_shipped_config_trains_with_early_stopping_and_copy_attention():
     assert config.training.validation_split > 0 and config.training.early_stopping_patience > 0
     assert config.training.epochs > 1
     assert load_assistant_config(None) == config
+
+
+def test_generate_takes_a_query_or_its_token_ids(trained_assistant, query_inputs, greedy_ids):
+    # The assistant document's `model.generate(query, max_length)`.
+    query = "How do I upgrade pytest?"
+    assert (
+        trained_assistant.generate(query, MAX_LENGTH)
+        == trained_assistant.generate_batch([query], max_length=MAX_LENGTH)[0]
+    )
+    ids = query_inputs["query"]
+    np.testing.assert_array_equal(trained_assistant.generate(ids, MAX_LENGTH), greedy_ids)
