@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Optional, Union
 
 import keras
@@ -165,7 +165,7 @@ class Assistant:
 
     def generate(
         self,
-        query: Union[str, Sequence[str], np.ndarray],
+        query: Union[str, Sequence[str], Mapping[str, Any], np.ndarray],
         max_length: int = 64,
         method: Literal["greedy", "beam"] = "greedy",
         beam_width: int = 4,
@@ -174,9 +174,11 @@ class Assistant:
 
         Args:
             query: A question (returns its answer text), a list of questions
-                (returns a list, see `generate_batch`), or token ids `(n, steps)` as
-                `encode_queries(...)["query"]` gives them (returns answer ids
-                `(n, max_length)`, for `tokenizer.decode`).
+                (returns a list, see `generate_batch`), or a tokenized batch, the
+                document's query tensor (returns answer ids `(n, max_length)` for
+                `tokenizer.decode`): the inputs `encode_queries` returns, or a bare
+                id array `(n, steps)` (a copy-attention model then copies only
+                tokens of its vocabulary: it has no extended ids).
             max_length: Most tokens in the answer.
             method: "greedy" or "beam".
             beam_width: Beams for "beam".
@@ -195,6 +197,8 @@ class Assistant:
             return self.generate_batch([query], **settings)[0]
         if isinstance(query, (list, tuple)):
             return self.generate_batch(query, **settings)
+        if isinstance(query, Mapping):
+            return self.generate_ids(dict(query), **settings)
         ids = np.asarray(keras.ops.convert_to_numpy(query))
         if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
             raise DataError(

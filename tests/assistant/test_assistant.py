@@ -108,5 +108,5 @@ def test_generate_takes_a_query_or_its_token_ids(trained_assistant, query_inputs
         trained_assistant.generate(query, MAX_LENGTH)
         == trained_assistant.generate_batch([query], max_length=MAX_LENGTH)[0]
     )
-    ids = query_inputs["query"]
-    np.testing.assert_array_equal(trained_assistant.generate(ids, MAX_LENGTH), greedy_ids)
+    # The document's query tensor: the tokenized queries (copy ids included).
+    np.testing.assert_array_equal(trained_assistant.generate(query_inputs, MAX_LENGTH), greedy_ids)
