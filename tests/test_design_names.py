@@ -10,7 +10,7 @@ import pytest
 
 from keras_trainer.assistant.config import AssistantConfig
 from keras_trainer.config.aliases import apply_aliases
-from keras_trainer.config.schema import TrainingConfig
+from keras_trainer.config.schema import ModelConfig, TrainingConfig
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.one_backend  # names and signatures only; no Keras code runs
@@ -21,7 +21,8 @@ with open(os.path.join(ROOT, "docs", "design-names.md"), encoding="utf-8") as _h
         for line in _handle
         if line.startswith("| ") and not line.startswith("| document") and "---" not in line
     ]
-CONFIG_ROWS = [row for row in _ROWS if len(row) == 4 and row[1] in ("training", "assistant")]
+SECTIONS = {"training": TrainingConfig, "model": ModelConfig}
+CONFIG_ROWS = [row for row in _ROWS if len(row) == 4 and row[1] in (*SECTIONS, "assistant")]
 NAME_ROWS = [row for row in _ROWS if len(row) == 4 and row[3] in ("args", "keywords", "exists")]
 _ASSIGNMENT = re.compile(r"^`([\w.]+) = (.+)`$")
 
@@ -46,8 +47,8 @@ def test_config_alias_maps_to_our_key_and_value(row):
     _, section, theirs, ours = row
     key, value = _assignment(theirs)
     our_key, our_value = _assignment(ours)
-    if section == "training":
-        data = apply_aliases(TrainingConfig, {key: value}, "training")
+    if section in SECTIONS:
+        data = apply_aliases(SECTIONS[section], {key: value}, section)
     else:
         data = AssistantConfig.upgrade({key: value})
     assert _lookup(data, our_key) == our_value

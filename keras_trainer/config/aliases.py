@@ -22,6 +22,7 @@ from keras_trainer.errors import ConfigError
 
 #: The documents, as the alias table and `docs/design-names.md` name them.
 TRAINING_FRAMEWORK = "training-framework document"
+ML_FRAMEWORK = "ML-framework document"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +100,31 @@ TRAINING_ALIASES = (
     Alias("log_dir", "logging.directory"),
     Alias("device", "device", values=(("cuda", "gpu"),), shorthand=True),
     Alias("optimizer", "optimizer.name", values=_OPTIMIZERS, shorthand=True),
+)
+
+#: `model` keys of the ML-framework document's `ModelConfig` (the tabular family's
+#: `TabularModelConfig` takes these names as they are).
+MODEL_ALIASES = tuple(
+    Alias(theirs, ours, values=values, document=ML_FRAMEWORK)
+    for theirs, ours, values in (
+        (
+            "architecture_type",
+            "type",
+            (
+                ("FEED_FORWARD", "feed_forward"),
+                ("LSTM", "lstm"),
+                ("HYBRID", "cnn_lstm"),
+                ("CNN_LSTM", "cnn_lstm"),
+                ("hybrid", "cnn_lstm"),
+            ),
+        ),
+        ("input_size", "input_dim", ()),
+        ("hidden_sizes", "hidden_layers", ()),
+        ("output_size", "output_dim", ()),
+        ("dropout_rate", "dropout", ()),
+        ("use_batch_norm", "batch_norm", ()),
+        ("weight_init", "kernel_initializer", (("xavier", "glorot_uniform"),)),
+    )
 )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Literal, Optional, Union
 
-from keras_trainer.config.aliases import TRAINING_ALIASES, Alias
+from keras_trainer.config.aliases import MODEL_ALIASES, TRAINING_ALIASES, Alias
 from keras_trainer.config.columns import ColumnConfig
 from keras_trainer.config.fields import ConfigSection, option
 from keras_trainer.config.tuning import TuningConfig
@@ -47,6 +47,9 @@ INITIALIZER_ALIASES = {"xavier": "glorot_uniform", "glorot": "glorot_uniform", "
 @dataclasses.dataclass
 class ModelConfig(ConfigSection):
     """The network: its type, its sizes and its layers."""
+
+    # The design documents' names for these keys (`keras_trainer.config.aliases`).
+    aliases: ClassVar[tuple[Alias, ...]] = MODEL_ALIASES
 
     type: str = option(
         "mlp",
