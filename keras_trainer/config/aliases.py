@@ -151,23 +151,24 @@ def apply_aliases(cls: type, data: Any, path: str = "") -> Any:
         ConfigError: an alias given together with the key it stands for, or a
             value a strict alias does not take.
     """
-    aliases = [a for a in getattr(cls, "aliases", ()) if isinstance(data, dict)]
-    used = [alias for alias in aliases if _is_alias_use(alias, data)]
+    if not isinstance(data, dict):
+        return data
+    used = [alias for alias in getattr(cls, "aliases", ()) if _is_alias_use(alias, data)]
     if not used:
         return data
     data = dict(data)
     for alias in used:
         where = f"{path}.{alias.name}" if path else alias.name
+        target = f"{path}.{alias.target}" if path else alias.target
         value = alias.convert(data.pop(alias.name), where)
         *parents, key = alias.target.split(".")
         node = data
         for parent in parents:
             child = node.get(parent, {})
-            if not isinstance(child, dict):  # e.g. "optimizer": "adamw" moved already
-                child = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{where}: alias of {target}, but {parent} is {child!r}")
             node[parent] = node = dict(child)
         if key in node and node[key] != value:
-            target = f"{path}.{alias.target}" if path else alias.target
             raise ConfigError(
                 f"{where}: alias of {target}, which is also set to {node[key]!r}; keep one"
             )
