@@ -1,6 +1,6 @@
 """Benchmark: what int8 quantization does to the JIT strategy model.
 
-Trains the JIT model as `keras-trainer train config/model_config.json` does
+Trains the JIT model as `keras-trainer train config/jit_tuned.json` does
 (bundled dataset, the same stratified test split), exports it to ONNX, makes
 dynamic and static (calibrated on training rows) int8 copies, and reports on
 the held-out split: accuracy and regret (total measured runtime of the chosen
@@ -31,7 +31,7 @@ from keras_trainer.jit.model.trainer import ModelTrainer  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="config/model_config.json")
+    parser.add_argument("--config", default="config/jit_tuned.json")
     parser.add_argument("--iterations", type=int, default=1000, help="batch-1 calls per model")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()

@@ -96,6 +96,7 @@ _EXPORTS = {
     "resolve_model_path": "keras_trainer.export.store",
     # tabular family and tuning
     "ModelFactory": "keras_trainer.tabular",
+    "PyTorchModelFactory": "keras_trainer.tabular",
     "TabularModelConfig": "keras_trainer.tabular",
     "ArchitectureType": "keras_trainer.tabular",
     "test_architecture": "keras_trainer.tabular",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Optional, Union
 
 import keras
@@ -162,6 +162,52 @@ class Assistant:
             ids.append(self.generate_ids(chunk, **settings)[:rows])
         ids = np.concatenate(ids)
         return [self.tokenizer.decode(row, row_oovs) for row, row_oovs in zip(ids, oovs)]
+
+    def generate(
+        self,
+        query: Union[str, Sequence[str], Mapping[str, Any], np.ndarray],
+        max_length: int = 64,
+        method: Literal["greedy", "beam"] = "greedy",
+        beam_width: int = 4,
+    ) -> Union[str, list[str], np.ndarray]:
+        """Answers a query: the assistant document's `model.generate(query, max_length)`.
+
+        Args:
+            query: A question (returns its answer text), a list of questions
+                (returns a list, see `generate_batch`), or a tokenized batch, the
+                document's query tensor (returns answer ids `(n, max_length)` for
+                `tokenizer.decode`): the inputs `encode_queries` returns, or a bare
+                id array `(n, steps)` (a copy-attention model then copies only
+                tokens of its vocabulary: it has no extended ids).
+            max_length: Most tokens in the answer.
+            method: "greedy" or "beam".
+            beam_width: Beams for "beam".
+
+        Raises:
+            DataError: an empty query, or ids that are not a 2-D integer array.
+
+        Example:
+
+        >>> assistant.generate("How do I install pytest?", max_length=32)  # doctest: +SKIP
+        'Run pip install pytest.'
+        """
+        settings = dict(max_length=max_length, method=method, beam_width=beam_width)
+        if isinstance(query, str):
+            check_query(query)
+            return self.generate_batch([query], **settings)[0]
+        if isinstance(query, (list, tuple)):
+            return self.generate_batch(query, **settings)
+        if isinstance(query, Mapping):
+            return self.generate_ids(dict(query), **settings)
+        ids = np.asarray(keras.ops.convert_to_numpy(query))
+        if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+            raise DataError(
+                f"query: token ids must be an integer array (n, steps), got {ids.dtype} {ids.shape}"
+            )
+        if self.copy_attention:
+            # Ids inside the vocabulary copy themselves; unknown words have no extended id.
+            return self.generate_ids({"query": ids, "query_extended": ids}, **settings)
+        return self.generate_ids(ids, **settings)
 
 
 def generate_response(

@@ -43,8 +43,13 @@ def _rows(schema: dict, prefix: str, sections: list) -> list[str]:
         values = prop.get("additionalProperties")
         if isinstance(values, dict) and "properties" in values:  # a map name -> section
             sections.append((f"{path}.<name>", values))
-        default = json.dumps(prop["default"]) if "default" in prop else "required"
-        rows.append(f"| `{path}` | {_type(prop)} | `{default}` | {prop.get('description', '')} |")
+        description = prop.get("description", "")
+        default = f"`{json.dumps(prop['default'])}`" if "default" in prop else "`required`"
+        if "x-alias-of" in prop:  # another name for a key (keras_trainer.config.aliases)
+            target = f"{prefix}.{prop['x-alias-of']}" if prefix else prop["x-alias-of"]
+            description = description.replace(f"`{prop['x-alias-of']}`", f"`{target}`", 1)
+            default = "-"
+        rows.append(f"| `{path}` | {_type(prop)} | {default} | {description} |")
     return rows
 
 

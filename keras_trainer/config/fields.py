@@ -22,6 +22,7 @@ import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
 
+from keras_trainer.config.aliases import alias_schema, apply_aliases
 from keras_trainer.errors import ConfigError
 
 _MISSING = dataclasses.MISSING
@@ -223,6 +224,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     upgrade = getattr(cls, "upgrade", None)
     if upgrade is not None:
         data = upgrade(data)
+    data = apply_aliases(cls, data, path)
     where = path or "config"
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if not isinstance(data, dict):
@@ -363,6 +365,7 @@ def json_schema_for(cls: type) -> dict:
         else:
             required.append(field.name)
         properties[field.name] = prop
+    _add_aliases(cls, properties)
     schema = {
         "type": "object",
         "description": (cls.__doc__ or "").strip().split("\n\n")[0],
@@ -372,6 +375,18 @@ def json_schema_for(cls: type) -> dict:
     if required:
         schema["required"] = required
     return schema
+
+
+def _add_aliases(cls: type, properties: dict) -> None:
+    """Adds each alias of `cls` (see `config.aliases`) to its JSON Schema properties."""
+    for alias in getattr(cls, "aliases", ()):
+        if alias.shorthand:
+            properties[alias.name]["description"] += " " + alias.note()
+            continue
+        target: dict = {"properties": properties}
+        for key in alias.target.split("."):
+            target = target.get("properties", {}).get(key, {})
+        properties[alias.name] = alias_schema(alias, target)
 
 
 class ConfigSection:

@@ -16,8 +16,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional, Union
+from typing import ClassVar, Literal, Optional, Union
 
+from keras_trainer.config.aliases import MODEL_ALIASES, TRAINING_ALIASES, Alias
 from keras_trainer.config.columns import ColumnConfig
 from keras_trainer.config.fields import ConfigSection, option
 from keras_trainer.config.tuning import TuningConfig
@@ -46,6 +47,9 @@ INITIALIZER_ALIASES = {"xavier": "glorot_uniform", "glorot": "glorot_uniform", "
 @dataclasses.dataclass
 class ModelConfig(ConfigSection):
     """The network: its type, its sizes and its layers."""
+
+    # The design documents' names for these keys (`keras_trainer.config.aliases`).
+    aliases: ClassVar[tuple[Alias, ...]] = MODEL_ALIASES
 
     type: str = option(
         "mlp",
@@ -285,6 +289,9 @@ class DistributionConfig(ConfigSection):
 @dataclasses.dataclass
 class TrainingConfig(ConfigSection):
     """How `fit` trains: batches, epochs, optimizer, schedule, loss and safety nets."""
+
+    # The design documents' names for these keys (`keras_trainer.config.aliases`).
+    aliases: ClassVar[tuple[Alias, ...]] = TRAINING_ALIASES
 
     batch_size: int = option(32, exclusive_minimum=0, description="Samples per batch.")
     epochs: int = option(100, exclusive_minimum=0, description="Maximum number of epochs.")

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from keras_trainer.config import load_section
+from keras_trainer.config.aliases import apply_aliases
 from keras_trainer.config.fields import ConfigSection, option
-from keras_trainer.config.schema import TrainerConfig, _at
+from keras_trainer.config.schema import TrainerConfig, TrainingConfig, _at
 from keras_trainer.errors import ConfigError
 
 
@@ -226,9 +227,29 @@ class OutputConfig(ConfigSection):
     )
 
 
+#: The JIT family's learning-rate schedule where a config sets none: halve the rate
+#: after 5 epochs without a better validation loss (the document's "learning rate
+#: scheduling"; early stopping waits 10).
+JIT_LR_SCHEDULE = {"name": "reduce_on_plateau", "factor": 0.5, "patience": 5}
+
+
 @dataclasses.dataclass
 class JITConfig(TrainerConfig):
-    """A whole JIT config file: the shared sections plus `features` and `output`."""
+    """A whole JIT config file: the shared sections plus `features` and `output`.
+
+    Where the file sets no `training.lr_schedule`, the JIT family schedules the
+    learning rate as the JIT design document's `train` does: `JIT_LR_SCHEDULE`.
+    """
+
+    @classmethod
+    def upgrade(cls, data: Any) -> Any:
+        """Fills in `training.lr_schedule` (`JIT_LR_SCHEDULE`) where the config has none."""
+        if not isinstance(data, dict) or not isinstance(data.get("training", {}), dict):
+            return data
+        training = apply_aliases(TrainingConfig, data.get("training", {}), "training")
+        if "lr_schedule" in training:
+            return data
+        return {**data, "training": {**training, "lr_schedule": dict(JIT_LR_SCHEDULE)}}
 
     features: FeatureConfig = option(
         default_factory=FeatureConfig, description="JIT feature extraction."

@@ -32,6 +32,7 @@ _EXPORTS = {
     "stock_features": "keras_trainer.tabular.datasets",
     "KerasModelFactory": "keras_trainer.tabular.factory",
     "ModelFactory": "keras_trainer.tabular.factory",
+    "PyTorchModelFactory": "keras_trainer.tabular.factory",
     "default_loss": "keras_trainer.tabular.factory",
     "default_metrics": "keras_trainer.tabular.factory",
     "CategoryEmbedding": "keras_trainer.tabular.layers",

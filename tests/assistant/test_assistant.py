@@ -110,3 +110,14 @@ def test_full_size_config_is_the_default_and_the_cpu_config_is_smaller():
     # The README's command trains this one in under 3 minutes on 2 cores
     # (benchmarks/assistant_readme.py); the answers still need the full max_length.
     assert cpu.hidden_dim < full.hidden_dim and cpu.max_length == full.max_length
+
+
+def test_generate_takes_a_query_or_its_token_ids(trained_assistant, query_inputs, greedy_ids):
+    # The assistant document's `model.generate(query, max_length)`.
+    query = "How do I upgrade pytest?"
+    assert (
+        trained_assistant.generate(query, MAX_LENGTH)
+        == trained_assistant.generate_batch([query], max_length=MAX_LENGTH)[0]
+    )
+    # The document's query tensor: the tokenized queries (copy ids included).
+    np.testing.assert_array_equal(trained_assistant.generate(query_inputs, MAX_LENGTH), greedy_ids)

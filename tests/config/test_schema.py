@@ -14,13 +14,45 @@ pytestmark = pytest.mark.one_backend  # no Keras code runs here
 SEED_CONFIG = os.path.join(ROOT, "config", "model_config.json")
 
 
-def test_seed_config_is_valid_as_is():
+# The JIT design document's config, as the document prints it.
+DOCUMENT_CONFIG = {
+    "model": {
+        "input_dim": 12,
+        "hidden_layers": [64, 32],
+        "output_dim": 5,
+        "activation": "relu",
+        "output_activation": "softmax",
+    },
+    "training": {
+        "batch_size": 32,
+        "epochs": 100,
+        "validation_split": 0.2,
+        "learning_rate": 0.001,
+        "early_stopping_patience": 10,
+    },
+}
+
+
+def test_seed_config_is_the_documents_config_and_valid_as_is():
+    with open(SEED_CONFIG, encoding="utf-8") as handle:
+        assert json.load(handle) == DOCUMENT_CONFIG
     config = load_config(SEED_CONFIG)
-    assert config.model.input_dim == 12
-    assert config.model.hidden_layers == [64, 32]
-    assert config.model.output_dim == 5
-    # The shipped config trains up to 300 epochs with patience 30 (docs/features.md).
-    assert config.training.early_stopping_patience == 30
+    assert (config.training.epochs, config.training.early_stopping_patience) == (100, 10)
+
+
+def test_jit_configs_schedule_the_learning_rate_unless_they_say_otherwise():
+    from keras_trainer.jit.config import load_jit_config
+
+    # The document's `train` schedules the learning rate; its config names no schedule.
+    assert load_jit_config(SEED_CONFIG).training.lr_schedule.name == "reduce_on_plateau"
+    tuned = load_jit_config(os.path.join(ROOT, "config", "jit_tuned.json")).training
+    assert (tuned.epochs, tuned.early_stopping_patience, tuned.lr_schedule.name) == (
+        300,
+        30,
+        "none",
+    )
+    cosine = load_jit_config({"training": {"scheduler": "cosine"}}).training.lr_schedule
+    assert cosine.name == "cosine"
 
 
 def test_defaults_fill_what_the_seed_leaves_out():

@@ -405,3 +405,15 @@ def test_evaluate_binary_sigmoid_model_reports_roc_auc():
     p = keras.ops.convert_to_numpy(model(DATA_X))[:, 0]
     assert report.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-6)
     assert report.metrics["accuracy"] == pytest.approx(np.mean((p > 0.5) == y))
+
+
+def test_evaluate_takes_a_loader_and_a_task_type_for_the_call():
+    # The training-framework document's `evaluator.evaluate(test_loader, task_type=...)`.
+    model = tiny_classifier(4, seed=1)
+    loader = [(DATA_X[:16], DATA_Y[:16]), (DATA_X[16:], DATA_Y[16:])]
+    report = ModelEvaluator(model, task="regression").evaluate(loader, task_type="classification")
+    assert report.metrics["accuracy"] == pytest.approx(
+        ModelEvaluator(model).evaluate(DATA_X, DATA_Y).metrics["accuracy"]
+    )
+    with pytest.raises(ConfigError, match="task: unknown 'ranking'"):
+        ModelEvaluator(model).evaluate(loader, task_type="ranking")

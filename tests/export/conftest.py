@@ -17,6 +17,7 @@ import pytest
 
 from keras_trainer.errors import ExportError
 from keras_trainer.export import ExportRequest, export_onnx_many
+from keras_trainer.tabular import ModelFactory
 
 # Models passed as objects (their custom-layer modules are found from the
 # layers); the others are saved to `.keras` first and exported from the path.
@@ -53,7 +54,10 @@ def exported_models(tmp_path_factory):
                 "class_names": ["O0", "O1", "O2", "O3", "O3_vectorize"],
             }
         source = model if name in _EXPORT_AS_OBJECT else keras_path
-        requests.append(ExportRequest(source, onnx_path, metadata=metadata))
+        if name == "factory_feed_forward":
+            requests.append(ModelFactory().onnx_request(model, (1, 6), onnx_path))
+        else:
+            requests.append(ExportRequest(source, onnx_path, metadata=metadata))
         built[name] = ExportedModel(name, model, example, None, keras_path, onnx_path)
     # The library's own JIT model, trained and saved with metadata by core.
     keras_path = os.path.join(directory, "jit_trainer.keras")

@@ -166,6 +166,15 @@ def jit_ensemble(rng):
     return model, [rng.normal(5.0, 2.0, (9, 12)).astype("float32")]
 
 
+def factory_feed_forward(rng):
+    """The tabular factory's network, exported through `ModelFactory.onnx_request`
+    (the ML-framework document's `factory.export_to_onnx(model, input_shape, path)`)."""
+    from keras_trainer.tabular import ModelFactory, TabularModelConfig
+
+    config = TabularModelConfig(input_size=6, hidden_sizes=[8], use_batch_norm=False)
+    return ModelFactory(seed=3).create_model(config), [rng.normal(size=(9, 6)).astype("float32")]
+
+
 BUILDERS = {
     "jit_mlp": jit_mlp,
     "tabular_feed_forward": tabular_feed_forward,
@@ -174,6 +183,7 @@ BUILDERS = {
     "seq2seq_encoder": seq2seq_encoder,
     "seq2seq_decoder_step": seq2seq_decoder_step,
     "jit_ensemble": jit_ensemble,
+    "factory_feed_forward": factory_feed_forward,
 }
 
 

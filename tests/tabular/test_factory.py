@@ -4,12 +4,14 @@ import pytest
 
 from keras_trainer.config import ModelConfig as CoreModelConfig
 from keras_trainer.core.building.models import model_types
-from keras_trainer.errors import ConfigError
+from keras_trainer.core.training.memory import accelerator_usable
+from keras_trainer.errors import ConfigError, ExportError
 from keras_trainer.tabular import (
     ArchitectureType,
     KerasModelFactory,
     ModelConfig,
     ModelFactory,
+    PyTorchModelFactory,
     TabularModelConfig,
 )
 
@@ -17,6 +19,7 @@ from keras_trainer.tabular import (
 def test_seed_names_are_exported():
     assert ModelConfig is TabularModelConfig
     assert KerasModelFactory is ModelFactory
+    assert PyTorchModelFactory is ModelFactory  # the ML-framework document's name
     assert ArchitectureType.HYBRID is ArchitectureType.CNN_LSTM
 
 
@@ -160,3 +163,21 @@ def test_lstm_on_flat_features_is_rejected():
 
     with pytest.raises(ConfigError, match=r"\(steps, features\)"):
         build_model(CoreModelConfig(type="lstm", output_dim=1), (7,))
+
+
+def test_factory_device_cuda_means_the_gpu_or_raises_a_config_error():
+    if accelerator_usable()[0]:
+        assert ModelFactory(device="cuda:0").device == "gpu"
+    else:
+        with pytest.raises(ConfigError, match="device='cuda': no accelerator is usable"):
+            ModelFactory(device="cuda")
+    with pytest.raises(ConfigError, match="unknown device 'npu'"):
+        ModelFactory(device="npu")
+
+
+def test_export_to_onnx_rejects_an_input_shape_the_model_does_not_take(tmp_path):
+    # The export itself: the factory_feed_forward family of tests/export.
+    factory = ModelFactory(seed=0, device="cpu")
+    model = factory.create_model(ModelConfig(input_size=6, hidden_sizes=[4], use_batch_norm=False))
+    with pytest.raises(ExportError, match=r"input_shape \(1, 5\) does not match"):
+        factory.export_to_onnx(model, (1, 5), tmp_path / "bad.onnx")

@@ -236,7 +236,14 @@ class ModelEvaluator:
             self.model.predict(x, batch_size=batch_size, verbose=0), "model predictions"
         )
 
-    def evaluate(self, x: Any, y_true: Any = None, batch_size: int = 256) -> EvaluationReport:
+    def evaluate(
+        self,
+        x: Any,
+        y_true: Any = None,
+        batch_size: int = 256,
+        *,
+        task_type: Optional[str] = None,
+    ) -> EvaluationReport:
         """Runs the model on `x` and scores its outputs against `y_true`.
 
         Args:
@@ -247,10 +254,17 @@ class ModelEvaluator:
             y_true: Targets: class indices or one-hot rows (classification), or
                 values `(n,)` / `(n, outputs)` (regression).
             batch_size: Prediction batch size.
+            task_type: `"classification"` or `"regression"` for this call only
+                (the training-framework document's `evaluate(loader, task_type=...)`);
+                `None` keeps the evaluator's `task`.
 
         Returns:
             An `EvaluationReport`.
         """
+        if task_type is not None and _check_task(task_type) != self.task:
+            names = self.class_names if task_type == "classification" else None
+            evaluator = ModelEvaluator(self.model, task=task_type, class_names=names)
+            return evaluator.evaluate(x, y_true, batch_size)
         if y_true is None:
             predictions, targets = [], []
             batches = (x[i] for i in range(len(x))) if hasattr(x, "__getitem__") else x

@@ -321,8 +321,10 @@ def device_scope(device: str | None):
     """A context manager placing training on `training.device` (null: Keras' choice)."""
     if device is None:
         return contextlib.nullcontext()
+    # "cpu", not "cpu:0": under the latter Keras' torch backend makes a layer's
+    # integer seed state a torch Parameter that requires gradients, and fails.
     if device == "cpu":
-        return keras.device("cpu:0")
+        return keras.device("cpu")
     usable, reason = accelerator_usable()
     if usable:
         return keras.device("gpu:0")
@@ -334,7 +336,7 @@ def device_scope(device: str | None):
         f"training.device='auto': no usable accelerator ({reason}); training on the CPU",
         stacklevel=3,
     )
-    return keras.device("cpu:0")
+    return keras.device("cpu")
 
 
 # ------------------------------------------------------------------ gradient checkpointing
