@@ -171,6 +171,7 @@ def _print_metrics(title: str, metrics: dict) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for a JIT strategy config."""
+    from keras_trainer.core.evaluating.held_out import split_record
     from keras_trainer.jit.config import load_jit_config
     from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
     from keras_trainer.jit.model.trainer import ModelTrainer
@@ -226,13 +227,9 @@ def train(args: argparse.Namespace) -> int:
     prepared = PreparedData(
         trainer.normalize(raw), prepared.y, prepared.times, prepared.groups, prepared.strategies
     )
-    trainer.split = {
-        "dataset": os.path.basename(data_path),
-        "sha256": dataset_fingerprint(data_path),
-        "seed": seed,
-        "test_split": config.data.test_split,
-        "test_indices": [int(i) for i in test_idx],
-    }
+    trainer.split = split_record(
+        data_path, dataset_fingerprint(data_path), seed, config.data.test_split, test_idx
+    )
     print(f"dataset: {data_path} ({len(train_idx)} train, {len(test_idx)} test samples)")
     if getattr(args, "cv", None):
         from keras_trainer.core.evaluating.cross_validation import cross_validate
@@ -357,6 +354,7 @@ def _load_trainer(model_path: str):
 
 def evaluate(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer evaluate` for a JIT strategy model."""
+    from keras_trainer.core.evaluating.held_out import rows_to_score
     from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
 
     if args.report:
@@ -367,31 +365,14 @@ def evaluate(args: argparse.Namespace) -> int:
     data_path = _dataset_path(args.data)
     data = read_dataset(data_path)
     samples = data["samples"]
-    rows = list(range(len(samples)))
-    split = trainer.split or {}
-    same_dataset = bool(split) and split.get("sha256") == dataset_fingerprint(data_path)
-    if same_dataset:
-        test = sorted(set(split.get("test_indices", [])))
-        if args.all:
-            trained_on = len(samples) - len(test)
-            print(
-                f"warning: {trained_on} of these {len(samples)} rows were used to train the model; "
-                "their scores flatter it (drop --all to score the held-out split only)",
-                file=sys.stderr,
-            )
-        else:
-            rows = test
-            print(
-                f"scoring the model's held-out split: {len(rows)} of {len(samples)} rows of {data_path}"
-            )
-    elif not split:
-        print(
-            "warning: the model file records no held-out split; scoring every row, some of which "
-            "may have been used for training",
-            file=sys.stderr,
-        )
-    if not rows:
-        raise DataError(f"{data_path}: no rows to score")
+    rows = rows_to_score(
+        trainer.split,
+        dataset_fingerprint(data_path),
+        len(samples),
+        data_path,
+        score_all=args.all,
+        unit="samples",
+    )
     chosen = [samples[i] for i in rows]
     outcomes = dataset_outcomes(
         {"strategies": data["strategies"], "samples": chosen}, trainer.class_names

@@ -78,6 +78,8 @@ class TypedTable:
     class_names: Optional[list[str]]
     parts: dict  # "train" / "validation" / "test" -> (x float32, y)
     classification: bool
+    fingerprint: str = ""  # of the rows with a target (`frame_fingerprint`)
+    test_rows: Any = ()  # their indices in the test part
 
     @property
     def width(self) -> int:
@@ -109,14 +111,41 @@ def prepare_typed_table(
         class_names = [str(i) for i in range(width)]
     validation = config.training.validation_split or 0.2
     seed = (config.training.seed or 0) if seed is None else seed
-    indices = split_rows(len(frame), validation, config.data.test_split, seed)
+    indices = split_rows(
+        len(frame),
+        validation,
+        config.data.test_split,
+        seed,
+        labels=y if classification else None,
+        shuffle=not config.data.time_series,
+    )
     train_rows = frame.iloc[indices[0]].reset_index(drop=True)
     preprocessor = TablePreprocessor.fit(train_rows, config.data.columns, target)
     x, _ = preprocessor.transform(frame)
     parts = {
         name: (x[index], y[index]) for name, index in zip(("train", "validation", "test"), indices)
     }
-    return TypedTable(preprocessor, target, class_names, parts, classification)
+    return TypedTable(
+        preprocessor,
+        target,
+        class_names,
+        parts,
+        classification,
+        fingerprint=frame_fingerprint(frame),
+        test_rows=indices[2],
+    )
+
+
+def frame_fingerprint(frame: Any) -> str:
+    """The fingerprint of a table's rows (`keras_trainer.core.evaluating.held_out`)."""
+    import pandas as pd
+
+    from keras_trainer.core.evaluating.held_out import data_fingerprint
+
+    return data_fingerprint(
+        np.asarray([str(c) for c in frame.columns]),
+        pd.util.hash_pandas_object(frame, index=False).to_numpy(),
+    )
 
 
 def build_typed_model(model_config: Any, preprocessor: TablePreprocessor, width: int):
@@ -170,5 +199,12 @@ def table_splits(source: str, target: Optional[str], config: Any, seed: int):
         )
     y, classification = head_targets(y, model_config, source)
     validation = config.training.validation_split or 0.2
-    indices = split_rows(len(x), validation, config.data.test_split, seed)
+    indices = split_rows(
+        len(x),
+        validation,
+        config.data.test_split,
+        seed,
+        labels=y if classification else None,
+        shuffle=not config.data.time_series,
+    )
     return x, y, names, classification, indices, {}
