@@ -121,15 +121,7 @@ def train(args: argparse.Namespace) -> int:
     print(history.summary())
     model = serving_model(network, splits.scaler) if splits.scaler is not None else network
     class_names = splits.class_names(model_config, source)
-    report, metric_values = None, {}
-    if splits.has_test:
-        report = splits.test_report(model, class_names)
-        print(report.to_text())
-        metric_values = {
-            f"test_{k}": v
-            for k, v in report.to_dict().get("metrics", {}).items()
-            if isinstance(v, (int, float))
-        }
+    report, metric_values = splits.test_scores(model, class_names)
     metadata = {
         "config": config.to_dict(),
         "feature_names": splits.feature_names,
@@ -228,6 +220,15 @@ class _Splits:
     @property
     def has_test(self) -> bool:
         return self.sizes[2] > 0
+
+    def test_scores(self, model: Any, class_names: list[str] | None) -> tuple[Any, dict]:
+        """The test report (printed) and its numbers as `test_<metric>`; `(None, {})` without a test."""
+        if not self.has_test:
+            return None, {}
+        report = self.test_report(model, class_names)
+        print(report.to_text())
+        metrics = report.to_dict().get("metrics", {})
+        return report, {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
 
     def test_report(self, model: Any, class_names: list[str] | None):
         from keras_trainer.core.evaluating.evaluation import ModelEvaluator
