@@ -55,6 +55,8 @@ def test_train_evaluate_and_predict_from_the_command_line(tmp_path, small_datase
     assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
     if importlib.util.find_spec("mlflow"):
         assert any((tmp_path / "runs" / "mlruns").rglob("meta.yaml"))
+        # The line that opens the store, with the variable MLflow 3 asks for.
+        assert "MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri " in trained.stdout
     # Runtime terms on the held-out split, next to the baselines.
     assert "regret" in trained.stdout and "speed-up vs the best fixed strategy" in trained.stdout
     assert "majority (" in trained.stdout
