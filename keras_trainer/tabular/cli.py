@@ -12,7 +12,12 @@ Parquet file (target: `--target`, default the last column), or a NumPy `.npy`
 (target last) / `.npz` (`x`, `y`) file. Sequence models (`lstm`, `cnn_lstm`)
 read windows of `--window` consecutive rows and predict the target
 `--horizon` rows after each window; rows keep their order and the split is by
-time. The head decides the task: softmax (classes 0..k-1), sigmoid (0/1) or
+time. Other tables are split at random with `training.seed`, stratified by
+class for classification (`keras_trainer.core.inputs.splits`), or by time with
+`data.time_series: true`; `--test-data FILE` tests on a separate file instead,
+and `--cv K` cross-validates on the training rows first. The split is stored in
+the model, so `evaluate` scores its test rows by default
+(`keras_trainer.core.evaluating.held_out`). The head decides the task: softmax (classes 0..k-1), sigmoid (0/1) or
 linear (regression). The saved model takes raw features (the training
 statistics are inside) and carries its feature names, class names, window
 and target, so `evaluate` and `predict` need only the model and the data.
