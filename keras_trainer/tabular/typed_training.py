@@ -177,11 +177,14 @@ def table_splits(source: str, target: Optional[str], config: Any, seed: int):
 
     A typed table's preprocessing is fitted on its training rows and returned in
     `metadata` (the entries a saved model needs to read raw rows); a numeric table
-    is read as `load_data` reads it.
+    is read as `load_data` reads it. `metadata["split"]` records the test rows
+    (`keras_trainer.core.evaluating.held_out`), so `evaluate` scores them by default.
 
     Raises:
         ConfigError: `model.input_dim` does not match the table's features.
     """
+    from keras_trainer.core.evaluating.held_out import data_fingerprint, split_record
+
     if is_typed_table(source, config):
         table = prepare_typed_table(source, target, config, seed)
         parts = [table.parts[k] for k in ("train", "validation", "test")]
@@ -190,8 +193,12 @@ def table_splits(source: str, target: Optional[str], config: Any, seed: int):
         x = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
         names = table.preprocessor.input_columns
-        return x, y, names, table.classification, indices, typed_metadata(table)
+        split = split_record(
+            source, table.fingerprint, seed, config.data.test_split, table.test_rows
+        )
+        return x, y, names, table.classification, indices, {**typed_metadata(table), "split": split}
     x, y, names = load_data(source, target)
+    fingerprint = data_fingerprint(x, y)
     model_config = config.model
     if model_config.input_dim is not None and model_config.input_dim != x.shape[1]:
         raise ConfigError(
@@ -207,4 +214,5 @@ def table_splits(source: str, target: Optional[str], config: Any, seed: int):
         labels=y if classification else None,
         shuffle=not config.data.time_series,
     )
-    return x, y, names, classification, indices, {}
+    split = split_record(source, fingerprint, seed, config.data.test_split, indices[2])
+    return x, y, names, classification, indices, {"split": split}
