@@ -17,8 +17,8 @@ class for classification (`keras_trainer.core.inputs.splits`), or by time with
 `data.time_series: true`; `--test-data FILE` tests on a separate file instead,
 and `--cv K` cross-validates on the training rows first. The split is stored in
 the model, so `evaluate` scores its test rows by default
-(`keras_trainer.core.evaluating.held_out`). The head decides the task: softmax (classes 0..k-1), sigmoid (0/1) or
-linear (regression). The saved model takes raw features (the training
+(`keras_trainer.core.evaluating.held_out`). The head decides the task: softmax
+(classes 0..k-1), sigmoid (0/1) or linear (regression). The saved model takes raw features (the training
 statistics are inside) and carries its feature names, class names, window
 and target, so `evaluate` and `predict` need only the model and the data.
 
