@@ -144,16 +144,17 @@ def finish_run(
     plot_run(run)
     run.save_summary({**(summary or {}), "metrics": metrics or {}})
     if getattr(args, "mlflow", False):
-        from keras_trainer.core.recording.tracking import track_run
-
-        run_id = track_run(
-            run,
-            experiment=run.name,
-            params=config,
-            metrics=metrics,
-            tracking_uri=getattr(args, "mlflow_uri", None),
+        from keras_trainer.core.recording.tracking import (
+            default_tracking_uri,
+            track_run,
+            ui_command,
         )
-        print(f"mlflow run: {run_id}")
+
+        uri = getattr(args, "mlflow_uri", None) or default_tracking_uri(run)
+        run_id = track_run(
+            run, experiment=run.name, params=config, metrics=metrics, tracking_uri=uri
+        )
+        print(f"mlflow run: {run_id}; to browse it ([mlflow-ui] extra): {ui_command(uri)}")
     print(f"run folder: {run.path}")
 
 

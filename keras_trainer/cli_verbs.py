@@ -152,10 +152,17 @@ def register(subparsers) -> None:
     train.add_argument("--quiet", action="store_true", help="no per-epoch output")
     add_report_argument(train, "also write the test-set evaluation report as JSON here")
     train.add_argument(
+        "--test-data",
+        metavar="FILE",
+        help="score the trained model on this held-out file instead of a test split of the "
+        "data (then every row of the data trains or validates; evaluate scores FILE by default)",
+    )
+    train.add_argument(
         "--cv",
         type=int,
         metavar="K",
-        help="(JIT) first cross-validate with K folds on the training split and print each fold",
+        help="first cross-validate with K folds of the training rows and print each metric "
+        "(JIT and tabular; stratified for classes, in order for a time series)",
     )
     train.add_argument(
         "--wandb", action="store_true", help="also log to Weights & Biases (offline by default)"
@@ -169,14 +176,15 @@ def register(subparsers) -> None:
     add_model_argument(evaluate)
     add_data_arguments(
         evaluate,
-        "dataset as for train (default: the bundled sample / the model's data)",
+        "dataset as for train (default: the model's held-out test data: its --test-data "
+        "file, else the test split of its data; the assistant's bundled held-out questions)",
         target_help="target column of a CSV or Parquet table",
     )
     add_report_argument(evaluate, "also write the evaluation report as JSON")
     evaluate.add_argument(
         "--all",
         action="store_true",
-        help="(JIT) score every row, not only the model's held-out split (warns)",
+        help="score every row of the model's own data, not only its held-out split (warns)",
     )
     evaluate.set_defaults(handler=_evaluate)
 

@@ -55,6 +55,8 @@ def test_train_evaluate_and_predict_from_the_command_line(tmp_path, small_datase
     assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
     if importlib.util.find_spec("mlflow"):
         assert any((tmp_path / "runs" / "mlruns").rglob("meta.yaml"))
+        # The line that opens the store, with the variable MLflow 3 asks for.
+        assert "MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri " in trained.stdout
     # Runtime terms on the held-out split, next to the baselines.
     assert "regret" in trained.stdout and "speed-up vs the best fixed strategy" in trained.stdout
     assert "majority (" in trained.stdout
@@ -108,20 +110,32 @@ def test_schema_command_prints_json_schema():
     assert json.loads(result.stdout)["properties"]["model"]["type"] == "object"
 
 
-def test_train_cross_validates_with_the_cv_flag(tmp_path, small_dataset):
+def test_train_cross_validates_with_the_cv_flag_and_tests_on_a_test_file(tmp_path, small_dataset):
+    data = read_dataset(SAMPLE_DATASET_PATH)
+    data["samples"] = data["samples"][80:110]
+    held_out = tmp_path / "held_out.json"
+    held_out.write_text(json.dumps(data))
+    model = tmp_path / "jit.keras"
     trained = _cli(
         "train",
         SEED_CONFIG,
         "--data",
         small_dataset,
+        "--test-data",
+        held_out,
         "--epochs",
         1,
         "--cv",
         2,
         "--output",
-        tmp_path / "jit.keras",
+        model,
         "--quiet",
     )
     assert trained.returncode == 0, trained.stderr
     assert "2-fold cross-validation" in trained.stdout
     assert "val_accuracy:" in trained.stdout and "(folds: " in trained.stdout
+    # Every sample of --data trains; the test file's 30 are the test.
+    assert "(80 train, 30 test samples)" in trained.stdout and "test metrics:" in trained.stdout
+    evaluated = _cli("evaluate", model)  # by default: the model's test file
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"held-out split: 30 of 30 samples of {held_out}" in evaluated.stdout

@@ -11,6 +11,9 @@ install packages or run the whole test suite (the Quickstart) are skipped:
 CI runs exactly those.
 
 A block preceded by `<!-- example: skip (reason) -->` is not run; none should be.
+A result the text states is checked where the doc marks it with
+`<!-- example: prints NAME >= VALUE -->`: the first line of the Python examples'
+output that starts with NAME must show a number of at least VALUE.
 """
 
 import json
@@ -40,6 +43,7 @@ SMALLER = [
     (re.compile(r"num_iterations=\d+"), "num_iterations=2"),
 ]
 SKIPPED_COMMANDS = ("pip install", "run_all_backends.py")
+STATED = re.compile(r"<!-- example: prints (\w+) >= ([0-9.]+) -->")
 
 
 def _runnable(line: str) -> str:
@@ -95,13 +99,13 @@ def reader_folder(tmp_path_factory):
 def test_examples_run_as_written(doc, reader_folder):
     tmp_path = reader_folder
     env = subprocess_env(OMP_NUM_THREADS=1)
-    python_blocks = []
+    python_blocks, printed = [], []
     for number, (language, code) in enumerate(examples(doc)):
         if language == "python":
             python_blocks.append(code)
             continue
         # Shell blocks run after the Python written above them.
-        _run_python(python_blocks, tmp_path, env, doc)
+        printed.append(_run_python(python_blocks, tmp_path, env, doc))
         python_blocks = []
         result = subprocess.run(  # noqa: PLW1510 (the test reads returncode)
             ["bash", "-euo", "pipefail", "-c", code.replace("python3 ", f"{sys.executable} ")],
@@ -114,12 +118,32 @@ def test_examples_run_as_written(doc, reader_folder):
         assert result.returncode == 0, (
             f"{doc} shell example {number}:\n{code}\n{result.stderr[-3000:]}"
         )
-    _run_python(python_blocks, tmp_path, env, doc)
+    printed.append(_run_python(python_blocks, tmp_path, env, doc))
+    check_stated_results(doc, "".join(printed))
 
 
-def _run_python(blocks, folder, env, doc):
+def stated_results(doc: str) -> list[tuple[str, float]]:
+    """The `(name, least value)` results a doc states with `<!-- example: prints ... -->`."""
+    with open(os.path.join(ROOT, doc), encoding="utf-8") as handle:
+        return [(name, float(value)) for name, value in STATED.findall(handle.read())]
+
+
+def check_stated_results(doc: str, output: str) -> None:
+    for name, least in stated_results(doc):
+        found = re.search(rf"^\s*{name}\s+(-?[0-9.]+)", output, re.M)
+        assert found, f"{doc} states {name} >= {least}; its examples print no {name} line"
+        assert float(found.group(1)) >= least, (
+            f"{doc} states {name} >= {least}; its examples print {found.group(0).strip()}"
+        )
+
+
+def test_the_evaluation_docs_state_the_wine_example_s_accuracy():
+    assert stated_results(os.path.join("docs", "evaluation.md")) == [("accuracy", 0.9)]
+
+
+def _run_python(blocks, folder, env, doc) -> str:
     if not blocks:
-        return
+        return ""
     script = folder / "example.py"
     script.write_text("\n\n".join(blocks))
     result = subprocess.run(  # noqa: PLW1510
@@ -133,3 +157,4 @@ def _run_python(blocks, folder, env, doc):
     assert result.returncode == 0, (
         f"{doc} Python example:\n{script.read_text()}\n{result.stderr[-3000:]}"
     )
+    return result.stdout

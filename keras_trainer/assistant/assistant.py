@@ -64,14 +64,20 @@ class Assistant:
         self._generators: dict[tuple, keras.Model] = {}
         # Filled by train_assistant: exact match and token F1 on the held-out part.
         self.evaluation: Optional[dict[str, float]] = None
+        # The held-out test pairs (`keras_trainer.core.evaluating.held_out.split_record`),
+        # recorded by the command line's `train`; `evaluate` scores them by default.
+        self.split: Optional[dict[str, Any]] = None
 
     def metadata(self) -> dict[str, Any]:
         """What `save` stores inside the model file next to the weights."""
-        return {
+        metadata = {
             "task": TASK,
             "tokenizer": self.tokenizer.get_config(),
             "config": config_to_dict(self.config),
         }
+        if self.split is not None:
+            metadata["split"] = self.split
+        return metadata
 
     def save(self, path: Union[str, os.PathLike]) -> str:
         """Writes model, vocabulary and config into one `.keras` file, atomically."""
@@ -375,4 +381,6 @@ def load_assistant(path: Union[str, os.PathLike]) -> Assistant:
         raise CheckpointError(
             f"{os.fspath(path)}: metadata {key!r} is not a valid assistant {key} ({error})"
         ) from None
-    return Assistant(model, tokenizer, config)
+    assistant = Assistant(model, tokenizer, config)
+    assistant.split = metadata.get("split")
+    return assistant

@@ -7,8 +7,11 @@
     keras-trainer chat models/assistant.keras "What is keras_trainer?"   # one answer
 
 A QA file is a JSON list of `{"query": ..., "response": ...}` records (the
-bundled dataset's format). `evaluate` reports exact match (the whole answer,
-token for token after the tokenizer's normalization) and token accuracy;
+bundled dataset's format). `evaluate` scores the model's held-out pairs by
+default (the `--test-data` file of `train`, else the bundled held-out questions)
+and warns on its training pairs; it reports exact match in its two named
+variants (byte for byte, and tokenizer-normalized: both sides read as the
+tokenizer reads them; `keras_trainer.core.evaluating.text`) and token accuracy;
 `predict` reads a JSON list of questions (strings or records with `query`) or
 a CSV with a `query` column and writes one answer per question. `chat` also
 serves an assistant ONNX folder (`export_assistant_onnx`, greedy only).
@@ -24,7 +27,7 @@ import os
 import sys
 
 from keras_trainer.cli_args import add_model_argument
-from keras_trainer.errors import DataError
+from keras_trainer.errors import ConfigError, DataError
 
 
 def train(args: argparse.Namespace) -> int:
@@ -51,7 +54,14 @@ def train(args: argparse.Namespace) -> int:
         check_overwrite(args.output, "--output", getattr(args, "overwrite", False))
     if getattr(args, "quiet", False):
         training.verbose = 0
+    if getattr(args, "cv", None):
+        raise ConfigError(
+            "--cv: the assistant is not cross-validated (a fold would train a whole sequence "
+            "model and learn its own vocabulary); score held-out questions with --test-data FILE"
+        )
     source = args.data or config.data_path
+    test_source = getattr(args, "test_data", None)
+    test_pairs = load_pairs(test_source) if test_source else None
     if is_pair_stream(source):
         pairs, described = None, "JSON Lines records, streamed"  # counting them is a pass
     else:
@@ -67,12 +77,14 @@ def train(args: argparse.Namespace) -> int:
         if isinstance(v, (int, float))
     }
     if pairs is not None:  # a stream is scored on its held-out records only
-        scores = exact_match(assistant, pairs)
+        scores = score_pairs(assistant, pairs)
         metrics.update({f"train_{k}": float(v) for k, v in scores.items()})
-        print(
-            f"on the training pairs: exact match {scores['exact_match']:.3f} ({scores['matched']}/"
-            f"{scores['pairs']}), token accuracy {scores['token_accuracy']:.3f}"
-        )
+        print(f"on the training pairs (validation pairs included): {describe_scores(scores)}")
+        assistant.split = _split(source, pairs, test_source, config.seed)
+    if test_pairs is not None:
+        scores = score_pairs(assistant, test_pairs)
+        metrics.update({f"test_{k}": float(v) for k, v in scores.items()})
+        print(f"on {test_source} ({len(test_pairs)} held-out pairs): {describe_scores(scores)}")
     path = assistant.save(run.file(run.MODEL))
     if args.output:
         path = assistant.save(args.output)
@@ -90,29 +102,49 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def exact_match(assistant, pairs, batch_size: int = 64) -> dict:
-    """Exact match and token accuracy of greedy answers to `pairs`' queries.
+def score_pairs(assistant, pairs, batch_size: int = 64) -> dict:
+    """Greedy answers to `pairs`' queries scored against their responses.
 
-    Both sides go through the assistant's tokenizer (`decode(encode(text))`), so
-    case and spacing do not count; words outside the vocabulary do.
+    Returns:
+        `exact_match` (byte for byte, `keras_trainer.core.evaluating.text`), the
+        tokenizer-normalized variant `exact_match_normalized` (both sides read
+        as the tokenizer reads them), `matched` (its count), `token_accuracy`
+        (tokens right at their position, of the longer side) and `pairs`.
     """
-    tokenizer = assistant.tokenizer
-    matched, tokens_right, tokens_total = 0, 0, 0
+    from keras_trainer.assistant.evaluation import tokenizer_normalized
+    from keras_trainer.core.evaluating.text import exact_match, exact_matches
+
+    pairs = list(pairs)
+    answers = []  # in chunks: an ONNX assistant answers one batch at a time
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        answers = assistant.generate_batch([q for q, _ in chunk])
-        for answer, (_, expected) in zip(answers, chunk):
-            want = tokenizer.decode(tokenizer.encode(expected)).split()
-            got = answer.split()
-            matched += got == want
-            tokens_right += sum(a == b for a, b in zip(got, want))
-            tokens_total += max(len(want), len(got))
+        answers += assistant.generate_batch([q for q, _ in pairs[start : start + batch_size]])
+    references = [r for _, r in pairs]
+    normalize = tokenizer_normalized(assistant.tokenizer)
+    matched = exact_matches(answers, references, normalize)
+    tokens_right, tokens_total = 0, 0
+    for answer, expected in zip(answers, references):
+        got, want = normalize(answer).split(), normalize(expected).split()
+        tokens_right += sum(a == b for a, b in zip(got, want))
+        tokens_total += max(len(want), len(got))
     return {
-        "exact_match": matched / max(len(pairs), 1),
+        "exact_match": exact_match(answers, references),
+        "exact_match_normalized": sum(matched) / len(matched),
+        "matched": sum(matched),
         "token_accuracy": tokens_right / max(tokens_total, 1),
-        "matched": matched,
         "pairs": len(pairs),
     }
+
+
+def describe_scores(scores: dict) -> str:
+    """The scores in words, each exact-match variant named."""
+    from keras_trainer.assistant.evaluation import TOKENIZER_NORMALIZED
+    from keras_trainer.core.evaluating.text import BYTE_FOR_BYTE
+
+    return (
+        f"exact match ({BYTE_FOR_BYTE}) {scores['exact_match']:.3f}, exact match "
+        f"({TOKENIZER_NORMALIZED}) {scores['exact_match_normalized']:.3f} "
+        f"({scores['matched']}/{scores['pairs']}), token accuracy {scores['token_accuracy']:.3f}"
+    )
 
 
 def _load(path: str):
@@ -125,20 +157,77 @@ def _load(path: str):
     return load_assistant(path)
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """Handler of `keras-trainer evaluate` for an assistant: exact match on a QA file."""
+BUNDLED_HELDOUT = "the bundled held-out questions"
+
+
+def pairs_fingerprint(pairs) -> str:
+    """The fingerprint of QA pairs (`keras_trainer.core.evaluating.held_out`)."""
+    import numpy as np
+
+    from keras_trainer.core.evaluating.held_out import data_fingerprint
+
+    return data_fingerprint(np.asarray([f"{q}\x00{r}" for q, r in pairs] or [""]))
+
+
+def _split(source, pairs, test_source, seed: int) -> dict:
+    """The held-out pairs of a trained assistant: the `--test-data` file, else the bundled
+    held-out questions for the bundled data; a custom file without one holds none out
+    (its validation pairs steer early stopping), so scoring it warns."""
+    from keras_trainer.assistant.data import load_pairs
+    from keras_trainer.core.evaluating.held_out import split_record
+
+    trained_on = pairs_fingerprint(pairs)
+    if test_source is None and source is not None:
+        return {**split_record(source, trained_on, seed, 0.0, []), "data": os.fspath(source)}
+    test = load_pairs(test_source) if test_source else load_pairs(None, split="heldout")
+    name = test_source or BUNDLED_HELDOUT
+    record = split_record(name, pairs_fingerprint(test), seed, 1.0, range(len(test)), trained_on)
+    record["test_data"] = test_source
+    return record
+
+
+def _evaluation_pairs(args: argparse.Namespace, assistant) -> tuple[list, str]:
+    """The pairs `evaluate` scores and their name: `--data`, else the model's held-out file."""
     from keras_trainer.assistant.data import load_pairs
 
+    split = getattr(assistant, "split", None) or {}
+    if args.data:
+        return load_pairs(args.data), args.data
+    if split.get("test_data"):
+        return load_pairs(split["test_data"]), split["test_data"]
+    if split.get("data"):  # trained on a file without a test file: none held out
+        return load_pairs(split["data"]), split["data"]
+    return load_pairs(None, split="heldout"), BUNDLED_HELDOUT
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Handler of `keras-trainer evaluate` for an assistant: exact match on a QA file
+    (default: the model's held-out pairs; its training pairs are scored with a warning)."""
+    from keras_trainer.assistant.evaluation import TOKENIZER_NORMALIZED
+    from keras_trainer.core.evaluating.held_out import rows_to_score
+    from keras_trainer.core.evaluating.text import BYTE_FOR_BYTE
+
     assistant = _load(args.model)
-    pairs = load_pairs(args.data)
-    scores = exact_match(assistant, pairs)
-    print(f"metrics on {len(pairs)} pairs of {args.data or 'the bundled QA dataset'}:")
-    for name, value in scores.items():
-        print(f"  {name:<16} {value:.4f}" if isinstance(value, float) else f"  {name:<16} {value}")
+    pairs, name = _evaluation_pairs(args, assistant)
+    split = getattr(assistant, "split", None)
+    if split is not None or name != BUNDLED_HELDOUT:  # the bundled held-out pairs train nothing
+        rows = rows_to_score(split, pairs_fingerprint(pairs), len(pairs), name, args.all, "pairs")
+        pairs = [pairs[i] for i in rows]
+    scores = score_pairs(assistant, pairs)
+    print(f"metrics on {len(pairs)} pairs of {name}:")
+    labels = {
+        "exact_match": f"exact match ({BYTE_FOR_BYTE})",
+        "exact_match_normalized": f"exact match ({TOKENIZER_NORMALIZED})",
+    }
+    for key, value in scores.items():
+        label = labels.get(key, key.replace("_", " "))
+        print(
+            f"  {label:<36} {value:.4f}" if isinstance(value, float) else f"  {label:<36} {value}"
+        )
     if args.report:
         from keras_trainer.core.saving.atomic import write_json_atomic
 
-        write_json_atomic(args.report, {"task": "assistant", "data": args.data, **scores})
+        write_json_atomic(args.report, {"task": "assistant", "data": name, **scores})
         print(f"saved report: {args.report}")
     return 0
 

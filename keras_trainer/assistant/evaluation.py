@@ -1,7 +1,9 @@
 """How good the assistant's answers are: exact match and token F1 against references.
 
-Exact match compares the generated text with the reference byte for byte (the
-tokenizer keeps case, spacing and punctuation, so a perfect answer is equal).
+Exact match is the core's one definition (`keras_trainer.core.evaluating.text`):
+byte for byte by default (the tokenizer keeps case, spacing and punctuation, so a
+perfect answer is equal); `tokenizer_normalized(tokenizer)` is the named variant
+that compares both sides as the tokenizer reads them.
 Token F1 is the harmonic mean of precision and recall of the answer's words and
 punctuation marks (as `pre_tokenize` cuts them, case kept) against the
 reference's, counted with multiplicity, averaged over the pairs.
@@ -21,29 +23,36 @@ from collections.abc import Sequence
 from typing import Literal
 
 from keras_trainer.assistant.tokenizer import pre_tokenize
+from keras_trainer.core.evaluating.text import (
+    Normalizer,
+    check_pairs,
+    exact_match,
+    named_normalizer,
+)
 from keras_trainer.errors import DataError
+
+__all__ = ["evaluate_assistant", "exact_match", "token_f1", "tokenizer_normalized"]
+
+#: The name of the exact-match variant that compares answers as the tokenizer reads them.
+TOKENIZER_NORMALIZED = "tokenizer-normalized"
 
 
 def _words(text: str) -> list[str]:
     return [word.strip() for word in pre_tokenize(text) if word.strip()]
 
 
-def _check(answers: Sequence[str], references: Sequence[str]) -> None:
-    if len(answers) != len(references):
-        raise DataError(f"{len(answers)} answers for {len(references)} references")
-    if not references:
-        raise DataError("no references to score against")
-
-
-def exact_match(answers: Sequence[str], references: Sequence[str]) -> float:
-    """Share of answers equal to their reference, byte for byte."""
-    _check(answers, references)
-    return sum(a == r for a, r in zip(answers, references)) / len(references)
+def tokenizer_normalized(tokenizer) -> Normalizer:
+    """The exact-match variant that reads both sides as `tokenizer` does
+    (`decode(encode(text))`, spacing squeezed): words outside its vocabulary count."""
+    return named_normalizer(
+        TOKENIZER_NORMALIZED,
+        lambda text: " ".join(tokenizer.decode(tokenizer.encode(text)).split()),
+    )
 
 
 def token_f1(answers: Sequence[str], references: Sequence[str]) -> float:
     """Mean word-level F1 of the answers against their references."""
-    _check(answers, references)
+    check_pairs(answers, references)
     total = 0.0
     for answer, reference in zip(answers, references):
         a, r = collections.Counter(_words(answer)), collections.Counter(_words(reference))

@@ -475,7 +475,19 @@ class DataConfig(ConfigSection):
         0.2,
         minimum=0.0,
         exclusive_maximum=1.0,
-        description="Fraction held out (stratified) for the final evaluation.",
+        description=(
+            "Fraction held out for the final evaluation: rows drawn at random with "
+            "`training.seed`, stratified (each class in its share) for classification; "
+            "the last rows when `time_series` is true."
+        ),
+    )
+    time_series: bool = option(
+        False,
+        description=(
+            "The rows are in time order: tables are split by position (the first rows "
+            "train, the next validate, the last are the test) instead of shuffled. "
+            "Sequence models (lstm, cnn_lstm) always split by time."
+        ),
     )
     shards: Optional[str] = option(
         None,

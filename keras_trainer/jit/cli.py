@@ -171,6 +171,7 @@ def _print_metrics(title: str, metrics: dict) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for a JIT strategy config."""
+    from keras_trainer.core.evaluating.held_out import split_record
     from keras_trainer.jit.config import load_jit_config
     from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
     from keras_trainer.jit.model.trainer import ModelTrainer
@@ -214,7 +215,9 @@ def train(args: argparse.Namespace) -> int:
     )
     labels = np.argmax(prepared.y, axis=-1)
     seed = training.seed or 0
-    train_idx, test_idx = stratified_split(labels, config.data.test_split, seed)
+    test_path = getattr(args, "test_data", None)  # a test file: every row here trains
+    test_split = 0.0 if test_path else config.data.test_split
+    train_idx, test_idx = stratified_split(labels, test_split, seed)
     # Normalization statistics come from the training rows only.
     raw = trainer.extract_features(
         [samples[i]["ir"] for i in range(len(samples))],
@@ -226,14 +229,14 @@ def train(args: argparse.Namespace) -> int:
     prepared = PreparedData(
         trainer.normalize(raw), prepared.y, prepared.times, prepared.groups, prepared.strategies
     )
-    trainer.split = {
-        "dataset": os.path.basename(data_path),
-        "sha256": dataset_fingerprint(data_path),
-        "seed": seed,
-        "test_split": config.data.test_split,
-        "test_indices": [int(i) for i in test_idx],
-    }
-    print(f"dataset: {data_path} ({len(train_idx)} train, {len(test_idx)} test samples)")
+    trainer.split = split_record(
+        data_path, dataset_fingerprint(data_path), seed, test_split, test_idx
+    )
+    test = prepared.take(test_idx) if len(test_idx) else None
+    if test_path:
+        trainer.split, test = _test_file(trainer, test_path, trainer.split["sha256"], seed)
+    n_test = len(test.y) if test is not None else 0
+    print(f"dataset: {data_path} ({len(train_idx)} train, {n_test} test samples)")
     if getattr(args, "cv", None):
         from keras_trainer.core.evaluating.cross_validation import cross_validate
 
@@ -251,8 +254,7 @@ def train(args: argparse.Namespace) -> int:
             f"fallback: {trainer.fallback['strategy']} below p={trainer.fallback['threshold']:.3f}"
         )
     report, metrics = None, {}
-    if len(test_idx):
-        test = prepared.take(test_idx)
+    if test is not None:
         metrics = {f"test_{k}": v for k, v in trainer.evaluate(test).items()}
         _print_metrics("test metrics:", metrics)
         report = _report(trainer, test, args.report)
@@ -269,6 +271,27 @@ def train(args: argparse.Namespace) -> int:
         summary={"command": "train", "family": "jit", "data": data_path, "model": output},
     )
     return 0
+
+
+def _test_file(trainer, path: str, trained_on: str, seed: int):
+    """`train --test-data`: the split record of a separate test dataset, and its samples
+    prepared with the training rows' normalization."""
+    from keras_trainer.core.evaluating.held_out import split_record
+    from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
+
+    data = read_dataset(path)
+    samples = data["samples"]
+    if not samples:
+        raise DataError(f"--test-data {path}: the dataset has no samples")
+    test = trainer.prepare_training_data(
+        [r["ir"] for r in samples],
+        [r["runtime"] for r in samples],
+        dataset_outcomes(data, trainer.class_names),
+        fit_normalizer=False,
+    )
+    fingerprint = dataset_fingerprint(path)
+    record = split_record(path, fingerprint, seed, 1.0, range(len(samples)), trained_on)
+    return {**record, "test_data": path}, test
 
 
 def _match_strategies(config, data: dict, data_path: str):
@@ -357,6 +380,7 @@ def _load_trainer(model_path: str):
 
 def evaluate(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer evaluate` for a JIT strategy model."""
+    from keras_trainer.core.evaluating.held_out import rows_to_score
     from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
 
     if args.report:
@@ -364,34 +388,18 @@ def evaluate(args: argparse.Namespace) -> int:
 
         check_writable_path(args.report, "--report")
     trainer = _load_trainer(args.model)
-    data_path = _dataset_path(args.data)
+    # By default the model's test data: its --test-data file, else the sample dataset.
+    data_path = _dataset_path(args.data or (trainer.split or {}).get("test_data"))
     data = read_dataset(data_path)
     samples = data["samples"]
-    rows = list(range(len(samples)))
-    split = trainer.split or {}
-    same_dataset = bool(split) and split.get("sha256") == dataset_fingerprint(data_path)
-    if same_dataset:
-        test = sorted(set(split.get("test_indices", [])))
-        if args.all:
-            trained_on = len(samples) - len(test)
-            print(
-                f"warning: {trained_on} of these {len(samples)} rows were used to train the model; "
-                "their scores flatter it (drop --all to score the held-out split only)",
-                file=sys.stderr,
-            )
-        else:
-            rows = test
-            print(
-                f"scoring the model's held-out split: {len(rows)} of {len(samples)} rows of {data_path}"
-            )
-    elif not split:
-        print(
-            "warning: the model file records no held-out split; scoring every row, some of which "
-            "may have been used for training",
-            file=sys.stderr,
-        )
-    if not rows:
-        raise DataError(f"{data_path}: no rows to score")
+    rows = rows_to_score(
+        trainer.split,
+        dataset_fingerprint(data_path),
+        len(samples),
+        data_path,
+        score_all=args.all,
+        unit="samples",
+    )
     chosen = [samples[i] for i in rows]
     outcomes = dataset_outcomes(
         {"strategies": data["strategies"], "samples": chosen}, trainer.class_names

@@ -12,8 +12,13 @@ Parquet file (target: `--target`, default the last column), or a NumPy `.npy`
 (target last) / `.npz` (`x`, `y`) file. Sequence models (`lstm`, `cnn_lstm`)
 read windows of `--window` consecutive rows and predict the target
 `--horizon` rows after each window; rows keep their order and the split is by
-time. The head decides the task: softmax (classes 0..k-1), sigmoid (0/1) or
-linear (regression). The saved model takes raw features (the training
+time. Other tables are split at random with `training.seed`, stratified by
+class for classification (`keras_trainer.core.inputs.splits`), or by time with
+`data.time_series: true`; `--test-data FILE` tests on a separate file instead,
+and `--cv K` cross-validates on the training rows first. The split is stored in
+the model, so `evaluate` scores its test rows by default
+(`keras_trainer.core.evaluating.held_out`). The head decides the task: softmax
+(classes 0..k-1), sigmoid (0/1) or linear (regression). The saved model takes raw features (the training
 statistics are inside) and carries its feature names, class names, window
 and target, so `evaluate` and `predict` need only the model and the data.
 
@@ -84,9 +89,18 @@ def train(args: argparse.Namespace) -> int:
             "train: a tabular config needs --data (builtin:<name>, .csv, .parquet, .npy, .npz, "
             "or a folder or glob of shards)"
         )
+    test_source = getattr(args, "test_data", None)
+    if is_shard_source(source) and (test_source or getattr(args, "cv", None)):
+        raise ConfigError(
+            f"--test-data and --cv read one table whole; {source} is streamed as shards "
+            "(its test rows are its last data.test_split rows)"
+        )
     prepare = _stream_splits if is_shard_source(source) else _array_splits
     splits = prepare(args, config, source)
     model_config = config.model
+    loss = raw.get("training", {}).get("loss") or _default_loss(model_config.output_activation)
+    if getattr(args, "cv", None):
+        _cross_validate(args.cv, config, splits, loss)
     run = start_run(args, args.config)
     training.logging.directory = run.path
     training.logging.tensorboard = (
@@ -95,7 +109,6 @@ def train(args: argparse.Namespace) -> int:
     # The initial weights come from the seeded generators: same seed, same weights.
     set_seed(training.seed)
     network = splits.network(model_config)
-    loss = raw.get("training", {}).get("loss") or _default_loss(model_config.output_activation)
     print(
         f"data: {source} ({splits.describe()}, {splits.input_shape[-1]} features), "
         f"model.type={model_config.type}",
@@ -112,21 +125,8 @@ def train(args: argparse.Namespace) -> int:
     )
     print(history.summary())
     model = serving_model(network, splits.scaler) if splits.scaler is not None else network
-    class_names = None
-    if splits.classification:
-        width = 2 if model_config.output_activation == "sigmoid" else model_config.output_dim
-        class_names = _builtin_class_names(source, width) or [str(i) for i in range(width)]
-    if splits.typed is not None:
-        class_names = splits.typed.class_names
-    report, metric_values = None, {}
-    if splits.has_test:
-        report = splits.test_report(model, class_names)
-        print(report.to_text())
-        metric_values = {
-            f"test_{k}": v
-            for k, v in report.to_dict().get("metrics", {}).items()
-            if isinstance(v, (int, float))
-        }
+    class_names = splits.class_names(model_config, source)
+    report, metric_values = splits.test_scores(model, class_names)
     metadata = {
         "config": config.to_dict(),
         "feature_names": splits.feature_names,
@@ -135,6 +135,8 @@ def train(args: argparse.Namespace) -> int:
         "target": args.target,
         "window": splits.window,
         "horizon": splits.horizon,
+        "split": splits.split,
+        "test_data": test_source,
     }
     if splits.typed is not None:
         from keras_trainer.tabular.typed_training import typed_metadata
@@ -155,6 +157,28 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cross_validate(folds: int, config: Any, splits: _Splits, loss: Any) -> None:
+    """`--cv K`: K folds of the training and validation rows (the test rows stay out),
+    stratified for classification, contiguous for a time series; prints each metric."""
+    from keras_trainer.core.evaluating.cross_validation import cross_validate
+    from keras_trainer.tabular.cross_validation import TableTrainer
+
+    build = splits.network if splits.typed is not None else None
+    trainer = TableTrainer(
+        config,
+        splits.input_shape,
+        loss,
+        splits.classification,
+        build=build,
+        standardize=splits.typed is None,
+    )
+    x, y = splits.cv_rows
+    ordered = config.data.time_series or splits.window is not None
+    result = cross_validate(trainer, x, y, folds=folds, shuffle=not ordered)
+    print(f"{folds}-fold cross-validation on the training rows (mean ± std):")
+    print(result.summary(), flush=True)
+
+
 @dataclasses.dataclass
 class _Splits:
     """Training, validation and test data of one `train` run, as arrays or as streams."""
@@ -172,6 +196,17 @@ class _Splits:
     window: int | None = None
     horizon: int | None = None
     typed: Any = None  # a TypedTable: raw rows encoded by its preprocessor
+    split: Any = None  # the held-out split's record (`core.evaluating.held_out.split_record`)
+    cv_rows: Any = None  # (x, y) of the training and validation rows, before scaling
+
+    def class_names(self, model_config: Any, source: str) -> list[str] | None:
+        """The names of the head's classes: a typed table's, a bundled table's, else numbers."""
+        if self.typed is not None:
+            return self.typed.class_names
+        if not self.classification:
+            return None
+        width = 2 if model_config.output_activation == "sigmoid" else model_config.output_dim
+        return _builtin_class_names(source, width) or [str(i) for i in range(width)]
 
     def describe(self) -> str:
         n_train, n_val, n_test = self.sizes
@@ -191,6 +226,15 @@ class _Splits:
     def has_test(self) -> bool:
         return self.sizes[2] > 0
 
+    def test_scores(self, model: Any, class_names: list[str] | None) -> tuple[Any, dict]:
+        """The test report (printed) and its numbers as `test_<metric>`; `(None, {})` without a test."""
+        if not self.has_test:
+            return None, {}
+        report = self.test_report(model, class_names)
+        print(report.to_text())
+        metrics = report.to_dict().get("metrics", {})
+        return report, {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+
     def test_report(self, model: Any, class_names: list[str] | None):
         from keras_trainer.core.evaluating.evaluation import ModelEvaluator
 
@@ -205,7 +249,9 @@ class _Splits:
 
 
 def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
-    """A table read whole: rows (or windows of rows) split at random (or by time)."""
+    """A table read whole: rows split at random (stratified for classification), or by
+    time (`data.time_series`, and always for the windows of a sequence model)."""
+    from keras_trainer.core.evaluating.held_out import data_fingerprint, split_record
     from keras_trainer.tabular.data import head_targets, load_data, split_rows
     from keras_trainer.tabular.normalization import FeatureScaler
     from keras_trainer.tabular.typed_training import is_typed_table
@@ -213,12 +259,15 @@ def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
     if is_typed_table(source, config):
         return _typed_splits(args, config, source)
     x, y, feature_names = load_data(source, args.target)
+    fingerprint = data_fingerprint(x, y)
     model_config, training = config.model, config.training
     y, classification = head_targets(y, model_config, source)
     sequence = model_config.type in SEQUENCE_TYPES
     window, horizon = getattr(args, "window", None), getattr(args, "horizon", 1) or 1
     validation = training.validation_split or 0.2
     seed = training.seed or 0
+    test_source = getattr(args, "test_data", None)
+    test_split = 0.0 if test_source else config.data.test_split
     if sequence:
         if not window:
             raise ConfigError(
@@ -226,10 +275,7 @@ def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
             )
         xs, ys = _windows(x, y, window, horizon)
         n = len(xs)
-        n_test, n_val = (
-            int(round(n * config.data.test_split)),
-            int(round(n * validation)),
-        )
+        n_test, n_val = int(round(n * test_split)), int(round(n * validation))
         # By time, with the windows that would share rows across a cut dropped.
         gap = window + horizon - 1
         test_idx = np.arange(n - n_test, n)
@@ -241,8 +287,26 @@ def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
             )
         x, y = xs, ys
     else:
-        train_idx, val_idx, test_idx = split_rows(len(x), validation, config.data.test_split, seed)
+        train_idx, val_idx, test_idx = split_rows(
+            len(x),
+            validation,
+            test_split,
+            seed,
+            labels=y if classification else None,
+            shuffle=not config.data.time_series,
+        )
     scaler = FeatureScaler().fit(x[train_idx])
+    test, split = (x[test_idx], y[test_idx]), None
+    if test_source:
+        test_x, test_y, _ = load_data(test_source, args.target)
+        test_fingerprint = data_fingerprint(test_x, test_y)
+        test_y, _ = head_targets(test_y, model_config, test_source)
+        test = _windows(test_x, test_y, window, horizon) if sequence else (test_x, test_y)
+        test_idx = np.arange(len(test[1]))
+        split = split_record(test_source, test_fingerprint, seed, 1.0, test_idx, fingerprint)
+    else:
+        split = split_record(source, fingerprint, seed, test_split, test_idx)
+    rest = np.concatenate([train_idx, val_idx])
     return _Splits(
         train=scaler.transform(x[train_idx]),
         train_targets=y[train_idx],
@@ -253,9 +317,11 @@ def _array_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
         classification=classification,
         sizes=(len(train_idx), len(val_idx), len(test_idx)),
         unit="windows" if sequence else "rows",
-        test=(x[test_idx], y[test_idx]),
+        test=test,
         window=window if sequence else None,
         horizon=horizon if sequence else None,
+        split=split,
+        cv_rows=(x[np.sort(rest)], y[np.sort(rest)]),
     )
 
 
@@ -271,19 +337,39 @@ def _builtin_class_names(source: str, width: int) -> list[str] | None:
 
 def _typed_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
     """A typed table: rows split at random, columns encoded as the training rows teach."""
-    from keras_trainer.tabular.typed_training import prepare_typed_table
+    from keras_trainer.core.evaluating.held_out import split_record
+    from keras_trainer.tabular.tables import drop_missing_targets, encode_target, read_frame
+    from keras_trainer.tabular.typed_training import frame_fingerprint, prepare_typed_table
 
     if config.model.type in SEQUENCE_TYPES:
         raise ConfigError(
             f"model.type: {config.model.type!r} reads windows of numeric rows; a table with typed "
             "columns (text, blanks, data.columns) trains a feed_forward model"
         )
+    test_source = getattr(args, "test_data", None)
+    if test_source:
+        config = config.replace(data=config.data.replace(test_split=0.0))
     table = prepare_typed_table(source, args.target, config)
     kinds = ", ".join(f"{c['name']}: {c['type']}" for c in table.preprocessor.columns)
     print(
         f"columns ({'declared or ' if config.data.columns else ''}inferred): {kinds}; target: {table.target}"
     )
     train, validation, test = (table.parts[k] for k in ("train", "validation", "test"))
+    seed = config.training.seed or 0
+    split = split_record(source, table.fingerprint, seed, config.data.test_split, table.test_rows)
+    if test_source:
+        frame = drop_missing_targets(read_frame(test_source), table.target, test_source)
+        y, _ = encode_target(frame[table.target], table.target, table.class_names)
+        x, _ = table.preprocessor.transform(frame)
+        test = (x, y if table.classification else y.astype("float32"))
+        split = split_record(
+            test_source,
+            frame_fingerprint(frame),
+            seed,
+            1.0,
+            np.arange(len(frame)),
+            table.fingerprint,
+        )
     return _Splits(
         train=train[0],
         train_targets=train[1],
@@ -295,6 +381,8 @@ def _typed_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
         sizes=(len(train[0]), len(validation[0]), len(test[0])),
         test=test,
         typed=table,
+        split=split,
+        cv_rows=tuple(np.concatenate([a, b]) for a, b in zip(train, validation)),
     )
 
 
@@ -373,16 +461,23 @@ def evaluate(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer evaluate` for a tabular model."""
     from keras_trainer.config import load_config
     from keras_trainer.core.evaluating.evaluation import ModelEvaluator
+    from keras_trainer.core.evaluating.held_out import (
+        data_fingerprint,
+        rows_to_score,
+        warn_training_data,
+    )
     from keras_trainer.core.evaluating.predictions import CLASSIFICATION_HEADS, head_kind
     from keras_trainer.tabular.data import head_targets, load_data
 
     model, metadata = _load(args.model)
-    source = args.data or metadata.get("data")
+    # By default the data the model was tested on: its separate test file, else its data.
+    source = args.data or metadata.get("test_data") or metadata.get("data")
     if not source:
         raise DataError(f"evaluate: pass --data (the model {args.model} does not name its data)")
     if metadata.get("preprocessing"):
         return _evaluate_typed(args, model, metadata, source)
     target = args.target or metadata.get("target")
+    unit = "windows" if metadata.get("window") else "rows"
     head = head_kind(metadata, int(np.prod(model.output_shape[1:])), model)
     classification = head in CLASSIFICATION_HEADS
     evaluator = ModelEvaluator(
@@ -396,14 +491,18 @@ def evaluate(args: argparse.Namespace) -> int:
         stream = ShardDataset(
             source, target_columns=[target if target is not None else -1], shuffle=False
         )
+        if source == metadata.get("data"):
+            warn_training_data(source)
         report, count = evaluator.evaluate(stream), stream.size
     else:
         x, y, _ = load_data(source, target)
+        fingerprint = data_fingerprint(x, y)
         if "config" in metadata:
             y, _ = head_targets(y, load_config(metadata["config"]).model, source)
         x, y = _windowed(x, y, metadata)
-        report, count = evaluator.evaluate(x, y), len(y)
-    print(f"metrics on {count} {'windows' if metadata.get('window') else 'rows'} of {source}:")
+        rows = rows_to_score(metadata.get("split"), fingerprint, len(y), source, args.all, unit)
+        report, count = evaluator.evaluate(x[rows], y[rows]), len(rows)
+    print(f"metrics on {count} {unit} of {source}:")
     _print_report(report, args.report)
     return 0
 
@@ -418,14 +517,21 @@ def _print_report(report: Any, path: str | None) -> None:
 
 def _evaluate_typed(args: argparse.Namespace, model: Any, metadata: dict, source: str) -> int:
     """`evaluate` of a typed-table model: raw rows, the target by class name or value."""
+    from keras_trainer.core.evaluating.held_out import rows_to_score
     from keras_trainer.tabular.table_model import TableModel
+    from keras_trainer.tabular.tables import drop_missing_targets
+    from keras_trainer.tabular.typed_training import frame_fingerprint
 
     table = TableModel(model, metadata)
     if args.target and args.target != table.target:
         raise DataError(
             f"evaluate: the model predicts {table.target!r}, not --target {args.target!r}"
         )
-    report = table.evaluate(source)
+    frame = drop_missing_targets(table.frame(source), table.target, source)
+    rows = rows_to_score(
+        metadata.get("split"), frame_fingerprint(frame), len(frame), source, args.all
+    )
+    report = table.evaluate(frame.iloc[rows].reset_index(drop=True))
     print(f"metrics on {report.n_samples} rows of {source}:")
     _print_report(report, args.report)
     return 0

@@ -5,9 +5,10 @@
 file (pandas with pyarrow), a NumPy `.npy` matrix (last column the target) or
 an `.npz` archive with arrays `x` and `y`. `head_targets` checks the targets
 against the model's head (class labels for softmax or sigmoid, values for a
-linear head) before any training; `split_rows` shuffles rows into training,
-validation and test parts with a seed; `time_split` cuts windows of a series
-by time.
+linear head) before any training; `split_rows` (the core's, see
+`keras_trainer.core.inputs.splits`) shuffles rows into training, validation and
+test parts with a seed, stratified by class when given labels, or keeps the
+order of a time series.
 
 Example:
 
@@ -22,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from keras_trainer.core.inputs.splits import split_rows
 from keras_trainer.errors import ConfigError, DataError
+
+__all__ = ["head_targets", "is_table", "load_data", "split_rows"]
 
 BUILTIN = "builtin:"
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".npy", ".npz")
@@ -173,21 +177,3 @@ def head_targets(y: np.ndarray, model_config: Any, source: str) -> tuple[np.ndar
             f"model.output_dim: is {model_config.output_dim} but {source} has {classes} classes"
         )
     return labels, True
-
-
-def split_rows(
-    n: int, validation: float, test: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shuffled training, validation and test row indices.
-
-    Raises:
-        DataError: a part would be empty.
-    """
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test))
-    n_val = int(round(n * validation))
-    if n - n_test - n_val < 1 or n_val < 1:
-        raise DataError(
-            f"{n} rows cannot be split into training, validation ({validation}) and test ({test}) parts"
-        )
-    return order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]

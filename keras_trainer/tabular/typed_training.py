@@ -78,6 +78,8 @@ class TypedTable:
     class_names: Optional[list[str]]
     parts: dict  # "train" / "validation" / "test" -> (x float32, y)
     classification: bool
+    fingerprint: str = ""  # of the rows with a target (`frame_fingerprint`)
+    test_rows: Any = ()  # their indices in the test part
 
     @property
     def width(self) -> int:
@@ -109,14 +111,41 @@ def prepare_typed_table(
         class_names = [str(i) for i in range(width)]
     validation = config.training.validation_split or 0.2
     seed = (config.training.seed or 0) if seed is None else seed
-    indices = split_rows(len(frame), validation, config.data.test_split, seed)
+    indices = split_rows(
+        len(frame),
+        validation,
+        config.data.test_split,
+        seed,
+        labels=y if classification else None,
+        shuffle=not config.data.time_series,
+    )
     train_rows = frame.iloc[indices[0]].reset_index(drop=True)
     preprocessor = TablePreprocessor.fit(train_rows, config.data.columns, target)
     x, _ = preprocessor.transform(frame)
     parts = {
         name: (x[index], y[index]) for name, index in zip(("train", "validation", "test"), indices)
     }
-    return TypedTable(preprocessor, target, class_names, parts, classification)
+    return TypedTable(
+        preprocessor,
+        target,
+        class_names,
+        parts,
+        classification,
+        fingerprint=frame_fingerprint(frame),
+        test_rows=indices[2],
+    )
+
+
+def frame_fingerprint(frame: Any) -> str:
+    """The fingerprint of a table's rows (`keras_trainer.core.evaluating.held_out`)."""
+    import pandas as pd
+
+    from keras_trainer.core.evaluating.held_out import data_fingerprint
+
+    return data_fingerprint(
+        np.asarray([str(c) for c in frame.columns]),
+        pd.util.hash_pandas_object(frame, index=False).to_numpy(),
+    )
 
 
 def build_typed_model(model_config: Any, preprocessor: TablePreprocessor, width: int):
@@ -148,11 +177,14 @@ def table_splits(source: str, target: Optional[str], config: Any, seed: int):
 
     A typed table's preprocessing is fitted on its training rows and returned in
     `metadata` (the entries a saved model needs to read raw rows); a numeric table
-    is read as `load_data` reads it.
+    is read as `load_data` reads it. `metadata["split"]` records the test rows
+    (`keras_trainer.core.evaluating.held_out`), so `evaluate` scores them by default.
 
     Raises:
         ConfigError: `model.input_dim` does not match the table's features.
     """
+    from keras_trainer.core.evaluating.held_out import data_fingerprint, split_record
+
     if is_typed_table(source, config):
         table = prepare_typed_table(source, target, config, seed)
         parts = [table.parts[k] for k in ("train", "validation", "test")]
@@ -161,8 +193,12 @@ def table_splits(source: str, target: Optional[str], config: Any, seed: int):
         x = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
         names = table.preprocessor.input_columns
-        return x, y, names, table.classification, indices, typed_metadata(table)
+        split = split_record(
+            source, table.fingerprint, seed, config.data.test_split, table.test_rows
+        )
+        return x, y, names, table.classification, indices, {**typed_metadata(table), "split": split}
     x, y, names = load_data(source, target)
+    fingerprint = data_fingerprint(x, y)
     model_config = config.model
     if model_config.input_dim is not None and model_config.input_dim != x.shape[1]:
         raise ConfigError(
@@ -170,5 +206,13 @@ def table_splits(source: str, target: Optional[str], config: Any, seed: int):
         )
     y, classification = head_targets(y, model_config, source)
     validation = config.training.validation_split or 0.2
-    indices = split_rows(len(x), validation, config.data.test_split, seed)
-    return x, y, names, classification, indices, {}
+    indices = split_rows(
+        len(x),
+        validation,
+        config.data.test_split,
+        seed,
+        labels=y if classification else None,
+        shuffle=not config.data.time_series,
+    )
+    split = split_record(source, fingerprint, seed, config.data.test_split, indices[2])
+    return x, y, names, classification, indices, {"split": split}

@@ -58,6 +58,8 @@ def test_assistant_trains_evaluates_predicts_and_chats(tmp_path, capsys):
         main(["evaluate", str(model), "--data", str(data), "--report", str(tmp_path / "r.json")])
         == 0
     )
+    # Its own training pairs (no test file, no held-out part): scored, with a warning.
+    assert f"{data} holds the pairs the model was trained on" in capsys.readouterr().err
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["pairs"] == 3 and 0.0 <= report["exact_match"] <= 1.0
     questions = tmp_path / "questions.json"
@@ -88,19 +90,45 @@ def test_assistant_trains_evaluates_predicts_and_chats(tmp_path, capsys):
 
 
 @pytest.mark.one_backend  # the CLI's default verbosity; Keras prints the lines alike on each backend
-def test_train_prints_one_line_per_epoch_by_default(tmp_path, capsys):
+def test_train_prints_one_line_per_epoch_and_scores_a_test_file(tmp_path, capsys):
     config = tmp_path / "assistant.json"
     sizes = {"embedding_dim": 8, "hidden_dim": 8, "max_length": 8, "dropout": 0.0}
     sizes.update(tokenizer="word", copy_attention=False)  # the quickest model to build
     training = {"epochs": 2, "validation_split": 0.0, "early_stopping_patience": 0}
     config.write_text(json.dumps({**sizes, "training": training}))
-    data = tmp_path / "qa.json"
+    data, held_out = tmp_path / "qa.json", tmp_path / "held_out.json"
     data.write_text(json.dumps([{"query": "what is alpha?", "response": "a word"}] * 4))
+    held_out.write_text(json.dumps([{"query": "what is beta?", "response": "a word"}] * 4))
+    model = str(tmp_path / "bot.keras")
     command = ["train", str(config), "--data", str(data), "--runs-dir", str(tmp_path / "runs")]
-    assert main(command) == 0
-    lines = capsys.readouterr().out.splitlines()
+    assert main([*command, "--test-data", str(held_out), "--output", model]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
     assert [line for line in lines if line.startswith("Epoch ")] == [
         "Epoch 1/2",
         "Epoch 2/2",
     ]
     assert not any("\r" in line or "━" in line for line in lines)  # no progress bar
+    # --test-data: the held-out file is scored, each exact-match variant named.
+    assert f"on {held_out} (4 held-out pairs): exact match (byte for byte) " in out
+    assert "exact match (tokenizer-normalized)" in out
+
+    assert main(["evaluate", model]) == 0  # by default: the model's held-out file
+    out = capsys.readouterr().out
+    assert f"held-out split: 4 of 4 pairs of {held_out}" in out
+    assert "exact match (byte for byte)" in out and "exact match (tokenizer-normalized)" in out
+
+
+def _tiny_assistant(tmp_path):
+    config = tmp_path / "assistant.json"
+    sizes = {"embedding_dim": 8, "hidden_dim": 8, "max_length": 8, "dropout": 0.0}
+    sizes.update(tokenizer="word", copy_attention=False)  # the quickest model to build
+    training = {"epochs": 1, "validation_split": 0.0, "verbose": 0}
+    config.write_text(json.dumps({**sizes, "training": training}))
+    return str(config)
+
+
+@pytest.mark.one_backend
+def test_cross_validating_the_assistant_is_refused_with_the_alternative(tmp_path, capsys):
+    assert main(["train", _tiny_assistant(tmp_path), "--cv", "3"]) == 2
+    assert "--cv: the assistant is not cross-validated" in capsys.readouterr().err

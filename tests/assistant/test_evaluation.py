@@ -20,3 +20,18 @@ def test_token_f1_counts_words_and_punctuation():
 def test_mismatched_lengths_are_a_data_error():
     with pytest.raises(DataError, match="answers"):
         exact_match(["a"], ["a", "b"])
+
+
+@pytest.mark.one_backend  # the tokenizer is plain Python
+def test_the_tokenizer_normalized_variant_reads_both_sides_as_the_tokenizer_does():
+    from keras_trainer.assistant.evaluation import tokenizer_normalized
+    from keras_trainer.assistant.tokenizer import AssistantTokenizer
+    from keras_trainer.core.evaluating.text import variant_name
+
+    tokenizer = AssistantTokenizer.build(["Run pip show NumPy."], 12, kind="word")
+    normalize = tokenizer_normalized(tokenizer)
+    # Two names outside the vocabulary both read as <UNK>: equal for the variant only.
+    answers, references = ["Run pip show Zig."], ["Run pip show Rust."]
+    assert exact_match(answers, references, normalize=normalize) == 1.0
+    assert exact_match(answers, references) == 0.0
+    assert variant_name(normalize) == "tokenizer-normalized"

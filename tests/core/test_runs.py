@@ -130,7 +130,7 @@ def test_mlflow_logs_params_every_epoch_and_the_folder(tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    from keras_trainer.core.recording.tracking import default_tracking_uri, track_run
+    from keras_trainer.core.recording.tracking import default_tracking_uri, track_run, ui_command
 
     run = RunFolder.create("tracked", root=tmp_path / "runs")
     run.save_history({"loss": [1.0, 0.6, 0.4], "val_loss": [1.2, 0.8, 0.7]})
@@ -148,6 +148,8 @@ def test_mlflow_logs_params_every_epoch_and_the_folder(tmp_path):
     )
     uri = default_tracking_uri(run)
     assert uri == "file:" + str(tmp_path / "runs" / "mlruns")
+    store = os.path.relpath(tmp_path / "runs" / "mlruns")
+    assert ui_command(uri) == f"MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {store}"
     logged = MlflowClient(uri).get_run(run_id)
     assert logged.info.status == "FINISHED"
     assert logged.data.params == {

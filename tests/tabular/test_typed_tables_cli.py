@@ -131,8 +131,10 @@ def test_evaluate_reads_class_names_from_the_target_column(trained, capsys):
     capsys.readouterr()
     report = tmp / "report.json"
     assert main(["evaluate", model_path, "--report", str(report)]) == 0
+    # Without --data: the model's own table, its held-out 20 % only.
+    assert "held-out split: 18 of 90 rows" in capsys.readouterr().out
     saved = json.loads(report.read_text())
-    assert saved["class_names"] == ["leave", "stay"] and saved["n_samples"] == 90
+    assert saved["class_names"] == ["leave", "stay"] and saved["n_samples"] == 18
     assert any(
         "column 'plan'" in note and "missing cells filled" in note for note in saved["notes"]
     )

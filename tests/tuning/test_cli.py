@@ -63,6 +63,9 @@ def test_tune_runs_the_search_and_saves_the_best_model(tmp_path):
         assert (run / name).is_file(), name
     metadata = persistence.read_metadata(output)
     assert metadata["task"] == "tabular" and len(metadata["normalization"]["mean"]) == 30
+    # The test rows travel with the model: evaluate scores them by default.
+    assert metadata["split"]["dataset"] == "builtin:breast_cancer"
+    assert len(metadata["split"]["test_indices"]) == round(569 * 0.2)
     assert (
         metadata["tuning"]["symbol"] == "bc"
         and metadata["config"]["model"]["type"] == "feed_forward"

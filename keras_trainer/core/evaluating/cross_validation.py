@@ -153,7 +153,9 @@ class CrossValidationResult:
 def _trainer_factory(config_or_trainer: Any):
     if hasattr(config_or_trainer, "train") and hasattr(config_or_trainer, "config"):
         template = config_or_trainer
-        return lambda config: type(template)(config), template.config
+        # A trainer that needs more than its config to start again says how (`with_config`).
+        make = getattr(template, "with_config", None) or (lambda config: type(template)(config))
+        return make, template.config
     module, _, name = DEFAULT_TRAINER.partition(":")
     trainer_class = getattr(importlib.import_module(module), name)
     config = trainer_class(config_or_trainer).config
@@ -197,7 +199,8 @@ def cross_validate(
     Args:
         config_or_trainer: A config (path, dict or config object) of the JIT
             strategy trainer, or a trainer (anything with `config`, `train` and
-            `evaluate`, such as `ModelTrainer`): its class and config are reused.
+            `evaluate`, such as `ModelTrainer`): its class and config are reused,
+            or its `with_config(config)` makes each fold's trainer when it has one.
         x: Features, `(n, features)` (raw: each fold normalizes with its own
             training rows) or `(n, steps, features)`.
         y: Targets: class indices or one-hot rows, or real values.

@@ -4,12 +4,17 @@
 (flattened, `training.learning_rate`), every epoch of the history as metric
 steps, the final metrics, and the whole run folder (config, history, report,
 plots, model) as artifacts. By default the store is a local folder beside the
-runs, `runs/mlruns` (`mlflow ui --backend-store-uri runs/mlruns` shows it); any
-MLflow tracking URI (a server, a database) may be given instead.
+runs, `runs/mlruns`; any MLflow tracking URI (a server, a database) may be given
+instead.
 
-MLflow 3 keeps its file store only on request (`MLFLOW_ALLOW_FILE_STORE=true`,
-set here for `file:` URIs): a database store needs SQLAlchemy, a server needs
-a server; a folder needs nothing.
+MLflow 3 reads and writes its file store only on request
+(`MLFLOW_ALLOW_FILE_STORE=true`, set here for `file:` URIs): a database store
+needs SQLAlchemy, a server needs a server; a folder needs nothing. Browsing the
+folder needs the whole `mlflow` package (its web server: Flask, SQLAlchemy, the
+pages), which the `[mlflow-ui]` extra installs; `ui_command` is the line that
+opens it, printed after each tracked run:
+
+    MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri runs/mlruns
 
 Example:
 
@@ -49,6 +54,19 @@ def default_tracking_uri(run: RunFolder) -> str:
     return "file:" + os.path.join(root, "mlruns")
 
 
+def is_file_store(uri: str) -> bool:
+    """Whether a tracking URI is a local folder (`file:...` or a plain path)."""
+    return uri.startswith("file:") or "://" not in uri
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The shell line that opens a tracking store in MLflow's web pages (`[mlflow-ui]` extra)."""
+    if not is_file_store(tracking_uri):
+        return f"mlflow ui --backend-store-uri {tracking_uri}"
+    path = tracking_uri[len("file:") :] if tracking_uri.startswith("file:") else tracking_uri
+    return f"MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {os.path.relpath(path)}"
+
+
 def track_run(
     run: RunFolder,
     experiment: str,
@@ -69,7 +87,7 @@ def track_run(
         BackendNotSupportedError: MLflow is not installed.
     """
     uri = tracking_uri or default_tracking_uri(run)
-    if uri.startswith("file:") or "://" not in uri:
+    if is_file_store(uri):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     try:
         import mlflow

@@ -554,16 +554,9 @@ def load_dataset(path: str) -> tuple:
 
 def dataset_fingerprint(path: str) -> str:
     """SHA-256 of a dataset file's bytes: identifies the file a model's split refers to."""
-    import hashlib
+    from keras_trainer.core.evaluating.held_out import file_fingerprint
 
-    digest = hashlib.sha256()
-    try:
-        with open(os.fspath(path), "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror})") from None
-    return digest.hexdigest()
+    return file_fingerprint(path)
 
 
 def dataset_outcomes(data: dict, strategies: Optional[list] = None) -> list:
