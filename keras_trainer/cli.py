@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from keras_trainer.cli_args import ArgumentParser, add_config_argument, run_verb
+from keras_trainer.core.training.backend_imports import import_active_backend_only
 from keras_trainer.native_logs import filter_native_log_lines
 from keras_trainer.registry import CLI_COMMANDS, CONFIG_FILES
 
@@ -173,6 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from_command_line = argv is None
     argv, verbose = _pop_verbose(list(sys.argv[1:] if argv is None else argv))
     quiet_third_party(verbose)
+    import_active_backend_only()  # no TensorFlow under JAX or torch
     if from_command_line and not verbose:
         # Native log lines bypass every Python setting (see native_logs); a Python
         # program that calls main() itself keeps its own stderr.
