@@ -29,6 +29,7 @@ from keras_trainer.cli_args import (
     print_error,
     start_run,
 )
+from keras_trainer.core.inputs.rows import is_rows_file, read_rows
 from keras_trainer.errors import DataError, KerasTrainerError
 
 
@@ -433,6 +434,14 @@ def predict(args: argparse.Namespace) -> int:
                 )
         probabilities = trainer.predict_ir([ir_text], [runtime])
         names = [os.path.basename(args.ir)]
+    elif args.data and is_rows_file(args.data):  # raw feature rows, named by the header
+        x, names = read_rows(args.data, trainer.feature_names, args.id_column)
+        if x.ndim != 2 or x.shape[1] != len(trainer.feature_names):
+            raise DataError(
+                f"{args.data}: rows of shape {tuple(x.shape[1:])}; the model reads "
+                f"{len(trainer.feature_names)} features {trainer.feature_names}"
+            )
+        probabilities = trainer.predict(x)
     else:
         from keras_trainer.jit.data.collect import load_dataset, read_dataset
 
