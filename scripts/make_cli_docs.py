@@ -18,7 +18,9 @@ INTRO = """# Command-line reference
 
 `keras-trainer VERB ...` (or `python3 -m keras_trainer VERB ...`). Every verb
 prints one line `error: ...` and exits with status 2 on bad input (a config key,
-a file, a column, an IR line), before any work is lost. `-v` (anywhere on the
+a file, a column, an IR line), before any work is lost: `train`, `evaluate`,
+`predict` and `tune` check the config, input files, CSV columns and output paths
+before Keras is imported, and import only the active backend. `-v` (anywhere on the
 line) shows the log lines of TensorFlow, JAX and absl that are hidden by default.
 Training and tuning write a run folder `runs/<name>/version_N/` (see
 `keras_trainer.core.recording.runs`). This page is generated from the parser by
