@@ -42,9 +42,17 @@ def render() -> str:
     return "\n".join(sections)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].split("\n")[0],
+        epilog="Without --check, docs/cli.md is rewritten.",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if docs/cli.md is out of date; write nothing"
+    )
+    args = parser.parse_args(argv)
     text = render()
-    if "--check" in sys.argv:
+    if args.check:
         with open(PAGE, encoding="utf-8") as handle:
             if handle.read() != text:
                 print(

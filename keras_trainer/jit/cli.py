@@ -87,8 +87,15 @@ def register(subparsers) -> None:
         help="arguments passed to the .ll files' entry function",
     )
     collect.add_argument("--output", "-o", required=True, help="dataset JSON to write")
-    collect.add_argument("--repeats", type=int, default=5)
-    collect.add_argument("--warmup", type=int, default=1)
+    collect.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="timed runs per strategy; the median is kept (default 5)",
+    )
+    collect.add_argument(
+        "--warmup", type=int, default=1, help="untimed runs per strategy before timing (default 1)"
+    )
     collect.add_argument("--timeout", type=float, default=60.0, help="seconds per module")
     collect.add_argument(
         "--tie-tolerance",
@@ -108,7 +115,12 @@ def register(subparsers) -> None:
         default=50.0,
         help="time each sample over enough calls to last this long",
     )
-    collect.add_argument("--workers", type=int, default=1)
+    collect.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="modules measured at once (default 1: the least timing noise)",
+    )
     collect.add_argument(
         "--trusted",
         action="store_true",
@@ -123,7 +135,7 @@ def register(subparsers) -> None:
     jit.add_argument("model", help="trained strategy model (.keras or .h5)")
     jit.add_argument("file", help=".ll file")
     jit.add_argument("args", type=_number, nargs="*", help="arguments of the entry function")
-    add_entry_argument(jit)
+    add_entry_argument(jit, "entry function of the .ll file (default entry)")
     jit.add_argument(
         "--timeout",
         type=float,
