@@ -133,6 +133,7 @@ def train(args: argparse.Namespace) -> int:
         "class_names": class_names,
         "data": source,
         "target": args.target,
+        "target_name": _target_name(source, args.target),
         "window": splits.window,
         "horizon": splits.horizon,
     }
@@ -153,6 +154,16 @@ def train(args: argparse.Namespace) -> int:
         summary={"command": "train", "family": "tabular", "data": source, "model": path},
     )
     return 0
+
+
+def _target_name(source: str, target: str | None) -> str | None:
+    """The target column's name: `--target`, else a CSV file's last column (what
+    `predict` names its regression output by)."""
+    if target or not source.lower().endswith(".csv") or not os.path.isfile(source):
+        return target
+    from keras_trainer.cli_checks import csv_header
+
+    return csv_header(source)[-1]
 
 
 @dataclasses.dataclass
@@ -465,7 +476,14 @@ def predict(args: argparse.Namespace) -> int:
     outputs = np.asarray(model.predict(x, verbose=0))
     width = int(np.prod(outputs.shape[1:]))
     head = head_kind(metadata, width, model)
-    records = describe(outputs, head, class_names_for(metadata, head, width), ids)
+    target = metadata.get("target_name") or metadata.get("target")
+    records = describe(
+        outputs,
+        head,
+        class_names_for(metadata, head, width),
+        ids,
+        target_names=[target] if target and width == 1 else (),
+    )
     emit_records(records, args.output)
     return 0
 

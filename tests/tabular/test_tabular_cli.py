@@ -190,7 +190,7 @@ def test_sequence_model_trains_on_windows_of_a_csv(tmp_path, capsys):
     assert persistence.read_metadata(tmp_path / "lstm.keras")["window"] == 8
     assert main(["predict", str(tmp_path / "lstm.keras"), "--data", str(path)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "id,value" and len(lines) == 1 + 200 - 8 + 1
+    assert lines[0] == "id,target" and len(lines) == 1 + 200 - 8 + 1  # named after the target
     assert main(["train", config, "--data", str(path), "--runs-dir", str(tmp_path / "r")]) == 2
     assert "pass --window N" in capsys.readouterr().err
 
