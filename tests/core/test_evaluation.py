@@ -405,3 +405,23 @@ def test_evaluate_binary_sigmoid_model_reports_roc_auc():
     p = keras.ops.convert_to_numpy(model(DATA_X))[:, 0]
     assert report.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-6)
     assert report.metrics["accuracy"] == pytest.approx(np.mean((p > 0.5) == y))
+
+
+@pytest.mark.one_backend  # matplotlib only: no Keras code runs
+def test_memory_panel_keeps_noise_flat_and_every_panel_marks_the_best_epoch():
+    pytest.importorskip("matplotlib")
+    from keras_trainer.core.recording.plots import training_figure
+
+    figure = training_figure(
+        {
+            "loss": [1.0, 0.6, 0.5, 0.55],
+            "val_loss": [1.2, 0.9, 0.8, 0.85],  # best at epoch 3
+            "peak_host_rss_mb": [1000.0, 1000.3, 1000.5, 1000.4],  # 0.5 MB of noise
+        }
+    )
+    panels = {axis.get_title(): axis for axis in figure.axes if axis.get_visible()}
+    low, high = panels["peak_host_rss_mb"].get_ylim()
+    assert high - low >= 100  # at least 10 % of the mean: the noise stays a flat line
+    for axis in panels.values():
+        marks = [line for line in axis.get_lines() if line.get_label() == "best epoch 3"]
+        assert len(marks) == 1 and list(marks[0].get_xdata()) == [3, 3]
