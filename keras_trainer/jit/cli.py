@@ -50,6 +50,15 @@ def register(subparsers) -> None:
     (`keras_trainer.cli_verbs`); they call `train`, `evaluate` and `predict`
     below through `keras_trainer.registry.FAMILY_VERBS`.
     """
+    _register_collect(subparsers)
+    _register_jit(subparsers)
+
+    from keras_trainer.jit.tiering.replay_cli import register_replay
+
+    register_replay(subparsers)
+
+
+def _register_collect(subparsers) -> None:
     collect = subparsers.add_parser(
         "collect",
         help="Measure IR modules under the 5 strategies and write a JIT dataset JSON.",
@@ -128,6 +137,8 @@ def register(subparsers) -> None:
     )
     collect.set_defaults(handler=run_collect)
 
+
+def _register_jit(subparsers) -> None:
     jit = subparsers.add_parser(
         "jit",
         help="Compile an .ll file with the strategy a trained model picks, and run it.",
@@ -148,10 +159,6 @@ def register(subparsers) -> None:
         help="compile and run the IR in this process (only for IR you wrote)",
     )
     jit.set_defaults(handler=run_jit)
-
-    from keras_trainer.jit.tiering.replay_cli import register_replay
-
-    register_replay(subparsers)
 
 
 def stratified_split(
