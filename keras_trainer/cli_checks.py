@@ -26,7 +26,7 @@ from typing import Any
 
 from keras_trainer.cli_args import check_overwrite
 from keras_trainer.core.saving.atomic import check_writable_path
-from keras_trainer.errors import DataError
+from keras_trainer.errors import ConfigError, DataError
 
 MODEL_SUFFIXES = (".keras", ".h5")
 
@@ -107,8 +107,12 @@ def check_train(args: argparse.Namespace, config: dict[str, Any]) -> None:
     if not source and config.get("data_path"):
         source, option = config["data_path"], "data_path"
     check_input(source, option)
-    columns = [args.target, *(data.get("columns") or {})]
-    check_csv_columns(source, columns, "--target or data.columns")
+    check_csv_columns(source, [args.target], "--target")
+    declared = list(data.get("columns") or {})
+    if declared and source and source.lower().endswith(".csv") and os.path.isfile(source):
+        missing = [name for name in declared if name not in csv_header(source)]
+        if missing:  # a typo in the config: the same error the typed table would raise
+            raise ConfigError(f"data.columns: the table {source} has no column(s) {missing}")
     output = config.get("output") if isinstance(config.get("output"), dict) else {}
     allowed = bool(getattr(args, "overwrite", False) or output.get("overwrite"))
     if args.output:

@@ -72,6 +72,10 @@ def test_input_column_and_output_mistakes_are_reported_before_keras_is_imported(
         (["train", config, "--data", str(files / "absent.csv")], "data file not found: "),
         (["train", config, "--data", rows, "--target", "price"], "no column 'price' (--target"),
         (
+            ["train", config, "--data", rows, "--set", 'data.columns={"plna": {"type": "number"}}'],
+            "data.columns: the table",
+        ),
+        (
             ["train", config, "--data", rows, "--output", model],
             f"--output: {model} already exists; pass --overwrite",
         ),
