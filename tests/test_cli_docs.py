@@ -68,3 +68,13 @@ def test_a_description_keeps_its_line_breaks():
     text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     examples = [line for line in text.splitlines() if line.strip().startswith("keras-trainer ")]
     assert [line.split()[1] for line in examples] == ["train", "evaluate", "predict"]
+
+
+def test_a_wrong_models_subcommand_shows_the_models_usage(capsys):
+    from keras_trainer.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["models", "models/store"])  # the store is --store, not a positional
+    err = capsys.readouterr().err
+    assert exit.value.code == 2
+    assert err.startswith("usage: keras-trainer models ") and "{add,list,show" in err
