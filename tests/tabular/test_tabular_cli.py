@@ -88,8 +88,8 @@ def test_binary_table_trains_evaluates_and_predicts_with_sigmoid_labels(tmp_path
     p = np.asarray(model.predict(x[:6], verbose=0)).reshape(-1)
     assert [r["id"] for r in predicted] == [f"p{i}" for i in range(6)]
     for row, probability in zip(predicted, p):
-        # The bundled table's class names; class 1 (benign) when p >= 0.5, not argmax.
-        assert row["label"] == ("benign" if probability >= 0.5 else "malignant")
+        # The bundled table's class names; class 1 (benign) when p > 0.5, not argmax.
+        assert row["label"] == ("benign" if probability > 0.5 else "malignant")
         assert (
             abs(float(row["p_benign"]) - probability) < 1e-5
             and abs(float(row["p_malignant"]) - (1 - probability)) < 1e-5
