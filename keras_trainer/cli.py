@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from keras_trainer.cli_args import ArgumentParser, add_config_argument, run_verb
+from keras_trainer.core.training.backend_imports import import_active_backend_only
 from keras_trainer.native_logs import filter_native_log_lines
 from keras_trainer.registry import CLI_COMMANDS, CONFIG_FILES
 
@@ -161,6 +162,20 @@ def quiet_third_party(verbose: int = 0) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
+def plain_warnings(verbose: int = 0) -> None:
+    """Prints a warning as one line `warning: <message>`, without its category and the
+    source path and line that raised it (a user reads the message, not the library's
+    code); with `verbose >= 1` Python's own format is kept."""
+    if not verbose:
+        import warnings
+
+        warnings.formatwarning = _one_line_warning
+
+
 def _pop_verbose(argv: list[str]) -> tuple[list[str], int]:
     """`-v`/`--verbose` may stand anywhere on the line; returns the rest and the count."""
     rest = [a for a in argv if a not in ("-v", "--verbose", "-vv")]
@@ -173,6 +188,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from_command_line = argv is None
     argv, verbose = _pop_verbose(list(sys.argv[1:] if argv is None else argv))
     quiet_third_party(verbose)
+    plain_warnings(verbose)
+    import_active_backend_only()  # no TensorFlow under JAX or torch
     if from_command_line and not verbose:
         # Native log lines bypass every Python setting (see native_logs); a Python
         # program that calls main() itself keeps its own stderr.

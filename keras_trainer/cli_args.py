@@ -23,6 +23,7 @@ import copy
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -34,15 +35,33 @@ from keras_trainer.errors import ConfigError, KerasTrainerError
 ERROR_STATUS = 2
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Keeps a description's line breaks (one example command per line) and wraps
+    only the lines wider than the terminal."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = []
+        for line in text.splitlines():
+            if len(indent) + len(line) <= width or line[:1].isspace():
+                lines.append(indent + line if line.strip() else "")
+            else:
+                lines.append(
+                    textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
+                )
+        return "\n".join(lines)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """An `argparse.ArgumentParser` that takes no abbreviations of long options.
 
     `--epoch` is refused instead of being read as `--epochs`; the subparsers of
-    `add_subparsers` are of the parser's own class, so they refuse them too.
+    `add_subparsers` are of the parser's own class, so they refuse them too. Its
+    descriptions keep their line breaks (`HelpFormatter`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
 
@@ -87,7 +106,9 @@ def add_report_argument(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--report", help=help)
 
 
-def add_entry_argument(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+def add_entry_argument(
+    parser: argparse.ArgumentParser, help: str = "entry function of the .ll files (default entry)"
+) -> None:
     """`--entry`: the entry function of `.ll` files (default `entry`)."""
     parser.add_argument("--entry", default="entry", help=help)
 

@@ -32,6 +32,7 @@ from keras_trainer.cli_args import (
     print_config,
     verb_config_dict,
 )
+from keras_trainer.cli_checks import check_evaluate, check_predict, check_train
 from keras_trainer.errors import DataError
 
 TABULAR_TYPES = ("feed_forward", "lstm", "cnn_lstm")
@@ -98,22 +99,39 @@ def _handler(verb: str, family: str):
 
 
 def _train(args: argparse.Namespace) -> int:
-    family = config_family(verb_config_dict(args), args.data)
-    if args.print_config:  # the config alone: no family module, no Keras
-        from keras_trainer.config import load_section
-        from keras_trainer.registry import CONFIG_FILES
+    from keras_trainer.config import load_section
+    from keras_trainer.registry import CONFIG_FILES
 
-        kind = CONFIG_FILES.get(FAMILY_CONFIG_KINDS[family], "config kind")
-        return print_config(load_verb_config(args, lambda raw: load_section(kind, raw)).to_dict())
+    # The config, data and output paths are checked before the family imports Keras.
+    family = config_family(verb_config_dict(args), args.data)
+    kind = CONFIG_FILES.get(FAMILY_CONFIG_KINDS[family], "config kind")
+    config = load_verb_config(args, lambda raw: load_section(kind, raw)).to_dict()
+    if args.print_config:  # the config alone: no family module, no Keras
+        return print_config(config)
+    check_train(args, config)
     return int(_handler("train", family)(args) or 0)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    return int(_handler("evaluate", model_family(args.model))(args) or 0)
+    family = model_family(args.model)
+    check_evaluate(args)
+    return int(_handler("evaluate", family)(args) or 0)
 
 
 def _predict(args: argparse.Namespace) -> int:
-    return int(_handler("predict", model_family(args.model))(args) or 0)
+    family = model_family(args.model)
+    check_predict(args, _feature_names(args.model))
+    return int(_handler("predict", family)(args) or 0)
+
+
+def _feature_names(model_path: str) -> list[str]:
+    """The raw feature names a saved model's metadata records (read without Keras)."""
+    if os.path.isdir(model_path):
+        return []  # an assistant ONNX folder reads questions
+    from keras_trainer.core.saving.persistence import read_metadata
+
+    metadata = read_metadata(model_path)
+    return [str(name) for name in metadata.get("feature_names") or []]
 
 
 def register(subparsers) -> None:

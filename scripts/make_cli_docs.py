@@ -18,7 +18,9 @@ INTRO = """# Command-line reference
 
 `keras-trainer VERB ...` (or `python3 -m keras_trainer VERB ...`). Every verb
 prints one line `error: ...` and exits with status 2 on bad input (a config key,
-a file, a column, an IR line), before any work is lost. `-v` (anywhere on the
+a file, a column, an IR line), before any work is lost: `train`, `evaluate`,
+`predict` and `tune` check the config, input files, CSV columns and output paths
+before Keras is imported, and import only the active backend. `-v` (anywhere on the
 line) shows the log lines of TensorFlow, JAX and absl that are hidden by default.
 Training and tuning write a run folder `runs/<name>/version_N/` (see
 `keras_trainer.core.recording.runs`). This page is generated from the parser by
@@ -40,9 +42,17 @@ def render() -> str:
     return "\n".join(sections)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].split("\n")[0],
+        epilog="Without --check, docs/cli.md is rewritten.",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if docs/cli.md is out of date; write nothing"
+    )
+    args = parser.parse_args(argv)
     text = render()
-    if "--check" in sys.argv:
+    if args.check:
         with open(PAGE, encoding="utf-8") as handle:
             if handle.read() != text:
                 print(

@@ -155,3 +155,26 @@ def test_native_log_filter_drops_native_info_lines_and_keeps_python_and_fatal_on
         "F0000 00:00:1796603724.2 10996 x.cc:1] a fatal line",
         "a Python warning",
     ]
+
+
+@pytest.mark.one_backend
+def test_a_warning_is_one_plain_line_without_a_source_path():
+    # `train --resume` without a checkpoint warns through `warnings.warn`, as any library
+    # warning does; after main() ran, it reads "warning: ..." with no path or category.
+    code = (
+        "import warnings\n"
+        "from keras_trainer.cli import main\n"
+        "main(['schema', '--kind', 'serving'])\n"
+        "warnings.warn('training.resume: no complete checkpoint in runs/ckpt; starting afresh')\n"
+    )
+    result = subprocess.run(  # noqa: PLW1510 (the test reads returncode)
+        [sys.executable, "-c", code],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "warning: training.resume: no complete checkpoint in runs/ckpt; starting afresh\n"
+    )

@@ -30,6 +30,7 @@ LAYERS = {
     "config": 1,
     "core": 2,
     "cli_args": 3,
+    "cli_checks": 3,
     "export": 3,
     "jit": 4,
     "tabular": 4,

@@ -288,8 +288,19 @@ def register(subparsers) -> None:
     )
     add_model_argument(chat, "assistant .keras file, or an assistant ONNX folder")
     chat.add_argument("questions", nargs="*", help="questions to answer (default: interactive)")
-    chat.add_argument("--method", choices=["greedy", "beam"], default="greedy")
-    chat.add_argument("--beam-width", type=int, default=4)
+    chat.add_argument(
+        "--method",
+        choices=["greedy", "beam"],
+        default="greedy",
+        help="how answers are decoded: the likeliest next token each step, or a beam search "
+        "(default greedy; an ONNX folder answers greedily)",
+    )
+    chat.add_argument(
+        "--beam-width",
+        type=int,
+        default=4,
+        help=f"answers kept at each step of --method beam (1 to {_MAX_BEAM_WIDTH}, default 4)",
+    )
     chat.set_defaults(handler=chat_command)
 
 

@@ -19,7 +19,9 @@ def register(subparsers) -> None:
         description=(
             "Export a saved Keras model, trained under any backend, to an ONNX file with a "
             "dynamic batch dimension. The model's metadata (feature names, class names, "
-            "normalization stats) is stored in the ONNX metadata."
+            "normalization stats) is stored in the ONNX metadata. The conversion needs "
+            "TensorFlow (tf2onnx): it runs in a TensorFlow subprocess, whatever KERAS_BACKEND "
+            "says, so TensorFlow must be installed even under JAX or torch."
         ),
     )
     parser.add_argument("model_path", metavar="MODEL_PATH", help="a .keras or .h5 model file")

@@ -52,13 +52,17 @@ def register(subparsers) -> None:
 
     promote = verbs.add_parser("promote", parents=[common], help="point an alias at a version")
     promote.add_argument("version", help="version number")
-    promote.add_argument("--alias", default="production")
+    promote.add_argument(
+        "--alias", default="production", help="the alias to move (default production)"
+    )
     promote.set_defaults(handler=_promote)
 
     rollback = verbs.add_parser(
         "rollback", parents=[common], help="point an alias back at its previous version"
     )
-    rollback.add_argument("--alias", default="production")
+    rollback.add_argument(
+        "--alias", default="production", help="the alias to move back (default production)"
+    )
     rollback.set_defaults(handler=_rollback)
 
 

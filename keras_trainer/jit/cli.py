@@ -29,6 +29,7 @@ from keras_trainer.cli_args import (
     print_error,
     start_run,
 )
+from keras_trainer.core.inputs.rows import is_rows_file, read_rows
 from keras_trainer.errors import DataError, KerasTrainerError
 
 
@@ -49,6 +50,15 @@ def register(subparsers) -> None:
     (`keras_trainer.cli_verbs`); they call `train`, `evaluate` and `predict`
     below through `keras_trainer.registry.FAMILY_VERBS`.
     """
+    _register_collect(subparsers)
+    _register_jit(subparsers)
+
+    from keras_trainer.jit.tiering.replay_cli import register_replay
+
+    register_replay(subparsers)
+
+
+def _register_collect(subparsers) -> None:
     collect = subparsers.add_parser(
         "collect",
         help="Measure IR modules under the 5 strategies and write a JIT dataset JSON.",
@@ -86,8 +96,15 @@ def register(subparsers) -> None:
         help="arguments passed to the .ll files' entry function",
     )
     collect.add_argument("--output", "-o", required=True, help="dataset JSON to write")
-    collect.add_argument("--repeats", type=int, default=5)
-    collect.add_argument("--warmup", type=int, default=1)
+    collect.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="timed runs per strategy; the median is kept (default 5)",
+    )
+    collect.add_argument(
+        "--warmup", type=int, default=1, help="untimed runs per strategy before timing (default 1)"
+    )
     collect.add_argument("--timeout", type=float, default=60.0, help="seconds per module")
     collect.add_argument(
         "--tie-tolerance",
@@ -107,7 +124,12 @@ def register(subparsers) -> None:
         default=50.0,
         help="time each sample over enough calls to last this long",
     )
-    collect.add_argument("--workers", type=int, default=1)
+    collect.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="modules measured at once (default 1: the least timing noise)",
+    )
     collect.add_argument(
         "--trusted",
         action="store_true",
@@ -115,6 +137,8 @@ def register(subparsers) -> None:
     )
     collect.set_defaults(handler=run_collect)
 
+
+def _register_jit(subparsers) -> None:
     jit = subparsers.add_parser(
         "jit",
         help="Compile an .ll file with the strategy a trained model picks, and run it.",
@@ -122,7 +146,7 @@ def register(subparsers) -> None:
     jit.add_argument("model", help="trained strategy model (.keras or .h5)")
     jit.add_argument("file", help=".ll file")
     jit.add_argument("args", type=_number, nargs="*", help="arguments of the entry function")
-    add_entry_argument(jit)
+    add_entry_argument(jit, "entry function of the .ll file (default entry)")
     jit.add_argument(
         "--timeout",
         type=float,
@@ -135,10 +159,6 @@ def register(subparsers) -> None:
         help="compile and run the IR in this process (only for IR you wrote)",
     )
     jit.set_defaults(handler=run_jit)
-
-    from keras_trainer.jit.tiering.replay_cli import register_replay
-
-    register_replay(subparsers)
 
 
 def stratified_split(
@@ -441,6 +461,14 @@ def predict(args: argparse.Namespace) -> int:
                 )
         probabilities = trainer.predict_ir([ir_text], [runtime])
         names = [os.path.basename(args.ir)]
+    elif args.data and is_rows_file(args.data):  # raw feature rows, named by the header
+        x, names = read_rows(args.data, trainer.feature_names, args.id_column)
+        if x.ndim != 2 or x.shape[1] != len(trainer.feature_names):
+            raise DataError(
+                f"{args.data}: rows of shape {tuple(x.shape[1:])}; the model reads "
+                f"{len(trainer.feature_names)} features {trainer.feature_names}"
+            )
+        probabilities = trainer.predict(x)
     else:
         from keras_trainer.jit.data.collect import load_dataset, read_dataset
 

@@ -36,7 +36,12 @@ def register(subparsers) -> None:
         default=8000,
         help="TCP port (default 8000; 0 picks a free one)",
     )
-    serve.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    serve.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "auto"],
+        default="cpu",
+        help="where the model runs (default cpu; auto takes a GPU when there is one)",
+    )
     serve.add_argument(
         "--config",
         help="JSON file of serving options (keras-trainer schema --kind serving); "

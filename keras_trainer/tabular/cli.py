@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 from typing import Any
 
 import numpy as np
 
+from keras_trainer.core.inputs.rows import read_rows
 from keras_trainer.errors import ConfigError, DataError
 
 SEQUENCE_TYPES = ("lstm", "cnn_lstm")
@@ -133,6 +133,7 @@ def train(args: argparse.Namespace) -> int:
         "class_names": class_names,
         "data": source,
         "target": args.target,
+        "target_name": _target_name(source, args.target),
         "window": splits.window,
         "horizon": splits.horizon,
         "split": splits.split,
@@ -177,6 +178,16 @@ def _cross_validate(folds: int, config: Any, splits: _Splits, loss: Any) -> None
     result = cross_validate(trainer, x, y, folds=folds, shuffle=not ordered)
     print(f"{folds}-fold cross-validation on the training rows (mean ± std):")
     print(result.summary(), flush=True)
+
+
+def _target_name(source: str, target: str | None) -> str | None:
+    """The target column's name: `--target`, else a CSV file's last column (what
+    `predict` names its regression output by)."""
+    if target or not source.lower().endswith(".csv") or not os.path.isfile(source):
+        return target
+    from keras_trainer.cli_checks import csv_header
+
+    return csv_header(source)[-1]
 
 
 @dataclasses.dataclass
@@ -537,94 +548,6 @@ def _evaluate_typed(args: argparse.Namespace, model: Any, metadata: dict, source
     return 0
 
 
-def read_rows(path: str, feature_names: list[str], id_column: str | None = None):
-    """Feature rows and row ids from a CSV (columns by name), JSON or NumPy file.
-
-    Returns:
-        `(x float32, ids)`: ids are the `id_column` values, else row numbers.
-
-    Raises:
-        DataError: missing columns (named), non-numeric cells, an unreadable file.
-    """
-    lower = path.lower()
-    if not os.path.isfile(path):
-        raise DataError(f"input file not found: {path}")
-    if lower.endswith(".csv"):
-        import csv
-
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
-        if len(rows) < 2:
-            raise DataError(f"{path}: needs a header row and at least one data row")
-        header = [name.strip() for name in rows[0]]
-        names = feature_names or [h for h in header if h != id_column]
-        missing = [name for name in names if name not in header]
-        if missing:
-            raise DataError(
-                f"{path}: missing feature column(s) {missing} (the model reads {names})"
-            )
-        if id_column and id_column not in header:
-            raise DataError(f"{path}: no id column {id_column!r} (columns: {', '.join(header)})")
-        index = [header.index(name) for name in names]
-        x = np.empty((len(rows) - 1, len(names)), dtype="float32")
-        ids: list[Any] = []
-        for number, row in enumerate(rows[1:], start=2):
-            if len(row) != len(header):
-                raise DataError(
-                    f"{path}:{number}: has {len(row)} cells but the header has {len(header)}"
-                )
-            for column, position in enumerate(index):
-                try:
-                    x[number - 2, column] = float(row[position])
-                except ValueError:
-                    raise DataError(
-                        f"{path}:{number}: column {names[column]!r} holds {row[position]!r}, not a number"
-                    ) from None
-            ids.append(row[header.index(id_column)] if id_column else number - 2)
-        return x, ids
-    if lower.endswith(".json"):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except ValueError as error:
-            raise DataError(f"{path}: not valid JSON ({error})") from None
-        if isinstance(data, dict) and "inputs" in data:
-            data = data["inputs"]
-        if not isinstance(data, list) or not data:
-            raise DataError(
-                f"{path}: expected a non-empty list of rows (lists of numbers or objects)"
-            )
-        if isinstance(data[0], dict):
-            missing = sorted({n for row in data for n in feature_names if n not in row})
-            if not feature_names or missing:
-                raise DataError(
-                    f"{path}: rows given by name need the model's feature names; missing {missing}"
-                )
-            ids = [row.get(id_column, i) if id_column else i for i, row in enumerate(data)]
-            data = [[row[n] for n in feature_names] for row in data]
-        else:
-            ids = list(range(len(data)))
-        try:
-            return np.asarray(data, dtype="float32"), ids
-        except (TypeError, ValueError) as error:
-            raise DataError(f"{path}: rows are not all numbers of one width ({error})") from None
-    if lower.endswith((".npy", ".npz")):
-        try:
-            loaded = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as error:
-            raise DataError(f"{path}: not a readable NumPy file ({error})") from None
-        if not isinstance(loaded, np.ndarray):
-            with loaded:
-                key = next((k for k in loaded.files if k.lower() == "x"), None)
-                if key is None:
-                    raise DataError(
-                        f"{path}: an .npz input holds an array 'x', found {loaded.files}"
-                    )
-                loaded = loaded[key]
-        return np.asarray(loaded, dtype="float32"), list(range(len(loaded)))
-    raise DataError(f"{path}: inputs are .csv, .json, .npy or .npz files")
-
-
 def predict(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer predict` for a tabular model."""
     from keras_trainer.core.evaluating.predictions import (
@@ -659,7 +582,14 @@ def predict(args: argparse.Namespace) -> int:
     outputs = np.asarray(model.predict(x, verbose=0))
     width = int(np.prod(outputs.shape[1:]))
     head = head_kind(metadata, width, model)
-    records = describe(outputs, head, class_names_for(metadata, head, width), ids)
+    target = metadata.get("target_name") or metadata.get("target")
+    records = describe(
+        outputs,
+        head,
+        class_names_for(metadata, head, width),
+        ids,
+        target_names=[target] if target and width == 1 else (),
+    )
     emit_records(records, args.output)
     return 0
 

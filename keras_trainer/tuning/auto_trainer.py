@@ -55,6 +55,11 @@ def _slug(symbol: Optional[str]) -> str:
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*")
 
 
+def _four_digits(value: Any) -> Any:
+    """A float as about 4 significant digits for a log line (0.2342, not 0.23415678739547729)."""
+    return float(f"{value:.4g}") if isinstance(value, float) else value
+
+
 def _last_line(message: Optional[str]) -> str:
     """The `SomeError: message` line of a traceback (backends may append notes after it)."""
     lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
@@ -302,8 +307,8 @@ class AutoTrainer:
                 status,
                 seconds,
                 self._objective.name,
-                trial.score,
-                values,
+                _four_digits(trial.score),
+                {k: _four_digits(v) for k, v in values.items()},
             )
 
     def _collect(self) -> TrialTable:

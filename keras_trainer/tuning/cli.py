@@ -36,6 +36,7 @@ from keras_trainer.cli_args import (
     print_config,
     start_run,
 )
+from keras_trainer.cli_checks import check_tune
 
 
 def register(subparsers) -> None:
@@ -176,6 +177,7 @@ def run_tune(args: argparse.Namespace) -> int:
     config = _config_with_overrides(args)
     if args.print_config:  # before any Keras import
         return print_config(config.to_dict())
+    check_tune(args)  # data, columns and output before Keras is imported
     from keras_trainer import tabular  # noqa: F401  registers feed_forward, lstm, cnn_lstm
     from keras_trainer.core.building.models import build_model
     from keras_trainer.tabular.typed_training import table_splits

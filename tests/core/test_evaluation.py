@@ -417,3 +417,23 @@ def test_evaluate_takes_a_loader_and_a_task_type_for_the_call():
     )
     with pytest.raises(ConfigError, match="task: unknown 'ranking'"):
         ModelEvaluator(model).evaluate(loader, task_type="ranking")
+
+
+@pytest.mark.one_backend  # matplotlib only: no Keras code runs
+def test_memory_panel_keeps_noise_flat_and_every_panel_marks_the_best_epoch():
+    pytest.importorskip("matplotlib")
+    from keras_trainer.core.recording.plots import training_figure
+
+    figure = training_figure(
+        {
+            "loss": [1.0, 0.6, 0.5, 0.55],
+            "val_loss": [1.2, 0.9, 0.8, 0.85],  # best at epoch 3
+            "peak_host_rss_mb": [1000.0, 1000.3, 1000.5, 1000.4],  # 0.5 MB of noise
+        }
+    )
+    panels = {axis.get_title(): axis for axis in figure.axes if axis.get_visible()}
+    low, high = panels["peak_host_rss_mb"].get_ylim()
+    assert high - low >= 100  # at least 10 % of the mean: the noise stays a flat line
+    for axis in panels.values():
+        marks = [line for line in axis.get_lines() if line.get_label() == "best epoch 3"]
+        assert len(marks) == 1 and list(marks[0].get_xdata()) == [3, 3]

@@ -88,8 +88,8 @@ def test_binary_table_trains_evaluates_and_predicts_with_sigmoid_labels(tmp_path
     p = np.asarray(model.predict(x[:6], verbose=0)).reshape(-1)
     assert [r["id"] for r in predicted] == [f"p{i}" for i in range(6)]
     for row, probability in zip(predicted, p):
-        # The bundled table's class names; class 1 (benign) when p >= 0.5, not argmax.
-        assert row["label"] == ("benign" if probability >= 0.5 else "malignant")
+        # The bundled table's class names; class 1 (benign) when p > 0.5, not argmax.
+        assert row["label"] == ("benign" if probability > 0.5 else "malignant")
         assert (
             abs(float(row["p_benign"]) - probability) < 1e-5
             and abs(float(row["p_malignant"]) - (1 - probability)) < 1e-5
@@ -190,7 +190,7 @@ def test_sequence_model_trains_on_windows_of_a_csv(tmp_path, capsys):
     assert persistence.read_metadata(tmp_path / "lstm.keras")["window"] == 8
     assert main(["predict", str(tmp_path / "lstm.keras"), "--data", str(path)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "id,value" and len(lines) == 1 + 200 - 8 + 1
+    assert lines[0] == "id,target" and len(lines) == 1 + 200 - 8 + 1  # named after the target
     assert main(["train", config, "--data", str(path), "--runs-dir", str(tmp_path / "r")]) == 2
     assert "pass --window N" in capsys.readouterr().err
 

@@ -1,6 +1,7 @@
 """`keras-trainer tune`: the config's tuning section on its model, from the command line."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -50,6 +51,8 @@ def test_tune_runs_the_search_and_saves_the_best_model(tmp_path):
     assert "search: best trial's val_loss = " in out and "retrained model: val_loss = " in out
     assert "test metrics: accuracy=" in out and f"saved model: {output}" in out
     assert "trial 0 COMPLETED in " in out  # one line per trial while the search runs
+    score = re.search(r"trial 0 COMPLETED in [0-9.]+s: val_loss=([0-9.e-]+) ", out).group(1)
+    assert float(score) == float(f"{float(score):.4g}")  # 0.2342, not 0.23415678739547729
     run = tmp_path / "experiments" / "bc" / "version_0"
     assert f"run folder: {run}" in out
     for name in (

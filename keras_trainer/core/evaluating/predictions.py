@@ -134,10 +134,11 @@ def describe(
             record["probabilities"] = {name: float(p) for name, p in zip(class_names, row)}
         elif head == BINARY:
             p = float(row[0])
-            record["label"] = class_names[int(p >= 0.5)]
+            # The evaluation report's rule (and Keras' binary accuracy): class 1 when p > 0.5.
+            record["label"] = class_names[int(p > 0.5)]
             record["probabilities"] = {class_names[0]: 1.0 - p, class_names[1]: p}
         elif head == MULTILABEL:
-            record["labels"] = [name for name, p in zip(class_names, row) if p >= 0.5]
+            record["labels"] = [name for name, p in zip(class_names, row) if p > 0.5]
             record["probabilities"] = {name: float(p) for name, p in zip(class_names, row)}
         else:
             names = list(target_names) or (

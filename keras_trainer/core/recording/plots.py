@@ -29,6 +29,9 @@ from keras_trainer.errors import DataError
 
 # History keys that hold the learning rate rather than a metric.
 _LR_KEYS = ("learning_rate", "lr")
+# A memory panel (`peak_host_rss_mb`, ...) spans at least this share of its mean, so that
+# a few MB of noise on a flat curve do not fill the panel and read as a leak.
+MEMORY_MIN_SPAN = 0.1
 
 
 def _figure(width: float, height: float):
@@ -89,12 +92,38 @@ def _x(epochs: list, n: int) -> np.ndarray:
     return np.asarray(epochs) if len(epochs) == n else np.arange(1, n + 1)
 
 
+def _is_memory(name: str) -> bool:
+    return name.endswith("_mb") or "rss" in name or "memory" in name
+
+
+def _memory_limits(values: np.ndarray) -> tuple[float, float] | None:
+    """y limits around `values` spanning at least `MEMORY_MIN_SPAN` of their mean."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None
+    low, high = float(finite.min()), float(finite.max())
+    span = max(high - low, MEMORY_MIN_SPAN * abs(float(finite.mean())), 1.0)
+    middle = (low + high) / 2
+    return middle - span / 2 - 0.05 * span, middle + span / 2 + 0.05 * span
+
+
+def best_epoch(series: dict[str, np.ndarray], epochs: list) -> int | None:
+    """The epoch (numbered from 1) of the lowest `val_loss`, else of the lowest `loss`."""
+    for name in ("val_loss", "loss"):
+        values = series.get(name)
+        if values is not None and len(values) and np.isfinite(values).any():
+            return int(_x(epochs, len(values))[int(np.nanargmin(values))])
+    return None
+
+
 def plot_training_curves(history: Any, path: str) -> str:
     """Plots loss and metrics per epoch (train and validation), plus the LR.
 
     One panel per quantity: `loss` with `val_loss`, then each metric with its
     `val_` counterpart, then the learning rate (log scale) when the history has
-    one (`TrainingHistory.learning_rates`, or a `learning_rate`/`lr` key).
+    one (`TrainingHistory.learning_rates`, or a `learning_rate`/`lr` key). A
+    dashed line marks the best epoch (lowest `val_loss`, else `loss`) in every
+    panel; a memory panel spans at least 10 % of its mean (`MEMORY_MIN_SPAN`).
 
     Args:
         history: A dict name -> per-epoch values (Keras `History.history`), a
@@ -106,7 +135,13 @@ def plot_training_curves(history: Any, path: str) -> str:
     Returns:
         The absolute path written.
     """
+    return _save_png(training_figure(history), path)
+
+
+def training_figure(history: Any):
+    """The figure `plot_training_curves` saves (a matplotlib `Figure`, not yet written)."""
     series, learning_rates, epochs = _history_dict(history)
+    best = best_epoch(series, epochs)
     groups: dict[str, list[str]] = {}
     for name in series:
         base = name[4:] if name.startswith("val_") else name
@@ -125,6 +160,14 @@ def plot_training_curves(history: Any, path: str) -> str:
             values = series[name]
             label = "validation" if name.startswith("val_") else "train"
             axis.plot(_x(epochs, len(values)), values, marker="o", markersize=3, label=label)
+        if _is_memory(base):
+            limits = _memory_limits(np.concatenate([series[name] for name in groups[base]]))
+            if limits is not None:
+                axis.set_ylim(*limits)
+        if best is not None:
+            axis.axvline(
+                best, color="gray", linestyle="--", linewidth=1, label=f"best epoch {best}"
+            )
         axis.set_title(base)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -142,7 +185,7 @@ def plot_training_curves(history: Any, path: str) -> str:
     for axis in axes[panels:]:
         axis.set_visible(False)
     figure.tight_layout()
-    return _save_png(figure, path)
+    return figure
 
 
 def plot_confusion_matrix(report: Any, path: str, normalize: bool = False) -> str:

@@ -18,14 +18,16 @@ import os
 import re
 import zipfile
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import h5py
-import keras
 
 from keras_trainer.core.saving.atomic import atomic_path
 from keras_trainer.errors import CheckpointError
 from keras_trainer.version import __version__
+
+if TYPE_CHECKING:  # Keras is imported where a model is saved or loaded, not to read metadata
+    import keras
 
 METADATA_ENTRY = "keras_trainer.json"
 H5_METADATA_ATTR = "keras_trainer_metadata"
@@ -44,6 +46,8 @@ def _check_suffix(path: str) -> str:
 
 def base_metadata() -> dict[str, Any]:
     """Metadata every saved model carries: library version and training backend."""
+    import keras
+
     return {
         "library_version": __version__,
         "keras_version": keras.__version__,
@@ -71,6 +75,8 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: Optional[d
     >>> save_model(model, "models/m.keras", {"class_names": ["a", "b"]})
     >>> model, metadata = load_model("models/m.keras")
     """
+    import keras
+
     path = os.fspath(path)
     suffix = _check_suffix(path)
     full_metadata = {**base_metadata(), **(metadata or {})}
@@ -215,6 +221,8 @@ def allowed_objects() -> dict[str, Any]:
     resolves nothing else besides Keras' own built-ins and the caller's explicit
     `custom_objects`.
     """
+    import keras
+
     for module in SERIALIZABLE_MODULES:
         try:
             importlib.import_module(module)
@@ -320,6 +328,8 @@ def check_model_config(
         CheckpointError: naming the file and the config key of the first class
             that is not allowed, or a config that is unreadable.
     """
+    import keras
+
     path = os.fspath(path)
     custom_objects = dict(custom_objects or {})
     # A caller's class is allowed under the key it was given and under the name it
@@ -363,6 +373,8 @@ def registered_objects_of(modules: Iterable[str]) -> dict[str, Any]:
     registered name: what a worker process that loads a file with custom layers
     passes as `custom_objects`.
     """
+    import keras
+
     modules = set(modules)
     for module in modules:
         importlib.import_module(module)
@@ -397,6 +409,8 @@ def load_model(
         CheckpointError: missing, truncated or corrupt file, or a class that is
             not allowed (naming the file and the config key).
     """
+    import keras
+
     path = os.fspath(path)
     metadata = read_metadata(path)
     allowed = check_model_config(path, custom_objects)
