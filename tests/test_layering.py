@@ -31,6 +31,7 @@ LAYERS = {
     "core": 2,
     "cli_args": 3,
     "export": 3,
+    "functional": 3,
     "jit": 4,
     "tabular": 4,
     "assistant": 4,
