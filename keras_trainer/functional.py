@@ -164,12 +164,14 @@ def _loss_function(loss: Any) -> Callable:
     return mean_loss
 
 
-def value_and_grad(model: keras.Model, loss: Any = "mse", training: bool = True) -> Callable:
+def value_and_grad(
+    model: keras.Model, loss: Any = "mse", training: bool = True, jit: bool = False
+) -> Callable:
     """A function `(params, x, y, sample_weight=None) -> LossAndGradients` for `model`.
 
     The loss is computed as `fit` computes it: the loss averaged over the batch
     (`sample_weight` applied), plus the model's regularization losses. On JAX
-    the function is pure: `jax.jit` it as it is.
+    the function is pure: `jax.jit` it as it is (or pass `jit=True`).
 
     Args:
         model: A built Keras model.
@@ -177,6 +179,9 @@ def value_and_grad(model: keras.Model, loss: Any = "mse", training: bool = True)
             `keras.losses.Loss` or `fn(y_true, y_pred)`. Defaults to `"mse"`.
         training: Run the forward pass in training mode (dropout on, batch-norm
             statistics updated). Defaults to `True`.
+        jit: Compile the function: `jax.jit` on JAX, `tf.function` on
+            TensorFlow; torch runs it as it is (autograd is eager). Defaults to
+            `False` (each operation runs as it comes, easiest to debug).
 
     Returns:
         The function; its `LossAndGradients` unpacks as
@@ -215,6 +220,9 @@ def value_and_grad(model: keras.Model, loss: Any = "mse", training: bool = True)
             )
             return LossAndGradients(value, grads, outputs, Parameters(params.trainable, state))
 
+        if jit:
+            step = jax.jit(step)
+
     elif backend == "torch":
         import torch
 
@@ -245,6 +253,9 @@ def value_and_grad(model: keras.Model, loss: Any = "mse", training: bool = True)
             grads = tape.gradient(value, trainable)
             grads = [tf.zeros_like(p) if g is None else g for p, g in zip(trainable, grads)]
             return LossAndGradients(value, grads, outputs, Parameters(params.trainable, state))
+
+        if jit:
+            step = tf.function(step, reduce_retracing=True)
 
     else:
         raise _unsupported("value_and_grad")
