@@ -172,8 +172,6 @@ def _print_metrics(title: str, metrics: dict) -> None:
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for a JIT strategy config."""
     from keras_trainer.jit.config import load_jit_config
-    from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
-    from keras_trainer.jit.model.trainer import ModelTrainer
 
     config = load_verb_config(args, load_jit_config)
     training = config.training
@@ -190,49 +188,15 @@ def train(args: argparse.Namespace) -> int:
     config = load_jit_config(config.to_dict())  # re-validate the overrides
     output = _check_outputs(args, config)
     data_path = _dataset_path(args.data or config.data.path)
-    data = read_dataset(data_path)
-    samples = data["samples"]
-    if not samples:
-        raise DataError(
-            f"{data_path}: the dataset has no samples; collect some first (keras-trainer collect)"
-        )
+    data = read_samples(data_path)
     run = start_run(args, args.config)
     training = config.training
     training.logging.directory = run.path
     training.logging.tensorboard = (
         bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
     )
-    config = _match_strategies(config, data, data_path)
-    trainer = ModelTrainer(config)
-    outcomes = dataset_outcomes(data, trainer.class_names)
-    families = [r.get("family") for r in samples]
-    prepared = trainer.prepare_training_data(
-        [r["ir"] for r in samples],
-        [r["runtime"] for r in samples],
-        outcomes,
-        groups=families if all(families) else None,
-    )
+    config, trainer, prepared, raw, train_idx, test_idx = split_dataset(config, data, data_path)
     labels = np.argmax(prepared.y, axis=-1)
-    seed = training.seed or 0
-    train_idx, test_idx = stratified_split(labels, config.data.test_split, seed)
-    # Normalization statistics come from the training rows only.
-    raw = trainer.extract_features(
-        [samples[i]["ir"] for i in range(len(samples))],
-        [samples[i]["runtime"] for i in range(len(samples))],
-    )
-    trainer.fit_normalizer(raw[train_idx])
-    from keras_trainer.jit.model.trainer import PreparedData
-
-    prepared = PreparedData(
-        trainer.normalize(raw), prepared.y, prepared.times, prepared.groups, prepared.strategies
-    )
-    trainer.split = {
-        "dataset": os.path.basename(data_path),
-        "sha256": dataset_fingerprint(data_path),
-        "seed": seed,
-        "test_split": config.data.test_split,
-        "test_indices": [int(i) for i in test_idx],
-    }
     print(f"dataset: {data_path} ({len(train_idx)} train, {len(test_idx)} test samples)")
     if getattr(args, "cv", None):
         from keras_trainer.core.evaluating.cross_validation import cross_validate
@@ -269,6 +233,68 @@ def train(args: argparse.Namespace) -> int:
         summary={"command": "train", "family": "jit", "data": data_path, "model": output},
     )
     return 0
+
+
+def read_samples(data_path: str) -> dict:
+    """The JIT dataset at `data_path` (`read_dataset`), refusing one without samples.
+
+    Raises:
+        DataError: the file is missing, malformed or has no samples.
+    """
+    from keras_trainer.jit.data.collect import read_dataset
+
+    data = read_dataset(data_path)
+    if not data["samples"]:
+        raise DataError(
+            f"{data_path}: the dataset has no samples; collect some first (keras-trainer collect)"
+        )
+    return data
+
+
+def split_dataset(config, data: dict, data_path: str) -> tuple:
+    """A JIT dataset made ready for training, as `train` and `tune` use it.
+
+    The config takes the dataset's strategies when it names none
+    (`_match_strategies`); features are extracted, labels and times derived, the
+    rows split into training and test (`data.test_split`, stratified, seeded by
+    `training.seed`), and the normalization fitted on the training rows only.
+
+    Returns:
+        `(config, trainer, prepared, raw, train_idx, test_idx)`: the config used,
+        the `ModelTrainer` (its normalizer fitted, `split` recorded), the
+        `PreparedData` of every row (normalized features, labels, times, groups),
+        the raw features and the row indices of each part.
+    """
+    from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes
+    from keras_trainer.jit.model.trainer import ModelTrainer, PreparedData
+
+    samples = data["samples"]
+    config = _match_strategies(config, data, data_path)
+    trainer = ModelTrainer(config)
+    families = [r.get("family") for r in samples]
+    prepared = trainer.prepare_training_data(
+        [r["ir"] for r in samples],
+        [r["runtime"] for r in samples],
+        dataset_outcomes(data, trainer.class_names),
+        groups=families if all(families) else None,
+    )
+    seed = config.training.seed or 0
+    labels = np.argmax(prepared.y, axis=-1)
+    train_idx, test_idx = stratified_split(labels, config.data.test_split, seed)
+    # Normalization statistics come from the training rows only.
+    raw = trainer.extract_features([r["ir"] for r in samples], [r["runtime"] for r in samples])
+    trainer.fit_normalizer(raw[train_idx])
+    prepared = PreparedData(
+        trainer.normalize(raw), prepared.y, prepared.times, prepared.groups, prepared.strategies
+    )
+    trainer.split = {
+        "dataset": os.path.basename(data_path),
+        "sha256": dataset_fingerprint(data_path),
+        "seed": seed,
+        "test_split": config.data.test_split,
+        "test_indices": [int(i) for i in test_idx],
+    }
+    return config, trainer, prepared, raw, train_idx, test_idx
 
 
 def _match_strategies(config, data: dict, data_path: str):

@@ -350,6 +350,7 @@ class AutoTrainer:
         worker_command: Optional[Sequence[str]] = None,
         oracle_host: str = "127.0.0.1",
         oracle_port: int = 0,
+        val_times: Optional[Any] = None,
     ) -> Optional[TuningResult]:
         """Runs (or resumes) the search and returns the best result, retrained.
 
@@ -377,6 +378,9 @@ class AutoTrainer:
             oracle_host: Address the chief's oracle listens on (`0.0.0.0` lets
                 workers on other machines join).
             oracle_port: Its port (0: a free one; give one for remote workers).
+            val_times: Measured time of each validation sample under each
+                strategy, `(n_val, classes)` in class order, for the runtime
+                objectives `regret` and `geomean_regret` (the JIT strategy model).
 
         Returns:
             A `TuningResult`, or `None` in a worker process.
@@ -399,6 +403,7 @@ class AutoTrainer:
         x, y, x_val, y_val, returns = _check_search_data(
             train_data, val_data, val_returns, objective
         )
+        times = _check_times(val_times, x_val, objective)
         model_factory = _sized_to_data(model_factory, x)
         scaler = FeatureScaler().fit(x) if config.normalize else None
         if scaler is not None:
@@ -407,7 +412,9 @@ class AutoTrainer:
         project = _slug(symbol)
         self._project_dir = os.path.join(config.directory, project)
         with _project_log(self._project_dir):
-            hypermodel = TunableModel(model_factory, config, objective, loss, metrics, returns)
+            hypermodel = TunableModel(
+                model_factory, config, objective, loss, metrics, returns, val_times=times
+            )
             self.tuner = self._first_tuner(hypermodel, objective, project)
             logger.info(
                 "search %s in %s: method=%s max_trials=%d objective=%s (%s)",
@@ -590,6 +597,23 @@ def _check_search_data(train_data, val_data, val_returns, objective: Objective):
             "class labels, so pass val_returns=..."
         )
     return x, y, x_val, y_val, returns
+
+
+def _check_times(val_times, x_val, objective: Objective):
+    """The validation times as `(n, k)` float64, checked; `None` unless the objective is a runtime one."""
+    if objective.kind != "runtime":
+        return None
+    if val_times is None:
+        raise TuningError(
+            f"metric {objective.metric!r} needs the measured time of each validation sample "
+            "under each strategy: pass val_times=... (n_val, classes), or tune another metric"
+        )
+    times = np.asarray(val_times, dtype="float64")
+    if times.ndim != 2 or len(times) != len(x_val) or not np.all(times > 0):
+        raise DataError(
+            f"val_times must be positive with shape ({len(x_val)}, classes), got shape {times.shape}"
+        )
+    return times
 
 
 @contextlib.contextmanager
