@@ -4,19 +4,21 @@ The network is whatever `model.type` names (feed_forward, lstm, cnn_lstm, mlp),
 built by the core model registry with each trial's `dropout_rate`; the search
 (method, budget, metric, space) is the `tuning` section. The data is a bundled
 scikit-learn table (`builtin:breast_cancer`, `builtin:wine`, `builtin:diabetes`)
-or a numeric CSV file with a header row; or, for a JIT strategy config (the
-family `train` picks: `mlp` on no table), a JIT dataset (--data, else
-`data.path`, else the bundled one), searched with `tuning.metric` `regret` or
-`geomean_regret` available. A JIT search is described in `run_tune_jit`. Rows are shuffled with `tuning.seed`
+or a numeric CSV file with a header row. Rows are shuffled with `tuning.seed`
 and split into training, validation (`training.validation_split`, 0.2 if 0)
 and test (`data.test_split`) parts. The trial table, the best result and the
 test metrics are printed; the best model (taking raw features: the training
 statistics are inside) is saved through `keras_trainer.core.saving.persistence`.
+A JIT strategy config (the family `train` picks: `mlp` with no table as data)
+searches the JIT model on a JIT dataset instead (--data, else `data.path`, else
+the bundled one), split as `train` splits it; `tuning.metric` may then be
+`regret` or `geomean_regret`, and the best model is saved as a JIT strategy model.
 
 Example:
 
     keras-trainer tune config/tabular_tuning_config.json --data builtin:breast_cancer \\
         --symbol breast_cancer --output models/breast_cancer.keras
+    keras-trainer tune config/model_config.json --set tuning.metric=regret --symbol jit
 """
 
 from __future__ import annotations
