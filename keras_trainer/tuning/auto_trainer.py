@@ -390,14 +390,7 @@ class AutoTrainer:
             trial failed (the errors are in the message), or too many in a row.
         """
         config = self.config
-        config.validate("tuning")
-        if workers and config.population_size > 1:
-            raise ConfigError(
-                f"tuning.population_size: {config.population_size} does not go with workers="
-                f"{workers}; a population trains its trials in one process (set one of them to 1/0)"
-            )
-        if worker_role() is not None:
-            end_with_chief()
+        _check_settings(config, workers)
         objective = resolve_objective(config.metric, config.maximize_metric)
         self._objective = objective
         x, y, x_val, y_val, returns = _check_search_data(
@@ -564,6 +557,18 @@ class AutoTrainer:
             directory=self._project_dir,
             trials=self._table,
         )
+
+
+def _check_settings(config: TuningConfig, workers: int) -> None:
+    """Validates the settings of a search with `workers`; a worker process ends with its chief."""
+    config.validate("tuning")
+    if workers and config.population_size > 1:
+        raise ConfigError(
+            f"tuning.population_size: {config.population_size} does not go with workers="
+            f"{workers}; a population trains its trials in one process (set one of them to 1/0)"
+        )
+    if worker_role() is not None:
+        end_with_chief()
 
 
 def _sized_to_data(model_factory: Any, x: Any) -> Any:
