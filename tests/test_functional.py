@@ -146,7 +146,6 @@ def test_optax_style_transformation_steps_like_keras_sgd(data):
 
 @pytest.mark.skipif(BACKEND != "jax", reason="checks the missing-optax message on JAX")
 def test_optax_library_without_optax_says_how_to_get_it():
-    pytest.importorskip("jax")
     try:
         import optax  # noqa: F401
     except ImportError:
