@@ -26,6 +26,9 @@ def test_regret_without_the_validation_times_is_refused(tmp_path):
         trainer.optimize(lambda dropout_rate: None, (x, y), (x, y))
 
 
+# The command line end to end on one backend: the search trains through the core `fit`
+# and scores by numpy on predictions, both tested on every backend elsewhere.
+@pytest.mark.one_backend
 def test_tune_searches_the_jit_model_by_regret_and_saves_the_best(tmp_path, capsys):
     data = read_dataset(C_KERNELS_PATH)
     data["samples"] = data["samples"][::30]  # 54 kernels of many families
