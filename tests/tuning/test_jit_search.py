@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -10,12 +11,24 @@ from keras_trainer.errors import TuningError
 from keras_trainer.jit import C_KERNELS_PATH
 from keras_trainer.jit.data.collect import read_dataset, save_dataset
 from keras_trainer.tuning import AutoTrainer, resolve_objective
+from keras_trainer.tuning.metrics import RegretCallback
 from tests.conftest import ROOT
 
 
 def test_regret_is_an_objective_to_minimize():
     objective = resolve_objective("regret")
     assert (objective.name, objective.direction, objective.kind) == ("val_regret", "min", "runtime")
+
+
+def test_regret_callback_scores_the_strategies_the_model_picks():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.layers[0].set_weights([np.zeros((3, 2)), np.array([1.0, 0.0])])  # always class 0
+    times = np.array([[1.0, 2.0], [4.0, 2.0]])
+    callback = RegretCallback("regret", np.zeros((2, 3), "float32"), times)
+    callback.set_model(model)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    assert logs["val_regret"] == pytest.approx((1.0 + 4.0) / (1.0 + 2.0))
 
 
 def test_regret_without_the_validation_times_is_refused(tmp_path):
