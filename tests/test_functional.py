@@ -15,7 +15,7 @@ SEED_MLP = ModelConfig(input_dim=12, hidden_layers=[64, 32], output_dim=5)
 
 
 def _numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(functional._detached(value)))
+    return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_parameters_are_copies_of_every_variable(model):
     assert len(params.non_trainable) == len(model.non_trainable_variables)
     before = _numpy(model.trainable_variables[0])
     changed = functional.Parameters(
-        [keras.ops.zeros_like(functional._detached(p)) for p in params.trainable],
+        [keras.ops.zeros_like(p) for p in params.trainable],
         params.non_trainable,
     )
     np.testing.assert_array_equal(_numpy(model.trainable_variables[0]), before)
