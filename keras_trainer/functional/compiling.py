@@ -10,9 +10,9 @@ import keras
 from keras_trainer.errors import BackendNotSupportedError, ConfigError
 from keras_trainer.functional.parameters import (
     BACKENDS,
-    _backend,
-    _require_built,
+    active_backend,
     parameters,
+    require_built,
     tensors,
 )
 
@@ -53,7 +53,7 @@ def compile(
     >>> forward = compile(model, backend="jax", input_shapes=(32, 12))
     >>> outputs = forward(parameters(model), x)
     """
-    active = _backend()
+    active = active_backend()
     backend = backend or active
     if backend not in BACKENDS:
         raise ConfigError(f"backend: must be one of {list(BACKENDS)}, got {backend!r}")
@@ -65,7 +65,7 @@ def compile(
         )
     if input_shapes is not None and not model.built:
         model.build(tuple(input_shapes))
-    _require_built(model)
+    require_built(model)
 
     def forward(params, x):
         outputs, _ = model.stateless_call(

@@ -11,8 +11,8 @@ from keras_trainer.errors import BackendNotSupportedError
 from keras_trainer.functional.parameters import (
     BACKENDS,
     Parameters,
-    _backend,
-    _require_built,
+    active_backend,
+    require_built,
     tensors,
 )
 
@@ -83,7 +83,7 @@ def value_and_grad(
     >>> step = value_and_grad(model, "categorical_crossentropy")
     >>> loss, grads, outputs, params = step(params, x, y)
     """
-    _require_built(model)
+    require_built(model)
     loss_fn = _loss_function(loss)
 
     def forward_loss(trainable, non_trainable, x, y, sample_weight):
@@ -95,7 +95,7 @@ def value_and_grad(
             value = value + keras.ops.sum(keras.ops.stack(losses))
         return value, (outputs, non_trainable)
 
-    backend = _backend()
+    backend = active_backend()
     if backend == "jax":
         import jax
 
@@ -151,6 +151,6 @@ def value_and_grad(
 
 def _unsupported(what: str) -> BackendNotSupportedError:
     return BackendNotSupportedError(
-        f"functional.{what}: the {_backend()!r} backend has no gradient API here; set "
+        f"functional.{what}: the {active_backend()!r} backend has no gradient API here; set "
         f"KERAS_BACKEND to one of {list(BACKENDS)} before importing keras"
     )

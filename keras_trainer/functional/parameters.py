@@ -29,11 +29,13 @@ class Parameters(NamedTuple):
     non_trainable: list
 
 
-def _backend() -> str:
+def active_backend() -> str:
+    """The backend Keras runs on ("jax", "torch", "tensorflow", ...)."""
     return keras.backend.backend()
 
 
-def _require_built(model: keras.Model) -> None:
+def require_built(model: keras.Model) -> None:
+    """Raises `ModelError` when `model` has no variables yet."""
     if not model.built or not model.variables:
         raise ModelError(
             f"model {model.name!r} is not built, so it has no parameters yet: call it once, "
@@ -41,8 +43,10 @@ def _require_built(model: keras.Model) -> None:
         )
 
 
-def _copy(value: Any, trainable: bool) -> Any:
-    backend = _backend()
+def copy_value(value: Any, trainable: bool) -> Any:
+    """A copy of a variable's value that changing leaves the variable alone (on torch a
+    leaf tensor, requiring gradients when `trainable`)."""
+    backend = active_backend()
     if backend == "torch":
         tensor = value.detach().clone()
         return tensor.requires_grad_(True) if trainable and tensor.is_floating_point() else tensor
@@ -73,10 +77,10 @@ def parameters(model: keras.Model) -> Parameters:
     >>> [tuple(p.shape) for p in params.trainable][:2]
     [(12, 64), (64,)]
     """
-    _require_built(model)
+    require_built(model)
     return Parameters(
-        [_copy(v.value, True) for v in model.trainable_variables],
-        [_copy(v.value, False) for v in model.non_trainable_variables],
+        [copy_value(v.value, True) for v in model.trainable_variables],
+        [copy_value(v.value, False) for v in model.non_trainable_variables],
     )
 
 
@@ -101,7 +105,7 @@ def set_parameters(model: keras.Model, params: Parameters) -> keras.Model:
 
 
 def _detached(value: Any) -> Any:
-    return value.detach() if _backend() == "torch" and hasattr(value, "detach") else value
+    return value.detach() if active_backend() == "torch" and hasattr(value, "detach") else value
 
 
 def tensors(value: Any) -> Any:

@@ -9,7 +9,12 @@ from typing import Any, Optional
 import keras
 
 from keras_trainer.errors import BackendNotSupportedError, ConfigError
-from keras_trainer.functional.parameters import Parameters, _backend, _copy, _require_built
+from keras_trainer.functional.parameters import (
+    Parameters,
+    active_backend,
+    copy_value,
+    require_built,
+)
 
 #: Where an optimizer of `optimizer` comes from.
 LIBRARIES = ("keras", "optax", "torch")
@@ -62,10 +67,10 @@ def optimizer(
         )
         return build_optimizer(config)
     needed = {"optax": "jax", "torch": "torch"}[library]
-    if _backend() != needed:
+    if active_backend() != needed:
         raise BackendNotSupportedError(
             f"library={library!r} updates {needed} arrays, but the Keras backend is "
-            f"{_backend()!r}: set KERAS_BACKEND={needed}, or use library='keras' (every backend)"
+            f"{active_backend()!r}: set KERAS_BACKEND={needed}, or use library='keras' (every backend)"
         )
     if library == "optax":
         try:
@@ -109,11 +114,11 @@ def optimizer_state(opt: Any, model: keras.Model) -> Any:
         `torch.optim`, `None` (the optimizer keeps its own state).
     """
     kind = _kind(opt)
-    _require_built(model)
+    require_built(model)
     if kind == "keras":
         if not opt.built:
             opt.build(model.trainable_variables)
-        return [_copy(v.value, False) for v in opt.variables]
+        return [copy_value(v.value, False) for v in opt.variables]
     if kind == "optax":
         return opt.init([v.value for v in model.trainable_variables])
     return None
@@ -159,10 +164,10 @@ def apply_updates(opt: Any, params: Parameters, grads: Sequence[Any], state: Any
     if kind == "keras":
         return _keras_update(opt, params, grads, state)
     needed = "jax" if kind == "optax" else "torch"
-    if _backend() != needed:
+    if active_backend() != needed:
         raise BackendNotSupportedError(
             f"apply_updates: {kind} optimizers update {needed} arrays but the Keras backend is "
-            f"{_backend()!r}; set KERAS_BACKEND={needed}, or use a Keras optimizer "
+            f"{active_backend()!r}; set KERAS_BACKEND={needed}, or use a Keras optimizer "
             "(functional.optimizer(..., library='keras'), every backend)"
         )
     if kind == "optax":
@@ -175,7 +180,7 @@ def apply_updates(opt: Any, params: Parameters, grads: Sequence[Any], state: Any
 
 
 def _keras_update(opt, params: Parameters, grads: list, state: list) -> tuple:
-    if _backend() == "torch":
+    if active_backend() == "torch":
         import torch
 
         with torch.no_grad():
@@ -183,7 +188,7 @@ def _keras_update(opt, params: Parameters, grads: list, state: list) -> tuple:
             new, state = opt.stateless_apply(list(state), grads, trainable)
         new = [p.detach().clone().requires_grad_(True) for p in new]
         return Parameters(new, params.non_trainable), [s.detach() for s in state]
-    if _backend() == "tensorflow":
+    if active_backend() == "tensorflow":
         return _tensorflow_keras_update(opt, params, grads, state)
     new, state = opt.stateless_apply(list(state), grads, list(params.trainable))
     return Parameters(list(new), params.non_trainable), list(state)
@@ -204,8 +209,8 @@ def _tensorflow_keras_update(opt, params: Parameters, grads: list, state: list) 
         variable.assign(value)
     opt.apply(grads, variables)
     return (
-        Parameters([_copy(v.value, True) for v in variables], params.non_trainable),
-        [_copy(v.value, False) for v in opt.variables],
+        Parameters([copy_value(v.value, True) for v in variables], params.non_trainable),
+        [copy_value(v.value, False) for v in opt.variables],
     )
 
 
