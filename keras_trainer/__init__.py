@@ -68,6 +68,8 @@ _EXPORTS = {
     "plot_training_curves": "keras_trainer.core.recording.plots",
     "plot_confusion_matrix": "keras_trainer.core.recording.plots",
     "register_model_builder": "keras_trainer.core.building.models",
+    # functional training: explicit parameters, gradients, update steps (a module)
+    "functional": "keras_trainer.functional",
     # training features: streams, cross-validation, memory, determinism
     "ShardDataset": "keras_trainer.core.inputs.streaming",
     "stream_statistics": "keras_trainer.core.inputs.streaming",
@@ -160,7 +162,9 @@ def __getattr__(name):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'keras_trainer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = importlib.import_module(module)
+    if module != f"keras_trainer.{name}":  # a name in a module, not a module
+        value = getattr(value, name)
     globals()[name] = value
     return value
 

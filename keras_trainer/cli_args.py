@@ -262,6 +262,36 @@ def load_verb_config(args: argparse.Namespace, loader: Callable[[Any], Any]) -> 
         raise ConfigError(f"{where}: {error}") from None
 
 
+# Which family a config and its data belong to (`config_family`).
+TABULAR_TYPES = ("feed_forward", "lstm", "cnn_lstm")
+TABLE_PREFIXES = ("builtin:",)
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".npy", ".npz")
+ASSISTANT_KEYS = ("embedding_dim", "hidden_dim", "min_freq", "max_length", "data_path")
+
+
+def _is_table(source: str | None) -> bool:
+    return bool(source) and (
+        source.startswith(TABLE_PREFIXES) or source.lower().endswith(TABLE_SUFFIXES)
+    )
+
+
+def config_family(raw: dict, data: str | None = None) -> str:
+    """The family whose `train` (and `tune`) handles this config (a JSON object, overrides
+    applied) and data: `"assistant"`, `"tabular"` or `"jit"` (see `keras_trainer.cli_verbs`)."""
+    if "model" not in raw and any(key in raw for key in ASSISTANT_KEYS):
+        return "assistant"
+    model_type = (
+        (raw.get("model") or {}).get("type", "mlp") if isinstance(raw.get("model"), dict) else "mlp"
+    )
+    shards = None
+    if not data and isinstance(raw.get("data"), dict):
+        data, shards = raw["data"].get("path"), raw["data"].get("shards")
+    # Shards are tables streamed through fit, whatever the network.
+    if model_type in TABULAR_TYPES or _is_table(data) or shards:
+        return "tabular"
+    return "jit"
+
+
 def verb_config_dict(args: argparse.Namespace) -> dict[str, Any]:
     """The JSON object of `args.config` with the verb's overrides applied, not yet validated.
 

@@ -20,7 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from keras_trainer.cli_args import (
+from keras_trainer.cli_args import (  # noqa: F401  (config_family: its older home)
+    ASSISTANT_KEYS,
+    TABLE_PREFIXES,
+    TABLE_SUFFIXES,
+    TABULAR_TYPES,
     add_config_argument,
     add_data_arguments,
     add_model_argument,
@@ -28,6 +32,7 @@ from keras_trainer.cli_args import (
     add_overwrite_argument,
     add_report_argument,
     add_run_arguments,
+    config_family,
     load_verb_config,
     print_config,
     verb_config_dict,
@@ -35,10 +40,6 @@ from keras_trainer.cli_args import (
 from keras_trainer.cli_checks import check_evaluate, check_predict, check_train
 from keras_trainer.errors import DataError
 
-TABULAR_TYPES = ("feed_forward", "lstm", "cnn_lstm")
-TABLE_PREFIXES = ("builtin:",)
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".npy", ".npz")
-ASSISTANT_KEYS = ("embedding_dim", "hidden_dim", "min_freq", "max_length", "data_path")
 # The `task` in a saved model's metadata -> the family that reads it.
 TASK_FAMILIES = {
     "jit_strategy": "jit",
@@ -48,28 +49,6 @@ TASK_FAMILIES = {
 }
 # The family whose `train` takes a config -> the config kind (`CONFIG_FILES`) it is read as.
 FAMILY_CONFIG_KINDS = {"jit": "jit", "tabular": "trainer", "assistant": "assistant"}
-
-
-def _is_table(source: str | None) -> bool:
-    return bool(source) and (
-        source.startswith(TABLE_PREFIXES) or source.lower().endswith(TABLE_SUFFIXES)
-    )
-
-
-def config_family(raw: dict, data: str | None = None) -> str:
-    """The family whose `train` handles this config (a JSON object, overrides applied) and data."""
-    if "model" not in raw and any(key in raw for key in ASSISTANT_KEYS):
-        return "assistant"
-    model_type = (
-        (raw.get("model") or {}).get("type", "mlp") if isinstance(raw.get("model"), dict) else "mlp"
-    )
-    shards = None
-    if not data and isinstance(raw.get("data"), dict):
-        data, shards = raw["data"].get("path"), raw["data"].get("shards")
-    # Shards are tables streamed through fit, whatever the network.
-    if model_type in TABULAR_TYPES or _is_table(data) or shards:
-        return "tabular"
-    return "jit"
 
 
 def model_family(model_path: str) -> str:

@@ -32,6 +32,7 @@ LAYERS = {
     "cli_args": 3,
     "cli_checks": 3,
     "export": 3,
+    "functional": 3,
     "jit": 4,
     "tabular": 4,
     "assistant": 4,

@@ -96,6 +96,8 @@ KERAS_METRIC_NAMES = (
     "true_positives",
 )
 TRADING_METRICS = ("sharpe", "sortino")
+#: Runtime objectives of the JIT strategy model (`keras_trainer.jit.model.choices`), minimized.
+RUNTIME_METRICS = ("regret", "geomean_regret")
 
 
 @dataclasses.dataclass
@@ -218,7 +220,8 @@ class TuningConfig(ConfigSection):
     metric: str = option(
         "loss",
         description=(
-            "Objective on the validation data: sharpe, sortino, accuracy, loss, or a Keras "
+            "Objective on the validation data: sharpe, sortino, regret, geomean_regret (the "
+            "JIT strategy model's runtime regret, minimized), accuracy, loss, or a Keras "
             "metric name (mae, auc, ...); 'val_' is added as Keras logs it."
         ),
     )
@@ -328,8 +331,8 @@ class TuningConfig(ConfigSection):
                 "cv_folds": self.cv_folds > 1 and "a population trains on one split",
                 "min_epochs": self.min_epochs > 1
                 and "a population's early stopping watches every epoch",
-                "metric": self.metric.removeprefix("val_") in TRADING_METRICS
-                and "trading metrics need a callback per trial",
+                "metric": self.metric.removeprefix("val_") in (*TRADING_METRICS, *RUNTIME_METRICS)
+                and "trading and runtime metrics need a callback per trial",
             }
             for key, reason in conflict.items():
                 if reason:
@@ -348,7 +351,7 @@ def check_metric_name(metric: object, path: str = "tuning.metric") -> str:
     if not isinstance(metric, str) or not metric:
         raise ConfigError(f"{path}: must be a metric name, got {metric!r}")
     base = metric[4:] if metric.startswith("val_") else metric
-    builtin = (*TRADING_METRICS, "accuracy", "loss")
+    builtin = (*TRADING_METRICS, *RUNTIME_METRICS, "accuracy", "loss")
     if base in builtin or base in KERAS_METRIC_NAMES:
         return metric
     valid = list(builtin) + [n for n in KERAS_METRIC_NAMES if n not in builtin]

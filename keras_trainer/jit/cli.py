@@ -191,10 +191,7 @@ def _print_metrics(title: str, metrics: dict) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer train` for a JIT strategy config."""
-    from keras_trainer.core.evaluating.held_out import split_record
     from keras_trainer.jit.config import load_jit_config
-    from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes, read_dataset
-    from keras_trainer.jit.model.trainer import ModelTrainer
 
     config = load_verb_config(args, load_jit_config)
     training = config.training
@@ -211,50 +208,22 @@ def train(args: argparse.Namespace) -> int:
     config = load_jit_config(config.to_dict())  # re-validate the overrides
     output = _check_outputs(args, config)
     data_path = _dataset_path(args.data or config.data.path)
-    data = read_dataset(data_path)
-    samples = data["samples"]
-    if not samples:
-        raise DataError(
-            f"{data_path}: the dataset has no samples; collect some first (keras-trainer collect)"
-        )
+    data = read_samples(data_path)
     run = start_run(args, args.config)
     training = config.training
     training.logging.directory = run.path
     training.logging.tensorboard = (
         bool(getattr(args, "tensorboard", False)) or training.logging.tensorboard
     )
-    config = _match_strategies(config, data, data_path)
-    trainer = ModelTrainer(config)
-    outcomes = dataset_outcomes(data, trainer.class_names)
-    families = [r.get("family") for r in samples]
-    prepared = trainer.prepare_training_data(
-        [r["ir"] for r in samples],
-        [r["runtime"] for r in samples],
-        outcomes,
-        groups=families if all(families) else None,
-    )
-    labels = np.argmax(prepared.y, axis=-1)
-    seed = training.seed or 0
     test_path = getattr(args, "test_data", None)  # a test file: every row here trains
     test_split = 0.0 if test_path else config.data.test_split
-    train_idx, test_idx = stratified_split(labels, test_split, seed)
-    # Normalization statistics come from the training rows only.
-    raw = trainer.extract_features(
-        [samples[i]["ir"] for i in range(len(samples))],
-        [samples[i]["runtime"] for i in range(len(samples))],
+    config, trainer, prepared, raw, train_idx, test_idx = split_dataset(
+        config, data, data_path, test_split
     )
-    trainer.fit_normalizer(raw[train_idx])
-    from keras_trainer.jit.model.trainer import PreparedData
-
-    prepared = PreparedData(
-        trainer.normalize(raw), prepared.y, prepared.times, prepared.groups, prepared.strategies
-    )
-    trainer.split = split_record(
-        data_path, dataset_fingerprint(data_path), seed, test_split, test_idx
-    )
+    labels = np.argmax(prepared.y, axis=-1)
     test = prepared.take(test_idx) if len(test_idx) else None
     if test_path:
-        trainer.split, test = _test_file(trainer, test_path, trainer.split["sha256"], seed)
+        trainer.split, test = _test_file(trainer, test_path, trainer.split["sha256"])
     n_test = len(test.y) if test is not None else 0
     print(f"dataset: {data_path} ({len(train_idx)} train, {n_test} test samples)")
     if getattr(args, "cv", None):
@@ -293,7 +262,69 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _test_file(trainer, path: str, trained_on: str, seed: int):
+def read_samples(data_path: str) -> dict:
+    """The JIT dataset at `data_path` (`read_dataset`), refusing one without samples.
+
+    Raises:
+        DataError: the file is missing, malformed or has no samples.
+    """
+    from keras_trainer.jit.data.collect import read_dataset
+
+    data = read_dataset(data_path)
+    if not data["samples"]:
+        raise DataError(
+            f"{data_path}: the dataset has no samples; collect some first (keras-trainer collect)"
+        )
+    return data
+
+
+def split_dataset(config, data: dict, data_path: str, test_split: float | None = None) -> tuple:
+    """A JIT dataset made ready for training, as `train` and `tune` use it.
+
+    The config takes the dataset's strategies when it names none
+    (`_match_strategies`); features are extracted, labels and times derived, the
+    rows split into training and test (`test_split`, default `data.test_split`;
+    stratified, seeded by `training.seed`), and the normalization fitted on the
+    training rows only.
+
+    Returns:
+        `(config, trainer, prepared, raw, train_idx, test_idx)`: the config used,
+        the `ModelTrainer` (its normalizer fitted, `split` recorded), the
+        `PreparedData` of every row (normalized features, labels, times, groups),
+        the raw features and the row indices of each part.
+    """
+    from keras_trainer.core.evaluating.held_out import split_record
+    from keras_trainer.jit.data.collect import dataset_fingerprint, dataset_outcomes
+    from keras_trainer.jit.model.trainer import ModelTrainer, PreparedData
+
+    samples = data["samples"]
+    config = _match_strategies(config, data, data_path)
+    trainer = ModelTrainer(config)
+    families = [r.get("family") for r in samples]
+    prepared = trainer.prepare_training_data(
+        [r["ir"] for r in samples],
+        [r["runtime"] for r in samples],
+        dataset_outcomes(data, trainer.class_names),
+        groups=families if all(families) else None,
+    )
+    seed = config.training.seed or 0
+    labels = np.argmax(prepared.y, axis=-1)
+    if test_split is None:
+        test_split = config.data.test_split
+    train_idx, test_idx = stratified_split(labels, test_split, seed)
+    # Normalization statistics come from the training rows only.
+    raw = trainer.extract_features([r["ir"] for r in samples], [r["runtime"] for r in samples])
+    trainer.fit_normalizer(raw[train_idx])
+    prepared = PreparedData(
+        trainer.normalize(raw), prepared.y, prepared.times, prepared.groups, prepared.strategies
+    )
+    trainer.split = split_record(
+        data_path, dataset_fingerprint(data_path), seed, test_split, test_idx
+    )
+    return config, trainer, prepared, raw, train_idx, test_idx
+
+
+def _test_file(trainer, path: str, trained_on: str):
     """`train --test-data`: the split record of a separate test dataset, and its samples
     prepared with the training rows' normalization."""
     from keras_trainer.core.evaluating.held_out import split_record
@@ -310,6 +341,7 @@ def _test_file(trainer, path: str, trained_on: str, seed: int):
         fit_normalizer=False,
     )
     fingerprint = dataset_fingerprint(path)
+    seed = trainer.split["seed"]
     record = split_record(path, fingerprint, seed, 1.0, range(len(samples)), trained_on)
     return {**record, "test_data": path}, test
 

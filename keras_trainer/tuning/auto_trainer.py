@@ -355,6 +355,7 @@ class AutoTrainer:
         worker_command: Optional[Sequence[str]] = None,
         oracle_host: str = "127.0.0.1",
         oracle_port: int = 0,
+        val_times: Optional[Any] = None,
     ) -> Optional[TuningResult]:
         """Runs (or resumes) the search and returns the best result, retrained.
 
@@ -382,6 +383,9 @@ class AutoTrainer:
             oracle_host: Address the chief's oracle listens on (`0.0.0.0` lets
                 workers on other machines join).
             oracle_port: Its port (0: a free one; give one for remote workers).
+            val_times: Measured time of each validation sample under each
+                strategy, `(n_val, classes)` in class order, for the runtime
+                objectives `regret` and `geomean_regret` (the JIT strategy model).
 
         Returns:
             A `TuningResult`, or `None` in a worker process.
@@ -391,19 +395,13 @@ class AutoTrainer:
             trial failed (the errors are in the message), or too many in a row.
         """
         config = self.config
-        config.validate("tuning")
-        if workers and config.population_size > 1:
-            raise ConfigError(
-                f"tuning.population_size: {config.population_size} does not go with workers="
-                f"{workers}; a population trains its trials in one process (set one of them to 1/0)"
-            )
-        if worker_role() is not None:
-            end_with_chief()
+        _check_settings(config, workers)
         objective = resolve_objective(config.metric, config.maximize_metric)
         self._objective = objective
         x, y, x_val, y_val, returns = _check_search_data(
             train_data, val_data, val_returns, objective
         )
+        times = _check_times(val_times, x_val, objective)
         model_factory = _sized_to_data(model_factory, x)
         scaler = FeatureScaler().fit(x) if config.normalize else None
         if scaler is not None:
@@ -412,7 +410,9 @@ class AutoTrainer:
         project = _slug(symbol)
         self._project_dir = os.path.join(config.directory, project)
         with _project_log(self._project_dir):
-            hypermodel = TunableModel(model_factory, config, objective, loss, metrics, returns)
+            hypermodel = TunableModel(
+                model_factory, config, objective, loss, metrics, returns, val_times=times
+            )
             self.tuner = self._first_tuner(hypermodel, objective, project)
             logger.info(
                 "search %s in %s: method=%s max_trials=%d objective=%s (%s)",
@@ -564,6 +564,18 @@ class AutoTrainer:
         )
 
 
+def _check_settings(config: TuningConfig, workers: int) -> None:
+    """Validates the settings of a search with `workers`; a worker process ends with its chief."""
+    config.validate("tuning")
+    if workers and config.population_size > 1:
+        raise ConfigError(
+            f"tuning.population_size: {config.population_size} does not go with workers="
+            f"{workers}; a population trains its trials in one process (set one of them to 1/0)"
+        )
+    if worker_role() is not None:
+        end_with_chief()
+
+
 def _sized_to_data(model_factory: Any, x: Any) -> Any:
     """A `TabularModelConfig` with `input_size` (and `sequence_length`) taken from `x` when None."""
     if isinstance(model_factory, TabularModelConfig):
@@ -595,6 +607,23 @@ def _check_search_data(train_data, val_data, val_returns, objective: Objective):
             "class labels, so pass val_returns=..."
         )
     return x, y, x_val, y_val, returns
+
+
+def _check_times(val_times, x_val, objective: Objective):
+    """The validation times as `(n, k)` float64, checked; `None` unless the objective is a runtime one."""
+    if objective.kind != "runtime":
+        return None
+    if val_times is None:
+        raise TuningError(
+            f"metric {objective.metric!r} needs the measured time of each validation sample "
+            "under each strategy: pass val_times=... (n_val, classes), or tune another metric"
+        )
+    times = np.asarray(val_times, dtype="float64")
+    if times.ndim != 2 or len(times) != len(x_val) or not np.all(times > 0):
+        raise DataError(
+            f"val_times must be positive with shape ({len(x_val)}, classes), got shape {times.shape}"
+        )
+    return times
 
 
 @contextlib.contextmanager

@@ -9,11 +9,16 @@ and split into training, validation (`training.validation_split`, 0.2 if 0)
 and test (`data.test_split`) parts. The trial table, the best result and the
 test metrics are printed; the best model (taking raw features: the training
 statistics are inside) is saved through `keras_trainer.core.saving.persistence`.
+A JIT strategy config (the family `train` picks: `mlp` with no table as data)
+searches the JIT model on a JIT dataset instead (--data, else `data.path`, else
+the bundled one), split as `train` splits it; `tuning.metric` may then be
+`regret` or `geomean_regret`, and the best model is saved as a JIT strategy model.
 
 Example:
 
     keras-trainer tune config/tabular_tuning_config.json --data builtin:breast_cancer \\
         --symbol breast_cancer --output models/breast_cancer.keras
+    keras-trainer tune config/model_config.json --set tuning.metric=regret --symbol jit
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ from keras_trainer.cli_args import (
     add_data_arguments,
     add_override_arguments,
     add_run_arguments,
+    config_family,
     finish_run,
     load_verb_config,
     print_config,
     start_run,
+    verb_config_dict,
 )
 from keras_trainer.cli_checks import check_tune
 
@@ -43,14 +50,16 @@ def register(subparsers) -> None:
     """Adds the `tune` subcommand to the main CLI's subparsers."""
     tune = subparsers.add_parser(
         "tune",
-        help="hyperparameter search (the config's tuning section) on a tabular dataset",
+        help="hyperparameter search (the config's tuning section) on a table or a JIT dataset",
         description=__doc__.split("\n\n")[1],
     )
     add_config_argument(tune, "config JSON with model and tuning sections")
     add_data_arguments(
         tune,
-        "builtin:breast_cancer, builtin:wine, builtin:diabetes, or a .csv, .parquet, .npy or .npz table (default: builtin:breast_cancer)",
-        default="builtin:breast_cancer",
+        "builtin:breast_cancer, builtin:wine, builtin:diabetes, or a .csv, .parquet, .npy or .npz "
+        "table (default: builtin:breast_cancer); for a JIT config, a JIT dataset JSON (default: "
+        "the config's data.path, else the bundled one)",
+        default=None,
         target_help="target column of a CSV file (default: its last column)",
     )
     tune.add_argument("--directory", help="results folder (overrides tuning.directory)")
@@ -82,8 +91,9 @@ def register(subparsers) -> None:
 
 def _worker_command(args: argparse.Namespace) -> list[str]:
     """The command a local worker runs: this search without --workers."""
-    command = [sys.executable, "-m", "keras_trainer", "tune", args.config, "--data", args.data]
+    command = [sys.executable, "-m", "keras_trainer", "tune", args.config]
     for flag, value in (
+        ("--data", args.data),
         ("--target", args.target),
         ("--directory", args.directory),
         ("--symbol", args.symbol),
@@ -98,10 +108,11 @@ def _worker_command(args: argparse.Namespace) -> list[str]:
     return command
 
 
-def _config_with_overrides(args: argparse.Namespace):
+def _config_with_overrides(args: argparse.Namespace, load_config=None):
     """The config file with `--set`, `--seed`, `--directory`, `--max-trials` and
-    `--max-epochs` applied, validated."""
-    from keras_trainer.config import load_config
+    `--max-epochs` applied, validated (by `load_config`, default the general one)."""
+    if load_config is None:
+        from keras_trainer.config import load_config
 
     config = load_verb_config(args, load_config)
     tuning = config.tuning
@@ -174,7 +185,10 @@ def _one_line_per_trial():
 
 def run_tune(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer tune`; returns the exit code."""
+    if config_family(verb_config_dict(args), args.data) == "jit":
+        return run_tune_jit(args)
     config = _config_with_overrides(args)
+    args.data = args.data or config.data.path or "builtin:breast_cancer"
     if args.print_config:  # before any Keras import
         return print_config(config.to_dict())
     check_tune(args)  # data, columns and output before Keras is imported
@@ -256,6 +270,106 @@ def run_tune(args: argparse.Namespace) -> int:
         },
         summary={
             "command": "tune",
+            "data": args.data,
+            "best_trial": result.trial_id,
+            "hyperparameters": result.hyperparameters,
+            "tuning_directory": result.directory,
+        },
+    )
+    return 0
+
+
+def run_tune_jit(args: argparse.Namespace) -> int:
+    """`keras-trainer tune` on a JIT strategy config: the JIT model and data, the same search.
+
+    The dataset is read and split as `train` does (`keras_trainer.jit.cli.split_dataset`:
+    stratified test rows, normalization fitted on the training rows); the validation
+    rows are `training.validation_split` (0.2 if 0) of the training rows, whole program
+    families when the samples have them. Each trial builds `config.model` with its
+    `dropout_rate` and trains through the core `fit` (without `jit.class_weighting`,
+    which the tabular searches have no counterpart of). With `tuning.metric` `regret`
+    (or `geomean_regret`) a trial is scored by the runtime of the strategies it
+    picks on the validation rows against their fastest. The best model is saved as a
+    JIT strategy model (normalization inside, `keras-trainer evaluate` reads it) and
+    scored on the test rows (regret among the test metrics when the data has times).
+    """
+    from keras_trainer.jit import DEFAULT_DATASET_PATH
+    from keras_trainer.jit.config import load_jit_config
+
+    config = _config_with_overrides(args, load_jit_config)
+    if args.print_config:
+        return print_config(config.to_dict())
+    from keras_trainer.core.building.models import build_model
+    from keras_trainer.jit.cli import read_samples, split_dataset
+    from keras_trainer.jit.model.choices import validation_rows
+    from keras_trainer.tuning.auto_trainer import AutoTrainer
+    from keras_trainer.tuning.distributed import worker_role
+
+    args.data = args.data or config.data.path or DEFAULT_DATASET_PATH
+    data = read_samples(args.data)
+    config, trainer, prepared, _, train_idx, test_idx = split_dataset(config, data, args.data)
+    fraction = config.training.validation_split or 0.2
+    groups = None if prepared.groups is None else prepared.groups[train_idx]
+    fit_rows, val_rows = validation_rows(
+        np.argmax(prepared.y[train_idx], axis=-1), groups, fraction, config.training.seed or 0
+    )
+    train, val = prepared.take(train_idx[fit_rows]), prepared.take(train_idx[val_rows])
+    width = prepared.X.shape[1]
+
+    def model_factory(dropout_rate: float):
+        return build_model(config.model.replace(dropout=dropout_rate), (width,))
+
+    run = None if worker_role() else start_run(args, args.symbol or args.config)
+    print(
+        f"data: {args.data} ({len(train.X)} train, {len(val.X)} validation, {len(test_idx)} test samples, "
+        f"{width} features, strategies {trainer.class_names})"
+    )
+    tuning = config.tuning.replace(normalize=False)  # the JIT model's normalization is its own
+    print(
+        f"search: {tuning.search_method}, up to {tuning.max_trials} trials of up to "
+        f"{tuning.max_epochs} epochs, model.type={config.model.type}, metric {tuning.metric}"
+    )
+    auto = AutoTrainer(tuning)
+    with _one_line_per_trial():
+        result = auto.optimize(
+            model_factory,
+            (train.X, trainer._targets(train.y, train.times, "training data")),
+            (val.X, trainer._targets(val.y, val.times, "validation data")),
+            symbol=args.symbol,
+            loss=trainer._loss() or "categorical_crossentropy",
+            metrics=["accuracy"],
+            workers=args.workers,
+            worker_command=_worker_command(args),
+            oracle_host=args.oracle_host,
+            oracle_port=args.oracle_port,
+            val_times=val.times,
+        )
+    if result is None:
+        print(f"worker {worker_role()}: no trials left; the chief keeps the results")
+        return 0
+    _print_search(auto, result, tuning)
+    trainer.model = result.network
+    test_metrics = {}
+    if len(test_idx):
+        test_metrics = trainer.evaluate(prepared.take(test_idx))
+        print("test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()))
+    output = args.output or os.path.join(result.directory, "best.keras")
+    path = trainer.save_model(output)
+    trainer.save_model(run.file(run.MODEL))
+    print(f"saved model: {path}")
+    finish_run(
+        run,
+        args,
+        config.to_dict(),
+        history=result.history,
+        metrics={f"test_{k}": float(v) for k, v in test_metrics.items()}
+        | {
+            f"search_{result.metric}": result.search_val_metric,
+            f"retrained_{result.metric}": result.val_metric,
+        },
+        summary={
+            "command": "tune",
+            "family": "jit",
             "data": args.data,
             "best_trial": result.trial_id,
             "hyperparameters": result.hyperparameters,

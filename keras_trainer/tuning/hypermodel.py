@@ -26,7 +26,7 @@ from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError, TuningError
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.factory import ModelFactory
-from keras_trainer.tuning.metrics import Objective, TradingMetricCallback
+from keras_trainer.tuning.metrics import Objective, RegretCallback, TradingMetricCallback
 
 ModelFactoryLike = Union[Callable[..., keras.Model], TabularModelConfig]
 HYPERPARAMETERS = ("learning_rate", "batch_size", "optimizer", "dropout_rate", "weight_decay")
@@ -99,6 +99,8 @@ class TunableModel(keras_tuner.HyperModel):
         loss: Loss name or object; `None` infers it from the model's output.
         metrics: Keras metrics to compile; `None` picks accuracy or mae.
         val_returns: Realized returns of the validation samples (sharpe/sortino).
+        val_times: Measured times `(n, k)` of the validation samples under each
+            strategy (regret/geomean_regret).
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class TunableModel(keras_tuner.HyperModel):
         loss: Any = None,
         metrics: Optional[list] = None,
         val_returns: Optional[np.ndarray] = None,
+        val_times: Optional[np.ndarray] = None,
     ):
         super().__init__(name="keras_trainer_tunable_model", tunable=True)
         self.model_factory = model_factory
@@ -117,6 +120,7 @@ class TunableModel(keras_tuner.HyperModel):
         self.loss = loss
         self.metrics = metrics
         self.val_returns = val_returns
+        self.val_times = val_times
         self.last_fit: Optional[dict] = None
         choices = config.hyperparameter_space.choices()
         if not isinstance(model_factory, TabularModelConfig) and not _accepts(
@@ -213,10 +217,11 @@ class TunableModel(keras_tuner.HyperModel):
         folds = self.config.cv_folds
         if folds <= 1:
             return self.fit_fold(hp, model, x, y, validation_data, callbacks, epochs, initial_epoch)
-        if self.objective.kind == "trading":
+        if self.objective.kind in ("trading", "runtime"):
             raise ConfigError(
-                f"tuning.cv_folds={folds}: the trading metric {self.objective.metric!r} needs the realized "
-                "returns of the validation rows, which the folds of the training data do not have; "
+                f"tuning.cv_folds={folds}: the {self.objective.kind} metric {self.objective.metric!r} needs the realized "
+                "returns or times of the validation rows, which the folds of the training data do "
+                "not have; "
                 "set cv_folds to 1 or tune a Keras metric"
             )
         from keras_trainer.core.evaluating.cross_validation import fold_indices
@@ -263,6 +268,14 @@ class TunableModel(keras_tuner.HyperModel):
                 batch_size=max(int(values["batch_size"]), 256),
             )
             extra.append(trading)
+        elif self.objective.kind == "runtime":
+            trading = RegretCallback(
+                self.objective.metric,
+                validation_data[0],
+                self.val_times,
+                batch_size=max(int(values["batch_size"]), 256),
+            )
+            extra.append(trading)
         if self.config.early_stopping_patience > 0:
             extra.append(
                 keras.callbacks.EarlyStopping(
@@ -284,7 +297,8 @@ class TunableModel(keras_tuner.HyperModel):
             loss=loss,
             metrics=metrics,
         )
-        # The core's history recorder runs before our callbacks, so trading values come from theirs.
+        # The core's history recorder runs before our callbacks, so trading and runtime
+        # values come from theirs.
         if trading is not None:
             history.history[self.objective.name] = list(trading.values)
         if self.objective.name not in history.history:

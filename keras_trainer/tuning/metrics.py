@@ -15,6 +15,12 @@ Trading ratios (defined here, computed on the validation data after each epoch):
   denominator is 0 (no variation / no losing period) the ratio is 0.0: the data
   gives no risk-adjusted evidence either way.
 
+Runtime objectives (the JIT strategy model's, `keras_trainer.jit.model.choices`):
+`regret` = total measured time of the strategies the model picks (its most likely
+class) / total time of each sample's fastest strategy, and `geomean_regret`, the
+geometric mean of the per-sample ratios; both 1.0 at best, minimized. They need the
+measured times of every validation sample under every strategy (`val_times`).
+
 Any other name is a Keras metric ("accuracy", "mae", "auc", ...), looked up
 with `keras.metrics.get` and read from the logs as `val_<name>`; "loss" is the
 validation loss.
@@ -30,11 +36,11 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
-from keras_trainer.config.tuning import TRADING_METRICS
+from keras_trainer.config.tuning import RUNTIME_METRICS, TRADING_METRICS
 from keras_trainer.core.evaluating.metrics import higher_is_better
 from keras_trainer.errors import ConfigError, TuningError
 
-BUILTIN_METRICS = ("sharpe", "sortino", "accuracy", "loss")
+BUILTIN_METRICS = ("sharpe", "sortino", "regret", "geomean_regret", "accuracy", "loss")
 _SHORT_ERRORS = ("mae", "mse", "mape", "msle", "rmse")
 
 
@@ -65,7 +71,7 @@ class Objective:
         metric: The user's name without "val_" ("sharpe", "accuracy", "mae").
         name: The key in the validation logs ("val_sharpe", "val_accuracy").
         direction: "max" or "min".
-        kind: "trading", "loss" or "keras".
+        kind: "trading", "runtime", "loss" or "keras".
     """
 
     metric: str
@@ -97,6 +103,8 @@ def resolve_objective(
     base = metric[4:] if metric.startswith("val_") else metric
     if base in TRADING_METRICS:
         kind = "trading"
+    elif base in RUNTIME_METRICS:
+        kind = "runtime"
     elif base == "loss":
         kind = "loss"
     else:
@@ -217,5 +225,38 @@ class TradingMetricCallback(keras.callbacks.Callback):
         value = self._function(
             predictions, self.returns, self.classification, self.annualization_factor
         )
+        self.values.append(value)
+        logs[f"val_{self.metric}"] = value
+
+
+class RegretCallback(keras.callbacks.Callback):
+    """Adds `val_regret` (or `val_geomean_regret`) to the epoch logs: the runtime of the
+    strategies the model picks on the validation samples against their fastest.
+
+    Args:
+        metric: "regret" or "geomean_regret".
+        x_val: Validation inputs.
+        times: `(n, k)` measured times of each validation sample under each of
+            the model's k strategies (columns in class order).
+        batch_size: Prediction batch size.
+    """
+
+    def __init__(self, metric: str, x_val, times, batch_size: int = 256):
+        super().__init__()
+        self.metric = metric
+        self.x_val = x_val
+        self.times = np.asarray(times, dtype="float64")
+        self.batch_size = batch_size
+        self.values: list[float] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        from keras_trainer.jit.model.choices import runtime_report
+
+        predictions = self.model.predict(self.x_val, batch_size=self.batch_size, verbose=0)
+        chosen = np.argmax(np.asarray(predictions), axis=-1)
+        names = [str(k) for k in range(self.times.shape[1])]
+        value = float(runtime_report(chosen, self.times, names)[self.metric])
         self.values.append(value)
         logs[f"val_{self.metric}"] = value

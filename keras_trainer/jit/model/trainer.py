@@ -670,7 +670,7 @@ class ModelTrainer:
         X, y, times = self._split(test_data, "test_data")
         results: dict[str, float] = {}
         if not self.cost_aware or times is not None:
-            if model.optimizer is None or not model.compiled:
+            if getattr(model, "optimizer", None) is None or not model.compiled:
                 from keras_trainer.core.training.fit import compile_model
 
                 compile_model(model, self.config.training, loss=self._loss())
