@@ -231,6 +231,7 @@ def train_assistant(
     """
     from keras_trainer.assistant.evaluation import evaluate_assistant
     from keras_trainer.assistant.streaming import PairStream, is_pair_stream
+    from keras_trainer.core.training import precision
     from keras_trainer.core.training.fit import fit
     from keras_trainer.core.training.seeding import set_seed
 
@@ -264,7 +265,8 @@ def train_assistant(
         x, y = make_training_arrays(pairs, tokenizer, copy=config.copy_attention)
         held_out_pairs = pairs[cut:]
     set_seed(config.training.seed)
-    model = build_assistant_model(config, tokenizer.vocab_size)
+    with precision.policy_scope(config.training.mixed_precision):
+        model = build_assistant_model(config, tokenizer.vocab_size)
     assistant = Assistant(model, tokenizer, config)
 
     def save_best(model_to_save, path):

@@ -7,6 +7,7 @@ from typing import Any, Optional
 import keras
 
 from keras_trainer.core.building.models import build_model
+from keras_trainer.core.training import precision
 from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.tabular.config import TabularModelConfig
 from keras_trainer.tabular.normalization import FeatureScaler, serving_model
@@ -39,6 +40,10 @@ class ModelFactory:
     Args:
         seed: Seeds weight initialization for reproducible models; `None` leaves
             the RNGs as they are.
+        mixed_precision: "off", "float16" or "bfloat16": the compute dtype of the
+            models it builds (as `training.mixed_precision`, which `fit` then needs
+            to match). Defaults to the dtype policy in force when a model is built
+            (`keras_trainer.core.training.precision.policy_scope`, else float32).
 
     Example:
 
@@ -48,8 +53,11 @@ class ModelFactory:
     (None, 1)
     """
 
-    def __init__(self, seed: Optional[int] = None):
+    def __init__(self, seed: Optional[int] = None, mixed_precision: Optional[str] = None):
         self.seed = seed
+        self.mixed_precision = None
+        if mixed_precision is not None:
+            self.mixed_precision = precision.policy_name(mixed_precision)  # checks it
 
     def create_model(
         self, config: TabularModelConfig, scaler: Optional[FeatureScaler] = None
@@ -66,7 +74,7 @@ class ModelFactory:
         """
         if self.seed is not None:
             set_seed(self.seed)
-        network = build_model(config.to_model_config(), config.input_shape)
+        network = build_model(config.to_model_config(), config.input_shape, self.mixed_precision)
         if scaler is not None:
             return serving_model(network, scaler, name=f"{config.display_name}_model")
         return network
