@@ -25,6 +25,13 @@ def test_training_reports_exact_match_and_token_f1_on_the_held_out_part(trained,
     assert 0.0 <= assistant.evaluation["exact_match"] <= assistant.evaluation["token_f1"] <= 1.0
 
 
+def test_training_reports_the_held_out_loss_of_the_kept_weights(trained):
+    assistant, history = trained
+    # No early stopping in FAST_CONFIG: the kept weights are the last epoch's, and the
+    # held-out pairs are fit's validation rows.
+    assert assistant.evaluation["loss"] == pytest.approx(history.history["val_loss"][-1], rel=1e-3)
+
+
 def test_generate_batch_decodes_compiled_ids(trained_assistant, greedy_ids, training_sample):
     queries = [q for q, _ in training_sample]
     _, oovs = trained_assistant.encode_queries(queries, with_oovs=True)
@@ -99,3 +106,19 @@ def test_shipped_config_trains_with_early_stopping_and_copy_attention():
     assert config.training.validation_split > 0 and config.training.early_stopping_patience > 0
     assert config.training.epochs > 1
     assert load_assistant_config(None) == config
+
+
+def test_mixed_float16_trains_the_assistant_with_loss_scaling():
+    import keras
+
+    from keras_trainer.assistant.assistant import train_assistant
+
+    pairs = [("what is a b", "a b is c"), ("who is y", "y is z")] * 4
+    training = {"epochs": 1, "batch_size": 8, "validation_split": 0.0, "verbose": 0}
+    training.update(mixed_precision="float16", early_stopping_patience=0)
+    config = {"embedding_dim": 4, "hidden_dim": 4, "max_length": 6, "training": training}
+    assistant, history = train_assistant(config, pairs)
+    assert assistant.model.get_layer("decoder").compute_dtype == "float16"
+    assert isinstance(assistant.model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert np.isfinite(history.history["loss"]).all()
+    assert assistant.generate_batch(["who is y"], max_length=4)  # generation runs in float32
