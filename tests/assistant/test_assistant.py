@@ -120,4 +120,3 @@ def test_mixed_float16_trains_the_assistant_with_loss_scaling():
     assert assistant.model.get_layer("decoder").compute_dtype == "float16"
     assert isinstance(assistant.model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert np.isfinite(history.history["loss"]).all()
-    assert assistant.generate_batch(["who is y"], max_length=4)  # generation runs in float32
