@@ -164,3 +164,13 @@ def test_jit_train_refuses_an_existing_output_model_path_naming_both_ways_to_all
     assert "output.overwrite: true in the config)" in err
     assert existing.read_bytes() == b"the Quickstart's model"
     assert not (tmp_path / "runs").exists()
+
+
+def test_class_weights_from_a_set_override():
+    from keras_trainer.cli_args import apply_overrides
+    from keras_trainer.config import TrainingConfig
+
+    raw = apply_overrides({}, ['training.class_weights={"0": 1, "1": 3.5}'])
+    assert TrainingConfig.from_dict(raw["training"]).class_weights == {"0": 1.0, "1": 3.5}
+    raw = apply_overrides({}, ["training.class_weights=balanced"])
+    assert TrainingConfig.from_dict(raw["training"]).class_weights == "balanced"

@@ -62,7 +62,7 @@ class Assistant:
         self.tokenizer = tokenizer
         self.config = config
         self._generators: dict[tuple, keras.Model] = {}
-        # Filled by train_assistant: exact match and token F1 on the held-out part.
+        # Filled by train_assistant: loss, exact match and token F1 on the held-out part.
         self.evaluation: Optional[dict[str, float]] = None
         # The held-out test pairs (`keras_trainer.core.evaluating.held_out.split_record`),
         # recorded by the command line's `train`; `evaluate` scores them by default.
@@ -263,7 +263,7 @@ def train_assistant(
     them held out: training stops when their loss has not improved for
     `early_stopping_patience` epochs, the best epoch's weights are kept (and written
     to `checkpoint_dir/best.keras` with the tokenizer when a directory is set), and
-    the held-out queries are answered greedily and scored (exact match, token F1)
+    the held-out queries are answered greedily and scored (loss, exact match, token F1)
     into `assistant.evaluation`. Teacher forcing (the decoder reads the response
     shifted by one), a loss and token accuracy that ignore `<PAD>`, and gradient
     clipping (`gradient_clip_norm`) as in the seed.
@@ -283,6 +283,7 @@ def train_assistant(
     """
     from keras_trainer.assistant.evaluation import evaluate_assistant
     from keras_trainer.assistant.streaming import PairStream, is_pair_stream
+    from keras_trainer.core.training import precision
     from keras_trainer.core.training.fit import fit
     from keras_trainer.core.training.seeding import set_seed
 
@@ -316,7 +317,8 @@ def train_assistant(
         x, y = make_training_arrays(pairs, tokenizer, copy=config.copy_attention)
         held_out_pairs = pairs[cut:]
     set_seed(config.training.seed)
-    model = build_assistant_model(config, tokenizer.vocab_size)
+    with precision.policy_scope(config.training.mixed_precision):
+        model = build_assistant_model(config, tokenizer.vocab_size)
     assistant = Assistant(model, tokenizer, config)
 
     def save_best(model_to_save, path):
@@ -334,13 +336,26 @@ def train_assistant(
     )
     if held_out_pairs:
         assistant.evaluation = evaluate_assistant(assistant, held_out_pairs)
+        if validation is None:  # arrays: the held-out pairs as the model reads them
+            validation = make_training_arrays(held_out_pairs, tokenizer, copy=config.copy_attention)
+        assistant.evaluation["loss"] = _held_out_loss(model, validation, training.batch_size)
         if config.training.verbose:
             print(
-                f"held-out {len(held_out_pairs)} pairs: exact match "
+                f"held-out {len(held_out_pairs)} pairs: loss {assistant.evaluation['loss']:.4f}, "
+                "exact match "
                 f"{assistant.evaluation['exact_match']:.3f}, "
                 f"token F1 {assistant.evaluation['token_f1']:.3f}"
             )
     return assistant, history
+
+
+def _held_out_loss(model: keras.Model, data: Any, batch_size: int) -> float:
+    """The training loss (masked cross-entropy) on held-out arrays `(x, y)` or a stream."""
+    if isinstance(data, tuple):
+        logs = model.evaluate(*data, batch_size=batch_size, verbose=0, return_dict=True)
+    else:
+        logs = model.evaluate(data, verbose=0, return_dict=True)
+    return float(logs["loss"])
 
 
 def _learn_tokenizer(config: AssistantConfig, texts) -> AssistantTokenizer:

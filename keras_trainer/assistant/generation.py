@@ -78,6 +78,10 @@ class _Generator(keras.Model):
         mask = ops.not_equal(query, PAD_ID)
         embedded = ops.take(self.embedding.embeddings, query, axis=0)
         outputs, states = self.encoder(embedded, padding_mask=mask, training=False)
+        # Generation computes in the weights' dtype: a model trained in mixed
+        # precision has a float16/bfloat16 encoder, whose outputs go back to float32.
+        outputs = ops.cast(outputs, embedded.dtype)
+        states = [ops.cast(state, embedded.dtype) for state in states]
         source = None
         if self.copier is not None:
             source = self.copier.source_one_hot(query_extended, outputs.dtype)

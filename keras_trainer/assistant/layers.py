@@ -18,6 +18,11 @@ from keras_trainer.assistant.tokenizer import UNK_ID
 _NEG = -1e9
 
 
+def _masked(dtype) -> float:
+    """A score that softmax turns into 0 and that `dtype` can hold (float16 ends at 65504)."""
+    return -3e4 if keras.backend.standardize_dtype(dtype) == "float16" else _NEG
+
+
 def _scan(step, init, xs, y_init, reverse=False):
     """`keras.ops.scan` returning `(final_carry, stacked_y)` on every backend.
 
@@ -371,7 +376,7 @@ class AdditiveAttention(keras.layers.Layer):
         if dropout_mask is not None:
             energy = energy * dropout_mask
         scores = ops.squeeze(ops.matmul(energy, self.score_kernel), -1) + self.score_bias
-        scores = ops.where(mask, scores, _NEG)
+        scores = ops.where(mask, scores, _masked(scores.dtype))
         weights = ops.softmax(scores, axis=-1)
         context = ops.squeeze(ops.matmul(ops.expand_dims(weights, 1), values), 1)
         return context, weights

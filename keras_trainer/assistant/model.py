@@ -89,7 +89,8 @@ def build_assistant_model(config: AssistantConfig, vocab_size: int) -> keras.Mod
     )
     output_hidden = keras.layers.Dense(hidden, activation="relu", name="output_hidden")
     output_dropout = keras.layers.Dropout(config.dropout, seed=seed, name="output_dropout")
-    output_logits = keras.layers.Dense(vocab_size, name="output_logits")
+    # The logits (and the copy mixture) stay float32 under mixed precision, for the loss.
+    output_logits = keras.layers.Dense(vocab_size, dtype="float32", name="output_logits")
 
     inputs = {"query": query, "response_in": response_in}
     query_mask = ops.not_equal(query, PAD_ID)
@@ -101,7 +102,7 @@ def build_assistant_model(config: AssistantConfig, vocab_size: int) -> keras.Mod
     if copy:
         inputs["query_extended"] = keras.Input((None,), dtype="int32", name="query_extended")
         _, _, contexts, weights = decoded
-        copier = CopyGenerator(vocab_size, config.max_length, name=COPY_LAYER)
+        copier = CopyGenerator(vocab_size, config.max_length, dtype="float32", name=COPY_LAYER)
         logits = copier(logits, weights, contexts, decoded[0], embedded, inputs["query_extended"])
     return keras.Model(inputs, logits, name="assistant")
 

@@ -30,8 +30,16 @@ _NEG = -1e9
 _DONE_CHECK = 8
 
 
-def _value(variable):
-    return variable.value if hasattr(variable, "value") else variable
+def _value(variable, dtype=None):
+    """The torch tensor of a Keras variable, cast to `dtype` (the compute dtype
+    under mixed precision, where the variables stay float32)."""
+    value = variable.value if hasattr(variable, "value") else variable
+    return value if dtype is None else value.to(dtype)
+
+
+def _masked(dtype) -> float:
+    """A score that softmax turns into 0 and that `dtype` can hold (float16 ends at 65504)."""
+    return -3e4 if dtype == torch.float16 else _NEG
 
 
 def bidirectional_lstm(forward, backward, x, lengths, training: bool):
@@ -52,10 +60,10 @@ def bidirectional_lstm(forward, backward, x, lengths, training: bool):
     for cell in (forward, backward):
         # cuDNN wants PyTorch's (4u, in) layout in contiguous memory.
         weights += [
-            _value(cell.kernel).t().contiguous(),
-            _value(cell.recurrent_kernel).t().contiguous(),
-            _value(cell.input_bias),
-            _value(cell.recurrent_bias),
+            _value(cell.kernel, x.dtype).t().contiguous(),
+            _value(cell.recurrent_kernel, x.dtype).t().contiguous(),
+            _value(cell.input_bias, x.dtype),
+            _value(cell.recurrent_bias, x.dtype),
         ]
     zeros = x.new_zeros(2, batch, units)
     with warnings.catch_warnings():
@@ -93,24 +101,25 @@ def encode(encoder, x, padding_mask, training: bool):
 
 
 class _DecoderWeights:
-    """The decoder's weights in PyTorch's layout (transposed views, no copies)."""
+    """The decoder's weights in PyTorch's layout (transposed views, no copies), in
+    `dtype` (the inputs' dtype: float16 or bfloat16 under mixed precision)."""
 
-    def __init__(self, decoder):
+    def __init__(self, decoder, dtype=None):
         attention = decoder.attention
         split = attention.query_dim
-        kernel = _value(attention.kernel)
+        kernel = _value(attention.kernel, dtype)
         self.query_kernel = kernel[:split]
         self.key_kernel = kernel[split:]
-        self.key_bias = _value(attention.bias)
-        self.score = _value(attention.score_kernel)
-        self.score_bias = _value(attention.score_bias)
+        self.key_bias = _value(attention.bias, dtype)
+        self.score = _value(attention.score_kernel, dtype)
+        self.score_bias = _value(attention.score_bias, dtype)
         # nn.LSTMCell's parameters: (4u, in) and (4u, u) matrices, two biases.
         self.cells = [
             (
-                _value(cell.kernel).t(),
-                _value(cell.recurrent_kernel).t(),
-                _value(cell.input_bias),
-                _value(cell.recurrent_bias),
+                _value(cell.kernel, dtype).t(),
+                _value(cell.recurrent_kernel, dtype).t(),
+                _value(cell.input_bias, dtype),
+                _value(cell.recurrent_bias, dtype),
             )
             for cell in decoder.cells
         ]
@@ -128,7 +137,7 @@ def _step(w, embedded, states, keys, values, mask, dropout: float, training: boo
     if training and dropout > 0:
         energy = F.dropout(energy, dropout, True)
     scores = torch.matmul(energy, w.score).squeeze(-1) + w.score_bias
-    weights = torch.softmax(scores.masked_fill(~mask, _NEG), -1)
+    weights = torch.softmax(scores.masked_fill(~mask, _masked(scores.dtype)), -1)
     context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)
     x = torch.cat([embedded, context], -1)
     new_states = []
@@ -146,7 +155,7 @@ def decode_sequence(decoder, embedded, values, mask, states, training: bool):
     Returns:
         `(outputs (B, T, units), states, contexts (B, T, value_dim), weights (B, T, L))`.
     """
-    w = _DecoderWeights(decoder)
+    w = _DecoderWeights(decoder, embedded.dtype)
     keys = torch.matmul(values, w.key_kernel) + w.key_bias
     mask = mask.bool()
     outputs, contexts, all_weights = [], [], []
@@ -207,7 +216,7 @@ def greedy_decode(generator, query, query_extended, max_length: int, banned=(PAD
             logits = torch.addmm(logits_bias, hidden, logits_kernel)
             if copier is not None:
                 logits = copier.mix(logits, weights, context, out, embedded, source)
-            chosen = logits.masked_fill(banned_mask, _NEG).argmax(-1)
+            chosen = logits.masked_fill(banned_mask, _masked(logits.dtype)).argmax(-1)
             chosen = chosen.masked_fill(done, PAD_ID)
             result[:, i] = chosen.to(torch.int32)
             done = done | (chosen == EOS_ID)

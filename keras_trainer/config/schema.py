@@ -224,6 +224,21 @@ class CheckpointConfig(ConfigSection):
         3, exclusive_minimum=0, description="How many latest-epoch checkpoints to keep."
     )
     save_best: bool = option(True, description="Keep a separate best checkpoint.")
+    save_best_only: bool = option(
+        False,
+        description=(
+            "Write an epoch's checkpoint only when `monitor` improved (as Keras' "
+            "ModelCheckpoint); resuming then continues from the best epoch."
+        ),
+    )
+    every_epochs: int = option(
+        1,
+        exclusive_minimum=0,
+        description=(
+            "Write the epoch checkpoint every N epochs (and at the last epoch or an early "
+            "stop); best.keras is still checked every epoch."
+        ),
+    )
     every_steps: Optional[int] = option(
         None,
         exclusive_minimum=0,
@@ -233,6 +248,17 @@ class CheckpointConfig(ConfigSection):
             "at epoch ends only."
         ),
     )
+
+    def validate(self, path: str) -> None:
+        if self.save_best_only and not self.save_best:
+            raise ConfigError(
+                f"{_at(path, 'save_best_only')}: needs save_best (the best checkpoint is what it "
+                "keeps); set save_best: true or save_best_only: false"
+            )
+        if self.save_best_only and self.every_epochs != 1:
+            raise ConfigError(
+                f"{_at(path, 'every_epochs')}: give either save_best_only or every_epochs, not both"
+            )
 
 
 @dataclasses.dataclass
@@ -352,6 +378,16 @@ class TrainingConfig(ConfigSection):
     )
     metrics: list[str] = option(
         default_factory=lambda: ["accuracy"], description="Keras metrics reported during training."
+    )
+    class_weights: Union[Literal["balanced", "sqrt"], dict[Union[int, str], float], None] = option(
+        None,
+        minimum=0.0,
+        description=(
+            "Loss weight of each class, for imbalanced classification: 'balanced' "
+            "(n / (classes * count), as scikit-learn), 'sqrt' (its square root, averaging 1 "
+            "per sample) or {class: weight} (class index, or name where the family knows "
+            "the names; others weigh 1). Applies to the training rows; null: unweighted."
+        ),
     )
     seed: Optional[int] = option(
         42, minimum=0, description="Seeds Python, NumPy and the backend; null leaves them random."

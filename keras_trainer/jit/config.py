@@ -191,7 +191,10 @@ class StrategyChoiceConfig(ConfigSection):
     )
     class_weighting: Literal["none", "balanced", "sqrt"] = option(
         "sqrt",
-        description="Per-sample weights from class frequencies: none, balanced (1/freq) or sqrt (1/sqrt(freq)).",
+        description=(
+            "Per-sample weights from class frequencies: none, balanced (1/freq) or sqrt "
+            "(1/sqrt(freq)); training.class_weights, when set, takes its place."
+        ),
     )
     fallback: FallbackConfig = option(
         default_factory=FallbackConfig, description="Fixed-strategy fallback for low confidence."

@@ -72,6 +72,7 @@ def train(args: argparse.Namespace) -> int:
         verb_config_dict,
     )
     from keras_trainer.config import load_config
+    from keras_trainer.core.training import precision
     from keras_trainer.core.training.fit import fit
     from keras_trainer.core.training.seeding import set_seed
     from keras_trainer.tabular.normalization import save_tabular_model, serving_model
@@ -108,7 +109,8 @@ def train(args: argparse.Namespace) -> int:
     )
     # The initial weights come from the seeded generators: same seed, same weights.
     set_seed(training.seed)
-    network = splits.network(model_config)
+    with precision.policy_scope(training.mixed_precision):
+        network = splits.network(model_config)
     print(
         f"data: {source} ({splits.describe()}, {splits.input_shape[-1]} features), "
         f"model.type={model_config.type}",

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import keras
 
 from keras_trainer.core.building.models import build_model
+from keras_trainer.core.training import precision
 from keras_trainer.core.training.memory import accelerator_usable, device_scope
 from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError, ExportError
@@ -68,6 +69,10 @@ class ModelFactory:
             `"cuda"`, `"cuda:0"`), `"auto"` (an accelerator when one is usable), or
             `None` (Keras' choice, the default). Models are built under Keras'
             device scope; train them under the same `training.device`.
+        mixed_precision: "off", "float16" or "bfloat16": the compute dtype of the
+            models it builds (as `training.mixed_precision`, which `fit` then needs
+            to match). Defaults to the dtype policy in force when a model is built
+            (`keras_trainer.core.training.precision.policy_scope`, else float32).
 
     Raises:
         ConfigError: an unknown device name, or `"gpu"`/`"cuda"` where no
@@ -81,9 +86,17 @@ class ModelFactory:
     (None, 1)
     """
 
-    def __init__(self, seed: Optional[int] = None, device: Optional[str] = None):
+    def __init__(
+        self,
+        seed: Optional[int] = None,
+        device: Optional[str] = None,
+        mixed_precision: Optional[str] = None,
+    ):
         self.seed = seed
         self.device = _device(device)
+        self.mixed_precision = None
+        if mixed_precision is not None:
+            self.mixed_precision = precision.policy_name(mixed_precision)  # checks it
 
     def create_model(
         self, config: TabularModelConfig, scaler: Optional[FeatureScaler] = None
@@ -101,7 +114,9 @@ class ModelFactory:
         if self.seed is not None:
             set_seed(self.seed)
         with device_scope(self.device):
-            network = build_model(config.to_model_config(), config.input_shape)
+            network = build_model(
+                config.to_model_config(), config.input_shape, self.mixed_precision
+            )
             if scaler is not None:
                 return serving_model(network, scaler, name=f"{config.display_name}_model")
         return network

@@ -25,6 +25,12 @@ def test_training_reports_exact_match_and_token_f1_on_the_held_out_part(trained,
     assert 0.0 <= assistant.evaluation["exact_match"] <= assistant.evaluation["token_f1"] <= 1.0
 
 
+def test_training_reports_the_held_out_loss_of_the_kept_weights(trained):
+    assistant, history = trained
+    # The assistant keeps its best epoch's weights; the held-out pairs are fit's validation rows.
+    assert assistant.evaluation["loss"] == pytest.approx(min(history.history["val_loss"]), rel=1e-3)
+
+
 def test_generate_batch_decodes_compiled_ids(trained_assistant, greedy_ids, training_sample):
     queries = [q for q, _ in training_sample]
     _, oovs = trained_assistant.encode_queries(queries, with_oovs=True)
@@ -121,3 +127,18 @@ def test_generate_takes_a_query_or_its_token_ids(trained_assistant, query_inputs
     )
     # The document's query tensor: the tokenized queries (copy ids included).
     np.testing.assert_array_equal(trained_assistant.generate(query_inputs, MAX_LENGTH), greedy_ids)
+
+
+def test_mixed_float16_trains_the_assistant_with_loss_scaling():
+    import keras
+
+    from keras_trainer.assistant.assistant import train_assistant
+
+    pairs = [("what is a b", "a b is c"), ("who is y", "y is z")] * 4
+    training = {"epochs": 1, "batch_size": 8, "validation_split": 0.0, "verbose": 0}
+    training.update(mixed_precision="float16", early_stopping_patience=0)
+    config = {"embedding_dim": 4, "hidden_dim": 4, "max_length": 6, "training": training}
+    assistant, history = train_assistant(config, pairs)
+    assert assistant.model.get_layer("decoder").compute_dtype == "float16"
+    assert isinstance(assistant.model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert np.isfinite(history.history["loss"]).all()

@@ -83,6 +83,30 @@ def test_keeps_best_model_and_at_most_max_checkpoints(tmp_path, rng):
     assert len(history.learning_rates) == 4
 
 
+def _checkpointed_epochs(tmp_path):
+    return [epoch for epoch, _ in CheckpointManager(str(tmp_path / "ckpt")).epoch_dirs()]
+
+
+def test_every_epochs_checkpoints_every_nth_epoch_and_the_last(tmp_path, rng):
+    x, y = _data(rng, n=32)
+    checkpoint = {"directory": str(tmp_path / "ckpt"), "max_checkpoints": 9, "every_epochs": 2}
+    config = _config(tmp_path, epochs=5, batch_size=16, checkpoint=checkpoint)
+    fit(build_model(ModelConfig(output_dim=5, hidden_layers=[4]), (12,)), x, y, config=config)
+    assert _checkpointed_epochs(tmp_path) == [1, 3, 4]
+
+
+def test_save_best_only_checkpoints_only_the_epochs_that_improved(tmp_path, rng):
+    x, y = _data(rng, n=48)  # random labels: the validation loss rises as it memorizes
+    checkpoint = {"directory": str(tmp_path / "ckpt"), "max_checkpoints": 9, "save_best_only": True}
+    config = _config(tmp_path, epochs=6, batch_size=16, learning_rate=0.05, checkpoint=checkpoint)
+    model = build_model(ModelConfig(output_dim=5, hidden_layers=[32]), (12,))
+    history = fit(model, x, y, config=config)
+    losses = history.history["val_loss"]
+    improved = [e for e, v in enumerate(losses) if v < min(losses[:e], default=np.inf)]
+    assert len(improved) < len(losses)
+    assert _checkpointed_epochs(tmp_path) == improved
+
+
 def test_incomplete_checkpoints_are_ignored_and_cleaned(tmp_path, rng):
     x, y = _data(rng)
     directory = tmp_path / "ckpt"

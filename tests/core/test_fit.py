@@ -151,6 +151,28 @@ def test_mixed_precision_builds_and_trains(rng, mode):
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
+def test_a_registered_builder_that_sets_no_dtype_builds_in_the_scoped_policy(rng):
+    from keras_trainer.core.building.models import register_model_builder
+
+    @register_model_builder("test_builder_without_dtype")
+    def build(config, input_shape, dtype_policy):
+        inputs = keras.Input(input_shape)
+        hidden = keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
+        return keras.Model(
+            inputs, keras.layers.Dense(config.output_dim, activation="softmax")(hidden)
+        )
+
+    with precision.policy_scope("bfloat16"):
+        model = build_model(ModelConfig(type="test_builder_without_dtype", output_dim=5), (12,))
+    assert keras.config.dtype_policy().name == "float32"  # the scope leaves it as it was
+    assert model.get_layer("hidden").compute_dtype == "bfloat16"
+    assert model.output.dtype == "float32"  # cast for the loss
+    x, y = _data(rng, n=32)
+    history = fit(model, x, y, config=_config(mixed_precision="bfloat16", epochs=1))
+    assert np.isfinite(history.history["loss"]).all()
+    assert not isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
 def test_mixed_precision_with_a_float32_model_is_a_config_error(rng):
     x, y = _data(rng)
     with pytest.raises(

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -69,6 +70,15 @@ def test_train_accepts_ready_arrays_and_class_indices(toy_classification):
     history = trainer.train((x, labels))
     assert trainer.model.input_shape == (None, 12)
     assert len(history.epochs) == 2
+
+
+def test_mixed_float16_trains_with_loss_scaling(toy_classification):
+    x, labels = toy_classification
+    trainer = _trainer(epochs=1, mixed_precision="float16", validation_split=0.0)
+    history = trainer.train((x[:64], labels[:64]))
+    assert trainer.model.get_layer("dense_0").compute_dtype == "float16"
+    assert isinstance(trainer.model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert np.isfinite(history.history["loss"]).all()
 
 
 def test_create_model_rejects_an_input_dim_that_contradicts_the_config():

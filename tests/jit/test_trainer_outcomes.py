@@ -155,3 +155,9 @@ def test_class_weighting_balances_the_classes():
     weights = trainer._sample_weights(y)
     assert weights[3] == pytest.approx(3 * weights[0])
     assert PreparedData(np.zeros((1, 12)), y[:1]).times is None
+
+
+def test_training_class_weights_take_the_place_of_jit_class_weighting():
+    y = np.eye(5, dtype="float32")[[0, 0, 0, 1]]
+    trainer = ModelTrainer({"training": {"class_weights": {"O1": 5.0}}})  # a strategy by name
+    assert trainer._sample_weights(y).tolist() == [1.0, 1.0, 1.0, 5.0]

@@ -181,3 +181,34 @@ def test_export_to_onnx_rejects_an_input_shape_the_model_does_not_take(tmp_path)
     model = factory.create_model(ModelConfig(input_size=6, hidden_sizes=[4], use_batch_norm=False))
     with pytest.raises(ExportError, match=r"input_shape \(1, 5\) does not match"):
         factory.export_to_onnx(model, (1, 5), tmp_path / "bad.onnx")
+
+
+def test_factory_builds_for_mixed_float16_and_fit_scales_the_loss(rng):
+    from keras_trainer.config import TrainingConfig
+    from keras_trainer.core.training.fit import fit
+
+    config = TabularModelConfig(
+        architecture_type="lstm",
+        input_size=3,
+        sequence_length=4,
+        hidden_sizes=[4],
+        lstm_hidden_size=4,
+        output_size=3,
+        task="classification",
+    )
+    model = ModelFactory(seed=0, mixed_precision="float16").create_model(config)
+    x = rng.normal(size=(16, 4, 3)).astype("float32")
+    y = rng.integers(0, 3, 16)
+    training = {"epochs": 1, "batch_size": 8, "verbose": 0, "validation_split": 0.0}
+    training.update(mixed_precision="float16", early_stopping_patience=0)
+    history = fit(
+        model,
+        x,
+        y,
+        config=TrainingConfig.from_dict(training),
+        loss="sparse_categorical_crossentropy",
+    )
+    assert model.get_layer("lstm_0").compute_dtype == "float16"
+    assert model.output.dtype == "float32"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert np.isfinite(history.history["loss"]).all()

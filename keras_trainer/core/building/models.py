@@ -5,7 +5,9 @@ model's network). The tabular family provides `feed_forward`, `lstm` and `cnn_ls
 All are entries of `keras_trainer.registry.MODEL_TYPES` (declared there lazily, so
 nothing is imported for its side effect); `@register_model_builder` adds more, and
 `ModelTrainer` builds any of them from the same config format without knowing the
-families.
+families. `build_model` runs every builder inside the mixed-precision dtype policy
+(`keras_trainer.core.training.precision`), so a builder that passes no `dtype` to
+its layers computes in float16 or bfloat16 all the same.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import keras
 from keras_trainer.config import ModelConfig
 from keras_trainer.config.plausibility import check_model_memory
 from keras_trainer.config.schema import INITIALIZER_ALIASES
+from keras_trainer.core.training import precision
 from keras_trainer.errors import ConfigError
 from keras_trainer.registry import MODEL_TYPES
 
@@ -43,9 +46,25 @@ def model_types() -> list[str]:
 
 
 def build_model(
-    config: ModelConfig, input_shape: Sequence[int], dtype_policy: str = "float32"
+    config: ModelConfig, input_shape: Sequence[int], dtype_policy: str | None = None
 ) -> keras.Model:
     """Builds the model `config.type` names, for inputs of `input_shape` (no batch axis).
+
+    Args:
+        config: The `model` section.
+        input_shape: The shape of one example.
+        dtype_policy: A Keras dtype policy ("float32", "mixed_float16",
+            "mixed_bfloat16") or a `training.mixed_precision` mode ("off",
+            "float16", "bfloat16"). Defaults to the policy in force
+            (`precision.policy_scope`, else Keras' global one). The builder runs
+            inside that policy, and outputs in another dtype are cast to float32.
+
+    Example:
+
+    >>> with precision.policy_scope("bfloat16"):
+    ...     model = build_model(ModelConfig(output_dim=3), (12,))
+    >>> model.get_layer("dense_0").compute_dtype, model.output.dtype
+    ('bfloat16', 'float32')
 
     Raises:
         ConfigError: `model.type` is not registered (the message lists those that are),
@@ -55,7 +74,10 @@ def build_model(
     builder = MODEL_TYPES.get(config.type, "model.type")
     output_units(config)
     check_model_memory(config, tuple(input_shape))  # a named refusal, not minutes of allocation
-    return builder(config, tuple(input_shape), dtype_policy)
+    mode = precision.current_policy() if dtype_policy is None else dtype_policy
+    with precision.policy_scope(mode) as policy:
+        model = builder(config, tuple(input_shape), policy)
+    return precision.float32_outputs(model)
 
 
 def output_units(config: ModelConfig) -> int:

@@ -396,6 +396,12 @@ class CheckpointCallback(keras.callbacks.Callback):
             `keras_trainer.core.saving.persistence.save_model` without metadata.
         nan_guard: The run's `NanGuard`: no checkpoint is written for an epoch
             whose loss became NaN.
+        save_best_only: Write an epoch's checkpoint only when `monitor` improved
+            (as Keras' `ModelCheckpoint(save_best_only=True)`); resuming then
+            continues from the best epoch. Defaults to False.
+        every_epochs: Write an epoch's checkpoint every N epochs (and at the last
+            epoch or an early stop, so a finished run resumes as finished).
+            Defaults to 1. `best.keras` is still checked at every epoch.
     """
 
     _STATE_KEYS = {
@@ -415,8 +421,12 @@ class CheckpointCallback(keras.callbacks.Callback):
         resume_from: Optional[tuple[dict, dict]] = None,
         save_model_fn=None,
         nan_guard: Optional[NanGuard] = None,
+        save_best_only: bool = False,
+        every_epochs: int = 1,
     ):
         super().__init__()
+        self.save_best_only = save_best_only
+        self.every_epochs = every_epochs
         self.manager = manager
         self.training_history = history
         self.monitor = monitor
@@ -460,10 +470,19 @@ class CheckpointCallback(keras.callbacks.Callback):
         if self.nan_guard is not None and self.nan_guard.nan_at is not None:
             return  # never checkpoint a model that produced NaN
         value = logs.get(self.monitor)
-        if self.save_best and value is not None and not math.isnan(value) and self._improved(value):
+        improved = value is not None and not math.isnan(value) and self._improved(value)
+        if self.save_best and improved:
             self.best = float(value)
             _save_best(self.model, self.manager.best_path, self.save_model_fn)
-        self.manager.save(self.model, epoch, *self._snapshot())
+        if self._epoch_due(epoch, improved):
+            self.manager.save(self.model, epoch, *self._snapshot())
+
+    def _epoch_due(self, epoch: int, improved: bool) -> bool:
+        """Whether epoch `epoch` gets its checkpoint (`save_best_only`, `every_epochs`)."""
+        if self.save_best_only:
+            return improved
+        last = epoch + 1 >= self.params.get("epochs", epoch + 1)
+        return (epoch + 1) % self.every_epochs == 0 or last or self.model.stop_training
 
     def _snapshot(self) -> tuple[dict, dict[str, np.ndarray]]:
         """`(state, extra)` of the run now: callback counters, RNG, history."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import keras
+import numpy as np
 
 from keras_trainer.config import TrainingConfig
 from keras_trainer.core.building.losses import get_loss
@@ -41,6 +42,7 @@ from keras_trainer.core.saving.checkpoints import (
     stopped_early,
 )
 from keras_trainer.core.training import memory, precision
+from keras_trainer.core.training.class_weights import class_sample_weights
 from keras_trainer.core.training.determinism import enable_determinism
 from keras_trainer.core.training.distribution import EvenBatches, copy_variables, plan_distribution
 from keras_trainer.core.training.fused import choose_engine, fused_fit
@@ -337,6 +339,12 @@ class TrainingRun:
                 check_same_length(validation_data[0], validation_data[1])
             n_train = check_same_length(x, y)
             steps_per_epoch = math.ceil(n_train / config.batch_size)
+            sample_weight = _with_class_weights(y, sample_weight, config.class_weights)
+        if self.stream and config.class_weights is not None:
+            raise ConfigError(
+                "training.class_weights: needs the targets as arrays to count the classes, "
+                f"not a stream ({type(x).__name__}); give the stream's batches sample weights instead"
+            )
         if config.checkpoint.every_steps is not None and not hasattr(x, "from_step"):
             raise ConfigError(
                 "checkpoint.every_steps: checkpoints within an epoch need a stream that can start "
@@ -498,6 +506,8 @@ class TrainingRun:
             resume_from=self.resume_from,
             save_model_fn=self.save_model_fn,
             nan_guard=self.nan_guard,
+            save_best_only=self.config.checkpoint.save_best_only,
+            every_epochs=self.config.checkpoint.every_epochs,
         )
         every_steps = self.config.checkpoint.every_steps
         if every_steps is None:
@@ -607,6 +617,16 @@ class TrainingRun:
             for callback in self.stateful
             if isinstance(callback, keras.callbacks.EarlyStopping)
         )
+
+
+def _with_class_weights(y: Any, sample_weight: Any, scheme: Any) -> Any:
+    """`sample_weight` times the weight of each row's class under `training.class_weights`."""
+    weights = class_sample_weights(y, scheme)
+    if weights is None:
+        return sample_weight
+    if sample_weight is None:
+        return weights
+    return np.asarray(sample_weight, dtype="float32") * weights
 
 
 class _StopAfterEpoch(keras.callbacks.Callback):

@@ -42,6 +42,7 @@ from keras_trainer.core.inputs.normalization import (
 from keras_trainer.core.recording.history import TrainingHistory
 from keras_trainer.core.saving import persistence
 from keras_trainer.core.training import precision
+from keras_trainer.core.training.class_weights import class_sample_weights
 from keras_trainer.core.training.fit import fit
 from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import CheckpointError, ConfigError, DataError, ModelError
@@ -456,17 +457,19 @@ class ModelTrainer:
         return speeds(times)
 
     def _sample_weights(self, y: np.ndarray) -> Optional[np.ndarray]:
-        scheme = self.config.jit.class_weighting
+        """Class weights of the one-hot labels `y`: `training.class_weights` when set,
+        else `jit.class_weighting` (both through the shared `class_sample_weights`)."""
+        scheme = self.config.training.class_weights
+        if scheme is None:
+            scheme = self.config.jit.class_weighting
         if scheme == "none" or not self.is_classifier:
             return None
-        counts = y.sum(axis=0)
-        present = counts > 0
-        weights = np.zeros_like(counts)
-        weights[present] = (counts[present].sum() / counts[present]) ** (
-            1.0 if scheme == "balanced" else 0.5
+        path = (
+            "training.class_weights"
+            if self.config.training.class_weights
+            else "jit.class_weighting"
         )
-        per_sample = (y * weights).sum(axis=1)
-        return (per_sample / per_sample.mean()).astype("float32")
+        return class_sample_weights(y, scheme, self.class_names, path)
 
     def train(
         self,
@@ -534,7 +537,8 @@ class ModelTrainer:
         validation = None
         if X_val is not None:
             validation = (X_val, self._targets(y_val, times_val, "validation_data"))
-        config = self.config.training.replace(validation_split=0.0)
+        # Class weights come from the labels here (the targets may be speeds).
+        config = self.config.training.replace(validation_split=0.0, class_weights=None)
         self.history = fit(
             self.model,
             X,
