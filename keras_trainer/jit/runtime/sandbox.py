@@ -323,6 +323,14 @@ class IsolatedJIT:
         """Builds the probed module with `strategy` (reusing the O0 build for O0)."""
         return self.request("build", f"{strategy} build", strategy=strategy)
 
+    def run_tiered(self, args: Sequence, calls: int, policy: dict) -> dict:
+        """Runs the probed module `calls` times on `args` under a tiering policy
+        (`policy_spec`), builds and calls inside the worker, timed there
+        (`keras_trainer.jit.runtime.tiering.timed_run`)."""
+        return self.request(
+            "run", f"tiered run of {calls} calls", args=list(args), calls=int(calls), policy=policy
+        )
+
     def call(self, args: Sequence) -> Any:
         """Calls the last built function on `args`; returns its result."""
         return self.request("call", "call", args=list(args))["result"]
@@ -442,6 +450,20 @@ def _handle(request: dict, state: dict) -> dict:
         else:
             state["function"] = compile_ir(state["ir"], state["entry"], strategy)
         return {"compile_time_ms": state["function"].compile_time_ms}
+    if op == "run":
+        if "baseline" not in state:
+            raise DataError("run before probe: nothing to run")
+        from keras_trainer.jit.runtime.tiering import timed_run
+        from keras_trainer.jit.tiering.policies import policy_from_spec
+
+        outcome = timed_run(
+            state["ir"],
+            state["entry"],
+            policy_from_spec(request["policy"]),
+            list(request.get("args") or []),
+            int(request["calls"]),
+        )
+        return outcome
     if op == "call":
         if "function" not in state:
             raise DataError("call before build: nothing to call")

@@ -39,10 +39,15 @@ class TieredFunction:
     Attributes:
         state: the `FunctionState` the controller sees (calls, time, builds).
         decisions: `(calls, action, strategy)` tuples, as `replay` logs them.
+        observer: `None`, or called with `state` after each build and after an
+            autotuning round (`AdaptiveJIT(record_to=)` records the measurements).
+        probe: the O0 probe's runtime metrics, when one ran (`compile_tiered(args=)`).
     """
 
     def __init__(self, build: Callable[[str], tuple], controller):
         self._build, self.controller = build, controller
+        self.observer: Optional[Callable] = None
+        self.probe: Optional[dict] = None
         self._builds: dict[str, Callable] = {}
         level = controller.first_level()
         self.state = FunctionState(level=level)
@@ -78,6 +83,8 @@ class TieredFunction:
                 self.state.autotuned = True
             else:
                 self._switch(levels[0])
+            if self.observer is not None:
+                self.observer(self.state)
         self._next = self.controller.next_checkpoint(self.state)
 
     def __call__(self, *args: Any) -> Any:
@@ -95,6 +102,8 @@ class TieredFunction:
             self.decisions.append((state.calls, "time", name))
             if not self._tuning:
                 self._switch(min(state.measured_call_s, key=state.measured_call_s.get))
+                if self.observer is not None:
+                    self.observer(state)
             return result
         state.level_calls += 1
         self._level_s += elapsed
@@ -109,6 +118,7 @@ def compile_tiered(
     trusted: bool = False,
     model: Optional[Any] = None,
     args: Optional[Sequence] = None,
+    runtime: Optional[dict] = None,
 ) -> TieredFunction:
     """A `TieredFunction` for `@entry` of `ir_text`, decided by `policy`.
 
@@ -122,6 +132,7 @@ def compile_tiered(
         model: the cost model `cost_benefit+model` needs.
         args: arguments of one O0 probe run that measures the runtime metrics a
             cost model predicts from (needed by `cost_benefit+model`).
+        runtime: those runtime metrics, when the probe already ran (instead of `args`).
 
     Raises:
         ConfigError: `trusted` is not `True`, or an unknown or unfitted policy.
@@ -143,15 +154,17 @@ def compile_tiered(
         compiled = compile_ir(ir_text, entry, name)
         return compiled, compiled.compile_time_ms / 1e3
 
-    sample = {"ir": ir_text, "entry": entry, "runtime": {}}
-    if args is not None:
+    sample = {"ir": ir_text, "entry": entry, "runtime": runtime or {}}
+    if runtime is None and args is not None:
         sample["runtime"] = probe_metrics(ir_text, entry, list(args))
-    elif getattr(policy, "model", None) is not None:
+    elif runtime is None and getattr(policy, "model", None) is not None:
         raise ConfigError(
             f"policy {policy.name!r} predicts from the O0 probe's runtime metrics: pass args= "
             "for one probe run of the function"
         )
-    return TieredFunction(build, policy.controller(sample, list(STRATEGY_NAMES)))
+    function = TieredFunction(build, policy.controller(sample, list(STRATEGY_NAMES)))
+    function.probe = sample["runtime"] or None
+    return function
 
 
 def probe_metrics(ir_text: str, entry: str, args: list, repeats: int = 3) -> dict:
@@ -169,4 +182,40 @@ def probe_metrics(ir_text: str, entry: str, args: list, repeats: int = 3) -> dic
         "exec_time_ns": float(statistics.median(times)),
         "compile_time_ms": baseline.compile_time_ms,
         "code_size_bytes": baseline.code_size_bytes,
+    }
+
+
+def timed_run(
+    ir_text: str,
+    entry: str,
+    policy: Union[str, Policy],
+    args: Sequence,
+    calls: int,
+    model: Optional[Any] = None,
+    runtime: Optional[dict] = None,
+) -> dict:
+    """Builds `@entry` under `policy` and calls it `calls` times on `args`, in this
+    process, timing it all (every build and call; `time.perf_counter`).
+
+    Only for trusted IR, or inside the sandboxed worker (`AdaptiveJIT.run`).
+
+    Returns:
+        `{"wall_s", "strategy", "decisions", "calls", "measured_call_s",
+        "compiled_s", "result"}` (the last call's result).
+    """
+    started = time.perf_counter()
+    function = compile_tiered(ir_text, entry, policy, trusted=True, model=model, runtime=runtime)
+    result = None
+    for _ in range(int(calls)):
+        result = function(*args)
+    wall_s = time.perf_counter() - started
+    state = function.state
+    return {
+        "wall_s": wall_s,
+        "strategy": function.strategy,
+        "decisions": [list(d) for d in function.decisions],
+        "calls": state.calls,
+        "measured_call_s": dict(state.measured_call_s),
+        "compiled_s": dict(state.compiled_s),
+        "result": result,
     }
