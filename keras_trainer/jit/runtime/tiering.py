@@ -36,6 +36,9 @@ class TieredFunction:
         build: `build(strategy) -> (callable, compile_seconds)`.
         controller: the policy's controller for this function.
 
+    The measured time per call of the running build is the mean of its calls but
+    the first (cold code: page faults, cache misses), once it has more than one.
+
     Attributes:
         state: the `FunctionState` the controller sees (calls, time, builds).
         decisions: `(calls, action, strategy)` tuples, as `replay` logs them.
@@ -53,7 +56,7 @@ class TieredFunction:
         self.state = FunctionState(level=level)
         self.decisions: list = []
         self._compile(level)
-        self._level_s = 0.0
+        self._level_s = self._first_s = 0.0
         self._tuning: list[str] = []
         self._next = controller.next_checkpoint(self.state)
 
@@ -106,8 +109,13 @@ class TieredFunction:
                     self.observer(state)
             return result
         state.level_calls += 1
-        self._level_s += elapsed
-        state.measured_call_s[name] = self._level_s / state.level_calls
+        if state.level_calls == 1:  # a build's first call runs cold code: kept apart
+            self._first_s = elapsed
+        else:
+            self._level_s += elapsed
+        state.measured_call_s[name] = (
+            self._level_s / (state.level_calls - 1) if state.level_calls > 1 else elapsed
+        )
         return result
 
 

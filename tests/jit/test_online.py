@@ -1,0 +1,113 @@
+"""Learning from its own measurements: AdaptiveJIT's records, update() and run()."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from keras_trainer.errors import ConfigError
+from keras_trainer.jit.data.collect import load_dataset, read_dataset
+from keras_trainer.jit.model.cost_model import COST_MODEL_CONFIG
+from keras_trainer.jit.runtime.adaptive import AdaptiveJIT
+from keras_trainer.jit.tiering.policies import TieredPolicy, policy_from_spec, policy_spec
+
+from .snippets import NESTED_LOOP, ONE_LOOP, STRAIGHT
+
+EXPECTED = sum(range(300))  # ONE_LOOP(300) sums 0..299
+
+
+@pytest.mark.one_backend
+def test_recorded_measurements_are_dataset_records_the_loader_reads_back(tmp_path):
+    path = tmp_path / "measured.json"
+    jit = AdaptiveJIT(None, trusted=True, record_to=path)
+    policy = TieredPolicy(threshold=2, level="O2")
+    outcome = jit.run(ONE_LOOP, "entry", [300], calls=5, policy=policy)
+    assert outcome["result"] == EXPECTED and outcome["strategy"] == "O2"
+    jit.run(STRAIGHT, "entry", [3], calls=1, policy="always:O1")
+    data = read_dataset(path)
+    assert [s["entry"] for s in data["samples"]] == ["entry", "entry"]
+    loop = data["samples"][0]
+    assert loop["ir"] == ONE_LOOP and loop["args"] == [300]
+    assert set(loop["timings_ns"]) == {"O0", "O2"} == set(loop["compile_times_ms"])
+    assert loop["runtime"]["exec_time_ns"] == loop["timings_ns"]["O0"] > 0
+    assert loop["measured_strategies"] == ["O0", "O2"]
+    assert data["strategies"][loop["label"]] == min(loop["timings_ns"], key=loop["timings_ns"].get)
+    ir_samples, runtime, labels = load_dataset(path)
+    assert ir_samples == [ONE_LOOP, STRAIGHT] and len(runtime) == len(labels) == 2
+
+
+@pytest.mark.one_backend
+def test_a_new_jit_adds_to_an_existing_record_file(tmp_path):
+    path = tmp_path / "measured.json.gz"
+    AdaptiveJIT(None, trusted=True, record_to=path).run(ONE_LOOP, "entry", [300], 1, "always:O1")
+    again = AdaptiveJIT(None, trusted=True, record_to=path)
+    again.run(ONE_LOOP, "entry", [300], 1, "always:O3")
+    again.run(NESTED_LOOP, "entry", [4], 1, "always:O3")
+    samples = read_dataset(path)["samples"]
+    assert len(samples) == 2 and set(samples[0]["timings_ns"]) == {"O0", "O1", "O3"}
+
+
+@pytest.mark.one_backend
+def test_a_sandboxed_run_builds_and_calls_in_the_worker_with_the_same_decisions():
+    policy = TieredPolicy(threshold=2, level="O2")
+    assert policy_from_spec(policy_spec(policy)).threshold == 2
+    outcome = AdaptiveJIT(None).run(ONE_LOOP, "entry", [300], calls=4, policy=policy)
+    assert outcome["result"] == EXPECTED and outcome["calls"] == 4 and outcome["wall_s"] > 0
+    assert outcome["decisions"] == [[0, "compile", "O0"], [2, "compile", "O2"]]
+
+
+def test_update_without_a_cost_model_says_what_it_needs(tmp_path):
+    jit = AdaptiveJIT(None, trusted=True, record_to=tmp_path / "m.json")
+    with pytest.raises(ConfigError, match="fine-tunes a cost model"):
+        jit.update()
+
+
+def _untrained_cost_model(path):
+    """A cost model with random weights, and measured base data without ONE_LOOP."""
+    from keras_trainer.jit.model.cost_model import _CostModelTrainer, output_names
+
+    strategies = ["O0", "O1", "O2", "O3", "O3-scalar"]
+    samples = []
+    for ir in (NESTED_LOOP, STRAIGHT):
+        runtime = {"exec_time_ns": 1000.0, "compile_time_ms": 1.0, "code_size_bytes": 200}
+        timings = {s: 1000.0 if s == "O0" else 500.0 for s in strategies}
+        compiles = {s: 1.0 if s == "O0" else 3.0 for s in strategies}
+        samples.append(
+            {"ir": ir, "runtime": runtime, "timings_ns": timings, "compile_times_ms": compiles}
+        )
+    trainer = _CostModelTrainer(json.load(open(COST_MODEL_CONFIG)))
+    trainer.strategies, trainer.class_names = strategies, output_names(strategies)
+    trainer.fit_normalizer(
+        trainer.extract_features([s["ir"] for s in samples], [s["runtime"] for s in samples])
+    )
+    trainer.create_model(12)
+    trainer.save_model(path)
+    return {"format": "keras_trainer.jit_dataset/1", "strategies": strategies, "samples": samples}
+
+
+def test_update_moves_predictions_toward_the_recorded_measurements(tmp_path):
+    from keras_trainer.export.store import ModelStore
+
+    base = _untrained_cost_model(tmp_path / "cost.keras")
+    jit = AdaptiveJIT(
+        tmp_path / "cost.keras",
+        trusted=True,
+        record_to=tmp_path / "measured.json",
+        update_every=1,
+        base_data=base,
+        store=tmp_path / "store",
+        update_epochs=20,
+    )
+    before = jit.cost_model
+    jit.run(ONE_LOOP, "entry", [300], calls=20, policy="always:O3")  # 1 new record: update()
+    after = jit.cost_model
+    assert after is not before and len(ModelStore(tmp_path / "store").versions()) == 1
+    record = jit.log.samples[0]
+    timed = record["timings_ns"]
+    measured = math.log(timed["O0"] / timed["O3"])
+    j = before.strategies.index("O3")
+    old = math.log(before.predict_samples([record])[0][0, j])
+    new = math.log(after.predict_samples([record])[0][0, j])
+    assert abs(new - measured) < abs(old - measured)
+    assert np.isfinite(new)
