@@ -136,9 +136,11 @@ def register(subparsers) -> None:
     )
     jit.set_defaults(handler=run_jit)
 
+    from keras_trainer.jit.runtime.bench_cli import register_bench
     from keras_trainer.jit.tiering.replay_cli import register_replay
 
     register_replay(subparsers)
+    register_bench(subparsers)
 
 
 def stratified_split(

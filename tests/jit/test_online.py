@@ -111,3 +111,42 @@ def test_update_moves_predictions_toward_the_recorded_measurements(tmp_path):
     new = math.log(after.predict_samples([record])[0][0, j])
     assert abs(new - measured) < abs(old - measured)
     assert np.isfinite(new)
+
+
+def _runnable_dataset(path):
+    """Three modules with args and (made-up but complete) times of every strategy."""
+    strategies = ["O0", "O1", "O2", "O3", "O3-scalar"]
+    samples = []
+    for ir, args in ((ONE_LOOP, [300]), (NESTED_LOOP, [6]), (STRAIGHT, [3])):
+        samples.append(
+            {
+                "ir": ir,
+                "args": args,
+                "runtime": {"exec_time_ns": 2000.0, "compile_time_ms": 1.0, "code_size_bytes": 90},
+                "timings_ns": {s: 2000.0 if s == "O0" else 1000.0 for s in strategies},
+                "compile_times_ms": {s: 1.0 if s == "O0" else 2.0 for s in strategies},
+            }
+        )
+    path.write_text(json.dumps(samples))
+    return str(path)
+
+
+@pytest.mark.one_backend
+def test_jit_bench_times_each_policy_on_real_kernels(tmp_path, capsys):
+    import argparse
+
+    from keras_trainer.jit.cli import register
+
+    parser = argparse.ArgumentParser(prog="keras-trainer")
+    register(parser.add_subparsers(dest="command", required=True))
+    data = _runnable_dataset(tmp_path / "kernels.json")
+    argv = ["jit-bench", "--data", data, "--kernels", "2", "--calls", "fixed:5", "--json"]
+    args = parser.parse_args(argv + ["--record-to", str(tmp_path / "measured.json")])
+    assert args.handler(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kernels"] == 2 and report["total_calls"] == 10 and report["sandboxed"]
+    assert set(report["policies"]) == {"recommended", "always:O3", "tiered"}
+    for row in report["policies"].values():
+        assert row["wall_s"] > 0 and row["ratio_to_always_O3"] > 0
+    assert report["policies"]["always:O3"]["ratio_to_always_O3"] == 1.0
+    assert len(read_dataset(tmp_path / "measured.json")["samples"]) == 2

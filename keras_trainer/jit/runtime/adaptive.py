@@ -315,15 +315,23 @@ class AdaptiveJIT:
             ConfigError: an unknown or unfitted policy, or (untrusted) one with a model.
             WorkerError: (untrusted) the IR hung past `timeout_s` or crashed.
         """
+        return self.run_policies(ir_text, entry, args, calls, [policy])[0]
+
+    def run_policies(
+        self, ir_text: str, entry: str, args: Sequence, calls: int, policies: Sequence
+    ) -> list[dict]:
+        """`run` under each of `policies` in turn, each from fresh builds (one sandboxed
+        worker serves them all); returns one outcome per policy."""
         from keras_trainer.jit.tiering.policies import policy_spec, shipped_policy
 
-        if isinstance(policy, str):
-            policy = shipped_policy(policy, model=self.cost_model)
+        policies = [
+            shipped_policy(p, model=self.cost_model) if isinstance(p, str) else p for p in policies
+        ]
         if calls < 1:
             raise DataError(f"calls must be >= 1, got {calls}")
         args = list(args)
         runtime = None
-        if self.log is not None or getattr(policy, "model", None) is not None:
+        if self.log is not None or any(getattr(p, "model", None) is not None for p in policies):
             _, baseline, runtime = self._probe(ir_text, entry, args)
             if isinstance(baseline, IsolatedFunction):
                 baseline.close()
@@ -331,18 +339,23 @@ class AdaptiveJIT:
             from keras_trainer.jit.runtime.tiering import timed_run
 
             check_compilable_ir(ir_text, entry)
-            outcome = timed_run(ir_text, entry, policy, args, calls, self.cost_model, runtime)
+            outcomes = [
+                timed_run(ir_text, entry, p, args, calls, self.cost_model, runtime)
+                for p in policies
+            ]
         else:
+            specs = [policy_spec(p) for p in policies]  # a model policy is refused here
             check_untrusted_ir(ir_text, entry)
             with IsolatedJIT(self.timeout_s) as worker:
                 # Warm the worker's LLVM up: its first build must not pay for the process.
                 worker.probe(ir_text, entry, args, 1)
-                outcome = worker.run_tiered(args, int(calls), policy_spec(policy))
+                outcomes = [worker.run_tiered(args, int(calls), spec) for spec in specs]
         if self.log is not None:
-            self._record(
-                ir_text, entry, runtime, outcome["measured_call_s"], outcome["compiled_s"], args
-            )
-        return outcome
+            for outcome in outcomes:
+                self._record(
+                    ir_text, entry, runtime, outcome["measured_call_s"], outcome["compiled_s"], args
+                )
+        return outcomes
 
     def compile(
         self, ir_text: str, entry: str = "entry", args: Optional[Sequence] = None
