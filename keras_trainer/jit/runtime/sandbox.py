@@ -48,11 +48,8 @@ from typing import Any, Optional
 
 from keras_trainer import errors
 from keras_trainer.errors import DataError, WorkerError
+from keras_trainer.jit.runtime.worker import worker_env
 
-# keras_trainer/jit/runtime/sandbox.py -> the folder that holds keras_trainer
-_PACKAGE_ROOT = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 # External functions untrusted IR may call: pure C math (no I/O, no processes).
 ALLOWED_EXTERNAL_FUNCTIONS = frozenset(
     name + suffix
@@ -187,13 +184,6 @@ def check_untrusted_ir(ir_text: str, entry: Optional[str] = None) -> None:
                 f"untrusted IR{f' line {line}' if line else ''}: refers to the external global "
                 f"@{variable.name}; untrusted IR may only use its own globals"
             )
-
-
-def worker_env() -> dict:
-    """Environment of a worker subprocess that imports this copy of keras_trainer."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = _PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 def _limit_worker() -> None:  # runs in the worker before it reads any IR
