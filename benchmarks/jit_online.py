@@ -16,6 +16,9 @@ half with `cost_benefit` (constant speed-ups) and with a model fine-tuned on the
 first half's complete measurements (every strategy; what a JIT that timed
 everything would have learnt).
 
+With `--folds 0` every family is its own fold (leave-family-out: 28 trainings); a
+fold's "workload" is then one unseen program family.
+
 Usage:
     KERAS_BACKEND=jax PYTHONPATH=. python benchmarks/jit_online.py [--folds 4] [--json OUT]
 """
@@ -77,7 +80,7 @@ def run(dataset: str, specs, folds: int, seed: int, epochs: int) -> dict:
     rng = np.random.default_rng(seed)
     sums = {spec: dict.fromkeys(COLUMNS + ("oracle_first", "oracle_second"), 0.0) for spec in specs}
     measured = {spec: {"records": 0, "timed_levels": 0} for spec in specs}
-    for fold, test in enumerate(family_folds(base, folds, seed)):
+    for fold, test in enumerate(family_folds(base, folds or None, seed)):
         train = np.setdiff1d(np.arange(len(base)), test)
         model = train_cost_model(base.take(train), config, features=raw[train])
         order = rng.permutation(test)
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=C_KERNELS_PATH)
     parser.add_argument("--specs", nargs="*", default=list(SPECS))
-    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--folds", type=int, default=4, help="family folds (0: leave-family-out)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of each update")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the results to this JSON file")
@@ -135,7 +138,7 @@ def main(argv=None) -> int:
     results = run(args.dataset, args.specs, args.folds, args.seed, args.epochs)
     print(
         f"# {cpu_name()}, {os.cpu_count()} CPUs, {datetime.date.today()}, "
-        f"{args.folds} family folds, seed {args.seed}, update {args.epochs} epochs, "
+        f"{args.folds or 'leave-family-out'} family folds, seed {args.seed}, update {args.epochs} epochs, "
         f"{time.time() - started:.0f} s (regret = total / oracle of that half)"
     )
     print(f"{'spec':<18} " + " ".join(f"{c:>20}" for c in COLUMNS) + "   timed levels/record")

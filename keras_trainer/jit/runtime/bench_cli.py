@@ -5,7 +5,8 @@
 
 Where `jit-replay` replays measured times, `jit-bench` runs the code: it picks
 `--kernels` functions of a measured dataset (default: the bundled C-kernel corpus;
-every record needs `ir` and `args`), draws each one's call count from `--calls`
+every record needs `ir` and `args`; sandboxed, kernels the sandbox refuses, such as
+those calling libc, are skipped), draws each one's call count from `--calls`
 as `jit-replay` does, scales the counts down by one factor so that the run takes
 about `--seconds` (from the dataset's measured times), and runs every kernel that
 many times through `AdaptiveJIT.run_policies` under `recommended` (the shipped
@@ -72,9 +73,10 @@ def register_bench(subparsers) -> None:
     bench.set_defaults(handler=run_bench)
 
 
-def plan(workload, kernels: int, seconds: float, seed: int) -> tuple:
-    """`(chosen, calls, scale, rest)`: the kernels' indices, their scaled call counts,
-    the scale factor and the other functions' workload (with the same scaling)."""
+def plan(workload, kernels: int, seconds: float, seed: int, usable=None) -> tuple:
+    """`(chosen, calls, scale, rest)`: the kernels' indices (drawn with `seed` among
+    those `usable(sample)` accepts), their scaled call counts, the scale factor and
+    the other functions' workload (with the same scaling)."""
     import numpy as np
 
     from keras_trainer.errors import ConfigError
@@ -85,7 +87,15 @@ def plan(workload, kernels: int, seconds: float, seed: int) -> tuple:
         raise ConfigError(f"--seconds must be > 0, got {seconds}")
     rng = np.random.default_rng(seed)
     n = len(workload)
-    chosen = np.sort(rng.choice(n, size=min(kernels, n), replace=False))
+    chosen = []
+    for i in rng.permutation(n).tolist():
+        if len(chosen) == kernels:
+            break
+        if usable is None or usable(workload.samples[i]):
+            chosen.append(i)
+    if not chosen:
+        raise ConfigError("--data: no kernel can run here (see --trusted)")
+    chosen = np.sort(chosen)
     # What the oracle's choice costs, per policy run: the whole run is about 3x that.
     expected = workload.take(chosen).oracle().total_s * len(POLICIES)
     scale = min(1.0, seconds / expected) if expected > 0 else 1.0
@@ -110,7 +120,19 @@ def run_bench(args: argparse.Namespace) -> int:
     check_calls_spec(args.calls)
     data = args.data or DEFAULT_DATASET_PATH
     workload = Workload.from_dataset(data, calls=args.calls, seed=args.seed)
-    chosen, calls, scale, rest = plan(workload, args.kernels, args.seconds, args.seed)
+
+    def sandboxable(sample: dict) -> bool:
+        """Untrusted runs skip kernels the sandbox refuses (calls into libc, ...)."""
+        from keras_trainer.jit.runtime.sandbox import check_untrusted_ir
+
+        try:
+            check_untrusted_ir(sample["ir"], sample["entry"])
+        except DataError:
+            return False
+        return "args" in sample
+
+    usable = None if args.trusted else sandboxable
+    chosen, calls, scale, rest = plan(workload, args.kernels, args.seconds, args.seed, usable)
     policies = {
         "recommended": "recommended",
         "always:O3": "always:O3",
