@@ -56,3 +56,18 @@ def test_adaptive_jit_hands_out_tiered_functions_with_the_recommended_default(tm
     assert fn.decisions[0] == (0, "compile", "O1")  # the shipped recommended first build
     with pytest.raises(ConfigError, match="trusted=True"):
         AdaptiveJIT(jit.model_path).compile_tiered(ONE_LOOP, "entry")
+
+
+def test_a_batched_run_makes_the_decisions_of_single_calls():
+    unit = {"O0": 1.0, "O1": 1.0, "O2": 1.0}
+    for make in (
+        lambda: TieredPolicy(threshold=3, level="O2"),
+        lambda: AutotunePolicy(budget=0.0, candidates=["O1", "O2"], speedup=unit, ratio=unit),
+    ):
+        single = compile_tiered(ONE_LOOP, "entry", make(), trusted=True)
+        results = [single(200) for _ in range(7)]
+        batched = compile_tiered(ONE_LOOP, "entry", make(), trusted=True)
+        assert batched.run([200], 7) == results[-1] == EXPECTED
+        kept = [d for d in batched.decisions if d[1] != "switch"]  # which is fastest: timing
+        assert kept == [d for d in single.decisions if d[1] != "switch"]
+        assert batched.state.calls == 7 and batched.state.run_s > 0

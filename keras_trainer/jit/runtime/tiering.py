@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
@@ -118,6 +119,40 @@ class TieredFunction:
         )
         return result
 
+    def run(self, args: Sequence, calls: int) -> Any:
+        """Calls the function `calls` times on the same `args`; returns the last result.
+
+        The same decisions as `calls` single calls, with less overhead per call:
+        between checkpoints the current build's machine code is called in a tight
+        loop (`cfunc` on arguments converted once) timed as a whole, so the
+        measured time per call is the batch's mean. A build's first call, each
+        autotuning call and the last call go through `__call__`.
+        """
+        result, remaining = None, int(calls)
+        state = self.state
+        while remaining > 0:
+            build = self._builds[state.level]
+            cfunc = getattr(build, "cfunc", None)
+            batch = remaining - 1
+            if not self._tuning and math.isfinite(self._next):
+                batch = min(batch, int(math.ceil(self._next)) - state.calls)
+            if self._tuning or state.level_calls == 0 or cfunc is None or batch < 1:
+                result = self(*args)
+                remaining -= 1
+                continue
+            converted = build.convert(args)
+            started = time.perf_counter()
+            for _ in range(batch):
+                cfunc(*converted)
+            elapsed = time.perf_counter() - started
+            state.calls += batch
+            state.run_s += elapsed
+            state.level_calls += batch
+            self._level_s += elapsed
+            state.measured_call_s[state.level] = self._level_s / (state.level_calls - 1)
+            remaining -= batch
+        return result
+
 
 def compile_tiered(
     ir_text: str,
@@ -213,9 +248,7 @@ def timed_run(
     """
     started = time.perf_counter()
     function = compile_tiered(ir_text, entry, policy, trusted=True, model=model, runtime=runtime)
-    result = None
-    for _ in range(int(calls)):
-        result = function(*args)
+    result = function.run(args, calls)
     wall_s = time.perf_counter() - started
     state = function.state
     return {
