@@ -68,7 +68,10 @@ def register_bench(subparsers) -> None:
     bench.add_argument(
         "--json",
         action="store_true",
-        help='print {"policies": {NAME: {"wall_s": .., "ratio_to_always_O3": ..}}, ...}',
+        help=(
+            'print {"policies": {NAME: {"wall_s": .., "ratio_to_always_O3": ..}}, '
+            '"per_kernel": [...], ...}'
+        ),
     )
     bench.set_defaults(handler=run_bench)
 
@@ -143,6 +146,7 @@ def run_bench(args: argparse.Namespace) -> int:
     )
     names = list(policies)
     totals = dict.fromkeys(names, 0.0)
+    detail = []
     for position, (i, count) in enumerate(zip(chosen.tolist(), calls.tolist())):
         sample = workload.samples[i]
         if "args" not in sample:
@@ -154,8 +158,11 @@ def run_bench(args: argparse.Namespace) -> int:
         results = {json.dumps(o["result"]) for o in outcomes}
         if len(results) > 1:
             raise DataError(f"{data}: samples[{i}] gives different results under {order}")
+        row = {"name": sample.get("name", f"samples[{i}]"), "calls": count}
         for name, outcome in zip(order, outcomes):
             totals[name] += outcome["wall_s"]
+            row[name] = {"wall_s": outcome["wall_s"], "strategy": outcome["strategy"]}
+        detail.append(row)
     reference = totals["always:O3"]
     report = {
         "data": data,
@@ -171,6 +178,7 @@ def run_bench(args: argparse.Namespace) -> int:
             name: {"wall_s": totals[name], "ratio_to_always_O3": totals[name] / reference}
             for name in names
         },
+        "per_kernel": detail,
     }
     if args.json:
         print(json.dumps(report, indent=2))

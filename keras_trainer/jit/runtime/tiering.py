@@ -4,7 +4,8 @@
 the same `Policy`/`Controller` decide, but on real calls. Each call is timed
 (`time.perf_counter`); at the controller's checkpoints it may switch to another
 build (`("compile", [strategy])`) or autotune (`("autotune", [strategies])`: build
-each, run the next real calls one on each build, timed, and keep the fastest).
+each, run the next real calls two on each build, the first to warm its code up and
+the second timed, and keep the fastest; replay charges one timed call each).
 `compile_tiered` makes one for IR you trust: the builds run in the caller's
 process (live tiering inside the sandboxed worker is not built yet; untrusted IR
 goes through `AdaptiveJIT.compile`).
@@ -82,8 +83,8 @@ class TieredFunction:
             kind, levels = action
             for name in levels:
                 self._compile(name)
-            if kind == "autotune":
-                self._tuning = list(levels)
+            if kind == "autotune":  # each candidate: a warm-up call, then a timed one
+                self._tuning = [name for name in levels for _ in range(2)]
                 self.state.autotuned = True
             else:
                 self._switch(levels[0])
@@ -101,7 +102,9 @@ class TieredFunction:
         elapsed = time.perf_counter() - started
         state.calls += 1
         state.run_s += elapsed
-        if name != state.level:  # an autotuning call: one timed call of a candidate
+        if name != state.level:  # an autotuning call of a candidate
+            if self._tuning and self._tuning[0] == name:
+                return result  # its warm-up: a new build's first call runs cold code
             state.measured_call_s[name] = elapsed
             self.decisions.append((state.calls, "time", name))
             if not self._tuning:
