@@ -3,7 +3,7 @@
 import pytest
 
 from keras_trainer.errors import ConfigError
-from keras_trainer.jit.runtime.tiering import compile_tiered
+from keras_trainer.jit.runtime.tiering import AUTOTUNE_TIMED_CALLS, compile_tiered
 from keras_trainer.jit.tiering.policies import AutotunePolicy, TieredPolicy, shipped_policy
 
 from .snippets import ONE_LOOP
@@ -22,13 +22,16 @@ def test_a_tiered_function_recompiles_after_k_real_calls_and_keeps_its_result():
     assert set(fn.state.compiled_s) == {"O0", "O2"} and fn.state.run_s > 0
 
 
-def test_live_autotuning_times_each_candidate_on_a_warm_real_call_and_keeps_the_fastest():
+def test_live_autotuning_times_each_candidate_on_warm_real_calls_and_keeps_the_fastest():
     unit = {"O0": 1.0, "O1": 1.0, "O2": 1.0}
     policy = AutotunePolicy(budget=0.0, candidates=["O1", "O2"], speedup=unit, ratio=unit)
     fn = compile_tiered(ONE_LOOP, "entry", policy, trusted=True)
-    assert [fn(200) for _ in range(7)] == [EXPECTED] * 7
-    timed = [d for d in fn.decisions if d[1] == "time"]  # each after a warm-up call
-    assert [d[2] for d in timed] == ["O1", "O2"] and [d[0] for d in timed] == [3, 5]
+    per_candidate = 1 + AUTOTUNE_TIMED_CALLS  # a warm-up call, then the timed ones
+    calls = 1 + 2 * per_candidate
+    assert [fn(200) for _ in range(calls)] == [EXPECTED] * calls
+    timed = [d for d in fn.decisions if d[1] == "time"]
+    assert [d[2] for d in timed] == ["O1", "O2"]
+    assert [d[0] for d in timed] == [1 + per_candidate, 1 + 2 * per_candidate]
     measured = fn.state.measured_call_s
     assert fn.strategy == min(("O0", "O1", "O2"), key=measured.get)
 
@@ -65,9 +68,9 @@ def test_a_batched_run_makes_the_decisions_of_single_calls():
         lambda: AutotunePolicy(budget=0.0, candidates=["O1", "O2"], speedup=unit, ratio=unit),
     ):
         single = compile_tiered(ONE_LOOP, "entry", make(), trusted=True)
-        results = [single(200) for _ in range(7)]
+        results = [single(200) for _ in range(20)]
         batched = compile_tiered(ONE_LOOP, "entry", make(), trusted=True)
-        assert batched.run([200], 7) == results[-1] == EXPECTED
+        assert batched.run([200], 20) == results[-1] == EXPECTED
         kept = [d for d in batched.decisions if d[1] != "switch"]  # which is fastest: timing
         assert kept == [d for d in single.decisions if d[1] != "switch"]
-        assert batched.state.calls == 7 and batched.state.run_s > 0
+        assert batched.state.calls == 20 and batched.state.run_s > 0

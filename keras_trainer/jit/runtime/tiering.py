@@ -4,8 +4,9 @@
 the same `Policy`/`Controller` decide, but on real calls. Each call is timed
 (`time.perf_counter`); at the controller's checkpoints it may switch to another
 build (`("compile", [strategy])`) or autotune (`("autotune", [strategies])`: build
-each, run the next real calls two on each build, the first to warm its code up and
-the second timed, and keep the fastest; replay charges one timed call each).
+each, run the next real calls on each build in turn, one to warm its code up and
+`AUTOTUNE_TIMED_CALLS` timed, and keep the fastest by the median; replay charges one
+timed call each).
 `compile_tiered` makes one for IR you trust: the builds run in the caller's
 process (live tiering inside the sandboxed worker is not built yet; untrusted IR
 goes through `AdaptiveJIT.compile`).
@@ -22,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
@@ -29,6 +31,10 @@ from typing import Any, Optional, Union
 from keras_trainer.errors import ConfigError
 from keras_trainer.jit.tiering.policies import Policy, shipped_policy
 from keras_trainer.jit.tiering.workload import FunctionState
+
+#: Live autotuning times each candidate build on this many real calls (the median), after
+#: one warm-up call: one call of a few microseconds on a busy machine is mostly noise.
+AUTOTUNE_TIMED_CALLS = 5
 
 
 class TieredFunction:
@@ -60,6 +66,7 @@ class TieredFunction:
         self._compile(level)
         self._level_s = self._first_s = 0.0
         self._tuning: list[str] = []
+        self._samples: dict[str, list] = {}
         self._next = controller.next_checkpoint(self.state)
 
     @property
@@ -83,8 +90,8 @@ class TieredFunction:
             kind, levels = action
             for name in levels:
                 self._compile(name)
-            if kind == "autotune":  # each candidate: a warm-up call, then a timed one
-                self._tuning = [name for name in levels for _ in range(2)]
+            if kind == "autotune":  # each candidate: a warm-up call, then timed ones
+                self._tuning = [name for name in levels for _ in range(1 + AUTOTUNE_TIMED_CALLS)]
                 self.state.autotuned = True
             else:
                 self._switch(levels[0])
@@ -103,9 +110,13 @@ class TieredFunction:
         state.calls += 1
         state.run_s += elapsed
         if name != state.level:  # an autotuning call of a candidate
+            if name not in self._samples:  # its warm-up: a new build's first call runs cold
+                self._samples[name] = []
+            else:
+                self._samples[name].append(elapsed)
             if self._tuning and self._tuning[0] == name:
-                return result  # its warm-up: a new build's first call runs cold code
-            state.measured_call_s[name] = elapsed
+                return result
+            state.measured_call_s[name] = statistics.median(self._samples[name])
             self.decisions.append((state.calls, "time", name))
             if not self._tuning:
                 self._switch(min(state.measured_call_s, key=state.measured_call_s.get))
