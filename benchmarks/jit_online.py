@@ -9,7 +9,9 @@ per call of every build it ran: `measured_records`, the records
 `AdaptiveJIT(record_to=)` writes) becomes the records of an update: the model is
 fine-tuned from its weights on its training functions plus those records
 (`fine_tune`, as `AdaptiveJIT.update()` does, 5 epochs). The second half is then
-decided by the updated and by the frozen model. Reported per call-count spec, summed
+decided by the updated and by the frozen model, and by a model updated with the
+unmeasured strategies' targets shifted by the record's measured error
+(`fine_tune(unmeasured="shifted")`). Reported per call-count spec, summed
 over the folds: the regret (total / the oracle's) of the first half, of the second
 half with the frozen and with the updated model, and, for reference, the second
 half with `cost_benefit` (constant speed-ups) and with a model fine-tuned on the
@@ -40,6 +42,7 @@ COLUMNS = (
     "first_half",
     "second_frozen",
     "second_updated",
+    "second_updated_shifted",
     "second_cost_benefit",
     "second_full_records",
 )

@@ -161,14 +161,20 @@ def train_cost_model(
     return model
 
 
-def measured_targets(model: CostModel, samples: Sequence[dict], features: np.ndarray) -> np.ndarray:
+def measured_targets(
+    model: CostModel, samples: Sequence[dict], features: np.ndarray, unmeasured: str = "prediction"
+) -> np.ndarray:
     """Targets of records that may measure only some strategies (a JIT's own records).
 
     Where a record has the time per call (or compile time) of a strategy and of the
-    first strategy (O0), the target is the measured log speed-up (log compile ratio);
-    elsewhere it is the model's current prediction, so that output is not pulled
-    anywhere by this record.
+    first strategy (O0), the target is the measured log speed-up (log compile ratio).
+    Elsewhere, `unmeasured="prediction"` keeps the model's current prediction, so that
+    output is not pulled anywhere by this record; `"shifted"` moves it by the mean
+    error of the record's measured outputs of the same kind (a function whose
+    measured speed-ups were overestimated has its other ones lowered as much).
     """
+    if unmeasured not in ("prediction", "shifted"):
+        raise ConfigError(f"unmeasured: 'prediction' or 'shifted', got {unmeasured!r}")
     current = np.asarray(model.trainer.predict(features), dtype=np.float64)
     targets = current.copy()
     first, rest = model.strategies[0], model.strategies[1:]
@@ -178,9 +184,13 @@ def measured_targets(model: CostModel, samples: Sequence[dict], features: np.nda
             values = record.get(key) or {}
             if not values.get(first, 0) > 0:
                 continue
-            for j, name in enumerate(rest):
-                if values.get(name, 0) > 0:
-                    targets[i, offset + j] = sign * np.log(values[first] / values[name])
+            measured = [j for j, name in enumerate(rest) if values.get(name, 0) > 0]
+            for j in measured:
+                targets[i, offset + j] = sign * np.log(values[first] / values[rest[j]])
+            if unmeasured == "shifted" and measured:
+                shift = np.mean([targets[i, offset + j] - current[i, offset + j] for j in measured])
+                for j in set(range(half)) - set(measured):
+                    targets[i, offset + j] += shift
     return targets.astype("float32")
 
 
@@ -199,6 +209,7 @@ def fine_tune(
     base_features: Optional[np.ndarray] = None,
     epochs: int = 5,
     record_share: float = 0.25,
+    unmeasured: str = "prediction",
 ) -> CostModel:
     """Fine-tunes `model` in place from its current weights on measured records.
 
@@ -216,6 +227,8 @@ def fine_tune(
         base_features: `base`'s raw feature rows, when already extracted.
         epochs: training epochs (a fine-tune: a few).
         record_share: the least share of the records among the rows, in [0, 1).
+        unmeasured: the targets of strategies a record did not measure
+            (`measured_targets`): `"prediction"` or `"shifted"`.
 
     Returns:
         `model`, updated.
@@ -227,7 +240,7 @@ def fine_tune(
     if not 0 <= record_share < 1:
         raise ConfigError(f"record_share must be in [0, 1), got {record_share}")
     raw = model.features(records)
-    X, Y = raw, measured_targets(model, records, raw)
+    X, Y = raw, measured_targets(model, records, raw, unmeasured)
     if base is not None:
         if not isinstance(base, Workload):
             base = Workload.from_dataset(base, "fixed:1")
