@@ -86,12 +86,34 @@ def _untrained_cost_model(path):
     return {"format": "keras_trainer.jit_dataset/1", "strategies": strategies, "samples": samples}
 
 
-def test_update_moves_predictions_toward_the_recorded_measurements(tmp_path):
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cost") / "cost.keras"
+    return path, _untrained_cost_model(path)
+
+
+def test_unmeasured_strategies_keep_the_prediction_or_shift_by_the_measured_error(untrained):
+    from keras_trainer.jit.model.cost_model import CostModel, measured_targets
+
+    model = CostModel.load(untrained[0])
+    record = dict(untrained[1]["samples"][0], timings_ns={"O0": 900.0, "O3": 300.0})
+    record["compile_times_ms"] = {"O0": 1.0}
+    raw = model.features([record])
+    predicted = model.trainer.predict(raw)[0]
+    kept = measured_targets(model, [record], raw)[0]
+    o1, o3 = model.strategies.index("O1") - 1, model.strategies.index("O3") - 1
+    assert kept[o3] == pytest.approx(math.log(3.0)) and kept[o1] == pytest.approx(predicted[o1])
+    assert np.allclose(kept[4:], predicted[4:])  # no compile time but O0's: all predicted
+    shifted = measured_targets(model, [record], raw, unmeasured="shifted")[0]
+    assert shifted[o1] == pytest.approx(predicted[o1] + math.log(3.0) - predicted[o3], abs=1e-5)
+
+
+def test_update_moves_predictions_toward_the_recorded_measurements(untrained, tmp_path):
     from keras_trainer.export.store import ModelStore
 
-    base = _untrained_cost_model(tmp_path / "cost.keras")
+    path, base = untrained
     jit = AdaptiveJIT(
-        tmp_path / "cost.keras",
+        path,
         trusted=True,
         record_to=tmp_path / "measured.json",
         update_every=1,
