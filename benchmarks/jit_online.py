@@ -109,6 +109,17 @@ def run(dataset: str, specs, folds: int, seed: int, epochs: int) -> dict:
             row["second_updated"] += replay(
                 halves[1], ModelCostBenefitPolicy(updated), seed
             ).total_s
+            shifted = fine_tune(
+                copy_cost_model(model),
+                records,
+                base.take(train),
+                raw[train],
+                epochs=epochs,
+                unmeasured="shifted",
+            )
+            row["second_updated_shifted"] += replay(
+                halves[1], ModelCostBenefitPolicy(shifted), seed
+            ).total_s
             constant = CostBenefitPolicy().fit(workload.take(train))
             row["second_cost_benefit"] += replay(halves[1], constant, seed).total_s
             row["second_full_records"] += replay(
