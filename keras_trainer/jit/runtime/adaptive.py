@@ -18,6 +18,10 @@ The model is a "serving model" saved by `ModelTrainer` (or
 outputs probabilities over the strategies; its metadata has "class_names"
 (strategy names, in output order) and "feature_config".
 
+With `record_to=PATH` every measurement it makes is added to a JIT dataset
+file (`keras_trainer.jit.runtime.recording`), and `update()` fine-tunes a cost
+model on them; `run` times a whole tiered run (sandboxed: inside the worker).
+
 Example:
 
 >>> jit = AdaptiveJIT("models/jit_optimizer.keras")
@@ -89,6 +93,10 @@ class AdaptiveJIT:
         store: a model store folder (`keras_trainer.export.store.ModelStore`)
             that each `update` adds its model to as a new version; `None`: none.
         update_epochs: epochs of each `update`'s fine-tune. Defaults to 5.
+        update_targets: what `update` trains the strategies a record did not
+            measure toward: `"prediction"` (the model's own, the default) or
+            `"shifted"` (moved by the record's measured error); see
+            `cost_model.measured_targets` and docs/benchmarks.md.
 
     Raises:
         CheckpointError: the model file is missing or unreadable.
@@ -108,6 +116,7 @@ class AdaptiveJIT:
         base_data: Any = DEFAULT_BASE,
         store: Optional[str] = None,
         update_epochs: int = 5,
+        update_targets: str = "prediction",
     ):
         if not timeout_s > 0:
             raise DataError(f"timeout_s must be > 0, got {timeout_s}")
@@ -117,6 +126,9 @@ class AdaptiveJIT:
         self.timeout_s = float(timeout_s)
         self.probe_repeats = probe_repeats
         self._setup_learning(record_to, update_every, base_data, store, update_epochs)
+        if update_targets not in ("prediction", "shifted"):
+            raise ConfigError(f"update_targets: 'prediction' or 'shifted', got {update_targets!r}")
+        self.update_targets = update_targets
         if model_path is None:  # tiering policies only
             self.model, self.metadata, self.model_path, self.cost_model = None, {}, None, None
             self.class_names, self.fallback = list(STRATEGY_NAMES), None
@@ -471,7 +483,14 @@ class AdaptiveJIT:
             self._base = (base, self.cost_model.features(base.samples))
         model = copy_cost_model(self.cost_model)
         base, features = self._base if self._base is not None else (None, None)
-        fine_tune(model, self.log.samples, base, features, epochs=self.update_epochs)
+        fine_tune(
+            model,
+            self.log.samples,
+            base,
+            features,
+            epochs=self.update_epochs,
+            unmeasured=self.update_targets,
+        )
         self.cost_model, self._new_records = model, 0
         self.model = model.trainer.serving_model()
         if self.store is None:
