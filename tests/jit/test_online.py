@@ -172,3 +172,24 @@ def test_jit_bench_times_each_policy_on_real_kernels(tmp_path, capsys):
         assert row["wall_s"] > 0 and row["ratio_to_always_O3"] > 0
     assert report["policies"]["always:O3"]["ratio_to_always_O3"] == 1.0
     assert len(read_dataset(tmp_path / "measured.json")["samples"]) == 2
+
+
+@pytest.mark.one_backend
+def test_replay_records_what_the_policy_measured():
+    from keras_trainer.jit.tiering.workload import Workload, measured_records, replay
+
+    strategies = ["O0", "O1", "O2"]
+    record = {
+        "ir": ONE_LOOP,
+        "runtime": {"exec_time_ns": 4000.0, "compile_time_ms": 1.0, "code_size_bytes": 90},
+        "timings_ns": {"O0": 4000.0, "O1": 3000.0, "O2": 1000.0},
+        "compile_times_ms": {"O0": 1.0, "O1": 2.0, "O2": 5.0},
+        "family": "loops",
+    }
+    dataset = {"strategies": strategies, "samples": [record]}
+    workload = Workload.from_dataset(dataset, "fixed:10")
+    result = replay(workload, TieredPolicy(threshold=2, level="O2"))
+    (measured,) = measured_records(workload, result)
+    assert measured["timings_ns"] == pytest.approx({"O0": 4000.0, "O2": 1000.0})
+    assert measured["compile_times_ms"] == pytest.approx({"O0": 1.0, "O2": 5.0})
+    assert measured["family"] == "loops" and measured["ir"] == ONE_LOOP
