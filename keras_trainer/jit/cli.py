@@ -53,9 +53,11 @@ def register(subparsers) -> None:
     _register_collect(subparsers)
     _register_jit(subparsers)
 
+    from keras_trainer.jit.runtime.bench_cli import register_bench
     from keras_trainer.jit.tiering.replay_cli import register_replay
 
     register_replay(subparsers)
+    register_bench(subparsers)
 
 
 def _register_collect(subparsers) -> None:

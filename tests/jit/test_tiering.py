@@ -3,7 +3,7 @@
 import pytest
 
 from keras_trainer.errors import ConfigError
-from keras_trainer.jit.runtime.tiering import compile_tiered
+from keras_trainer.jit.runtime.tiering import AUTOTUNE_TIMED_CALLS, compile_tiered
 from keras_trainer.jit.tiering.policies import AutotunePolicy, TieredPolicy, shipped_policy
 
 from .snippets import ONE_LOOP
@@ -22,13 +22,16 @@ def test_a_tiered_function_recompiles_after_k_real_calls_and_keeps_its_result():
     assert set(fn.state.compiled_s) == {"O0", "O2"} and fn.state.run_s > 0
 
 
-def test_live_autotuning_times_each_candidate_on_one_real_call_and_keeps_the_fastest():
+def test_live_autotuning_times_each_candidate_on_warm_real_calls_and_keeps_the_fastest():
     unit = {"O0": 1.0, "O1": 1.0, "O2": 1.0}
     policy = AutotunePolicy(budget=0.0, candidates=["O1", "O2"], speedup=unit, ratio=unit)
     fn = compile_tiered(ONE_LOOP, "entry", policy, trusted=True)
-    assert [fn(200) for _ in range(5)] == [EXPECTED] * 5
+    per_candidate = 1 + AUTOTUNE_TIMED_CALLS  # a warm-up call, then the timed ones
+    calls = 1 + 2 * per_candidate
+    assert [fn(200) for _ in range(calls)] == [EXPECTED] * calls
     timed = [d for d in fn.decisions if d[1] == "time"]
-    assert [d[2] for d in timed] == ["O1", "O2"] and [d[0] for d in timed] == [2, 3]
+    assert [d[2] for d in timed] == ["O1", "O2"]
+    assert [d[0] for d in timed] == [1 + per_candidate, 1 + 2 * per_candidate]
     measured = fn.state.measured_call_s
     assert fn.strategy == min(("O0", "O1", "O2"), key=measured.get)
 
@@ -56,3 +59,18 @@ def test_adaptive_jit_hands_out_tiered_functions_with_the_recommended_default(tm
     assert fn.decisions[0] == (0, "compile", "O1")  # the shipped recommended first build
     with pytest.raises(ConfigError, match="trusted=True"):
         AdaptiveJIT(jit.model_path).compile_tiered(ONE_LOOP, "entry")
+
+
+def test_a_batched_run_makes_the_decisions_of_single_calls():
+    unit = {"O0": 1.0, "O1": 1.0, "O2": 1.0}
+    for make in (
+        lambda: TieredPolicy(threshold=3, level="O2"),
+        lambda: AutotunePolicy(budget=0.0, candidates=["O1", "O2"], speedup=unit, ratio=unit),
+    ):
+        single = compile_tiered(ONE_LOOP, "entry", make(), trusted=True)
+        results = [single(200) for _ in range(20)]
+        batched = compile_tiered(ONE_LOOP, "entry", make(), trusted=True)
+        assert batched.run([200], 20) == results[-1] == EXPECTED
+        kept = [d for d in batched.decisions if d[1] != "switch"]  # which is fastest: timing
+        assert kept == [d for d in single.decisions if d[1] != "switch"]
+        assert batched.state.calls == 20 and batched.state.run_s > 0

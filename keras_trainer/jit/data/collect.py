@@ -253,7 +253,7 @@ def merge_collections(datasets: Sequence[dict]) -> dict:
 
 def run_worker(job: dict, timeout_s: float) -> dict:
     """Runs one measuring job in a fresh subprocess; failures come back as `ok: False`."""
-    from keras_trainer.jit.runtime.sandbox import worker_env
+    from keras_trainer.jit.runtime.worker import worker_env
 
     env = worker_env()
     try:

@@ -159,3 +159,104 @@ def train_cost_model(
     trainer.create_model(raw.shape[1])
     trainer.train((trainer.normalize(raw), cost_targets(workload)))
     return model
+
+
+def measured_targets(
+    model: CostModel, samples: Sequence[dict], features: np.ndarray, unmeasured: str = "prediction"
+) -> np.ndarray:
+    """Targets of records that may measure only some strategies (a JIT's own records).
+
+    Where a record has the time per call (or compile time) of a strategy and of the
+    first strategy (O0), the target is the measured log speed-up (log compile ratio).
+    Elsewhere, `unmeasured="prediction"` keeps the model's current prediction, so that
+    output is not pulled anywhere by this record; `"shifted"` moves it by the mean
+    error of the record's measured outputs of the same kind (a function whose
+    measured speed-ups were overestimated has its other ones lowered as much).
+    """
+    if unmeasured not in ("prediction", "shifted"):
+        raise ConfigError(f"unmeasured: 'prediction' or 'shifted', got {unmeasured!r}")
+    current = np.asarray(model.trainer.predict(features), dtype=np.float64)
+    targets = current.copy()
+    first, rest = model.strategies[0], model.strategies[1:]
+    half = len(rest)
+    for i, record in enumerate(samples):
+        for offset, key, sign in ((0, "timings_ns", 1.0), (half, "compile_times_ms", -1.0)):
+            values = record.get(key) or {}
+            if not values.get(first, 0) > 0:
+                continue
+            measured = [j for j, name in enumerate(rest) if values.get(name, 0) > 0]
+            for j in measured:
+                targets[i, offset + j] = sign * np.log(values[first] / values[rest[j]])
+            if unmeasured == "shifted" and measured:
+                shift = np.mean([targets[i, offset + j] - current[i, offset + j] for j in measured])
+                for j in set(range(half)) - set(measured):
+                    targets[i, offset + j] += shift
+    return targets.astype("float32")
+
+
+def copy_cost_model(model: CostModel) -> CostModel:
+    """An independent copy (weights, normalization, config) through save and load."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        return CostModel.load(model.save(os.path.join(folder, "cost_model.keras")))
+
+
+def fine_tune(
+    model: CostModel,
+    records: Sequence[dict],
+    base: Any = None,
+    base_features: Optional[np.ndarray] = None,
+    epochs: int = 5,
+    record_share: float = 0.25,
+    unmeasured: str = "prediction",
+) -> CostModel:
+    """Fine-tunes `model` in place from its current weights on measured records.
+
+    Trains `epochs` epochs through `ModelTrainer.train` (the library's fit) on the
+    base functions (complete measurements) plus `records` (a JIT's own, possibly
+    partial: see `measured_targets`), keeping the input normalization. Records are
+    repeated until they are at least `record_share` of the rows, so a handful of
+    them is not drowned by a large base dataset.
+
+    Args:
+        model: the cost model to update.
+        records: dataset records (`MeasurementLog.samples`).
+        base: a `Workload` or dataset (path or dict) with every strategy measured,
+            or `None` for the records alone.
+        base_features: `base`'s raw feature rows, when already extracted.
+        epochs: training epochs (a fine-tune: a few).
+        record_share: the least share of the records among the rows, in [0, 1).
+        unmeasured: the targets of strategies a record did not measure
+            (`measured_targets`): `"prediction"` or `"shifted"`.
+
+    Returns:
+        `model`, updated.
+    """
+    from keras_trainer.jit.tiering.workload import Workload
+
+    if not records:
+        raise ConfigError("fine_tune: no records to learn from")
+    if not 0 <= record_share < 1:
+        raise ConfigError(f"record_share must be in [0, 1), got {record_share}")
+    raw = model.features(records)
+    X, Y = raw, measured_targets(model, records, raw, unmeasured)
+    if base is not None:
+        if not isinstance(base, Workload):
+            base = Workload.from_dataset(base, "fixed:1")
+        if list(base.strategies) != model.strategies:
+            raise ConfigError(
+                f"fine_tune: the base data measures {base.strategies}, the model predicts "
+                f"{model.strategies}"
+            )
+        base_raw = model.features(base.samples) if base_features is None else base_features
+        wanted = record_share * len(base_raw) / (1 - record_share)
+        repeats = max(1, int(np.ceil(wanted / len(raw))))
+        X = np.concatenate([base_raw, np.repeat(raw, repeats, axis=0)])
+        Y = np.concatenate([cost_targets(base), np.repeat(Y, repeats, axis=0)])
+    trainer = model.trainer
+    trainer.config.training = trainer.config.training.replace(
+        epochs=int(epochs), validation_split=0.0, verbose=0
+    )
+    trainer.train((trainer.normalize(X), Y))
+    return model

@@ -18,6 +18,10 @@ The model is a "serving model" saved by `ModelTrainer` (or
 outputs probabilities over the strategies; its metadata has "class_names"
 (strategy names, in output order) and "feature_config".
 
+With `record_to=PATH` every measurement it makes is added to a JIT dataset
+file (`keras_trainer.jit.runtime.recording`), and `update()` fine-tunes a cost
+model on them; `run` times a whole tiered run (sandboxed: inside the worker).
+
 Example:
 
 >>> jit = AdaptiveJIT("models/jit_optimizer.keras")
@@ -30,11 +34,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
-from keras_trainer.errors import CheckpointError, DataError, ModelError
+from keras_trainer.errors import CheckpointError, ConfigError, DataError, ModelError
 from keras_trainer.jit.llvm_ir.features import FeatureExtractor
 from keras_trainer.jit.runtime.engine import CompiledFunction, compile_ir
 from keras_trainer.jit.runtime.sandbox import (
@@ -45,6 +49,9 @@ from keras_trainer.jit.runtime.sandbox import (
 )
 from keras_trainer.jit.runtime.worker import time_call
 from keras_trainer.jit.strategies import STRATEGY_NAMES, get_strategy
+
+#: The measured functions `update` fine-tunes on besides the records: the bundled corpus.
+DEFAULT_BASE = "bundled"
 
 
 def _load(path: str):
@@ -74,7 +81,22 @@ class AdaptiveJIT:
             module; `True` compiles and runs it in this process. Pass `True`
             only for IR you wrote.
         timeout_s: wall-clock limit, in seconds, of each step in the worker
-            (the probe with its timing runs, the build, each call).
+            (the probe with its timing runs, the build, each call, a `run`).
+        record_to: a JIT dataset file (`.json` or `.json.gz`) that every
+            measurement this JIT makes is added to, one record per function
+            (`keras_trainer.jit.runtime.recording.MeasurementLog`); `None`: none.
+        update_every: call `update` after this many new functions were
+            recorded (needs `record_to` and a cost model); `None`: only when asked.
+        base_data: the measured functions `update` trains on besides the
+            records: a dataset path or dict, `"bundled"` (the bundled C-kernel
+            corpus, the default) or `None` (the records alone).
+        store: a model store folder (`keras_trainer.export.store.ModelStore`)
+            that each `update` adds its model to as a new version; `None`: none.
+        update_epochs: epochs of each `update`'s fine-tune. Defaults to 5.
+        update_targets: what `update` trains the strategies a record did not
+            measure toward: `"prediction"` (the model's own, the default) or
+            `"shifted"` (moved by the record's measured error); see
+            `cost_model.measured_targets` and docs/benchmarks.md.
 
     Raises:
         CheckpointError: the model file is missing or unreadable.
@@ -84,12 +106,34 @@ class AdaptiveJIT:
 
     def __init__(
         self,
-        model_path: str,
+        model_path: Optional[str],
         probe_repeats: int = 3,
         fallback=None,
         trusted: bool = False,
         timeout_s: float = 60.0,
+        record_to: Optional[str] = None,
+        update_every: Optional[int] = None,
+        base_data: Any = DEFAULT_BASE,
+        store: Optional[str] = None,
+        update_epochs: int = 5,
+        update_targets: str = "prediction",
     ):
+        if not timeout_s > 0:
+            raise DataError(f"timeout_s must be > 0, got {timeout_s}")
+        if probe_repeats < 1:
+            raise DataError(f"probe_repeats must be >= 1, got {probe_repeats}")
+        self.trusted = bool(trusted)
+        self.timeout_s = float(timeout_s)
+        self.probe_repeats = probe_repeats
+        self._setup_learning(record_to, update_every, base_data, store, update_epochs)
+        if update_targets not in ("prediction", "shifted"):
+            raise ConfigError(f"update_targets: 'prediction' or 'shifted', got {update_targets!r}")
+        self.update_targets = update_targets
+        if model_path is None:  # tiering policies only
+            self.model, self.metadata, self.model_path, self.cost_model = None, {}, None, None
+            self.class_names, self.fallback = list(STRATEGY_NAMES), None
+            self.extractor = FeatureExtractor()
+            return
         model_path = os.fspath(model_path)
         if not os.path.isfile(model_path) and ("@" in model_path or os.path.isdir(model_path)):
             from keras_trainer.export.store import resolve_model_path
@@ -127,9 +171,6 @@ class AdaptiveJIT:
                 f"{model_path}: model takes {input_shape[-1]} features but its feature_config "
                 f"gives {expected} ({self.extractor.feature_names})"
             )
-        if probe_repeats < 1:
-            raise DataError(f"probe_repeats must be >= 1, got {probe_repeats}")
-        self.probe_repeats = probe_repeats
         if fallback is None:
             fallback = self.metadata.get("fallback")
         if fallback and (
@@ -142,10 +183,6 @@ class AdaptiveJIT:
                 f"got {fallback!r}"
             )
         self.fallback = fallback or None
-        if not timeout_s > 0:
-            raise DataError(f"timeout_s must be > 0, got {timeout_s}")
-        self.trusted = bool(trusted)
-        self.timeout_s = float(timeout_s)
 
     def features(
         self, ir_text: str, entry: str = "entry", args: Optional[Sequence] = None
@@ -161,6 +198,11 @@ class AdaptiveJIT:
         Raises:
             WorkerError: untrusted IR that hung past `timeout_s` or crashed.
         """
+        row, baseline, _ = self._probe(ir_text, entry, args)
+        return row, baseline
+
+    def _probe(self, ir_text: str, entry: str, args: Optional[Sequence]) -> tuple:
+        """`(features, baseline, metrics)`: `features` plus the probe's runtime metrics."""
         module_args = list(args or [])
         static = self.extractor.extract_static(ir_text, entry=entry)
         if not self.trusted:
@@ -180,7 +222,8 @@ class AdaptiveJIT:
             "code_size_bytes": baseline.code_size_bytes,
         }
         runtime = self.extractor.extract_runtime(metrics, index=0)
-        return np.concatenate([static, runtime])[None, :].astype(np.float32), baseline
+        row = np.concatenate([static, runtime])[None, :].astype(np.float32)
+        return row, baseline, metrics
 
     def _isolated_features(self, ir_text: str, entry: str, module_args: list, static: np.ndarray):
         check_untrusted_ir(ir_text, entry)
@@ -204,7 +247,8 @@ class AdaptiveJIT:
             "code_size_bytes": baseline.code_size_bytes,
         }
         runtime = self.extractor.extract_runtime(metrics, index=0)
-        return np.concatenate([static, runtime])[None, :].astype(np.float32), baseline
+        row = np.concatenate([static, runtime])[None, :].astype(np.float32)
+        return row, baseline, metrics
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Strategy probabilities `(n, n_classes)` for raw feature rows (a cost model:
@@ -212,10 +256,16 @@ class AdaptiveJIT:
         if self.cost_model is not None:
             speedup, _ = self.cost_model.predict(features)
             return speedup / speedup.sum(axis=1, keepdims=True)
+        if self.model is None:
+            raise ConfigError(
+                "this AdaptiveJIT has no model (model_path=None): pass a strategy model or a "
+                "cost model to predict, or use compile_tiered/run with a tiering policy"
+            )
         import keras
 
         return np.asarray(keras.ops.convert_to_numpy(self.model(features, training=False)))
 
+    # ------------------------------------------------------------------ tiering
     def compile_tiered(
         self,
         ir_text: str,
@@ -226,12 +276,98 @@ class AdaptiveJIT:
         """`@entry` as a `TieredFunction` that a tiering policy recompiles while it runs
         (`keras_trainer.jit.runtime.tiering`; default `recommended`, the shipped parameters).
         Only for a `trusted` JIT: the builds run in this process. `args`: one O0
-        probe run, for `cost_benefit+model` with this JIT's cost model."""
+        probe run, for `cost_benefit+model` with this JIT's cost model, and for the
+        record of its measurements when `record_to` is set (then required)."""
         from keras_trainer.jit.runtime.tiering import compile_tiered
 
-        return compile_tiered(
+        if self.log is not None and args is None:
+            raise ConfigError(
+                "record_to: a record needs the O0 probe's runtime metrics; pass args= for one "
+                "probe run of the function"
+            )
+        function = compile_tiered(
             ir_text, entry, policy, trusted=self.trusted, model=self.cost_model, args=args
         )
+        if self.log is not None:
+            runtime, state = function.probe, function.state
+            self._record(ir_text, entry, runtime, state.measured_call_s, state.compiled_s, args)
+
+            def observe(state):
+                self._record(ir_text, entry, runtime, state.measured_call_s, state.compiled_s, args)
+
+            function.observer = observe
+        return function
+
+    def run(
+        self,
+        ir_text: str,
+        entry: str,
+        args: Sequence,
+        calls: int,
+        policy="recommended",
+    ) -> dict:
+        """Calls `@entry(*args)` `calls` times, tiered by `policy`, and times it all.
+
+        Untrusted (the default), the whole run, builds and calls, happens in a
+        sandboxed worker (one IPC round trip, not one per call); trusted, in
+        this process. The wall time counts every build (compile included) and
+        every call, from before the first build to after the last call; not the
+        O0 probe that `record_to` needs for the record's runtime metrics.
+
+        Args:
+            policy: a name (`shipped_policy`) or a fitted `Policy` without a model
+                (`always:S`, `tiered`, `cost_benefit`, `autotune`, `recommended`);
+                trusted runs also take `cost_benefit+model`.
+
+        Returns:
+            `{"wall_s", "strategy" (the last build), "decisions", "calls",
+            "measured_call_s", "compiled_s", "result"}`.
+
+        Raises:
+            ConfigError: an unknown or unfitted policy, or (untrusted) one with a model.
+            WorkerError: (untrusted) the IR hung past `timeout_s` or crashed.
+        """
+        return self.run_policies(ir_text, entry, args, calls, [policy])[0]
+
+    def run_policies(
+        self, ir_text: str, entry: str, args: Sequence, calls: int, policies: Sequence
+    ) -> list[dict]:
+        """`run` under each of `policies` in turn, each from fresh builds (one sandboxed
+        worker serves them all); returns one outcome per policy."""
+        from keras_trainer.jit.tiering.policies import policy_spec, shipped_policy
+
+        policies = [
+            shipped_policy(p, model=self.cost_model) if isinstance(p, str) else p for p in policies
+        ]
+        if calls < 1:
+            raise DataError(f"calls must be >= 1, got {calls}")
+        args = list(args)
+        runtime = None
+        if self.log is not None or any(getattr(p, "model", None) is not None for p in policies):
+            _, baseline, runtime = self._probe(ir_text, entry, args)
+            if isinstance(baseline, IsolatedFunction):
+                baseline.close()
+        if self.trusted:
+            from keras_trainer.jit.runtime.tiering import timed_run
+
+            check_compilable_ir(ir_text, entry)
+            outcomes = [
+                timed_run(ir_text, entry, p, args, calls, self.cost_model, runtime)
+                for p in policies
+            ]
+        else:
+            specs = [policy_spec(p) for p in policies]  # a model policy is refused here
+            check_untrusted_ir(ir_text, entry)
+            with IsolatedJIT(self.timeout_s) as worker:
+                # Warm the worker's LLVM up: its first build must not pay for the process.
+                worker.probe(ir_text, entry, args, 1)
+                outcomes = [worker.run_tiered(args, int(calls), spec) for spec in specs]
+        if self.log is not None:
+            for outcome in outcomes:
+                self._record(
+                    ir_text, entry, runtime, outcome["measured_call_s"], outcome["compiled_s"], args
+                )
+        return outcomes
 
     def compile(
         self, ir_text: str, entry: str = "entry", args: Optional[Sequence] = None
@@ -255,7 +391,7 @@ class AdaptiveJIT:
                 or (untrusted) IR that calls outside the module.
             WorkerError: (untrusted) the IR hung past `timeout_s` or crashed.
         """
-        row, baseline = self.features(ir_text, entry, args)
+        row, baseline, metrics = self._probe(ir_text, entry, args)
         try:
             probabilities = self.predict(row)[0]
             choice = self.class_names[int(np.argmax(probabilities))]
@@ -271,19 +407,104 @@ class AdaptiveJIT:
                     built["compile_time_ms"],
                     baseline.code_size_bytes if choice == baseline.strategy else None,
                 )
-                compiled.probabilities = {
-                    name: float(p) for name, p in zip(self.class_names, probabilities)
-                }
-                return compiled
         except BaseException:
             if isinstance(baseline, IsolatedFunction):
                 baseline.close()
             raise
-        if choice == get_strategy(0).name:
-            compiled = baseline
-        else:
-            compiled = compile_ir(ir_text, entry, choice)
+        if not isinstance(baseline, IsolatedFunction):
+            if choice == get_strategy(0).name:
+                compiled = baseline
+            else:
+                compiled = compile_ir(ir_text, entry, choice)
         compiled.probabilities = {
             name: float(p) for name, p in zip(self.class_names, probabilities)
         }
+        if self.log is not None:
+            self._record(
+                ir_text, entry, metrics, {}, {choice: compiled.compile_time_ms / 1e3}, args
+            )
         return compiled
+
+    # ----------------------------------------------------------------- learning
+    def _setup_learning(self, record_to, update_every, base_data, store, update_epochs) -> None:
+        from keras_trainer.jit.runtime.recording import MeasurementLog
+
+        if update_every is not None and (not isinstance(update_every, int) or update_every < 1):
+            raise ConfigError(f"update_every must be a whole number >= 1, got {update_every!r}")
+        if update_every is not None and record_to is None:
+            raise ConfigError("update_every learns from the records: pass record_to=PATH too")
+        self.log = None if record_to is None else MeasurementLog(record_to)
+        self.update_every, self.base_data = update_every, base_data
+        self.store, self.update_epochs = store, int(update_epochs)
+        self._new_records, self._base = 0, None
+        #: Model store versions that `update` added, oldest first.
+        self.versions: list = []
+
+    def _record(self, ir_text, entry, runtime, call_s, compile_s, args) -> None:
+        """Adds one function's measurements (seconds) to the log; may trigger `update`."""
+        timings = {name: seconds * 1e9 for name, seconds in call_s.items()}
+        compiles = {name: seconds * 1e3 for name, seconds in compile_s.items()}
+        if runtime:  # the O0 probe (warm-up, then the median of timed calls) measures O0
+            timings["O0"] = runtime["exec_time_ns"]
+            compiles["O0"] = runtime["compile_time_ms"]
+        _, new = self.log.record(ir_text, entry, runtime, timings, compiles, args)
+        self._new_records += int(new)
+        if self.update_every and self._new_records >= self.update_every and self.cost_model:
+            self.update()
+
+    def update(self):
+        """Fine-tunes the cost model on the base data plus the recorded measurements
+        (`keras_trainer.jit.model.cost_model.fine_tune`, `update_epochs` epochs from the
+        current weights, through the library's fit) and swaps the new model in.
+
+        With `store`, the new model is added to that model store as a new version.
+
+        Returns:
+            The new store `ModelVersion`, or `None` without a store.
+
+        Raises:
+            ConfigError: no cost model, or nothing recorded (`record_to`).
+        """
+        from keras_trainer.jit.model.cost_model import copy_cost_model, fine_tune
+
+        if self.cost_model is None:
+            raise ConfigError(
+                "update() fine-tunes a cost model (keras_trainer.jit.model.cost_model); this "
+                "AdaptiveJIT holds a strategy classifier or no model"
+            )
+        if self.log is None or not len(self.log):
+            raise ConfigError("update() learns from recorded measurements: pass record_to=PATH")
+        if self._base is None and self.base_data is not None:
+            from keras_trainer.jit import C_KERNELS_PATH
+            from keras_trainer.jit.tiering.workload import Workload
+
+            data = C_KERNELS_PATH if self.base_data == DEFAULT_BASE else self.base_data
+            base = Workload.from_dataset(data, "fixed:1")
+            self._base = (base, self.cost_model.features(base.samples))
+        model = copy_cost_model(self.cost_model)
+        base, features = self._base if self._base is not None else (None, None)
+        fine_tune(
+            model,
+            self.log.samples,
+            base,
+            features,
+            epochs=self.update_epochs,
+            unmeasured=self.update_targets,
+        )
+        self.cost_model, self._new_records = model, 0
+        self.model = model.trainer.serving_model()
+        if self.store is None:
+            return None
+        import tempfile
+
+        from keras_trainer.export.store import ModelStore
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = model.save(os.path.join(folder, "cost_model.keras"))
+            version = ModelStore(self.store).add(
+                path,
+                data_path=self.log.path,
+                notes=f"AdaptiveJIT.update: fine-tuned on {len(self.log)} recorded functions",
+            )
+        self.versions.append(version)
+        return version

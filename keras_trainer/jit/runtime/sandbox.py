@@ -48,11 +48,8 @@ from typing import Any, Optional
 
 from keras_trainer import errors
 from keras_trainer.errors import DataError, WorkerError
+from keras_trainer.jit.runtime.worker import worker_env
 
-# keras_trainer/jit/runtime/sandbox.py -> the folder that holds keras_trainer
-_PACKAGE_ROOT = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-)
 # External functions untrusted IR may call: pure C math (no I/O, no processes).
 ALLOWED_EXTERNAL_FUNCTIONS = frozenset(
     name + suffix
@@ -189,13 +186,6 @@ def check_untrusted_ir(ir_text: str, entry: Optional[str] = None) -> None:
             )
 
 
-def worker_env() -> dict:
-    """Environment of a worker subprocess that imports this copy of keras_trainer."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = _PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def _limit_worker() -> None:  # runs in the worker before it reads any IR
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -323,6 +313,14 @@ class IsolatedJIT:
         """Builds the probed module with `strategy` (reusing the O0 build for O0)."""
         return self.request("build", f"{strategy} build", strategy=strategy)
 
+    def run_tiered(self, args: Sequence, calls: int, policy: dict) -> dict:
+        """Runs the probed module `calls` times on `args` under a tiering policy
+        (`policy_spec`), builds and calls inside the worker, timed there
+        (`keras_trainer.jit.runtime.tiering.timed_run`)."""
+        return self.request(
+            "run", f"tiered run of {calls} calls", args=list(args), calls=int(calls), policy=policy
+        )
+
     def call(self, args: Sequence) -> Any:
         """Calls the last built function on `args`; returns its result."""
         return self.request("call", "call", args=list(args))["result"]
@@ -442,6 +440,20 @@ def _handle(request: dict, state: dict) -> dict:
         else:
             state["function"] = compile_ir(state["ir"], state["entry"], strategy)
         return {"compile_time_ms": state["function"].compile_time_ms}
+    if op == "run":
+        if "baseline" not in state:
+            raise DataError("run before probe: nothing to run")
+        from keras_trainer.jit.runtime.tiering import timed_run
+        from keras_trainer.jit.tiering.policies import policy_from_spec
+
+        outcome = timed_run(
+            state["ir"],
+            state["entry"],
+            policy_from_spec(request["policy"]),
+            list(request.get("args") or []),
+            int(request["calls"]),
+        )
+        return outcome
     if op == "call":
         if "function" not in state:
             raise DataError("call before build: nothing to call")

@@ -4,7 +4,9 @@
 the same `Policy`/`Controller` decide, but on real calls. Each call is timed
 (`time.perf_counter`); at the controller's checkpoints it may switch to another
 build (`("compile", [strategy])`) or autotune (`("autotune", [strategies])`: build
-each, run the next real calls one on each build, timed, and keep the fastest).
+each, run the next real calls on each build in turn, one to warm its code up and
+`AUTOTUNE_TIMED_CALLS` timed, and keep the fastest by the median; replay charges one
+timed call each).
 `compile_tiered` makes one for IR you trust: the builds run in the caller's
 process (live tiering inside the sandboxed worker is not built yet; untrusted IR
 goes through `AdaptiveJIT.compile`).
@@ -20,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
@@ -27,6 +31,10 @@ from typing import Any, Optional, Union
 from keras_trainer.errors import ConfigError
 from keras_trainer.jit.tiering.policies import Policy, shipped_policy
 from keras_trainer.jit.tiering.workload import FunctionState
+
+#: Live autotuning times each candidate build on this many real calls (the median), after
+#: one warm-up call: one call of a few microseconds on a busy machine is mostly noise.
+AUTOTUNE_TIMED_CALLS = 5
 
 
 class TieredFunction:
@@ -36,20 +44,29 @@ class TieredFunction:
         build: `build(strategy) -> (callable, compile_seconds)`.
         controller: the policy's controller for this function.
 
+    The measured time per call of the running build is the mean of its calls but
+    the first (cold code: page faults, cache misses), once it has more than one.
+
     Attributes:
         state: the `FunctionState` the controller sees (calls, time, builds).
         decisions: `(calls, action, strategy)` tuples, as `replay` logs them.
+        observer: `None`, or called with `state` after each build and after an
+            autotuning round (`AdaptiveJIT(record_to=)` records the measurements).
+        probe: the O0 probe's runtime metrics, when one ran (`compile_tiered(args=)`).
     """
 
     def __init__(self, build: Callable[[str], tuple], controller):
         self._build, self.controller = build, controller
+        self.observer: Optional[Callable] = None
+        self.probe: Optional[dict] = None
         self._builds: dict[str, Callable] = {}
         level = controller.first_level()
         self.state = FunctionState(level=level)
         self.decisions: list = []
         self._compile(level)
-        self._level_s = 0.0
+        self._level_s = self._first_s = 0.0
         self._tuning: list[str] = []
+        self._samples: dict[str, list] = {}
         self._next = controller.next_checkpoint(self.state)
 
     @property
@@ -73,11 +90,13 @@ class TieredFunction:
             kind, levels = action
             for name in levels:
                 self._compile(name)
-            if kind == "autotune":
-                self._tuning = list(levels)
+            if kind == "autotune":  # each candidate: a warm-up call, then timed ones
+                self._tuning = [name for name in levels for _ in range(1 + AUTOTUNE_TIMED_CALLS)]
                 self.state.autotuned = True
             else:
                 self._switch(levels[0])
+            if self.observer is not None:
+                self.observer(self.state)
         self._next = self.controller.next_checkpoint(self.state)
 
     def __call__(self, *args: Any) -> Any:
@@ -90,15 +109,62 @@ class TieredFunction:
         elapsed = time.perf_counter() - started
         state.calls += 1
         state.run_s += elapsed
-        if name != state.level:  # an autotuning call: one timed call of a candidate
-            state.measured_call_s[name] = elapsed
+        if name != state.level:  # an autotuning call of a candidate
+            if name not in self._samples:  # its warm-up: a new build's first call runs cold
+                self._samples[name] = []
+            else:
+                self._samples[name].append(elapsed)
+            if self._tuning and self._tuning[0] == name:
+                return result
+            state.measured_call_s[name] = statistics.median(self._samples[name])
             self.decisions.append((state.calls, "time", name))
             if not self._tuning:
                 self._switch(min(state.measured_call_s, key=state.measured_call_s.get))
+                if self.observer is not None:
+                    self.observer(state)
             return result
         state.level_calls += 1
-        self._level_s += elapsed
-        state.measured_call_s[name] = self._level_s / state.level_calls
+        if state.level_calls == 1:  # a build's first call runs cold code: kept apart
+            self._first_s = elapsed
+        else:
+            self._level_s += elapsed
+        state.measured_call_s[name] = (
+            self._level_s / (state.level_calls - 1) if state.level_calls > 1 else elapsed
+        )
+        return result
+
+    def run(self, args: Sequence, calls: int) -> Any:
+        """Calls the function `calls` times on the same `args`; returns the last result.
+
+        The same decisions as `calls` single calls, with less overhead per call:
+        between checkpoints the current build's machine code is called in a tight
+        loop (`cfunc` on arguments converted once) timed as a whole, so the
+        measured time per call is the batch's mean. A build's first call, each
+        autotuning call and the last call go through `__call__`.
+        """
+        result, remaining = None, int(calls)
+        state = self.state
+        while remaining > 0:
+            build = self._builds[state.level]
+            cfunc = getattr(build, "cfunc", None)
+            batch = remaining - 1
+            if not self._tuning and math.isfinite(self._next):
+                batch = min(batch, int(math.ceil(self._next)) - state.calls)
+            if self._tuning or state.level_calls == 0 or cfunc is None or batch < 1:
+                result = self(*args)
+                remaining -= 1
+                continue
+            converted = build.convert(args)
+            started = time.perf_counter()
+            for _ in range(batch):
+                cfunc(*converted)
+            elapsed = time.perf_counter() - started
+            state.calls += batch
+            state.run_s += elapsed
+            state.level_calls += batch
+            self._level_s += elapsed
+            state.measured_call_s[state.level] = self._level_s / (state.level_calls - 1)
+            remaining -= batch
         return result
 
 
@@ -109,6 +175,7 @@ def compile_tiered(
     trusted: bool = False,
     model: Optional[Any] = None,
     args: Optional[Sequence] = None,
+    runtime: Optional[dict] = None,
 ) -> TieredFunction:
     """A `TieredFunction` for `@entry` of `ir_text`, decided by `policy`.
 
@@ -122,6 +189,7 @@ def compile_tiered(
         model: the cost model `cost_benefit+model` needs.
         args: arguments of one O0 probe run that measures the runtime metrics a
             cost model predicts from (needed by `cost_benefit+model`).
+        runtime: those runtime metrics, when the probe already ran (instead of `args`).
 
     Raises:
         ConfigError: `trusted` is not `True`, or an unknown or unfitted policy.
@@ -143,15 +211,17 @@ def compile_tiered(
         compiled = compile_ir(ir_text, entry, name)
         return compiled, compiled.compile_time_ms / 1e3
 
-    sample = {"ir": ir_text, "entry": entry, "runtime": {}}
-    if args is not None:
+    sample = {"ir": ir_text, "entry": entry, "runtime": runtime or {}}
+    if runtime is None and args is not None:
         sample["runtime"] = probe_metrics(ir_text, entry, list(args))
-    elif getattr(policy, "model", None) is not None:
+    elif runtime is None and getattr(policy, "model", None) is not None:
         raise ConfigError(
             f"policy {policy.name!r} predicts from the O0 probe's runtime metrics: pass args= "
             "for one probe run of the function"
         )
-    return TieredFunction(build, policy.controller(sample, list(STRATEGY_NAMES)))
+    function = TieredFunction(build, policy.controller(sample, list(STRATEGY_NAMES)))
+    function.probe = sample["runtime"] or None
+    return function
 
 
 def probe_metrics(ir_text: str, entry: str, args: list, repeats: int = 3) -> dict:
@@ -169,4 +239,38 @@ def probe_metrics(ir_text: str, entry: str, args: list, repeats: int = 3) -> dic
         "exec_time_ns": float(statistics.median(times)),
         "compile_time_ms": baseline.compile_time_ms,
         "code_size_bytes": baseline.code_size_bytes,
+    }
+
+
+def timed_run(
+    ir_text: str,
+    entry: str,
+    policy: Union[str, Policy],
+    args: Sequence,
+    calls: int,
+    model: Optional[Any] = None,
+    runtime: Optional[dict] = None,
+) -> dict:
+    """Builds `@entry` under `policy` and calls it `calls` times on `args`, in this
+    process, timing it all (every build and call; `time.perf_counter`).
+
+    Only for trusted IR, or inside the sandboxed worker (`AdaptiveJIT.run`).
+
+    Returns:
+        `{"wall_s", "strategy", "decisions", "calls", "measured_call_s",
+        "compiled_s", "result"}` (the last call's result).
+    """
+    started = time.perf_counter()
+    function = compile_tiered(ir_text, entry, policy, trusted=True, model=model, runtime=runtime)
+    result = function.run(args, calls)
+    wall_s = time.perf_counter() - started
+    state = function.state
+    return {
+        "wall_s": wall_s,
+        "strategy": function.strategy,
+        "decisions": [list(d) for d in function.decisions],
+        "calls": state.calls,
+        "measured_call_s": dict(state.measured_call_s),
+        "compiled_s": dict(state.compiled_s),
+        "result": result,
     }

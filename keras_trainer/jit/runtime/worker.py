@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import struct
 import sys
@@ -21,6 +22,18 @@ import time
 
 from keras_trainer.jit.runtime.engine import compile_ir
 from keras_trainer.jit.strategies import STRATEGY_NAMES
+
+# keras_trainer/jit/runtime/worker.py -> the folder that holds keras_trainer
+_PACKAGE_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+)
+
+
+def worker_env() -> dict:
+    """Environment of a worker subprocess that imports this copy of keras_trainer."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
 
 
 def _same(a, b) -> bool:

@@ -468,3 +468,44 @@ class ModelCostBenefitPolicy(Policy):
             )
         speedup, ratio = self._predicted[id(sample)]
         return _CostBenefit(strategies[0], speedup, ratio)
+
+
+def policy_spec(policy: Policy) -> dict:
+    """A fitted model-free policy as plain JSON (`policy_from_spec` rebuilds it), to
+    decide inside the sandboxed worker (`AdaptiveJIT.run`).
+
+    Raises:
+        ConfigError: `cost_benefit+model` (its model stays in the caller's process).
+    """
+    if isinstance(policy, AlwaysPolicy):
+        return {"kind": "always", "strategy": policy.strategy}
+    if isinstance(policy, TieredPolicy):
+        return {"kind": "tiered", "threshold": policy.threshold, "level": policy.level}
+    if isinstance(policy, AutotunePolicy):
+        fields = ("budget", "candidates", "cost_benefit", "speedup", "ratio", "first", "horizon")
+        return {"kind": "autotune", "name": policy.name, **{k: getattr(policy, k) for k in fields}}
+    if isinstance(policy, CostBenefitPolicy):
+        return {"kind": "cost_benefit", "speedup": policy.speedup, "ratio": policy.ratio}
+    raise ConfigError(
+        f"policy {policy.name!r} cannot decide in the sandboxed worker (it consults a model in "
+        "this process); use a trusted JIT or a model-free policy"
+    )
+
+
+def policy_from_spec(spec: dict) -> Policy:
+    """The policy that `policy_spec` wrote."""
+    kind = spec.get("kind")
+    if kind == "always":
+        return AlwaysPolicy(spec["strategy"])
+    if kind == "tiered":
+        return TieredPolicy(spec["threshold"], spec["level"])
+    if kind == "cost_benefit":
+        return CostBenefitPolicy(spec["speedup"], spec["ratio"])
+    if kind == "autotune":
+        fields = {k: v for k, v in spec.items() if k not in ("kind", "name")}
+        if fields["budget"] is None:
+            raise ConfigError("policy spec: an autotune policy needs its fitted budget")
+        policy = AutotunePolicy(**fields)
+        policy.name = spec.get("name", policy.name)
+        return policy
+    raise ConfigError(f"policy spec: unknown kind {kind!r}")

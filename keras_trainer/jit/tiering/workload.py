@@ -282,12 +282,15 @@ class ReplayResult:
             build), "time" (a build timed on one real call while autotuning).
         decide_s: wall seconds the policy itself spent deciding (its Python
             code and any model it consults), not part of `totals_s`.
+        states: per function, the final `FunctionState`: what the policy
+            measured (`measured_call_s`, `compiled_s`), as a live JIT would have.
     """
 
     policy: str
     totals_s: np.ndarray
     decisions: list
     decide_s: float
+    states: list = dataclasses.field(default_factory=list)
 
     @property
     def total_s(self) -> float:
@@ -311,13 +314,14 @@ def replay(workload: Workload, policy: Any, seed: int = 0) -> ReplayResult:
     totals = np.empty(len(workload))
     started = time.perf_counter()
     policy.prepare(workload)  # batched model predictions count as deciding
-    decisions, decide_s = [], time.perf_counter() - started
+    decisions, states, decide_s = [], [], time.perf_counter() - started
     for i in range(len(workload)):
-        total, log, spent = _replay_function(workload, i, policy, index, rng)
+        total, log, spent, state = _replay_function(workload, i, policy, index, rng)
         totals[i] = total
         decisions.append(log)
+        states.append(state)
         decide_s += spent
-    return ReplayResult(policy.name, totals, decisions, decide_s)
+    return ReplayResult(policy.name, totals, decisions, decide_s, states)
 
 
 def _replay_function(workload: Workload, i: int, policy, index: dict, rng) -> tuple:
@@ -356,7 +360,32 @@ def _replay_function(workload: Workload, i: int, policy, index: dict, rng) -> tu
             if log[-1][1:] != ("compile", levels[0]):
                 log.append((state.calls, "switch", levels[0]))
             state.level, state.level_calls = levels[0], 0
-    return total + state.run_s, log, spent
+    return total + state.run_s, log, spent, state
+
+
+def measured_records(workload: Workload, result: ReplayResult) -> list[dict]:
+    """The dataset records a live JIT would have written (`AdaptiveJIT(record_to=)`)
+    while deciding as `result` replayed: per function its IR and O0 probe (runtime
+    metrics, O0 time per call and compile time), the compile time of every build the
+    policy made and the time per call of every build it ran or timed."""
+    records = []
+    for sample, state in zip(workload.samples, result.states):
+        timings = {name: seconds * 1e9 for name, seconds in state.measured_call_s.items()}
+        compiles = {name: seconds * 1e3 for name, seconds in state.compiled_s.items()}
+        runtime = sample["runtime"]
+        timings[workload.strategies[0]] = runtime["exec_time_ns"]
+        compiles[workload.strategies[0]] = runtime["compile_time_ms"]
+        record = {
+            "ir": sample["ir"],
+            "entry": sample.get("entry", "entry"),
+            "runtime": runtime,
+            "timings_ns": timings,
+            "compile_times_ms": compiles,
+        }
+        if sample.get("family") is not None:
+            record["family"] = sample["family"]
+        records.append(record)
+    return records
 
 
 def _autotune(workload, i, levels, state, index, rng, n, log) -> None:
