@@ -405,12 +405,29 @@ def _tensorflow_xla(model: keras.Model) -> bool:
     return not (determinism_enabled() and tf.config.list_physical_devices("GPU"))
 
 
+class _NoRetracingNotice(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning.
+
+    The epoch program is traced once per input signature (`reduce_retracing`); a
+    search's trials bring new batch sizes and step counts, so they trace it again by
+    design, and TensorFlow's notice then fills notebooks and logs with advice that
+    does not apply.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+_RETRACING_FILTER = _NoRetracingNotice()
+
+
 class _TensorFlowLoop:
     """Epochs as one `tf.function` running a `tf.while_loop` of `train_step`."""
 
     def __init__(self, model: keras.Model, train: tuple, validation: Optional[tuple]):
         import tensorflow as tf
 
+        tf.get_logger().addFilter(_RETRACING_FILTER)  # adding it again is a no-op
         self.tf, self.model = tf, model
         self.train = keras.tree.map_structure(tf.convert_to_tensor, train)
         self.validation = (
