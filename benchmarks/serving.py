@@ -13,7 +13,10 @@ KERAS_BACKEND:
 
 and prints requests/s, p50 and p99 latency, and batching's requests/s as a
 ratio to the unbatched server at the same number of clients. With `--onnx`,
-the same through ONNX Runtime.
+the same through ONNX Runtime. With `--assistant MODEL`, the same for a saved
+assistant answering the bundled held-out questions, one query per request (greedy):
+there the model call (a decoding loop) is most of a request, and batching gathers the
+queries of concurrent requests into one loop (`QueryBatcher`).
 
 Usage:
     KERAS_BACKEND=jax PYTHONPATH=. python benchmarks/serving.py [--requests 1000]
@@ -137,7 +140,7 @@ def over_http(model_path: str, bodies: list, clients_list: list, rounds: int) ->
     with running_server(model_path, 1) as unbatched, running_server(model_path, 64) as batched:
         ports = {"unbatched": unbatched, "batched (64 rows)": batched}
         for port in ports.values():
-            asyncio.run(_clients(port, payloads[:200], 8))  # warm-up
+            asyncio.run(_clients(port, payloads[:200], max(clients_list)))  # warm-up
         for _ in range(rounds):
             for clients in clients_list:
                 for name, port in ports.items():
@@ -157,15 +160,25 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--rounds", type=int, default=3, help="turns of each setting")
     parser.add_argument("--onnx", action="store_true", help="also serve the model exported to ONNX")
+    parser.add_argument(
+        "--assistant", metavar="MODEL", help="serve this assistant .keras file instead"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     rows = {}
     with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "jit.keras")
-        x = train_model(path, rng)
-        bodies = [{"inputs": x[i % len(x)].tolist()} for i in range(args.requests)]
-        paths = {"keras": path}
-        if args.onnx:
+        if args.assistant:
+            from keras_trainer.assistant.data import load_pairs
+
+            questions = [query for query, _ in load_pairs(split="heldout")]
+            bodies = [{"query": questions[i % len(questions)]} for i in range(args.requests)]
+            paths = {"assistant": args.assistant}
+        else:
+            path = os.path.join(directory, "jit.keras")
+            x = train_model(path, rng)
+            bodies = [{"inputs": x[i % len(x)].tolist()} for i in range(args.requests)]
+            paths = {"keras": path}
+        if args.onnx and not args.assistant:
             from keras_trainer.export import export_onnx
 
             paths["onnx"] = export_onnx(path, os.path.join(directory, "jit.onnx"))

@@ -16,8 +16,8 @@ shapes instead of one per row count.
 
 `QueryBatcher` does the same for an assistant's questions: concurrent requests with
 the same generation settings (method, beam width, answer length) are answered by one
-compiled decoding loop over all their queries, padded to the next power of eight
-(a decoding loop compiles for seconds, so only 1, 8 and 64 queries are traced).
+compiled decoding loop over all their queries, padded to the next power of two
+(each batch size compiles once, on its first use).
 Decoding a query reads only its own row, so the answers are those of one loop per
 request; the loop's cost grows far slower than the batch on CPUs and GPUs.
 """
@@ -165,12 +165,6 @@ class QueryBatcher(DynamicBatcher):
     async def answer(self, queries: list[str], settings: dict) -> list[str]:
         """The answers to `queries`, decoded with others' of the same `settings`."""
         return await self._enqueue(list(queries), len(queries), tuple(sorted(settings.items())))
-
-    def _padded(self, rows: int) -> int:
-        size = 1
-        while size < rows:
-            size *= 8
-        return min(size, max(self.max_batch_size, rows))
 
     def _run_batch(self, batch: list[_Pending]) -> list[list[str]]:
         queries = [query for item in batch for query in item.payload]
