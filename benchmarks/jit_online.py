@@ -30,12 +30,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from keras_trainer.jit.data.collect import host_cpu  # noqa: E402
 
 SPECS = ("runtime:0.01:100", "runtime:0.001:10", "runtime:0.0001:1")
 COLUMNS = (
@@ -46,17 +47,6 @@ COLUMNS = (
     "second_cost_benefit",
     "second_full_records",
 )
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(dataset: str, specs, folds: int, seed: int, epochs: int) -> dict:
@@ -151,7 +141,7 @@ def main(argv=None) -> int:
     started = time.time()
     results = run(args.dataset, args.specs, args.folds, args.seed, args.epochs)
     print(
-        f"# {cpu_name()}, {os.cpu_count()} CPUs, {datetime.date.today()}, "
+        f"# {host_cpu()}, {os.cpu_count()} CPUs, {datetime.date.today()}, "
         f"{args.folds or 'leave-family-out'} family folds, seed {args.seed}, update {args.epochs} epochs, "
         f"{time.time() - started:.0f} s (regret = total / oracle of that half)"
     )

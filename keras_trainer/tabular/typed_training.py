@@ -109,16 +109,8 @@ def prepare_typed_table(
     if classification and class_names is None:
         width = 2 if model_config.output_activation == "sigmoid" else model_config.output_dim
         class_names = [str(i) for i in range(width)]
-    validation = config.training.validation_split or 0.2
     seed = (config.training.seed or 0) if seed is None else seed
-    indices = split_rows(
-        len(frame),
-        validation,
-        config.data.test_split,
-        seed,
-        labels=y if classification else None,
-        shuffle=not config.data.time_series,
-    )
+    indices = _split(config, len(frame), y if classification else None, seed)
     train_rows = frame.iloc[indices[0]].reset_index(drop=True)
     preprocessor = TablePreprocessor.fit(train_rows, config.data.columns, target)
     x, _ = preprocessor.transform(frame)
@@ -205,14 +197,19 @@ def table_splits(source: str, target: Optional[str], config: Any, seed: int):
             f"model.input_dim: is {model_config.input_dim} but {source} has {x.shape[1]} features"
         )
     y, classification = head_targets(y, model_config, source)
-    validation = config.training.validation_split or 0.2
-    indices = split_rows(
-        len(x),
-        validation,
-        config.data.test_split,
-        seed,
-        labels=y if classification else None,
-        shuffle=not config.data.time_series,
-    )
+    indices = _split(config, len(x), y if classification else None, seed)
     split = split_record(source, fingerprint, seed, config.data.test_split, indices[2])
     return x, y, names, classification, indices, {"split": split}
+
+
+def _split(config, rows: int, labels, seed: int) -> tuple:
+    """Training, validation and test row indices: shuffled and stratified by `labels`
+    (None for regression) unless `data.time_series`; validation defaults to 0.2."""
+    return split_rows(
+        rows,
+        config.training.validation_split or 0.2,
+        config.data.test_split,
+        seed,
+        labels=labels,
+        shuffle=not config.data.time_series,
+    )

@@ -360,7 +360,7 @@ def collect_dataset(
     info = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "cpu": _host_cpu(),
+        "cpu": host_cpu(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "llvm_version": _llvm_version(),
@@ -405,7 +405,8 @@ def _record(job: dict, outcome: dict) -> dict:
     return record
 
 
-def _host_cpu() -> str:
+def host_cpu() -> str:
+    """The host CPU's model name (recorded with measurements, printed by benchmarks)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
