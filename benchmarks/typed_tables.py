@@ -45,12 +45,16 @@ from keras_trainer.tabular.tables import encode_target, read_frame  # noqa: E402
 from keras_trainer.tabular.typed_training import build_typed_model  # noqa: E402
 
 
-def ours(frame, y, train, test, seed, target):
-    """The `keras-trainer train` defaults on one fold: accuracy on the test fold."""
+def ours(frame, y, train, test, seed, target, epochs=None):
+    """The `keras-trainer train` defaults on one fold: accuracy on the test fold.
+
+    `epochs` caps the training (default: the config default, with early stopping).
+    """
+    training = {"seed": seed, "verbose": 0, **({"epochs": epochs} if epochs else {})}
     config = load_config(
         {
             "model": {"type": "feed_forward", "output_activation": "softmax", "output_dim": 3},
-            "training": {"seed": seed, "verbose": 0},
+            "training": training,
         }
     )
     keras.utils.set_random_seed(seed)

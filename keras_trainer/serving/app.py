@@ -245,6 +245,7 @@ class _Server:
         output = await self.batcher.submit(checked.arrays)
         request.state.rows = checked.rows
         self.metrics.rows.inc(checked.rows)
+        self.metrics.count_unseen(checked.unseen)
         return self.model.describe(checked, output)
 
 

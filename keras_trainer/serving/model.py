@@ -48,12 +48,17 @@ _NETWORK_KEYS = {"inputs", "ids"}
 
 @dataclasses.dataclass
 class PreparedRequest:
-    """A checked network request: one array per model input, and how to answer it."""
+    """A checked network request: one array per model input, and how to answer it.
+
+    `unseen` (typed tables): column -> {value: rows} of category values unseen in
+    training, read as out-of-vocabulary; empty otherwise.
+    """
 
     arrays: list[np.ndarray]
     single: bool
     ids: list | None
     rows: int
+    unseen: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -215,7 +220,9 @@ class ServedModel:
         Returns:
             For a network, `{"prediction": record}` for one row or
             `{"predictions": [records]}` for a batch (records as
-            `keras_trainer.core.evaluating.predictions.describe` writes them); for an
+            `keras_trainer.core.evaluating.predictions.describe` writes them), with
+            `"unseen": {column: {value: rows}}` when a typed table's rows hold
+            category values unseen in training (read as out-of-vocabulary); for an
             assistant, `{"response": text}` or `{"responses": [texts]}`. Each
             with `latency_ms`.
 
@@ -251,11 +258,12 @@ class ServedModel:
             # A typed table: raw rows with text and blanks, encoded as in training.
             from keras_trainer.tabular.table_model import encode_request
 
-            table, single = encode_request(self.metadata, request["inputs"])
+            table, single, report = encode_request(self.metadata, request["inputs"])
             if len(table) > self.limits.max_rows:
                 too_many_rows(len(table), "request.inputs", self.limits.max_rows)
-            arrays = [table]
+            arrays, unseen = [table], report.unseen
         else:
+            unseen = {}
             arrays, single = request_arrays(
                 request["inputs"], self.layer._inputs, self.feature_names, self.limits.max_rows
             )
@@ -268,7 +276,7 @@ class ServedModel:
                 ids = [ids]
             if not isinstance(ids, list) or len(ids) != rows:
                 raise DataError(f"request.ids: expected a list of {rows} ids, one per row")
-        return PreparedRequest(arrays, single, ids, rows)
+        return PreparedRequest(arrays, single, ids, rows, unseen)
 
     def run(self, arrays: list[np.ndarray]) -> np.ndarray:
         """The model's (first) output for checked input arrays: one model call."""
@@ -297,7 +305,10 @@ class ServedModel:
     def describe(self, prepared: PreparedRequest, outputs: np.ndarray) -> dict[str, Any]:
         """The answer to `prepared` from its rows of the model's output."""
         records = predictions.describe(outputs, self.head, self.class_names, prepared.ids)
-        return {"prediction": records[0]} if prepared.single else {"predictions": records}
+        answer = {"prediction": records[0]} if prepared.single else {"predictions": records}
+        if prepared.unseen:  # typed tables: values that went to the out-of-vocabulary slot
+            answer["unseen"] = prepared.unseen
+        return answer
 
     def predict_records(self, inputs: Any, ids: list | None = None) -> list[dict[str, Any]]:
         """Labelled records for a batch of inputs (rows, feature dicts, or input-name dicts)."""

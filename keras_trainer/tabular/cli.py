@@ -399,6 +399,24 @@ def _typed_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
     )
 
 
+_TYPED_SHARDS = (
+    "Join the shards into one .csv or .parquet file and pass it as --data (it is read "
+    "whole, with typed columns), or write shards of numbers only (see docs/tables.md)"
+)
+
+
+def _refuse_typed_shards(source: str, first: str) -> None:
+    """A `ConfigError` when the first shard holds text or blank cells (a typed table)."""
+    from keras_trainer.tabular.typed_training import is_typed_table
+
+    if is_typed_table(first):
+        raise ConfigError(
+            f"{source}: the shards hold text or blank cells ({first}); typed tables are not "
+            f"streamed as shards (their vocabularies and statistics are learned from one "
+            f"table). {_TYPED_SHARDS}"
+        )
+
+
 def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
     """Shards streamed through fit: the last rows (file order) are the test, then the
     validation rows; the scaler's statistics and the label range take one pass each."""
@@ -409,8 +427,8 @@ def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Split
     model_config, training = config.model, config.training
     if config.data.columns:
         raise ConfigError(
-            "data.columns: typed columns are read from one table file (.csv, .parquet) or "
-            "builtin:penguins; shards stream numeric columns only"
+            f"data.columns: typed columns are read from one table file; {source} is streamed "
+            f"as shards, which hold numbers only. {_TYPED_SHARDS}"
         )
     if model_config.type in SEQUENCE_TYPES:
         raise ConfigError(
@@ -419,6 +437,7 @@ def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Split
         )
     data = config.data if args.target is None else config.data.replace(target_columns=[args.target])
     stream = ShardDataset.from_config(data, training, source)
+    _refuse_typed_shards(source, stream.paths[0])
     rest, test = stream, None
     if config.data.test_split > 0:
         rest, test = stream.split(config.data.test_split)

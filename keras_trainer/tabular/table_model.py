@@ -113,8 +113,9 @@ class TableModel:
         return result
 
 
-def encode_request(metadata: dict, inputs: Any) -> tuple[np.ndarray, bool]:
-    """A serving request's raw rows encoded for a typed-table network, and whether it was one row.
+def encode_request(metadata: dict, inputs: Any) -> tuple[np.ndarray, bool, TransformReport]:
+    """A serving request's raw rows encoded for a typed-table network, whether it was one
+    row, and what the preprocessor met (`report.unseen`: category values unseen in training).
 
     `inputs` is one row (an object column -> value, or a list of raw values in the
     model's column order) or a list of them; `null` or `""` cells are missing.
@@ -129,5 +130,7 @@ def encode_request(metadata: dict, inputs: Any) -> tuple[np.ndarray, bool]:
         isinstance(inputs, list) and bool(inputs) and not isinstance(inputs[0], (dict, list))
     )
     rows = [inputs] if single else inputs
-    x, _ = preprocessor.transform(records_frame(rows, "request.inputs", preprocessor.input_columns))
-    return x, single
+    x, report = preprocessor.transform(
+        records_frame(rows, "request.inputs", preprocessor.input_columns)
+    )
+    return x, single, report

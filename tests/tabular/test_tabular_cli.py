@@ -277,6 +277,27 @@ def test_shards_with_a_sequence_model_name_the_problem(tmp_path, capsys):
     assert "not cut across shards" in capsys.readouterr().err
 
 
+@pytest.mark.one_backend
+def test_typed_shards_are_refused_with_what_to_do_instead(tmp_path, capsys):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for part in range(2):  # text and a blank cell: a typed table, cut in shards
+        rows = "".join(f"{p},{'' if i == 3 else i},{i % 2}\n" for i, p in enumerate("ab" * 5))
+        (folder / f"part-{part}.csv").write_text("plan,tenure,churn\n" + rows)
+    arguments = ["--data", str(folder), "--target", "churn", "--runs-dir", str(tmp_path)]
+    assert main(["train", _config(tmp_path), *arguments]) != 0
+    err = capsys.readouterr().err
+    assert "the shards hold text or blank cells" in err and "part-0.csv" in err
+    assert "Join the shards into one .csv or .parquet file" in err
+    config = json.loads(open(_config(tmp_path)).read())
+    config["data"]["columns"] = {"plan": {"type": "category"}}
+    (tmp_path / "typed.json").write_text(json.dumps(config))
+    assert main(["train", str(tmp_path / "typed.json"), *arguments]) != 0
+    err = capsys.readouterr().err
+    assert "data.columns: typed columns are read from one table file" in err
+    assert "Join the shards" in err
+
+
 def test_data_shards_in_the_config_route_an_mlp_to_the_tabular_trainer(tmp_path, capsys):
     shards = _shards(tmp_path / "shards", parts=2)
     config = json.loads(open(_config(tmp_path, type="mlp")).read())

@@ -114,7 +114,9 @@ def test_python_api_and_serving_match_predict_on_raw_rows(trained):
         {"customer_id": "n2", "plan": "gold", "city": "city99", "tenure": None, "active": "no"},
         {"customer_id": "n3", "plan": "", "city": "city1", "tenure": "30", "active": "yes"},
     ]
-    answer = served.predict({"inputs": request})["predictions"]
+    answered = served.predict({"inputs": request})
+    assert answered["unseen"] == {"plan": {"gold": 1}, "city": {"city99": 1}}
+    answer = answered["predictions"]
     for got, want in zip(answer, from_file):
         assert got["label"] == want["label"]
         assert got["probabilities"]["stay"] == pytest.approx(
@@ -122,8 +124,37 @@ def test_python_api_and_serving_match_predict_on_raw_rows(trained):
         )
     one = served.predict({"inputs": request[1]})["prediction"]
     assert one["label"] == answer[1]["label"]
+    assert "unseen" not in served.predict({"inputs": request[0]})  # said only when it happens
     with pytest.raises(ColumnTypeError, match="column 'tenure' is a number column"):
         served.predict({"inputs": {**request[0], "tenure": "long"}})
+
+
+@pytest.mark.one_backend
+def test_serve_answers_and_counts_unseen_categories_per_column_over_http(trained):
+    import http.client
+
+    pytest.importorskip("fastapi")
+    from keras_trainer.serving.model import ServedModel
+    from tests.serving.conftest import RunningServer, request
+
+    server = RunningServer(ServedModel(trained[1]))
+    try:
+        row = {"plan": "gold", "city": "city99", "tenure": "", "active": "no"}
+        status, answer = request(server.url, "/predict", {"inputs": [row, row]})
+        assert status == 200 and len(answer["predictions"]) == 2
+        assert answer["unseen"] == {"plan": {"gold": 2}, "city": {"city99": 2}}
+        status, answer = request(server.url, "/predict", {"inputs": {**row, "plan": "atlas"}})
+        assert answer["unseen"]["plan"] == {"atlas": 1}
+        status, refused = request(server.url, "/predict", {"inputs": {**row, "plan": 3}})
+        assert status == 422 and refused["error"] == "ColumnTypeError"
+        connection = http.client.HTTPConnection("127.0.0.1", server.port)
+        connection.request("GET", "/metrics")
+        metrics = connection.getresponse().read().decode()
+        connection.close()
+    finally:
+        server.stop()
+    assert 'keras_trainer_unseen_values_total{column="plan"} 3.0' in metrics
+    assert 'keras_trainer_unseen_values_total{column="city"} 3.0' in metrics
 
 
 def test_evaluate_reads_class_names_from_the_target_column(trained, capsys):
