@@ -125,7 +125,7 @@ def test_binary_head_labels_by_the_sigmoid_probability(saved_models, start_serve
     assert meta["head"] == "binary" and meta["class_names"] == ["benign", "malignant"]
     _, answer = request(url, "/predict", {"inputs": x.tolist()})
     for row, probability in zip(answer["predictions"], p):
-        assert row["label"] == ("malignant" if probability >= 0.5 else "benign")
+        assert row["label"] == ("malignant" if probability > 0.5 else "benign")
         assert abs(row["probabilities"]["malignant"] - probability) < 1e-5
         assert abs(row["probabilities"]["benign"] - (1 - probability)) < 1e-5
 
