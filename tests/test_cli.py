@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from keras_trainer.jit import SAMPLE_DATASET_PATH, read_dataset
@@ -139,3 +140,55 @@ def test_train_cross_validates_with_the_cv_flag_and_tests_on_a_test_file(tmp_pat
     evaluated = _cli("evaluate", model)  # by default: the model's test file
     assert evaluated.returncode == 0, evaluated.stderr
     assert f"held-out split: 30 of 30 samples of {held_out}" in evaluated.stdout
+
+
+def _tiny_jit_config(folder) -> str:
+    config = {
+        "model": {"input_dim": 12, "hidden_layers": [8], "output_dim": 5},
+        "training": {"epochs": 1, "batch_size": 64, "validation_split": 0.2},
+    }
+    path = folder / "jit_tiny.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def _tiny_assistant_config(folder) -> str:
+    pairs = [{"query": f"what is item {i}?", "response": f"item {i} is a thing"} for i in range(12)]
+    (folder / "qa.json").write_text(json.dumps(pairs))
+    config = {
+        "embedding_dim": 8,
+        "hidden_dim": 8,
+        "max_length": 12,
+        "data_path": str(folder / "qa.json"),
+        "training": {"epochs": 1, "batch_size": 8, "validation_split": 0.0},
+    }
+    path = folder / "assistant_tiny.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+@pytest.mark.parametrize("family", ["jit", "assistant"])
+def test_the_same_train_command_twice_gives_identical_weights(family, tmp_path):
+    # The tabular family's twin: tests/tabular/test_tabular_cli.py.
+    from keras_trainer.cli import main
+
+    if family == "jit":
+        config, data = _tiny_jit_config(tmp_path), ["--data", SAMPLE_DATASET_PATH]
+    else:
+        config, data = _tiny_assistant_config(tmp_path), []
+    runs = tmp_path / "runs"
+    command = ["train", config, *data, "--runs-dir", str(runs), "--seed", "3", "--quiet"]
+    command += ["--output", str(tmp_path / "model.keras"), "--overwrite"]
+    assert main(command) == 0 and main(command) == 0
+    folders = sorted((runs / os.path.basename(config)[: -len(".json")]).iterdir())
+    assert [f.name for f in folders] == ["version_0", "version_1"]
+    if family == "jit":
+        from keras_trainer.core.saving.persistence import load_model
+
+        first, second = (load_model(str(f / "model.keras"))[0] for f in folders)
+    else:
+        from keras_trainer.assistant import load_assistant
+
+        first, second = (load_assistant(f / "model.keras").model for f in folders)
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
