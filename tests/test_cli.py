@@ -173,7 +173,10 @@ def test_the_same_train_command_twice_gives_identical_weights(family, tmp_path):
     from keras_trainer.cli import main
 
     if family == "jit":
-        config, data = _tiny_jit_config(tmp_path), ["--data", SAMPLE_DATASET_PATH]
+        dataset = read_dataset(SAMPLE_DATASET_PATH)
+        dataset["samples"] = dataset["samples"][:120]  # features of 120 kernels, not 1,000
+        (tmp_path / "kernels.json").write_text(json.dumps(dataset))
+        config, data = _tiny_jit_config(tmp_path), ["--data", str(tmp_path / "kernels.json")]
     else:
         config, data = _tiny_assistant_config(tmp_path), []
     runs = tmp_path / "runs"
