@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from keras_trainer.core.inputs.rows import csv_numbers
 from keras_trainer.errors import DataError
 
 TABLES = ("breast_cancer", "wine", "diabetes")
@@ -171,19 +172,7 @@ def load_csv(path: str, target: Optional[str] = None) -> tuple[np.ndarray, np.nd
         raise DataError(
             f"{path}: needs at least one feature column besides the target {header[target_index]!r}"
         )
-    values = np.empty((len(rows) - 1, len(header)), dtype="float64")
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}:{number}: has {len(row)} cells but the header has {len(header)}"
-            )
-        for column, cell in enumerate(row):
-            try:
-                values[number - 2, column] = float(cell)
-            except ValueError:
-                raise DataError(
-                    f"{path}:{number}: column {header[column]!r} holds {cell!r}, not a number"
-                ) from None
+    values = csv_numbers(path, rows, list(range(len(header))), "float64")
     if not np.all(np.isfinite(values)):
         line, column = np.argwhere(~np.isfinite(values))[0]
         raise DataError(f"{path}:{line + 2}: column {header[column]!r} is NaN or infinite")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 import numpy as np
 
@@ -80,23 +79,11 @@ def read_rows(path: str, feature_names: list[str], id_column: str | None = None)
             )
         if id_column and id_column not in header:
             raise DataError(f"{path}: no id column {id_column!r} (columns: {', '.join(header)})")
-        index = [header.index(name) for name in names]
-        x = np.empty((len(rows) - 1, len(names)), dtype="float32")
-        ids: list[Any] = []
-        for number, row in enumerate(rows[1:], start=2):
-            if len(row) != len(header):
-                raise DataError(
-                    f"{path}:{number}: has {len(row)} cells but the header has {len(header)}"
-                )
-            for column, position in enumerate(index):
-                try:
-                    x[number - 2, column] = float(row[position])
-                except ValueError:
-                    raise DataError(
-                        f"{path}:{number}: column {names[column]!r} holds {row[position]!r}, not a number"
-                    ) from None
-            ids.append(row[header.index(id_column)] if id_column else number - 2)
-        return x, ids
+        x = csv_numbers(path, rows, [header.index(name) for name in names], "float32")
+        if id_column:
+            position = header.index(id_column)
+            return x, [row[position] for row in rows[1:]]
+        return x, list(range(len(rows) - 1))
     if lower.endswith(".json"):
         try:
             with open(path, encoding="utf-8") as handle:
@@ -138,3 +125,29 @@ def read_rows(path: str, feature_names: list[str], id_column: str | None = None)
                 loaded = loaded[key]
         return np.asarray(loaded, dtype="float32"), list(range(len(loaded)))
     raise DataError(f"{path}: inputs are .csv, .json, .npy or .npz files")
+
+
+def csv_numbers(path: str, rows: list, positions: list, dtype: str) -> np.ndarray:
+    """The cells at `positions` of a CSV's data rows (`rows[1:]`; `rows[0]` is the
+    header) as a `(rows, positions)` array of `dtype`.
+
+    Raises:
+        DataError: a row whose cell count differs from the header's, or a cell that is
+            not a number (naming the line and the column).
+    """
+    header = rows[0]
+    values = np.empty((len(rows) - 1, len(positions)), dtype=dtype)
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}:{number}: has {len(row)} cells but the header has {len(header)}"
+            )
+        for column, position in enumerate(positions):
+            try:
+                values[number - 2, column] = float(row[position])
+            except ValueError:
+                raise DataError(
+                    f"{path}:{number}: column {header[position].strip()!r} holds "
+                    f"{row[position]!r}, not a number"
+                ) from None
+    return values
