@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 import numpy as np
@@ -58,8 +58,22 @@ def _is_number_value(value: Any) -> bool:
     )
 
 
-def column_numbers(values: Any, name: str, kind: str = "number") -> np.ndarray:
+def data_row(row: int) -> str:
+    """Where a cell is, for messages: "data row 3" (1-based, header not counted)."""
+    return f"data row {row + 1}"
+
+
+def column_numbers(
+    values: Any, name: str, kind: str = "number", where: Callable[[int], str] = data_row
+) -> np.ndarray:
     """A column's cells as float64 (NaN where missing).
+
+    Args:
+        values: The cells.
+        name: The column, for messages.
+        kind: The column's type, for messages.
+        where: Names the place of cell `row` (0-based) in messages; defaults to
+            `data row N`. Shard streams name the file and line.
 
     Raises:
         ColumnTypeError: a cell that is not a number, naming the column, row and value.
@@ -76,11 +90,11 @@ def column_numbers(values: Any, name: str, kind: str = "number") -> np.ndarray:
             out[row] = float(cell.strip() if isinstance(cell, str) else cell)
         except (TypeError, ValueError):
             raise ColumnTypeError(
-                f"column {name!r} is a {kind} column; data row {row + 1} holds {cell!r}, "
+                f"column {name!r} is a {kind} column; {where(row)} holds {cell!r}, "
                 "not a number (declare it as category in data.columns, or fix the cell)"
             ) from None
         if not math.isfinite(out[row]):
-            raise DataError(f"column {name!r}: data row {row + 1} is infinite")
+            raise DataError(f"column {name!r}: {where(row)} is infinite")
     return out
 
 
@@ -102,6 +116,16 @@ class TransformReport:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def add(self, other: TransformReport) -> None:
+        """Adds the counts of `other` (the report of more rows) to this one."""
+        self.rows += other.rows
+        for name, values in other.unseen.items():
+            mine = self.unseen.setdefault(name, {})
+            for value, count in values.items():
+                mine[value] = mine.get(value, 0) + count
+        for name, count in other.imputed.items():
+            self.imputed[name] = self.imputed.get(name, 0) + count
+
     def to_text(self) -> str:
         """One line per column with unseen values or filled cells (empty when none)."""
         lines = []
@@ -116,20 +140,65 @@ class TransformReport:
         return "\n".join(lines)
 
 
-def _fill(values: list, present: list, spec: ColumnConfig, numeric: bool) -> Any:
+def fill_value(
+    present: Any,
+    spec: ColumnConfig,
+    numeric: bool,
+    counts: Optional[Counter] = None,
+    mean: Optional[float] = None,
+) -> Any:
+    """A column's imputation value from its training values (`spec.impute`).
+
+    Args:
+        present: The present training values, or a uniform sample of them (the median).
+        spec: The column's config.
+        numeric: Whether it is a number column (`auto` is the median, else the most frequent).
+        counts: The exact counts of the present values, when known (the most frequent).
+        mean: The exact mean of the present values, when known.
+    """
     impute = spec.impute
     if impute == "auto":
         impute = "median" if numeric else "most_frequent"
     if impute == "constant":
         return float(spec.fill_value) if numeric else as_text(spec.fill_value)
-    if not present:
+    if not len(present) and not counts:
         return None
     if impute == "median":
         return float(np.median(present))
     if impute == "mean":
-        return float(np.mean(present))
-    counts = Counter(present)
+        return float(np.mean(present) if mean is None else mean)
+    counts = counts if counts is not None else Counter(list(present))
     return min(counts, key=lambda v: (-counts[v], v))  # most frequent, ties by value
+
+
+def number_state(name: str, spec: ColumnConfig, fill: float, low: float, sample: Any) -> dict:
+    """A number column's state before its mean and deviation (`finish_number`).
+
+    Args:
+        fill: The imputation value.
+        low: The smallest training value (the `log` transform's offset).
+        sample: The training values, or a uniform sample of them (the `quantile`
+            transform's quantiles).
+    """
+    state = {
+        "name": name,
+        "type": "number",
+        "fill": fill,
+        "indicator": spec.missing_indicator,
+        "transform": spec.transform,
+    }
+    if spec.transform == "log":
+        state["offset"] = float(low)
+    elif spec.transform == "quantile":
+        state["quantiles"] = np.quantile(np.asarray(sample), np.linspace(0, 1, 101)).tolist()
+    return state
+
+
+def finish_number(state: dict, mean: float, std: float) -> dict:
+    """`state` with the mean and deviation of its shaped training values (a constant
+    column's deviation reads as 1)."""
+    state["mean"], state["std"] = float(mean), float(std) if std > 0 else 1.0
+    return state
 
 
 def _fit_number(name: str, cells: list, spec: ColumnConfig) -> dict:
@@ -137,24 +206,14 @@ def _fit_number(name: str, cells: list, spec: ColumnConfig) -> dict:
     present = values[~np.isnan(values)]
     if not len(present):
         raise DataError(f"column {name!r}: every training cell is missing; declare it 'ignore'")
-    state = {
-        "name": name,
-        "type": "number",
-        "fill": _fill(list(values), list(present), spec, True),
-        "indicator": spec.missing_indicator,
-        "transform": spec.transform,
-    }
-    if spec.transform == "log":
-        state["offset"] = float(present.min())
-    elif spec.transform == "quantile":
-        state["quantiles"] = np.quantile(present, np.linspace(0, 1, 101)).tolist()
-    shaped = _shape_number(state, np.where(np.isnan(values), state["fill"], values))
-    std = float(shaped.std())
-    state["mean"], state["std"] = float(shaped.mean()), std if std > 0 else 1.0
-    return state
+    fill = fill_value(present, spec, True)
+    state = number_state(name, spec, fill, present.min(), present)
+    shaped = shape_number(state, np.where(np.isnan(values), state["fill"], values))
+    return finish_number(state, shaped.mean(), shaped.std())
 
 
-def _shape_number(state: dict, values: np.ndarray) -> np.ndarray:
+def shape_number(state: dict, values: np.ndarray) -> np.ndarray:
+    """A number column's filled values after its transform (`log`, `quantile`, or none)."""
     if state["transform"] == "log":
         return np.log1p(np.maximum(values - state["offset"], 0.0))
     if state["transform"] == "quantile":
@@ -163,10 +222,8 @@ def _shape_number(state: dict, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _fit_category(name: str, cells: list, spec: ColumnConfig) -> dict:
-    texts = [as_text(c) for c in cells]
-    present = [t for t in texts if t is not None]
-    counts = Counter(present)
+def category_state(name: str, counts: Counter, spec: ColumnConfig) -> dict:
+    """A category column's state from the counts of its present training values."""
     vocabulary = sorted(counts, key=lambda v: (-counts[v], v))[: spec.max_categories]
     encoding = spec.encoding
     if encoding == "auto":
@@ -178,21 +235,29 @@ def _fit_category(name: str, cells: list, spec: ColumnConfig) -> dict:
         "name": name,
         "type": "category",
         "vocabulary": vocabulary,
-        "fill": _fill(texts, present, spec, False),
+        "fill": fill_value([], spec, False, counts),
         "indicator": spec.missing_indicator,
         "encoding": encoding,
         "embedding_size": (spec.embedding_size or embedding_size(len(vocabulary) + 1))
         if encoding == "embedding"
         else None,
         # Whether the training values were words: a number arriving later is a type change.
-        "text": not all_numbers(present),
+        "text": not all_numbers(list(counts)),
     }
 
 
-def _fit_binary(name: str, cells: list, spec: ColumnConfig) -> dict:
+def _fit_category(name: str, cells: list, spec: ColumnConfig) -> dict:
     texts = [as_text(c) for c in cells]
-    present = [t for t in texts if t is not None]
-    values = sorted(set(present))
+    return category_state(name, Counter(t for t in texts if t is not None), spec)
+
+
+def binary_state(name: str, counts: Counter, spec: ColumnConfig) -> dict:
+    """A binary column's state from the counts of its present training values.
+
+    Raises:
+        ColumnTypeError: more than two values.
+    """
+    values = sorted(counts)
     if len(values) > 2:
         raise ColumnTypeError(
             f"column {name!r} is declared binary but its training rows hold {len(values)} values "
@@ -207,9 +272,14 @@ def _fit_binary(name: str, cells: list, spec: ColumnConfig) -> dict:
         "name": name,
         "type": "binary",
         "values": [negatives[0] if negatives else None, positive],
-        "fill": _fill(texts, present, spec, False),
+        "fill": fill_value([], spec, False, counts),
         "indicator": spec.missing_indicator,
     }
+
+
+def _fit_binary(name: str, cells: list, spec: ColumnConfig) -> dict:
+    texts = [as_text(c) for c in cells]
+    return binary_state(name, Counter(t for t in texts if t is not None), spec)
 
 
 _FITTERS = {"number": _fit_number, "category": _fit_category, "binary": _fit_binary}
@@ -299,8 +369,15 @@ class TablePreprocessor:
         return [c for c in self.columns if c["type"] in FEATURE_TYPES]
 
     # -------------------------------------------------------------- transform
-    def transform(self, frame: Any) -> tuple[np.ndarray, TransformReport]:
+    def transform(
+        self, frame: Any, where: Callable[[int], str] = data_row
+    ) -> tuple[np.ndarray, TransformReport]:
         """Encodes raw rows (a pandas DataFrame; extra columns are ignored).
+
+        Args:
+            frame: The rows.
+            where: Names the place of row `i` (0-based) in messages (`data row N`;
+                a shard stream names its file and line).
 
         Returns:
             `(features float32 (rows, len(feature_names)), report)`.
@@ -317,25 +394,28 @@ class TablePreprocessor:
             )
         report = TransformReport(rows=len(frame))
         blocks = [
-            self._encode(column, list(frame[column["name"]]), report) for column in self._features()
+            self._encode(column, list(frame[column["name"]]), report, where)
+            for column in self._features()
         ]
         return np.concatenate(blocks, axis=1).astype("float32"), report
 
-    def _encode(self, column: dict, cells: list, report: TransformReport) -> np.ndarray:
+    def _encode(
+        self, column: dict, cells: list, report: TransformReport, where: Callable[[int], str]
+    ) -> np.ndarray:
         name, kind = column["name"], column["type"]
         if kind == "number":
-            values = column_numbers(cells, name)
+            values = column_numbers(cells, name, where=where)
             missing = np.isnan(values)
-            shaped = _shape_number(column, np.where(missing, column["fill"], values))
+            shaped = shape_number(column, np.where(missing, column["fill"], values))
             block = ((shaped - column["mean"]) / column["std"])[:, None]
         else:
             texts = [as_text(c) for c in cells]
             missing = np.array([t is None for t in texts], dtype=bool)
             texts = [column["fill"] if t is None else t for t in texts]
             if kind == "binary":
-                block = self._binary(column, texts, cells)
+                block = self._binary(column, texts, cells, where)
             else:
-                block = self._one_hot(column, texts, cells, report)
+                block = self._one_hot(column, texts, cells, report, where)
         if missing.any():
             report.imputed[name] = int(missing.sum())
         if column["indicator"]:
@@ -343,25 +423,27 @@ class TablePreprocessor:
         return block
 
     @staticmethod
-    def _binary(column: dict, texts: list, cells: list) -> np.ndarray:
+    def _binary(column: dict, texts: list, cells: list, where: Callable[[int], str]) -> np.ndarray:
         negative, positive = column["values"]
         for row, text in enumerate(texts):
             if text not in (negative, positive):
                 raise ColumnTypeError(
                     f"column {column['name']!r} is binary ({negative!r}/{positive!r} in training); "
-                    f"data row {row + 1} holds {cells[row]!r}"
+                    f"{where(row)} holds {cells[row]!r}"
                 )
         return np.array([[t == positive] for t in texts], dtype="float64")
 
     @staticmethod
-    def _one_hot(column: dict, texts: list, cells: list, report: TransformReport) -> np.ndarray:
+    def _one_hot(
+        column: dict, texts: list, cells: list, report: TransformReport, where: Callable[[int], str]
+    ) -> np.ndarray:
         name = column["name"]
         if column["text"]:
             for row, cell in enumerate(cells):
                 if _is_number_value(cell) and not is_missing(cell):
                     raise ColumnTypeError(
                         f"column {name!r} held words in training ({', '.join(column['vocabulary'][:3])}, "
-                        f"...); data row {row + 1} holds the number {cell!r}"
+                        f"...); {where(row)} holds the number {cell!r}"
                     )
         index = {value: slot for slot, value in enumerate(column["vocabulary"], start=1)}
         slots = np.array([index.get(t, 0) for t in texts])

@@ -15,12 +15,13 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, Optional
 
 import numpy as np
 
 from keras_trainer.errors import CheckpointError, ColumnTypeError
-from keras_trainer.tabular.preprocessing import TablePreprocessor, TransformReport
+from keras_trainer.tabular.preprocessing import TablePreprocessor, TransformReport, data_row
 
 
 class TableModel:
@@ -64,21 +65,29 @@ class TableModel:
             return read_frame(os.fspath(rows))
         return records_frame(rows, "rows", self.preprocessor.input_columns)
 
-    def encode(self, rows: Any) -> tuple[np.ndarray, TransformReport]:
-        """The network's input for raw rows, and what the preprocessor met (unseen values)."""
-        x, self.last_report = self.preprocessor.transform(self.frame(rows))
+    def encode(
+        self, rows: Any, where: Callable[[int], str] = data_row
+    ) -> tuple[np.ndarray, TransformReport]:
+        """The network's input for raw rows, and what the preprocessor met (unseen values).
+
+        `where(i)` names row `i`'s place in error messages (`data row N` by default).
+        """
+        x, self.last_report = self.preprocessor.transform(self.frame(rows), where=where)
         return x, self.last_report
 
-    def predict(self, rows: Any, ids: Optional[list] = None) -> list[dict[str, Any]]:
+    def predict(
+        self, rows: Any, ids: Optional[list] = None, where: Callable[[int], str] = data_row
+    ) -> list[dict[str, Any]]:
         """One record per row: `label` and `probabilities` by class name, or the target's value.
 
         Rows are named by `ids`, else by the table's id column, else not at all.
-        `last_report` then counts unseen category values and filled cells.
+        `last_report` then counts unseen category values and filled cells; `where(i)`
+        names row `i`'s place in error messages.
         """
         from keras_trainer.core.evaluating.predictions import class_names_for, describe, head_kind
 
         frame = self.frame(rows)
-        x, _ = self.encode(frame)
+        x, _ = self.encode(frame, where)
         outputs = np.asarray(self.model.predict(x, verbose=0))
         width = int(np.prod(outputs.shape[1:]))
         head = head_kind(self.metadata, width, self.model)
