@@ -68,7 +68,12 @@ def folder_files(folder: str, suffixes: tuple[str, ...]) -> list[str]:
     )
 
 
-def _shard_paths(source: str | os.PathLike | Sequence[str]) -> list[str]:
+def shard_paths(source: str | os.PathLike | Sequence[str]) -> list[str]:
+    """The shard files of a folder, glob or list, sorted; all of one suffix.
+
+    Raises:
+        DataError: no shards, or shards of several kinds.
+    """
     if isinstance(source, (list, tuple)):
         paths = [os.fspath(p) for p in source]
     else:
@@ -148,6 +153,23 @@ def _read_shard(path: str) -> np.ndarray:
         raise DataError(f"{path}: unreadable shard ({error})") from None
 
 
+class ShardReader:
+    """How a `ShardDataset` reads a shard: its layout from the header, its rows as numbers.
+
+    The default reads numeric shards. A family with raw shards (text cells, rows to
+    leave out) passes its own, whose `read` returns the encoded rows and whose
+    `layout` counts exactly those rows and names their columns.
+    """
+
+    def layout(self, path: str) -> tuple[int, list[str]]:
+        """`(rows, column names)` of the shard at `path`."""
+        return _shard_layout(path)
+
+    def read(self, path: str) -> np.ndarray:
+        """The shard's rows as a 2-D array (memory-mapped for .npy: nothing is read yet)."""
+        return _read_shard(path)
+
+
 class ShardDataset(keras.utils.PyDataset):
     """Batches streamed lazily from a folder or glob of CSV, Parquet or `.npy` shards.
 
@@ -173,6 +195,9 @@ class ShardDataset(keras.utils.PyDataset):
         rows: Optional `(start, stop)` range of rows (in file order) to use:
             `split` uses it to hold out validation rows.
         start_step: Batches of the epoch to leave out at its start (`from_step`).
+        reader: A `ShardReader` (defaults to one of numeric shards); typed tables
+            pass one that encodes their raw rows
+            (`keras_trainer.tabular.typed_shards`).
 
     Example:
 
@@ -195,6 +220,7 @@ class ShardDataset(keras.utils.PyDataset):
         initial_epoch: int = 0,
         rows: tuple[int, int] | None = None,
         start_step: int = 0,
+        reader: ShardReader | None = None,
     ):
         super().__init__(workers=num_workers, use_multiprocessing=False, max_queue_size=prefetch)
         if batch_size < 1 or shuffle_buffer < 1:
@@ -202,8 +228,9 @@ class ShardDataset(keras.utils.PyDataset):
                 f"batch_size and shuffle_buffer must be positive, got {batch_size}, {shuffle_buffer}"
             )
         self.source = source
-        self.paths = _shard_paths(source)
-        layouts = [_shard_layout(path) for path in self.paths]
+        self.paths = shard_paths(source)
+        self.reader = reader or ShardReader()
+        layouts = [self.reader.layout(path) for path in self.paths]
         self.columns = layouts[0][1]
         for path, (_, columns) in zip(self.paths, layouts):
             if columns != self.columns:
@@ -335,7 +362,7 @@ class ShardDataset(keras.utils.PyDataset):
             if index in self._cache:
                 self._cache.move_to_end(index)
                 return self._cache[index]
-        array = _read_shard(self.paths[index])
+        array = self.reader.read(self.paths[index])
         with self._lock:
             self._cache[index] = array
             while len(self._cache) > 2:
@@ -377,6 +404,7 @@ class ShardDataset(keras.utils.PyDataset):
             initial_epoch=self.epoch,
             rows=self.row_range,
             start_step=self.start_step,
+            reader=self.reader,
         )
         arguments.update(changes)
         return ShardDataset(self.paths, **arguments)
@@ -421,7 +449,7 @@ class ShardDataset(keras.utils.PyDataset):
             lo, hi = int(self._lo[index]), int(self._hi[index])
             if hi <= lo:
                 continue
-            array = _read_shard(path)
+            array = self.reader.read(path)
             for begin in range(lo, hi, rows):
                 yield np.asarray(array[begin : min(begin + rows, hi)], dtype="float32")[:, columns]
 
