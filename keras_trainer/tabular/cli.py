@@ -399,22 +399,30 @@ def _typed_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits
     )
 
 
-_TYPED_SHARDS = (
-    "Join the shards into one .csv or .parquet file and pass it as --data (it is read "
-    "whole, with typed columns), or write shards of numbers only (see docs/tables.md)"
-)
+def _typed_stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
+    """Typed shards: the preprocessing learned in one pass over the training shards, then
+    every shard encoded as a batch first needs it (`keras_trainer.tabular.typed_shards`)."""
+    from keras_trainer.tabular.typed_shards import TypedShards
 
-
-def _refuse_typed_shards(source: str, first: str) -> None:
-    """A `ConfigError` when the first shard holds text or blank cells (a typed table)."""
-    from keras_trainer.tabular.typed_training import is_typed_table
-
-    if is_typed_table(first):
-        raise ConfigError(
-            f"{source}: the shards hold text or blank cells ({first}); typed tables are not "
-            f"streamed as shards (their vocabularies and statistics are learned from one "
-            f"table). {_TYPED_SHARDS}"
-        )
+    shards = TypedShards.learn(source, args.target, config)
+    kinds = ", ".join(f"{c['name']}: {c['type']}" for c in shards.preprocessor.columns)
+    print(
+        f"columns ({'declared or ' if config.data.columns else ''}inferred from "
+        f"{shards.paths[0]}): {kinds}; target: {shards.target}"
+    )
+    train, validation, test = shards.streams(config)
+    return _Splits(
+        train=train,
+        train_targets=None,
+        validation=validation,
+        scaler=None,
+        input_shape=(shards.width,),
+        feature_names=shards.preprocessor.input_columns,
+        classification=shards.classification,
+        sizes=shards.sizes,
+        test=test,
+        typed=shards,
+    )
 
 
 def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Splits:
@@ -423,21 +431,18 @@ def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Split
     from keras_trainer.core.inputs.streaming import ShardDataset, stream_statistics
     from keras_trainer.tabular.data import head_targets
     from keras_trainer.tabular.normalization import FeatureScaler
+    from keras_trainer.tabular.typed_shards import is_typed_shards
 
     model_config, training = config.model, config.training
-    if config.data.columns:
-        raise ConfigError(
-            f"data.columns: typed columns are read from one table file; {source} is streamed "
-            f"as shards, which hold numbers only. {_TYPED_SHARDS}"
-        )
     if model_config.type in SEQUENCE_TYPES:
         raise ConfigError(
             f"model.type: {model_config.type!r} reads windows of consecutive rows, which are "
             f"not cut across shards; give one table file as --data, or a feed_forward model"
         )
+    if is_typed_shards(source, config):
+        return _typed_stream_splits(args, config, source)
     data = config.data if args.target is None else config.data.replace(target_columns=[args.target])
     stream = ShardDataset.from_config(data, training, source)
-    _refuse_typed_shards(source, stream.paths[0])
     rest, test = stream, None
     if config.data.test_split > 0:
         rest, test = stream.split(config.data.test_split)
@@ -559,12 +564,45 @@ def _evaluate_typed(args: argparse.Namespace, model: Any, metadata: dict, source
         raise DataError(
             f"evaluate: the model predicts {table.target!r}, not --target {args.target!r}"
         )
+    if is_shard_source(source):
+        return _evaluate_typed_shards(args, table, metadata, source)
     frame = drop_missing_targets(table.frame(source), table.target, source)
     rows = rows_to_score(
         metadata.get("split"), frame_fingerprint(frame), len(frame), source, args.all
     )
     report = table.evaluate(frame.iloc[rows].reset_index(drop=True))
     print(f"metrics on {report.n_samples} rows of {source}:")
+    _print_report(report, args.report)
+    return 0
+
+
+def _evaluate_typed_shards(
+    args: argparse.Namespace, table: Any, metadata: dict, source: str
+) -> int:
+    """`evaluate` of a typed-table model on typed shards: every row with a target, each
+    shard encoded with the saved state as it is read; unseen values go to the notes."""
+    from keras_trainer.core.evaluating.evaluation import ModelEvaluator
+    from keras_trainer.core.evaluating.held_out import warn_training_data
+    from keras_trainer.core.inputs.streaming import ShardDataset
+    from keras_trainer.tabular.typed_shards import TypedShardReader, typed_shard_paths
+
+    classification = table.class_names is not None
+    reader = TypedShardReader(table.preprocessor, table.target, table.class_names)
+    stream = ShardDataset(
+        typed_shard_paths(source), target_columns=[table.target], shuffle=False, reader=reader
+    )
+    if classification:
+        stream = stream.with_transform(lambda x, y: (x, y.astype("int64")))
+    if source == metadata.get("data"):
+        warn_training_data(source)
+    evaluator = ModelEvaluator(
+        table.model,
+        task="classification" if classification else "regression",
+        class_names=table.class_names,
+    )
+    report = evaluator.evaluate(stream)
+    report.notes += [line for line in reader.report().to_text().splitlines() if line]
+    print(f"metrics on {stream.size} rows of {source}:")
     _print_report(report, args.report)
     return 0
 
@@ -616,22 +654,33 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def _predict_typed(args: argparse.Namespace, model: Any, metadata: dict) -> int:
-    """`predict` of a typed-table model on raw rows (.csv, .parquet, .json); unseen
-    category values and filled cells are reported on stderr."""
+    """`predict` of a typed-table model on raw rows (.csv, .parquet, .json, or a folder or
+    glob of .csv/.parquet shards, read one at a time); unseen category values and filled
+    cells are reported on stderr, counted over all rows."""
     import sys
 
     from keras_trainer.core.evaluating.predictions import emit_records
+    from keras_trainer.tabular.preprocessing import TransformReport, data_row
     from keras_trainer.tabular.table_model import TableModel
+    from keras_trainer.tabular.typed_shards import shard_frames, shard_place
 
     table = TableModel(model, metadata)
-    frame = table.frame(args.data)
+    if is_shard_source(args.data):
+        parts = shard_frames(args.data)  # one shard in memory at a time
+    else:
+        parts = [(args.data, table.frame(args.data))]
     id_column = getattr(args, "id_column", None)
-    if id_column and id_column not in frame.columns:
-        raise DataError(
-            f"{args.data}: no id column {id_column!r} (columns: {', '.join(frame.columns)})"
-        )
-    records = table.predict(frame, ids=list(frame[id_column]) if id_column else None)
-    if table.last_report.to_text():
-        print(table.last_report.to_text(), file=sys.stderr)
+    records, report = [], TransformReport()
+    for path, frame in parts:
+        if id_column and id_column not in frame.columns:
+            raise DataError(
+                f"{path}: no id column {id_column!r} (columns: {', '.join(frame.columns)})"
+            )
+        where = shard_place(path, np.arange(len(frame))) if path != args.data else data_row
+        ids = list(frame[id_column]) if id_column else None
+        records += table.predict(frame, ids=ids, where=where)
+        report.add(table.last_report)
+    if report.to_text():
+        print(report.to_text(), file=sys.stderr)
     emit_records(records, args.output)
     return 0

@@ -278,24 +278,17 @@ def test_shards_with_a_sequence_model_name_the_problem(tmp_path, capsys):
 
 
 @pytest.mark.one_backend
-def test_typed_shards_are_refused_with_what_to_do_instead(tmp_path, capsys):
-    folder = tmp_path / "shards"
-    folder.mkdir()
-    for part in range(2):  # text and a blank cell: a typed table, cut in shards
-        rows = "".join(f"{p},{'' if i == 3 else i},{i % 2}\n" for i, p in enumerate("ab" * 5))
-        (folder / f"part-{part}.csv").write_text("plan,tenure,churn\n" + rows)
-    arguments = ["--data", str(folder), "--target", "churn", "--runs-dir", str(tmp_path)]
-    assert main(["train", _config(tmp_path), *arguments]) != 0
-    err = capsys.readouterr().err
-    assert "the shards hold text or blank cells" in err and "part-0.csv" in err
-    assert "Join the shards into one .csv or .parquet file" in err
+def test_declared_columns_on_npy_shards_are_refused_naming_the_shards_that_can_be_typed(
+    tmp_path, capsys
+):
+    shards = _shards(tmp_path / "shards", parts=2)
     config = json.loads(open(_config(tmp_path)).read())
-    config["data"]["columns"] = {"plan": {"type": "category"}}
+    config["data"]["columns"] = {"0": {"type": "category"}}
     (tmp_path / "typed.json").write_text(json.dumps(config))
+    arguments = ["--data", str(shards), "--runs-dir", str(tmp_path / "runs")]
     assert main(["train", str(tmp_path / "typed.json"), *arguments]) != 0
-    err = capsys.readouterr().err
-    assert "data.columns: typed columns are read from one table file" in err
-    assert "Join the shards" in err
+    assert "are read from .csv or .parquet shards" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before any work
 
 
 def test_data_shards_in_the_config_route_an_mlp_to_the_tabular_trainer(tmp_path, capsys):
