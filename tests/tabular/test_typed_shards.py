@@ -227,3 +227,19 @@ def test_declared_columns_on_npy_shards_are_refused_with_a_config_error(tmp_path
     (tmp_path / "part-0.npy").write_bytes(b"")
     with pytest.raises(ConfigError, match=".npy shards hold numbers only"):
         typed_shard_paths(str(tmp_path / "*.npy"))
+
+
+@pytest.mark.one_backend
+def test_parquet_shards_learn_the_state_csv_shards_learn(tmp_path):
+    pytest.importorskip("pyarrow")
+    folder = _write_shards(tmp_path / "csv")
+    (tmp_path / "parquet").mkdir()
+    for part in range(3):
+        frame = pd.read_csv(folder / f"part-{part}.csv", dtype=str, keep_default_na=True)
+        frame["tenure"] = pd.to_numeric(frame["tenure"])  # a typed Parquet column, blanks as NaN
+        frame.to_parquet(tmp_path / "parquet" / f"part-{part}.parquet")
+    config = load_config({"model": {"type": "feed_forward", "output_activation": "softmax"}})
+    from_csv = TypedShards.learn(str(folder), "churn", config)
+    from_parquet = TypedShards.learn(str(tmp_path / "parquet"), "churn", config)
+    assert from_parquet.sizes == from_csv.sizes
+    assert _columns(from_parquet.preprocessor) == _columns(from_csv.preprocessor)
