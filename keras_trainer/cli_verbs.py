@@ -192,7 +192,10 @@ def register(subparsers) -> None:
     add_model_argument(predict)
     predict.add_argument(
         "--data",
-        help="rows (.csv, .json, .npy, .npz), a JIT dataset JSON, or questions",
+        help=(
+            "rows (.csv, .json, .npy, .npz; a typed table also .parquet, or a folder or glob "
+            "of .csv/.parquet shards), a JIT dataset JSON, or questions"
+        ),
     )
     predict.add_argument("--features", help="(JIT) JSON file with a list of raw feature rows")
     predict.add_argument("--ir", help="(JIT) LLVM IR file (.ll)")
