@@ -2,10 +2,14 @@
 
     keras-trainer inspect builtin:penguins
     keras-trainer inspect customers.csv --target churned
+    keras-trainer inspect 'shards/*.csv' --target churned
 
 Prints one line per column (type, missing share, distinct values, range or most
 frequent values) and a `data.columns` block to paste into a config and edit.
 Imports no Keras.
+
+A folder or glob of CSV or Parquet shards is described by its first shard, from
+which `train` infers the types too (and checks them on the other shards).
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ def register(subparsers) -> None:
         help="print the inferred column types of a table (CSV, Parquet, JSON, builtin:penguins)",
         description=__doc__.split("\n\n")[2],
     )
-    inspect.add_argument("data", help="builtin:penguins, or a .csv, .parquet or .json table")
+    inspect.add_argument(
+        "data",
+        help="builtin:penguins, a .csv, .parquet or .json table, or a folder or glob of shards",
+    )
     inspect.add_argument(
         "--target",
         help="target column (default: the bundled table's, else none; it is marked, not typed)",
@@ -36,10 +43,33 @@ def run_inspect(args: argparse.Namespace) -> int:
     target = args.target
     if target is None and args.data.startswith("builtin:"):
         target = FRAMES.get(args.data[len("builtin:") :])
-    frame = read_frame(args.data)
+    source = _first_shard(args.data)
+    if source != args.data:
+        print(f"{args.data}: the first shard, {source}, from which train infers the types")
+    frame = read_frame(source)
     if target is not None and target not in frame.columns:
         from keras_trainer.errors import DataError
 
         raise DataError(f"{args.data}: no column {target!r} (columns: {', '.join(frame.columns)})")
     print(describe_table(frame, target))
     return 0
+
+
+def _first_shard(source: str) -> str:
+    """`source`, or the first (sorted) .csv or .parquet shard of a folder or glob."""
+    import glob
+    import os
+
+    if not (os.path.isdir(source) or glob.has_magic(source)):
+        return source
+    pattern = os.path.join(source, "*") if os.path.isdir(source) else source
+    shards = sorted(
+        path
+        for path in glob.glob(pattern)
+        if path.endswith((".csv", ".parquet")) and not os.path.basename(path).startswith(".")
+    )
+    if not shards:
+        from keras_trainer.errors import DataError
+
+        raise DataError(f"{source}: no .csv or .parquet shards found")
+    return shards[0]

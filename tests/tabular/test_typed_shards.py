@@ -243,3 +243,12 @@ def test_parquet_shards_learn_the_state_csv_shards_learn(tmp_path):
     from_parquet = TypedShards.learn(str(tmp_path / "parquet"), "churn", config)
     assert from_parquet.sizes == from_csv.sizes
     assert _columns(from_parquet.preprocessor) == _columns(from_csv.preprocessor)
+
+
+@pytest.mark.one_backend
+def test_inspect_describes_shards_by_the_first_shard_train_infers_from(tmp_path, capsys):
+    folder = _write_shards(tmp_path / "shards")
+    assert main(["inspect", str(folder / "part-*.csv"), "--target", "churn"]) == 0
+    out = capsys.readouterr().out
+    assert f"the first shard, {folder / 'part-0.csv'}" in out
+    assert '"plan": {"type": "category"}' in out and '"active": {"type": "binary"}' in out
