@@ -9,13 +9,19 @@ per call of every build it ran: `measured_records`, the records
 `AdaptiveJIT(record_to=)` writes) becomes the records of an update: the model is
 fine-tuned from its weights on its training functions plus those records
 (`fine_tune`, as `AdaptiveJIT.update()` does, 5 epochs). The second half is then
-decided by the updated and by the frozen model, and by a model updated with the
-unmeasured strategies' targets shifted by the record's measured error
-(`fine_tune(unmeasured="shifted")`). Reported per call-count spec, summed
-over the folds: the regret (total / the oracle's) of the first half, of the second
-half with the frozen and with the updated model, and, for reference, the second
-half with `cost_benefit` (constant speed-ups) and with a model fine-tuned on the
-first half's complete measurements (every strategy; what a JIT that timed
+decided by the updated and by the frozen model. The update's targets for the
+strategies a record did not measure (`fine_tune(unmeasured=)`): the model's own
+prediction, shifted by the record's measured error, or pooled (the errors of the
+workload's records per strategy and per record, shrunk: `AdaptiveJIT.update()`'s
+default). The `*_explore` columns do the same with bounded exploration
+(`ModelCostBenefitPolicy(explore=--explore)`, a recording `AdaptiveJIT`'s default):
+functions that ran long enough have their untimed strategies built and timed, paid
+in the replayed totals; `whole_*` compares the whole workload, frozen without
+exploration against exploring all along with the second half decided by the
+pooled update. Reported per call-count spec, summed over the folds: the regret
+(total / the oracle's of that half or of the whole), and, for reference, the
+second half with `cost_benefit` (constant speed-ups) and with a model fine-tuned
+on the first half's complete measurements (every strategy; what a JIT that timed
 everything would have learnt).
 
 With `--folds 0` every family is its own fold (leave-family-out: 28 trainings); a

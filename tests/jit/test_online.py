@@ -280,6 +280,7 @@ def test_a_recording_jit_explores_so_its_records_measure_every_strategy(untraine
     assert AdaptiveJIT(path, trusted=True).explore_budget is None
     recording = AdaptiveJIT(path, trusted=True, record_to=tmp_path / "default.json")
     assert recording.explore_budget == 50.0  # policies.EXPLORE_BUDGET: on when recording
+    assert recording.update_targets == "pooled"  # and update() uses the pooled targets
     with pytest.raises(ConfigError, match="explore"):
         AdaptiveJIT(path, trusted=True, explore_budget=-1.0)
     # A tiny budget: explored at the first checkpoint, whatever the random weights predict.
