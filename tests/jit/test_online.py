@@ -108,6 +108,32 @@ def test_unmeasured_strategies_keep_the_prediction_or_shift_by_the_measured_erro
     assert shifted[o1] == pytest.approx(predicted[o1] + math.log(3.0) - predicted[o3], abs=1e-5)
 
 
+def test_pooled_targets_move_every_record_and_strategy_by_the_workloads_error(untrained):
+    from keras_trainer.jit.model.cost_model import CostModel, measured_targets
+
+    model = CostModel.load(untrained[0])
+    timed = dict(untrained[1]["samples"][0], timings_ns={"O0": 900.0, "O3": 300.0})
+    timed["compile_times_ms"] = {"O0": 1.0}
+    untimed = dict(untrained[1]["samples"][1], timings_ns={"O0": 900.0})
+    untimed["compile_times_ms"] = {"O0": 1.0}
+    raw = model.features([timed, untimed])
+    predicted = model.trainer.predict(raw)
+    o3 = model.strategies.index("O3") - 1
+    error = math.log(3.0) - predicted[0, o3]  # the one measured output's error
+    pooled = measured_targets(model, [timed, untimed], raw, unmeasured="pooled")
+    assert pooled[0, o3] == pytest.approx(math.log(3.0))
+    # One measurement: the workload's error is that one; every unmeasured speed-up of
+    # both records moves by it (the record without timings too), compile ratios do not.
+    others = [j for j in range(4) if j != o3]
+    assert np.allclose(pooled[0, others], predicted[0, others] + error, atol=1e-5)
+    assert np.allclose(pooled[1, :4], predicted[1, :4] + error, atol=1e-5)
+    assert np.allclose(pooled[:, 4:], predicted[:, 4:], atol=1e-6)
+    kept = measured_targets(model, [timed, untimed], raw)
+    assert np.allclose(kept[1], predicted[1], atol=1e-6)  # "prediction": not pulled anywhere
+    with pytest.raises(ConfigError, match="pooled"):
+        measured_targets(model, [timed], raw[:1], unmeasured="guess")
+
+
 def test_update_moves_predictions_toward_the_recorded_measurements(untrained, tmp_path):
     from keras_trainer.export.store import ModelStore
 
@@ -195,3 +221,78 @@ def test_replay_records_what_the_policy_measured():
     assert measured["timings_ns"] == pytest.approx({"O0": 4000.0, "O2": 1000.0})
     assert measured["compile_times_ms"] == pytest.approx({"O0": 1.0, "O2": 5.0})
     assert measured["family"] == "loops" and measured["ir"] == ONE_LOOP
+
+
+class _FixedCostModel:
+    """A stand-in cost model: the same predicted speed-ups and compile ratios everywhere."""
+
+    strategies = ["O0", "O1", "O2"]
+
+    def predict_samples(self, samples):
+        speedup = np.tile([1.0, 1.1, 1.2], (len(samples), 1))
+        ratio = np.tile([1.0, 2.0, 5.0], (len(samples), 1))
+        return speedup, ratio
+
+
+@pytest.mark.one_backend
+def test_exploration_times_every_strategy_and_pays_for_it_in_the_replay():
+    from keras_trainer.jit.tiering.policies import ModelCostBenefitPolicy
+    from keras_trainer.jit.tiering.workload import Workload, measured_records, replay
+
+    record = {
+        "ir": ONE_LOOP,
+        "runtime": {"exec_time_ns": 4000.0, "compile_time_ms": 1.0, "code_size_bytes": 90},
+        "timings_ns": {"O0": 4000.0, "O1": 3000.0, "O2": 1000.0},
+        "compile_times_ms": {"O0": 1.0, "O1": 2.0, "O2": 5.0},
+    }
+    dataset = {"strategies": _FixedCostModel.strategies, "samples": [record]}
+    workload = Workload.from_dataset(dataset, "fixed:10000")
+    # Without exploration (by hand): the cost-benefit rule first switches at the checkpoint
+    # of 8,192 calls, to O1 (2 ms + 8,192 x 4 us / 1.1 beats staying and O2); O2 is never
+    # measured, so the JIT's record says nothing about it.
+    frozen = replay(workload, ModelCostBenefitPolicy(_FixedCostModel()))
+    assert frozen.total_s == pytest.approx(1e-3 + 8192 * 4e-6 + 2e-3 + 1808 * 3e-6)
+    (partial,) = measured_records(workload, frozen)
+    assert sorted(partial["timings_ns"]) == ["O0", "O1"]
+    # Exploring with budget 1: at 2,048 calls the past 8.192 ms exceed 1 x the predicted
+    # 7 ms of building O1 and O2; both are built (paid), each timed on one real call
+    # (paid at its own speed) and the fastest, O2, runs the remaining 7,950 calls.
+    explored = replay(workload, ModelCostBenefitPolicy(_FixedCostModel(), explore=1.0))
+    assert [d[1:] for d in explored.decisions[0] if d[1] == "time"] == [
+        ("time", "O1"),
+        ("time", "O2"),
+    ]
+    assert explored.total_s == pytest.approx(
+        1e-3 + 2048 * 4e-6 + (2e-3 + 5e-3) + (3e-6 + 1e-6) + 7950 * 1e-6
+    )
+    (complete,) = measured_records(workload, explored)
+    assert complete["timings_ns"] == pytest.approx({"O0": 4000.0, "O1": 3000.0, "O2": 1000.0})
+    assert complete["compile_times_ms"] == pytest.approx({"O0": 1.0, "O1": 2.0, "O2": 5.0})
+    # explore=None or inf is off; a budget must be positive.
+    off = ModelCostBenefitPolicy(_FixedCostModel(), explore=math.inf)
+    assert off.explore is None and replay(workload, off).total_s == frozen.total_s
+    with pytest.raises(ConfigError, match="explore"):
+        ModelCostBenefitPolicy(_FixedCostModel(), explore=0)
+
+
+def test_a_recording_jit_explores_so_its_records_measure_every_strategy(untrained, tmp_path):
+    path, _ = untrained
+    assert AdaptiveJIT(path, trusted=True).explore_budget is None
+    recording = AdaptiveJIT(path, trusted=True, record_to=tmp_path / "default.json")
+    assert recording.explore_budget == 50.0  # policies.EXPLORE_BUDGET: on when recording
+    assert recording.update_targets == "pooled"  # and update() uses the pooled targets
+    with pytest.raises(ConfigError, match="explore"):
+        AdaptiveJIT(path, trusted=True, explore_budget=-1.0)
+    # A tiny budget: explored at the first checkpoint, whatever the random weights predict.
+    jit = AdaptiveJIT(path, trusted=True, record_to=tmp_path / "m.json", explore_budget=1e-9)
+    outcome = jit.run(ONE_LOOP, "entry", [300], calls=100, policy="cost_benefit+model")
+    assert outcome["result"] == EXPECTED
+    assert {d[2] for d in outcome["decisions"] if d[1] == "time"} == set(jit.class_names[1:])
+    (record,) = jit.log.samples  # what update() fine-tunes on
+    assert sorted(record["timings_ns"]) == sorted(jit.class_names)
+    assert sorted(record["compile_times_ms"]) == sorted(jit.class_names)
+    # Switched off, the same JIT times nothing it did not choose.
+    off = AdaptiveJIT(path, trusted=True, record_to=tmp_path / "o.json", explore_budget=math.inf)
+    outcome = off.run(ONE_LOOP, "entry", [300], calls=100, policy="cost_benefit+model")
+    assert not [d for d in outcome["decisions"] if d[1] == "time"]
+    assert len(off.log.samples[0]["timings_ns"]) < len(off.class_names)

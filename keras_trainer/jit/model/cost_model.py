@@ -171,14 +171,22 @@ def measured_targets(
     Elsewhere, `unmeasured="prediction"` keeps the model's current prediction, so that
     output is not pulled anywhere by this record; `"shifted"` moves it by the mean
     error of the record's measured outputs of the same kind (a function whose
-    measured speed-ups were overestimated has its other ones lowered as much).
+    measured speed-ups were overestimated has its other ones lowered as much);
+    `"pooled"` moves it by the error of that strategy over all the records (shrunk
+    toward the mean error of every strategy, so a strategy measured on few records
+    moves with the others) plus the record's own error beyond those (shrunk toward
+    none): the records are one workload, whose errors are shared.
     """
-    if unmeasured not in ("prediction", "shifted"):
-        raise ConfigError(f"unmeasured: 'prediction' or 'shifted', got {unmeasured!r}")
+    if unmeasured not in UNMEASURED_TARGETS:
+        raise ConfigError(
+            f"unmeasured: one of {', '.join(map(repr, UNMEASURED_TARGETS))}, got {unmeasured!r}"
+        )
     current = np.asarray(model.trainer.predict(features), dtype=np.float64)
     targets = current.copy()
     first, rest = model.strategies[0], model.strategies[1:]
     half = len(rest)
+    if unmeasured == "pooled":
+        return _pooled_targets(samples, current, first, rest).astype("float32")
     for i, record in enumerate(samples):
         for offset, key, sign in ((0, "timings_ns", 1.0), (half, "compile_times_ms", -1.0)):
             values = record.get(key) or {}
@@ -192,6 +200,46 @@ def measured_targets(
                 for j in set(range(half)) - set(measured):
                     targets[i, offset + j] += shift
     return targets.astype("float32")
+
+
+#: The targets `measured_targets` can give the strategies a record did not measure.
+UNMEASURED_TARGETS = ("prediction", "shifted", "pooled")
+#: `"pooled"`: the prior weight, in records, of the pooled error against one level's
+#: own (and of no shift against one record's own).
+POOLED_SHRINKAGE = 2.0
+
+
+def _pooled_targets(samples, current: np.ndarray, first: str, rest: list) -> np.ndarray:
+    """`measured_targets(unmeasured="pooled")`: the records' errors (measured minus
+    predicted) modelled as a per-strategy error shared by all the records plus a
+    per-record error shared by its strategies, each shrunk toward the pooled mean
+    (`POOLED_SHRINKAGE` records of prior weight); the unmeasured outputs move by both."""
+    targets, half = current.copy(), len(rest)
+    for offset, key, sign in ((0, "timings_ns", 1.0), (half, "compile_times_ms", -1.0)):
+        mask = np.zeros((len(samples), half), dtype=bool)
+        measured = np.zeros((len(samples), half))
+        for i, record in enumerate(samples):
+            values = record.get(key) or {}
+            if not values.get(first, 0) > 0:
+                continue
+            for j, name in enumerate(rest):
+                if values.get(name, 0) > 0:
+                    mask[i, j] = True
+                    measured[i, j] = sign * np.log(values[first] / values[name])
+        if not mask.any():
+            continue
+        error = np.where(mask, measured - current[:, offset : offset + half], 0.0)
+        pooled = error[mask].mean()
+        level, record_shift = np.full(half, pooled), np.zeros(len(samples))
+        for _ in range(5):  # alternate: per-strategy errors, then per-record ones
+            residual = np.where(mask, error - record_shift[:, None] - pooled, 0.0)
+            level = pooled + residual.sum(axis=0) / (mask.sum(axis=0) + POOLED_SHRINKAGE)
+            residual = np.where(mask, error - level[None, :], 0.0)
+            record_shift = residual.sum(axis=1) / (mask.sum(axis=1) + POOLED_SHRINKAGE)
+        block = targets[:, offset : offset + half]
+        moved = block + level[None, :] + record_shift[:, None]
+        targets[:, offset : offset + half] = np.where(mask, measured, moved)
+    return targets
 
 
 def copy_cost_model(model: CostModel) -> CostModel:
@@ -228,7 +276,7 @@ def fine_tune(
         epochs: training epochs (a fine-tune: a few).
         record_share: the least share of the records among the rows, in [0, 1).
         unmeasured: the targets of strategies a record did not measure
-            (`measured_targets`): `"prediction"` or `"shifted"`.
+            (`measured_targets`): `"prediction"`, `"shifted"` or `"pooled"`.
 
     Returns:
         `model`, updated.

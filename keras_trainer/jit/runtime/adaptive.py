@@ -94,9 +94,19 @@ class AdaptiveJIT:
             that each `update` adds its model to as a new version; `None`: none.
         update_epochs: epochs of each `update`'s fine-tune. Defaults to 5.
         update_targets: what `update` trains the strategies a record did not
-            measure toward: `"prediction"` (the model's own, the default) or
-            `"shifted"` (moved by the record's measured error); see
-            `cost_model.measured_targets` and docs/benchmarks.md.
+            measure toward (`cost_model.measured_targets`): `"pooled"` (the
+            default: moved by the errors the records measured, per strategy over
+            all the records and per record over its strategies, each shrunk),
+            `"prediction"` (the model's own: not pulled anywhere) or `"shifted"`
+            (moved by the record's own mean error); see docs/benchmarks.md.
+        explore_budget: bounded exploration by `cost_benefit+model` (the policy
+            named `"cost_benefit+model"` in `compile_tiered`/`run`), so that its
+            records measure every strategy of the functions that run long enough,
+            not only the builds the model chose: once a function's past run time
+            reaches `explore_budget` x the predicted compile cost of its untimed
+            strategies, they are built and timed on real calls (paid like any build
+            and call; the fastest is kept). `None` (default): `policies.EXPLORE_BUDGET`
+            (50) when `record_to` is set, else no exploration; `math.inf`: never.
 
     Raises:
         CheckpointError: the model file is missing or unreadable.
@@ -116,7 +126,8 @@ class AdaptiveJIT:
         base_data: Any = DEFAULT_BASE,
         store: Optional[str] = None,
         update_epochs: int = 5,
-        update_targets: str = "prediction",
+        update_targets: str = "pooled",
+        explore_budget: Optional[float] = None,
     ):
         if not timeout_s > 0:
             raise DataError(f"timeout_s must be > 0, got {timeout_s}")
@@ -126,9 +137,20 @@ class AdaptiveJIT:
         self.timeout_s = float(timeout_s)
         self.probe_repeats = probe_repeats
         self._setup_learning(record_to, update_every, base_data, store, update_epochs)
-        if update_targets not in ("prediction", "shifted"):
-            raise ConfigError(f"update_targets: 'prediction' or 'shifted', got {update_targets!r}")
+        from keras_trainer.jit.model.cost_model import UNMEASURED_TARGETS
+
+        if update_targets not in UNMEASURED_TARGETS:
+            raise ConfigError(
+                f"update_targets: one of {', '.join(map(repr, UNMEASURED_TARGETS))}, "
+                f"got {update_targets!r}"
+            )
         self.update_targets = update_targets
+        from keras_trainer.jit.tiering.policies import EXPLORE_BUDGET, check_explore
+
+        if explore_budget is None and record_to is not None:
+            explore_budget = EXPLORE_BUDGET
+        #: The exploration budget of `cost_benefit+model` (`None`: no exploration).
+        self.explore_budget = check_explore(explore_budget)
         if model_path is None:  # tiering policies only
             self.model, self.metadata, self.model_path, self.cost_model = None, {}, None, None
             self.class_names, self.fallback = list(STRATEGY_NAMES), None
@@ -266,6 +288,15 @@ class AdaptiveJIT:
         return np.asarray(keras.ops.convert_to_numpy(self.model(features, training=False)))
 
     # ------------------------------------------------------------------ tiering
+    def _policy(self, policy):
+        """A policy by name (`shipped_policy`; `cost_benefit+model` with this JIT's cost
+        model and `explore_budget`), or `policy` itself when it is a `Policy`."""
+        from keras_trainer.jit.tiering.policies import ModelCostBenefitPolicy, shipped_policy
+
+        if policy == "cost_benefit+model" and self.cost_model is not None:
+            return ModelCostBenefitPolicy(self.cost_model, explore=self.explore_budget)
+        return shipped_policy(policy, model=self.cost_model) if isinstance(policy, str) else policy
+
     def compile_tiered(
         self,
         ir_text: str,
@@ -286,7 +317,12 @@ class AdaptiveJIT:
                 "probe run of the function"
             )
         function = compile_tiered(
-            ir_text, entry, policy, trusted=self.trusted, model=self.cost_model, args=args
+            ir_text,
+            entry,
+            self._policy(policy),
+            trusted=self.trusted,
+            model=self.cost_model,
+            args=args,
         )
         if self.log is not None:
             runtime, state = function.probe, function.state
@@ -334,11 +370,9 @@ class AdaptiveJIT:
     ) -> list[dict]:
         """`run` under each of `policies` in turn, each from fresh builds (one sandboxed
         worker serves them all); returns one outcome per policy."""
-        from keras_trainer.jit.tiering.policies import policy_spec, shipped_policy
+        from keras_trainer.jit.tiering.policies import policy_spec
 
-        policies = [
-            shipped_policy(p, model=self.cost_model) if isinstance(p, str) else p for p in policies
-        ]
+        policies = [self._policy(p) for p in policies]
         if calls < 1:
             raise DataError(f"calls must be >= 1, got {calls}")
         args = list(args)

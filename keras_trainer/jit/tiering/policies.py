@@ -422,6 +422,26 @@ def get_policy(name: str, model: Any = None) -> Policy:
     raise ConfigError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
 
 
+#: The exploration budget of a recording `AdaptiveJIT` (`explore_budget`): a function whose
+#: past run time reaches 50 x the predicted compile cost of its untimed strategies has
+#: them built and timed once. Chosen among 2, 5, 20, 50 and 100 on the leave-family-out
+#: replay of `benchmarks/jit_online.py` (docs/benchmarks.md): 20 and below cost more
+#: than they teach on runtime:0.001:10.
+EXPLORE_BUDGET = 50.0
+
+
+def check_explore(explore: Optional[float]) -> Optional[float]:
+    """`explore` as a float budget (`None` or `math.inf`: no exploration), or `ConfigError`."""
+    if explore is None:
+        return None
+    if isinstance(explore, bool) or not isinstance(explore, (int, float)) or not explore > 0:
+        raise ConfigError(
+            f"explore: a budget > 0 (past run time / compile cost of the untimed strategies) "
+            f"or None, got {explore!r}"
+        )
+    return None if math.isinf(explore) else float(explore)
+
+
 class ModelCostBenefitPolicy(Policy):
     """`cost_benefit+model`: the Jikes RVM cost-benefit rule with each function's
     speed-ups and compile-cost ratios predicted by a `CostModel` from its features
@@ -430,18 +450,30 @@ class ModelCostBenefitPolicy(Policy):
     Args:
         model: a trained `keras_trainer.jit.model.cost_model.CostModel` (`CostModel.load(path)`
             reads a saved one).
+        explore: bounded exploration, for a JIT that learns from its own records
+            (`AdaptiveJIT(record_to=, explore_budget=)`): once a function's past run
+            time reaches `explore` x the predicted compile cost of the strategies it
+            has not timed, they are built and each timed on real calls (autotune's
+            rule; the builds and the calls are paid like any other), and the fastest
+            is kept. Its record then measures every strategy, not only those the
+            model chose (records of chosen builds only are biased: docs/jit.md,
+            "Learning from its own measurements"). `None` (default): no exploration.
     """
 
     name = "cost_benefit+model"
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, explore: Optional[float] = None):
         if isinstance(model, (str, os.PathLike)):
             raise ConfigError(
                 "policy 'cost_benefit+model': pass a loaded cost model "
                 f"(keras_trainer.jit.model.cost_model.CostModel.load({str(model)!r})), not a path"
             )
         self.model = model
+        self.explore = check_explore(explore)
         self._predicted: dict = {}
+
+    def describe(self) -> dict:
+        return {"explore": self.explore}
 
     def prepare(self, workload) -> None:
         """Predicts every function of `workload` in one batch."""
@@ -467,7 +499,9 @@ class ModelCostBenefitPolicy(Policy):
                 dict(zip(strategies, ratio[0].tolist())),
             )
         speedup, ratio = self._predicted[id(sample)]
-        return _CostBenefit(strategies[0], speedup, ratio)
+        if self.explore is None:
+            return _CostBenefit(strategies[0], speedup, ratio)
+        return _CostBenefit(strategies[0], speedup, ratio, self.explore, list(strategies[1:]))
 
 
 def policy_spec(policy: Policy) -> dict:
