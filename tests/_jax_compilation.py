@@ -1,4 +1,4 @@
-"""Faster JAX compilation for tests that build many small models (imported by conftests).
+"""Faster JAX compilation for tests that build many small models (set up by tests/conftest.py).
 
 Under JAX every new Keras model compiles its train/test/predict steps with XLA
 (~0.5-1 s each on 2 CPU cores), which dominates tests of tiny models. Two

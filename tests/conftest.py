@@ -9,6 +9,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from tests._jax_compilation import speed_up_jax_compilation  # noqa: E402
+
+speed_up_jax_compilation()
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKEND = keras.backend.backend()
 
@@ -18,19 +22,28 @@ BACKEND = keras.backend.backend()
 # parsing, config schemas, layering), so the backend cannot change the result, or
 # they run the documentation (README/docs examples, notebooks) end to end, whose
 # features the rest of the suite tests on every backend. A plain `pytest` runs them.
+# `one_backend(backend="torch")` asks for a backend by name when the run includes it
+# (run_all_backends lists them in KERAS_TRAINER_BACKENDS): the heavy documentation
+# runs go where they cost least, so that the backends' runs end together.
 ONE_BACKEND = os.environ.get("KERAS_TRAINER_ONE_BACKEND")
+RUN_BACKENDS = os.environ.get("KERAS_TRAINER_BACKENDS", "").split(",")
 # In CI (`CI=true`, where .ci/run installs clang) a missing compiler fails the tests that
 # need it instead of skipping them, so an untested C path cannot pass as green.
 IN_CI = os.environ.get("CI") == "true"
 
 
 def pytest_collection_modifyitems(config, items):
-    if not ONE_BACKEND or ONE_BACKEND == BACKEND:
+    if not ONE_BACKEND:
         return
-    skip = pytest.mark.skip(reason=f"one_backend: run_all_backends runs it under {ONE_BACKEND}")
     for item in items:
-        if item.get_closest_marker("one_backend"):
-            item.add_marker(skip)
+        marker = item.get_closest_marker("one_backend")
+        if marker is None:
+            continue
+        wanted = marker.kwargs.get("backend")
+        runs_under = wanted if wanted in RUN_BACKENDS else ONE_BACKEND
+        if runs_under != BACKEND:
+            reason = f"one_backend: run_all_backends runs it under {runs_under}"
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture

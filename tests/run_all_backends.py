@@ -6,7 +6,8 @@ Each backend runs pytest in its own process with `KERAS_BACKEND` set (a backend
 cannot change inside a process). Runs go `--jobs` at a time; each one's output
 is printed when it ends, and a summary line closes the run. Tests marked
 `one_backend` (no Keras code runs in them, or they run the documentation's
-examples) run under one backend only (`--one-backend`, default the first listed).
+examples) run under one backend only: the one they name (`one_backend(backend=
+"torch")`) if it is listed, else `--one-backend` (default the first listed).
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def run_backend(
-    backend: str, pytest_args: list[str], one_backend: str
+    backend: str, backends: list[str], pytest_args: list[str], one_backend: str
 ) -> tuple[str, int, str, float]:
     env = dict(os.environ)
     env.update(
         KERAS_BACKEND=backend,
         # Tests marked `one_backend` run under this backend only.
         KERAS_TRAINER_ONE_BACKEND=one_backend,
+        # ... or under the one they name, `one_backend(backend=...)`, if it is run.
+        KERAS_TRAINER_BACKENDS=",".join(backends),
         # One thread per process: with several processes on few cores, OpenMP
         # threads spin against each other and the torch backend slows ~40x.
         OMP_NUM_THREADS="1",
@@ -67,7 +70,7 @@ def main() -> int:
     failed_backends = []
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
         for backend, code, output, seconds in pool.map(
-            lambda b: run_backend(b, pytest_args, one_backend), backends
+            lambda b: run_backend(b, backends, pytest_args, one_backend), backends
         ):
             print(f"\n===== KERAS_BACKEND={backend} (exit {code}, {seconds:.0f} s) =====")
             print(output, flush=True)

@@ -9,7 +9,7 @@ from scripts.execute_notebooks import run_notebook
 from tests.conftest import ROOT, subprocess_env
 
 # Documentation runs end to end; every feature they show is tested on each backend.
-pytestmark = pytest.mark.one_backend
+pytestmark = pytest.mark.one_backend(backend="torch")  # where they run fastest
 
 NOTEBOOKS = sorted(
     name for name in os.listdir(os.path.join(ROOT, "notebooks")) if name.endswith(".ipynb")

@@ -1,13 +1,16 @@
-"""A data-parallel training run for the distribution tests, run as a child process.
+"""Data-parallel training runs for the distribution tests, run in one child process.
 
-    python data_parallel_run.py OUT.json --devices N [--epochs E] [--checkpoint DIR]
-        [--resume] [--precision bfloat16] [--save MODEL.keras] [--batch-size B]
+    python data_parallel_run.py OUT.json RUNS.json
 
-The child sets up N CPU devices before the backend starts (XLA's host platform
-device count on JAX, logical CPU devices on TensorFlow), trains a small MLP with
-`training.distribution = {"strategy": "data_parallel", "devices": N}` (or no
-distribution when N is 1), and writes the losses, the final weights, how the
-trained variables and batches were laid out, to OUT.json.
+The child sets up two CPU devices before the backend starts (XLA's host platform
+device count on JAX, logical CPU devices on TensorFlow), then does each run of
+RUNS.json (`{name: {"devices": N, "epochs": E, "checkpoint": DIR, "resume": bool,
+"precision": "bfloat16", "save": MODEL.keras, "batch_size": B}}`, all optional) in
+order: it trains a small MLP with `training.distribution = {"strategy":
+"data_parallel", "devices": N}` (or no distribution when N is 1) and writes, per
+run, the losses, the final weights and how the trained variables and batches were
+laid out, to OUT.json. One process for all runs: each backend start costs more
+than a run.
 """
 
 import argparse
@@ -17,24 +20,19 @@ import sys
 
 parser = argparse.ArgumentParser()
 parser.add_argument("out")
-parser.add_argument("--devices", type=int, default=2)
-parser.add_argument("--epochs", type=int, default=2)
-parser.add_argument("--checkpoint")
-parser.add_argument("--resume", action="store_true")
-parser.add_argument("--precision", default="off")
-parser.add_argument("--save")
-parser.add_argument("--batch-size", type=int, default=16)
+parser.add_argument("runs")
 args = parser.parse_args()
+DEVICES = 2
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 if BACKEND == "jax":
-    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={max(args.devices, 2)}"
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={DEVICES}"
 elif BACKEND == "tensorflow":
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * max(args.devices, 2)
+        cpu, [tf.config.LogicalDeviceConfiguration()] * DEVICES
     )
 
 import keras  # noqa: E402
@@ -92,42 +90,42 @@ class RecordVariables(keras.callbacks.Callback):
         layout["variable_copies"] = sorted(copies)
 
 
-def main():
-    distribution = (
-        {"strategy": "data_parallel", "devices": args.devices} if args.devices > 1 else {}
-    )
+def train(run: dict) -> dict:
+    devices = run.get("devices", 2)
+    precision = run.get("precision", "off")
+    layout.clear()
+    layout.update(batch_rows_per_device=set(), devices_per_batch=set())
+    distribution = {"strategy": "data_parallel", "devices": devices} if devices > 1 else {}
     config = TrainingConfig.from_dict(
         {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
+            "epochs": run.get("epochs", 2),
+            "batch_size": run.get("batch_size", 16),
             "seed": 7,
             "verbose": 0,
             "validation_split": 0.25,
             "early_stopping_patience": 2,
             "optimizer": {"name": "adam"},
-            "mixed_precision": args.precision,
+            "mixed_precision": precision,
             "distribution": distribution,
-            "checkpoint": {"directory": args.checkpoint, "max_checkpoints": 2},
-            "resume": args.resume,
+            "checkpoint": {"directory": run.get("checkpoint"), "max_checkpoints": 2},
+            "resume": run.get("resume", False),
         }
     )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(128, 6)).astype("float32")
     y = np.eye(3, dtype="float32")[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)]
     keras.utils.set_random_seed(1)
-    policy = "float32" if args.precision == "off" else f"mixed_{args.precision}"
+    policy = "float32" if precision == "off" else f"mixed_{precision}"
     body = build_model(ModelConfig(input_dim=6, hidden_layers=[16], output_dim=3), (6,), policy)
     inputs = keras.Input((6,))
     model = keras.Model(inputs, body(RecordLayout()(inputs)))
     try:
         history = fit(model, x, y, config=config, callbacks=[RecordVariables()])
     except KerasTrainerError as error:
-        with open(args.out, "w") as handle:
-            json.dump({"error": type(error).__name__, "message": str(error)}, handle)
-        return 0
-    if args.save:
-        save_model(body, args.save)  # the MLP alone: the recording layer is test-only
-    result = {
+        return {"error": type(error).__name__, "message": str(error)}
+    if run.get("save"):
+        save_model(body, run["save"])  # the MLP alone: the recording layer is test-only
+    return {
         "loss": history.history["loss"],
         "val_loss": history.history["val_loss"],
         "epochs": history.epochs,
@@ -138,8 +136,14 @@ def main():
         "resumed_from": [history.resumed_from_epoch, history.resumed_from_step],
         "epochs_trained": layout.get("epochs_trained", 0),
     }
+
+
+def main():
+    with open(args.runs) as handle:
+        runs = json.load(handle)
+    results = {name: train(run) for name, run in runs.items()}
     with open(args.out, "w") as handle:
-        json.dump(result, handle)
+        json.dump(results, handle)
     return 0
 
 

@@ -1,8 +1,8 @@
 """Data-parallel training (`training.distribution`) on two CPU devices.
 
-Each run is a child process (`data_parallel_run.py`) because the device count is
-fixed when the backend starts: XLA's host platform device count on JAX, logical
-CPU devices on TensorFlow.
+The runs happen in one child process (`data_parallel_run.py`) because the device
+count is fixed when the backend starts: XLA's host platform device count on JAX,
+logical CPU devices on TensorFlow.
 """
 
 import json
@@ -27,37 +27,32 @@ distributed_backends = pytest.mark.skipif(
 )
 
 
-def _run(tmp_path, name, *args):
-    out = tmp_path / f"{name}.json"
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every run of this module, in order, in one child process with two devices."""
+    if BACKEND == "torch":
+        pytest.skip("no distribution on torch")
+    tmp = tmp_path_factory.mktemp("data_parallel")
+    checkpoint = str(tmp / "ckpt")
+    specs = {
+        "single": {"devices": 1, "epochs": 4},
+        "parallel": {"devices": 2, "epochs": 4, "save": str(tmp / "model.keras")},
+        "first_half": {"devices": 2, "epochs": 2, "checkpoint": checkpoint},
+        "resumed": {"devices": 2, "epochs": 4, "checkpoint": checkpoint, "resume": True},
+        "bf16": {"devices": 2, "epochs": 1, "precision": "bfloat16"},
+        "uneven": {"devices": 2, "batch_size": 15},
+    }
+    (tmp / "runs.json").write_text(json.dumps(specs))
+    out = tmp / "results.json"
     done = subprocess.run(
-        [sys.executable, SCRIPT, str(out), *map(str, args)],
+        [sys.executable, SCRIPT, str(out), str(tmp / "runs.json")],
         env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(out.read_text())
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    if BACKEND == "torch":
-        pytest.skip("no distribution on torch")
-    tmp = tmp_path_factory.mktemp("data_parallel")
-    return {
-        "single": _run(tmp, "single", "--devices", 1, "--epochs", 4),
-        "parallel": _run(
-            tmp, "parallel", "--devices", 2, "--epochs", 4, "--save", tmp / "model.keras"
-        ),
-        "first_half": _run(
-            tmp, "first_half", "--devices", 2, "--epochs", 2, "--checkpoint", tmp / "ckpt"
-        ),
-        "resumed": _run(
-            tmp, "resumed", "--devices", 2, "--epochs", 4, "--checkpoint", tmp / "ckpt", "--resume"
-        ),
-        "model_path": tmp / "model.keras",
-    }
+    return {**json.loads(out.read_text()), "model_path": tmp / "model.keras"}
 
 
 def _max_weight_difference(a, b):
@@ -105,15 +100,15 @@ def test_model_trained_on_two_devices_loads_on_one(runs):
 
 
 @distributed_backends
-def test_data_parallel_runs_in_mixed_precision(tmp_path):
-    result = _run(tmp_path, "bf16", "--devices", 2, "--epochs", 1, "--precision", "bfloat16")
+def test_data_parallel_runs_in_mixed_precision(runs):
+    result = runs["bf16"]
     assert result["devices_per_batch"] == [2]
     assert np.isfinite(result["loss"]).all()
 
 
 @distributed_backends
-def test_batch_that_does_not_split_evenly_is_a_config_error(tmp_path):
-    result = _run(tmp_path, "uneven", "--devices", 2, "--batch-size", 15)
+def test_batch_that_does_not_split_evenly_is_a_config_error(runs):
+    result = runs["uneven"]
     assert result["error"] == "ConfigError"
     assert "batch_size=15" in result["message"]
 

@@ -11,7 +11,7 @@ from keras_trainer.jit.data.collect import save_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-pytestmark = [pytest.mark.one_backend, pytest.mark.slow]
+pytestmark = [pytest.mark.one_backend(backend="torch"), pytest.mark.slow]
 
 
 def test_the_strategy_benchmark_reports_every_chooser_and_the_checks(tmp_path):

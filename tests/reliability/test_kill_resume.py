@@ -131,7 +131,9 @@ def test_kill_at_every_write_then_resume_gives_the_uninterrupted_best(tmp_path):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
-@pytest.mark.one_backend  # the run folder's files are written the same way on every backend
+@pytest.mark.one_backend(
+    backend="torch"
+)  # the run folder's files are written the same way on every backend
 def test_kill_at_every_run_folder_write_leaves_only_complete_files(tmp_path):
     workdir = _workdir(tmp_path / "run")
     reference = _run(0, tmp_path / "reference.log", workdir, scope="run_folder")
