@@ -60,6 +60,18 @@ def _builder(index: int) -> keras.Model:
     return build_model(ModelConfig(output_dim=5), (12,))
 
 
+def workload(samples: int, epochs: int) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmark's data (12 features, 5 classes), after printing the run's header."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(samples, 12)).astype("float32")
+    y = np.eye(5, dtype="float32")[(x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0).astype(int)]
+    print(
+        f"date={datetime.date.today()} backend={keras.backend.backend()} device={device_name()} "
+        f"samples={samples} epochs={epochs} batch=32"
+    )
+    return x, y
+
+
 def _peak_bytes() -> int | None:
     if keras.backend.backend() == "jax":
         import jax
@@ -80,13 +92,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--sequential-trials", type=int, default=3)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(args.samples, 12)).astype("float32")
-    y = np.eye(5, dtype="float32")[(x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0).astype(int)]
-    print(
-        f"date={datetime.date.today()} backend={keras.backend.backend()} device={device_name()} "
-        f"samples={args.samples} epochs={args.epochs} batch=32"
-    )
+    x, y = workload(args.samples, args.epochs)
 
     # Warm-up with another architecture (first-use costs of the backend, not
     # compiled programs the contenders could reuse), then one trial alone,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
 import glob
 import gzip
 import json
@@ -32,11 +31,8 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
-from benchmarks.fit import device_name  # noqa: E402
-from benchmarks.population import _builder, _configs  # noqa: E402
+from benchmarks.population import _builder, _configs, workload  # noqa: E402
 from keras_trainer.core.training import population  # noqa: E402
 from keras_trainer.core.training.population import fit_population  # noqa: E402
 
@@ -108,13 +104,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--trace-dir", help="write a jax.profiler trace of each second run here")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(args.samples, 12)).astype("float32")
-    y = np.eye(5, dtype="float32")[(x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0).astype(int)]
-    print(
-        f"date={datetime.date.today()} backend={keras.backend.backend()} device={device_name()} "
-        f"samples={args.samples} epochs={args.epochs} batch=32"
-    )
+    x, y = workload(args.samples, args.epochs)
     compiles = collections.Counter()
     jax.monitoring.register_event_duration_secs_listener(_compile_listener(compiles))
     original_run = population._PopulationRun.run

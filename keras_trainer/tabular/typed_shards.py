@@ -266,16 +266,8 @@ class TypedShards:
         are the last `data.test_split` of the rows in file order, the validation rows the
         `training.validation_split` (default 0.2) before them."""
         data, training = config.data, config.training
-        stream = ShardDataset(
-            self.paths,
-            target_columns=[self.target],
-            batch_size=training.batch_size,
-            shuffle=training.shuffle,
-            seed=training.seed or 0,
-            shuffle_buffer=data.shuffle_buffer,
-            num_workers=data.num_workers,
-            prefetch=data.prefetch,
-            reader=self.reader(),
+        stream = ShardDataset.from_config(
+            data, training, self.paths, target_columns=[self.target], reader=self.reader()
         )
         if self.classification:
             stream = stream.with_transform(lambda x, y: (x, y.astype("int64")))

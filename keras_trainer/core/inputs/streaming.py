@@ -265,13 +265,22 @@ class ShardDataset(keras.utils.PyDataset):
         self.set_epoch(initial_epoch)
 
     @classmethod
-    def from_config(cls, data: Any, training: Any, source: Any = None) -> ShardDataset:
+    def from_config(
+        cls,
+        data: Any,
+        training: Any,
+        source: Any = None,
+        target_columns: list[str | int] | None = None,
+        reader: ShardReader | None = None,
+    ) -> ShardDataset:
         """The stream a config's `data` section describes (`data.shards`, `data.num_workers`, ...).
 
         Args:
             data: The `data` section (`DataConfig`).
             training: The `training` section (batch size, shuffle, seed).
             source: Overrides `data.shards`.
+            target_columns: Override `data.target_columns`.
+            reader: How to read a shard (default: numbers from CSV, Parquet or `.npy`).
 
         Raises:
             ConfigError: neither `source` nor `data.shards` is set.
@@ -279,16 +288,18 @@ class ShardDataset(keras.utils.PyDataset):
         source = source or data.shards
         if not source:
             raise ConfigError("data.shards: set a folder or glob of CSV, Parquet or .npy shards")
-        targets = [int(c) if c.lstrip("-").isdigit() else c for c in data.target_columns]
+        if target_columns is None:
+            target_columns = [int(c) if c.lstrip("-").isdigit() else c for c in data.target_columns]
         return cls(
             source,
-            target_columns=targets,
+            target_columns=target_columns,
             batch_size=training.batch_size,
             shuffle=training.shuffle,
             seed=training.seed or 0,
             shuffle_buffer=data.shuffle_buffer,
             num_workers=data.num_workers,
             prefetch=data.prefetch,
+            reader=reader,
         )
 
     def _column(self, column: str | int) -> int:
