@@ -443,10 +443,9 @@ def _stream_splits(args: argparse.Namespace, config: Any, source: str) -> _Split
         return _typed_stream_splits(args, config, source)
     data = config.data if args.target is None else config.data.replace(target_columns=[args.target])
     stream = ShardDataset.from_config(data, training, source)
-    rest, test = stream, None
-    if config.data.test_split > 0:
-        rest, test = stream.split(config.data.test_split)
-    train, validation = rest.split(training.validation_split or 0.2)
+    train, validation, test = stream.splits(
+        config.data.test_split, training.validation_split or 0.2
+    )
     # One pass over the training rows: the scaler's statistics, and the targets'
     # range, which gives the head's size and kind.
     low, high, whole = np.inf, -np.inf, True

@@ -218,7 +218,11 @@ class TypedShards:
             shards.rows[path] = len(frame)
             targets.add(frame[target], path)
         shards._head(targets, config.model)
-        shards.sizes = _split_sizes(sum(shards.rows.values()), config)
+        shards.sizes = ShardDataset.split_sizes(
+            sum(shards.rows.values()),
+            config.data.test_split,
+            config.training.validation_split or 0.2,
+        )
         # The learning pass, over the training rows only.
         for frame, where in shards.training_chunks(first):
             fit.add(frame, where)
@@ -271,20 +275,10 @@ class TypedShards:
         )
         if self.classification:
             stream = stream.with_transform(lambda x, y: (x, y.astype("int64")))
-        rest, test = stream, None
-        if data.test_split > 0:
-            rest, test = stream.split(data.test_split)
-        train, validation = rest.split(training.validation_split or 0.2)
+        train, validation, test = stream.splits(data.test_split, training.validation_split or 0.2)
         if train.size != self.sizes[0]:  # the preprocessing must have seen these rows
             raise DataError(f"{self.source}: {train.size} training rows, {self.sizes[0]} fitted")
         return train, validation, test
-
-
-def _split_sizes(rows: int, config: Any) -> tuple[int, int, int]:
-    """Training, validation and test rows of a stream, as `ShardDataset.split` cuts them."""
-    n_test = int(np.floor(rows * config.data.test_split)) if config.data.test_split > 0 else 0
-    n_val = int(np.floor((rows - n_test) * (config.training.validation_split or 0.2)))
-    return rows - n_test - n_val, n_val, n_test
 
 
 class _Targets:

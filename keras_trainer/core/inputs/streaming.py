@@ -432,6 +432,25 @@ class ShardDataset(keras.utils.PyDataset):
         """The same stream with `transform(x, y)` applied to each batch."""
         return self._copy(transform=transform)
 
+    @staticmethod
+    def split_sizes(rows: int, test_split: float, validation_split: float) -> tuple[int, int, int]:
+        """`(train, validation, test)` rows that `splits` cuts out of `rows`."""
+        n_test = math.floor(rows * test_split) if test_split > 0 else 0
+        n_val = math.floor((rows - n_test) * validation_split)
+        return rows - n_test - n_val, n_val, n_test
+
+    def splits(
+        self, test_split: float, validation_split: float
+    ) -> tuple[ShardDataset, ShardDataset, ShardDataset | None]:
+        """Training, validation and test streams: the test rows are the last `test_split`
+        of the rows in file order (none when 0), the validation rows the last
+        `validation_split` of the rest (`split`)."""
+        rest, test = self, None
+        if test_split > 0:
+            rest, test = self.split(test_split)
+        train, validation = rest.split(validation_split)
+        return train, validation, test
+
     def split(self, fraction: float) -> tuple[ShardDataset, ShardDataset]:
         """Holds out the last `fraction` of the rows (file order) as an unshuffled validation stream."""
         start, stop = self.row_range
