@@ -583,7 +583,8 @@ def _evaluate_typed_shards(
     from keras_trainer.core.evaluating.evaluation import ModelEvaluator
     from keras_trainer.core.evaluating.held_out import warn_training_data
     from keras_trainer.core.inputs.streaming import ShardDataset
-    from keras_trainer.tabular.typed_shards import TypedShardReader, typed_shard_paths
+    from keras_trainer.tabular.tables import typed_shard_paths
+    from keras_trainer.tabular.typed_shards import TypedShardReader
 
     classification = table.class_names is not None
     reader = TypedShardReader(table.preprocessor, table.target, table.class_names)

@@ -56,20 +56,13 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def _first_shard(source: str) -> str:
-    """`source`, or the first (sorted) .csv or .parquet shard of a folder or glob."""
-    import glob
+    """`source`, or the first shard of a folder or glob of .csv or .parquet shards (the
+    one `train` infers the types from, found by the same rule)."""
     import os
 
-    if not (os.path.isdir(source) or glob.has_magic(source)):
-        return source
-    pattern = os.path.join(source, "*") if os.path.isdir(source) else source
-    shards = sorted(
-        path
-        for path in glob.glob(pattern)
-        if path.endswith((".csv", ".parquet")) and not os.path.basename(path).startswith(".")
-    )
-    if not shards:
-        from keras_trainer.errors import DataError
+    from keras_trainer.core.inputs.shard_files import is_glob
+    from keras_trainer.tabular.tables import typed_shard_paths
 
-        raise DataError(f"{source}: no .csv or .parquet shards found")
-    return shards[0]
+    if not (os.path.isdir(source) or is_glob(source)):
+        return source
+    return typed_shard_paths(source)[0]

@@ -23,6 +23,7 @@ from typing import Any, Optional
 import numpy as np
 
 from keras_trainer.config.columns import ColumnConfig
+from keras_trainer.core.inputs.shard_files import shard_paths
 from keras_trainer.errors import ConfigError, DataError
 from keras_trainer.tabular.cells import all_numbers, as_text
 
@@ -236,3 +237,21 @@ def drop_missing_targets(frame: Any, target: str, source: str) -> Any:
     if not keep.all():
         print(f"{source}: {int((~keep).sum())} rows without a target {target!r} left out")
     return frame[keep].reset_index(drop=True)
+
+
+TYPED_SHARD_SUFFIXES = (".csv", ".parquet")
+
+
+def typed_shard_paths(source: Any) -> list[str]:
+    """The shard files of `source`, which must be CSV or Parquet files.
+
+    Raises:
+        DataError: no shards. ConfigError: `.npy` shards (numbers only, never typed).
+    """
+    paths = shard_paths(source)
+    if not paths[0].endswith(TYPED_SHARD_SUFFIXES):
+        raise ConfigError(
+            f"{source}: typed columns (data.columns, text or blank cells) are read from .csv "
+            "or .parquet shards; .npy shards hold numbers only (drop data.columns for them)"
+        )
+    return paths

@@ -37,28 +37,18 @@ from typing import Any, Optional
 import numpy as np
 
 from keras_trainer.core.inputs.streaming import ShardDataset, ShardReader, shard_paths
-from keras_trainer.errors import ColumnTypeError, ConfigError, DataError
+from keras_trainer.errors import ColumnTypeError, DataError
 from keras_trainer.tabular.cells import all_numbers, as_text
 from keras_trainer.tabular.preprocessing import TablePreprocessor, TransformReport
-from keras_trainer.tabular.tables import column_specs, encode_target, read_frame
+from keras_trainer.tabular.tables import (
+    TYPED_SHARD_SUFFIXES,
+    column_specs,
+    encode_target,
+    read_frame,
+    typed_shard_paths,
+)
 
-TYPED_SHARD_SUFFIXES = (".csv", ".parquet")
 TARGET_VALUES = 1024  # distinct number targets remembered while looking for class names
-
-
-def typed_shard_paths(source: Any) -> list[str]:
-    """The shard files of `source`, which must be CSV or Parquet files.
-
-    Raises:
-        DataError: no shards. ConfigError: `.npy` shards (numbers only, never typed).
-    """
-    paths = shard_paths(source)
-    if not paths[0].endswith(TYPED_SHARD_SUFFIXES):
-        raise ConfigError(
-            f"{source}: typed columns (data.columns, text or blank cells) are read from .csv "
-            "or .parquet shards; .npy shards hold numbers only (drop data.columns for them)"
-        )
-    return paths
 
 
 def shard_place(path: str, positions: np.ndarray) -> Any:

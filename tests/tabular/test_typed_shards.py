@@ -222,7 +222,7 @@ def test_an_inferred_binary_column_with_a_third_value_in_a_later_shard_is_a_type
 
 @pytest.mark.one_backend
 def test_declared_columns_on_npy_shards_are_refused_with_a_config_error(tmp_path):
-    from keras_trainer.tabular.typed_shards import typed_shard_paths
+    from keras_trainer.tabular.tables import typed_shard_paths
 
     (tmp_path / "part-0.npy").write_bytes(b"")
     with pytest.raises(ConfigError, match=".npy shards hold numbers only"):
