@@ -57,7 +57,7 @@ def _windows(x: np.ndarray, y: np.ndarray, window: int, horizon: int):
 
 def is_shard_source(source: str | None) -> bool:
     """Whether `source` is a folder or glob of table shards, streamed instead of loaded."""
-    from keras_trainer.core.inputs.streaming import is_glob
+    from keras_trainer.core.inputs.shard_files import is_glob
 
     return bool(source) and (os.path.isdir(source) or is_glob(source))
 
