@@ -33,12 +33,12 @@ BASELINES = ("tiered", "cost_benefit")
 
 def score(job: tuple) -> tuple:
     """`(spec, policy, row)` for one policy on one spec, leave-family-out."""
-    dataset, spec, name, seed = job
+    dataset, spec, name, seed, background = job
     from keras_trainer.jit.tiering.policy_eval import compare_policies
     from keras_trainer.jit.tiering.workload import Workload
 
     workload = Workload.from_dataset(dataset, calls=spec, seed=seed)
-    result = compare_policies(workload, [name], folds=None, seed=seed)
+    result = compare_policies(workload, [name], folds=None, seed=seed, background=background)
     return spec, name, result["oracle_s"], result["policies"][name]
 
 
@@ -111,6 +111,11 @@ def main(argv=None) -> int:
         help="also score cost_benefit+model against cost_benefit over this many family folds",
     )
     parser.add_argument("--skip-policies", action="store_true", help="only the cost model")
+    parser.add_argument(
+        "--background",
+        action="store_true",
+        help="replay recompiles on a background compile thread (totals: the caller's wall time)",
+    )
     args = parser.parse_args(argv)
     if args.model_folds:
         print(f"# cost model, {args.model_folds} family folds (regret; {datetime.date.today()})")
@@ -125,7 +130,11 @@ def main(argv=None) -> int:
         "autotune",
         "recommended",
     ]
-    jobs = [(args.dataset, spec, name, args.seed) for spec in args.specs for name in names]
+    jobs = [
+        (args.dataset, spec, name, args.seed, args.background)
+        for spec in args.specs
+        for name in names
+    ]
     started = time.time()
     with ProcessPoolExecutor(args.jobs) as pool:
         outcomes = list(pool.map(score, jobs)) if args.jobs > 1 else list(map(score, jobs))
@@ -135,7 +144,8 @@ def main(argv=None) -> int:
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"{datetime.date.today()}, {len(data['samples'])} kernels, leave-family-out, "
-        f"seed {args.seed}, {time.time() - started:.0f} s"
+        f"seed {args.seed}, {'background compile, ' if args.background else ''}"
+        f"{time.time() - started:.0f} s"
     )
     from keras_trainer.jit.tiering.policy_eval import format_comparison
 

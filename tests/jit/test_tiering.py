@@ -1,5 +1,7 @@
 """Live tiering: a policy's controller recompiling a function while it runs."""
 
+import time
+
 import pytest
 
 from keras_trainer.errors import ConfigError
@@ -74,3 +76,25 @@ def test_a_batched_run_makes_the_decisions_of_single_calls():
         kept = [d for d in batched.decisions if d[1] != "switch"]  # which is fastest: timing
         assert kept == [d for d in single.decisions if d[1] != "switch"]
         assert batched.state.calls == 20 and batched.state.run_s > 0
+
+
+def test_a_background_build_keeps_the_calls_going_until_it_is_ready():
+    from keras_trainer.jit.runtime.tiering import TieredFunction
+
+    def build(name):
+        if name == "O3":
+            time.sleep(0.2)  # the compile the calls must not wait for
+        return (lambda x: x + 1), 0.2 if name == "O3" else 0.0
+
+    controller = TieredPolicy(threshold=3, level="O3").controller({}, ["O0", "O3"])
+    fn = TieredFunction(build, controller, background=True)
+    started = time.perf_counter()
+    results = []
+    while fn.strategy != "O3" and time.perf_counter() - started < 10:
+        results.append(fn(len(results)))
+        time.sleep(0.001)
+    assert results == [i + 1 for i in range(len(results))]
+    compiled, switched = fn.decisions[1:]
+    assert compiled == (3, "compile", "O3") and switched[1:] == ("switch", "O3")
+    assert switched[0] > 3 + 50  # 0.2 s of compiling at about 1 ms a call
+    assert fn.state.compiled_s["O3"] == 0.2

@@ -114,6 +114,40 @@ def test_cost_benefit_recompiles_when_the_benefit_of_future_equals_past_beats_co
     assert result.decide_s >= 0
 
 
+def test_background_replay_runs_calls_at_the_current_build_while_the_next_one_compiles():
+    # O3's 4 s compile runs on the other thread from call 2: calls 3-6 run at O0
+    # meanwhile, then the last 4 at O3; the compile is not on the caller's time.
+    result = replay(hand_workload(), TieredPolicy(threshold=2, level="O3"), background=True)
+    assert result.decisions[0] == [(0, "compile", "O0"), (2, "compile", "O3"), (6, "switch", "O3")]
+    assert result.total_s == 1 + 6 * 1.0 + 4 * 0.25
+    assert result.background_s == 4.0
+    assert replay(hand_workload(), TieredPolicy(threshold=2, level="O3")).background_s == 0.0
+
+
+def test_background_cost_benefit_starts_a_build_only_if_it_is_ready_before_the_expected_end():
+    # Checkpoints 1, 2, 4 expect 1, 2, 4 s more: a 4 s compile would not be ready in
+    # time. At 8 calls: 4 s at O0 while compiling, then 4 calls at O3 (5 < 8).
+    result = replay(hand_workload(20), CostBenefitPolicy(SPEEDUP, RATIO), background=True)
+    assert result.decisions[0] == [(0, "compile", "O0"), (8, "compile", "O3"), (12, "switch", "O3")]
+    assert result.total_s == 1 + 12 * 1.0 + 8 * 0.25
+
+
+def test_cost_benefit_assumes_a_level_no_faster_than_a_measured_level_expected_to_beat_it():
+    from keras_trainer.jit.tiering.policies import _CostBenefit
+    from keras_trainer.jit.tiering.workload import FunctionState
+
+    speedup = {"O0": 1.0, "O1": 2.0, "O2": 2.5, "O3": 3.0}
+    ratio = {"O0": 1.0, "O1": 2.0, "O2": 3.0, "O3": 3.0}
+    state = FunctionState(calls=10**6, level="O1", measured_call_s={"O1": 1e-6})
+    state.compiled_s = {"O0": 1e-3, "O1": 2e-3}
+    # By the constants alone O3 and O2 would each pay on a million more calls...
+    assert _CostBenefit("O0", speedup, ratio).decide(state) == ("compile", ["O3"])
+    # ...but O3 was built and ran no faster than O1: O2, expected slower than O3, is
+    # not tried (nor O3 again).
+    state.compiled_s["O3"], state.measured_call_s["O3"] = 3e-3, 1e-6
+    assert _CostBenefit("O0", speedup, ratio).decide(state) is None
+
+
 def test_autotune_compiles_candidates_once_past_time_exceeds_the_budget_and_keeps_the_fastest():
     # Past time reaches 1 x the O3 compile cost (4 s) at the 4-call checkpoint.
     policy = AutotunePolicy(budget=1.0, speedup=SPEEDUP, ratio=RATIO)

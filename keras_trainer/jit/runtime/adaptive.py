@@ -107,6 +107,12 @@ class AdaptiveJIT:
             strategies, they are built and timed on real calls (paid like any build
             and call; the fastest is kept). `None` (default): `policies.EXPLORE_BUDGET`
             (50) when `record_to` is set, else no exploration; `math.inf`: never.
+        background_compile: tiered functions (`compile_tiered`, `run`) compile
+            every build after the first on a background thread while their calls
+            go on at the current build (HotSpot's and V8's tiered compilers; the
+            policies' cost-benefit rule then counts a recompile as free wall time
+            that pays off only once it is ready). `None` (default): on when this
+            process may use more than one CPU.
 
     Raises:
         CheckpointError: the model file is missing or unreadable.
@@ -128,6 +134,7 @@ class AdaptiveJIT:
         update_epochs: int = 5,
         update_targets: str = "pooled",
         explore_budget: Optional[float] = None,
+        background_compile: Optional[bool] = None,
     ):
         if not timeout_s > 0:
             raise DataError(f"timeout_s must be > 0, got {timeout_s}")
@@ -151,6 +158,11 @@ class AdaptiveJIT:
             explore_budget = EXPLORE_BUDGET
         #: The exploration budget of `cost_benefit+model` (`None`: no exploration).
         self.explore_budget = check_explore(explore_budget)
+        if background_compile is None:
+            usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+            background_compile = (len(usable) if usable else os.cpu_count() or 1) > 1
+        #: Whether recompiles run on a background thread (see `background_compile`).
+        self.background_compile = bool(background_compile)
         if model_path is None:  # tiering policies only
             self.model, self.metadata, self.model_path, self.cost_model = None, {}, None, None
             self.class_names, self.fallback = list(STRATEGY_NAMES), None
@@ -323,6 +335,7 @@ class AdaptiveJIT:
             trusted=self.trusted,
             model=self.cost_model,
             args=args,
+            background=self.background_compile,
         )
         if self.log is not None:
             runtime, state = function.probe, function.state
@@ -386,7 +399,16 @@ class AdaptiveJIT:
 
             check_compilable_ir(ir_text, entry)
             outcomes = [
-                timed_run(ir_text, entry, p, args, calls, self.cost_model, runtime)
+                timed_run(
+                    ir_text,
+                    entry,
+                    p,
+                    args,
+                    calls,
+                    self.cost_model,
+                    runtime,
+                    self.background_compile,
+                )
                 for p in policies
             ]
         else:
@@ -395,7 +417,10 @@ class AdaptiveJIT:
             with IsolatedJIT(self.timeout_s) as worker:
                 # Warm the worker's LLVM up: its first build must not pay for the process.
                 worker.probe(ir_text, entry, args, 1)
-                outcomes = [worker.run_tiered(args, int(calls), spec) for spec in specs]
+                outcomes = [
+                    worker.run_tiered(args, int(calls), spec, self.background_compile)
+                    for spec in specs
+                ]
         if self.log is not None:
             for outcome in outcomes:
                 self._record(

@@ -14,7 +14,9 @@ parameters), `always:O3` and `tiered` (the best K and level, fitted in hindsight
 the dataset's other functions with the same scaled call counts), each from fresh
 builds, in rotating order, in one sandboxed worker per kernel (or in this process
 with `--trusted`), `--repeats` times (the fastest run of each kernel and policy
-counts: a busy machine adds noise, never speed). It prints each policy's wall
+counts: a busy machine adds noise, never speed). Recompiles run on a background
+thread when the process may use more than one CPU (`AdaptiveJIT(background_compile=)`;
+`--no-background` compiles on the calling thread). It prints each policy's wall
 seconds, builds and calls included, and the ratio to `always:O3`.
 
 Registered by `keras_trainer.jit.cli.register`.
@@ -70,6 +72,14 @@ def register_bench(subparsers) -> None:
         type=float,
         default=300.0,
         help="seconds each kernel's runs may take in the sandboxed worker",
+    )
+    bench.add_argument(
+        "--no-background",
+        action="store_true",
+        help=(
+            "compile every build on the calling thread (default: recompiles run on a background "
+            "thread when the process may use more than one CPU, as AdaptiveJIT does)"
+        ),
     )
     bench.add_argument("--record-to", help="also record every measurement to this dataset file")
     bench.add_argument(
@@ -151,7 +161,11 @@ def run_bench(args: argparse.Namespace) -> int:
         "tiered": TieredPolicy().fit(rest),
     }
     jit = AdaptiveJIT(
-        None, trusted=args.trusted, timeout_s=args.timeout_s, record_to=args.record_to
+        None,
+        trusted=args.trusted,
+        timeout_s=args.timeout_s,
+        record_to=args.record_to,
+        background_compile=False if args.no_background else None,
     )
     names = list(policies)
     totals = dict.fromkeys(names, 0.0)
@@ -185,6 +199,7 @@ def run_bench(args: argparse.Namespace) -> int:
         "total_calls": int(calls.sum()),
         "repeats": args.repeats,
         "sandboxed": not args.trusted,
+        "background_compile": jit.background_compile,
         "tiered": policies["tiered"].describe(),
         "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "date": datetime.date.today().isoformat(),
@@ -198,6 +213,8 @@ def run_bench(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     where = "in this process (trusted)" if args.trusted else "in sandboxed workers"
+    if jit.background_compile:
+        where += ", recompiles on a background thread"
     print(
         f"{data}: {len(chosen)} kernels, calls {args.calls} x {scale:.3g} "
         f"({report['total_calls']} calls per policy), {where}"

@@ -313,12 +313,20 @@ class IsolatedJIT:
         """Builds the probed module with `strategy` (reusing the O0 build for O0)."""
         return self.request("build", f"{strategy} build", strategy=strategy)
 
-    def run_tiered(self, args: Sequence, calls: int, policy: dict) -> dict:
+    def run_tiered(
+        self, args: Sequence, calls: int, policy: dict, background: bool = False
+    ) -> dict:
         """Runs the probed module `calls` times on `args` under a tiering policy
         (`policy_spec`), builds and calls inside the worker, timed there
-        (`keras_trainer.jit.runtime.tiering.timed_run`)."""
+        (`keras_trainer.jit.runtime.tiering.timed_run`; `background`: later builds
+        on the worker's background compile thread)."""
         return self.request(
-            "run", f"tiered run of {calls} calls", args=list(args), calls=int(calls), policy=policy
+            "run",
+            f"tiered run of {calls} calls",
+            args=list(args),
+            calls=int(calls),
+            policy=policy,
+            background=bool(background),
         )
 
     def call(self, args: Sequence) -> Any:
@@ -452,6 +460,7 @@ def _handle(request: dict, state: dict) -> dict:
             policy_from_spec(request["policy"]),
             list(request.get("args") or []),
             int(request["calls"]),
+            background=bool(request.get("background", False)),
         )
         return outcome
     if op == "call":

@@ -11,6 +11,12 @@ timed call each).
 process (live tiering inside the sandboxed worker is not built yet; untrusted IR
 goes through `AdaptiveJIT.compile`).
 
+With `background=True` (`AdaptiveJIT(background_compile=True)`), builds after the
+first run on one background compile thread, as in HotSpot's and V8's tiered
+compilers: the calls go on at the current build until the new one is ready, so
+a recompile costs the caller no wall time when a core is free (llvmlite releases
+the GIL while LLVM works). `replay(background=True)` replays the same.
+
 Example:
 
 >>> fn = compile_tiered(ir_text, "entry", "recommended", trusted=True)
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
@@ -35,6 +42,22 @@ from keras_trainer.jit.tiering.workload import FunctionState
 #: Live autotuning times each candidate build on this many real calls (the median), after
 #: one warm-up call: one call of a few microseconds on a busy machine is mostly noise.
 AUTOTUNE_TIMED_CALLS = 5
+#: While a background build is compiling, the calls run in batches of about this many
+#: seconds between looks at whether it is ready.
+BACKGROUND_POLL_S = 0.0005
+_COMPILER = None
+_COMPILER_LOCK = threading.Lock()
+
+
+def _compile_thread():
+    """The one background compile thread of this process (builds run one at a time)."""
+    global _COMPILER
+    with _COMPILER_LOCK:
+        if _COMPILER is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _COMPILER = ThreadPoolExecutor(1, thread_name_prefix="keras-trainer-jit-compile")
+        return _COMPILER
 
 
 class TieredFunction:
@@ -43,6 +66,7 @@ class TieredFunction:
     Args:
         build: `build(strategy) -> (callable, compile_seconds)`.
         controller: the policy's controller for this function.
+        background: build after the first one on the background compile thread.
 
     The measured time per call of the running build is the mean of its calls but
     the first (cold code: page faults, cache misses), once it has more than one.
@@ -55,14 +79,15 @@ class TieredFunction:
         probe: the O0 probe's runtime metrics, when one ran (`compile_tiered(args=)`).
     """
 
-    def __init__(self, build: Callable[[str], tuple], controller):
+    def __init__(self, build: Callable[[str], tuple], controller, background: bool = False):
         self._build, self.controller = build, controller
         self.observer: Optional[Callable] = None
         self.probe: Optional[dict] = None
         self._builds: dict[str, Callable] = {}
         level = controller.first_level()
-        self.state = FunctionState(level=level)
+        self.state = FunctionState(level=level, background=bool(background))
         self.decisions: list = []
+        self._pending = None  # (action, future) of a background build
         self._compile(level)
         self._level_s = self._first_s = 0.0
         self._tuning: list[str] = []
@@ -80,28 +105,57 @@ class TieredFunction:
 
     def _switch(self, name: str) -> None:
         if name != self.state.level:
-            if self.decisions[-1][1:] != ("compile", name):
+            if self.decisions[-1] != (self.state.calls, "compile", name):
                 self.decisions.append((self.state.calls, "switch", name))
             self.state.level, self.state.level_calls, self._level_s = name, 0, 0.0
 
     def _checkpoint(self) -> None:
         action = self.controller.decide(self.state)
         if action is not None:
-            kind, levels = action
-            for name in levels:
-                self._compile(name)
-            if kind == "autotune":  # each candidate: a warm-up call, then timed ones
-                self._tuning = [name for name in levels for _ in range(1 + AUTOTUNE_TIMED_CALLS)]
-                self.state.autotuned = True
-            else:
-                self._switch(levels[0])
-            if self.observer is not None:
-                self.observer(self.state)
+            missing = [name for name in action[1] if name not in self._builds]
+            if self.state.background and missing:
+                for name in missing:
+                    self.decisions.append((self.state.calls, "compile", name))
+                future = _compile_thread().submit(lambda: {n: self._build(n) for n in missing})
+                self._pending = (action, future)
+                return  # the calls go on; the next checkpoint comes after the builds
+            self._apply(action)
         self._next = self.controller.next_checkpoint(self.state)
+
+    def _apply(self, action: tuple) -> None:
+        kind, levels = action
+        for name in levels:
+            self._compile(name)
+        if kind == "autotune":  # each candidate: a warm-up call, then timed ones
+            self._tuning = [name for name in levels for _ in range(1 + AUTOTUNE_TIMED_CALLS)]
+            self.state.autotuned = True
+        else:
+            self._switch(levels[0])
+        if self.observer is not None:
+            self.observer(self.state)
+
+    def _take_ready(self) -> None:
+        """Applies the background builds' decision once they are compiled."""
+        action, future = self._pending
+        if not future.done():
+            return
+        self._pending = None
+        for name, (function, seconds) in future.result().items():
+            self._builds[name], self.state.compiled_s[name] = function, seconds
+        self._apply(action)
+        self._next = self.controller.next_checkpoint(self.state)
+
+    def wait(self) -> None:
+        """Waits for a background build still compiling (its decision is applied)."""
+        if self._pending is not None:
+            self._pending[1].result()
+            self._take_ready()
 
     def __call__(self, *args: Any) -> Any:
         state = self.state
-        if not self._tuning and state.calls >= self._next:
+        if self._pending is not None:
+            self._take_ready()
+        if not self._tuning and self._pending is None and state.calls >= self._next:
             self._checkpoint()
         name = self._tuning.pop(0) if self._tuning else state.level
         started = time.perf_counter()
@@ -145,10 +199,15 @@ class TieredFunction:
         result, remaining = None, int(calls)
         state = self.state
         while remaining > 0:
+            if self._pending is not None:
+                self._take_ready()
             build = self._builds[state.level]
             cfunc = getattr(build, "cfunc", None)
             batch = remaining - 1
-            if not self._tuning and math.isfinite(self._next):
+            if self._pending is not None:  # look at the background build every ~0.5 ms
+                per_call = state.measured_call_s.get(state.level) or BACKGROUND_POLL_S
+                batch = min(batch, max(1, int(BACKGROUND_POLL_S / max(per_call, 1e-9))))
+            elif not self._tuning and math.isfinite(self._next):
                 batch = min(batch, int(math.ceil(self._next)) - state.calls)
             if self._tuning or state.level_calls == 0 or cfunc is None or batch < 1:
                 result = self(*args)
@@ -176,6 +235,7 @@ def compile_tiered(
     model: Optional[Any] = None,
     args: Optional[Sequence] = None,
     runtime: Optional[dict] = None,
+    background: bool = False,
 ) -> TieredFunction:
     """A `TieredFunction` for `@entry` of `ir_text`, decided by `policy`.
 
@@ -190,6 +250,7 @@ def compile_tiered(
         args: arguments of one O0 probe run that measures the runtime metrics a
             cost model predicts from (needed by `cost_benefit+model`).
         runtime: those runtime metrics, when the probe already ran (instead of `args`).
+        background: compile the builds after the first on the background thread.
 
     Raises:
         ConfigError: `trusted` is not `True`, or an unknown or unfitted policy.
@@ -219,7 +280,9 @@ def compile_tiered(
             f"policy {policy.name!r} predicts from the O0 probe's runtime metrics: pass args= "
             "for one probe run of the function"
         )
-    function = TieredFunction(build, policy.controller(sample, list(STRATEGY_NAMES)))
+    function = TieredFunction(
+        build, policy.controller(sample, list(STRATEGY_NAMES)), background=background
+    )
     function.probe = sample["runtime"] or None
     return function
 
@@ -250,24 +313,32 @@ def timed_run(
     calls: int,
     model: Optional[Any] = None,
     runtime: Optional[dict] = None,
+    background: bool = False,
 ) -> dict:
     """Builds `@entry` under `policy` and calls it `calls` times on `args`, in this
     process, timing it all (every build and call; `time.perf_counter`).
 
-    Only for trusted IR, or inside the sandboxed worker (`AdaptiveJIT.run`).
+    Only for trusted IR, or inside the sandboxed worker (`AdaptiveJIT.run`). With
+    `background`, a build still compiling after the last call is not waited for in
+    `wall_s` (the program would not wait for it either), but before returning, so
+    that it does not run beside what the caller does next.
 
     Returns:
         `{"wall_s", "strategy", "decisions", "calls", "measured_call_s",
         "compiled_s", "result"}` (the last call's result).
     """
     started = time.perf_counter()
-    function = compile_tiered(ir_text, entry, policy, trusted=True, model=model, runtime=runtime)
+    function = compile_tiered(
+        ir_text, entry, policy, trusted=True, model=model, runtime=runtime, background=background
+    )
     result = function.run(args, calls)
     wall_s = time.perf_counter() - started
+    strategy = function.strategy
+    function.wait()
     state = function.state
     return {
         "wall_s": wall_s,
-        "strategy": function.strategy,
+        "strategy": strategy,
         "decisions": [list(d) for d in function.decisions],
         "calls": state.calls,
         "measured_call_s": dict(state.measured_call_s),

@@ -228,12 +228,30 @@ class _CostBenefit(Controller):
         best, best_cost = level, future * current
         reference = current * self.speedup[level]  # the O0 time per call it implies
         unit_compile = compiled[self.base] / self.ratio[self.base]
+        horizon_s = future * current  # the time the function is expected to run on
         for name, speedup in self.speedup.items():
             if name == level:
                 continue
             per_call = measured[name] if name in measured else reference / speedup
+            if name not in measured:
+                # A strategy expected to help no more than one measured already is
+                # assumed no faster than it: where O3 did not beat O1, O2 will not
+                # either (without this rule the constants send a function that no
+                # optimization helps through every level, each compile wasted).
+                per_call = max(
+                    [per_call]
+                    + [t for m, t in measured.items() if self.speedup.get(m, 0.0) >= speedup]
+                )
             compile_s = 0.0 if name in compiled else self.ratio[name] * unit_compile
-            cost = compile_s + future * per_call
+            if state.background and compile_s > 0.0:
+                # Compiled on the other thread: the calls go on at the current build
+                # for compile_s, then the rest run on the new one; a build that would
+                # be ready only after the expected end is not worth starting.
+                if compile_s >= horizon_s:
+                    continue
+                cost = compile_s + (future - compile_s / current) * per_call
+            else:
+                cost = compile_s + future * per_call
             if cost < best_cost:
                 best, best_cost = name, cost
         return None if best == level else ("compile", [best])

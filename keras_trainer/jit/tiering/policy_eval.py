@@ -57,6 +57,7 @@ def compare_policies(
     folds: Optional[int] = None,
     model: Any = None,
     seed: int = 0,
+    background: bool = False,
 ) -> dict:
     """Out-of-fold replay of each policy; `{"oracle_s", "policies": {name: {...}}}`.
 
@@ -69,6 +70,8 @@ def compare_policies(
         model: a trained cost model (`keras_trainer.jit.model.cost_model.CostModel`),
             used as given in every fold: it must not have seen `workload`'s families.
         seed: folds and measurement noise.
+        background: replay recompiles on a background compile thread
+            (`replay(background=True)`: totals are then the caller's wall time).
 
     Returns:
         `{"oracle_s": s, "policies": {name: {"total_s", "regret", "decide_s"}}}`.
@@ -85,7 +88,7 @@ def compare_policies(
             train = np.setdiff1d(np.arange(len(workload)), test)
             policy = get_policy(name, model=model)
             policy.fit(workload.take(train) if len(train) else workload)
-            outcome = replay(workload.take(test), policy, seed=seed)
+            outcome = replay(workload.take(test), policy, seed=seed, background=background)
             total, decide = total + outcome.total_s, decide + outcome.decide_s
         results[name] = {"total_s": total, "regret": total / oracle, "decide_s": decide}
     return {"oracle_s": oracle, "policies": results}

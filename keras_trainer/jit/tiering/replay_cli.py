@@ -49,6 +49,14 @@ def register_replay(subparsers) -> None:
         help="comma-separated policy names (default: every always:S and the online policies)",
     )
     replay.add_argument(
+        "--background",
+        action="store_true",
+        help=(
+            "replay a JIT that recompiles on a background thread (AdaptiveJIT's default on more "
+            "than one CPU): totals are the caller's wall time"
+        ),
+    )
+    replay.add_argument(
         "--json",
         action="store_true",
         help='print {"oracle_s": .., "policies": {NAME: {"total_s": .., "regret": ..}}}',
@@ -73,12 +81,19 @@ def run_replay(args: argparse.Namespace) -> int:
     workload = Workload.from_dataset(data, calls=calls, seed=args.seed)
     names = [n.strip() for n in args.policies.split(",") if n.strip()] if args.policies else None
     result = compare_policies(
-        workload, names, folds=args.folds or None, model=model, seed=args.seed
+        workload,
+        names,
+        folds=args.folds or None,
+        model=model,
+        seed=args.seed,
+        background=args.background,
     )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         folds = f"{args.folds} family folds" if args.folds else "leave-family-out"
+        if args.background:
+            folds += ", recompiles on a background thread"
         print(f"{data}: {len(workload)} functions, calls {calls}, seed {args.seed}, {folds}")
         print(format_comparison(result))
     return 0

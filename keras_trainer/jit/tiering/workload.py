@@ -259,6 +259,8 @@ class FunctionState:
         measured_call_s: strategy -> measured seconds per call (builds that ran).
         compiled_s: strategy -> measured compile seconds (builds made).
         autotuned: whether the function has been autotuned (its checkpoints stop).
+        background: whether builds after the first run on a background compile
+            thread while the calls go on at the current build (see `replay`).
     """
 
     calls: int = 0
@@ -268,6 +270,7 @@ class FunctionState:
     measured_call_s: dict = dataclasses.field(default_factory=dict)
     compiled_s: dict = dataclasses.field(default_factory=dict)
     autotuned: bool = False
+    background: bool = False
 
 
 @dataclasses.dataclass
@@ -284,6 +287,8 @@ class ReplayResult:
             code and any model it consults), not part of `totals_s`.
         states: per function, the final `FunctionState`: what the policy
             measured (`measured_call_s`, `compiled_s`), as a live JIT would have.
+        background_s: with `replay(background=True)`, the compile seconds spent
+            on the background thread (CPU time, not part of `totals_s`).
     """
 
     policy: str
@@ -291,13 +296,16 @@ class ReplayResult:
     decisions: list
     decide_s: float
     states: list = dataclasses.field(default_factory=list)
+    background_s: float = 0.0
 
     @property
     def total_s(self) -> float:
         return float(self.totals_s.sum())
 
 
-def replay(workload: Workload, policy: Any, seed: int = 0) -> ReplayResult:
+def replay(
+    workload: Workload, policy: Any, seed: int = 0, background: bool = False
+) -> ReplayResult:
     """Replays `policy` on `workload` against the measured times.
 
     Args:
@@ -305,6 +313,13 @@ def replay(workload: Workload, policy: Any, seed: int = 0) -> ReplayResult:
         policy: a `keras_trainer.jit.tiering.policies.Policy` (by name: `get_policy("always:O3")`).
         seed: chooses which measuring pass a build timed on one call reports
             (autotuning), when the dataset has the passes.
+        background: replay a JIT with a background compile thread (HotSpot's and
+            V8's tiered compilers, `AdaptiveJIT(background_compile=True)`): the
+            first build is compiled before the first call, as always; a later
+            build is compiled on the other thread while the calls go on at the
+            current build, and is used once its compile time has passed. Totals are
+            then the caller's wall time given a spare core; the compile time on the
+            other thread is `ReplayResult.background_s`.
 
     Returns:
         A `ReplayResult`; its `total_s` over the oracle's is the regret.
@@ -315,16 +330,28 @@ def replay(workload: Workload, policy: Any, seed: int = 0) -> ReplayResult:
     started = time.perf_counter()
     policy.prepare(workload)  # batched model predictions count as deciding
     decisions, states, decide_s = [], [], time.perf_counter() - started
+    background_s = 0.0
     for i in range(len(workload)):
-        total, log, spent, state = _replay_function(workload, i, policy, index, rng)
+        total, log, spent, state, off_thread = _replay_function(
+            workload, i, policy, index, rng, background
+        )
         totals[i] = total
         decisions.append(log)
         states.append(state)
         decide_s += spent
-    return ReplayResult(policy.name, totals, decisions, decide_s, states)
+        background_s += off_thread
+    return ReplayResult(policy.name, totals, decisions, decide_s, states, background_s)
 
 
-def _replay_function(workload: Workload, i: int, policy, index: dict, rng) -> tuple:
+def _run_calls(state: FunctionState, calls: int, call_s: float) -> None:
+    state.run_s += calls * call_s
+    state.calls, state.level_calls = state.calls + calls, state.level_calls + calls
+    state.measured_call_s[state.level] = call_s
+
+
+def _replay_function(
+    workload: Workload, i: int, policy, index: dict, rng, background: bool = False
+) -> tuple:
     # Python floats: the controllers' arithmetic on numpy scalars is several times slower.
     call_s, compile_s = workload.call_s[i].tolist(), workload.compile_s[i].tolist()
     n = int(workload.calls[i])
@@ -332,15 +359,14 @@ def _replay_function(workload: Workload, i: int, policy, index: dict, rng) -> tu
     controller = policy.controller(workload.samples[i], workload.strategies)
     level = controller.first_level()
     spent = time.perf_counter() - started
-    state = FunctionState(level=level, compiled_s={level: compile_s[index[level]]})
-    total, log = compile_s[index[level]], [(0, "compile", level)]
+    state = FunctionState(
+        level=level, compiled_s={level: compile_s[index[level]]}, background=background
+    )
+    total, log, off_thread = compile_s[index[level]], [(0, "compile", level)], 0.0
     while state.calls < n:
         checkpoint = controller.next_checkpoint(state)
         target = n if checkpoint >= n else max(int(checkpoint), state.calls + 1)
-        ran = target - state.calls
-        state.run_s += ran * call_s[index[state.level]]
-        state.calls, state.level_calls = target, state.level_calls + ran
-        state.measured_call_s[state.level] = call_s[index[state.level]]
+        _run_calls(state, target - state.calls, call_s[index[state.level]])
         if state.calls >= n:
             break
         started = time.perf_counter()
@@ -349,18 +375,28 @@ def _replay_function(workload: Workload, i: int, policy, index: dict, rng) -> tu
         if action is None:
             continue
         kind, levels = action
+        compiling = 0.0
         for name in levels:
             if name not in state.compiled_s:
                 state.compiled_s[name] = compile_s[index[name]]
-                total += compile_s[index[name]]
+                compiling += compile_s[index[name]]
                 log.append((state.calls, "compile", name))
+        if background:
+            # The calls go on at the current build until the new builds are ready.
+            current = call_s[index[state.level]]
+            _run_calls(state, min(n - state.calls, math.ceil(compiling / current)), current)
+            off_thread += compiling
+            if state.calls >= n:
+                break
+        else:
+            total += compiling
         if kind == "autotune":
             _autotune(workload, i, levels, state, index, rng, n, log)
         elif levels[0] != state.level:
-            if log[-1][1:] != ("compile", levels[0]):
+            if log[-1] != (state.calls, "compile", levels[0]):
                 log.append((state.calls, "switch", levels[0]))
             state.level, state.level_calls = levels[0], 0
-    return total + state.run_s, log, spent, state
+    return total + state.run_s, log, spent, state, off_thread
 
 
 def measured_records(workload: Workload, result: ReplayResult) -> list[dict]:
