@@ -169,12 +169,18 @@ def _test_metrics(model, x_test, y_test, classification: bool):
     return test_metrics, report
 
 
+# The search's progress lines: each finished trial, each wave of a population
+# search, and what `population_size: "auto"` became. Its other log lines stay in
+# tuning.log.
+_PROGRESS = ("trial ", "wave ", "population_size auto: ")
+
+
 @contextlib.contextmanager
 def _one_line_per_trial():
-    """Prints the tuner's "trial ..." log lines on standard output while the search runs."""
+    """Prints the tuner's progress log lines (`_PROGRESS`) on standard output while it runs."""
     progress = logging.StreamHandler(sys.stdout)
     progress.setFormatter(logging.Formatter("%(message)s"))
-    progress.addFilter(lambda record: record.getMessage().startswith("trial "))
+    progress.addFilter(lambda record: record.getMessage().startswith(_PROGRESS))
     trial_logger = logging.getLogger("keras_trainer.tuning")
     trial_logger.addHandler(progress)
     try:
