@@ -468,7 +468,7 @@ class AutoTrainer:
                     port=port,
                 )
                 self.distributed_events = search.run()
-            elif (size := self._population_size()) > 1:
+            elif (size := self._population_size(len(x_val))) > 1:
                 from keras_trainer.tuning.population import population_search
 
                 self.tuner.oracle.verbose = config.verbose
@@ -489,7 +489,7 @@ class AutoTrainer:
             )
             raise TuningError(f"no trial completed in {self._project_dir}: {errors}")
 
-    def _population_size(self) -> int:
+    def _population_size(self, validation_rows: int) -> int:
         """`tuning.population_size`, with "auto" measured for this tuner's first model."""
         size = self.config.population_size
         if size != "auto":
@@ -497,7 +497,10 @@ class AutoTrainer:
         from keras_trainer.tuning.population import resolve_population_size
 
         return resolve_population_size(
-            self.tuner.hypermodel, self.tuner.oracle.hyperparameters, self.config.max_trials
+            self.tuner.hypermodel,
+            self.tuner.oracle.hyperparameters,
+            self.config.max_trials,
+            validation_rows,
         )
 
     def ensemble(self, top_k: int = 3, name: str = "tuning_ensemble") -> keras.Model:

@@ -39,7 +39,7 @@ from keras_tuner.src.tuners.gridsearch import GridSearchOracle
 
 from keras_trainer.core.building.optimizers import build_optimizer
 from keras_trainer.core.saving.atomic import atomic_path
-from keras_trainer.core.training.fused import free_device_memory
+from keras_trainer.core.training.fused import free_device_memory, validation_batch_size
 from keras_trainer.core.training.memory import variables_bytes
 from keras_trainer.core.training.population import fit_population
 from keras_trainer.tuning.hypermodel import HYPERPARAMETERS, TunableModel
@@ -47,13 +47,13 @@ from keras_trainer.tuning.hypermodel import HYPERPARAMETERS, TunableModel
 logger = logging.getLogger("keras_trainer.tuning")
 
 #: Share of the free memory an "auto" wave may fill: the estimate leaves out XLA's
-#: workspace, the data and the validation pass, and the device may be shared.
+#: workspace and the data (shared by the members), and the device may be shared.
 MEMORY_FRACTION = 0.5
 #: Most members of an "auto" wave: past this, a bigger wave saves little (the
 #: program is compiled once either way) and one failure fails more trials.
 MAX_AUTO_POPULATION = 4096
-#: Activations per sample are counted this many times: the layer output the
-#: backward pass keeps and its gradient.
+#: Activations per training sample are counted this many times: the layer output
+#: the backward pass keeps and its gradient (validation keeps one).
 ACTIVATION_COPIES = 2
 
 
@@ -68,15 +68,20 @@ def auto_population_size(member_bytes: int, free_bytes: int, max_trials: int) ->
 
 
 def member_bytes(
-    model: keras.Model, optimizers: Sequence[keras.optimizers.Optimizer], batch_size: int
+    model: keras.Model,
+    optimizers: Sequence[keras.optimizers.Optimizer],
+    batch_size: int,
+    validation_rows: int = 0,
 ) -> int:
     """Estimated memory of one population member training `model` with batches of `batch_size`.
 
     The weights twice (theirs and the best epoch's copy that early stopping
     restores), the gradients of the trainable ones, the state of the largest of
-    `optimizers` (built here on the model's trainable variables), and one batch
-    of activations: `batch_size` x the summed output widths of the layers x 4
-    bytes x `ACTIVATION_COPIES`.
+    `optimizers` (built here on the model's trainable variables), and the
+    activations of the larger of a training batch (`batch_size` samples x
+    `ACTIVATION_COPIES`) and a validation batch (`validation_batch_size` rows of
+    the `validation_rows`, without gradients), at the summed output widths of the
+    layers x 4 bytes.
     """
     state = 0
     for optimizer in optimizers:
@@ -84,7 +89,9 @@ def member_bytes(
         state = max(state, variables_bytes(optimizer.variables))
     weights = 2 * variables_bytes(model.weights) + variables_bytes(model.trainable_weights)
     widths = sum(_output_width(layer) for layer in model.layers)
-    return weights + state + int(batch_size) * widths * 4 * ACTIVATION_COPIES
+    validation = validation_batch_size(batch_size, validation_rows) if validation_rows else 0
+    samples = max(int(batch_size) * ACTIVATION_COPIES, validation)
+    return weights + state + samples * widths * 4
 
 
 def _output_width(layer: keras.layers.Layer) -> int:
@@ -109,7 +116,10 @@ def free_memory_bytes() -> int:
 
 
 def resolve_population_size(
-    hypermodel: TunableModel, space: keras_tuner.HyperParameters, max_trials: int
+    hypermodel: TunableModel,
+    space: keras_tuner.HyperParameters,
+    max_trials: int,
+    validation_rows: int = 0,
 ) -> int:
     """The wave size `population_size: "auto"` stands for in this process.
 
@@ -132,7 +142,7 @@ def resolve_population_size(
         for name in choices["optimizer"]
     ]
     per_member = member_bytes(
-        hypermodel.build(space.copy()), optimizers, max(choices["batch_size"])
+        hypermodel.build(space.copy()), optimizers, max(choices["batch_size"]), validation_rows
     )
     free = free_memory_bytes()
     size = auto_population_size(per_member, free, max_trials)

@@ -42,6 +42,10 @@ def test_member_bytes_counts_weights_optimizer_state_and_a_batch_of_activations(
     # Input 3 + Dense 4 + Dense 1 values per sample, kept and differentiated.
     activations = 8 * (3 + 4 + 1) * 4 * 2
     assert population.member_bytes(model, optimizers, 8) == weights + adam + activations
+    # Validation batches (all 100 rows at once, no gradients) may hold more than training's.
+    validation = 100 * (3 + 4 + 1) * 4
+    assert population.member_bytes(model, optimizers, 8, 100) == weights + adam + validation
+    assert population.member_bytes(model, optimizers, 8, 10) == weights + adam + activations
 
 
 def test_auto_sizes_waves_from_memory_on_jax_and_is_one_elsewhere(caplog):
