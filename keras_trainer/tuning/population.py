@@ -41,7 +41,7 @@ from keras_trainer.core.building.optimizers import build_optimizer
 from keras_trainer.core.saving.atomic import atomic_path
 from keras_trainer.core.training.fused import free_device_memory, validation_batch_size
 from keras_trainer.core.training.memory import variables_bytes
-from keras_trainer.core.training.population import fit_population
+from keras_trainer.core.training.population import fit_population, trains_members_together
 from keras_trainer.tuning.hypermodel import HYPERPARAMETERS, TunableModel
 
 logger = logging.getLogger("keras_trainer.tuning")
@@ -123,16 +123,16 @@ def resolve_population_size(
 ) -> int:
     """The wave size `population_size: "auto"` stands for in this process.
 
-    On JAX, `auto_population_size` of one member's `member_bytes` (the space's
-    first model, its largest batch size and the optimizer with the most state)
-    and `free_memory_bytes`. Elsewhere 1: TensorFlow and torch train a
-    population's members one after another, so a wave would save nothing.
+    Where a population trains as one program (`trains_members_together`: JAX),
+    `auto_population_size` of one member's `member_bytes` (the space's first
+    model, its largest batch size and the optimizer with the most state) and
+    `free_memory_bytes`. Elsewhere 1: TensorFlow and torch train a population's
+    members one after another, so a wave would save nothing.
     """
-    backend = keras.backend.backend()
-    if backend != "jax":
+    if not trains_members_together():
         logger.info(
             "population_size auto: 1 (on %s, populations train one member after another)",
-            backend,
+            keras.backend.backend(),
         )
         return 1
     choices = hypermodel.config.hyperparameter_space.choices()

@@ -101,6 +101,15 @@ def check_population_configs(configs: Sequence[TrainingConfig]) -> None:
         )
 
 
+def trains_members_together() -> bool:
+    """Whether this backend trains a population's members as one program (JAX only).
+
+    Elsewhere `fit_population` trains them one after another: no faster than
+    trials one by one (`tuning.population_size: "auto"` is then 1).
+    """
+    return keras.backend.backend() == "jax"
+
+
 def fit_population(
     model_builder: Callable[[int], keras.Model],
     x: Any,
@@ -135,7 +144,7 @@ def fit_population(
     """
     configs = list(configs)
     check_population_configs(configs)
-    if keras.backend.backend() != "jax" or len(configs) == 1:
+    if not trains_members_together() or len(configs) == 1:
         return _sequential(model_builder, x, y, configs, validation_data, loss, metrics)
     return _PopulationRun(model_builder, x, y, configs, validation_data, loss, metrics).run()
 
