@@ -15,9 +15,9 @@ The trials handed out together are a wave; each wave is logged as one line
 (`wave 3: 256 trials in 2 populations, 4.1 s`, printed by `keras-trainer tune`
 with the line of each finished trial). `population_size: "auto"` sizes waves
 from memory (`resolve_population_size`). Bayesian optimization fits its Gaussian
-process on finished trials only, so within a wave it would propose the same
-point again and again: a wave gets its proposal, then points not yet tried drawn
-at random (`_distinct_proposals`).
+process on finished trials only, so within a wave it would propose points the
+wave already holds: a wave gets its proposals until one repeats, then points not
+yet tried drawn at random (`_distinct_proposals`).
 """
 
 from __future__ import annotations
@@ -104,7 +104,10 @@ def _output_width(layer: keras.layers.Layer) -> int:
 
 
 def free_memory_bytes() -> int:
-    """Free bytes of the device JAX trains on, else of the host (CPU)."""
+    """Free bytes of the device Keras trains on, else of the host.
+
+    The host's on a CPU, or where the device reports no memory figures.
+    """
     free = free_device_memory()
     if free is not None:
         return free
@@ -223,8 +226,8 @@ def _distinct_proposals(oracle: Any) -> Iterator[None]:
     """Within one wave, a Bayesian oracle proposes each point once.
 
     Its Gaussian process is fitted on completed trials, which do not change
-    during a wave, so it would propose the same point for every slot (it never
-    answers idle). Once its proposal repeats a point already tried, the rest of
+    during a wave, so it keeps proposing points the wave already holds (it never
+    answers idle: a wave is never cut short, it repeats itself). Once its proposal repeats a point already tried, the rest of
     the wave is drawn at random among points not yet tried (KerasTuner's own
     start-up sampling), which also spares refitting the process for each slot.
     """
