@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from keras_trainer.config.fields import ConfigSection, option
 from keras_trainer.errors import ConfigError
@@ -275,14 +275,17 @@ class TuningConfig(ConfigSection):
             "contiguous folds of the training data (val_data is then unused by the search)."
         ),
     )
-    population_size: int = option(
+    population_size: Union[int, Literal["auto"]] = option(
         1,
         minimum=1,
         description=(
-            "Trials asked of the oracle at once and trained as populations: those sharing "
-            "batch size, optimizer and whether dropout is on train together through "
+            "Trials asked of the oracle at once (a wave) and trained as populations: those "
+            "sharing batch size, optimizer and whether dropout is on train together through "
             "fit_population (one compiled program on JAX, one after another on other "
-            "backends). 1 trains trials one by one. Not with hyperband, cv_folds, "
+            "backends). 1 trains trials one by one. 'auto' sizes waves on JAX: as many "
+            "members as fit in half the free device (or host) memory, measured from one "
+            "member's weights, optimizer state and batch of activations, at most max_trials "
+            "and 4096; on TensorFlow and torch it is 1. Not with hyperband, cv_folds, "
             "min_epochs above 1, trading metrics or workers."
         ),
     )
@@ -324,7 +327,12 @@ class TuningConfig(ConfigSection):
             )
         self.hyperparameter_space.validate(_at(path, "hyperparameter_space"))
         check_metric_name(self.metric, _at(path, "metric"))
-        if self.population_size > 1:
+        size = self.population_size
+        if size != "auto" and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ConfigError(
+                f"{_at(path, 'population_size')}: must be an integer >= 1 or 'auto', got {size!r}"
+            )
+        if size != 1:  # "auto" asks for populations too, whatever the backend turns it into
             conflict = {
                 "search_method": self.search_method == "hyperband"
                 and "hyperband resumes trials with more epochs, one at a time",
@@ -337,7 +345,7 @@ class TuningConfig(ConfigSection):
             for key, reason in conflict.items():
                 if reason:
                     raise ConfigError(
-                        f"{_at(path, 'population_size')}: {self.population_size} does not go with "
+                        f"{_at(path, 'population_size')}: {size} does not go with "
                         f"{key}={getattr(self, key)!r} ({reason}); set population_size to 1"
                     )
 

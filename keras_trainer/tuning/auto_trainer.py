@@ -468,13 +468,11 @@ class AutoTrainer:
                     port=port,
                 )
                 self.distributed_events = search.run()
-            elif config.population_size > 1:
+            elif (size := self._population_size(len(x_val))) > 1:
                 from keras_trainer.tuning.population import population_search
 
                 self.tuner.oracle.verbose = config.verbose
-                population_search(
-                    self.tuner, self.tuner.hypermodel, x, y, x_val, y_val, config.population_size
-                )
+                population_search(self.tuner, self.tuner.hypermodel, x, y, x_val, y_val, size)
             else:
                 self.tuner.search(x, y, validation_data=(x_val, y_val), verbose=config.verbose)
         except RuntimeError as error:
@@ -490,6 +488,20 @@ class AutoTrainer:
                 or "no trial ran"
             )
             raise TuningError(f"no trial completed in {self._project_dir}: {errors}")
+
+    def _population_size(self, validation_rows: int) -> int:
+        """`tuning.population_size`, with "auto" measured for this tuner's first model."""
+        size = self.config.population_size
+        if size != "auto":
+            return size
+        from keras_trainer.tuning.population import resolve_population_size
+
+        return resolve_population_size(
+            self.tuner.hypermodel,
+            self.tuner.oracle.hyperparameters,
+            self.config.max_trials,
+            validation_rows,
+        )
 
     def ensemble(self, top_k: int = 3, name: str = "tuning_ensemble") -> keras.Model:
         """The best `top_k` completed trials of the last search as one model.
@@ -567,7 +579,7 @@ class AutoTrainer:
 def _check_settings(config: TuningConfig, workers: int) -> None:
     """Validates the settings of a search with `workers`; a worker process ends with its chief."""
     config.validate("tuning")
-    if workers and config.population_size > 1:
+    if workers and config.population_size != 1:
         raise ConfigError(
             f"tuning.population_size: {config.population_size} does not go with workers="
             f"{workers}; a population trains its trials in one process (set one of them to 1/0)"

@@ -6,8 +6,10 @@ built by the core model registry with each trial's `dropout_rate`; the search
 scikit-learn table (`builtin:breast_cancer`, `builtin:wine`, `builtin:diabetes`)
 or a numeric CSV file with a header row. Rows are shuffled with `tuning.seed`
 and split into training, validation (`training.validation_split`, 0.2 if 0)
-and test (`data.test_split`) parts. The trial table, the best result and the
-test metrics are printed; the best model (taking raw features: the training
+and test (`data.test_split`) parts. While it runs, a line is printed per finished
+trial and, with `tuning.population_size`, per wave of trials trained together
+(and what "auto" became); then the trial table, the best result and the test
+metrics. The best model (taking raw features: the training
 statistics are inside) is saved through `keras_trainer.core.saving.persistence`.
 A JIT strategy config (the family `train` picks: `mlp` with no table as data)
 searches the JIT model on a JIT dataset instead (--data, else `data.path`, else
@@ -169,12 +171,18 @@ def _test_metrics(model, x_test, y_test, classification: bool):
     return test_metrics, report
 
 
+# The search's progress lines: each finished trial, each wave of a population
+# search, and what `population_size: "auto"` became. Its other log lines stay in
+# tuning.log.
+_PROGRESS = ("trial ", "wave ", "population_size auto: ")
+
+
 @contextlib.contextmanager
 def _one_line_per_trial():
-    """Prints the tuner's "trial ..." log lines on standard output while the search runs."""
+    """Prints the tuner's progress log lines (`_PROGRESS`) on standard output while it runs."""
     progress = logging.StreamHandler(sys.stdout)
     progress.setFormatter(logging.Formatter("%(message)s"))
-    progress.addFilter(lambda record: record.getMessage().startswith("trial "))
+    progress.addFilter(lambda record: record.getMessage().startswith(_PROGRESS))
     trial_logger = logging.getLogger("keras_trainer.tuning")
     trial_logger.addHandler(progress)
     try:

@@ -10,25 +10,156 @@ checkpoint, and it enters the trial table like any other, so the oracle's next
 choices, resume (a killed search gets the same unfinished trials back under the
 same tuner ids), the trial table, `ensemble` and best-model retraining are those
 of a one-by-one search. Every member equals the trial trained alone.
+
+The trials handed out together are a wave; each wave is logged as one line
+(`wave 3: 256 trials in 2 populations, 4.1 s`, printed by `keras-trainer tune`
+with the line of each finished trial). `population_size: "auto"` sizes waves
+from memory (`resolve_population_size`). Bayesian optimization fits its Gaussian
+process on finished trials only, so within a wave it would propose points the
+wave already holds: a wave gets its proposals until one repeats, then points not
+yet tried drawn at random (`_distinct_proposals`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import time
 import traceback
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import keras
+import keras_tuner
 from keras_tuner.src.engine.trial import TrialStatus
+from keras_tuner.src.tuners.bayesian import BayesianOptimizationOracle
 from keras_tuner.src.tuners.gridsearch import GridSearchOracle
 
+from keras_trainer.core.building.optimizers import build_optimizer
 from keras_trainer.core.saving.atomic import atomic_path
-from keras_trainer.core.training.population import fit_population
+from keras_trainer.core.training.fused import free_device_memory, validation_batch_size
+from keras_trainer.core.training.memory import variables_bytes
+from keras_trainer.core.training.population import fit_population, trains_members_together
 from keras_trainer.tuning.hypermodel import HYPERPARAMETERS, TunableModel
 
 logger = logging.getLogger("keras_trainer.tuning")
+
+#: Share of the free memory an "auto" wave may fill: the estimate leaves out XLA's
+#: workspace and the data (shared by the members), and the device may be shared.
+MEMORY_FRACTION = 0.5
+#: Most members of an "auto" wave: past this, a bigger wave saves little (the
+#: program is compiled once either way) and one failure fails more trials.
+MAX_AUTO_POPULATION = 4096
+#: Activations per training sample are counted this many times: the layer output
+#: the backward pass keeps and its gradient (validation keeps one).
+ACTIVATION_COPIES = 2
+
+
+def auto_population_size(member_bytes: int, free_bytes: int, max_trials: int) -> int:
+    """Members per wave for `population_size: "auto"`.
+
+    As many members of `member_bytes` as fit in `MEMORY_FRACTION` of `free_bytes`,
+    at most `max_trials` and `MAX_AUTO_POPULATION`, at least 1.
+    """
+    fits = int(free_bytes * MEMORY_FRACTION) // max(int(member_bytes), 1)
+    return max(1, min(fits, int(max_trials), MAX_AUTO_POPULATION))
+
+
+def member_bytes(
+    model: keras.Model,
+    optimizers: Sequence[keras.optimizers.Optimizer],
+    batch_size: int,
+    validation_rows: int = 0,
+) -> int:
+    """Estimated memory of one population member training `model` with batches of `batch_size`.
+
+    The weights twice (theirs and the best epoch's copy that early stopping
+    restores), the gradients of the trainable ones, the state of the largest of
+    `optimizers` (built here on the model's trainable variables), and the
+    activations of the larger of a training batch (`batch_size` samples x
+    `ACTIVATION_COPIES`) and a validation batch (`validation_batch_size` rows of
+    the `validation_rows`, without gradients), at the summed output widths of the
+    layers x 4 bytes.
+    """
+    state = 0
+    for optimizer in optimizers:
+        optimizer.build(model.trainable_variables)
+        state = max(state, variables_bytes(optimizer.variables))
+    weights = 2 * variables_bytes(model.weights) + variables_bytes(model.trainable_weights)
+    widths = sum(_output_width(layer) for layer in model.layers)
+    validation = validation_batch_size(batch_size, validation_rows) if validation_rows else 0
+    samples = max(int(batch_size) * ACTIVATION_COPIES, validation)
+    return weights + state + samples * widths * 4
+
+
+def _output_width(layer: keras.layers.Layer) -> int:
+    try:
+        outputs = keras.tree.flatten(layer.output)
+    except (AttributeError, ValueError):  # a layer without one symbolic output
+        return 0
+    # Unknown dimensions (a variable sequence length) count as 1.
+    return sum(math.prod(d or 1 for d in output.shape[1:]) for output in outputs)
+
+
+def free_memory_bytes() -> int:
+    """Free bytes of the device Keras trains on, else of the host.
+
+    The host's on a CPU, or where the device reports no memory figures.
+    """
+    free = free_device_memory()
+    if free is not None:
+        return free
+    try:
+        import psutil
+    except ImportError:  # not a dependency: the kernel's free pages (page cache excluded)
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return int(psutil.virtual_memory().available)
+
+
+def resolve_population_size(
+    hypermodel: TunableModel,
+    space: keras_tuner.HyperParameters,
+    max_trials: int,
+    validation_rows: int = 0,
+) -> int:
+    """The wave size `population_size: "auto"` stands for in this process.
+
+    Where a population trains as one program (`trains_members_together`: JAX),
+    `auto_population_size` of one member's `member_bytes` (the space's first
+    model, its largest batch size and the optimizer with the most state) and
+    `free_memory_bytes`. Elsewhere 1: TensorFlow and torch train a population's
+    members one after another, so a wave would save nothing.
+    """
+    if not trains_members_together():
+        logger.info(
+            "population_size auto: 1 (on %s, populations train one member after another)",
+            keras.backend.backend(),
+        )
+        return 1
+    choices = hypermodel.config.hyperparameter_space.choices()
+    first = {name: values[0] for name, values in choices.items()}
+    optimizers = [
+        build_optimizer(hypermodel.training_config({**first, "optimizer": name}, 1))
+        for name in choices["optimizer"]
+    ]
+    per_member = member_bytes(
+        hypermodel.build(space.copy()), optimizers, max(choices["batch_size"]), validation_rows
+    )
+    free = free_memory_bytes()
+    size = auto_population_size(per_member, free, max_trials)
+    logger.info(
+        "population_size auto: %d trials per wave (%.3g MB per member, %.0f MB free, "
+        "%d%% of it used; at most max_trials=%d and %d)",
+        size,
+        per_member / 1e6,
+        free / 1e6,
+        round(MEMORY_FRACTION * 100),
+        max_trials,
+        MAX_AUTO_POPULATION,
+    )
+    return size
 
 
 def _program_key(values: dict) -> tuple:
@@ -37,25 +168,49 @@ def _program_key(values: dict) -> tuple:
 
 
 def population_search(tuner: Any, hypermodel: TunableModel, x, y, x_val, y_val, size: int) -> None:
-    """Runs the search in populations of up to `size` trials until the oracle stops.
+    """Runs the search in waves of up to `size` trials until the oracle stops.
 
     Args:
         tuner: The search's KerasTuner tuner (its oracle hands out the trials).
         hypermodel: Builds the trials' models and training configs.
         x, y: Training arrays.
         x_val, y_val: Validation arrays (the objective is measured on them).
-        size: Trials per population.
+        size: Trials per wave (asked of the oracle at once).
     """
-    oracle = tuner.oracle
+    tuner.on_search_begin()
+    wave = 0
+    while trials := draw_wave(tuner.oracle, size):
+        wave += 1
+        started = time.perf_counter()
+        groups: dict[tuple, list] = {}
+        for trial in trials:
+            groups.setdefault(_program_key(_values(trial)), []).append(trial)
+        for group in groups.values():
+            _train_group(tuner, hypermodel, group, x, y, x_val, y_val)
+        logger.info(
+            "wave %d: %s in %s, %.1f s",
+            wave,
+            _count(len(trials), "trial"),
+            _count(len(groups), "population"),
+            time.perf_counter() - started,
+        )
+    tuner.on_search_end()
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def draw_wave(oracle: Any, size: int) -> list:
+    """Up to `size` running trials from `oracle`; fewer once it stops, none when done."""
     # KerasTuner's grid oracle derives the next grid point from a trial only once
     # that trial ends, in case it declares new hyperparameters while it runs, so
     # it would hand out one trial at a time. Ours are the five the hypermodel
     # declares when the tuner starts, so the next points may come from running
-    # trials, and a population gets `size` of them.
+    # trials, and a wave gets `size` of them.
     grid = isinstance(oracle, GridSearchOracle)
-    tuner.on_search_begin()
-    while True:
-        trials = []
+    trials = []
+    with _distinct_proposals(oracle):
         for slot in range(size):
             trial = oracle.create_trial(f"population-{slot}")
             if trial.status != TrialStatus.RUNNING:
@@ -63,14 +218,41 @@ def population_search(tuner: Any, hypermodel: TunableModel, x, y, x_val, y_val, 
             trials.append(trial)
             if grid and trial.trial_id not in oracle._populate_next:
                 oracle._populate_next.append(trial.trial_id)
-        if not trials:
-            break
-        groups: dict[tuple, list] = {}
-        for trial in trials:
-            groups.setdefault(_program_key(_values(trial)), []).append(trial)
-        for group in groups.values():
-            _train_group(tuner, hypermodel, group, x, y, x_val, y_val)
-    tuner.on_search_end()
+    return trials
+
+
+@contextlib.contextmanager
+def _distinct_proposals(oracle: Any) -> Iterator[None]:
+    """Within one wave, a Bayesian oracle proposes each point once.
+
+    Its Gaussian process is fitted on completed trials, which do not change
+    during a wave, so it keeps proposing points the wave already holds (it never
+    answers idle: a wave is never cut short, it repeats itself). Once its proposal repeats a point already tried, the rest of
+    the wave is drawn at random among points not yet tried (KerasTuner's own
+    start-up sampling), which also spares refitting the process for each slot.
+    """
+    if not isinstance(oracle, BayesianOptimizationOracle):
+        yield
+        return
+    propose = oracle.populate_space
+    exploit = True
+
+    def populate_space(trial_id: str) -> dict:
+        nonlocal exploit
+        if exploit:
+            response = propose(trial_id)
+            if response["status"] != TrialStatus.RUNNING or not oracle._duplicate(
+                response["values"]
+            ):
+                return response
+            exploit = False
+        return oracle._random_populate_space()
+
+    oracle.populate_space = populate_space
+    try:
+        yield
+    finally:
+        del oracle.populate_space  # the class's method again
 
 
 def _values(trial) -> dict:
@@ -138,4 +320,11 @@ def _save_weights(tuner, trial_id: str, model: keras.Model) -> None:
         model.save_weights(temporary)
 
 
-__all__ = ["population_search"]
+__all__ = [
+    "auto_population_size",
+    "draw_wave",
+    "free_memory_bytes",
+    "member_bytes",
+    "population_search",
+    "resolve_population_size",
+]

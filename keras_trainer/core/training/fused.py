@@ -55,6 +55,12 @@ DEVICE_MEMORY_SHARE = 0.5
 # Validation batches: large ones (rows do not interact in inference mode).
 EVAL_BATCH_SIZE = 4096
 
+
+def validation_batch_size(batch_size: int, validation_rows: int) -> int:
+    """Rows per validation batch of the fused engine and of populations."""
+    return max(batch_size, min(validation_rows, EVAL_BATCH_SIZE))
+
+
 _BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
 
 
@@ -956,7 +962,7 @@ def fused_fit(
     )
     if validation is not None:
         n_val = len(keras.tree.flatten(validation[0])[0])
-        val_rows = _split_rows(np.arange(n_val), max(batch_size, min(n_val, EVAL_BATCH_SIZE)))
+        val_rows = _split_rows(np.arange(n_val), validation_batch_size(batch_size, n_val))
 
     model.stop_training = False
     callback_list.on_train_begin()

@@ -22,7 +22,7 @@ import gc
 import resource
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -148,14 +148,19 @@ def is_out_of_memory(error: BaseException) -> bool:
     return False
 
 
+def variables_bytes(variables: Sequence[Any]) -> int:
+    """Bytes the Keras `variables` hold (shape times the size of their dtype)."""
+    return sum(
+        int(np.prod(variable.shape))
+        * np.dtype(keras.backend.standardize_dtype(variable.dtype)).itemsize
+        for variable in variables
+    )
+
+
 def model_size(model: keras.Model) -> tuple[int, float]:
     """`(parameters, MiB)` of the model's weights."""
-    count, size = 0, 0.0
-    for variable in model.weights:
-        n = int(np.prod(variable.shape))
-        count += n
-        size += n * np.dtype(keras.backend.standardize_dtype(variable.dtype)).itemsize
-    return count, size / _MB
+    count = sum(int(np.prod(variable.shape)) for variable in model.weights)
+    return count, variables_bytes(model.weights) / _MB
 
 
 def out_of_memory_error(error: BaseException, model: keras.Model, config: Any) -> OutOfMemoryError:

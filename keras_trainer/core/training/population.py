@@ -42,7 +42,7 @@ from keras_trainer.core.inputs.data import check_same_length, epoch_order, split
 from keras_trainer.core.recording.history import TrainingHistory, monitor_mode
 from keras_trainer.core.saving.checkpoints import model_fingerprint
 from keras_trainer.core.training.fit import _monitor, compile_model, fit
-from keras_trainer.core.training.fused import EVAL_BATCH_SIZE, _split_rows
+from keras_trainer.core.training.fused import _split_rows, validation_batch_size
 from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError, TrainingError
 
@@ -101,6 +101,15 @@ def check_population_configs(configs: Sequence[TrainingConfig]) -> None:
         )
 
 
+def trains_members_together() -> bool:
+    """Whether this backend trains a population's members as one program (JAX only).
+
+    Elsewhere `fit_population` trains them one after another: no faster than
+    trials one by one (`tuning.population_size: "auto"` is then 1).
+    """
+    return keras.backend.backend() == "jax"
+
+
 def fit_population(
     model_builder: Callable[[int], keras.Model],
     x: Any,
@@ -135,7 +144,7 @@ def fit_population(
     """
     configs = list(configs)
     check_population_configs(configs)
-    if keras.backend.backend() != "jax" or len(configs) == 1:
+    if not trains_members_together() or len(configs) == 1:
         return _sequential(model_builder, x, y, configs, validation_data, loss, metrics)
     return _PopulationRun(model_builder, x, y, configs, validation_data, loss, metrics).run()
 
@@ -369,9 +378,7 @@ class _PopulationRun:
         min_delta = config.early_stopping_min_delta
         if validation is not None:
             n_val = len(self.validation[0])
-            val_rows = _split_rows(
-                np.arange(n_val), max(self.batch_size, min(n_val, EVAL_BATCH_SIZE))
-            )
+            val_rows = _split_rows(np.arange(n_val), validation_batch_size(self.batch_size, n_val))
         import time
 
         for epoch in range(config.epochs):
