@@ -20,7 +20,8 @@ EXPECTED = sum(range(300))  # ONE_LOOP(300) sums 0..299
 @pytest.mark.one_backend
 def test_recorded_measurements_are_dataset_records_the_loader_reads_back(tmp_path):
     path = tmp_path / "measured.json"
-    jit = AdaptiveJIT(None, trusted=True, record_to=path)
+    # Recompiling on the calling thread: the O2 build is ready for the third call.
+    jit = AdaptiveJIT(None, trusted=True, record_to=path, background_compile=False)
     policy = TieredPolicy(threshold=2, level="O2")
     outcome = jit.run(ONE_LOOP, "entry", [300], calls=5, policy=policy)
     assert outcome["result"] == EXPECTED and outcome["strategy"] == "O2"
@@ -52,7 +53,8 @@ def test_a_new_jit_adds_to_an_existing_record_file(tmp_path):
 def test_a_sandboxed_run_builds_and_calls_in_the_worker_with_the_same_decisions():
     policy = TieredPolicy(threshold=2, level="O2")
     assert policy_from_spec(policy_spec(policy)).threshold == 2
-    outcome = AdaptiveJIT(None).run(ONE_LOOP, "entry", [300], calls=4, policy=policy)
+    jit = AdaptiveJIT(None, background_compile=False)  # O2 ready for the third call
+    outcome = jit.run(ONE_LOOP, "entry", [300], calls=4, policy=policy)
     assert outcome["result"] == EXPECTED and outcome["calls"] == 4 and outcome["wall_s"] > 0
     assert outcome["decisions"] == [[0, "compile", "O0"], [2, "compile", "O2"]]
 
@@ -283,8 +285,15 @@ def test_a_recording_jit_explores_so_its_records_measure_every_strategy(untraine
     assert recording.update_targets == "pooled"  # and update() uses the pooled targets
     with pytest.raises(ConfigError, match="explore"):
         AdaptiveJIT(path, trusted=True, explore_budget=-1.0)
-    # A tiny budget: explored at the first checkpoint, whatever the random weights predict.
-    jit = AdaptiveJIT(path, trusted=True, record_to=tmp_path / "m.json", explore_budget=1e-9)
+    # A tiny budget: explored at the first checkpoint, whatever the random weights predict
+    # (compiled on the calling thread, so the builds are ready for the next calls).
+    jit = AdaptiveJIT(
+        path,
+        trusted=True,
+        record_to=tmp_path / "m.json",
+        explore_budget=1e-9,
+        background_compile=False,
+    )
     outcome = jit.run(ONE_LOOP, "entry", [300], calls=100, policy="cost_benefit+model")
     assert outcome["result"] == EXPECTED
     assert {d[2] for d in outcome["decisions"] if d[1] == "time"} == set(jit.class_names[1:])
@@ -292,7 +301,13 @@ def test_a_recording_jit_explores_so_its_records_measure_every_strategy(untraine
     assert sorted(record["timings_ns"]) == sorted(jit.class_names)
     assert sorted(record["compile_times_ms"]) == sorted(jit.class_names)
     # Switched off, the same JIT times nothing it did not choose.
-    off = AdaptiveJIT(path, trusted=True, record_to=tmp_path / "o.json", explore_budget=math.inf)
+    off = AdaptiveJIT(
+        path,
+        trusted=True,
+        record_to=tmp_path / "o.json",
+        explore_budget=math.inf,
+        background_compile=False,
+    )
     outcome = off.run(ONE_LOOP, "entry", [300], calls=100, policy="cost_benefit+model")
     assert not [d for d in outcome["decisions"] if d[1] == "time"]
     assert len(off.log.samples[0]["timings_ns"]) < len(off.class_names)

@@ -55,10 +55,15 @@ def test_adaptive_jit_hands_out_tiered_functions_with_the_recommended_default(tm
 
     from .test_adaptive import save_tiny_model
 
-    jit = AdaptiveJIT(save_tiny_model(tmp_path / "m.keras", favourite=2), trusted=True)
+    path = save_tiny_model(tmp_path / "m.keras", favourite=2)
+    jit = AdaptiveJIT(path, trusted=True, background_compile=False)
     fn = jit.compile_tiered(ONE_LOOP, "entry")
     assert [fn(200) for _ in range(3)] == [EXPECTED] * 3
     assert fn.decisions[0] == (0, "compile", "O1")  # the shipped recommended first build
+    # Recompiling on a background thread, the cheapest first build pays best.
+    fn = AdaptiveJIT(path, trusted=True, background_compile=True).compile_tiered(ONE_LOOP)
+    assert fn(200) == EXPECTED and fn.decisions[0] == (0, "compile", "O0")
+    assert fn.state.background
     with pytest.raises(ConfigError, match="trusted=True"):
         AdaptiveJIT(jit.model_path).compile_tiered(ONE_LOOP, "entry")
 

@@ -307,7 +307,9 @@ class AdaptiveJIT:
 
         if policy == "cost_benefit+model" and self.cost_model is not None:
             return ModelCostBenefitPolicy(self.cost_model, explore=self.explore_budget)
-        return shipped_policy(policy, model=self.cost_model) if isinstance(policy, str) else policy
+        if not isinstance(policy, str):
+            return policy
+        return shipped_policy(policy, model=self.cost_model, background=self.background_compile)
 
     def compile_tiered(
         self,

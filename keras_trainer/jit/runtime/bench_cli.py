@@ -201,6 +201,7 @@ def run_bench(args: argparse.Namespace) -> int:
         "sandboxed": not args.trusted,
         "background_compile": jit.background_compile,
         "tiered": policies["tiered"].describe(),
+        "recommended": jit._policy("recommended").describe(),
         "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "date": datetime.date.today().isoformat(),
         "policies": {

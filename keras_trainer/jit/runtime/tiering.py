@@ -134,22 +134,25 @@ class TieredFunction:
         if self.observer is not None:
             self.observer(self.state)
 
+    def _install(self, future) -> None:
+        for name, (function, seconds) in future.result().items():
+            self._builds[name], self.state.compiled_s[name] = function, seconds
+
     def _take_ready(self) -> None:
         """Applies the background builds' decision once they are compiled."""
         action, future = self._pending
         if not future.done():
             return
         self._pending = None
-        for name, (function, seconds) in future.result().items():
-            self._builds[name], self.state.compiled_s[name] = function, seconds
+        self._install(future)
         self._apply(action)
         self._next = self.controller.next_checkpoint(self.state)
 
     def wait(self) -> None:
-        """Waits for a background build still compiling (its decision is applied)."""
+        """Waits for a background build still compiling and keeps its compile time
+        (`state.compiled_s`); the next call switches to it as the policy decided."""
         if self._pending is not None:
-            self._pending[1].result()
-            self._take_ready()
+            self._install(self._pending[1])
 
     def __call__(self, *args: Any) -> Any:
         state = self.state
@@ -257,7 +260,7 @@ def compile_tiered(
         IRParseError, DataError: bad IR or entry.
     """
     if isinstance(policy, str):
-        policy = shipped_policy(policy, model=model)
+        policy = shipped_policy(policy, model=model, background=background)
     from keras_trainer.jit.strategies import STRATEGY_NAMES
 
     if not trusted:

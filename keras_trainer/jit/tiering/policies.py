@@ -309,6 +309,8 @@ class AutotunePolicy(CostBenefitPolicy):
         first: the first build (`None`: O0, or fitted when `cost_benefit`).
         horizon: future calls per past call assumed by the cost-benefit rule
             (fitted from `HORIZON_GRID` when `cost_benefit` and `first` is `None`).
+        background: fit for a JIT that recompiles on a background thread (`fit`
+            replays with `replay(background=True)`).
     """
 
     name = "autotune"
@@ -322,9 +324,10 @@ class AutotunePolicy(CostBenefitPolicy):
         ratio: Optional[dict] = None,
         first: Optional[str] = None,
         horizon: float = 1.0,
+        background: bool = False,
     ):
         super().__init__(speedup, ratio)
-        self.horizon = horizon
+        self.horizon, self.background = horizon, bool(background)
         self.budget, self.candidates, self.cost_benefit = budget, candidates, cost_benefit
         self.first = first
         self.fit_budget, self.fit_first = budget is None, first is None and cost_benefit
@@ -347,7 +350,7 @@ class AutotunePolicy(CostBenefitPolicy):
         totals = {}
         for value in values:
             setattr(self, attribute, value)
-            totals[value] = replay(workload, self).total_s
+            totals[value] = replay(workload, self, background=self.background).total_s
         return min(totals, key=totals.get)
 
     def controller(self, sample, strategies) -> Controller:
@@ -374,6 +377,7 @@ class AutotunePolicy(CostBenefitPolicy):
             "horizon": self.horizon,
             "budget": self.budget,
             "candidates": self.candidates,
+            "background": self.background,
         }
 
 
@@ -393,17 +397,33 @@ SHIPPED_RECOMMENDED = {
     "horizon": 4.0,
     "budget": 20.0,
 }
+#: `recommended` for a JIT that recompiles on a background thread: the same constants;
+#: first build, horizon and budget with the least geometric mean regret over
+#: runtime:0.01:100, runtime:0.001:10, runtime:0.0001:1 and zipf:1.1:100000 (seed 0),
+#: replayed with `background=True` on the whole corpus (in sample; docs/benchmarks.md).
+#: A recompile that costs no wall time makes the cheapest first build the best.
+SHIPPED_RECOMMENDED_BACKGROUND = {
+    **SHIPPED_RECOMMENDED,
+    "first": "O0",
+    "horizon": 4.0,
+    "budget": 10.0,
+    "background": True,
+}
 
 
-def shipped_policy(name: str, model: Any = None) -> Policy:
+def shipped_policy(name: str, model: Any = None, background: bool = False) -> Policy:
     """A policy ready to decide without training data: `recommended` and `cost_benefit`
     with the parameters fitted on the bundled corpus, `always:S`, or `cost_benefit+model`.
+    `background`: `recommended`'s parameters for a JIT that recompiles on a background
+    thread (`SHIPPED_RECOMMENDED_BACKGROUND`).
 
     Raises:
         ConfigError: an unknown name, or `tiered`/`autotune` (fit them on your workload).
     """
     if name == "recommended":
-        return recommended_policy(**SHIPPED_RECOMMENDED)
+        return recommended_policy(
+            **(SHIPPED_RECOMMENDED_BACKGROUND if background else SHIPPED_RECOMMENDED)
+        )
     if name == "cost_benefit":
         return CostBenefitPolicy(SHIPPED_RECOMMENDED["speedup"], SHIPPED_RECOMMENDED["ratio"])
     if name in ("tiered", "autotune"):
@@ -534,7 +554,16 @@ def policy_spec(policy: Policy) -> dict:
     if isinstance(policy, TieredPolicy):
         return {"kind": "tiered", "threshold": policy.threshold, "level": policy.level}
     if isinstance(policy, AutotunePolicy):
-        fields = ("budget", "candidates", "cost_benefit", "speedup", "ratio", "first", "horizon")
+        fields = (
+            "budget",
+            "candidates",
+            "cost_benefit",
+            "speedup",
+            "ratio",
+            "first",
+            "horizon",
+            "background",
+        )
         return {"kind": "autotune", "name": policy.name, **{k: getattr(policy, k) for k in fields}}
     if isinstance(policy, CostBenefitPolicy):
         return {"kind": "cost_benefit", "speedup": policy.speedup, "ratio": policy.ratio}

@@ -87,6 +87,8 @@ def compare_policies(
         for test in test_folds:
             train = np.setdiff1d(np.arange(len(workload)), test)
             policy = get_policy(name, model=model)
+            if hasattr(policy, "background"):  # fitted for the JIT it is replayed in
+                policy.background = background
             policy.fit(workload.take(train) if len(train) else workload)
             outcome = replay(workload.take(test), policy, seed=seed, background=background)
             total, decide = total + outcome.total_s, decide + outcome.decide_s
