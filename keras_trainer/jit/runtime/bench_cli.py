@@ -125,6 +125,28 @@ def plan(workload, kernels: int, seconds: float, seed: int, usable=None, repeats
     return chosen, scaled[chosen], scale, rest_workload
 
 
+def _time_kernel(jit, sample: dict, i: int, count: int, policies: dict, position, repeats, data):
+    """One kernel under every policy, `repeats` times in rotating order; the fastest counts."""
+    from keras_trainer.errors import DataError
+
+    if "args" not in sample:
+        raise DataError(f"{data}: samples[{i}] has no 'args' to call its entry with")
+    names = list(policies)
+    row = {"name": sample.get("name", f"samples[{i}]"), "calls": count}
+    for repeat in range(repeats):
+        shift = (position + repeat) % len(names)
+        order = names[shift:] + names[:shift]
+        outcomes = jit.run_policies(
+            sample["ir"], sample["entry"], sample["args"], count, [policies[n] for n in order]
+        )
+        if len({json.dumps(o["result"]) for o in outcomes}) > 1:
+            raise DataError(f"{data}: samples[{i}] gives different results under {order}")
+        for name, outcome in zip(order, outcomes):
+            if name not in row or outcome["wall_s"] < row[name]["wall_s"]:
+                row[name] = {"wall_s": outcome["wall_s"], "strategy": outcome["strategy"]}
+    return row
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Handler of `keras-trainer jit-bench`; bad input raises `KerasTrainerError`."""
     import datetime
@@ -168,28 +190,11 @@ def run_bench(args: argparse.Namespace) -> int:
         background_compile=False if args.no_background else None,
     )
     names = list(policies)
-    totals = dict.fromkeys(names, 0.0)
-    detail = []
-    for position, (i, count) in enumerate(zip(chosen.tolist(), calls.tolist())):
-        sample = workload.samples[i]
-        if "args" not in sample:
-            raise DataError(f"{data}: samples[{i}] has no 'args' to call its entry with")
-        row = {"name": sample.get("name", f"samples[{i}]"), "calls": count}
-        for repeat in range(args.repeats):
-            shift = (position + repeat) % len(names)
-            order = names[shift:] + names[:shift]
-            outcomes = jit.run_policies(
-                sample["ir"], sample["entry"], sample["args"], count, [policies[n] for n in order]
-            )
-            results = {json.dumps(o["result"]) for o in outcomes}
-            if len(results) > 1:
-                raise DataError(f"{data}: samples[{i}] gives different results under {order}")
-            for name, outcome in zip(order, outcomes):
-                if name not in row or outcome["wall_s"] < row[name]["wall_s"]:
-                    row[name] = {"wall_s": outcome["wall_s"], "strategy": outcome["strategy"]}
-        for name in names:
-            totals[name] += row[name]["wall_s"]
-        detail.append(row)
+    detail = [
+        _time_kernel(jit, workload.samples[i], i, count, policies, position, args.repeats, data)
+        for position, (i, count) in enumerate(zip(chosen.tolist(), calls.tolist()))
+    ]
+    totals = {name: sum(row[name]["wall_s"] for row in detail) for name in names}
     reference = totals["always:O3"]
     report = {
         "data": data,
