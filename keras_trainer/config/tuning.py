@@ -281,8 +281,9 @@ class TuningConfig(ConfigSection):
         description=(
             "Trials asked of the oracle at once and trained as populations: those sharing "
             "batch size, optimizer and whether dropout is on train together through "
-            "fit_population (one compiled program on JAX, one after another on other "
-            "backends). 1 trains trials one by one. Not with hyperband, cv_folds, "
+            "fit_population (one compiled program on JAX, one batched step per batch on "
+            "torch without dropout, otherwise one after another). 1 trains trials one by "
+            "one. Not with hyperband, cv_folds, "
             "min_epochs above 1, trading metrics or workers."
         ),
     )

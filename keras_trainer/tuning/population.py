@@ -4,7 +4,8 @@ The oracle hands out `population_size` trials at once, as it would to that many
 KerasTuner workers (tuner ids `population-0`, `population-1`, ...). Trials that
 share what changes the program (batch size, optimizer, and whether dropout is on)
 train together through `keras_trainer.core.training.population.fit_population`: on JAX as
-one compiled program, elsewhere one after another. Each trial is then reported to
+one compiled program, on torch as one batched step per batch (one after another with
+dropout), on TensorFlow one after another. Each trial is then reported to
 the oracle, its best-epoch weights are written where KerasTuner keeps a trial's
 checkpoint, and it enters the trial table like any other, so the oracle's next
 choices, resume (a killed search gets the same unfinished trials back under the
