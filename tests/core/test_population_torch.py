@@ -23,18 +23,22 @@ def _refuse_sequential(*args, **kwargs):
     raise AssertionError("the population was trained one member after another")
 
 
-@pytest.mark.parametrize(("schedule", "batch_norm"), [("cosine", False), ("none", True)])
+@pytest.mark.parametrize(("schedule", "batch_norm"), [("warmup_cosine", False), ("none", True)])
 def test_members_train_batched_and_equal_solo_runs(rng, monkeypatch, schedule, batch_norm):
-    # Dropout layers of rate 0 draw nothing, so they take the batched path; under
-    # "cosine" each member's peak learning rate is a batched scalar of the schedule, and
-    # batch normalization's moving statistics are per-member non-trainable state.
+    # Dropout layers of rate 0 draw nothing, so they take the batched path. Under
+    # "warmup_cosine" each member's peak learning rate is a batched scalar of the
+    # schedule, whose warm-up `ops.cond` runs as a select; batch normalization's moving
+    # statistics are per-member non-trainable state.
     monkeypatch.setattr(population_torch, "_sequential", _refuse_sequential)
 
     def builder(index):
         return build_model(ModelConfig(output_dim=5, dropout=0.0, batch_norm=batch_norm), (12,))
 
     x, y = toy_data(rng)
-    configs = [c.replace(lr_schedule=c.lr_schedule.replace(name=schedule)) for c in _configs()]
+    configs = [
+        c.replace(lr_schedule=c.lr_schedule.replace(name=schedule, warmup_steps=8))
+        for c in _configs()
+    ]
     members = fit_population(builder, x, y, configs)
     # Batch normalization's batch moments reduce in another order under vmap than alone:
     # after 5 epochs at learning rates up to 0.1 a weight may differ by about 2e-5.
@@ -58,3 +62,23 @@ def test_dropout_trains_one_after_another_and_says_why(rng, monkeypatch, caplog)
     assert calls == [3] and len(members) == 3
     reasons = [r.getMessage() for r in caplog.records if "one after another" in r.getMessage()]
     assert len(reasons) == 1 and "Dropout" in reasons[0] and "draws random numbers" in reasons[0]
+
+
+def test_the_batched_step_is_traced_once_per_batch_shape(rng):
+    torch = pytest.importorskip("torch")
+    # 48 training rows at batch 32: one full batch and a last one of 16 rows.
+    x, y = toy_data(rng)
+    configs = [c.replace(epochs=2, validation_split=0.0) for c in _configs()]
+    run = population_torch.TorchPopulationRun(
+        lambda index: build_model(ModelConfig(output_dim=5, dropout=0.0), (12,)),
+        x[:48],
+        y[:48],
+        configs,
+        None,
+        None,
+        None,
+    )
+    assert run.unbatched_reason() is None
+    run.run()
+    assert sorted(key[0][:2] for key in run.steps) == [(3, 16), (3, 32)]
+    assert all(isinstance(step, torch.fx.GraphModule) for step in run.steps.values())

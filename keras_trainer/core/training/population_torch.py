@@ -11,6 +11,15 @@ values (weight decay, label smoothing, loss weights, a schedule's peak learning
 rate) are fed as batched scalars by the shared `_Population._patched`, and a
 plain learning rate is an optimizer variable, stacked like the others.
 
+Running that step eagerly costs Keras' Python code and vmap's batching rules for
+every operation, far more than the arithmetic of small members; so, as the fused
+engine does for a solo run, the step is traced once per batch shape into a graph
+of ATen operations (`make_fx`) and replayed, if the replay gives bit for bit what
+the eager step gives (else it runs eagerly, and a log line says why). Keras'
+torch `ops.cond`, a Python branch that vmap refuses on a member's value, runs as
+a select where its branches only compute (a learning-rate warm-up), as in the
+fused engine's traced steps.
+
 Keras' torch optimizers update their variables in place with `torch._foreach_*`
 operations, which a stateless step cannot use; during the population the template
 optimizer runs Keras' generic per-variable update (`BaseOptimizer`'s), the same
@@ -26,7 +35,7 @@ path explicitly, so there is nothing to refuse. The reasons:
   batch of members, so no member could get the dropout masks of its solo run.
   Dropout layers with rate 0 draw nothing and take the batched path;
 * mixed-precision loss scaling and gradient accumulation, whose Keras
-  implementations branch in Python on a variable's value;
+  implementations branch on a variable's value into branches that assign;
 * anything else the first batched step raises (`torch.func` refuses, for
   example, data-dependent Python control flow in a custom layer): the step is
   tried once on the first batch before training and its error is the reason.
@@ -37,12 +46,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
 import keras
 import numpy as np
 
+from keras_trainer.core.training.fused import _traceable_step
 from keras_trainer.core.training.population import (
     PopulationMember,
     _Population,
@@ -123,7 +133,8 @@ class TorchPopulationRun(_Population):
             else keras.tree.map_structure(keras.ops.convert_to_tensor, self.validation)
         )
         self.device = keras.tree.flatten(self.device_train)[0].device
-        self._train_step = torch.func.vmap(self._member_step)
+        self._batched_step = torch.func.vmap(self._member_step)
+        self.steps: dict[tuple, Callable] = {}  # batch shapes -> the traced (or eager) step
         self._test_step = torch.func.vmap(self._member_test, in_dims=(0, 0, 0, None, 0))
         self._results = torch.func.vmap(self._member_results)
 
@@ -140,9 +151,9 @@ class TorchPopulationRun(_Population):
                 )
         optimizer = self.template.optimizer
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            return "mixed-precision loss scaling branches on the gradients' values in Python"
+            return "mixed-precision loss scaling branches on the gradients' values"
         if self.configs[0].gradient_accumulation_steps > 1:
-            return "gradient accumulation branches on the step count in Python"
+            return "gradient accumulation branches on the step count into assignments"
         return self._probe()
 
     def _probe(self) -> Optional[str]:
@@ -253,8 +264,53 @@ class TorchPopulationRun(_Population):
                 part = torch.as_tensor(part, dtype=torch.long, device=self.device)
                 for step in range(part.shape[1]):
                     batch = self._gather(self.device_train, part[:, step])
-                    state = self._train_step(state, batch, self.hyper_values, mask)
+                    args = (state, batch, self.hyper_values, mask)
+                    state = self._step_for(args)(*args)
         return state
+
+    def _eager_step(self, *args) -> list:
+        # Keras' torch `ops.cond` branches in Python, which vmap refuses on a member's
+        # value; inside, a cond that only computes (a warm-up schedule) is a select.
+        with _traceable_step(self.torch, []):
+            return self._batched_step(*args)
+
+    def _step_for(self, args: tuple) -> Callable:
+        """The step for these batch shapes: traced once into a graph of ATen operations.
+
+        The batched step runs Keras' Python layer, loss, metric and optimizer code
+        and vmap's batching rules for every operation, which costs far more than the
+        arithmetic of small members on a CPU (the fused engine traces its steps for
+        the same reason). `make_fx` records the operations once per batch shape; the
+        graph is kept only if it gives bit for bit what the eager step gives.
+        """
+        key = tuple(tuple(t.shape) for t in keras.tree.flatten(args[1]))
+        if key in self.steps:
+            return self.steps[key]
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        torch = self.torch
+        step: Callable = self._eager_step
+        try:
+            graph = make_fx(self._eager_step)(*args)
+            same = map(
+                torch.equal,
+                keras.tree.flatten(self._eager_step(*args)),
+                keras.tree.flatten(graph(*args)),
+            )
+            if all(same):
+                step = graph
+            else:
+                logger.info(
+                    "fit_population (torch): the traced step gives other numbers than the "
+                    "eager one; running it eagerly"
+                )
+        except Exception as error:  # noqa: BLE001 - an untraceable step runs eagerly
+            logger.info(
+                "fit_population (torch): cannot trace the batched step (%s); running it eagerly",
+                _one_line(error),
+            )
+        self.steps[key] = step
+        return step
 
     def _member_results(self, metrics_values: list, optimizer_values: list, hyper: dict) -> dict:
         with self._patched(hyper):
@@ -262,7 +318,8 @@ class TorchPopulationRun(_Population):
 
     def _epoch_logs(self, state: list) -> dict:
         torch = self.torch
-        with torch.no_grad():
+        # A warm-up schedule's cond, as in `_eager_step`.
+        with torch.no_grad(), _traceable_step(torch, []):
             logs = self._results(state[3], state[2], self.hyper_values)
             if self.device_validation is not None:
                 metrics_values = self.fresh_metrics
