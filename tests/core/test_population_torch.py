@@ -30,6 +30,8 @@ def test_members_train_batched_and_equal_solo_runs(rng, monkeypatch, schedule, b
     # schedule, whose warm-up `ops.cond` runs as a select; batch normalization's moving
     # statistics are per-member non-trainable state.
     monkeypatch.setattr(population_torch, "_sequential", _refuse_sequential)
+    # Eager steps first, then the traced step: both give each member its solo run.
+    monkeypatch.setattr(population_torch.TorchPopulationRun, "TRACE_AFTER_STEPS", 3)
 
     def builder(index):
         return build_model(ModelConfig(output_dim=5, dropout=0.0, batch_norm=batch_norm), (12,))
@@ -64,9 +66,11 @@ def test_dropout_trains_one_after_another_and_says_why(rng, monkeypatch, caplog)
     assert len(reasons) == 1 and "Dropout" in reasons[0] and "draws random numbers" in reasons[0]
 
 
-def test_the_batched_step_is_traced_once_per_batch_shape(rng):
+def test_the_batched_step_is_traced_once_per_batch_shape(rng, monkeypatch):
     torch = pytest.importorskip("torch")
-    # 48 training rows at batch 32: one full batch and a last one of 16 rows.
+    monkeypatch.setattr(population_torch.TorchPopulationRun, "TRACE_AFTER_STEPS", 1)
+    # 48 training rows at batch 32: one full batch and a last one of 16 rows, so with
+    # the probe's step each shape runs one eager step and is then traced.
     x, y = toy_data(rng)
     configs = [c.replace(epochs=2, validation_split=0.0) for c in _configs()]
     run = population_torch.TorchPopulationRun(
