@@ -48,12 +48,13 @@ import collections
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Optional
 
 import keras
 import numpy as np
 
+from keras_trainer.config import TrainingConfig
 from keras_trainer.core.training.fused import _traceable_step
 from keras_trainer.core.training.population import (
     PopulationMember,
@@ -65,7 +66,13 @@ logger = logging.getLogger("keras_trainer.fit")
 
 
 def fit_torch_population(
-    model_builder, x, y, configs, validation_data, loss, metrics
+    model_builder: Callable[[int], keras.Model],
+    x: Any,
+    y: Any,
+    configs: Sequence[TrainingConfig],
+    validation_data: Optional[tuple],
+    loss: Any,
+    metrics: Optional[Sequence[Any]],
 ) -> list[PopulationMember]:
     """`fit_population` on torch: batched through `torch.func`, else one after another."""
     run = TorchPopulationRun(model_builder, x, y, configs, validation_data, loss, metrics)
