@@ -281,11 +281,12 @@ class TuningConfig(ConfigSection):
         description=(
             "Trials asked of the oracle at once (a wave) and trained as populations: those "
             "sharing batch size, optimizer and whether dropout is on train together through "
-            "fit_population (one compiled program on JAX, one after another on other "
-            "backends). 1 trains trials one by one. 'auto' sizes waves on JAX: as many "
-            "members as fit in half the free device (or host) memory, measured from one "
-            "member's weights, optimizer state and batch of activations, at most max_trials "
-            "and 4096; on TensorFlow and torch it is 1. Not with hyperband, cv_folds, "
+            "fit_population (one compiled program on JAX, one batched step per batch on torch "
+            "without dropout, otherwise one after another). 1 trains trials one by one. "
+            "'auto' sizes waves on JAX and torch: as many members as fit in half the free "
+            "device (or host) memory, measured from one member's weights, optimizer state and "
+            "batch of activations, at most max_trials and 4096; on TensorFlow it is 1. Not "
+            "with hyperband, cv_folds, "
             "min_epochs above 1, trading metrics or workers."
         ),
     )

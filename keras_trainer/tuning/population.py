@@ -4,7 +4,8 @@ The oracle hands out `population_size` trials at once, as it would to that many
 KerasTuner workers (tuner ids `population-0`, `population-1`, ...). Trials that
 share what changes the program (batch size, optimizer, and whether dropout is on)
 train together through `keras_trainer.core.training.population.fit_population`: on JAX as
-one compiled program, elsewhere one after another. Each trial is then reported to
+one compiled program, on torch as one batched step per batch (one after another with
+dropout), on TensorFlow one after another. Each trial is then reported to
 the oracle, its best-epoch weights are written where KerasTuner keeps a trial's
 checkpoint, and it enters the trial table like any other, so the oracle's next
 choices, resume (a killed search gets the same unfinished trials back under the
@@ -126,11 +127,11 @@ def resolve_population_size(
 ) -> int:
     """The wave size `population_size: "auto"` stands for in this process.
 
-    Where a population trains as one program (`trains_members_together`: JAX),
-    `auto_population_size` of one member's `member_bytes` (the space's first
-    model, its largest batch size and the optimizer with the most state) and
-    `free_memory_bytes`. Elsewhere 1: TensorFlow and torch train a population's
-    members one after another, so a wave would save nothing.
+    Where a population's members train together (`trains_members_together`: JAX
+    and torch), `auto_population_size` of one member's `member_bytes` (the space's
+    first model, its largest batch size and the optimizer with the most state) and
+    `free_memory_bytes`. On TensorFlow 1: it trains a population's members one
+    after another, so a wave would save nothing.
     """
     if not trains_members_together():
         logger.info(

@@ -13,9 +13,16 @@ a member that stops early is frozen while the others go on.
   smoothing, loss weights, a schedule's peak learning rate) are fed as traced
   per-member scalars while the step is traced; a plain learning rate is an
   optimizer variable already.
-* TensorFlow and torch: the members are trained one after another through
-  `fit` (same results; no speed-up). Keras' torch and TensorFlow train steps
-  update variables in place, which `vmap` cannot batch.
+* torch (`population_torch`): the stacked states go through one
+  `torch.func.vmap`-ed step per batch, built from Keras' stateless call, loss,
+  metrics and optimizer; the same per-member scalars are fed. A population whose
+  step torch cannot batch (a layer that draws random numbers in training, such as
+  dropout above rate 0; gradient accumulation; loss scaling; a step `torch.func`
+  refuses) is trained one after another through `fit`, and the
+  `keras_trainer.fit` logger says why.
+* TensorFlow: the members are trained one after another through `fit` (same
+  results; no speed-up). Keras' TensorFlow train step updates variables in place,
+  and nothing in TensorFlow batches a step over stacked states the way `vmap` does.
 
 On GPUs, JAX runs float32 matrix products in TF32 by default, and the batched
 program uses other kernels than a solo run; set
@@ -31,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
@@ -102,12 +110,14 @@ def check_population_configs(configs: Sequence[TrainingConfig]) -> None:
 
 
 def trains_members_together() -> bool:
-    """Whether this backend trains a population's members as one program (JAX only).
+    """Whether this backend trains a population's members together: JAX (one compiled
+    program) and torch (one batched step per batch; one after another when a layer
+    draws random numbers, see `population_torch`).
 
-    Elsewhere `fit_population` trains them one after another: no faster than
+    On TensorFlow `fit_population` trains them one after another: no faster than
     trials one by one (`tuning.population_size: "auto"` is then 1).
     """
-    return keras.backend.backend() == "jax"
+    return keras.backend.backend() in ("jax", "torch")
 
 
 def fit_population(
@@ -120,7 +130,8 @@ def fit_population(
     loss: Any = None,
     metrics: Optional[Sequence[Any]] = None,
 ) -> list[PopulationMember]:
-    """Trains one member per config; on JAX all members in one compiled program.
+    """Trains one member per config; on JAX all members in one compiled program, on torch
+    all members in one batched step per batch (see the module's docstring).
 
     Args:
         model_builder: `fn(index) -> keras.Model` building member `index`'s
@@ -144,6 +155,10 @@ def fit_population(
     """
     configs = list(configs)
     check_population_configs(configs)
+    if keras.backend.backend() == "torch" and len(configs) > 1:
+        from keras_trainer.core.training.population_torch import fit_torch_population
+
+        return fit_torch_population(model_builder, x, y, configs, validation_data, loss, metrics)
     if not trains_members_together() or len(configs) == 1:
         return _sequential(model_builder, x, y, configs, validation_data, loss, metrics)
     return _PopulationRun(model_builder, x, y, configs, validation_data, loss, metrics).run()
@@ -171,14 +186,11 @@ def _dropout_layers(model: keras.Model) -> list:
     ]
 
 
-class _PopulationRun:
-    """The JAX population: stacked states, one vmapped epoch per compiled call."""
+class _Population:
+    """What the batched populations share: the members built as their solo runs would
+    build them, their per-member values, and the writing back of the results."""
 
     def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
-        import jax
-        import jax.numpy as jnp
-
-        self.jax, self.jnp = jax, jnp
         self.configs = configs
         config = configs[0]
         check_same_length(x, y)
@@ -220,7 +232,11 @@ class _PopulationRun:
         self.has_validation = self.validation is not None
         self.monitor = _monitor(config.early_stopping_monitor, self.has_validation)
         self.mode = monitor_mode(self.monitor)
-        self._compile()
+        if self.validation is not None:
+            n_val = len(self.validation[0])
+            self.val_rows = _split_rows(
+                np.arange(n_val), validation_batch_size(self.batch_size, n_val)
+            )
 
     # Per-member Python-level values, fed as traced scalars -------------------------------
     def _member_values(self) -> dict:
@@ -301,70 +317,37 @@ class _PopulationRun:
                 else:
                     object.__setattr__(obj, name, old)
 
-    # Compiled programs ---------------------------------------------------------------------
-    def _compile(self) -> None:
-        jax, jnp = self.jax, self.jnp
+    def _results_of(self, metrics_values: list, optimizer_values: list) -> dict:
+        """One member's metric results and learning rate, from its variables' values."""
         template = self.template
-
-        def scan(step, state, arrays, rows):
-            def body(state, batch_rows):
-                batch = tuple(jnp.take(a, batch_rows, axis=0) for a in arrays)
-                return step(state, batch)[1], None
-
-            return jax.lax.scan(body, state, rows)[0]
-
-        def train_member(state, arrays, rows, hyper, active):
-            with self._patched(hyper):
-                new = scan(template.train_step, state, arrays, rows)
-            return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state)
-
-        def test_member(state, arrays, rows, hyper):
-            with self._patched(hyper):
-                return scan(template.test_step, state, arrays, rows)
-
-        def results(metrics_values, optimizer_values, hyper):
-            with self._patched(hyper):
-                mapping = list(zip(template.metrics_variables, metrics_values))
-                mapping += list(zip(template.optimizer.variables, optimizer_values))
-                with keras.StatelessScope(state_mapping=mapping):
-                    logs = dict(template.get_metrics_result())
-                    logs["learning_rate"] = template.optimizer.learning_rate
-                    return {k: jnp.asarray(v, "float32") for k, v in logs.items()}
-
-        self._train = jax.jit(jax.vmap(train_member, in_axes=(0, None, 0, 0, 0)))
-        self._test = jax.jit(jax.vmap(test_member, in_axes=(0, None, None, 0)))
-        self._results = jax.jit(jax.vmap(results))
-        self._select = jax.jit(
-            lambda mask, new, old: jax.tree.map(
-                lambda n, o: jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old
-            )
-        )
-
-    def _stack(self, group: str) -> list:
-        return [
-            self.jnp.stack([np.asarray(v.value) for v in vs])
-            for vs in zip(*[getattr_group(m, group) for m in self.models])
-        ]
+        mapping = list(zip(template.metrics_variables, metrics_values))
+        mapping += list(zip(template.optimizer.variables, optimizer_values))
+        with keras.StatelessScope(state_mapping=mapping):
+            logs = dict(template.get_metrics_result())
+            logs["learning_rate"] = template.optimizer.learning_rate
+            return {k: keras.ops.cast(v, "float32") for k, v in logs.items()}
 
     # Training ------------------------------------------------------------------------------
+    def _start(self) -> list:
+        """The stacked states [trainable, non-trainable, optimizer, metrics], member axis first."""
+        raise NotImplementedError
+
+    def _train_epoch(self, state: list, rows: list, active: np.ndarray) -> list:
+        """One epoch of every active member; `rows` are the (members, steps, batch) full
+        batches and the (members, 1, rest) last batch. Inactive members keep their state."""
+        raise NotImplementedError
+
+    def _epoch_logs(self, state: list) -> dict:
+        """Per-member arrays of the epoch's metrics, `learning_rate` and `val_` metrics."""
+        raise NotImplementedError
+
+    def _select(self, mask: np.ndarray, new: Any, old: Any) -> Any:
+        """Stacked `new` where `mask` (one bool per member) is set, else `old`."""
+        raise NotImplementedError
+
     def run(self) -> list[PopulationMember]:
-        jnp = self.jnp
         config, count = self.configs[0], len(self.configs)
-        template = self.template
-        template.reset_metrics()
-        fresh_metrics = [
-            jnp.broadcast_to(jnp.asarray(v.value), (count,) + tuple(v.shape))
-            for v in template.metrics_variables
-        ]
-        state = [
-            self._stack("trainable"),
-            self._stack("non_trainable"),
-            self._stack("optimizer"),
-            fresh_metrics,
-        ]
-        train = self.jax.device_put(self.train)
-        validation = None if self.validation is None else self.jax.device_put(self.validation)
-        hyper = {k: jnp.asarray(v) for k, v in self.hyper.items()}
+        state = self._start()
         histories = [TrainingHistory(monitor=self.monitor, mode=self.mode) for _ in self.configs]
         patience = config.early_stopping_patience
         active = np.ones(count, bool)
@@ -376,33 +359,16 @@ class _PopulationRun:
         )
         restore = patience > 0 and config.restore_best_weights
         min_delta = config.early_stopping_min_delta
-        if validation is not None:
-            n_val = len(self.validation[0])
-            val_rows = _split_rows(np.arange(n_val), validation_batch_size(self.batch_size, n_val))
-        import time
 
         for epoch in range(config.epochs):
             started = time.perf_counter()
-            state[3] = fresh_metrics
             orders = [
                 epoch_order(self.size, c.seed or 0, epoch, config.shuffle) for c in self.configs
             ]
             parts = [_split_rows(order, self.batch_size) for order in orders]
-            mask = jnp.asarray(active)
-            for which in (0, 1):
-                rows = np.stack([p[which] for p in parts])
-                if rows.size:
-                    state = list(self._train(tuple(state), train, rows, hyper, mask))
-            logs = {k: np.asarray(v) for k, v in self._results(state[3], state[2], hyper).items()}
-            if validation is not None:
-                val_state = (state[0], state[1], fresh_metrics)
-                for rows in val_rows:
-                    if rows.size:
-                        val_state = self._test(val_state, validation, rows, hyper)
-                val_logs = self._results(val_state[2], state[2], hyper)
-                logs.update(
-                    {f"val_{k}": np.asarray(v) for k, v in val_logs.items() if k != "learning_rate"}
-                )
+            rows = [np.stack([p[which] for p in parts]) for which in (0, 1)]
+            state = self._train_epoch(state, rows, active)
+            logs = self._epoch_logs(state)
             seconds = time.perf_counter() - started
             improved = np.zeros(count, bool)
             for i in np.flatnonzero(active):
@@ -429,7 +395,7 @@ class _PopulationRun:
             if restore:
                 weights = (state[0], state[1])
                 first = best is None
-                best = weights if first else self._select(jnp.asarray(improved), weights, best)
+                best = weights if first else self._select(improved, weights, best)
             if not active.any():
                 break
         final = (best[0], best[1]) if restore and best is not None else (state[0], state[1])
@@ -458,6 +424,102 @@ class _PopulationRun:
             histories[i].stopped_early = bool(stopped[i])
             members.append(PopulationMember(member_config, model, histories[i]))
         return members
+
+
+class _PopulationRun(_Population):
+    """The JAX population: stacked states, one vmapped epoch per compiled call."""
+
+    def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
+        import jax
+        import jax.numpy as jnp
+
+        self.jax, self.jnp = jax, jnp
+        super().__init__(model_builder, x, y, configs, validation_data, loss, metrics)
+        self._compile()
+
+    # Compiled programs ---------------------------------------------------------------------
+    def _compile(self) -> None:
+        jax, jnp = self.jax, self.jnp
+        template = self.template
+
+        def scan(step, state, arrays, rows):
+            def body(state, batch_rows):
+                batch = tuple(jnp.take(a, batch_rows, axis=0) for a in arrays)
+                return step(state, batch)[1], None
+
+            return jax.lax.scan(body, state, rows)[0]
+
+        def train_member(state, arrays, rows, hyper, active):
+            with self._patched(hyper):
+                new = scan(template.train_step, state, arrays, rows)
+            return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state)
+
+        def test_member(state, arrays, rows, hyper):
+            with self._patched(hyper):
+                return scan(template.test_step, state, arrays, rows)
+
+        def results(metrics_values, optimizer_values, hyper):
+            with self._patched(hyper):
+                return self._results_of(metrics_values, optimizer_values)
+
+        self._train = jax.jit(jax.vmap(train_member, in_axes=(0, None, 0, 0, 0)))
+        self._test = jax.jit(jax.vmap(test_member, in_axes=(0, None, None, 0)))
+        self._results = jax.jit(jax.vmap(results))
+        self._select = jax.jit(
+            lambda mask, new, old: jax.tree.map(
+                lambda n, o: jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old
+            )
+        )
+
+    def _stack(self, group: str) -> list:
+        return [
+            self.jnp.stack([np.asarray(v.value) for v in vs])
+            for vs in zip(*[getattr_group(m, group) for m in self.models])
+        ]
+
+    # Training ------------------------------------------------------------------------------
+    def _start(self) -> list:
+        jnp = self.jnp
+        self.template.reset_metrics()
+        self.fresh_metrics = [
+            jnp.broadcast_to(jnp.asarray(v.value), (len(self.configs),) + tuple(v.shape))
+            for v in self.template.metrics_variables
+        ]
+        self.train_arrays = self.jax.device_put(self.train)
+        self.validation_arrays = (
+            None if self.validation is None else self.jax.device_put(self.validation)
+        )
+        self.hyper_values = {k: jnp.asarray(v) for k, v in self.hyper.items()}
+        return [
+            self._stack("trainable"),
+            self._stack("non_trainable"),
+            self._stack("optimizer"),
+            self.fresh_metrics,
+        ]
+
+    def _train_epoch(self, state: list, rows: list, active: np.ndarray) -> list:
+        state[3] = self.fresh_metrics
+        mask = self.jnp.asarray(active)
+        for part in rows:
+            if part.size:
+                state = list(
+                    self._train(tuple(state), self.train_arrays, part, self.hyper_values, mask)
+                )
+        return state
+
+    def _epoch_logs(self, state: list) -> dict:
+        hyper = self.hyper_values
+        logs = {k: np.asarray(v) for k, v in self._results(state[3], state[2], hyper).items()}
+        if self.validation_arrays is not None:
+            val_state = (state[0], state[1], self.fresh_metrics)
+            for rows in self.val_rows:
+                if rows.size:
+                    val_state = self._test(val_state, self.validation_arrays, rows, hyper)
+            val_logs = self._results(val_state[2], state[2], hyper)
+            logs.update(
+                {f"val_{k}": np.asarray(v) for k, v in val_logs.items() if k != "learning_rate"}
+            )
+        return logs
 
 
 _MISSING = object()

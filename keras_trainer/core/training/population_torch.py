@@ -1,0 +1,366 @@
+"""torch populations: every member's training step in one `torch.func.vmap` call.
+
+The members' states (trainable, non-trainable, optimizer and metric variables)
+are stacked along a leading member axis, and one step of all members runs as
+`torch.func.vmap` over a functional step built from Keras' stateless API:
+`model.stateless_call` and `stateless_compute_loss` under
+`torch.func.grad_and_value`, the metrics in a `StatelessScope`, and
+`optimizer.stateless_apply`. Each member gathers its own batch (its own seed's
+`epoch_order`), so every member is the run `fit` would make alone; per-member
+values (weight decay, label smoothing, loss weights, a schedule's peak learning
+rate) are fed as batched scalars by the shared `_Population._patched`, and a
+plain learning rate is an optimizer variable, stacked like the others.
+
+Running that step eagerly costs Keras' Python code and vmap's batching rules for
+every operation, far more than the arithmetic of small members; so, as the fused
+engine does for a solo run, once a batch shape has run `TRACE_AFTER_STEPS` eager
+steps its step is traced into a graph of ATen operations (`make_fx`) and
+replayed, if the replay gives bit for bit what the eager step gives (else it
+runs eagerly, and a log line says why). Keras'
+torch `ops.cond`, a Python branch that vmap refuses on a member's value, runs as
+a select where its branches only compute (a learning-rate warm-up), as in the
+fused engine's traced steps.
+
+Keras' torch optimizers update their variables in place with `torch._foreach_*`
+operations, which a stateless step cannot use; during the population the template
+optimizer runs Keras' generic per-variable update (`BaseOptimizer`'s), the same
+arithmetic written as assignments, which `StatelessScope` records.
+
+Where the step cannot be batched, the population is trained one member after
+another (as `fit` would, so the results are the same) and one info log line of
+the `keras_trainer.fit` logger names the reason; no option asks for the batched
+path explicitly, so there is nothing to refuse. The reasons:
+
+* a layer draws random numbers in training (dropout with a rate above 0,
+  Gaussian noise): `torch.func.vmap`'s randomness is one stream for the whole
+  batch of members, so no member could get the dropout masks of its solo run.
+  Dropout layers with rate 0 draw nothing and take the batched path;
+* mixed-precision loss scaling and gradient accumulation, whose Keras
+  implementations branch on a variable's value into branches that assign;
+* anything else the first batched step raises (`torch.func` refuses, for
+  example, data-dependent Python control flow in a custom layer): the step is
+  tried once on the first batch before training and its error is the reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Optional
+
+import keras
+import numpy as np
+
+from keras_trainer.config import TrainingConfig
+from keras_trainer.core.training.fused import _traceable_step
+from keras_trainer.core.training.population import (
+    PopulationMember,
+    _Population,
+    _sequential,
+)
+
+logger = logging.getLogger("keras_trainer.fit")
+
+
+def fit_torch_population(
+    model_builder: Callable[[int], keras.Model],
+    x: Any,
+    y: Any,
+    configs: Sequence[TrainingConfig],
+    validation_data: Optional[tuple],
+    loss: Any,
+    metrics: Optional[Sequence[Any]],
+) -> list[PopulationMember]:
+    """`fit_population` on torch: batched through `torch.func`, else one after another."""
+    run = TorchPopulationRun(model_builder, x, y, configs, validation_data, loss, metrics)
+    reason = run.unbatched_reason()
+    if reason is not None:
+        logger.info(
+            "fit_population (torch): training the %d members one after another: %s",
+            len(configs),
+            reason,
+        )
+        return _sequential(model_builder, x, y, configs, validation_data, loss, metrics)
+    return run.run()
+
+
+def _random_layer(model: keras.Model) -> Optional[keras.layers.Layer]:
+    """The first layer that draws random numbers in training, if any."""
+    for layer in model._flatten_layers(include_self=False):
+        if not any(isinstance(v, keras.random.SeedGenerator) for v in vars(layer).values()):
+            continue
+        # Dropout(0) and GaussianNoise(0) return their inputs without drawing.
+        if getattr(layer, "rate", None) == 0 or getattr(layer, "stddev", None) == 0:
+            continue
+        return layer
+    return None
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """`error` for one log line: Keras' layer errors span lines, with terminal colours and
+    the call's arguments."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split("Arguments received")[0]
+    text = f"{type(error).__name__}: {' '.join(text.split())}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def _generic_updates(optimizer: keras.optimizers.Optimizer) -> Iterator[None]:
+    """Inside, `optimizer` updates with `BaseOptimizer`'s per-variable assignments.
+
+    Keras' torch optimizers update with in-place `torch._foreach_*` operations on
+    the variables' tensors; inside a `StatelessScope` under `vmap` those would
+    write into the stacked inputs instead of recording new values.
+    """
+    from keras.src.optimizers.base_optimizer import BaseOptimizer
+
+    names = ("_backend_update_step", "_apply_weight_decay")
+    for name in names:
+        object.__setattr__(optimizer, name, getattr(BaseOptimizer, name).__get__(optimizer))
+    try:
+        yield
+    finally:
+        for name in names:
+            object.__delattr__(optimizer, name)
+
+
+class TorchPopulationRun(_Population):
+    """The torch population: stacked states, one `vmap`ped step per batch."""
+
+    # Eager steps of a batch shape before its step is traced. Tracing costs about 25
+    # eager steps (64 seed-MLP members on the 2-core CPU: eager 27 ms a step, traced
+    # 7 ms, the trace 0.56 s), so short runs never pay for it.
+    TRACE_AFTER_STEPS = 32
+
+    def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
+        import torch
+
+        self.torch = torch
+        super().__init__(model_builder, x, y, configs, validation_data, loss, metrics)
+        self.device_train = keras.tree.map_structure(keras.ops.convert_to_tensor, self.train)
+        self.device_validation = (
+            None
+            if self.validation is None
+            else keras.tree.map_structure(keras.ops.convert_to_tensor, self.validation)
+        )
+        self.device = keras.tree.flatten(self.device_train)[0].device
+        self._batched_step = torch.func.vmap(self._member_step)
+        self.steps: dict[tuple, Callable] = {}  # batch shapes -> the traced (or eager) step
+        self.eager_steps: collections.Counter = collections.Counter()  # batch shapes -> steps
+        self._test_step = torch.func.vmap(self._member_test, in_dims=(0, 0, 0, None, 0))
+        self._results = torch.func.vmap(self._member_results)
+
+    # Why the population cannot be batched ----------------------------------------------------
+    def unbatched_reason(self) -> Optional[str]:
+        """Why the members must train one after another, or `None` to batch them."""
+        for model in self.models:
+            layer = _random_layer(model)
+            if layer is not None:
+                return (
+                    f"layer {layer.name!r} ({type(layer).__name__}) draws random numbers in "
+                    "training, and torch.func.vmap cannot give each member the draws of its "
+                    "solo run (a dropout rate of 0 takes the batched path)"
+                )
+        optimizer = self.template.optimizer
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return "mixed-precision loss scaling branches on the gradients' values"
+        if self.configs[0].gradient_accumulation_steps > 1:
+            return "gradient accumulation branches on the step count into assignments"
+        return self._probe()
+
+    def _probe(self) -> Optional[str]:
+        """Runs one batched step on the first rows, discarding it; its error, if any."""
+        count = len(self.configs)
+        rows = np.tile(np.arange(min(self.batch_size, self.size)), (count, 1, 1))
+        try:
+            with _generic_updates(self.template.optimizer):
+                state = self._start()
+                state = self._train_epoch(state, [rows], np.ones(count, bool))
+                self._epoch_logs(state)
+        except (RuntimeError, ValueError, TypeError, NotImplementedError) as error:
+            return f"torch.func cannot batch the training step ({_one_line(error)})"
+        return None
+
+    # The member step, batched by vmap --------------------------------------------------------
+    def _forward(self, trainable, non_trainable, metrics_values, x, y, training: bool):
+        """Keras' torch `train_step`/`test_step` up to the gradients, without side effects."""
+        template = self.template
+        kwargs = {"training": training} if template._call_has_training_arg else {}
+        y_pred, non_trainable, losses = template.stateless_call(
+            trainable, non_trainable, x, return_losses=True, **kwargs
+        )
+        # The forward pass's own losses (activity regularizers) reach the loss this way,
+        # as on Keras' JAX backend.
+        template._losses_override = list(losses)
+        try:
+            loss, (_, non_trainable, metrics_values) = template.stateless_compute_loss(
+                trainable,
+                non_trainable,
+                metrics_values,
+                x=x,
+                y=y,
+                y_pred=y_pred,
+                training=training,
+            )
+        finally:
+            template._losses_override = []
+        mapping = list(zip(template.metrics_variables, metrics_values))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            batch = next(t for t in keras.tree.flatten(x) if t is not None).shape[0]
+            template._loss_tracker.update_state(loss, sample_weight=batch)
+            template.compute_metrics(x, y, y_pred)
+        metrics_values = [scope.get_current_value(v) for v in template.metrics_variables]
+        return loss, (non_trainable, metrics_values)
+
+    def _member_step(self, state: list, batch: tuple, hyper: dict, active) -> list:
+        trainable, non_trainable, optimizer_values, metrics_values = state
+        x, y = batch
+
+        def loss_of(trainable):
+            return self._forward(trainable, non_trainable, metrics_values, x, y, True)
+
+        with self._patched(hyper):
+            grads, (_, (new_non_trainable, new_metrics)) = self.torch.func.grad_and_value(
+                loss_of, has_aux=True
+            )(trainable)
+            new_trainable, new_optimizer = self.template.optimizer.stateless_apply(
+                optimizer_values, grads, trainable
+            )
+        new = [new_trainable, new_non_trainable, new_optimizer, new_metrics]
+        # A member that stopped early keeps its state while the others go on.
+        return [
+            [self.torch.where(active, n, o) for n, o in zip(group_new, group_old)]
+            for group_new, group_old in zip(new, state)
+        ]
+
+    def _member_test(self, trainable, non_trainable, metrics_values, batch: tuple, hyper: dict):
+        with self._patched(hyper):
+            return self._forward(trainable, non_trainable, metrics_values, *batch, False)[1][1]
+
+    # Hooks of `_Population.run` --------------------------------------------------------------
+    def _stacked(self, variables_of) -> list:
+        return [
+            self.torch.stack([v.value.detach() for v in group])
+            for group in zip(*[variables_of(m) for m in self.models])
+        ]
+
+    def _start(self) -> list:
+        torch, template = self.torch, self.template
+        template.reset_metrics()
+        count = len(self.configs)
+        self.fresh_metrics = [
+            v.value.detach().expand((count,) + tuple(v.shape)).clone()
+            for v in template.metrics_variables
+        ]
+        self.hyper_values = {
+            k: torch.as_tensor(v, device=self.device) for k, v in self.hyper.items()
+        }
+        return [
+            self._stacked(lambda m: m.trainable_variables),
+            self._stacked(lambda m: m.non_trainable_variables),
+            self._stacked(lambda m: m.optimizer.variables),
+            self.fresh_metrics,
+        ]
+
+    def _gather(self, arrays: Any, rows) -> Any:
+        return keras.tree.map_structure(lambda a: a[rows], arrays)
+
+    def _train_epoch(self, state: list, rows: list, active: np.ndarray) -> list:
+        torch = self.torch
+        state = state[:3] + [self.fresh_metrics]
+        mask = torch.as_tensor(active, device=self.device)
+        with torch.no_grad():
+            for part in rows:
+                if not part.size:
+                    continue
+                part = torch.as_tensor(part, dtype=torch.long, device=self.device)
+                for step in range(part.shape[1]):
+                    batch = self._gather(self.device_train, part[:, step])
+                    args = (state, batch, self.hyper_values, mask)
+                    state = self._step_for(args)(*args)
+        return state
+
+    def _eager_step(self, *args) -> list:
+        # Keras' torch `ops.cond` branches in Python, which vmap refuses on a member's
+        # value; inside, a cond that only computes (a warm-up schedule) is a select.
+        with _traceable_step(self.torch, []):
+            return self._batched_step(*args)
+
+    def _step_for(self, args: tuple) -> Callable:
+        """The step for these batch shapes: after `TRACE_AFTER_STEPS` eager steps, traced
+        once into a graph of ATen operations.
+
+        The batched step runs Keras' Python layer, loss, metric and optimizer code
+        and vmap's batching rules for every operation, which costs far more than the
+        arithmetic of small members on a CPU (the fused engine traces its steps for
+        the same reason). `make_fx` records the operations once per batch shape; the
+        graph is kept only if it gives bit for bit what the eager step gives.
+        """
+        key = tuple(tuple(t.shape) for t in keras.tree.flatten(args[1]))
+        if key in self.steps:
+            return self.steps[key]
+        if self.eager_steps[key] < self.TRACE_AFTER_STEPS:
+            self.eager_steps[key] += 1
+            return self._eager_step
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        torch = self.torch
+        step: Callable = self._eager_step
+        try:
+            graph = make_fx(self._eager_step)(*args)
+            same = map(
+                torch.equal,
+                keras.tree.flatten(self._eager_step(*args)),
+                keras.tree.flatten(graph(*args)),
+            )
+            if all(same):
+                step = graph
+            else:
+                logger.info(
+                    "fit_population (torch): the traced step gives other numbers than the "
+                    "eager one; running it eagerly"
+                )
+        except Exception as error:  # noqa: BLE001 - an untraceable step runs eagerly
+            logger.info(
+                "fit_population (torch): cannot trace the batched step (%s); running it eagerly",
+                _one_line(error),
+            )
+        self.steps[key] = step
+        return step
+
+    def _member_results(self, metrics_values: list, optimizer_values: list, hyper: dict) -> dict:
+        with self._patched(hyper):
+            return self._results_of(metrics_values, optimizer_values)
+
+    def _epoch_logs(self, state: list) -> dict:
+        torch = self.torch
+        # A warm-up schedule's cond, as in `_eager_step`.
+        with torch.no_grad(), _traceable_step(torch, []):
+            logs = self._results(state[3], state[2], self.hyper_values)
+            if self.device_validation is not None:
+                metrics_values = self.fresh_metrics
+                for part in self.val_rows:
+                    if not part.size:
+                        continue
+                    for batch_rows in torch.as_tensor(part, dtype=torch.long, device=self.device):
+                        batch = self._gather(self.device_validation, batch_rows)
+                        metrics_values = self._test_step(
+                            state[0], state[1], metrics_values, batch, self.hyper_values
+                        )
+                val_logs = self._results(metrics_values, state[2], self.hyper_values)
+                logs.update({f"val_{k}": v for k, v in val_logs.items() if k != "learning_rate"})
+        return {k: v.cpu().numpy() for k, v in logs.items()}
+
+    def _select(self, mask: np.ndarray, new: Any, old: Any) -> Any:
+        torch = self.torch
+        mask = torch.as_tensor(mask, device=self.device)
+        return keras.tree.map_structure(
+            lambda n, o: torch.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old
+        )
+
+    def run(self) -> list[PopulationMember]:
+        with _generic_updates(self.template.optimizer):
+            return super().run()
