@@ -133,7 +133,8 @@ def main() -> None:
         wall = time.perf_counter() - start
         model = members[0].model
         state = sum(
-            np.asarray(v.value).nbytes for v in (*model.variables, *model.optimizer.variables)
+            keras.ops.convert_to_numpy(v.value).nbytes
+            for v in (*model.variables, *model.optimizer.variables)
         )
         peak = _peak_bytes()
         sequential = keras_per_trial * count
