@@ -412,6 +412,10 @@ class _Population:
                 "fit_population: the loss became NaN or infinite for every member; lower "
                 "training.learning_rate or set training.gradient_clip_norm"
             )
+        # One copy to the host per stacked variable, not one device slice per member
+        # and variable (thousands of dispatches for a large population).
+        final = [[keras.ops.convert_to_numpy(v) for v in group] for group in final]
+        optimizer_state = [keras.ops.convert_to_numpy(v) for v in optimizer_state]
         members = []
         for i, (model, member_config) in enumerate(zip(self.models, self.configs)):
             for variables, values in (
@@ -472,8 +476,9 @@ class _PopulationRun(_Population):
         )
 
     def _stack(self, group: str) -> list:
+        # Stacked on the host, then one transfer: jnp.stack of P arrays dispatches P ops.
         return [
-            self.jnp.stack([np.asarray(v.value) for v in vs])
+            self.jnp.asarray(np.stack([np.asarray(v.value) for v in vs]))
             for vs in zip(*[getattr_group(m, group) for m in self.models])
         ]
 
