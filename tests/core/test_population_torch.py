@@ -8,7 +8,8 @@ import pytest
 from keras_trainer.config import ModelConfig
 from keras_trainer.core.building.models import build_model
 from keras_trainer.core.training import population_torch
-from keras_trainer.core.training.population import _sequential, fit_population
+from keras_trainer.core.training.population import fit_population
+from keras_trainer.core.training.population_members import _sequential
 from tests.core.test_population import (
     _builder,
     _configs,

@@ -56,7 +56,7 @@ import numpy as np
 
 from keras_trainer.config import TrainingConfig
 from keras_trainer.core.training.fused import _traceable_step
-from keras_trainer.core.training.population import (
+from keras_trainer.core.training.population_members import (
     PopulationMember,
     _Population,
     _sequential,

@@ -1,0 +1,381 @@
+"""What JAX and torch populations share: members, config checks, the epoch loop.
+
+`keras_trainer.core.training.population.fit_population` is the entry point; this
+module holds the parts its backends share: `PopulationMember`, the check that
+configs differ only in `MEMBER_OPTIONS`, training members one after another
+(`_sequential`), and `_Population`, which builds the members, feeds their
+per-member values as traced scalars (`_patched`), runs the epoch and
+early-stopping loop and writes the results back; `population.py` (JAX) and
+`population_torch.py` (torch) supply the compiled or batched steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import keras
+import numpy as np
+
+from keras_trainer.config import TrainingConfig
+from keras_trainer.core.inputs.data import check_same_length, epoch_order, split_validation
+from keras_trainer.core.recording.history import TrainingHistory, monitor_mode
+from keras_trainer.core.saving.checkpoints import model_fingerprint
+from keras_trainer.core.training.fit import _monitor, compile_model, fit
+from keras_trainer.core.training.fused import _split_rows, validation_batch_size
+from keras_trainer.core.training.seeding import set_seed
+from keras_trainer.errors import ConfigError, TrainingError
+
+# Training options that may differ between the members of one population.
+MEMBER_OPTIONS = (
+    "learning_rate",
+    "optimizer.weight_decay",
+    "label_smoothing",
+    "loss_weights",
+    "seed",
+)
+
+
+@dataclasses.dataclass
+class PopulationMember:
+    """One trained member: its config, its model (best weights restored) and its history."""
+
+    config: TrainingConfig
+    model: keras.Model
+    history: TrainingHistory
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_population_configs(configs: Sequence[TrainingConfig]) -> None:
+    """Raises `ConfigError` unless the configs differ only in `MEMBER_OPTIONS`."""
+    if not configs:
+        raise ConfigError("fit_population: configs is empty; give at least one TrainingConfig")
+    first = _flat(configs[0].to_dict())
+    for index, config in enumerate(configs[1:], start=1):
+        for key, value in _flat(config.to_dict()).items():
+            if key not in MEMBER_OPTIONS and value != first.get(key):
+                raise ConfigError(
+                    f"fit_population: configs[{index}].training.{key} is {value!r} but "
+                    f"configs[0] has {first.get(key)!r}; members may differ only in "
+                    f"{', '.join(MEMBER_OPTIONS)} (and the model's dropout rates)"
+                )
+    config = configs[0]
+    if config.checkpoint.directory is not None or config.resume:
+        raise ConfigError(
+            "fit_population: training.checkpoint.directory / resume are not supported for "
+            "populations; train the chosen member with fit to checkpoint it"
+        )
+    if config.lr_schedule.name == "reduce_on_plateau":
+        raise ConfigError(
+            "fit_population: training.lr_schedule 'reduce_on_plateau' is not supported for "
+            "populations; use a step-based schedule (cosine, warmup_cosine, step, exponential)"
+        )
+
+
+def _sequential(
+    model_builder, x, y, configs, validation_data, loss, metrics
+) -> list[PopulationMember]:
+    members = []
+    for index, config in enumerate(configs):
+        set_seed(config.seed)
+        model = model_builder(index)
+        history = fit(
+            model, x, y, config=config, validation_data=validation_data, loss=loss, metrics=metrics
+        )
+        members.append(PopulationMember(config, model, history))
+    return members
+
+
+def _dropout_layers(model: keras.Model) -> list:
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.Dropout)
+    ]
+
+
+class _Population:
+    """What the batched populations share: the members built as their solo runs would
+    build them, their per-member values, and the writing back of the results."""
+
+    def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
+        self.configs = configs
+        config = configs[0]
+        check_same_length(x, y)
+        if validation_data is None and config.validation_split > 0:
+            (x, y, _), validation_data = split_validation(x, y, None, config.validation_split)
+        self.train = (x, y)
+        self.validation = None if validation_data is None else tuple(validation_data[:2])
+        self.size = check_same_length(x, y)
+        self.batch_size = config.batch_size
+        steps = math.ceil(self.size / config.batch_size)
+        total_steps = max(steps * config.epochs // config.gradient_accumulation_steps, 1)
+
+        self.models = []
+        first_batch = tuple(np.asarray(a)[: config.batch_size] for a in self.train)
+        for index, member in enumerate(configs):
+            set_seed(member.seed)
+            model = model_builder(index)
+            compile_model(model, member, loss=loss, metrics=metrics, total_steps=total_steps)
+            # Only the template's metrics and compiled loss are used: the others need
+            # their weights and optimizer slots, which a built model's optimizer makes
+            # without a symbolic pass (a third of the host time per member).
+            if index == 0 or not model.built:
+                model._symbolic_build(data_batch=first_batch)
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            self.models.append(model)
+        template = self.template = self.models[0]
+        expected = model_fingerprint(template)
+        for index, model in enumerate(self.models[1:], start=1):
+            if model_fingerprint(model) != expected or len(model.optimizer.variables) != len(
+                template.optimizer.variables
+            ):
+                raise ConfigError(
+                    f"fit_population: model_builder({index}) built a model whose variables differ "
+                    "from model_builder(0)'s (layers, shapes, or a dropout layer present in one "
+                    "and not the other); members may differ only in shape-free values"
+                )
+        self.hyper = self._member_values()
+        self.has_validation = self.validation is not None
+        self.monitor = _monitor(config.early_stopping_monitor, self.has_validation)
+        self.mode = monitor_mode(self.monitor)
+        if self.validation is not None:
+            n_val = len(self.validation[0])
+            self.val_rows = _split_rows(
+                np.arange(n_val), validation_batch_size(self.batch_size, n_val)
+            )
+
+    # Per-member Python-level values, fed as traced scalars -------------------------------
+    def _member_values(self) -> dict:
+        values: dict[str, np.ndarray] = {}
+        dropout = [_dropout_layers(model) for model in self.models]
+        for j in range(len(dropout[0])):
+            rates = [layers[j].rate for layers in dropout]
+            if len(set(rates)) > 1:
+                values[f"keep_{j}"] = np.asarray([1.0 - r for r in rates], "float32")
+        decays = [m.optimizer.weight_decay for m in self.models]
+        if len(set(decays)) > 1:
+            values["weight_decay"] = np.asarray([d or 0.0 for d in decays], "float32")
+        schedules = [m.optimizer._learning_rate for m in self.models]
+        if isinstance(schedules[0], keras.optimizers.schedules.LearningRateSchedule):
+            for name in ("initial_learning_rate", "warmup_target"):
+                found = [getattr(s, name, None) for s in schedules]
+                if found[0] is not None and len(set(found)) > 1:
+                    values[f"schedule_{name}"] = np.asarray(found, "float32")
+        smoothing = [c.label_smoothing for c in self.configs]
+        if len(set(smoothing)) > 1:
+            if self.template.loss.__class__.__name__ not in (
+                "CategoricalCrossentropy",
+                "BinaryCrossentropy",
+            ):
+                raise ConfigError(
+                    "fit_population: training.label_smoothing may differ between members only "
+                    "with categorical_crossentropy or binary_crossentropy, not "
+                    f"{self.template.loss!r}"
+                )
+            values["label_smoothing"] = np.asarray(smoothing, "float32")
+        weights = [getattr(m.loss, "weights", None) for m in self.models]
+        if weights[0] is not None and any(w != weights[0] for w in weights):
+            values["loss_weights"] = np.asarray(weights, "float32")
+        return values
+
+    @contextlib.contextmanager
+    def _patched(self, hyper: dict):
+        """Inside, the template's optimizer, loss and dropout read `hyper`'s traced values."""
+        template = self.template
+        undo = []
+
+        def patch(obj, name, value):
+            undo.append((obj, name, obj.__dict__.get(name, _MISSING)))
+            object.__setattr__(obj, name, value)
+
+        for j, layer in enumerate(_dropout_layers(template)):
+            if f"keep_{j}" in hyper:
+                patch(layer, "call", _traced_dropout(layer, hyper[f"keep_{j}"]))
+        if "weight_decay" in hyper:
+            patch(template.optimizer, "weight_decay", hyper["weight_decay"])
+        for key, value in hyper.items():
+            if key.startswith("schedule_"):
+                patch(template.optimizer._learning_rate, key[len("schedule_") :], value)
+        if "label_smoothing" in hyper:
+            loss = template.loss
+            smoothing = hyper["label_smoothing"]
+            original = loss.fn
+            binary = loss.__class__.__name__ == "BinaryCrossentropy"
+
+            def smoothed(y_true, y_pred, **kwargs):
+                y_true = keras.ops.cast(y_true, y_pred.dtype)
+                if binary:
+                    y_true = y_true * (1.0 - smoothing) + 0.5 * smoothing
+                else:
+                    classes = keras.ops.cast(keras.ops.shape(y_true)[-1], y_pred.dtype)
+                    y_true = y_true * (1.0 - smoothing) + (smoothing / classes)
+                return original(y_true, y_pred, **dict(kwargs, label_smoothing=0.0))
+
+            patch(loss, "fn", smoothed)
+        if "loss_weights" in hyper:
+            patch(template.loss, "weights", hyper["loss_weights"])
+        try:
+            yield
+        finally:
+            for obj, name, old in reversed(undo):
+                if old is _MISSING:
+                    object.__delattr__(obj, name)
+                else:
+                    object.__setattr__(obj, name, old)
+
+    def _results_of(self, metrics_values: list, optimizer_values: list) -> dict:
+        """One member's metric results and learning rate, from its variables' values."""
+        template = self.template
+        mapping = list(zip(template.metrics_variables, metrics_values))
+        mapping += list(zip(template.optimizer.variables, optimizer_values))
+        with keras.StatelessScope(state_mapping=mapping):
+            logs = dict(template.get_metrics_result())
+            logs["learning_rate"] = template.optimizer.learning_rate
+            return {k: keras.ops.cast(v, "float32") for k, v in logs.items()}
+
+    # Training ------------------------------------------------------------------------------
+    def _start(self) -> list:
+        """The stacked states [trainable, non-trainable, optimizer, metrics], member axis first."""
+        raise NotImplementedError
+
+    def _train_epoch(self, state: list, rows: list, active: np.ndarray) -> list:
+        """One epoch of every active member; `rows` are the (members, steps, batch) full
+        batches and the (members, 1, rest) last batch. Inactive members keep their state."""
+        raise NotImplementedError
+
+    def _epoch_logs(self, state: list) -> dict:
+        """Per-member arrays of the epoch's metrics, `learning_rate` and `val_` metrics."""
+        raise NotImplementedError
+
+    def _select(self, mask: np.ndarray, new: Any, old: Any) -> Any:
+        """Stacked `new` where `mask` (one bool per member) is set, else `old`."""
+        raise NotImplementedError
+
+    def run(self) -> list[PopulationMember]:
+        config, count = self.configs[0], len(self.configs)
+        state = self._start()
+        histories = [TrainingHistory(monitor=self.monitor, mode=self.mode) for _ in self.configs]
+        patience = config.early_stopping_patience
+        active = np.ones(count, bool)
+        best_value: list[Optional[float]] = [None] * count
+        wait = np.zeros(count, int)
+        stopped = np.zeros(count, bool)
+        best = (
+            None  # stacked model variables (trainable, non-trainable) of each member's best epoch
+        )
+        restore = patience > 0 and config.restore_best_weights
+        min_delta = config.early_stopping_min_delta
+
+        for epoch in range(config.epochs):
+            started = time.perf_counter()
+            orders = [
+                epoch_order(self.size, c.seed or 0, epoch, config.shuffle) for c in self.configs
+            ]
+            parts = [_split_rows(order, self.batch_size) for order in orders]
+            rows = [np.stack([p[which] for p in parts]) for which in (0, 1)]
+            state = self._train_epoch(state, rows, active)
+            logs = self._epoch_logs(state)
+            seconds = time.perf_counter() - started
+            improved = np.zeros(count, bool)
+            for i in np.flatnonzero(active):
+                member_logs = {k: float(v[i]) for k, v in logs.items() if k != "learning_rate"}
+                histories[i].record(epoch, member_logs, float(logs["learning_rate"][i]), seconds)
+                if not math.isfinite(member_logs.get("loss", 0.0)):
+                    active[i] = False  # the NaN guard: this member stops; best weights are kept
+                    continue
+                if patience <= 0:
+                    continue
+                current = member_logs.get(self.monitor)
+                if current is None:
+                    continue
+                wait[i] += 1
+                reference = best_value[i]
+                delta_value = current - min_delta if self.mode == "max" else current + min_delta
+                better = reference is None or (
+                    delta_value > reference if self.mode == "max" else delta_value < reference
+                )
+                if better:
+                    best_value[i], wait[i], improved[i] = current, 0, True
+                elif wait[i] >= patience and epoch > 0:
+                    active[i], stopped[i] = False, True
+            if restore:
+                weights = (state[0], state[1])
+                first = best is None
+                best = weights if first else self._select(improved, weights, best)
+            if not active.any():
+                break
+        final = (best[0], best[1]) if restore and best is not None else (state[0], state[1])
+        return self._members(histories, final, state[2], stopped)
+
+    def _members(
+        self, histories: list, final: tuple, optimizer_state: Any, stopped: np.ndarray
+    ) -> list[PopulationMember]:
+        """Writes each member's final (or best) weights into its model; one member per config."""
+        if histories and all(
+            not math.isfinite(h.history.get("loss", [0.0])[-1]) for h in histories
+        ):
+            raise TrainingError(
+                "fit_population: the loss became NaN or infinite for every member; lower "
+                "training.learning_rate or set training.gradient_clip_norm"
+            )
+        # One copy to the host per stacked variable, not one device slice per member
+        # and variable (thousands of dispatches for a large population).
+        final = [[keras.ops.convert_to_numpy(v) for v in group] for group in final]
+        optimizer_state = [keras.ops.convert_to_numpy(v) for v in optimizer_state]
+        members = []
+        for i, (model, member_config) in enumerate(zip(self.models, self.configs)):
+            for variables, values in (
+                (model.trainable_variables, final[0]),
+                (model.non_trainable_variables, final[1]),
+                (model.optimizer.variables, optimizer_state),
+            ):
+                for variable, value in zip(variables, values):
+                    variable.assign(value[i])
+            histories[i].stopped_early = bool(stopped[i])
+            members.append(PopulationMember(member_config, model, histories[i]))
+        return members
+
+
+_MISSING = object()
+
+
+def getattr_group(model: keras.Model, group: str) -> list:
+    return {
+        "trainable": model.trainable_variables,
+        "non_trainable": model.non_trainable_variables,
+        "optimizer": model.optimizer.variables,
+    }[group]
+
+
+def _traced_dropout(layer, keep):
+    """`layer.call` with a traced keep probability; the same mask as Keras' JAX dropout."""
+    import jax
+    from keras.src.backend.jax.random import _get_concrete_noise_shape, jax_draw_seed
+
+    def call(inputs, training=False):
+        if not training:
+            return inputs
+        seed = jax_draw_seed(layer.seed_generator)
+        noise_shape = _get_concrete_noise_shape(inputs, layer.noise_shape)
+        mask = jax.random.bernoulli(seed, p=keep, shape=noise_shape)
+        mask = jax.numpy.broadcast_to(mask, inputs.shape)
+        return jax.lax.select(
+            mask, inputs / keep.astype(inputs.dtype), jax.numpy.zeros_like(inputs)
+        )
+
+    return call
