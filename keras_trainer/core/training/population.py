@@ -146,11 +146,14 @@ class _PopulationRun(_Population):
         self._train = jax.jit(jax.vmap(train_member, in_axes=(0, None, 0, 0, 0)))
         self._test = jax.jit(jax.vmap(test_member, in_axes=(0, None, None, 0)))
         self._results = jax.jit(jax.vmap(results))
-        self._select = jax.jit(
+        self._select_program = jax.jit(
             lambda mask, new, old: jax.tree.map(
                 lambda n, o: jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old
             )
         )
+
+    def _select(self, mask: np.ndarray, new: Any, old: Any) -> Any:
+        return self._select_program(mask, new, old)
 
     def _stack(self, group: str) -> list:
         # Stacked on the host, then one transfer: jnp.stack of P arrays dispatches P ops.

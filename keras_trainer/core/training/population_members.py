@@ -11,6 +11,7 @@ early-stopping loop and writes the results back; `population.py` (JAX) and
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import math
@@ -107,7 +108,7 @@ def _dropout_layers(model: keras.Model) -> list:
     ]
 
 
-class _Population:
+class _Population(abc.ABC):
     """What the batched populations share: the members built as their solo runs would
     build them, their per-member values, and the writing back of the results."""
 
@@ -249,22 +250,22 @@ class _Population:
             return {k: keras.ops.cast(v, "float32") for k, v in logs.items()}
 
     # Training ------------------------------------------------------------------------------
+    @abc.abstractmethod
     def _start(self) -> list:
         """The stacked states [trainable, non-trainable, optimizer, metrics], member axis first."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _train_epoch(self, state: list, rows: list, active: np.ndarray) -> list:
         """One epoch of every active member; `rows` are the (members, steps, batch) full
         batches and the (members, 1, rest) last batch. Inactive members keep their state."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _epoch_logs(self, state: list) -> dict:
         """Per-member arrays of the epoch's metrics, `learning_rate` and `val_` metrics."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _select(self, mask: np.ndarray, new: Any, old: Any) -> Any:
         """Stacked `new` where `mask` (one bool per member) is set, else `old`."""
-        raise NotImplementedError
 
     def run(self) -> list[PopulationMember]:
         config, count = self.configs[0], len(self.configs)
