@@ -42,7 +42,11 @@ from keras_trainer.core.building.optimizers import build_optimizer
 from keras_trainer.core.saving.atomic import atomic_path
 from keras_trainer.core.training.fused import free_device_memory, validation_batch_size
 from keras_trainer.core.training.memory import variables_bytes
-from keras_trainer.core.training.population import fit_population, trains_members_together
+from keras_trainer.core.training.population import (
+    PopulationMember,
+    fit_population,
+    trains_members_together,
+)
 from keras_trainer.tuning.hypermodel import HYPERPARAMETERS, TunableModel
 
 logger = logging.getLogger("keras_trainer.tuning")
@@ -302,7 +306,7 @@ def _train_group(tuner, hypermodel: TunableModel, trials: list, x, y, x_val, y_v
                 trial.status = TrialStatus.FAILED
                 trial.message = f"{objective.name} was NaN in every epoch or is not logged"
             else:
-                _save_weights(tuner, trial.trial_id, members[index].model)
+                _save_weights(tuner, trial.trial_id, members[index])
                 tuner.oracle.update_trial(trial.trial_id, {objective.name: best})
                 trial.status = TrialStatus.COMPLETED
                 hypermodel.last_fit = {
@@ -314,11 +318,12 @@ def _train_group(tuner, hypermodel: TunableModel, trials: list, x, y, x_val, y_v
         tuner.on_trial_end(trial)
 
 
-def _save_weights(tuner, trial_id: str, model: keras.Model) -> None:
-    # Where KerasTuner keeps a trial's best epoch (`Tuner.load_model` reads it back).
+def _save_weights(tuner, trial_id: str, member: PopulationMember) -> None:
+    # Where KerasTuner keeps a trial's best epoch (`Tuner.load_model` reads it back);
+    # a member trained without a model of its own writes it without building one.
     path = os.path.join(tuner.get_trial_dir(trial_id), "checkpoint.weights.h5")
     with atomic_path(path) as temporary:
-        model.save_weights(temporary)
+        member.save_weights(temporary)
 
 
 __all__ = [

@@ -80,15 +80,22 @@ def compile_model(
             f"training.steps_per_execution={config.steps_per_execution}: the torch backend runs "
             "one batch per call (a Keras limitation); set it to 1, or use the jax or tensorflow backend"
         )
+    optimizer, loss = training_objects(config, loss, total_steps)
     model.compile(
-        optimizer=precision.wrap_optimizer(
-            build_optimizer(config, total_steps), config.mixed_precision
-        ),
-        loss=get_loss(loss if loss is not None else config.loss, config),
+        optimizer=optimizer,
+        loss=loss,
         metrics=list(metrics) if metrics is not None else list(config.metrics),
         steps_per_execution=config.steps_per_execution,
     )
     return model
+
+
+def training_objects(config: TrainingConfig, loss: Any = None, total_steps: int = 1) -> tuple:
+    """The optimizer (unbuilt, schedule included) and the loss `compile_model` gives a model."""
+    optimizer = precision.wrap_optimizer(
+        build_optimizer(config, total_steps), config.mixed_precision
+    )
+    return optimizer, get_loss(loss if loss is not None else config.loss, config)
 
 
 def _monitor(config_monitor: str, has_validation: bool) -> str:

@@ -48,7 +48,6 @@ from keras_trainer.core.training.population_members import (  # noqa: F401 (re-e
     _Population,
     _sequential,
     check_population_configs,
-    getattr_group,
 )
 
 
@@ -155,13 +154,6 @@ class _PopulationRun(_Population):
     def _select(self, mask: np.ndarray, new: Any, old: Any) -> Any:
         return self._select_program(mask, new, old)
 
-    def _stack(self, group: str) -> list:
-        # Stacked on the host, then one transfer: jnp.stack of P arrays dispatches P ops.
-        return [
-            self.jnp.asarray(np.stack([np.asarray(v.value) for v in vs]))
-            for vs in zip(*[getattr_group(m, group) for m in self.models])
-        ]
-
     # Training ------------------------------------------------------------------------------
     def _start(self) -> list:
         jnp = self.jnp
@@ -175,11 +167,9 @@ class _PopulationRun(_Population):
             None if self.validation is None else self.jax.device_put(self.validation)
         )
         self.hyper_values = {k: jnp.asarray(v) for k, v in self.hyper.items()}
-        return [
-            self._stack("trainable"),
-            self._stack("non_trainable"),
-            self._stack("optimizer"),
-            self.fresh_metrics,
+        # Stacked on the host, then one transfer per variable.
+        return [[jnp.asarray(v) for v in group] for group in self._stacked_start()] + [
+            self.fresh_metrics
         ]
 
     def _train_epoch(self, state: list, rows: list, active: np.ndarray) -> list:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import dataclasses
+import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import keras
@@ -26,8 +26,9 @@ from keras_trainer.config import TrainingConfig
 from keras_trainer.core.inputs.data import check_same_length, epoch_order, split_validation
 from keras_trainer.core.recording.history import TrainingHistory, monitor_mode
 from keras_trainer.core.saving.checkpoints import model_fingerprint
-from keras_trainer.core.training.fit import _monitor, compile_model, fit
+from keras_trainer.core.training.fit import _monitor, compile_model, fit, training_objects
 from keras_trainer.core.training.fused import _split_rows, validation_batch_size
+from keras_trainer.core.training.initial_weights import InitialWeights
 from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError, TrainingError
 
@@ -41,13 +42,41 @@ MEMBER_OPTIONS = (
 )
 
 
-@dataclasses.dataclass
 class PopulationMember:
-    """One trained member: its config, its model (best weights restored) and its history."""
+    """One trained member: its config, its history and its model (best weights restored).
 
-    config: TrainingConfig
-    model: keras.Model
-    history: TrainingHistory
+    A member that trained without a model of its own (see `fit_population`) builds
+    it when `model` is first read; `save_weights` writes its weights without that.
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        model: keras.Model | Callable[[], keras.Model],
+        history: TrainingHistory,
+        save_weights: Optional[Callable[[str], None]] = None,
+    ):
+        self.config = config
+        self.history = history
+        self._model = model
+        self._save_weights = save_weights
+
+    @property
+    def model(self) -> keras.Model:
+        """The member's model, built on first read if the population trained it without one."""
+        if not isinstance(self._model, keras.Model):
+            self._model = self._model()
+        return self._model
+
+    def save_weights(self, path: str) -> None:
+        """Writes the model's weights to `path` (a `.weights.h5` file), as `model.save_weights`."""
+        if isinstance(self._model, keras.Model) or self._save_weights is None:
+            self.model.save_weights(path)
+        else:
+            self._save_weights(path)
+
+    def __repr__(self) -> str:
+        return f"PopulationMember(config={self.config!r}, history={self.history!r})"
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
@@ -109,8 +138,17 @@ def _dropout_layers(model: keras.Model) -> list:
 
 
 class _Population(abc.ABC):
-    """What the batched populations share: the members built as their solo runs would
-    build them, their per-member values, and the writing back of the results."""
+    """What the batched populations share: the members' starting states, as their solo
+    runs would start, their per-member values, and the writing back of the results.
+
+    Only member 0's model (the template, whose step every member runs) is built for
+    sure. Where its initial weights can be replayed under another seed
+    (`InitialWeights`) and it has no dropout layer (whose rates `model_builder` may
+    vary), the others start from replayed weights and a fresh optimizer, and their
+    models are built when first read: building and compiling a Keras model per member
+    was the cost that grew with the population (17 ms a member on a 2-core CPU). The
+    last member is built too, to check the replay on a second seed.
+    """
 
     def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
         self.configs = configs
@@ -124,32 +162,42 @@ class _Population(abc.ABC):
         self.batch_size = config.batch_size
         steps = math.ceil(self.size / config.batch_size)
         total_steps = max(steps * config.epochs // config.gradient_accumulation_steps, 1)
-
-        self.models = []
+        self.loss = loss
+        self.total_steps = total_steps
         first_batch = tuple(np.asarray(a)[: config.batch_size] for a in self.train)
-        for index, member in enumerate(configs):
-            set_seed(member.seed)
-            model = model_builder(index)
-            compile_model(model, member, loss=loss, metrics=metrics, total_steps=total_steps)
-            # Only the template's metrics and compiled loss are used: the others need
-            # their weights and optimizer slots, which a built model's optimizer makes
-            # without a symbolic pass (a third of the host time per member).
-            if index == 0 or not model.built:
-                model._symbolic_build(data_batch=first_batch)
-            if not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
-            self.models.append(model)
+        self.builds = [
+            functools.partial(
+                _build_member, model_builder, index, member, loss, metrics, total_steps, first_batch
+            )
+            for index, member in enumerate(configs)
+        ]
+
+        count = len(configs)
+        self.models: list[Optional[keras.Model]] = [None] * count
+        self._fresh: dict[int, tuple] = {}  # member -> (optimizer, loss) without a model
+        self.replay: Optional[InitialWeights] = None
+        if all(isinstance(c.seed, int) for c in configs):
+            self.models[0], self.replay = InitialWeights.record(config.seed, self.builds[0])
+        else:
+            self.models[0] = self.builds[0]()
         template = self.template = self.models[0]
-        expected = model_fingerprint(template)
-        for index, model in enumerate(self.models[1:], start=1):
-            if model_fingerprint(model) != expected or len(model.optimizer.variables) != len(
-                template.optimizer.variables
-            ):
-                raise ConfigError(
-                    f"fit_population: model_builder({index}) built a model whose variables differ "
-                    "from model_builder(0)'s (layers, shapes, or a dropout layer present in one "
-                    "and not the other); members may differ only in shape-free values"
-                )
+        self.fingerprint = model_fingerprint(template)
+        self.starts = [self._built_start(template)] + [None] * (count - 1)
+        if count > 1 and self.replay is not None and not _dropout_layers(template):
+            last = count - 1
+            self.models[last] = self.builds[last]()
+            self.starts[last] = self._built_start(self.models[last])
+            if not _same_values(self._replayed_start(last), self.starts[last]):
+                self.replay = None
+        else:
+            self.replay = None
+        for index in range(1, count):
+            if self.models[index] is None and self.replay is None:
+                self.models[index] = self.builds[index]()
+            if self.models[index] is not None:
+                self._check_fingerprint(index, self.models[index])
+                self.starts[index] = self.starts[index] or self._built_start(self.models[index])
+        self.trainers = [self._trainer(index) for index in range(count)]
         self.hyper = self._member_values()
         self.has_validation = self.validation is not None
         self.monitor = _monitor(config.early_stopping_monitor, self.has_validation)
@@ -160,18 +208,78 @@ class _Population(abc.ABC):
                 np.arange(n_val), validation_batch_size(self.batch_size, n_val)
             )
 
+    def _check_fingerprint(self, index: int, model: keras.Model) -> None:
+        template = self.template
+        if model_fingerprint(model) != self.fingerprint or len(model.optimizer.variables) != len(
+            template.optimizer.variables
+        ):
+            raise ConfigError(
+                f"fit_population: model_builder({index}) built a model whose variables differ "
+                "from model_builder(0)'s (layers, shapes, or a dropout layer present in one "
+                "and not the other); members may differ only in shape-free values"
+            )
+
+    # Starting states ------------------------------------------------------------------------
+    @staticmethod
+    def _built_start(model: keras.Model) -> list[list[np.ndarray]]:
+        return [
+            [np.asarray(keras.ops.convert_to_numpy(v.value)) for v in variables]
+            for variables in _model_variables(model)
+        ]
+
+    def _replayed_start(self, index: int) -> list[list[np.ndarray]]:
+        """Member `index`'s starting state without its model: replayed initial weights, and
+        the template's optimizer state with the variables a fresh optimizer of its config
+        makes before building (the iteration count, the learning rate)."""
+        template = self.template
+        values = dict(
+            zip(map(id, template.variables), self.replay.values(self.configs[index].seed))
+        )
+        optimizer = self._trainer(index)[0]
+        optimizer_values = list(self.starts[0][2])
+        for position, variable in enumerate(optimizer.variables):
+            optimizer_values[position] = np.asarray(keras.ops.convert_to_numpy(variable.value))
+        return [
+            [values[id(v)] for v in template.trainable_variables],
+            [values[id(v)] for v in template.non_trainable_variables],
+            optimizer_values,
+        ]
+
+    def _trainer(self, index: int) -> tuple:
+        """Member `index`'s optimizer and loss: its model's, or fresh ones from its config."""
+        model = self.models[index]
+        if model is not None:
+            return model.optimizer, model.loss
+        if index not in self._fresh:
+            self._fresh[index] = training_objects(self.configs[index], self.loss, self.total_steps)
+        return self._fresh[index]
+
+    def _stacked_start(self) -> list[list[np.ndarray]]:
+        """Every member's starting state [trainable, non-trainable, optimizer], each
+        variable stacked on the host along a new member axis (one transfer each)."""
+        starts = [
+            start if start is not None else self._replayed_start(index)
+            for index, start in enumerate(self.starts)
+        ]
+        return [
+            [np.stack(values) for values in zip(*[start[group] for start in starts])]
+            for group in range(3)
+        ]
+
     # Per-member Python-level values, fed as traced scalars -------------------------------
     def _member_values(self) -> dict:
         values: dict[str, np.ndarray] = {}
-        dropout = [_dropout_layers(model) for model in self.models]
+        optimizers, losses = zip(*self.trainers)
+        # A dropout layer means every member's model is built (`__init__`).
+        dropout = [_dropout_layers(model) for model in filter(None, self.models)]
         for j in range(len(dropout[0])):
             rates = [layers[j].rate for layers in dropout]
             if len(set(rates)) > 1:
                 values[f"keep_{j}"] = np.asarray([1.0 - r for r in rates], "float32")
-        decays = [m.optimizer.weight_decay for m in self.models]
+        decays = [optimizer.weight_decay for optimizer in optimizers]
         if len(set(decays)) > 1:
             values["weight_decay"] = np.asarray([d or 0.0 for d in decays], "float32")
-        schedules = [m.optimizer._learning_rate for m in self.models]
+        schedules = [optimizer._learning_rate for optimizer in optimizers]
         if isinstance(schedules[0], keras.optimizers.schedules.LearningRateSchedule):
             for name in ("initial_learning_rate", "warmup_target"):
                 found = [getattr(s, name, None) for s in schedules]
@@ -189,7 +297,7 @@ class _Population(abc.ABC):
                     f"{self.template.loss!r}"
                 )
             values["label_smoothing"] = np.asarray(smoothing, "float32")
-        weights = [getattr(m.loss, "weights", None) for m in self.models]
+        weights = [getattr(loss, "weights", None) for loss in losses]
         if weights[0] is not None and any(w != weights[0] for w in weights):
             values["loss_weights"] = np.asarray(weights, "float32")
         return values
@@ -326,7 +434,8 @@ class _Population(abc.ABC):
     def _members(
         self, histories: list, final: tuple, optimizer_state: Any, stopped: np.ndarray
     ) -> list[PopulationMember]:
-        """Writes each member's final (or best) weights into its model; one member per config."""
+        """Each member's final (or best) state, written into its model where it has one;
+        one member per config."""
         if histories and all(
             not math.isfinite(h.history.get("loss", [0.0])[-1]) for h in histories
         ):
@@ -336,31 +445,82 @@ class _Population(abc.ABC):
             )
         # One copy to the host per stacked variable, not one device slice per member
         # and variable (thousands of dispatches for a large population).
-        final = [[keras.ops.convert_to_numpy(v) for v in group] for group in final]
-        optimizer_state = [keras.ops.convert_to_numpy(v) for v in optimizer_state]
+        groups = [
+            [keras.ops.convert_to_numpy(v) for v in group] for group in (*final, optimizer_state)
+        ]
         members = []
-        for i, (model, member_config) in enumerate(zip(self.models, self.configs)):
-            for variables, values in (
-                (model.trainable_variables, final[0]),
-                (model.non_trainable_variables, final[1]),
-                (model.optimizer.variables, optimizer_state),
-            ):
-                for variable, value in zip(variables, values):
-                    variable.assign(value[i])
+        for i, member_config in enumerate(self.configs):
+            values = [[value[i] for value in group] for group in groups]
             histories[i].stopped_early = bool(stopped[i])
-            members.append(PopulationMember(member_config, model, histories[i]))
+            model = self.models[i]
+            if model is not None:
+                _assign(model, values)
+                members.append(PopulationMember(member_config, model, histories[i]))
+                continue
+            members.append(
+                PopulationMember(
+                    member_config,
+                    functools.partial(self._model_of, i, values),
+                    histories[i],
+                    save_weights=functools.partial(_save_through, self.template, values),
+                )
+            )
         return members
+
+    def _model_of(self, index: int, values: list) -> keras.Model:
+        """Member `index`'s model, built after training, holding its final `values`."""
+        model = self.builds[index]()
+        self._check_fingerprint(index, model)
+        _assign(model, values)
+        return model
+
+
+def _build_member(
+    model_builder, index, config, loss, metrics, total_steps, first_batch
+) -> keras.Model:
+    """Member `index`'s model, built and compiled as its solo run would (with its
+    optimizer's slots and, for the template, its metrics)."""
+    set_seed(config.seed)
+    model = model_builder(index)
+    compile_model(model, config, loss=loss, metrics=metrics, total_steps=total_steps)
+    # The template's metrics and compiled loss are used; the other members need only
+    # their weights and optimizer slots, which a built model's optimizer makes without
+    # a symbolic pass.
+    if index == 0 or not model.built:
+        model._symbolic_build(data_batch=first_batch)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _model_variables(model: keras.Model) -> tuple:
+    return model.trainable_variables, model.non_trainable_variables, model.optimizer.variables
+
+
+def _assign(model: keras.Model, values: list) -> None:
+    for variables, group in zip(_model_variables(model), values):
+        for variable, value in zip(variables, group):
+            variable.assign(value)
+
+
+def _save_through(template: keras.Model, values: list, path: str) -> None:
+    """Writes `values` as the weights file of a model like `template`, through `template`
+    (whose own values are put back): a member's weights without building its model."""
+    own = [[np.array(keras.ops.convert_to_numpy(v)) for v in g] for g in _model_variables(template)]
+    _assign(template, values)
+    try:
+        template.save_weights(path)
+    finally:
+        _assign(template, own)
+
+
+def _same_values(a: list, b: list) -> bool:
+    return all(
+        len(x) == len(y) and all(np.array_equal(u, v) for u, v in zip(x, y)) for x, y in zip(a, b)
+    )
 
 
 _MISSING = object()
-
-
-def getattr_group(model: keras.Model, group: str) -> list:
-    return {
-        "trainable": model.trainable_variables,
-        "non_trainable": model.non_trainable_variables,
-        "optimizer": model.optimizer.variables,
-    }[group]
 
 
 def _traced_dropout(layer, keep):

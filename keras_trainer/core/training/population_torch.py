@@ -156,7 +156,7 @@ class TorchPopulationRun(_Population):
     # Why the population cannot be batched ----------------------------------------------------
     def unbatched_reason(self) -> Optional[str]:
         """Why the members must train one after another, or `None` to batch them."""
-        for model in self.models:
+        for model in filter(None, self.models):  # all members' models where one has dropout
             layer = _random_layer(model)
             if layer is not None:
                 return (
@@ -241,12 +241,6 @@ class TorchPopulationRun(_Population):
             return self._forward(trainable, non_trainable, metrics_values, *batch, False)[1][1]
 
     # Hooks of `_Population.run` --------------------------------------------------------------
-    def _stacked(self, variables_of) -> list:
-        return [
-            self.torch.stack([v.value.detach() for v in group])
-            for group in zip(*[variables_of(m) for m in self.models])
-        ]
-
     def _start(self) -> list:
         torch, template = self.torch, self.template
         template.reset_metrics()
@@ -258,12 +252,11 @@ class TorchPopulationRun(_Population):
         self.hyper_values = {
             k: torch.as_tensor(v, device=self.device) for k, v in self.hyper.items()
         }
+        # Stacked on the host, then one transfer per variable.
         return [
-            self._stacked(lambda m: m.trainable_variables),
-            self._stacked(lambda m: m.non_trainable_variables),
-            self._stacked(lambda m: m.optimizer.variables),
-            self.fresh_metrics,
-        ]
+            [torch.as_tensor(v, device=self.device) for v in group]
+            for group in self._stacked_start()
+        ] + [self.fresh_metrics]
 
     def _gather(self, arrays: Any, rows) -> Any:
         return keras.tree.map_structure(lambda a: a[rows], arrays)
