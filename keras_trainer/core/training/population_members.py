@@ -89,6 +89,14 @@ def _flat(data: dict, prefix: str = "") -> dict:
     return out
 
 
+def _option(config: TrainingConfig, dotted: str) -> Any:
+    """The value of one of `MEMBER_OPTIONS` ("optimizer.weight_decay") in `config`."""
+    value: Any = config
+    for name in dotted.split("."):
+        value = getattr(value, name)
+    return value
+
+
 def check_population_configs(configs: Sequence[TrainingConfig]) -> None:
     """Raises `ConfigError` unless the configs differ only in `MEMBER_OPTIONS`."""
     if not configs:
@@ -172,32 +180,8 @@ class _Population(abc.ABC):
             for index, member in enumerate(configs)
         ]
 
-        count = len(configs)
-        self.models: list[Optional[keras.Model]] = [None] * count
-        self._fresh: dict[int, tuple] = {}  # member -> (optimizer, loss) without a model
-        self.replay: Optional[InitialWeights] = None
-        if all(isinstance(c.seed, int) for c in configs):
-            self.models[0], self.replay = InitialWeights.record(config.seed, self.builds[0])
-        else:
-            self.models[0] = self.builds[0]()
-        template = self.template = self.models[0]
-        self.fingerprint = model_fingerprint(template)
-        self.starts = [self._built_start(template)] + [None] * (count - 1)
-        if count > 1 and self.replay is not None and not _dropout_layers(template):
-            last = count - 1
-            self.models[last] = self.builds[last]()
-            self.starts[last] = self._built_start(self.models[last])
-            if not _same_values(self._replayed_start(last), self.starts[last]):
-                self.replay = None
-        else:
-            self.replay = None
-        for index in range(1, count):
-            if self.models[index] is None and self.replay is None:
-                self.models[index] = self.builds[index]()
-            if self.models[index] is not None:
-                self._check_fingerprint(index, self.models[index])
-                self.starts[index] = self.starts[index] or self._built_start(self.models[index])
-        self.trainers = [self._trainer(index) for index in range(count)]
+        self._build_members()
+        self.trainers = [self._trainer(index) for index in range(len(configs))]
         self.hyper = self._member_values()
         self.has_validation = self.validation is not None
         self.monitor = _monitor(config.early_stopping_monitor, self.has_validation)
@@ -207,6 +191,34 @@ class _Population(abc.ABC):
             self.val_rows = _split_rows(
                 np.arange(n_val), validation_batch_size(self.batch_size, n_val)
             )
+
+    def _build_members(self) -> None:
+        """The template, and the members' starting states: replayed where possible."""
+        configs, count = self.configs, len(self.configs)
+        self.models: list[Optional[keras.Model]] = [None] * count
+        self._fresh: dict[tuple, tuple] = {}  # member options -> (optimizer, loss, values)
+        self.replayed: Optional[list] = None  # stacked starting states of every member
+        replay = None
+        if all(isinstance(c.seed, int) for c in configs):
+            self.models[0], replay = InitialWeights.record(configs[0].seed, self.builds[0])
+        else:
+            self.models[0] = self.builds[0]()
+        template = self.template = self.models[0]
+        self.fingerprint = model_fingerprint(template)
+        if count > 1 and replay is not None and not _dropout_layers(template):
+            last = count - 1
+            self.models[last] = self.builds[last]()
+            self._check_fingerprint(last, self.models[last])
+            replayed = self._replayed_starts(replay)
+            if all(
+                _same_values([[v[i] for v in g] for g in replayed], self._built_start(model))
+                for i, model in ((0, template), (last, self.models[last]))
+            ):
+                self.replayed = replayed
+        for index in range(1, count):
+            if self.models[index] is None and self.replayed is None:
+                self.models[index] = self.builds[index]()
+                self._check_fingerprint(index, self.models[index])
 
     def _check_fingerprint(self, index: int, model: keras.Model) -> None:
         template = self.template
@@ -227,40 +239,45 @@ class _Population(abc.ABC):
             for variables in _model_variables(model)
         ]
 
-    def _replayed_start(self, index: int) -> list[list[np.ndarray]]:
-        """Member `index`'s starting state without its model: replayed initial weights, and
-        the template's optimizer state with the variables a fresh optimizer of its config
-        makes before building (the iteration count, the learning rate)."""
+    def _replayed_starts(self, replay: InitialWeights) -> list[list[np.ndarray]]:
+        """Every member's starting state without its model, stacked: replayed initial
+        weights, and the template's optimizer state with the variables a fresh optimizer
+        of the member's config makes before building (the iteration, the learning rate)."""
         template = self.template
-        values = dict(
-            zip(map(id, template.variables), self.replay.values(self.configs[index].seed))
-        )
-        optimizer = self._trainer(index)[0]
-        optimizer_values = list(self.starts[0][2])
-        for position, variable in enumerate(optimizer.variables):
-            optimizer_values[position] = np.asarray(keras.ops.convert_to_numpy(variable.value))
+        seeds = [c.seed for c in self.configs]
+        values = dict(zip(map(id, template.variables), replay.stacked_values(seeds)))
+        optimizer = [self._fresh_trainer(config)[2] for config in self.configs]
         return [
             [values[id(v)] for v in template.trainable_variables],
             [values[id(v)] for v in template.non_trainable_variables],
-            optimizer_values,
+            [np.stack(column) for column in zip(*optimizer)],
         ]
+
+    def _fresh_trainer(self, config: TrainingConfig) -> tuple:
+        """(optimizer, loss, the optimizer's starting values) for a member without a model;
+        one per distinct set of member options (a search repeats them across seeds)."""
+        key = tuple(repr(_option(config, name)) for name in MEMBER_OPTIONS if name != "seed")
+        if key not in self._fresh:
+            optimizer, loss = training_objects(config, self.loss, self.total_steps)
+            values = self._built_start(self.template)[2]
+            for position, variable in enumerate(optimizer.variables):
+                values[position] = np.asarray(keras.ops.convert_to_numpy(variable.value))
+            self._fresh[key] = (optimizer, loss, values)
+        return self._fresh[key]
 
     def _trainer(self, index: int) -> tuple:
         """Member `index`'s optimizer and loss: its model's, or fresh ones from its config."""
         model = self.models[index]
         if model is not None:
             return model.optimizer, model.loss
-        if index not in self._fresh:
-            self._fresh[index] = training_objects(self.configs[index], self.loss, self.total_steps)
-        return self._fresh[index]
+        return self._fresh_trainer(self.configs[index])[:2]
 
     def _stacked_start(self) -> list[list[np.ndarray]]:
         """Every member's starting state [trainable, non-trainable, optimizer], each
         variable stacked on the host along a new member axis (one transfer each)."""
-        starts = [
-            start if start is not None else self._replayed_start(index)
-            for index, start in enumerate(self.starts)
-        ]
+        if self.replayed is not None:
+            return self.replayed
+        starts = [self._built_start(model) for model in self.models]
         return [
             [np.stack(values) for values in zip(*[start[group] for start in starts])]
             for group in range(3)
