@@ -149,6 +149,8 @@ class TorchPopulationRun(_Population):
         self.device = keras.tree.flatten(self.device_train)[0].device
         self._batched_step = torch.func.vmap(self._member_step)
         self.steps: dict[tuple, Callable] = {}  # batch shapes -> the traced (or eager) step
+        self.graphs: dict[tuple, Optional[dict]] = {}  # (members, rows) -> its CUDA graph
+        self.graph_failure: Optional[str] = None
         self.eager_steps: collections.Counter = collections.Counter()  # batch shapes -> steps
         self._test_step = torch.func.vmap(self._member_test, in_dims=(0, 0, 0, None, 0))
         self._results = torch.func.vmap(self._member_results)
@@ -270,11 +272,94 @@ class TorchPopulationRun(_Population):
                 if not part.size:
                     continue
                 part = torch.as_tensor(part, dtype=torch.long, device=self.device)
-                for step in range(part.shape[1]):
+                step = 0
+                while step < part.shape[1]:
+                    captured = self._captured(part[:, step], state, mask)
+                    if captured is not None:  # the rest of this part: graph replays
+                        state = self._replay(captured, part[:, step:], state, mask)
+                        break
                     batch = self._gather(self.device_train, part[:, step])
                     args = (state, batch, self.hyper_values, mask)
                     state = self._step_for(args)(*args)
+                    step += 1
         return state
+
+    # CUDA graphs of the traced step ----------------------------------------------------------
+    def _captured(self, batch_rows, state: list, mask) -> Optional[dict]:
+        """The CUDA graph of one step on batches of these rows' shape, captured once that
+        shape's step is traced; `None` off CUDA, before the trace, or if capture failed.
+
+        A traced step still launches each of its few hundred operations from Python
+        (about 5 ms a step for 64 seed-MLP members on an H100, 1,000 times the
+        arithmetic); a replayed graph launches them all at once, as the fused engine's
+        graphs do for a solo run.
+        """
+        if self.device.type != "cuda" or self.graph_failure is not None:
+            return None
+        shape = tuple(batch_rows.shape)
+        if shape not in self.graphs:
+            # The shapes `_step_for` keys its steps by: the gathered batch's.
+            key = tuple(shape + tuple(a.shape[1:]) for a in keras.tree.flatten(self.device_train))
+            step = self.steps.get(key)
+            if step is None or step == self._eager_step:
+                return None
+            self.graphs[shape] = self._capture(step, batch_rows, state, mask)
+        return self.graphs[shape]
+
+    def _capture(self, step: Callable, batch_rows, state: list, mask) -> Optional[dict]:
+        torch = self.torch
+        rows = batch_rows.clone()
+        static = {"rows": rows, "state": keras.tree.map_structure(torch.clone, state)}
+        static["mask"] = mask.clone()
+        flat_state = keras.tree.flatten(static["state"])
+
+        def run():
+            batch = self._gather(self.device_train, rows)
+            new = step(static["state"], batch, self.hyper_values, static["mask"])
+            for target, value in zip(flat_state, keras.tree.flatten(new)):
+                target.copy_(value)
+
+        expected = keras.tree.flatten(
+            step(state, self._gather(self.device_train, rows), self.hyper_values, mask)
+        )
+        try:
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(3):  # warm-up outside capture, as CUDA graphs require
+                    run()
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                run()
+            static["graph"] = graph
+            self._load(static, state, mask)
+            graph.replay()
+            if not all(map(torch.equal, flat_state, expected)):
+                raise RuntimeError("the replayed graph gives other numbers than the traced step")
+        except Exception as error:  # noqa: BLE001 - a failed capture runs the traced step
+            self.graph_failure = _one_line(error)
+            logger.info(
+                "fit_population (torch): CUDA graph capture failed (%s); running the traced step",
+                self.graph_failure,
+            )
+            torch.cuda.synchronize()
+            return None
+        return static
+
+    def _load(self, captured: dict, state: list, mask) -> None:
+        for target, value in zip(keras.tree.flatten(captured["state"]), keras.tree.flatten(state)):
+            target.copy_(value)
+        captured["mask"].copy_(mask)
+
+    def _replay(self, captured: dict, part, state: list, mask) -> list:
+        """Steps of `part` (members, steps, batch rows) from `state`, as graph replays."""
+        self._load(captured, state, mask)
+        for step in range(part.shape[1]):
+            captured["rows"].copy_(part[:, step])
+            captured["graph"].replay()
+        # Copies: the graph's buffers change with its next replay; the caller keeps states.
+        return keras.tree.map_structure(self.torch.clone, captured["state"])
 
     def _eager_step(self, *args) -> list:
         # Keras' torch `ops.cond` branches in Python, which vmap refuses on a member's
