@@ -71,7 +71,7 @@ class PopulationMember:
 
     def save_weights(self, path: str) -> None:
         """Writes the model's weights to `path` (a `.weights.h5` file), as `model.save_weights`."""
-        if isinstance(self._model, keras.Model) or self._save_weights is None:
+        if self._save_weights is None:
             self.model.save_weights(path)
         else:
             self._save_weights(path)
@@ -456,7 +456,8 @@ class _Population(abc.ABC):
             model = self.models[i]
             if model is not None:
                 _assign(model, values)
-                members.append(PopulationMember(member_config, model, histories[i]))
+                save = functools.partial(_save_model_through, self.template, model)
+                members.append(PopulationMember(member_config, model, histories[i], save))
                 continue
             members.append(
                 PopulationMember(
@@ -526,6 +527,12 @@ def _save_through(template: keras.Model, values: list, path: str) -> None:
         template.save_weights(path)
     finally:
         _assign(template, own)
+
+
+def _save_model_through(template: keras.Model, model: keras.Model, path: str) -> None:
+    """`model.save_weights(path)` for a member's model, as `_save_through` writes it
+    (the same file: a member's structure is the template's)."""
+    _save_through(template, _values_of(model), path)
 
 
 def _values_of(model: keras.Model) -> list:
