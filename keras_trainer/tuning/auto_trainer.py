@@ -218,6 +218,9 @@ class AutoTrainer:
         self._table: Optional[TrialTable] = None
         self._project_dir: Optional[str] = None
         self.distributed_events: list[str] = []
+        # Finished trials' times not yet in the trials file (see `_write_info`).
+        self._info_pending: dict = {}
+        self._info_deferred = False
 
     # ----------------------------------------------------------------- search
     def _make_tuner(self, hypermodel: TunableModel, objective: Objective, project: str):
@@ -242,6 +245,20 @@ class AutoTrainer:
                         time.perf_counter() - self._started,
                         hypermodel.last_fit,
                     )
+
+            def save(self):
+                super().save()
+                recorder._write_info()
+
+            @contextlib.contextmanager
+            def deferred_records(self):
+                """Within it, finished trials' times wait in memory for `save` (or its end)."""
+                recorder._info_deferred = True
+                try:
+                    yield
+                finally:
+                    recorder._info_deferred = False
+                    recorder._write_info()
 
         common = dict(
             hypermodel=hypermodel,
@@ -270,6 +287,15 @@ class AutoTrainer:
         name = "trials.json" if role is None else f"trials-{role}.json"
         return os.path.join(self._project_dir, name)
 
+    def _write_info(self) -> None:
+        """Adds the trials recorded since the last write to this process's trials file."""
+        if not self._info_pending:
+            return
+        info = self._load_info()
+        info.update(self._info_pending)
+        write_json_atomic(self._info_path(), info)
+        self._info_pending = {}
+
     def _load_info(self) -> dict:
         info = {}
         for name in sorted(os.listdir(self._project_dir)):
@@ -282,12 +308,12 @@ class AutoTrainer:
         return info
 
     def _record_trial(self, trial, seconds: float, fit_info: Optional[dict]) -> None:
-        info = self._load_info()
         entry = {"seconds": seconds, "epochs": None, "steps_per_epoch": None}
         if fit_info:
             entry.update(epochs=fit_info["epochs"], steps_per_epoch=fit_info["steps_per_epoch"])
-        info[trial.trial_id] = entry
-        write_json_atomic(self._info_path(), info)
+        self._info_pending[trial.trial_id] = entry
+        if not self._info_deferred:
+            self._write_info()
         status = str(trial.status)
         if status in ("FAILED", "INVALID"):
             logger.error(

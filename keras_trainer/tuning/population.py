@@ -184,14 +184,14 @@ def population_search(tuner: Any, hypermodel: TunableModel, x, y, x_val, y_val, 
     """
     tuner.on_search_begin()
     wave = 0
-    while trials := draw_wave(tuner.oracle, size):
+    while trials := _saving_once(tuner, draw_wave, tuner.oracle, size):
         wave += 1
         started = time.perf_counter()
         groups: dict[tuple, list] = {}
         for trial in trials:
             groups.setdefault(_program_key(_values(trial)), []).append(trial)
         for group in groups.values():
-            _train_group(tuner, hypermodel, group, x, y, x_val, y_val)
+            _saving_once(tuner, _train_group, tuner, hypermodel, group, x, y, x_val, y_val)
         logger.info(
             "wave %d: %s in %s, %.1f s",
             wave,
@@ -200,6 +200,38 @@ def population_search(tuner: Any, hypermodel: TunableModel, x, y, x_val, y_val, 
             time.perf_counter() - started,
         )
     tuner.on_search_end()
+
+
+def _saving_once(tuner: Any, function, *args, **kwargs):
+    """Calls `function`, saving the search's state once, at its end, instead of at every trial.
+
+    KerasTuner writes `oracle.json` (and the tuner's file) each time a trial starts
+    or ends, every time with all the trials' ids and hashes: over a wave that
+    is time growing with the square of the trials done. Here those saves wait for
+    the end of the wave's draw or of a population's results (each trial's
+    `trial.json` and checkpoint are still written as it ends), then happen once;
+    the tuner's records (`deferred_records`, where it has them) wait likewise. A
+    search killed meanwhile resumes from the last save: the trials since come back
+    unfinished, under the same tuner ids.
+    """
+    oracle = tuner.oracle
+    own = {obj: vars(obj).get("save") for obj in (tuner, oracle)}
+    defer = getattr(tuner, "deferred_records", contextlib.nullcontext)
+    try:
+        tuner.save = oracle.save = _no_save
+        with defer():
+            return function(*args, **kwargs)
+    finally:
+        for obj, save in own.items():
+            if save is None:
+                del obj.save  # the class's method again
+            else:
+                obj.save = save
+        tuner.save()
+
+
+def _no_save() -> None:
+    """Stands for `save` while `_saving_once` defers it."""
 
 
 def _count(number: int, noun: str) -> str:

@@ -140,3 +140,52 @@ def test_auto_asks_for_populations_so_it_meets_their_limits():
     assert TuningConfig.from_dict({"population_size": "auto"}).population_size == "auto"
     with pytest.raises(ConfigError, match="population_size: auto does not go with search_method"):
         TuningConfig(population_size="auto", search_method="hyperband")
+
+
+@pytest.mark.one_backend
+def test_the_search_state_is_saved_once_per_draw_and_population_and_resumes(tmp_path, monkeypatch):
+    def build(hp):
+        hp.Choice("learning_rate", [1e-3, 3e-3, 1e-2, 3e-2])
+        hp.Choice("batch_size", [8, 16])
+        hp.Choice("optimizer", ["adam"])
+        hp.Choice("dropout_rate", [0.0])
+        hp.Choice("weight_decay", [0.0])
+        return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
+    def make_tuner():
+        return keras_tuner.RandomSearch(
+            build,
+            objective=keras_tuner.Objective("score", "min"),
+            max_trials=4,
+            seed=3,
+            directory=str(tmp_path),
+            project_name="saves",
+        )
+
+    groups = []
+
+    def train_group(tuner, hypermodel, trials, *data):  # trials end as `_train_group` ends them
+        groups.append(len(trials))
+        for trial in trials:
+            tuner.on_trial_begin(trial)
+            tuner.oracle.update_trial(
+                trial.trial_id, {"score": trial.hyperparameters.get("learning_rate")}
+            )
+            trial.status = "COMPLETED"
+            tuner.on_trial_end(trial)
+
+    saves = []
+    save = keras_tuner.Oracle.save
+    monkeypatch.setattr(keras_tuner.Oracle, "save", lambda self: saves.append(1) or save(self))
+    monkeypatch.setattr(population, "_train_group", train_group)
+    tuner = make_tuner()
+    tuner.oracle.verbose = 0
+    saves.clear()
+    population.population_search(tuner, None, None, None, None, None, size=4)
+    draws = 2  # the wave's, and the one that finds the budget spent
+    assert sum(groups) == 4 and len(saves) == draws + len(groups)  # not 3 per trial
+    assert "save" not in vars(tuner) and "save" not in vars(tuner.oracle)
+    resumed = make_tuner()  # what a resumed search reads back
+    assert sorted(resumed.oracle.trials) == sorted(tuner.oracle.trials)
+    assert {str(t.status) for t in resumed.oracle.trials.values()} == {"COMPLETED"}
+    assert resumed.oracle.end_order == tuner.oracle.end_order and not resumed.oracle.ongoing_trials

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
@@ -70,7 +71,7 @@ class PopulationMember:
 
     def save_weights(self, path: str) -> None:
         """Writes the model's weights to `path` (a `.weights.h5` file), as `model.save_weights`."""
-        if isinstance(self._model, keras.Model) or self._save_weights is None:
+        if self._save_weights is None:
             self.model.save_weights(path)
         else:
             self._save_weights(path)
@@ -472,7 +473,8 @@ class _Population(abc.ABC):
             model = self.models[i]
             if model is not None:
                 _assign(model, values)
-                members.append(PopulationMember(member_config, model, histories[i]))
+                save = functools.partial(_save_model_through, self.template, model)
+                members.append(PopulationMember(member_config, model, histories[i], save))
                 continue
             members.append(
                 PopulationMember(
@@ -521,14 +523,117 @@ def _assign(model: keras.Model, values: list) -> None:
 
 
 def _save_through(template: keras.Model, values: list, path: str) -> None:
-    """Writes `values` as the weights file of a model like `template`, through `template`
-    (whose own values are put back): a member's weights without building its model."""
-    own = [[np.array(keras.ops.convert_to_numpy(v)) for v in g] for g in _model_variables(template)]
+    """Writes `values` as the weights file of a model like `template`: a member's
+    weights without building its model.
+
+    The first call for a template writes its file through Keras (`_WeightsLayout`);
+    later calls copy that file and overwrite its datasets with `values`, which
+    spares Keras walking the model for every member (tens of ms each). Where the
+    layout cannot be read off the file, each call writes through `template`
+    (whose own values are put back).
+    """
+    layout = _WEIGHTS_LAYOUTS.get(template)
+    if layout is None:
+        layout = _WEIGHTS_LAYOUTS[template] = _WeightsLayout.of(template)
+    if layout.file is not None:
+        layout.write(values, path)
+        return
+    own = _values_of(template)
     _assign(template, values)
     try:
         template.save_weights(path)
     finally:
         _assign(template, own)
+
+
+def _save_model_through(template: keras.Model, model: keras.Model, path: str) -> None:
+    """`model.save_weights(path)` for a member's model, as `_save_through` writes it
+    (the same file: a member's structure is the template's)."""
+    _save_through(template, _values_of(model), path)
+
+
+def _values_of(model: keras.Model) -> list:
+    return [[np.array(keras.ops.convert_to_numpy(v)) for v in g] for g in _model_variables(model)]
+
+
+class _WeightsLayout:
+    """Where each variable of a template lands in its Keras weights file.
+
+    Read off one file that Keras writes while the template's variable number `k`
+    (trainable, non-trainable, optimizer, in that order) holds `k` everywhere:
+    each dataset must be one variable's, whole, stored contiguously in the file.
+    `file` is that file's bytes (None where some dataset is not such a variable's:
+    the layout is unknown) and `datasets` maps dataset paths to (byte offset,
+    dtype, group, index in a member's `values`): a member's file is `file` with
+    its values' bytes written there.
+    """
+
+    def __init__(self, file: Optional[bytes], datasets: dict):
+        self.file = file
+        self.datasets = datasets
+
+    @classmethod
+    def of(cls, template: keras.Model) -> _WeightsLayout:
+        import os
+        import tempfile
+
+        import h5py
+
+        own = _values_of(template)
+        flat = [(g, i) for g, group in enumerate(own) for i in range(len(group))]
+        markers = []
+        for k, (g, i) in enumerate(flat):
+            marker = np.full(own[g][i].shape, k, dtype=own[g][i].dtype)
+            if marker.size == 0 or marker.ravel()[0] != k:  # k not exact in this dtype
+                return cls(None, {})
+            markers.append(marker)
+        remaining = iter(markers)
+        groups = [[next(remaining) for _ in group] for group in own]
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "layout.weights.h5")
+            _assign(template, groups)
+            try:
+                template.save_weights(path)
+            finally:
+                _assign(template, own)
+            datasets = {}
+            with h5py.File(path, "r") as handle:
+                handle.visititems(lambda name, item: _mapped(name, item, markers, flat, datasets))
+            if None in datasets.values():
+                return cls(None, {})
+            with open(path, "rb") as handle:
+                return cls(handle.read(), datasets)
+
+    def write(self, values: list, path: str) -> None:
+        """Writes the weights file of a model like the template's holding `values`."""
+        data = bytearray(self.file)
+        for offset, dtype, g, i in self.datasets.values():
+            raw = np.ascontiguousarray(values[g][i], dtype=dtype).tobytes()
+            data[offset : offset + len(raw)] = raw
+        with open(path, "wb") as handle:
+            handle.write(data)
+
+
+def _mapped(name: str, item: Any, markers: list, flat: list, datasets: dict) -> None:
+    """Records where dataset `name` of a marker file lives (None: not a variable's, whole)."""
+    import h5py
+
+    if not isinstance(item, h5py.Dataset):
+        return
+    datasets[name] = None
+    offset = item.id.get_offset()
+    if offset is None or item.chunks is not None or item.compression:
+        return  # not stored as one run of bytes
+    value = np.asarray(item[()])
+    if value.size == 0 or not np.issubdtype(value.dtype, np.number):
+        return
+    k = int(value.ravel()[0])
+    if 0 <= k < len(markers) and np.array_equal(value, markers[k]):  # shape and values
+        datasets[name] = (offset, item.dtype, *flat[k])
+
+
+#: Each template's `_WeightsLayout`, while the template lives.
+_WEIGHTS_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _same_values(a: list, b: list) -> bool:
