@@ -249,7 +249,15 @@ def draw_wave(oracle: Any, size: int) -> list:
     trials = []
     with _distinct_proposals(oracle):
         for slot in range(size):
-            trial = oracle.create_trial(f"population-{slot}")
+            tuner_id = f"population-{slot}"
+            trial = oracle.create_trial(tuner_id)
+            while (
+                trial.status != TrialStatus.RUNNING and oracle.ongoing_trials.get(tuner_id) is trial
+            ):
+                # A kill after the trial's end was written (its trial.json) but before the
+                # state saved with it: the resumed oracle still holds it as running.
+                oracle.end_trial(trial)
+                trial = oracle.create_trial(tuner_id)
             if trial.status != TrialStatus.RUNNING:
                 break  # stopped (budget spent) or idle (waiting for results): run what we have
             trials.append(trial)

@@ -87,6 +87,25 @@ def test_a_bayesian_wave_proposes_each_point_once(tmp_path):
     assert "populate_space" not in vars(oracle)  # the oracle's own method again
 
 
+@pytest.mark.one_backend
+def test_a_wave_ends_a_trial_that_ended_before_a_kill_and_goes_on(tmp_path):
+    # Killed between a trial's end (its trial.json) and the next save of the search's
+    # state: the resumed oracle hands the ended trial back to its tuner id.
+    space = keras_tuner.HyperParameters()
+    space.Choice("a", list(range(8)))
+    oracle = keras_tuner.oracles.RandomSearchOracle(
+        objective=keras_tuner.Objective("score", "min"), max_trials=5, hyperparameters=space
+    )
+    oracle._set_project_dir(str(tmp_path), "resumed")
+    ended = oracle.create_trial("population-0")
+    oracle.update_trial(ended.trial_id, {"score": 1.0})
+    ended.status = "COMPLETED"
+    wave = population.draw_wave(oracle, 3)
+    assert len(wave) == 3 and ended not in wave
+    assert all(trial.status == "RUNNING" for trial in wave)
+    assert ended.trial_id in oracle.end_order
+
+
 def test_tune_prints_one_line_per_wave_and_per_trial(tmp_path, capsys):
     code = main(
         [
