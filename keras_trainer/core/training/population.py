@@ -78,7 +78,12 @@ def fit_population(
     Args:
         model_builder: `fn(index) -> keras.Model` building member `index`'s
             model. It runs right after `set_seed(configs[index].seed)`, as a solo
-            run would build it, and may vary shape-free layer options (dropout rates).
+            run would build it, and may vary only dropout rates between members.
+            On JAX and torch it runs for member 0 and the last member; for the
+            others only if the model has dropout layers, or when a member's `model`
+            is first read: the others start from their initial weights replayed
+            under their seeds (`InitialWeights`), the same weights without
+            building and compiling a model each.
         x: Training inputs (arrays).
         y: Training targets.
         configs: One `TrainingConfig` per member, differing only in `MEMBER_OPTIONS`.
