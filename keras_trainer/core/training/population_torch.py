@@ -16,7 +16,12 @@ every operation, far more than the arithmetic of small members; so, as the fused
 engine does for a solo run, once a batch shape has run `TRACE_AFTER_STEPS` eager
 steps its step is traced into a graph of ATen operations (`make_fx`) and
 replayed, if the replay gives bit for bit what the eager step gives (else it
-runs eagerly, and a log line says why). Keras'
+runs eagerly, and a log line says why). On a CUDA device the traced step, with
+the gather of the members' batches, is then captured into a CUDA graph and
+replayed for the rest of the epoch's batches of that shape: the traced step still
+launches each of its few hundred operations from Python. The graph is kept if one
+replay gives bit for bit the traced step's result; a failed capture runs the traced
+step, and a log line says why. Keras'
 torch `ops.cond`, a Python branch that vmap refuses on a member's value, runs as
 a select where its branches only compute (a learning-rate warm-up), as in the
 fused engine's traced steps.
