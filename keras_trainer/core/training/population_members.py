@@ -206,6 +206,7 @@ class _Population(abc.ABC):
             self.models[0] = self.builds[0]()
         template = self.template = self.models[0]
         self.fingerprint = model_fingerprint(template)
+        self._template_optimizer_start = self._built_start(template)[2]  # before any step
         if count > 1 and replay is not None and not _dropout_layers(template):
             last = count - 1
             self.models[last] = self.builds[last]()
@@ -260,7 +261,7 @@ class _Population(abc.ABC):
         key = tuple(repr(_option(config, name)) for name in MEMBER_OPTIONS if name != "seed")
         if key not in self._fresh:
             optimizer, loss = training_objects(config, self.loss, self.total_steps)
-            values = self._built_start(self.template)[2]
+            values = list(self._template_optimizer_start)
             for position, variable in enumerate(optimizer.variables):
                 values[position] = np.asarray(keras.ops.convert_to_numpy(variable.value))
             self._fresh[key] = (optimizer, loss, values)
