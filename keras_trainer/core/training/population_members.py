@@ -206,15 +206,16 @@ class _Population(abc.ABC):
             self.models[0] = self.builds[0]()
         template = self.template = self.models[0]
         self.fingerprint = model_fingerprint(template)
-        self._template_optimizer_start = self._built_start(template)[2]  # before any step
+        template_start = _values_of(template)  # before any step
+        self._template_optimizer_start = template_start[2]
         if count > 1 and replay is not None and not _dropout_layers(template):
             last = count - 1
             self.models[last] = self.builds[last]()
             self._check_fingerprint(last, self.models[last])
             replayed = self._replayed_starts(replay)
             if all(
-                _same_values([[v[i] for v in g] for g in replayed], self._built_start(model))
-                for i, model in ((0, template), (last, self.models[last]))
+                _same_values([[v[i] for v in g] for g in replayed], start)
+                for i, start in ((0, template_start), (last, _values_of(self.models[last])))
             ):
                 self.replayed = replayed
         for index in range(1, count):
@@ -234,13 +235,6 @@ class _Population(abc.ABC):
             )
 
     # Starting states ------------------------------------------------------------------------
-    @staticmethod
-    def _built_start(model: keras.Model) -> list[list[np.ndarray]]:
-        return [
-            [np.asarray(keras.ops.convert_to_numpy(v.value)) for v in variables]
-            for variables in _model_variables(model)
-        ]
-
     def _replayed_starts(self, replay: InitialWeights) -> list[list[np.ndarray]]:
         """Every member's starting state without its model, stacked: replayed initial
         weights, and the template's optimizer state with the variables a fresh optimizer
@@ -279,7 +273,7 @@ class _Population(abc.ABC):
         variable stacked on the host along a new member axis (one transfer each)."""
         if self.replayed is not None:
             return self.replayed
-        starts = [self._built_start(model) for model in self.models]
+        starts = [_values_of(model) for model in self.models]
         return [
             [np.stack(values) for values in zip(*[start[group] for start in starts])]
             for group in range(3)
@@ -554,6 +548,8 @@ def _save_model_through(template: keras.Model, model: keras.Model, path: str) ->
 
 
 def _values_of(model: keras.Model) -> list:
+    """Host copies of the model's [trainable, non-trainable, optimizer] variables (copies:
+    on torch's CPU a NumPy view would change with the next `assign`)."""
     return [[np.array(keras.ops.convert_to_numpy(v)) for v in g] for g in _model_variables(model)]
 
 
