@@ -308,6 +308,10 @@ class AutoTrainer:
         return info
 
     def _record_trial(self, trial, seconds: float, fit_info: Optional[dict]) -> None:
+        if fit_info:
+            # A trial of a population reports the population's time, not the wait for
+            # the other populations of its wave.
+            seconds = fit_info.get("seconds", seconds)
         entry = {"seconds": seconds, "epochs": None, "steps_per_epoch": None}
         if fit_info:
             entry.update(epochs=fit_info["epochs"], steps_per_epoch=fit_info["steps_per_epoch"])

@@ -44,7 +44,7 @@ from keras_trainer.core.training.fused import free_device_memory, validation_bat
 from keras_trainer.core.training.memory import variables_bytes
 from keras_trainer.core.training.population import (
     PopulationMember,
-    fit_population,
+    fit_populations,
     trains_members_together,
 )
 from keras_trainer.tuning.hypermodel import HYPERPARAMETERS, TunableModel
@@ -184,14 +184,27 @@ def population_search(tuner: Any, hypermodel: TunableModel, x, y, x_val, y_val, 
     """
     tuner.on_search_begin()
     wave = 0
-    while trials := _saving_once(tuner, draw_wave, tuner.oracle, size):
+    stopped = False
+    while not stopped:
+        trials, stopped = _saving_once(tuner, draw_wave, tuner.oracle, size)
+        if not trials:
+            break
         wave += 1
         started = time.perf_counter()
         groups: dict[tuple, list] = {}
         for trial in trials:
             groups.setdefault(_program_key(_values(trial)), []).append(trial)
-        for group in groups.values():
-            _saving_once(tuner, _train_group, tuner, hypermodel, group, x, y, x_val, y_val)
+        for trial in trials:
+            tuner.on_trial_begin(trial)
+        populations = [
+            _population(hypermodel, group, x, y, x_val, y_val) for group in groups.values()
+        ]
+        outcomes = iter(fit_populations([p for p in populations if isinstance(p, dict)]))
+        for group, population in zip(groups.values(), populations):
+            # In the order drawn, whichever population finished first: the oracle's next
+            # choices are those of the same search trained one population at a time.
+            outcome = next(outcomes) if isinstance(population, dict) else population
+            _saving_once(tuner, _record_group, tuner, hypermodel, group, outcome, len(x))
         logger.info(
             "wave %d: %s in %s, %.1f s",
             wave,
@@ -238,8 +251,10 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
-def draw_wave(oracle: Any, size: int) -> list:
-    """Up to `size` running trials from `oracle`; fewer once it stops, none when done."""
+def draw_wave(oracle: Any, size: int) -> tuple[list, bool]:
+    """Up to `size` running trials from `oracle` (fewer once it stops or waits, none when
+    done), and whether it stopped: then the search ends after them, where a one-by-one
+    search ends (the budget is spent, or a random search drew only repeats)."""
     # KerasTuner's grid oracle derives the next grid point from a trial only once
     # that trial ends, in case it declares new hyperparameters while it runs, so
     # it would hand out one trial at a time. Ours are the five the hypermodel
@@ -259,11 +274,12 @@ def draw_wave(oracle: Any, size: int) -> list:
                 oracle.end_trial(trial)
                 trial = oracle.create_trial(tuner_id)
             if trial.status != TrialStatus.RUNNING:
-                break  # stopped (budget spent) or idle (waiting for results): run what we have
+                # Stopped, or idle (waiting for results): run what we have.
+                return trials, trial.status == TrialStatus.STOPPED
             trials.append(trial)
             if grid and trial.trial_id not in oracle._populate_next:
                 oracle._populate_next.append(trial.trial_id)
-    return trials
+    return trials, False
 
 
 @contextlib.contextmanager
@@ -304,11 +320,9 @@ def _values(trial) -> dict:
     return {name: trial.hyperparameters.get(name) for name in HYPERPARAMETERS}
 
 
-def _train_group(tuner, hypermodel: TunableModel, trials: list, x, y, x_val, y_val) -> None:
+def _population(hypermodel: TunableModel, trials: list, x, y, x_val, y_val) -> dict | str:
+    """`fit_population`'s arguments for `trials`, or why they could not be made."""
     objective = hypermodel.objective
-    # Each trial's time is the population's: they train together.
-    for trial in trials:
-        tuner.on_trial_begin(trial)
     configs = [
         hypermodel.training_config(_values(trial), hypermodel.config.max_epochs).replace(
             early_stopping_patience=hypermodel.config.early_stopping_patience,
@@ -317,23 +331,39 @@ def _train_group(tuner, hypermodel: TunableModel, trials: list, x, y, x_val, y_v
         )
         for trial in trials
     ]
-    members = None
     try:
         first = hypermodel.build(trials[0].hyperparameters)
         loss, metrics = hypermodel.compile_arguments(first, y)
-        models = [first] + [None] * (len(trials) - 1)
-
-        def build(index: int) -> keras.Model:
-            if models[index] is None:
-                models[index] = hypermodel.build(trials[index].hyperparameters)
-            return models[index]
-
-        members = fit_population(
-            build, x, y, configs, validation_data=(x_val, y_val), loss=loss, metrics=metrics
-        )
     except Exception:  # noqa: BLE001 - a failed population fails its trials, as a failed trial does
-        message = traceback.format_exc()
-    steps = math.ceil(len(x) / configs[0].batch_size)
+        return traceback.format_exc()
+    models = [first] + [None] * (len(trials) - 1)
+
+    def build(index: int) -> keras.Model:
+        if models[index] is None:
+            models[index] = hypermodel.build(trials[index].hyperparameters)
+        return models[index]
+
+    return dict(
+        model_builder=build,
+        x=x,
+        y=y,
+        configs=configs,
+        validation_data=(x_val, y_val),
+        loss=loss,
+        metrics=metrics,
+    )
+
+
+def _record_group(tuner, hypermodel: TunableModel, trials: list, outcome, samples: int) -> None:
+    """Reports each trial of a trained population (`outcome`: its future, or why it
+    could not start) to the oracle, with its best-epoch weights, as a trial ends."""
+    objective = hypermodel.objective
+    members, message = None, outcome if isinstance(outcome, str) else None
+    if message is None:
+        try:
+            members = outcome.result()
+        except Exception as error:  # noqa: BLE001 - as above
+            message = "".join(traceback.format_exception(error))
     for index, trial in enumerate(trials):
         hypermodel.last_fit = None
         if members is None:
@@ -349,11 +379,14 @@ def _train_group(tuner, hypermodel: TunableModel, trials: list, x, y, x_val, y_v
                 _save_weights(tuner, trial.trial_id, members[index])
                 tuner.oracle.update_trial(trial.trial_id, {objective.name: best})
                 trial.status = TrialStatus.COMPLETED
+                batch_size = members[index].config.batch_size
                 hypermodel.last_fit = {
                     "epochs": len(history.epochs),
-                    "steps_per_epoch": steps,
-                    "batch_size": configs[index].batch_size,
+                    "steps_per_epoch": math.ceil(samples / batch_size),
+                    "batch_size": batch_size,
                     "history": history,
+                    # Its population's training time, which it shared with the others.
+                    "seconds": sum(history.epoch_times),
                 }
         tuner.on_trial_end(trial)
 

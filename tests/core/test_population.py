@@ -1,12 +1,20 @@
 """`fit_population`: every member equals the same run trained alone."""
 
+import threading
+
+import keras
 import numpy as np
 import pytest
 
 from keras_trainer.config import ModelConfig, TrainingConfig
 from keras_trainer.core.building.models import build_model
+from keras_trainer.core.training import population
 from keras_trainer.core.training.fit import fit
-from keras_trainer.core.training.population import fit_population, trains_members_together
+from keras_trainer.core.training.population import (
+    fit_population,
+    fit_populations,
+    trains_members_together,
+)
 from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError
 
@@ -121,3 +129,40 @@ def test_members_start_from_replayed_weights_and_build_their_models_when_read(rn
 
     with pytest.raises(ConfigError, match=r"model_builder\(2\) built a model"):
         fit_population(other_last, x, y, configs)
+
+
+@pytest.mark.skipif(not trains_members_together(), reason="members train one after another")
+def test_populations_train_side_by_side_each_as_it_would_alone(rng, monkeypatch):
+    # On JAX two threads compile and train a population of two and one of one; each
+    # member's history is that of its population trained by itself (the one alone: by
+    # `fit`), and a population that cannot train fails alone.
+    x, y = toy_data(rng)
+
+    def builder(index):
+        return build_model(ModelConfig(output_dim=5, hidden_layers=[8]), (12,))
+
+    base = {"epochs": 2, "verbose": 0}
+    pair = [TrainingConfig(learning_rate=r, seed=s, **base) for r, s in ((1e-3, 1), (1e-2, 2))]
+    single = [TrainingConfig(batch_size=64, seed=3, **base)]
+    bad = [pair[0], pair[1].replace(batch_size=16)]
+    threads = set()
+    run = population._PopulationRun.run
+
+    def spy(self):
+        threads.add(threading.current_thread())
+        return run(self)
+
+    monkeypatch.setattr(population._PopulationRun, "run", spy)
+    futures = fit_populations(
+        [dict(model_builder=builder, x=x, y=y, configs=c) for c in (pair, single, bad)], workers=2
+    )
+    with pytest.raises(ConfigError, match=r"configs\[1\].training.batch_size"):
+        futures[2].result()
+    if keras.backend.backend() == "jax":
+        assert threads and threading.main_thread() not in threads
+    for future, configs in zip(futures, (pair, single)):
+        for member, alone in zip(future.result(), fit_population(builder, x, y, configs)):
+            assert member.history.epochs == alone.history.epochs
+            for name, values in alone.history.history.items():
+                if not name.startswith("peak_"):
+                    np.testing.assert_allclose(member.history.history[name], values, rtol=1e-5)

@@ -41,13 +41,13 @@ def population_sizes(monkeypatch):
     from keras_trainer.tuning import population
 
     sizes = []
-    fit_population = population.fit_population
+    fit_populations = population.fit_populations
 
-    def spy(builder, x, y, configs, **kwargs):
-        sizes.append(len(configs))
-        return fit_population(builder, x, y, configs, **kwargs)
+    def spy(populations, **kwargs):
+        sizes.extend(len(p["configs"]) for p in populations)
+        return fit_populations(populations, **kwargs)
 
-    monkeypatch.setattr(population, "fit_population", spy)
+    monkeypatch.setattr(population, "fit_populations", spy)
     return sizes
 
 

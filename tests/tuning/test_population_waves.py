@@ -81,9 +81,9 @@ def test_a_bayesian_wave_proposes_each_point_once(tmp_path):
         oracle.update_trial(trial.trial_id, {"score": float(trial.hyperparameters.get("a"))})
         trial.status = "COMPLETED"
         oracle.end_trial(trial)
-    wave = population.draw_wave(oracle, 6)
+    wave, stopped = population.draw_wave(oracle, 6)
     points = {tuple(sorted(trial.hyperparameters.values.items())) for trial in wave}
-    assert len(wave) == 6 and len(points) == 6  # KerasTuner alone repeats its proposal
+    assert len(wave) == 6 and len(points) == 6 and not stopped  # KerasTuner alone repeats
     assert "populate_space" not in vars(oracle)  # the oracle's own method again
 
 
@@ -100,7 +100,7 @@ def test_a_wave_ends_a_trial_that_ended_before_a_kill_and_goes_on(tmp_path):
     ended = oracle.create_trial("population-0")
     oracle.update_trial(ended.trial_id, {"score": 1.0})
     ended.status = "COMPLETED"
-    wave = population.draw_wave(oracle, 3)
+    wave, _ = population.draw_wave(oracle, 3)
     assert len(wave) == 3 and ended not in wave
     assert all(trial.status == "RUNNING" for trial in wave)
     assert ended.trial_id in oracle.end_order
@@ -161,8 +161,33 @@ def test_auto_asks_for_populations_so_it_meets_their_limits():
         TuningConfig(population_size="auto", search_method="hyperband")
 
 
+@pytest.fixture
+def trained_groups(monkeypatch):
+    """`population_search` without training: each population's trials score their
+    learning rate. Holds the number of trials of each population, in order."""
+    groups = []
+
+    def record_group(tuner, hypermodel, trials, outcome, samples):  # ends trials as it would
+        groups.append(len(trials))
+        for trial in trials:
+            tuner.oracle.update_trial(
+                trial.trial_id, {"score": trial.hyperparameters.get("learning_rate")}
+            )
+            trial.status = "COMPLETED"
+            tuner.on_trial_end(trial)
+
+    monkeypatch.setattr(population, "_population", lambda hypermodel, trials, *data: {})
+    monkeypatch.setattr(
+        population, "fit_populations", lambda populations: [None] * len(populations)
+    )
+    monkeypatch.setattr(population, "_record_group", record_group)
+    return groups
+
+
 @pytest.mark.one_backend
-def test_the_search_state_is_saved_once_per_draw_and_population_and_resumes(tmp_path, monkeypatch):
+def test_the_search_state_is_saved_once_per_draw_and_population_and_resumes(
+    tmp_path, monkeypatch, trained_groups
+):
     def build(hp):
         hp.Choice("learning_rate", [1e-3, 3e-3, 1e-2, 3e-2])
         hp.Choice("batch_size", [8, 16])
@@ -181,30 +206,55 @@ def test_the_search_state_is_saved_once_per_draw_and_population_and_resumes(tmp_
             project_name="saves",
         )
 
-    groups = []
-
-    def train_group(tuner, hypermodel, trials, *data):  # trials end as `_train_group` ends them
-        groups.append(len(trials))
-        for trial in trials:
-            tuner.on_trial_begin(trial)
-            tuner.oracle.update_trial(
-                trial.trial_id, {"score": trial.hyperparameters.get("learning_rate")}
-            )
-            trial.status = "COMPLETED"
-            tuner.on_trial_end(trial)
-
     saves = []
     save = keras_tuner.Oracle.save
     monkeypatch.setattr(keras_tuner.Oracle, "save", lambda self: saves.append(1) or save(self))
-    monkeypatch.setattr(population, "_train_group", train_group)
     tuner = make_tuner()
     tuner.oracle.verbose = 0
     saves.clear()
-    population.population_search(tuner, None, None, None, None, None, size=4)
+    population.population_search(tuner, None, [], None, None, None, size=4)
     draws = 2  # the wave's, and the one that finds the budget spent
-    assert sum(groups) == 4 and len(saves) == draws + len(groups)  # not 3 per trial
+    assert sum(trained_groups) == 4 and len(saves) == draws + len(trained_groups)  # not 3 each
     assert "save" not in vars(tuner) and "save" not in vars(tuner.oracle)
     resumed = make_tuner()  # what a resumed search reads back
     assert sorted(resumed.oracle.trials) == sorted(tuner.oracle.trials)
     assert {str(t.status) for t in resumed.oracle.trials.values()} == {"COMPLETED"}
     assert resumed.oracle.end_order == tuner.oracle.end_order and not resumed.oracle.ongoing_trials
+
+
+@pytest.mark.one_backend
+def test_waves_end_where_the_one_by_one_search_ends(tmp_path, trained_groups):
+    # A random search stops at its first draw that finds only repeats, before its
+    # budget is spent; a search in waves stops there too instead of drawing on.
+    def build(hp):
+        hp.Choice("learning_rate", [float(rate) for rate in range(1, 13)])
+        for name, value in (("batch_size", 8), ("optimizer", "adam"), ("dropout_rate", 0.0)):
+            hp.Choice(name, [value])
+        hp.Choice("weight_decay", [0.0])
+        return keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
+    def make_tuner(project):
+        tuner = keras_tuner.RandomSearch(
+            build,
+            objective=keras_tuner.Objective("score", "min"),
+            max_trials=12,
+            seed=3,
+            directory=str(tmp_path),
+            project_name=project,
+        )
+        tuner.oracle.verbose, tuner.oracle._max_collisions = 0, 0
+        return tuner
+
+    one_by_one = make_tuner("one")
+    drawn = []
+    while (trial := one_by_one.oracle.create_trial("tuner0")).status == "RUNNING":
+        drawn.append(trial.hyperparameters.get("learning_rate"))
+        one_by_one.oracle.update_trial(trial.trial_id, {"score": 1.0})
+        trial.status = "COMPLETED"
+        one_by_one.oracle.end_trial(trial)
+    waves = make_tuner("waves")
+    population.population_search(waves, None, [], None, None, None, size=4)
+    tried = [
+        waves.oracle.trials[t].hyperparameters.get("learning_rate") for t in waves.oracle.end_order
+    ]
+    assert tried == drawn and len(drawn) < 12

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Optional
 
@@ -51,12 +52,17 @@ def _recording(made: dict, draws: list) -> Iterator[None]:
     variable_class = keras.Variable
     original_init = variable_class.__init__
     original_seed = seed_generator.make_default_seed
+    # The patches are process-wide; other threads (`fit_populations`' workers) pass through.
+    recorder = threading.get_ident()
 
     def recording_init(variable, initializer, *args, **kwargs):
         original_init(variable, initializer, *args, **kwargs)
-        made[id(variable)] = (variable, initializer)
+        if threading.get_ident() == recorder:
+            made[id(variable)] = (variable, initializer)
 
     def recording_seed():
+        if threading.get_ident() != recorder:
+            return original_seed()
         before = random.getstate()
         value = original_seed()
         draws.append((before, value, random.getstate()))
@@ -166,25 +172,13 @@ class InitialWeights:
     def stacked_values(self, seeds: Sequence[int]) -> list[np.ndarray]:
         """`values(seed)` for each of `seeds`, stacked along a new first axis.
 
-        On JAX the initializers run on the CPU: JAX's random bits are the same on every
-        platform, and on a GPU each call would be a dispatch and a copy back (1,024
-        members of a three-layer MLP took 5 s; a batched `vmap` over the seeds compiles
-        for seconds instead). Callers that need bit-equality check a row against a build.
+        The initializers run on the default device, where builds run: a GPU's XLA may
+        round them differently from the CPU's (fused multiply-adds), and the replay is
+        only worth having while it equals a build bit for bit. Callers that need that
+        check a row against a build.
         """
-        with _on_host():
-            per_seed = [self.values(seed) for seed in seeds]
+        per_seed = [self.values(seed) for seed in seeds]
         return [np.stack(column) for column in zip(*per_seed)]
-
-
-@contextlib.contextmanager
-def _on_host() -> Iterator[None]:
-    if keras.backend.backend() != "jax":  # torch's CPU and CUDA generators differ
-        yield
-        return
-    import jax
-
-    with jax.default_device(jax.devices("cpu")[0]):
-        yield
 
 
 def _reseeded(initializer: keras.initializers.Initializer, seed: int):

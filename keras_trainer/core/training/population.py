@@ -35,7 +35,10 @@ Not supported in a population (`ConfigError`): checkpoints and resume, the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import concurrent.futures
+import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
 import keras
@@ -100,15 +103,102 @@ def fit_population(
     >>> members = fit_population(lambda i: build_model(ModelConfig(output_dim=5), (12,)), x, y, configs)
     >>> [m.history.best_value for m in members]
     """
+    return _prepared(model_builder, x, y, configs, validation_data, loss, metrics)()
+
+
+def _prepared(
+    model_builder, x, y, configs, validation_data=None, loss=None, metrics=None, *, batch_one=False
+) -> Callable[[], list[PopulationMember]]:
+    """What trains the population; on JAX with its members already built. A population
+    of one trains through `fit` (its fused engine) unless `batch_one`."""
     configs = list(configs)
     check_population_configs(configs)
+    arguments = (model_builder, x, y, configs, validation_data, loss, metrics)
     if keras.backend.backend() == "torch" and len(configs) > 1:
         from keras_trainer.core.training.population_torch import fit_torch_population
 
-        return fit_torch_population(model_builder, x, y, configs, validation_data, loss, metrics)
-    if not trains_members_together() or len(configs) == 1:
-        return _sequential(model_builder, x, y, configs, validation_data, loss, metrics)
-    return _PopulationRun(model_builder, x, y, configs, validation_data, loss, metrics).run()
+        return functools.partial(fit_torch_population, *arguments)
+    if not trains_members_together() or (len(configs) == 1 and not batch_one):
+        return functools.partial(_sequential, *arguments)
+    return _PopulationRun(*arguments).run
+
+
+def population_workers() -> int:
+    """Threads `fit_populations` uses by default: half the CPU cores this process may use,
+    at most 8; 1 (one population after another) on two cores, where the members'
+    arithmetic needs the cores the compiles would take."""
+    return max(1, min(8, len(os.sched_getaffinity(0)) // 2))
+
+
+def fit_populations(
+    populations: Sequence[Mapping[str, Any]], *, workers: Optional[int] = None
+) -> list[concurrent.futures.Future]:
+    """Trains several populations, each as `fit_population(**population)` would; on JAX
+    `workers` of them compile and train at once.
+
+    A small population spends most of its time compiling its programs, and XLA
+    compiles without holding Python's GIL, so a search's wave (one population per
+    batch size and optimizer) compiles its populations side by side on the CPU's
+    cores. The members are built on the calling thread, one population after another
+    while the populations before compile and train: a build draws from Python's global
+    random numbers after `set_seed` (a population's compiling and training draws none),
+    and Keras keeps its settings (dtype policy, distribution) per thread. Each member
+    still equals its solo run; a population of one trains as a population, not
+    through `fit`, so that its build stays on the calling thread too.
+
+    Args:
+        populations: `fit_population`'s arguments for each population, by name.
+        workers: Threads training populations at once; default `population_workers()`.
+            With 1, or on another backend than JAX, the populations train one after
+            another through `fit_population`.
+
+    Returns:
+        One finished future per population, in order: `result()` gives its members,
+        or raises what failed it.
+    """
+    workers = population_workers() if workers is None else workers
+    if workers <= 1 or keras.backend.backend() != "jax":
+        return [_finished(fit_population, **population) for population in populations]
+    settings = _keras_settings()
+    futures = []
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for population in populations:  # each builds while the ones before it compile
+            prepared = _finished(_prepared, **population, batch_one=True)
+            if not prepared.exception():
+                prepared = pool.submit(_with_settings, settings, prepared.result())
+            futures.append(prepared)
+    return futures
+
+
+def _finished(function: Callable, *args, **kwargs) -> concurrent.futures.Future:
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    try:
+        future.set_result(function(*args, **kwargs))
+    except Exception as error:  # noqa: BLE001 - the caller reads it from the future
+        future.set_exception(error)
+    return future
+
+
+# Keras keeps these in `global_state`, a `threading.local`: a new thread has the defaults.
+_THREAD_SETTINGS = ("dtype_policy", "distribution", "nnx_enabled")
+
+
+def _keras_settings() -> dict:
+    from keras.src.backend.common import global_state
+
+    return {
+        name: global_state.get_global_attribute(name)
+        for name in _THREAD_SETTINGS
+        if global_state.get_global_attribute(name) is not None
+    }
+
+
+def _with_settings(settings: dict, run: Callable[[], list[PopulationMember]]):
+    from keras.src.backend.common import global_state
+
+    for name, value in settings.items():
+        global_state.set_global_attribute(name, value)
+    return run()
 
 
 class _PopulationRun(_Population):

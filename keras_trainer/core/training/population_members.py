@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import functools
+import logging
 import math
 import time
 import weakref
@@ -32,6 +33,8 @@ from keras_trainer.core.training.fused import _split_rows, validation_batch_size
 from keras_trainer.core.training.initial_weights import InitialWeights
 from keras_trainer.core.training.seeding import set_seed
 from keras_trainer.errors import ConfigError, TrainingError
+
+logger = logging.getLogger("keras_trainer.fit")
 
 # Training options that may differ between the members of one population.
 MEMBER_OPTIONS = (
@@ -218,6 +221,12 @@ class _Population(abc.ABC):
                 for i, start in ((0, template_start), (last, _values_of(self.models[last])))
             ):
                 self.replayed = replayed
+            else:  # slower, not wrong: say so, since the build time grows with the count
+                logger.info(
+                    "fit_population: replayed initial weights differ from a build; "
+                    "building all %d members",
+                    count,
+                )
         for index in range(1, count):
             if self.models[index] is None and self.replayed is None:
                 self.models[index] = self.builds[index]()
