@@ -47,6 +47,7 @@ _EXPORTS = {
     "fit": "keras_trainer.core.training.fit",
     "compile_model": "keras_trainer.core.training.fit",
     "fit_population": "keras_trainer.core.training.population",
+    "fit_populations": "keras_trainer.core.training.population",
     "PopulationMember": "keras_trainer.core.training.population",
     "TrainingHistory": "keras_trainer.core.recording.history",
     "CheckpointManager": "keras_trainer.core.saving.checkpoints",

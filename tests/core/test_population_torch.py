@@ -31,7 +31,8 @@ def test_members_train_batched_and_equal_solo_runs(rng, monkeypatch, schedule, b
     # schedule, whose warm-up `ops.cond` runs as a select; batch normalization's moving
     # statistics are per-member non-trainable state.
     monkeypatch.setattr(population_torch, "_sequential", _refuse_sequential)
-    # Eager steps first, then the traced step: both give each member its solo run.
+    # An eager step of each batch shape first, then the traced step: both give each
+    # member its solo run.
     monkeypatch.setattr(population_torch.TorchPopulationRun, "TRACE_AFTER_STEPS", 3)
 
     def builder(index):
@@ -69,9 +70,10 @@ def test_dropout_trains_one_after_another_and_says_why(rng, monkeypatch, caplog)
 
 def test_the_batched_step_is_traced_once_per_batch_shape(rng, monkeypatch):
     torch = pytest.importorskip("torch")
-    monkeypatch.setattr(population_torch.TorchPopulationRun, "TRACE_AFTER_STEPS", 1)
-    # 48 training rows at batch 32: one full batch and a last one of 16 rows, so with
-    # the probe's step each shape runs one eager step and is then traced.
+    monkeypatch.setattr(population_torch.TorchPopulationRun, "TRACE_AFTER_STEPS", 2)
+    # 48 training rows at batch 32, 2 epochs: one full batch and a last one of 16 rows
+    # per epoch, 2 steps of each shape planned; each runs one eager step (the full
+    # batch's in the probe) and is traced at its second.
     x, y = toy_data(rng)
     configs = [c.replace(epochs=2, validation_split=0.0) for c in _configs()]
     run = population_torch.TorchPopulationRun(

@@ -253,8 +253,9 @@ class _PopulationRun(_Population):
     def _start(self) -> list:
         jnp = self.jnp
         self.template.reset_metrics()
+        # Broadcast on the host: on the device each new member count compiles a program.
         self.fresh_metrics = [
-            jnp.broadcast_to(jnp.asarray(v.value), (len(self.configs),) + tuple(v.shape))
+            jnp.asarray(np.broadcast_to(np.asarray(v.value), (len(self.configs),) + v.shape))
             for v in self.template.metrics_variables
         ]
         self.train_arrays = self.jax.device_put(self.train)

@@ -13,9 +13,9 @@ plain learning rate is an optimizer variable, stacked like the others.
 
 Running that step eagerly costs Keras' Python code and vmap's batching rules for
 every operation, far more than the arithmetic of small members; so, as the fused
-engine does for a solo run, once a batch shape has run `TRACE_AFTER_STEPS` eager
-steps its step is traced into a graph of ATen operations (`make_fx`) and
-replayed, if the replay gives bit for bit what the eager step gives (else it
+engine does for a solo run, a batch shape's step is traced into a graph of ATen
+operations (`make_fx`) at its second step, where the run will take at least
+`TRACE_AFTER_STEPS` steps of that shape, and replayed, if the replay gives bit for bit what the eager step gives (else it
 runs eagerly, and a log line says why). On a CUDA device the traced step, with
 the gather of the members' batches, is then captured into a CUDA graph and
 replayed for the rest of the epoch's batches of that shape: the traced step still
@@ -135,9 +135,11 @@ def _generic_updates(optimizer: keras.optimizers.Optimizer) -> Iterator[None]:
 class TorchPopulationRun(_Population):
     """The torch population: stacked states, one `vmap`ped step per batch."""
 
-    # Eager steps of a batch shape before its step is traced. Tracing costs about 25
-    # eager steps (64 seed-MLP members on the 2-core CPU: eager 27 ms a step, traced
-    # 7 ms, the trace 0.56 s), so short runs never pay for it.
+    # Steps of a batch shape a run must plan for its step to be traced. Tracing costs
+    # about 25 eager steps (64 seed-MLP members on the 2-core CPU: eager 27 ms a step,
+    # traced 7 ms, the trace 0.56 s), so short runs never pay for it; longer ones trace
+    # at the shape's second step (the first warms up), not after waiting 32 steps
+    # (1 s of eager steps for 64 members on an H100, against a 0.7 s trace).
     TRACE_AFTER_STEPS = 32
 
     def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
@@ -277,6 +279,7 @@ class TorchPopulationRun(_Population):
                 if not part.size:
                     continue
                 part = torch.as_tensor(part, dtype=torch.long, device=self.device)
+                planned = part.shape[1] * self.configs[0].epochs  # steps of this shape
                 step = 0
                 while step < part.shape[1]:
                     captured = self._captured(part[:, step], state, mask)
@@ -285,7 +288,7 @@ class TorchPopulationRun(_Population):
                         break
                     batch = self._gather(self.device_train, part[:, step])
                     args = (state, batch, self.hyper_values, mask)
-                    state = self._step_for(args)(*args)
+                    state = self._step_for(args, planned)(*args)
                     step += 1
         return state
 
@@ -372,9 +375,10 @@ class TorchPopulationRun(_Population):
         with _traceable_step(self.torch, []):
             return self._batched_step(*args)
 
-    def _step_for(self, args: tuple) -> Callable:
-        """The step for these batch shapes: after `TRACE_AFTER_STEPS` eager steps, traced
-        once into a graph of ATen operations.
+    def _step_for(self, args: tuple, planned: int) -> Callable:
+        """The step for these batch shapes: eager at first; where the run plans at least
+        `TRACE_AFTER_STEPS` steps of them, traced at the second into a graph of ATen
+        operations.
 
         The batched step runs Keras' Python layer, loss, metric and optimizer code
         and vmap's batching rules for every operation, which costs far more than the
@@ -385,7 +389,7 @@ class TorchPopulationRun(_Population):
         key = tuple(tuple(t.shape) for t in keras.tree.flatten(args[1]))
         if key in self.steps:
             return self.steps[key]
-        if self.eager_steps[key] < self.TRACE_AFTER_STEPS:
+        if planned < self.TRACE_AFTER_STEPS or not self.eager_steps[key]:
             self.eager_steps[key] += 1
             return self._eager_step
         from torch.fx.experimental.proxy_tensor import make_fx
