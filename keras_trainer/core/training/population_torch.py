@@ -15,8 +15,9 @@ Running that step eagerly costs Keras' Python code and vmap's batching rules for
 every operation, far more than the arithmetic of small members; so, as the fused
 engine does for a solo run, a batch shape's step is traced into a graph of ATen
 operations (`make_fx`) at its second step, where the run will take at least
-`TRACE_AFTER_STEPS` steps of that shape, and replayed, if the replay gives bit for bit what the eager step gives (else it
-runs eagerly, and a log line says why). On a CUDA device the traced step, with
+`TRACE_AFTER_STEPS` steps of that shape, and replayed, if the replay gives bit
+for bit what the eager step gives (else it runs eagerly, and a log line says
+why). On a CUDA device the traced step, with
 the gather of the members' batches, is then captured into a CUDA graph and
 replayed for the rest of the epoch's batches of that shape: the traced step still
 launches each of its few hundred operations from Python. The graph is kept if one
