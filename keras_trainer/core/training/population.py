@@ -127,7 +127,8 @@ def population_workers() -> int:
     """Threads `fit_populations` uses by default: half the CPU cores this process may use,
     at most 8; 1 (one population after another) on two cores, where the members'
     arithmetic needs the cores the compiles would take."""
-    return max(1, min(8, len(os.sched_getaffinity(0)) // 2))
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None  # Linux
+    return max(1, min(8, (len(usable) if usable else os.cpu_count() or 1) // 2))
 
 
 def fit_populations(
