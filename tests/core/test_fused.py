@@ -123,8 +123,12 @@ def test_gradient_accumulation_and_weight_decay_match(rng):
     keras_model, keras_history = _train("keras", x, y, **options)
     fused_model, fused_history = _train("fused", x, y, **options)
     np.testing.assert_allclose(fused_history.train_loss, keras_history.train_loss, rtol=1e-5)
+    # On TensorFlow the fused epoch is compiled by XLA, which rounds otherwise than the
+    # Keras engine: on an AMD EPYC host a weight differed by up to 6e-6 after 2 epochs.
+    # Leaving out the weight decay would move weights by about 1e-3 (lr 0.05 x 0.01 x
+    # |w| per update), leaving out the accumulation by far more.
     for a, b in zip(fused_model.get_weights(), keras_model.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-5)
 
 
 class _EveryBatch(keras.callbacks.Callback):
