@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
@@ -45,6 +44,7 @@ import keras
 import numpy as np
 
 from keras_trainer.config import TrainingConfig
+from keras_trainer.core.training.host import usable_cpu_count
 from keras_trainer.core.training.population_members import (  # noqa: F401 (re-exported)
     MEMBER_OPTIONS,
     PopulationMember,
@@ -127,8 +127,7 @@ def population_workers() -> int:
     """Threads `fit_populations` uses by default: half the CPU cores this process may use,
     at most 8; 1 (one population after another) on two cores, where the members'
     arithmetic needs the cores the compiles would take."""
-    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None  # Linux
-    return max(1, min(8, (len(usable) if usable else os.cpu_count() or 1) // 2))
+    return max(1, min(8, usable_cpu_count() // 2))
 
 
 def fit_populations(

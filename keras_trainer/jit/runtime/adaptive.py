@@ -38,6 +38,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from keras_trainer.core.training.host import usable_cpu_count
 from keras_trainer.errors import CheckpointError, ConfigError, DataError, ModelError
 from keras_trainer.jit.llvm_ir.features import FeatureExtractor
 from keras_trainer.jit.runtime.engine import CompiledFunction, compile_ir
@@ -159,8 +160,7 @@ class AdaptiveJIT:
         #: The exploration budget of `cost_benefit+model` (`None`: no exploration).
         self.explore_budget = check_explore(explore_budget)
         if background_compile is None:
-            usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-            background_compile = (len(usable) if usable else os.cpu_count() or 1) > 1
+            background_compile = usable_cpu_count() > 1
         #: Whether recompiles run on a background thread (see `background_compile`).
         self.background_compile = bool(background_compile)
         if model_path is None:  # tiering policies only
