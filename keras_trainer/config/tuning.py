@@ -280,7 +280,8 @@ class TuningConfig(ConfigSection):
         minimum=1,
         description=(
             "Trials asked of the oracle at once (a wave) and trained as populations: those "
-            "sharing batch size, optimizer and whether dropout is on train together through "
+            "sharing batch size, optimizer (adam and adamw take the same step) and whether "
+            "dropout is on train together through "
             "fit_population (one compiled program on JAX, one batched step per batch on torch "
             "without dropout, otherwise one after another). 1 trains trials one by one. "
             "'auto' sizes waves on JAX and torch: as many members as fit in half the free "

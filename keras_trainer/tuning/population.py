@@ -2,7 +2,8 @@
 
 The oracle hands out `population_size` trials at once, as it would to that many
 KerasTuner workers (tuner ids `population-0`, `population-1`, ...). Trials that
-share what changes the program (batch size, optimizer, and whether dropout is on)
+share what changes the program (batch size, the optimizer's step, for which "adam" and
+"adamw" are one, and whether dropout is on)
 train together through `keras_trainer.core.training.population.fit_population`: on JAX as
 one compiled program, on torch as one batched step per batch (one after another with
 dropout), on TensorFlow one after another. Each trial is then reported to
@@ -38,7 +39,7 @@ from keras_tuner.src.engine.trial import TrialStatus
 from keras_tuner.src.tuners.bayesian import BayesianOptimizationOracle
 from keras_tuner.src.tuners.gridsearch import GridSearchOracle
 
-from keras_trainer.core.building.optimizers import build_optimizer
+from keras_trainer.core.building.optimizers import build_optimizer, optimizer_step
 from keras_trainer.core.saving.atomic import atomic_path
 from keras_trainer.core.training.fused import free_device_memory, validation_batch_size
 from keras_trainer.core.training.memory import variables_bytes
@@ -168,8 +169,13 @@ def resolve_population_size(
 
 
 def _program_key(values: dict) -> tuple:
-    """What must match for trials to share one population."""
-    return (int(values["batch_size"]), values["optimizer"], float(values["dropout_rate"]) > 0)
+    """What must match for trials to share one population; "adam" and "adamw" trials
+    take the same step (`optimizer_step`)."""
+    return (
+        int(values["batch_size"]),
+        optimizer_step(values["optimizer"]),
+        float(values["dropout_rate"]) > 0,
+    )
 
 
 def population_search(tuner: Any, hypermodel: TunableModel, x, y, x_val, y_val, size: int) -> None:

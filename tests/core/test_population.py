@@ -32,7 +32,8 @@ def _configs():
             "learning_rate": 1e-3,
             "seed": 1,
             "label_smoothing": 0.0,
-            "optimizer": {"name": "adamw", "weight_decay": 0.0},
+            # Adam and AdamW take one step (Keras' AdamW is Adam with a weight decay).
+            "optimizer": {"name": "adam", "weight_decay": 0.0},
         },
         {
             "learning_rate": 3e-2,

@@ -103,16 +103,19 @@ def test_a_population_is_not_split_over_workers(cancer, tmp_path):  # noqa: F811
 def test_a_grid_search_hands_out_whole_populations(cancer, tmp_path, population_sizes):  # noqa: F811
     train, val, _ = cancer
     grid = HyperparameterSpace(
-        learning_rates=[1e-3, 3e-3, 1e-2, 3e-2],
+        learning_rates=[1e-3, 3e-2],
         batch_sizes=[32],
-        optimizers=["adam"],
+        optimizers=["adam", "adamw"],
         dropout_rates=[0.0],
         weight_decay=[0.0],
     )
     trainer, _ = _search(
         tmp_path, train, val, population_size=4, search_method="grid", hyperparameter_space=grid
     )
-    # The whole 4-point grid came as one population (KerasTuner alone gives 1, then 1, ...).
+    # The whole 4-point grid came as one population (KerasTuner alone gives 1, then 1, ...):
+    # Adam and AdamW trials take the same step.
     assert population_sizes == [4]
     table = trainer.trials_table()
-    assert sorted(r.hyperparameters["learning_rate"] for r in table) == [1e-3, 3e-3, 1e-2, 3e-2]
+    assert sorted(
+        (r.hyperparameters["optimizer"], r.hyperparameters["learning_rate"]) for r in table
+    ) == [("adam", 1e-3), ("adam", 3e-2), ("adamw", 1e-3), ("adamw", 3e-2)]

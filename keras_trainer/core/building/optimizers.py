@@ -7,6 +7,17 @@ import keras
 from keras_trainer.config import TrainingConfig
 from keras_trainer.core.building.schedules import build_learning_rate
 
+# Keras' AdamW is its Adam with a default weight decay: Keras applies the same decoupled
+# decay in any optimizer given one, so an "adamw" and an "adam" of one weight decay take
+# the same step.
+_SAME_STEP = {"adamw": "adam"}
+
+
+def optimizer_step(name: str) -> str:
+    """The optimizer name whose step `training.optimizer.name` takes, weight decay aside:
+    `"adam"` for `"adamw"`, else `name`. Populations train trials of one step together."""
+    return _SAME_STEP.get(name, name)
+
 
 def build_optimizer(config: TrainingConfig, total_steps: int = 1) -> keras.optimizers.Optimizer:
     """Builds the Keras optimizer that `training` describes.

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from keras_trainer.config import TrainingConfig
+from keras_trainer.core.building.optimizers import optimizer_step
 from keras_trainer.core.inputs.data import check_same_length, epoch_order, split_validation
 from keras_trainer.core.recording.history import TrainingHistory, monitor_mode
 from keras_trainer.core.saving.checkpoints import model_fingerprint
@@ -102,13 +103,16 @@ def _option(config: TrainingConfig, dotted: str) -> Any:
 
 
 def check_population_configs(configs: Sequence[TrainingConfig]) -> None:
-    """Raises `ConfigError` unless the configs differ only in `MEMBER_OPTIONS`."""
+    """Raises `ConfigError` unless the configs differ only in `MEMBER_OPTIONS`, or in
+    optimizer names that take the same step (`optimizer_step`: "adam" and "adamw")."""
     if not configs:
         raise ConfigError("fit_population: configs is empty; give at least one TrainingConfig")
     first = _flat(configs[0].to_dict())
     for index, config in enumerate(configs[1:], start=1):
         for key, value in _flat(config.to_dict()).items():
-            if key not in MEMBER_OPTIONS and value != first.get(key):
+            if key not in MEMBER_OPTIONS and _step_value(key, value) != _step_value(
+                key, first.get(key)
+            ):
                 raise ConfigError(
                     f"fit_population: configs[{index}].training.{key} is {value!r} but "
                     f"configs[0] has {first.get(key)!r}; members may differ only in "
@@ -125,6 +129,11 @@ def check_population_configs(configs: Sequence[TrainingConfig]) -> None:
             "fit_population: training.lr_schedule 'reduce_on_plateau' is not supported for "
             "populations; use a step-based schedule (cosine, warmup_cosine, step, exponential)"
         )
+
+
+def _step_value(key: str, value: Any) -> Any:
+    """A config value as far as the members' shared step reads it."""
+    return optimizer_step(value) if key == "optimizer.name" else value
 
 
 def _sequential(
