@@ -169,3 +169,32 @@ def test_populations_train_side_by_side_each_as_it_would_alone(rng, monkeypatch)
                     np.testing.assert_allclose(
                         member.history.history[name], values, rtol=1e-4, atol=1e-6
                     )
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="compiled programs are JAX's")
+def test_a_population_reuses_the_programs_of_an_earlier_one_of_its_step(rng):
+    # A search's next wave trains populations of the same step again: the programs the
+    # first left are reused without compiling, and give what new ones give.
+    x, y = toy_data(rng)
+
+    def builder(index):
+        return build_model(ModelConfig(output_dim=5, hidden_layers=[8]), (12,))
+
+    def configs(rates, seeds):
+        return [
+            TrainingConfig(epochs=2, verbose=0, learning_rate=r, seed=s)
+            for r, s in zip(rates, seeds)
+        ]
+
+    population._SHARED_PROGRAMS.clear()
+    fit_population(builder, x, y, configs((1e-3, 3e-3), (1, 2)))
+    (programs,) = population._SHARED_PROGRAMS.values()
+    compiled = programs.train._cache_size()
+    later = configs((1e-2, 3e-2), (3, 4))
+    shared = fit_population(builder, x, y, later)
+    assert list(population._SHARED_PROGRAMS.values()) == [programs]
+    assert programs.train._cache_size() == compiled  # nothing traced or compiled again
+    population._SHARED_PROGRAMS.clear()
+    for member, fresh in zip(shared, fit_population(builder, x, y, later)):
+        assert member.history.history == fresh.history.history
+    assert list(population._SHARED_PROGRAMS.values()) != [programs]  # new ones ran

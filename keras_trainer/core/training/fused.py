@@ -240,6 +240,15 @@ def sharing_key(model: keras.Model) -> Optional[str]:
     instance name. Anything that does not serialize to plain JSON (a lambda loss,
     a custom object) gives None: no sharing.
     """
+    parts = sharing_parts(model)
+    return None if parts is None else json.dumps(parts, sort_keys=True)
+
+
+def sharing_parts(model: keras.Model) -> Optional[list]:
+    """`sharing_key`'s parts before they are written as JSON: the model's class, its
+    config, its compile config (optimizer config without its name and a plain
+    learning rate) and the layers' rematerialization modes; None where they do not
+    serialize to plain JSON."""
     try:
         compile_config = model.get_compile_config()
         if compile_config is None:
@@ -252,9 +261,8 @@ def sharing_key(model: keras.Model) -> Optional[str]:
                 settings.pop("learning_rate")
             compile_config = {**compile_config, "optimizer": {**optimizer, "config": settings}}
         remat = [str(getattr(layer, "_remat_mode", None)) for layer in model._flatten_layers()]
-        return json.dumps(
-            [type(model).__qualname__, model.get_config(), compile_config, remat], sort_keys=True
-        )
+        parts = [type(model).__qualname__, model.get_config(), compile_config, remat]
+        return json.loads(json.dumps(parts))  # plain JSON, or TypeError/ValueError
     except (TypeError, ValueError, NotImplementedError, AttributeError):
         return None
 

@@ -11,8 +11,9 @@ a member that stops early is frozen while the others go on.
   `train_step`) under `jax.vmap`, so one compiled call trains all members. The
   members' differing Python-level values (weight decay, dropout rate, label
   smoothing, loss weights, a schedule's peak learning rate) are fed as traced
-  per-member scalars while the step is traced; a plain learning rate is an
-  optimizer variable already.
+  per-member scalars while the step is traced (the weight decay and dropout rates
+  always, so that the compiled programs serve later populations of other values:
+  `_Programs`); a plain learning rate is an optimizer variable already.
 * torch (`population_torch`): the stacked states go through one
   `torch.func.vmap`-ed step per batch, built from Keras' stateless call, loss,
   metrics and optimizer; the same per-member scalars are fed. A population whose
@@ -35,8 +36,11 @@ Not supported in a population (`ConfigError`): checkpoints and resume, the
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import functools
+import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
@@ -44,10 +48,13 @@ import keras
 import numpy as np
 
 from keras_trainer.config import TrainingConfig
+from keras_trainer.core.building.optimizers import optimizer_step
+from keras_trainer.core.training.fused import sharing_parts
 from keras_trainer.core.training.host import usable_cpu_count
 from keras_trainer.core.training.population_members import (  # noqa: F401 (re-exported)
     MEMBER_OPTIONS,
     PopulationMember,
+    _dropout_layers,
     _Population,
     _sequential,
     check_population_configs,
@@ -143,22 +150,27 @@ def fit_populations(
     while the populations before compile and train: a build draws from Python's global
     random numbers after `set_seed` (a population's compiling and training draws none),
     and Keras keeps its settings (dtype policy, distribution) per thread. Each member
-    still equals its solo run; a population of one trains as a population, not
-    through `fit`, so that its build stays on the calling thread too.
+    still equals its solo run. On JAX a population of one trains as a population, not
+    through `fit`: its build stays on the calling thread, and it reuses the programs of
+    an earlier population of one of its step (`_Programs`), as a search's waves do.
 
     Args:
         populations: `fit_population`'s arguments for each population, by name.
         workers: Threads training populations at once; default `population_workers()`.
             With 1, or on another backend than JAX, the populations train one after
-            another through `fit_population`.
+            another.
 
     Returns:
         One finished future per population, in order: `result()` gives its members,
         or raises what failed it.
     """
     workers = population_workers() if workers is None else workers
-    if workers <= 1 or keras.backend.backend() != "jax":
-        return [_finished(fit_population, **population) for population in populations]
+    jax = keras.backend.backend() == "jax"
+    if workers <= 1 or not jax:
+        return [
+            _finished(lambda p=population: _prepared(**p, batch_one=jax)())
+            for population in populations
+        ]
     settings = _keras_settings()
     futures = []
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -201,21 +213,29 @@ def _with_settings(settings: dict, run: Callable[[], list[PopulationMember]]):
     return run()
 
 
-class _PopulationRun(_Population):
-    """The JAX population: stacked states, one vmapped epoch per compiled call."""
+#: Programs kept for populations to come (`_Programs.checkout`): a search's waves train
+#: populations of the same batch size and optimizer again, with new members.
+SHARED_PROGRAMS_KEPT = 64
+_SHARED_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
+_SHARED_LOCK = threading.Lock()
 
-    def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
+
+class _Programs:
+    """A JAX population's compiled programs, traced for the population in `run`.
+
+    They read the template (its step, and `_patched` for the members' traced values)
+    only while tracing, so populations whose templates take the same step
+    (`programs_key`) use the same programs, one after another: `jax.jit` compiles once
+    per member count and batch shape. A later population points `run` at itself, so no
+    earlier template is kept alive; while one population trains, another of the same
+    key gets its own.
+    """
+
+    def __init__(self):
         import jax
         import jax.numpy as jnp
 
-        self.jax, self.jnp = jax, jnp
-        super().__init__(model_builder, x, y, configs, validation_data, loss, metrics)
-        self._compile()
-
-    # Compiled programs ---------------------------------------------------------------------
-    def _compile(self) -> None:
-        jax, jnp = self.jax, self.jnp
-        template = self.template
+        self.run: Optional[_PopulationRun] = None
 
         def scan(step, state, arrays, rows):
             def body(state, batch_rows):
@@ -225,29 +245,152 @@ class _PopulationRun(_Population):
             return jax.lax.scan(body, state, rows)[0]
 
         def train_member(state, arrays, rows, hyper, active):
-            with self._patched(hyper):
-                new = scan(template.train_step, state, arrays, rows)
+            with self.run._patched(hyper):
+                new = scan(self.run.template.train_step, state, arrays, rows)
             return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state)
 
         def test_member(state, arrays, rows, hyper):
-            with self._patched(hyper):
-                return scan(template.test_step, state, arrays, rows)
+            with self.run._patched(hyper):
+                return scan(self.run.template.test_step, state, arrays, rows)
 
         def results(metrics_values, optimizer_values, hyper):
-            with self._patched(hyper):
-                return self._results_of(metrics_values, optimizer_values)
+            with self.run._patched(hyper):
+                return self.run._results_of(metrics_values, optimizer_values)
 
-        self._train = jax.jit(jax.vmap(train_member, in_axes=(0, None, 0, 0, 0)))
-        self._test = jax.jit(jax.vmap(test_member, in_axes=(0, None, None, 0)))
-        self._results = jax.jit(jax.vmap(results))
-        self._select_program = jax.jit(
+        self.train = jax.jit(jax.vmap(train_member, in_axes=(0, None, 0, 0, 0)))
+        self.test = jax.jit(jax.vmap(test_member, in_axes=(0, None, None, 0)))
+        self.results = jax.jit(jax.vmap(results))
+        self.select = jax.jit(
             lambda mask, new, old: jax.tree.map(
                 lambda n, o: jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old
             )
         )
 
+    @classmethod
+    def checkout(cls, run: _PopulationRun) -> _Programs:
+        """Programs for `run`: those an earlier population of its key left, or new ones."""
+        key = programs_key(run.template, run.hyper)
+        with _SHARED_LOCK:
+            programs = _SHARED_PROGRAMS.pop(key, None) if key is not None else None
+        programs = programs or cls()
+        programs.run, programs.key = run, key
+        return programs
+
+    def checkin(self) -> None:
+        """Leaves the programs to the next population of their key."""
+        self.run = None
+        if self.key is None:
+            return
+        with _SHARED_LOCK:
+            _SHARED_PROGRAMS[self.key] = self
+            _SHARED_PROGRAMS.move_to_end(self.key)
+            while len(_SHARED_PROGRAMS) > SHARED_PROGRAMS_KEPT:
+                _SHARED_PROGRAMS.popitem(last=False)
+
+
+def programs_key(template: keras.Model, traced: Mapping[str, Any]) -> Optional[str]:
+    """What must be equal for two populations to run the same programs, or None.
+
+    `fused.sharing_parts` of the template, less what the population feeds as traced
+    per-member values (`traced`, `_Population._member_values`): those are arguments of
+    the programs, not constants in them. So a wave's population of Adam members and the
+    next wave's whose first member is an AdamW of another weight decay share programs.
+    """
+    parts = sharing_parts(template)
+    if parts is None:
+        return None
+    _, model_config, compile_config, _ = parts
+    optimizer = compile_config.get("optimizer")
+    settings = optimizer.get("config", {}) if isinstance(optimizer, dict) else {}
+    if "weight_decay" in traced and settings:
+        settings.pop("weight_decay", None)
+        optimizer["class_name"] = optimizer_step(str(optimizer.get("class_name")).lower())
+    schedule = settings.get("learning_rate")
+    for key in traced:
+        if key.startswith("schedule_") and isinstance(schedule, dict):
+            schedule.get("config", {}).pop(key[len("schedule_") :], None)
+    if "label_smoothing" in traced:
+        _drop(compile_config.get("loss"), "label_smoothing")
+    if "loss_weights" in traced:
+        compile_config.pop("loss_weights", None)
+    dropout = {
+        layer.name for j, layer in enumerate(_dropout_layers(template)) if f"keep_{j}" in traced
+    }
+    _drop(model_config, "rate", names=dropout)
+    return json.dumps(parts + [sorted(traced)], sort_keys=True)
+
+
+def _drop(config: Any, field: str, names: Optional[set] = None) -> None:
+    """Removes `field` from every dict in `config` (those named `names`, if given)."""
+    if isinstance(config, dict):
+        if names is None or config.get("name") in names:
+            config.pop(field, None)
+        for value in config.values():
+            _drop(value, field, names)
+    elif isinstance(config, list):
+        for value in config:
+            _drop(value, field, names)
+
+
+def padded_count(members: int) -> int:
+    """Members a JAX population of `members` trains: the next power of two up to 8, then
+    the next multiple of 8. The programs compile per member count, so populations of a
+    search's next waves (whose sizes vary with the draw) find them compiled more often;
+    the added members repeat the last one and are dropped from the results."""
+    if members <= 8:
+        return 1 << (members - 1).bit_length()
+    return -(-members // 8) * 8
+
+
+class _PopulationRun(_Population):
+    """The JAX population: stacked states, one vmapped epoch per compiled call."""
+
+    def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
+        import jax
+        import jax.numpy as jnp
+
+        self.jax, self.jnp = jax, jnp
+        count = len(configs)
+        padded = list(configs) + [configs[-1]] * (padded_count(count) - count)
+        super().__init__(
+            lambda index: model_builder(min(index, count - 1)),
+            x,
+            y,
+            padded,
+            validation_data,
+            loss,
+            metrics,
+            members=count,
+        )
+        self.programs = _Programs.checkout(self)
+        programs = self.programs
+        self._train, self._test, self._results = programs.train, programs.test, programs.results
+        self._select_program = programs.select
+
+    def run(self) -> list[PopulationMember]:
+        try:
+            return super().run()[: self.members]
+        finally:
+            self.programs.checkin()
+
     def _select(self, mask: np.ndarray, new: Any, old: Any) -> Any:
         return self._select_program(mask, new, old)
+
+    def _member_values(self) -> dict:
+        """`_Population`'s, with the weight decay and dropout rates fed as traced values even
+        where the members agree: the programs then do not depend on them
+        (`programs_key`), and a later population of other values finds them compiled. A
+        zero decay (x - x * 0 * lr) and a traced keep probability (`_traced_dropout`)
+        compute what Keras computes without them."""
+        values = super()._member_values()
+        count = len(self.configs)
+        if "weight_decay" not in values:
+            decay = self.template.optimizer.weight_decay
+            values["weight_decay"] = np.full(count, decay or 0.0, "float32")
+        for j, layer in enumerate(_dropout_layers(self.template)):
+            if f"keep_{j}" not in values and layer.rate > 0:  # rate 0 draws no mask in Keras
+                values[f"keep_{j}"] = np.full(count, 1.0 - layer.rate, "float32")
+        return values
 
     # Training ------------------------------------------------------------------------------
     def _start(self) -> list:

@@ -171,8 +171,10 @@ class _Population(abc.ABC):
     last member is built too, to check the replay on a second seed.
     """
 
-    def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
+    def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics, members=None):
         self.configs = configs
+        # The members given; `configs` may repeat the last after them (`padded_count`).
+        self.members = len(configs) if members is None else members
         config = configs[0]
         check_same_length(x, y)
         if validation_data is None and config.validation_split > 0:
@@ -247,7 +249,8 @@ class _Population(abc.ABC):
             template.optimizer.variables
         ):
             raise ConfigError(
-                f"fit_population: model_builder({index}) built a model whose variables differ "
+                f"fit_population: model_builder({min(index, self.members - 1)}) built a model "
+                "whose variables differ "
                 "from model_builder(0)'s (layers, shapes, or a dropout layer present in one "
                 "and not the other); members may differ only in shape-free values"
             )
