@@ -27,6 +27,7 @@ load from other processes hits all alike. Ratios are against plain Keras `fit`.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import logging
 import math
@@ -98,6 +99,22 @@ def jax_scan_trainer(x: np.ndarray, y: np.ndarray, batch: int, seed: int = 0):
         return steps
 
     return run_epoch
+
+
+def compile_listener(totals: collections.Counter, programs: collections.Counter | None = None):
+    """A `jax.monitoring` duration listener: seconds and counts (`"<event> (count)"`) of
+    JAX's compile, tracing and lowering events into `totals`; with `programs`, each
+    backend compile's seconds and count under its program's name (`jit(train_member)`)."""
+
+    def listen(event: str, duration: float, fun_name: str = "", **_):
+        if "compile" in event or "trac" in event or "lower" in event:
+            totals[event] += duration
+            totals[event + " (count)"] += 1
+            if programs is not None and event.endswith("backend_compile_duration"):
+                programs[fun_name] += duration
+                programs[fun_name + " (count)"] += 1
+
+    return listen
 
 
 def device_name() -> str:

@@ -32,6 +32,7 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+from benchmarks.fit import compile_listener  # noqa: E402
 from benchmarks.population import _builder, _configs, workload  # noqa: E402
 from keras_trainer.core.training import population  # noqa: E402
 from keras_trainer.core.training.population import fit_population  # noqa: E402
@@ -62,15 +63,6 @@ class ProgramTimer:
                 return out
 
             setattr(run, name, timed)
-
-
-def _compile_listener(totals: collections.Counter):
-    def listen(event: str, duration: float, **_):
-        if "compile" in event or "trac" in event or "lower" in event:
-            totals[event] += duration
-            totals[event + " (count)"] += 1
-
-    return listen
 
 
 def _device_ops(trace_dir: str, top: int = 12) -> list[tuple[str, float, int]]:
@@ -106,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     x, y = workload(args.samples, args.epochs)
     compiles = collections.Counter()
-    jax.monitoring.register_event_duration_secs_listener(_compile_listener(compiles))
+    jax.monitoring.register_event_duration_secs_listener(compile_listener(compiles))
     original_run = population._PopulationRun.run
     for count in args.sizes:
         configs = _configs(count, args.epochs)

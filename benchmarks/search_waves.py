@@ -16,6 +16,7 @@ then:
 
 `--workers` overrides `population_workers()` (threads training populations side by side).
 Set `XLA_FLAGS` as usual to try XLA options (for example `--xla_gpu_autotune_level=0`).
+As in the other benchmarks, `OMP_NUM_THREADS` defaults to 1 (`benchmarks/fit.py`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import time
 
 STARTED = time.perf_counter()
 
-from benchmarks.fit import device_name  # noqa: E402
+from benchmarks.fit import compile_listener, device_name  # noqa: E402
 from keras_trainer.cli import main as cli_main  # noqa: E402
 from keras_trainer.core.training import population  # noqa: E402
 
@@ -57,26 +58,6 @@ class _StampedStream:
         self.stream.flush()
 
 
-def _xla_events() -> tuple[collections.Counter, collections.Counter, collections.Counter]:
-    """Seconds and counts per compile phase, and backend compile seconds per program name."""
-    totals: collections.Counter = collections.Counter()
-    programs: collections.Counter = collections.Counter()
-    counts: collections.Counter = collections.Counter()
-    import jax
-
-    def listen(event: str, duration: float, fun_name: str = "", **_):
-        if event.startswith("/jax/core/compile/"):
-            name = event.rsplit("/", 1)[-1]
-            totals[name] += duration
-            totals[name + " count"] += 1
-            if name == "backend_compile_duration":
-                programs[fun_name] += duration
-                counts[fun_name] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    return totals, programs, counts
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="config/jit_tuned.json")
@@ -93,8 +74,12 @@ def main() -> None:
         f"backend={keras.backend.backend()} device={device_name()} "
         f"workers={population.population_workers()} XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
     )
-    jax = keras.backend.backend() == "jax"
-    totals, programs, counts = _xla_events() if jax else (collections.Counter(),) * 3
+    totals: collections.Counter = collections.Counter()
+    programs: collections.Counter = collections.Counter()
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.monitoring.register_event_duration_secs_listener(compile_listener(totals, programs))
     stream = _StampedStream(sys.stdout)
     command = ["tune", config, "--max-trials", str(args.max_trials)]
     command += ["--set", f"tuning.population_size={args.population_size}"]
@@ -121,10 +106,13 @@ def main() -> None:
         "jaxpr_to_mlir_module_duration",
         "backend_compile_duration",
     ):
-        if totals[name + " count"]:
-            print(f"  {name}: {totals[name]:.1f} s over {totals[name + ' count']} calls")
-    for name, seconds in programs.most_common(12):
-        print(f"    {name[:70]}: {counts[name]} compiles, {seconds:.1f} s")
+        event = f"/jax/core/compile/{name}"
+        if totals[event + " (count)"]:
+            print(f"  {name}: {totals[event]:.1f} s over {totals[event + ' (count)']} calls")
+    names = [name for name in programs if not name.endswith(" (count)")]
+    for name in sorted(names, key=programs.get, reverse=True)[:12]:
+        compiles = programs[name + " (count)"]
+        print(f"    {name[:70]}: {compiles} compiles, {programs[name]:.1f} s")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 `fit_population` trains P members that differ only in values that do not
 change a shape: the learning rate, the weight decay, dropout rates, label
 smoothing, loss weights, the seed (initial weights, dropout masks, batch
-order), and "adam" against "adamw" (Keras' AdamW is its Adam with a weight decay). Every member is exactly the run `fit` would make alone with its own
+order), and "adam" against "adamw" (Keras' AdamW is its Adam with a weight
+decay). Every member is exactly the run `fit` would make alone with its own
 config: its own optimizer state, history, early stopping with best weights;
 a member that stops early is frozen while the others go on.
 
