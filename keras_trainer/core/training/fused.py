@@ -39,7 +39,7 @@ import json
 import logging
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import keras
@@ -642,8 +642,6 @@ class _TorchLoop:
         for real, so the model, optimizer, metric and random-number states are
         put back after each.
         """
-        from torch.fx.experimental.proxy_tensor import make_fx
-
         torch = self.torch
         refusals: list[str] = []
 
@@ -669,7 +667,7 @@ class _TorchLoop:
                 restore()
 
         try:
-            graph = make_fx(step)(rows[0], *arrays)
+            graph = _traced_graph(step, rows[0], *arrays)
             graph.graph.eliminate_dead_code()  # the step's logs: nothing reads them
             graph.recompile()
         except Exception as error:  # noqa: BLE001 - an untraceable step runs eagerly
@@ -787,6 +785,22 @@ class _TorchLoop:
             captured["index"].zero_()
             graphs[n].replay()
             start += n
+
+
+def _traced_graph(step: Callable, *args):
+    """`make_fx(step)(*args)`: the ATen operations `step` runs on `args`, as a graph.
+
+    `make_fx` records each operation's output metadata as a fake tensor, and for a
+    real tensor it makes a new `FakeTensorMode` each time (about 40 % of tracing a
+    64-member population step); one mode for the whole trace, through the tracing
+    context it looks in first, gives the same graph.
+    """
+    from torch._guards import TracingContext, tracing
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    with tracing(TracingContext(FakeTensorMode(allow_fallback_kernels=True))):
+        return make_fx(step)(*args)
 
 
 def _first_line(error: BaseException) -> str:

@@ -61,7 +61,7 @@ import keras
 import numpy as np
 
 from keras_trainer.config import TrainingConfig
-from keras_trainer.core.training.fused import _traceable_step
+from keras_trainer.core.training.fused import _traceable_step, _traced_graph
 from keras_trainer.core.training.population_members import (
     PopulationMember,
     _Population,
@@ -393,12 +393,10 @@ class TorchPopulationRun(_Population):
         if planned < self.TRACE_AFTER_STEPS or not self.eager_steps[key]:
             self.eager_steps[key] += 1
             return self._eager_step
-        from torch.fx.experimental.proxy_tensor import make_fx
-
         torch = self.torch
         step: Callable = self._eager_step
         try:
-            graph = make_fx(self._eager_step)(*args)
+            graph = _traced_graph(self._eager_step, *args)
             same = map(
                 torch.equal,
                 keras.tree.flatten(self._eager_step(*args)),
