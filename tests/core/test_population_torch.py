@@ -68,12 +68,40 @@ def test_dropout_trains_one_after_another_and_says_why(rng, monkeypatch, caplog)
     assert len(reasons) == 1 and "Dropout" in reasons[0] and "draws random numbers" in reasons[0]
 
 
+class _SignBranch(keras.layers.Layer):
+    """Branches in Python on a tensor's value, which torch.func.vmap refuses."""
+
+    def call(self, inputs):
+        return inputs if bool(keras.ops.sum(inputs) > 0) else -inputs
+
+
+def test_a_step_vmap_refuses_trains_one_after_another_and_says_why(rng, monkeypatch, caplog):
+    calls = []
+
+    def sequential(*args, **kwargs):
+        calls.append(len(args[3]))
+        return _sequential(*args, **kwargs)
+
+    def builder(index):
+        inputs = keras.Input((12,))
+        return keras.Model(inputs, keras.layers.Dense(5)(_SignBranch()(inputs)))
+
+    monkeypatch.setattr(population_torch, "_sequential", sequential)
+    x, y = toy_data(rng)
+    configs = [config.replace(epochs=1) for config in _configs()]
+    with caplog.at_level(logging.INFO, logger="keras_trainer.fit"):
+        members = fit_population(builder, x[:64], y[:64], configs)
+    assert calls == [3] and [len(m.history.history["loss"]) for m in members] == [1, 1, 1]
+    reasons = [r.getMessage() for r in caplog.records if "one after another" in r.getMessage()]
+    assert len(reasons) == 1 and "torch.func cannot batch the training step" in reasons[0]
+
+
 def test_the_batched_step_is_traced_once_per_batch_shape(rng, monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(population_torch.TorchPopulationRun, "TRACE_AFTER_STEPS", 2)
     # 48 training rows at batch 32, 2 epochs: one full batch and a last one of 16 rows
-    # per epoch, 2 steps of each shape planned; each runs one eager step (the full
-    # batch's in the probe) and is traced at its second.
+    # per epoch, 2 steps of each shape planned; each runs one eager step (in the first
+    # epoch) and is traced at its second.
     x, y = toy_data(rng)
     configs = [c.replace(epochs=2, validation_split=0.0) for c in _configs()]
     run = population_torch.TorchPopulationRun(

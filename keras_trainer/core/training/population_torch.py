@@ -43,9 +43,9 @@ path explicitly, so there is nothing to refuse. The reasons:
   Dropout layers with rate 0 draw nothing and take the batched path;
 * mixed-precision loss scaling and gradient accumulation, whose Keras
   implementations branch on a variable's value into branches that assign;
-* anything else the first batched step raises (`torch.func` refuses, for
-  example, data-dependent Python control flow in a custom layer): the step is
-  tried once on the first batch before training and its error is the reason.
+* anything else the batched steps raise in the first epoch (`torch.func`
+  refuses, for example, data-dependent Python control flow in a custom layer):
+  that epoch is dropped and its error is the reason.
 """
 
 from __future__ import annotations
@@ -83,14 +83,21 @@ def fit_torch_population(
     """`fit_population` on torch: batched through `torch.func`, else one after another."""
     run = TorchPopulationRun(model_builder, x, y, configs, validation_data, loss, metrics)
     reason = run.unbatched_reason()
-    if reason is not None:
-        logger.info(
-            "fit_population (torch): training the %d members one after another: %s",
-            len(configs),
-            reason,
-        )
-        return _sequential(model_builder, x, y, configs, validation_data, loss, metrics)
-    return run.run()
+    if reason is None:
+        try:
+            return run.run()
+        except _Unbatchable as error:
+            reason = str(error)
+    logger.info(
+        "fit_population (torch): training the %d members one after another: %s",
+        len(configs),
+        reason,
+    )
+    return _sequential(model_builder, x, y, configs, validation_data, loss, metrics)
+
+
+class _Unbatchable(Exception):
+    """The batched step failed in the first epoch; the message says why."""
 
 
 def _random_layer(model: keras.Model) -> Optional[keras.layers.Layer]:
@@ -179,20 +186,7 @@ class TorchPopulationRun(_Population):
             return "mixed-precision loss scaling branches on the gradients' values"
         if self.configs[0].gradient_accumulation_steps > 1:
             return "gradient accumulation branches on the step count into assignments"
-        return self._probe()
-
-    def _probe(self) -> Optional[str]:
-        """Runs one batched step on the first rows, discarding it; its error, if any."""
-        count = len(self.configs)
-        rows = np.tile(np.arange(min(self.batch_size, self.size)), (count, 1, 1))
-        try:
-            with _generic_updates(self.template.optimizer):
-                state = self._start()
-                state = self._train_epoch(state, [rows], np.ones(count, bool))
-                self._epoch_logs(state)
-        except (RuntimeError, ValueError, TypeError, NotImplementedError) as error:
-            return f"torch.func cannot batch the training step ({_one_line(error)})"
-        return None
+        return None  # what else torch.func refuses shows in the first epoch (`run`)
 
     # The member step, batched by vmap --------------------------------------------------------
     def _forward(self, trainable, non_trainable, metrics_values, x, y, training: bool):
@@ -438,6 +432,7 @@ class TorchPopulationRun(_Population):
                         )
                 val_logs = self._results(metrics_values, state[2], self.hyper_values)
                 logs.update({f"val_{k}": v for k, v in val_logs.items() if k != "learning_rate"})
+        self.epochs_done += 1
         return {k: v.cpu().numpy() for k, v in logs.items()}
 
     def _select(self, mask: np.ndarray, new: Any, old: Any) -> Any:
@@ -448,5 +443,15 @@ class TorchPopulationRun(_Population):
         )
 
     def run(self) -> list[PopulationMember]:
+        """`_Population.run`; an error of the first epoch's batched steps raises
+        `_Unbatchable` (the members then train one after another from the start)."""
+        self.epochs_done = 0
         with _generic_updates(self.template.optimizer):
-            return super().run()
+            try:
+                return super().run()
+            except (RuntimeError, ValueError, TypeError, NotImplementedError) as error:
+                if self.epochs_done:
+                    raise
+                raise _Unbatchable(
+                    f"torch.func cannot batch the training step ({_one_line(error)})"
+                ) from error
