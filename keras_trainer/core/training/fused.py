@@ -827,7 +827,7 @@ def _data_dependent_shape(torch, func, args) -> bool:
 
 
 @contextlib.contextmanager
-def _traceable_step(torch, refusals: list):
+def _traceable_step(torch, refusals: list, tracing: bool = True):
     """What a traced step needs: no Python reads of tensor values, `cond` as a select.
 
     A traced step replays its operations, not the Python around them: a branch
@@ -839,7 +839,9 @@ def _traceable_step(torch, refusals: list):
     learning-rate warm-up) computes both and selects with `torch.where`, the value
     the taken branch gives; one whose branches write to a tensor fails the trace.
     Each refusal's reason is appended to `refusals` (Keras rewraps the errors
-    raised inside a layer).
+    raised inside a layer). With `tracing` false only `cond` is changed: a step run
+    eagerly under `vmap` needs the select, not the refusals, whose Python hook on
+    every operation costs more than a small step's arithmetic.
     """
     from keras.src.backend.torch import core as torch_core
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -878,7 +880,7 @@ def _traceable_step(torch, refusals: list):
 
     torch_core.cond = cond
     try:
-        with Refusing():
+        with Refusing() if tracing else contextlib.nullcontext():
             yield
     finally:
         torch_core.cond = eager_cond

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -364,10 +365,10 @@ class TorchPopulationRun(_Population):
         # Copies: the graph's buffers change with its next replay; the caller keeps states.
         return keras.tree.map_structure(self.torch.clone, captured["state"])
 
-    def _eager_step(self, *args) -> list:
+    def _eager_step(self, *args, tracing: bool = False) -> list:
         # Keras' torch `ops.cond` branches in Python, which vmap refuses on a member's
         # value; inside, a cond that only computes (a warm-up schedule) is a select.
-        with _traceable_step(self.torch, []):
+        with _traceable_step(self.torch, [], tracing):
             return self._batched_step(*args)
 
     def _step_for(self, args: tuple, planned: int) -> Callable:
@@ -390,7 +391,7 @@ class TorchPopulationRun(_Population):
         torch = self.torch
         step: Callable = self._eager_step
         try:
-            graph = _traced_graph(self._eager_step, *args)
+            graph = _traced_graph(functools.partial(self._eager_step, tracing=True), *args)
             same = map(
                 torch.equal,
                 keras.tree.flatten(self._eager_step(*args)),
@@ -418,7 +419,7 @@ class TorchPopulationRun(_Population):
     def _epoch_logs(self, state: list) -> dict:
         torch = self.torch
         # A warm-up schedule's cond, as in `_eager_step`.
-        with torch.no_grad(), _traceable_step(torch, []):
+        with torch.no_grad(), _traceable_step(torch, [], tracing=False):
             logs = self._results(state[3], state[2], self.hyper_values)
             if self.device_validation is not None:
                 metrics_values = self.fresh_metrics
