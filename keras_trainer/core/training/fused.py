@@ -795,11 +795,16 @@ def _traced_graph(step: Callable, *args):
     64-member population step); one mode for the whole trace, through the tracing
     context it looks in first, gives the same graph.
     """
-    from torch._guards import TracingContext, tracing
-    from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    with tracing(TracingContext(FakeTensorMode(allow_fallback_kernels=True))):
+    try:
+        from torch._guards import TracingContext, tracing
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        context = tracing(TracingContext(FakeTensorMode(allow_fallback_kernels=True)))
+    except (ImportError, AttributeError, TypeError):  # torch moved them: a slower trace
+        context = contextlib.nullcontext()
+    with context:
         return make_fx(step)(*args)
 
 
