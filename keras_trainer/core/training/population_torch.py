@@ -145,10 +145,11 @@ class TorchPopulationRun(_Population):
     """The torch population: stacked states, one `vmap`ped step per batch."""
 
     # Steps of a batch shape a run must plan for its step to be traced. Tracing costs
-    # about 25 eager steps (64 seed-MLP members on the 2-core CPU: eager 27 ms a step,
-    # traced 7 ms, the trace 0.56 s), so short runs never pay for it; longer ones trace
-    # at the shape's second step (the first warms up), not after waiting 32 steps
-    # (1 s of eager steps for 64 members on an H100, against a 0.7 s trace).
+    # about 25 eager steps (64 seed-MLP members on the 2-core CPU: eager 9 ms a step,
+    # the trace 0.21 s; on a GPU the traced step becomes a CUDA graph replayed in well
+    # under a millisecond), so short runs never pay for it; longer ones trace at the
+    # shape's second step (the first warms up), not after waiting 32 steps (1 s of
+    # eager steps for 64 members on an H100).
     TRACE_AFTER_STEPS = 32
 
     def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
