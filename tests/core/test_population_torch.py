@@ -7,7 +7,7 @@ import pytest
 
 from keras_trainer.config import ModelConfig
 from keras_trainer.core.building.models import build_model
-from keras_trainer.core.training import population_torch
+from keras_trainer.core.training import fused, population_torch
 from keras_trainer.core.training.population import fit_population
 from keras_trainer.core.training.population_members import _sequential
 from tests.core.test_population import (
@@ -117,3 +117,23 @@ def test_the_batched_step_is_traced_once_per_batch_shape(rng, monkeypatch):
     run.run()
     assert sorted(key[0][:2] for key in run.steps) == [(3, 16), (3, 32)]
     assert all(isinstance(step, torch.fx.GraphModule) for step in run.steps.values())
+
+
+def test_eager_batched_steps_run_without_the_refusal_hook(rng, monkeypatch):
+    # The hook that refuses what a trace cannot replay runs Python on every operation;
+    # steps that are not traced need only `cond` as a select.
+    checked = []
+    original = fused._data_dependent_shape
+    monkeypatch.setattr(
+        fused, "_data_dependent_shape", lambda *args: checked.append(args[1]) or original(*args)
+    )
+    x, y = toy_data(rng)
+    configs = [c.replace(epochs=1) for c in _configs()]
+    builder = lambda index: build_model(ModelConfig(output_dim=5, dropout=0.0), (12,))  # noqa: E731
+    run = population_torch.TorchPopulationRun(builder, x[:48], y[:48], configs, None, None, None)
+    run.run()
+    assert sum(run.eager_steps.values()) == 2 and not run.steps and checked == []
+    monkeypatch.setattr(population_torch.TorchPopulationRun, "TRACE_AFTER_STEPS", 1)
+    traced = population_torch.TorchPopulationRun(builder, x, y, configs, None, None, None)
+    traced.run()
+    assert traced.steps and checked  # the trace still refuses what it cannot replay
