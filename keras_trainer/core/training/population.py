@@ -353,16 +353,7 @@ class _PopulationRun(_Population):
         self.jax, self.jnp = jax, jnp
         count = len(configs)
         padded = list(configs) + [configs[-1]] * (padded_count(count) - count)
-        super().__init__(
-            lambda index: model_builder(min(index, count - 1)),
-            x,
-            y,
-            padded,
-            validation_data,
-            loss,
-            metrics,
-            members=count,
-        )
+        super().__init__(model_builder, x, y, padded, validation_data, loss, metrics, members=count)
         self.programs = _Programs.checkout(self)
         programs = self.programs
         self._train, self._test, self._results = programs.train, programs.test, programs.results

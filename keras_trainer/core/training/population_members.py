@@ -190,7 +190,14 @@ class _Population(abc.ABC):
         first_batch = tuple(np.asarray(a)[: config.batch_size] for a in self.train)
         self.builds = [
             functools.partial(
-                _build_member, model_builder, index, member, loss, metrics, total_steps, first_batch
+                _build_member,
+                model_builder,
+                self._builder_index(index),
+                member,
+                loss,
+                metrics,
+                total_steps,
+                first_batch,
             )
             for index, member in enumerate(configs)
         ]
@@ -243,13 +250,17 @@ class _Population(abc.ABC):
                 self.models[index] = self.builds[index]()
                 self._check_fingerprint(index, self.models[index])
 
+    def _builder_index(self, index: int) -> int:
+        """The `model_builder` index of member `index`: padded members repeat the last."""
+        return min(index, self.members - 1)
+
     def _check_fingerprint(self, index: int, model: keras.Model) -> None:
         template = self.template
         if model_fingerprint(model) != self.fingerprint or len(model.optimizer.variables) != len(
             template.optimizer.variables
         ):
             raise ConfigError(
-                f"fit_population: model_builder({min(index, self.members - 1)}) built a model "
+                f"fit_population: model_builder({self._builder_index(index)}) built a model "
                 "whose variables differ "
                 "from model_builder(0)'s (layers, shapes, or a dropout layer present in one "
                 "and not the other); members may differ only in shape-free values"
