@@ -31,8 +31,8 @@ def test_members_train_batched_and_equal_solo_runs(rng, monkeypatch, schedule, b
     # schedule, whose warm-up `ops.cond` runs as a select; batch normalization's moving
     # statistics are per-member non-trainable state.
     monkeypatch.setattr(population_torch, "_sequential", _refuse_sequential)
-    # An eager step of each batch shape first, then the traced step: both give each
-    # member its solo run.
+    # Each batch shape's first step runs eagerly (the trace's check), the rest traced:
+    # both give each member its solo run.
     monkeypatch.setattr(population_torch.TorchPopulationRun, "TRACE_AFTER_STEPS", 3)
 
     def builder(index):
@@ -100,8 +100,8 @@ def test_the_batched_step_is_traced_once_per_batch_shape(rng, monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(population_torch.TorchPopulationRun, "TRACE_AFTER_STEPS", 2)
     # 48 training rows at batch 32, 2 epochs: one full batch and a last one of 16 rows
-    # per epoch, 2 steps of each shape planned; each runs one eager step (in the first
-    # epoch) and is traced at its second.
+    # per epoch, 2 steps of each shape planned; each is traced at its first step (in
+    # the first epoch), checked against that step run eagerly.
     x, y = toy_data(rng)
     configs = [c.replace(epochs=2, validation_split=0.0) for c in _configs()]
     run = population_torch.TorchPopulationRun(
@@ -114,9 +114,20 @@ def test_the_batched_step_is_traced_once_per_batch_shape(rng, monkeypatch):
         None,
     )
     assert run.unbatched_reason() is None
+    eager = []  # the batch sizes of steps run eagerly, not traced
+    original = run._eager_step
+
+    def counted(*args, tracing=False):
+        if not tracing:
+            eager.append(args[1][0].shape[1])
+        return original(*args, tracing=tracing)
+
+    run._eager_step = counted
     run.run()
     assert sorted(key[0][:2] for key in run.steps) == [(3, 16), (3, 32)]
     assert all(isinstance(step, torch.fx.GraphModule) for step in run.steps.values())
+    # One eager step per shape, the trace's check, which is that step: no other.
+    assert sorted(eager) == [16, 32]
 
 
 def test_eager_batched_steps_run_without_the_refusal_hook(rng, monkeypatch):

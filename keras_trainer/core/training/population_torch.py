@@ -14,7 +14,7 @@ plain learning rate is an optimizer variable, stacked like the others.
 Running that step eagerly costs Keras' Python code and vmap's batching rules for
 every operation, far more than the arithmetic of small members; so, as the fused
 engine does for a solo run, a batch shape's step is traced into a graph of ATen
-operations (`make_fx`) at its second step, where the run will take at least
+operations (`make_fx`) at its first step, where the run will take at least
 `TRACE_AFTER_STEPS` steps of that shape, and replayed, if the replay gives bit
 for bit what the eager step gives (else it runs eagerly, and a log line says
 why). On a CUDA device the traced step, with
@@ -148,8 +148,8 @@ class TorchPopulationRun(_Population):
     # about 25 eager steps (64 seed-MLP members on the 2-core CPU: eager 9 ms a step,
     # the trace 0.21 s; on a GPU the traced step becomes a CUDA graph replayed in well
     # under a millisecond), so short runs never pay for it; longer ones trace at the
-    # shape's second step (the first warms up), not after waiting 32 steps (1 s of
-    # eager steps for 64 members on an H100).
+    # shape's first step, whose eager run is the trace's check, not after waiting 32
+    # steps (1 s of eager steps for 64 members on an H100).
     TRACE_AFTER_STEPS = 32
 
     def __init__(self, model_builder, x, y, configs, validation_data, loss, metrics):
@@ -168,7 +168,8 @@ class TorchPopulationRun(_Population):
         self.steps: dict[tuple, Callable] = {}  # batch shapes -> the traced (or eager) step
         self.graphs: dict[tuple, Optional[dict]] = {}  # (members, rows) -> its CUDA graph
         self.graph_failure: Optional[str] = None
-        self.eager_steps: collections.Counter = collections.Counter()  # batch shapes -> steps
+        # batch shapes -> steps run eagerly (a trace's check included)
+        self.eager_steps: collections.Counter = collections.Counter()
         self._test_step = torch.func.vmap(self._member_test, in_dims=(0, 0, 0, None, 0))
         self._results = torch.func.vmap(self._member_results)
 
@@ -284,8 +285,7 @@ class TorchPopulationRun(_Population):
                         state = self._replay(captured, part[:, step:], state, mask)
                         break
                     batch = self._gather(self.device_train, part[:, step])
-                    args = (state, batch, self.hyper_values, mask)
-                    state = self._step_for(args, planned)(*args)
+                    state = self._step((state, batch, self.hyper_values, mask), planned)
                     step += 1
         return state
 
@@ -303,7 +303,7 @@ class TorchPopulationRun(_Population):
             return None
         shape = tuple(batch_rows.shape)
         if shape not in self.graphs:
-            # The shapes `_step_for` keys its steps by: the gathered batch's.
+            # The shapes `_step` keys its steps by: the gathered batch's.
             key = tuple(shape + tuple(a.shape[1:]) for a in keras.tree.flatten(self.device_train))
             step = self.steps.get(key)
             if step is None or step == self._eager_step:
@@ -372,46 +372,44 @@ class TorchPopulationRun(_Population):
         with _traceable_step(self.torch, [], tracing):
             return self._batched_step(*args)
 
-    def _step_for(self, args: tuple, planned: int) -> Callable:
-        """The step for these batch shapes: eager at first; where the run plans at least
-        `TRACE_AFTER_STEPS` steps of them, traced at the second into a graph of ATen
-        operations.
+    def _step(self, args: tuple, planned: int) -> list:
+        """One batched step on these batch shapes: eager, or where the run plans at least
+        `TRACE_AFTER_STEPS` steps of them, traced at the first into a graph of ATen
+        operations and replayed from then on.
 
         The batched step runs Keras' Python layer, loss, metric and optimizer code
         and vmap's batching rules for every operation, which costs far more than the
-        arithmetic of small members on a CPU (the fused engine traces its steps for
-        the same reason). `make_fx` records the operations once per batch shape; the
-        graph is kept only if it gives bit for bit what the eager step gives.
+        arithmetic of small members (the fused engine traces its steps for the same
+        reason). `make_fx` records the operations once per batch shape; the graph is
+        kept only if it gives bit for bit what the eager step gives, whose result is
+        this step's.
         """
         key = tuple(tuple(t.shape) for t in keras.tree.flatten(args[1]))
-        if key in self.steps:
-            return self.steps[key]
-        if planned < self.TRACE_AFTER_STEPS or not self.eager_steps[key]:
-            self.eager_steps[key] += 1
-            return self._eager_step
+        step = self.steps.get(key)
+        if step is not None:
+            return step(*args)
+        self.eager_steps[key] += 1
+        if planned < self.TRACE_AFTER_STEPS:
+            return self._eager_step(*args)
         torch = self.torch
-        step: Callable = self._eager_step
+        self.steps[key] = self._eager_step
         try:
             graph = _traced_graph(functools.partial(self._eager_step, tracing=True), *args)
-            same = map(
-                torch.equal,
-                keras.tree.flatten(self._eager_step(*args)),
-                keras.tree.flatten(graph(*args)),
-            )
-            if all(same):
-                step = graph
-            else:
-                logger.info(
-                    "fit_population (torch): the traced step gives other numbers than the "
-                    "eager one; running it eagerly"
-                )
         except Exception as error:  # noqa: BLE001 - an untraceable step runs eagerly
             logger.info(
                 "fit_population (torch): cannot trace the batched step (%s); running it eagerly",
                 _one_line(error),
             )
-        self.steps[key] = step
-        return step
+            return self._eager_step(*args)
+        new = self._eager_step(*args)
+        if all(map(torch.equal, keras.tree.flatten(new), keras.tree.flatten(graph(*args)))):
+            self.steps[key] = graph
+        else:
+            logger.info(
+                "fit_population (torch): the traced step gives other numbers than the "
+                "eager one; running it eagerly"
+            )
+        return new
 
     def _member_results(self, metrics_values: list, optimizer_values: list, hyper: dict) -> dict:
         with self._patched(hyper):
