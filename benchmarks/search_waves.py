@@ -1,7 +1,7 @@
 """Where a population search's time goes: `keras-trainer tune` timed by phase.
 
     KERAS_BACKEND=jax python benchmarks/search_waves.py [--config config/jit_tuned.json] \
-        [--max-trials 1000] [--population-size auto] [--workers N]
+        [--max-trials 1000] [--population-size auto] [--workers N] [--set KEY=VALUE ...]
 
 Runs `keras-trainer tune CONFIG --max-trials N --set tuning.population_size=SIZE` in this
 process, in a temporary folder, and prints its output with the seconds since the start,
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--max-trials", type=int, default=1000)
     parser.add_argument("--population-size", default="auto")
     parser.add_argument("--workers", type=int)
+    parser.add_argument("--set", action="append", default=[], help="more KEY=VALUE overrides")
     args = parser.parse_args()
     import keras
 
@@ -83,6 +84,8 @@ def main() -> None:
     stream = _StampedStream(sys.stdout)
     command = ["tune", config, "--max-trials", str(args.max_trials)]
     command += ["--set", f"tuning.population_size={args.population_size}"]
+    for override in args.set:
+        command += ["--set", override]
     here = os.getcwd()
     with (
         tempfile.TemporaryDirectory() as folder,
