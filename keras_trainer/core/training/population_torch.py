@@ -168,7 +168,7 @@ class TorchPopulationRun(_Population):
         self.steps: dict[tuple, Callable] = {}  # batch shapes -> the traced (or eager) step
         self.graphs: dict[tuple, Optional[dict]] = {}  # (members, rows) -> its CUDA graph
         self.graph_failure: Optional[str] = None
-        # batch shapes -> steps run eagerly (a trace's check included)
+        # batch shapes -> eager steps before the shape's step was kept (a trace's check too)
         self.eager_steps: collections.Counter = collections.Counter()
         self._test_step = torch.func.vmap(self._member_test, in_dims=(0, 0, 0, None, 0))
         self._results = torch.func.vmap(self._member_results)
