@@ -148,3 +148,27 @@ def test_eager_batched_steps_run_without_the_refusal_hook(rng, monkeypatch):
     traced = population_torch.TorchPopulationRun(builder, x, y, configs, None, None, None)
     traced.run()
     assert traced.steps and checked  # the trace still refuses what it cannot replay
+
+
+def test_a_traced_step_that_fails_to_replay_runs_eagerly_still_batched(rng, monkeypatch, caplog):
+    # A failure of the trace's check is the trace's, not the batched step's: the members
+    # still train together, the step eagerly, and a log line says why.
+    monkeypatch.setattr(population_torch, "_sequential", _refuse_sequential)
+    monkeypatch.setattr(population_torch.TorchPopulationRun, "TRACE_AFTER_STEPS", 1)
+
+    def unreplayable(step, *args):
+        def graph(*args):
+            raise RuntimeError("this graph cannot replay")
+
+        return graph
+
+    monkeypatch.setattr(population_torch, "_traced_graph", unreplayable)
+    x, y = toy_data(rng)
+    configs = [c.replace(epochs=1, validation_split=0.0) for c in _configs()]
+    builder = lambda index: build_model(ModelConfig(output_dim=5, dropout=0.0), (12,))  # noqa: E731
+    run = population_torch.TorchPopulationRun(builder, x[:48], y[:48], configs, None, None, None)
+    with caplog.at_level(logging.INFO, logger="keras_trainer.fit"):
+        members = run.run()
+    assert [len(m.history.history["loss"]) for m in members] == [1, 1, 1]
+    assert run.steps and all(step == run._eager_step for step in run.steps.values())
+    assert any("this graph cannot replay" in r.getMessage() for r in caplog.records)

@@ -391,24 +391,19 @@ class TorchPopulationRun(_Population):
         self.eager_steps[key] += 1
         if planned < self.TRACE_AFTER_STEPS:
             return self._eager_step(*args)
-        torch = self.torch
-        self.steps[key] = self._eager_step
+        self.steps[key] = self._eager_step  # unless the trace below is kept
+        new = self._eager_step(*args)
         try:
             graph = _traced_graph(functools.partial(self._eager_step, tracing=True), *args)
+            replayed = graph(*args)
         except Exception as error:  # noqa: BLE001 - an untraceable step runs eagerly
-            logger.info(
-                "fit_population (torch): cannot trace the batched step (%s); running it eagerly",
-                _one_line(error),
-            )
-            return self._eager_step(*args)
-        new = self._eager_step(*args)
-        if all(map(torch.equal, keras.tree.flatten(new), keras.tree.flatten(graph(*args)))):
-            self.steps[key] = graph
+            reason = f"cannot trace the batched step ({_one_line(error)})"
         else:
-            logger.info(
-                "fit_population (torch): the traced step gives other numbers than the "
-                "eager one; running it eagerly"
-            )
+            if all(map(self.torch.equal, keras.tree.flatten(new), keras.tree.flatten(replayed))):
+                self.steps[key] = graph
+                return new
+            reason = "the traced step gives other numbers than the eager one"
+        logger.info("fit_population (torch): %s; running it eagerly", reason)
         return new
 
     def _member_results(self, metrics_values: list, optimizer_values: list, hyper: dict) -> dict:
