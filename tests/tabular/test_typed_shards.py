@@ -79,7 +79,11 @@ def test_streamed_state_equals_the_in_memory_state_on_the_same_rows():
         assert streamed[name] == whole[name]  # vocabulary, binary values, fills: exact
     for name in ("tenure", "spend"):
         for key in ("mean", "std", "fill", "offset"):
-            assert streamed[name].get(key) == pytest.approx(whole[name].get(key), rel=1e-9)
+            expected = whole[name].get(key)
+            if expected is None:  # pytest 9.2's approx refuses None
+                assert streamed[name].get(key) is None
+            else:
+                assert streamed[name].get(key) == pytest.approx(expected, rel=1e-9)
         assert set(streamed[name]) == set(whole[name])
 
 
